@@ -1,0 +1,554 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Lifecycle sensor: exec, fork, exit (whole thread group), reap, and optionally failed execs.
+ * BTF tracepoints only (no kprobes on this kernel, and tp_btf needs no tracefs). Every
+ * emitted record is counted as generated first; every ring failure is counted as lost. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "lifecycle.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define SIGNAL_GROUP_EXIT 0x00000004
+
+/* Load-time configuration (libbpf-tools habit). */
+const volatile __u32 args_cap = 4096;      /* bytes of argv copied, <= PT_ARGS_MAX */
+const volatile __u32 filename_cap = 1024;  /* bytes of filename copied, <= PT_FILENAME_MAX */
+const volatile bool emit_threads = false;  /* emit fork records for threads too */
+const volatile __u32 wakeup_mode = 0;      /* 0: wake only a sleeping consumer; 1: kernel adaptive */
+const volatile __u64 page_kb = 4;          /* page size in KiB, set from user space */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} pt_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pt_counters);
+} pt_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} pt_seq SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct pt_ring_ctl);
+} pt_ring_ctl SEC(".maps");
+
+/* Exec records have a variable tail, built here then copied with bpf_ringbuf_output.
+ * A plain array indexed by CPU: the value is larger than per-CPU maps allow.
+ * max_entries is set to the number of possible CPUs at load. */
+struct exec_scratch {
+	struct pt_exec rec;
+	char tail[PT_ARGS_MAX + PT_FILENAME_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct exec_scratch);
+} pt_scratch SEC(".maps");
+
+/* Group exit time per tgid: dedupes racing last-thread exits and gives reap its exit_ns. */
+struct exit_mark {
+	__u64 start_ns;
+	__u64 exit_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct exit_mark);
+} pt_exits SEC(".maps");
+
+/* execve filename at syscall entry, per tid, for the optional exec_failed records. */
+struct exec_arg {
+	char filename[256];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct exec_arg);
+} pt_exec_args SEC(".maps");
+
+static const __u32 zero = 0;
+
+static __always_inline struct pt_counters *counters(void)
+{
+	return bpf_map_lookup_elem(&pt_counters, &zero);
+}
+
+static __always_inline void count_generated(__u8 op)
+{
+	struct pt_counters *c = counters();
+
+	if (c && op < PT_OP_MAX)
+		__sync_fetch_and_add(&c->generated[op], 1);
+}
+
+static __always_inline void count_lost(__u8 op)
+{
+	struct pt_counters *c = counters();
+
+	if (c && op < PT_OP_MAX)
+		__sync_fetch_and_add(&c->lost_reserve[op], 1);
+}
+
+static __always_inline __u64 next_seq(void)
+{
+	__u64 *s = bpf_map_lookup_elem(&pt_seq, &zero);
+
+	if (!s)
+		return 0;
+	return __sync_fetch_and_add(s, 1);
+}
+
+static __always_inline bool consumer_sleeping(void)
+{
+	struct pt_ring_ctl *ctl = bpf_map_lookup_elem(&pt_ring_ctl, &zero);
+
+	return ctl && *(volatile __u32 *)&ctl->consumer_sleeping;
+}
+
+/* Waking a consumer costs ~18 us of BPF time per record, so wake only one that sleeps. A
+ * producer that saw it awake re-checks after its commit (the commit is a full barrier, and
+ * the consumer sets the flag before its last drain), and wakes it with an empty discard. */
+static __always_inline __u64 submit_flags(void)
+{
+	if (wakeup_mode == 1)
+		return 0;
+	return consumer_sleeping() ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void wake_if_sleeping(__u64 flags_used)
+{
+	void *p;
+
+	if (wakeup_mode == 1 || flags_used == BPF_RB_FORCE_WAKEUP || !consumer_sleeping())
+		return;
+	p = bpf_ringbuf_reserve(&pt_events, 8, 0);
+	if (p)
+		bpf_ringbuf_discard(p, BPF_RB_FORCE_WAKEUP);
+}
+
+static __always_inline void fill_hdr(struct pt_hdr *h, __u8 op, __u32 size, __u8 flags)
+{
+	h->ktime_ns = bpf_ktime_get_boot_ns();
+	h->seq = next_seq();
+	h->size = size;
+	h->cpu = bpf_get_smp_processor_id();
+	h->op = op;
+	h->flags = flags;
+}
+
+/* Reserve a fixed-size record; counts generated and lost. */
+#define RESERVE(ptr, type, op)                                      \
+	do {                                                        \
+		count_generated(op);                                \
+		ptr = bpf_ringbuf_reserve(&pt_events, sizeof(type), 0); \
+		if (!ptr) {                                         \
+			count_lost(op);                             \
+			return 0;                                   \
+		}                                                   \
+		fill_hdr(&ptr->hdr, op, sizeof(type), 0);           \
+	} while (0)
+
+#define SUBMIT(ptr)                                     \
+	do {                                            \
+		__u64 __f = submit_flags();             \
+		bpf_ringbuf_submit(ptr, __f);           \
+		wake_if_sleeping(__f);                  \
+	} while (0)
+
+static __always_inline __u64 leader_start(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, group_leader, start_boottime);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct exec_scratch *s;
+	struct pt_exec *e;
+	struct task_struct *parent;
+	struct mm_struct *mm;
+	__u64 arg_start, arg_end, full, uid_gid, flags;
+	__u32 alen = 0, fcap = filename_cap, acap = args_cap;
+	long n;
+	__u8 rflags = 0;
+
+	count_generated(PT_OP_EXEC);
+	s = bpf_map_lookup_elem(&pt_scratch, &cpu);
+	if (!s) {
+		count_lost(PT_OP_EXEC);
+		return 0;
+	}
+	e = &s->rec;
+	parent = BPF_CORE_READ(p, real_parent);
+	uid_gid = bpf_get_current_uid_gid();
+
+	e->start_ns = BPF_CORE_READ(p, start_boottime);
+	e->parent_start_ns = leader_start(parent);
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->pid = BPF_CORE_READ(p, tgid);
+	e->old_tid = old_pid;
+	e->ppid = BPF_CORE_READ(parent, tgid);
+	e->uid = (__u32)uid_gid;
+	e->gid = uid_gid >> 32;
+	e->euid = BPF_CORE_READ(p, cred, euid.val);
+	e->pad0 = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+
+	/* argv as the new image sees it: mm->arg_start..arg_end, never syscall-entry pointers. */
+	mm = BPF_CORE_READ(p, mm);
+	arg_start = BPF_CORE_READ(mm, arg_start);
+	arg_end = BPF_CORE_READ(mm, arg_end);
+	full = arg_end > arg_start ? arg_end - arg_start : 0;
+	if (acap > PT_ARGS_MAX)
+		acap = PT_ARGS_MAX;
+	alen = full < acap ? full : acap;
+	if (full > alen)
+		rflags |= PT_F_ARGS_TRUNCATED;
+	if (alen > PT_ARGS_MAX)
+		alen = PT_ARGS_MAX;
+	if (alen && bpf_probe_read_user(s->tail, alen, (void *)arg_start)) {
+		rflags |= PT_F_ARGS_FAULT;
+		alen = 0;
+	}
+	e->args_len = alen;
+	e->args_full_len = full > 0xffffffffULL ? 0xffffffff : full;
+
+	if (fcap > PT_FILENAME_MAX)
+		fcap = PT_FILENAME_MAX;
+	if (alen > PT_ARGS_MAX) /* re-bound for the verifier */
+		return 0;
+	n = bpf_probe_read_kernel_str(s->tail + alen, fcap, BPF_CORE_READ(bprm, filename));
+	if (n <= 0) {
+		n = 0;
+	} else {
+		n -= 1; /* drop the NUL */
+		if (n == fcap - 1)
+			rflags |= PT_F_FILENAME_TRUNCATED;
+	}
+	e->filename_len = n;
+
+	__u64 size = sizeof(*e) + alen + n;
+	if (size > sizeof(*s))
+		return 0;
+	fill_hdr(&e->hdr, PT_OP_EXEC, size, rflags);
+	flags = submit_flags();
+	if (bpf_ringbuf_output(&pt_events, s, size, flags)) {
+		struct pt_counters *c = counters();
+
+		count_lost(PT_OP_EXEC);
+		if (c)
+			__sync_fetch_and_add(&c->seq_burned, 1);
+		return 0;
+	}
+	wake_if_sleeping(flags);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct pt_fork *e;
+	struct task_struct *owner;
+	__u32 pid = BPF_CORE_READ(child, tgid), tid = BPF_CORE_READ(child, pid);
+	bool thread = pid != tid;
+
+	if (thread) {
+		struct pt_counters *c = counters();
+
+		if (c)
+			__sync_fetch_and_add(&c->thread_forks, 1);
+		if (!emit_threads)
+			return 0;
+	}
+	RESERVE(e, struct pt_fork, PT_OP_FORK);
+	/* A thread belongs to its process; a process child to its real parent (CLONE_PARENT aware). */
+	owner = thread ? parent : BPF_CORE_READ(child, real_parent);
+	e->child_start_ns = BPF_CORE_READ(child, start_boottime);
+	e->parent_start_ns = leader_start(owner);
+	e->child_pid = pid;
+	e->child_tid = tid;
+	e->parent_pid = BPF_CORE_READ(owner, tgid);
+	e->parent_tid = BPF_CORE_READ(parent, pid);
+	BPF_CORE_READ_STR_INTO(&e->comm, child, comm);
+	if (thread)
+		e->hdr.flags |= PT_F_THREAD;
+	SUBMIT(e);
+	return 0;
+}
+
+struct usage {
+	__u64 cpu_ns, utime, stime, minflt, majflt, nvcsw, nivcsw;
+	__u64 read_bytes, write_bytes, rchar, wchar;
+};
+
+static __always_inline void add_task_usage(struct usage *u, struct task_struct *t)
+{
+	u->cpu_ns += BPF_CORE_READ(t, se.sum_exec_runtime);
+	u->utime += BPF_CORE_READ(t, utime);
+	u->stime += BPF_CORE_READ(t, stime);
+	u->minflt += BPF_CORE_READ(t, min_flt);
+	u->majflt += BPF_CORE_READ(t, maj_flt);
+	u->nvcsw += BPF_CORE_READ(t, nvcsw);
+	u->nivcsw += BPF_CORE_READ(t, nivcsw);
+	if (bpf_core_field_exists(t->ioac)) {
+		u->read_bytes += BPF_CORE_READ(t, ioac.read_bytes);
+		u->write_bytes += BPF_CORE_READ(t, ioac.write_bytes);
+		u->rchar += BPF_CORE_READ(t, ioac.rchar);
+		u->wchar += BPF_CORE_READ(t, ioac.wchar);
+	}
+}
+
+static __always_inline void add_signal_usage(struct usage *u, struct signal_struct *s)
+{
+	u->cpu_ns += BPF_CORE_READ(s, sum_sched_runtime);
+	u->utime += BPF_CORE_READ(s, utime);
+	u->stime += BPF_CORE_READ(s, stime);
+	u->minflt += BPF_CORE_READ(s, min_flt);
+	u->majflt += BPF_CORE_READ(s, maj_flt);
+	u->nvcsw += BPF_CORE_READ(s, nvcsw);
+	u->nivcsw += BPF_CORE_READ(s, nivcsw);
+	if (bpf_core_field_exists(s->ioac)) {
+		u->read_bytes += BPF_CORE_READ(s, ioac.read_bytes);
+		u->write_bytes += BPF_CORE_READ(s, ioac.write_bytes);
+		u->rchar += BPF_CORE_READ(s, ioac.rchar);
+		u->wchar += BPF_CORE_READ(s, ioac.wchar);
+	}
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit, struct task_struct *p)
+{
+	struct signal_struct *sig = BPF_CORE_READ(p, signal);
+	struct task_struct *leader = BPF_CORE_READ(p, group_leader);
+	struct exit_mark mark = {}, *old;
+	struct usage u = {};
+	struct pt_exit *e;
+	__u32 pid = BPF_CORE_READ(p, tgid);
+	__u64 now = bpf_ktime_get_boot_ns();
+	int code;
+
+	/* Only the last live thread ends the process; the rest are counted as thread exits. */
+	if (BPF_CORE_READ(sig, live.counter) != 0) {
+		struct pt_counters *c = counters();
+
+		if (c)
+			__sync_fetch_and_add(&c->thread_exits, 1);
+		return 0;
+	}
+	mark.start_ns = BPF_CORE_READ(leader, start_boottime);
+	mark.exit_ns = now;
+	/* Two threads exiting together can both see live == 0; the first to mark the tgid wins. */
+	old = bpf_map_lookup_elem(&pt_exits, &pid);
+	if (old && old->start_ns == mark.start_ns) {
+		struct pt_counters *c = counters();
+
+		if (c)
+			__sync_fetch_and_add(&c->thread_exits, 1);
+		return 0;
+	}
+	bpf_map_update_elem(&pt_exits, &pid, &mark, BPF_ANY);
+
+	RESERVE(e, struct pt_exit, PT_OP_EXIT);
+	add_signal_usage(&u, sig);
+	add_task_usage(&u, p);
+	if (leader != p) /* a leader that exited early is folded into signal only at reap */
+		add_task_usage(&u, leader);
+
+	/* The status wait() will report: the group code on a group exit, else the leader's. */
+	if (BPF_CORE_READ(sig, flags) & SIGNAL_GROUP_EXIT)
+		code = BPF_CORE_READ(sig, group_exit_code);
+	else
+		code = BPF_CORE_READ(leader, exit_code);
+
+	e->start_ns = mark.start_ns;
+	e->cpu_ns = u.cpu_ns;
+	e->utime_ns = u.utime;
+	e->stime_ns = u.stime;
+	e->maxrss_kb = (__u64)BPF_CORE_READ(sig, maxrss) * page_kb; /* maxrss counts pages */
+	e->read_bytes = u.read_bytes;
+	e->write_bytes = u.write_bytes;
+	e->rchar = u.rchar;
+	e->wchar = u.wchar;
+	e->minflt = u.minflt;
+	e->majflt = u.majflt;
+	e->nvcsw = u.nvcsw;
+	e->nivcsw = u.nivcsw;
+	e->pid = pid;
+	e->tid = BPF_CORE_READ(p, pid);
+	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	e->exit_code = code;
+	BPF_CORE_READ_STR_INTO(&e->comm, leader, comm);
+	if (code & 0x80)
+		e->hdr.flags |= PT_F_CORE_DUMPED;
+	SUBMIT(e);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_free")
+int BPF_PROG(handle_free, struct task_struct *p)
+{
+	struct exit_mark *mark;
+	struct pt_reap *e;
+	__u32 pid = BPF_CORE_READ(p, tgid);
+	__u64 start = BPF_CORE_READ(p, start_boottime);
+
+	if (BPF_CORE_READ(p, pid) != pid) /* threads are not reaped by wait() */
+		return 0;
+	RESERVE(e, struct pt_reap, PT_OP_REAP);
+	e->start_ns = start;
+	e->exit_ns = 0;
+	mark = bpf_map_lookup_elem(&pt_exits, &pid);
+	if (mark && mark->start_ns == start) {
+		e->exit_ns = mark->exit_ns;
+		bpf_map_delete_elem(&pt_exits, &pid);
+	}
+	e->pid = pid;
+	e->pad0 = 0;
+	SUBMIT(e);
+	return 0;
+}
+
+/* Optional failed-exec reporting (autoload off unless enabled). Classic syscall tracepoints:
+ * there is no BTF tracepoint per syscall. */
+static __always_inline int exec_enter(const char *filename)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct exec_arg a = {};
+
+	bpf_probe_read_user_str(a.filename, sizeof(a.filename), filename);
+	bpf_map_update_elem(&pt_exec_args, &tid, &a, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int exec_exit(long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct exec_arg *a = bpf_map_lookup_elem(&pt_exec_args, &tid);
+	struct task_struct *t;
+	struct {
+		struct pt_exec_failed rec;
+		char filename[256];
+	} *e;
+	long n;
+
+	if (!a)
+		return 0;
+	if (ret >= 0) {
+		bpf_map_delete_elem(&pt_exec_args, &tid);
+		return 0;
+	}
+	count_generated(PT_OP_EXEC_FAILED);
+	e = bpf_ringbuf_reserve(&pt_events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(PT_OP_EXEC_FAILED);
+		bpf_map_delete_elem(&pt_exec_args, &tid);
+		return 0;
+	}
+	t = (struct task_struct *)bpf_get_current_task_btf();
+	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), a->filename);
+	fill_hdr(&e->rec.hdr, PT_OP_EXEC_FAILED, sizeof(*e), 0);
+	e->rec.start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
+	e->rec.pid = pid_tgid >> 32;
+	e->rec.tid = tid;
+	e->rec.err = ret;
+	e->rec.filename_len = n > 0 ? n - 1 : 0;
+	bpf_get_current_comm(e->rec.comm, sizeof(e->rec.comm));
+	bpf_map_delete_elem(&pt_exec_args, &tid);
+	SUBMIT(e);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_execve")
+int handle_execve_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return exec_enter((const char *)ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int handle_execveat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return exec_enter((const char *)ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_execve")
+int handle_execve_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return exec_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_execveat")
+int handle_execveat_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return exec_exit(ctx->ret);
+}
+
+/* Bootstrap: one pt_task_snap per thread-group leader, read through a task iterator. */
+SEC("iter/task")
+int snapshot_tasks(struct bpf_iter__task *ctx)
+{
+	struct task_struct *t = ctx->task;
+	struct pt_task_snap s = {};
+
+	if (!t || t->pid != t->tgid)
+		return 0;
+	s.start_ns = t->start_boottime;
+	s.parent_start_ns = BPF_CORE_READ(t, real_parent, group_leader, start_boottime);
+	s.cgroup_id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+	s.cpu_ns = BPF_CORE_READ(t, signal, sum_sched_runtime) + t->se.sum_exec_runtime;
+	s.pid = t->tgid;
+	s.ppid = BPF_CORE_READ(t, real_parent, tgid);
+	s.uid = BPF_CORE_READ(t, cred, uid.val);
+	s.state = BPF_CORE_READ(t, __state);
+	s.exit_state = t->exit_state;
+	s.nr_threads = BPF_CORE_READ(t, signal, nr_threads);
+	BPF_CORE_READ_STR_INTO(&s.comm, t, comm);
+	bpf_seq_write(ctx->meta->seq, &s, sizeof(s));
+	return 0;
+}
+
+/* Benchmark producer: run with BPF_PROG_TEST_RUN; emits bench_burst fork-shaped records per run
+ * so the consumer can be driven far past what real exec storms reach. */
+const volatile __u32 bench_burst = 1024;
+
+SEC("raw_tp/sys_enter")
+int bench_produce(void *ctx)
+{
+	for (int i = 0; i < 4096; i++) {
+		struct pt_fork *e;
+
+		if (i >= bench_burst)
+			break;
+		RESERVE(e, struct pt_fork, PT_OP_FORK);
+		e->child_start_ns = i;
+		e->parent_start_ns = 0;
+		e->child_pid = i + 1;
+		e->child_tid = i + 1;
+		e->parent_pid = 1;
+		e->parent_tid = 1;
+		__builtin_memset(e->comm, 0, sizeof(e->comm));
+		SUBMIT(e);
+	}
+	return 0;
+}

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Wire contract between lifecycle.bpf.c and TypeScript: structs and constants only.
+ * Rules: fixed-width fields, 8-byte fields first, explicit padding, every record starts
+ * with struct pt_hdr. TypeScript decoders are generated from the BTF of the compiled
+ * object (scripts/gen-wire.mjs), so field offsets are never written by hand. */
+#ifndef PATROL_LIFECYCLE_H
+#define PATROL_LIFECYCLE_H
+
+#define PT_COMM_LEN 16
+/* Upper bounds for the variable tail of an exec record; the effective caps are const
+ * volatile globals set at load time and clamped to these. Powers of two for the verifier. */
+#define PT_FILENAME_MAX 4096
+#define PT_ARGS_MAX 32768
+
+enum pt_op {
+	PT_OP_EXEC = 1,
+	PT_OP_FORK = 2,
+	PT_OP_EXIT = 3,
+	PT_OP_REAP = 4,
+	PT_OP_EXEC_FAILED = 5,
+	PT_OP_MAX = 8, /* size of the per-type counter arrays */
+};
+
+/* pt_hdr.flags */
+enum pt_flag {
+	PT_F_ARGS_TRUNCATED = 1 << 0,     /* exec: argv longer than the copy cap */
+	PT_F_FILENAME_TRUNCATED = 1 << 1, /* exec: filename longer than the copy cap */
+	PT_F_THREAD = 1 << 2,             /* fork: a thread, not a process */
+	PT_F_ARGS_FAULT = 1 << 3,         /* exec: argv could not be read (page not present) */
+	PT_F_CORE_DUMPED = 1 << 4,        /* exit: core dumped */
+};
+
+struct pt_hdr {
+	__u64 ktime_ns; /* CLOCK_BOOTTIME, same clock as task start_boottime */
+	__u64 seq;      /* per-CPU sequence of records handed to the ring */
+	__u32 size;     /* whole record size in bytes, tail included */
+	__u16 cpu;
+	__u8 op;        /* enum pt_op */
+	__u8 flags;     /* enum pt_flag */
+};
+
+/* exec: sched_process_exec. Followed by args_len bytes of NUL-separated argv, then
+ * filename_len bytes of filename (no terminating NUL counted). */
+struct pt_exec {
+	struct pt_hdr hdr;
+	__u64 start_ns;        /* task start_boottime: identity with pid */
+	__u64 parent_start_ns; /* real_parent start_boottime */
+	__u64 cgroup_id;
+	__u32 pid;             /* tgid */
+	__u32 old_tid;         /* tid that called execve (differs when a non-leader thread execs) */
+	__u32 ppid;            /* real_parent tgid */
+	__u32 uid;
+	__u32 gid;
+	__u32 euid;
+	__u32 filename_len;    /* bytes of filename copied */
+	__u32 args_len;        /* bytes of argv copied */
+	__u32 args_full_len;   /* mm->arg_end - mm->arg_start: full length before the cap */
+	__u32 pad0;
+	char comm[PT_COMM_LEN];
+};
+
+/* fork: sched_process_fork, for processes, and for threads when enabled. */
+struct pt_fork {
+	struct pt_hdr hdr;
+	__u64 child_start_ns;
+	__u64 parent_start_ns;
+	__u32 child_pid;  /* tgid */
+	__u32 child_tid;
+	__u32 parent_pid; /* tgid of the forking task */
+	__u32 parent_tid;
+	char comm[PT_COMM_LEN];
+};
+
+/* exit: sched_process_exit of the last live thread of a thread group. Totals are for the
+ * whole group (exited threads folded in via signal_struct). */
+struct pt_exit {
+	struct pt_hdr hdr;
+	__u64 start_ns;
+	__u64 cpu_ns;       /* exact on-CPU time: sum_exec_runtime of all threads */
+	__u64 utime_ns;     /* tick-sampled user time */
+	__u64 stime_ns;     /* tick-sampled system time */
+	__u64 maxrss_kb;
+	__u64 read_bytes;   /* storage IO (task_io_accounting) */
+	__u64 write_bytes;
+	__u64 rchar;        /* bytes through read-like syscalls */
+	__u64 wchar;
+	__u64 minflt;
+	__u64 majflt;
+	__u64 nvcsw;
+	__u64 nivcsw;
+	__u32 pid;
+	__u32 tid;          /* the thread that exited last */
+	__u32 ppid;
+	__u32 exit_code;    /* raw wait status: (code << 8) | signal | core */
+	char comm[PT_COMM_LEN];
+};
+
+/* reap: sched_process_free of a thread-group leader; ends the zombie state. */
+struct pt_reap {
+	struct pt_hdr hdr;
+	__u64 start_ns;
+	__u64 exit_ns;      /* ktime of the group exit, remembered by the exit hook; 0 if unknown */
+	__u32 pid;
+	__u32 pad0;
+};
+
+/* exec_failed: sys_exit_execve(at) with a negative return (optional, off by default). */
+struct pt_exec_failed {
+	struct pt_hdr hdr;
+	__u64 start_ns;
+	__u32 pid;
+	__u32 tid;
+	__s32 err;          /* negative errno */
+	__u32 filename_len; /* followed by the filename bytes */
+	char comm[PT_COMM_LEN];
+};
+
+/* One per-CPU value (key 0) of map pt_counters. */
+struct pt_counters {
+	__u64 generated[PT_OP_MAX];    /* events the hooks decided to emit */
+	__u64 lost_reserve[PT_OP_MAX]; /* ring reserve/output failures */
+	__u64 thread_exits;            /* sched_process_exit of a non-last thread */
+	__u64 thread_forks;            /* thread clones (counted even when not emitted) */
+	__u64 seq_burned;              /* sequence numbers taken by a failed ring output */
+	__u64 pad0;
+};
+
+/* Shared with the consumer thread through an mmapable array (map pt_ring_ctl). */
+struct pt_ring_ctl {
+	__u32 consumer_sleeping; /* set by the consumer before it blocks; producers then wake it */
+	__u32 pad0;
+};
+
+/* Record of iter/task used to bootstrap the process table (one per thread-group leader). */
+struct pt_task_snap {
+	__u64 start_ns;
+	__u64 parent_start_ns;
+	__u64 cgroup_id;
+	__u64 cpu_ns;
+	__u32 pid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 state;       /* __state of the leader */
+	__u32 exit_state;  /* EXIT_ZOMBIE = 32 */
+	__u32 nr_threads;
+	char comm[PT_COMM_LEN];
+};
+
+#endif /* PATROL_LIFECYCLE_H */

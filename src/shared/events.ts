@@ -1,0 +1,119 @@
+// Decoded lifecycle events: what src/wire produces and every later stage consumes.
+// Kernel u64 values that can pass 2^53 (ns since boot, sequence numbers, cgroup ids) are bigint.
+
+export type EventType = 'exec' | 'fork' | 'exit' | 'reap' | 'exec_failed';
+
+export const EVENT_TYPES: readonly EventType[] = ['exec', 'fork', 'exit', 'reap', 'exec_failed'];
+
+/** Text from the kernel: `text` is UTF-8 with U+FFFD for invalid bytes; `raw` holds the exact
+ *  bytes only when they were not valid UTF-8, so nothing is lost. */
+export interface KText {
+  text: string;
+  raw?: Buffer;
+}
+
+export interface EventBase {
+  type: EventType;
+  /** CLOCK_BOOTTIME ns of the hook */
+  ktimeNs: bigint;
+  /** per-CPU sequence number */
+  seq: bigint;
+  cpu: number;
+  flags: number;
+}
+
+export interface ExecEvent extends EventBase {
+  type: 'exec';
+  pid: number;
+  oldTid: number;
+  ppid: number;
+  startNs: bigint;
+  parentStartNs: bigint;
+  cgroupId: bigint;
+  uid: number;
+  gid: number;
+  euid: number;
+  comm: KText;
+  filename: KText;
+  filenameTruncated: boolean;
+  args: KText[];
+  argsTruncated: boolean;
+  /** argv could not be read from the new image (page not present) */
+  argsFault: boolean;
+  argsFullLen: number;
+}
+
+export interface ForkEvent extends EventBase {
+  type: 'fork';
+  pid: number;
+  tid: number;
+  startNs: bigint;
+  ppid: number;
+  parentTid: number;
+  parentStartNs: bigint;
+  comm: KText;
+  thread: boolean;
+}
+
+export interface ExitUsage {
+  cpuNs: bigint;
+  utimeNs: bigint;
+  stimeNs: bigint;
+  maxRssKb: number;
+  readBytes: bigint;
+  writeBytes: bigint;
+  rchar: bigint;
+  wchar: bigint;
+  minflt: bigint;
+  majflt: bigint;
+  nvcsw: bigint;
+  nivcsw: bigint;
+}
+
+export interface ExitEvent extends EventBase {
+  type: 'exit';
+  pid: number;
+  tid: number;
+  ppid: number;
+  startNs: bigint;
+  /** raw wait status */
+  status: number;
+  /** exit code when exited normally, else null */
+  exitCode: number | null;
+  /** terminating signal, else null */
+  signal: number | null;
+  coreDumped: boolean;
+  comm: KText;
+  usage: ExitUsage;
+}
+
+export interface ReapEvent extends EventBase {
+  type: 'reap';
+  pid: number;
+  startNs: bigint;
+  /** ktime of the group exit as remembered in the kernel; 0n if unknown */
+  exitNs: bigint;
+}
+
+export interface ExecFailedEvent extends EventBase {
+  type: 'exec_failed';
+  pid: number;
+  tid: number;
+  startNs: bigint;
+  /** positive errno */
+  errno: number;
+  filename: KText;
+  comm: KText;
+}
+
+export type LifecycleEvent = ExecEvent | ForkEvent | ExitEvent | ReapEvent | ExecFailedEvent;
+
+/** Per-event-type loss accounting. Identity: generated = captured + lostReserve + lostUserspace. */
+export interface TypeAccounting {
+  generated: bigint;
+  captured: bigint;
+  lostReserve: bigint;
+  lostUserspace: bigint;
+}
+
+export type Accounting = Record<EventType, TypeAccounting>;
