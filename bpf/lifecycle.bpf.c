@@ -11,6 +11,13 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define SIGNAL_GROUP_EXIT 0x00000004
+#define TASK_DEAD 0x80
+#define SIGCHLD 17
+#define SA_NOCLDWAIT 2
+#define WEXITED 4
+#define WNOWAIT 0x01000000
+#define CLD_EXITED 1
+#define CLD_DUMPED 3
 
 /* Load-time configuration (libbpf-tools habit). */
 const volatile __u32 args_cap = 4096;      /* bytes of argv copied, <= PT_ARGS_MAX */
@@ -61,10 +68,15 @@ struct {
 	__type(value, struct exec_scratch);
 } pt_scratch SEC(".maps");
 
-/* Group exit time per tgid: dedupes racing last-thread exits and gives reap its exit_ns. */
+/* Group exit per tgid: dedupes racing last-thread exits, gives reap its exit_ns, and records
+ * whether a wait() already reported the reap. */
+#define MARK_REAPED 0x100
+
 struct exit_mark {
 	__u64 start_ns;
 	__u64 exit_ns;
+	__u32 flags; /* PT_F_AUTOREAP | MARK_REAPED */
+	__u32 pad;
 };
 
 struct {
@@ -73,6 +85,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct exit_mark);
 } pt_exits SEC(".maps");
+
+/* Exit records waiting for their thread's final switch, keyed by tid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct pt_exit);
+} pt_pending_exit SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pt_exit);
+} pt_exit_scratch SEC(".maps");
 
 /* execve filename at syscall entry, per tid, for the optional exec_failed records. */
 struct exec_arg {
@@ -336,52 +363,38 @@ static __always_inline void add_signal_usage(struct usage *u, struct signal_stru
 	}
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(handle_exit, struct task_struct *p)
+/* The wait() status of a group: the group code on a group exit, else the leader's own. */
+static __always_inline int group_status(struct signal_struct *sig, struct task_struct *leader)
+{
+	if (BPF_CORE_READ(sig, flags) & SIGNAL_GROUP_EXIT)
+		return BPF_CORE_READ(sig, group_exit_code);
+	return BPF_CORE_READ(leader, exit_code);
+}
+
+/* The kernel reaps at exit when the parent ignores SIGCHLD or set SA_NOCLDWAIT. */
+static __always_inline bool parent_autoreaps(struct task_struct *p)
+{
+	struct task_struct *parent = BPF_CORE_READ(p, real_parent);
+	struct k_sigaction ka;
+	struct sighand_struct *sh = BPF_CORE_READ(parent, sighand);
+
+	if (BPF_CORE_READ(p, exit_signal) != SIGCHLD || !sh)
+		return false;
+	if (bpf_probe_read_kernel(&ka, sizeof(ka), &sh->action[SIGCHLD - 1]))
+		return false;
+	return (unsigned long)ka.sa.sa_handler == 1 /* SIG_IGN */ || (ka.sa.sa_flags & SA_NOCLDWAIT);
+}
+
+static __always_inline void fill_usage(struct pt_exit *e, struct task_struct *p)
 {
 	struct signal_struct *sig = BPF_CORE_READ(p, signal);
 	struct task_struct *leader = BPF_CORE_READ(p, group_leader);
-	struct exit_mark mark = {}, *old;
 	struct usage u = {};
-	struct pt_exit *e;
-	__u32 pid = BPF_CORE_READ(p, tgid);
-	__u64 now = bpf_ktime_get_boot_ns();
-	int code;
 
-	/* Only the last live thread ends the process; the rest are counted as thread exits. */
-	if (BPF_CORE_READ(sig, live.counter) != 0) {
-		struct pt_counters *c = counters();
-
-		if (c)
-			__sync_fetch_and_add(&c->thread_exits, 1);
-		return 0;
-	}
-	mark.start_ns = BPF_CORE_READ(leader, start_boottime);
-	mark.exit_ns = now;
-	/* Two threads exiting together can both see live == 0; the first to mark the tgid wins. */
-	old = bpf_map_lookup_elem(&pt_exits, &pid);
-	if (old && old->start_ns == mark.start_ns) {
-		struct pt_counters *c = counters();
-
-		if (c)
-			__sync_fetch_and_add(&c->thread_exits, 1);
-		return 0;
-	}
-	bpf_map_update_elem(&pt_exits, &pid, &mark, BPF_ANY);
-
-	RESERVE(e, struct pt_exit, PT_OP_EXIT);
 	add_signal_usage(&u, sig);
 	add_task_usage(&u, p);
-	if (leader != p) /* a leader that exited early is folded into signal only at reap */
+	if (leader != p) /* a leader that exited early is folded into signal only when reaped */
 		add_task_usage(&u, leader);
-
-	/* The status wait() will report: the group code on a group exit, else the leader's. */
-	if (BPF_CORE_READ(sig, flags) & SIGNAL_GROUP_EXIT)
-		code = BPF_CORE_READ(sig, group_exit_code);
-	else
-		code = BPF_CORE_READ(leader, exit_code);
-
-	e->start_ns = mark.start_ns;
 	e->cpu_ns = u.cpu_ns;
 	e->utime_ns = u.utime;
 	e->stime_ns = u.stime;
@@ -394,14 +407,178 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	e->majflt = u.majflt;
 	e->nvcsw = u.nvcsw;
 	e->nivcsw = u.nivcsw;
+}
+
+static __always_inline int emit_exit(struct pt_exit *src, __u8 extra_flags)
+{
+	struct pt_exit *e = bpf_ringbuf_reserve(&pt_events, sizeof(*e), 0);
+
+	if (!e) {
+		count_lost(PT_OP_EXIT);
+		return 0;
+	}
+	__builtin_memcpy(e, src, sizeof(*e));
+	e->hdr.seq = next_seq(); /* numbered when handed to the ring, like every record */
+	e->hdr.cpu = bpf_get_smp_processor_id();
+	e->hdr.flags |= extra_flags;
+	SUBMIT(e);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit, struct task_struct *p)
+{
+	struct signal_struct *sig = BPF_CORE_READ(p, signal);
+	struct task_struct *leader = BPF_CORE_READ(p, group_leader);
+	struct exit_mark mark = {}, *old;
+	struct pt_exit *e;
+	__u32 pid = BPF_CORE_READ(p, tgid), tid = BPF_CORE_READ(p, pid), cpu = bpf_get_smp_processor_id();
+	int code;
+
+	/* Only the last live thread ends the process; the rest are counted as thread exits. */
+	if (BPF_CORE_READ(sig, live.counter) != 0)
+		goto thread_exit;
+	mark.start_ns = BPF_CORE_READ(leader, start_boottime);
+	mark.exit_ns = bpf_ktime_get_boot_ns();
+	/* Two threads exiting together can both see live == 0; the first to mark the tgid wins. */
+	old = bpf_map_lookup_elem(&pt_exits, &pid);
+	if (old && old->start_ns == mark.start_ns)
+		goto thread_exit;
+	if (parent_autoreaps(p))
+		mark.flags |= PT_F_AUTOREAP;
+	bpf_map_update_elem(&pt_exits, &pid, &mark, BPF_ANY);
+
+	count_generated(PT_OP_EXIT);
+	e = bpf_map_lookup_elem(&pt_exit_scratch, &cpu);
+	if (!e) {
+		count_lost(PT_OP_EXIT);
+		return 0;
+	}
+	code = group_status(sig, leader);
+	e->hdr.ktime_ns = mark.exit_ns;
+	e->hdr.size = sizeof(*e);
+	e->hdr.op = PT_OP_EXIT;
+	e->hdr.flags = (code & 0x80 ? PT_F_CORE_DUMPED : 0) | mark.flags;
+	e->start_ns = mark.start_ns;
 	e->pid = pid;
-	e->tid = BPF_CORE_READ(p, pid);
+	e->tid = tid;
 	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
 	e->exit_code = code;
 	BPF_CORE_READ_STR_INTO(&e->comm, leader, comm);
-	if (code & 0x80)
-		e->hdr.flags |= PT_F_CORE_DUMPED;
+	fill_usage(e, p);
+	/* Park it until this thread's final switch, when its CPU time is complete. If it cannot
+	 * be parked, emit now without the last slice rather than lose it. */
+	if (bpf_map_update_elem(&pt_pending_exit, &tid, e, BPF_NOEXIST))
+		return emit_exit(e, PT_F_EXIT_EARLY);
+	return 0;
+
+thread_exit:;
+	struct pt_counters *c = counters();
+
+	if (c)
+		__sync_fetch_and_add(&c->thread_exits, 1);
+	return 0;
+}
+
+/* A dying thread's last context switch: its CPU time is final (put_prev_task ran update_curr).
+ * Every switch comes here, so the common path is one load and a return. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(handle_switch, bool preempt, struct task_struct *prev)
+{
+	struct pt_exit *e;
+	__u32 tid;
+
+	if (!(prev->__state & TASK_DEAD))
+		return 0;
+	tid = prev->pid;
+	struct exit_mark *mark;
+
+	e = bpf_map_lookup_elem(&pt_pending_exit, &tid);
+	if (!e)
+		return 0;
+	/* The process ends here: duration and zombie dwell are measured from this instant. */
+	e->hdr.ktime_ns = bpf_ktime_get_boot_ns();
+	mark = bpf_map_lookup_elem(&pt_exits, &e->pid);
+	if (mark && mark->start_ns == e->start_ns && !(mark->flags & MARK_REAPED))
+		mark->exit_ns = e->hdr.ktime_ns;
+	fill_usage(e, prev);
+	emit_exit(e, 0);
+	bpf_map_delete_elem(&pt_pending_exit, &tid);
+	return 0;
+}
+
+static __always_inline int emit_reap(__u32 pid, __u64 start_ns, __u64 exit_ns, __u8 flags)
+{
+	struct pt_reap *e;
+
+	RESERVE(e, struct pt_reap, PT_OP_REAP);
+	e->hdr.flags = flags;
+	e->start_ns = start_ns;
+	e->exit_ns = exit_ns;
+	e->pid = pid;
+	e->pad0 = 0;
 	SUBMIT(e);
+	return 0;
+}
+
+/* A wait() returned pid as reaped: the exact end of its zombie state. */
+static __always_inline int reaped_by_wait(__u32 pid)
+{
+	struct exit_mark *mark = bpf_map_lookup_elem(&pt_exits, &pid);
+
+	if (!mark || (mark->flags & MARK_REAPED)) /* not ours, or a stopped/continued report */
+		return 0;
+	mark->flags |= MARK_REAPED;
+	return emit_reap(pid, mark->start_ns, mark->exit_ns, mark->flags & PT_F_AUTOREAP);
+}
+
+SEC("tracepoint/syscalls/sys_exit_wait4")
+int handle_wait4_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return ctx->ret > 0 ? reaped_by_wait(ctx->ret) : 0;
+}
+
+struct waitid_args {
+	__u64 infop;
+	__u32 options;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct waitid_args);
+} pt_waitid SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_waitid")
+int handle_waitid_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct waitid_args a = { .infop = ctx->args[2], .options = ctx->args[3] };
+
+	if (!(a.options & WEXITED) || (a.options & WNOWAIT) || !a.infop)
+		return 0;
+	bpf_map_update_elem(&pt_waitid, &tid, &a, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_waitid")
+int handle_waitid_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct waitid_args *a = bpf_map_lookup_elem(&pt_waitid, &tid);
+	int info[6]; /* siginfo: signo, errno, code, pad, then _sigchld.si_pid at [4] */
+	__u64 infop;
+
+	if (!a)
+		return 0;
+	infop = a->infop;
+	bpf_map_delete_elem(&pt_waitid, &tid);
+	if (ctx->ret != 0 || bpf_probe_read_user(info, sizeof(info), (void *)infop))
+		return 0;
+	if (info[4] > 0 && info[2] >= CLD_EXITED && info[2] <= CLD_DUMPED)
+		return reaped_by_wait(info[4]);
 	return 0;
 }
 
@@ -409,24 +586,21 @@ SEC("tp_btf/sched_process_free")
 int BPF_PROG(handle_free, struct task_struct *p)
 {
 	struct exit_mark *mark;
-	struct pt_reap *e;
 	__u32 pid = BPF_CORE_READ(p, tgid);
 	__u64 start = BPF_CORE_READ(p, start_boottime);
+	__u8 flags;
 
 	if (BPF_CORE_READ(p, pid) != pid) /* threads are not reaped by wait() */
 		return 0;
-	RESERVE(e, struct pt_reap, PT_OP_REAP);
-	e->start_ns = start;
-	e->exit_ns = 0;
 	mark = bpf_map_lookup_elem(&pt_exits, &pid);
-	if (mark && mark->start_ns == start) {
-		e->exit_ns = mark->exit_ns;
-		bpf_map_delete_elem(&pt_exits, &pid);
-	}
-	e->pid = pid;
-	e->pad0 = 0;
-	SUBMIT(e);
-	return 0;
+	if (!mark || mark->start_ns != start) /* exit never seen (e.g. a zombie older than us) */
+		return emit_reap(pid, start, 0, PT_F_REAP_DEFERRED);
+	flags = mark->flags;
+	bpf_map_delete_elem(&pt_exits, &pid);
+	if (flags & MARK_REAPED)
+		return 0;
+	/* Reaped without a wait() we saw: by the kernel (autoreap) or while tracefs was absent. */
+	return emit_reap(pid, start, mark->exit_ns, (flags & PT_F_AUTOREAP) | PT_F_REAP_DEFERRED);
 }
 
 /* Optional failed-exec reporting (autoload off unless enabled). Classic syscall tracepoints:

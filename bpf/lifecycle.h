@@ -28,6 +28,10 @@ enum pt_flag {
 	PT_F_THREAD = 1 << 2,             /* fork: a thread, not a process */
 	PT_F_ARGS_FAULT = 1 << 3,         /* exec: argv could not be read (page not present) */
 	PT_F_CORE_DUMPED = 1 << 4,        /* exit: core dumped */
+	PT_F_AUTOREAP = 1 << 5,           /* exit/reap: the parent ignores SIGCHLD; the kernel reaps at exit */
+	PT_F_REAP_DEFERRED = 1 << 6,      /* reap: seen only when the task was freed (an RCU callback,
+	                                   * possibly seconds late): the dwell is an upper bound */
+	PT_F_EXIT_EARLY = 1 << 7,         /* exit: emitted at sched_process_exit, without the last slice */
 };
 
 struct pt_hdr {
@@ -71,8 +75,10 @@ struct pt_fork {
 	char comm[PT_COMM_LEN];
 };
 
-/* exit: sched_process_exit of the last live thread of a thread group. Totals are for the
- * whole group (exited threads folded in via signal_struct). */
+/* exit: the last live thread of a thread group. Prepared at sched_process_exit, emitted at
+ * that thread's final context switch so CPU time includes its last slice. hdr.ktime_ns is the
+ * time of that final switch (of sched_process_exit with PT_F_EXIT_EARLY). Totals are for the whole group (exited threads folded in via
+ * signal_struct). */
 struct pt_exit {
 	struct pt_hdr hdr;
 	__u64 start_ns;
@@ -95,7 +101,8 @@ struct pt_exit {
 	char comm[PT_COMM_LEN];
 };
 
-/* reap: sched_process_free of a thread-group leader; ends the zombie state. */
+/* reap: the end of the zombie state. Taken from the parent's wait4()/waitid() return when
+ * tracefs syscall tracepoints are there, else from sched_process_free (PT_F_REAP_DEFERRED). */
 struct pt_reap {
 	struct pt_hdr hdr;
 	__u64 start_ns;

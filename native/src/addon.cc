@@ -1,0 +1,64 @@
+// Module entry: the exported functions and constants. See ../patrol_native.d.ts for the API.
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "common.h"
+
+namespace patrol {
+namespace {
+
+// Records carry CLOCK_BOOTTIME (bpf_ktime_get_boot_ns), which Node cannot read.
+Napi::Value ClockBoottimeNs(const Napi::CallbackInfo& info) {
+  timespec ts;
+  if (clock_gettime(CLOCK_BOOTTIME, &ts)) ThrowErrno(info.Env(), "clockBoottimeNs", errno, "clock_gettime");
+  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(ts.tv_sec) * 1000000000u + ts.tv_nsec);
+}
+
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value Entry(const Napi::CallbackInfo& info) {
+  return CallWithLog(info, F);
+}
+
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+void Export(Napi::Env env, Napi::Object exports, const char* name) {
+  exports.Set(name, Napi::Function::New<Entry<F>>(env, name));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InitLog(env);
+  Export<Open>(env, exports, "open");
+  Export<Load>(env, exports, "load");
+  Export<ReadRodata>(env, exports, "readRodata");
+  Export<Attach>(env, exports, "attach");
+  Export<Detach>(env, exports, "detach");
+  Export<Close>(env, exports, "close");
+  Export<MapLookup>(env, exports, "mapLookup");
+  Export<MapUpdate>(env, exports, "mapUpdate");
+  Export<MapDelete>(env, exports, "mapDelete");
+  Export<MapEntries>(env, exports, "mapEntries");
+  Export<IterRead>(env, exports, "iterRead");
+  Export<ProgRun>(env, exports, "progRun");
+  Export<RingStart>(env, exports, "ringStart");
+  Export<RingStop>(env, exports, "ringStop");
+  Export<RingStats>(env, exports, "ringStats");
+  Export<SetLogger>(env, exports, "setLogger");
+  exports.Set("clockBoottimeNs", Napi::Function::New<ClockBoottimeNs>(env, "clockBoottimeNs"));
+
+  exports.Set("pageSize", Napi::Number::New(env, getpagesize()));
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu < 0) ThrowErrno(env, "init", ncpu, "libbpf_num_possible_cpus");
+  exports.Set("numPossibleCpus", Napi::Number::New(env, ncpu));
+  exports.Set("libbpfVersion", Napi::String::New(env, libbpf_version_string()));
+  return exports;
+}
+
+}  // namespace
+}  // namespace patrol
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  return patrol::Init(env, exports);
+}
+
+NODE_API_MODULE(patrol_native, InitModule)

@@ -1,0 +1,93 @@
+// Ring buffer consumer: one poll thread per consumer, records copied into batches that are
+// handed to JS as zero-copy Buffers through a threadsafe function.
+#pragma once
+
+#include <atomic>
+#include <thread>
+
+#include "common.h"
+
+namespace patrol {
+
+struct RingOptions {
+  size_t batchBytes = 65536;
+  size_t queueDepth = 256;    // batches handed to JS but not yet delivered
+  int64_t tagOffset = -1;     // <0: no per-tag drop counts
+  std::string sleepMap;       // empty: no sleep flag
+  size_t sleepOffset = 0;
+  int idleTimeoutMs = 1000;
+  int64_t pollIntervalUs = -1;  // >=0: timed polling, the sleep flag is not used
+};
+
+// Header of one malloc'd block; the record bytes follow it. The JS Buffer points into the
+// block and its finalizer frees the block: no copy between the poll thread and JS.
+struct Batch {
+  size_t len;
+  size_t cap;
+  uint64_t records;
+  uint8_t* data() { return reinterpret_cast<uint8_t*>(this + 1); }
+};
+static_assert(sizeof(Batch) % 8 == 0, "record data must stay 8-byte aligned");
+
+inline constexpr uint64_t kStopKey = UINT64_MAX;  // epoll data of the stop eventfd
+inline size_t Pad8(size_t n) { return (n + 7) & ~size_t{7}; }
+
+class RingConsumer {
+ public:
+  // Throws a typed error; on success the thread runs and `owner` tracks the consumer.
+  static std::shared_ptr<RingConsumer> Start(Napi::Env env, const std::shared_ptr<ObjState>& owner,
+                                             bpf_map* ring, const RingOptions& opts,
+                                             Napi::Function onBatch);
+  RingConsumer() = default;
+  RingConsumer(const RingConsumer&) = delete;
+  RingConsumer& operator=(const RingConsumer&) = delete;
+  ~RingConsumer();
+
+  // JS thread. Wakes the thread, lets it drain the ring one last time and joins it; the
+  // batches it queued are still delivered by the event loop afterwards. Idempotent.
+  void Stop();
+  // Stop(), then a promise resolved once every queued batch has been delivered.
+  Napi::Promise StopAsync(Napi::Env env);
+  Napi::Object Stats(Napi::Env env) const;
+  bool running() const { return thread_.joinable(); }
+  const bpf_map* map() const { return map_; }
+
+ private:
+  static void CallJs(Napi::Env env, Napi::Function cb, RingConsumer* self, Batch* b);
+  using Tsfn = Napi::TypedThreadSafeFunction<RingConsumer, Batch, &RingConsumer::CallJs>;
+  static void Finalize(Napi::Env env, void*, RingConsumer* self);
+  static int OnSample(void* ctx, void* data, size_t size);
+
+  void Run();
+  int Consume();
+  void Handoff();
+  void Drop(Batch* b);
+  void CountTag(const uint8_t* rec, size_t size);
+  void SetSleeping(uint32_t v);
+
+  RingOptions opts_;
+  const bpf_map* map_ = nullptr;
+  ring_buffer* rb_ = nullptr;
+  int stopFd_ = -1;                 // eventfd in the ring's epoll set
+  void* flagMap_ = nullptr;         // mmapped sleep-flag map
+  size_t flagLen_ = 0;
+  uint32_t* flag_ = nullptr;        // consumer_sleeping, shared with BPF producers
+  Batch* cur_ = nullptr;            // poll thread only
+  bool final_ = false;              // poll thread only: last drain ignores queueDepth
+  std::atomic<bool> stopReq_{false};
+  std::thread thread_;
+
+  Tsfn tsfn_;
+  bool tsfnLive_ = false;           // JS thread: Release() not yet called, not finalized
+  bool finalized_ = false;          // JS thread: every batch delivered
+  std::shared_ptr<RingConsumer> self_;  // held by the TSFN until it is finalized
+  std::shared_ptr<ObjState> owner_;     // a running consumer keeps its object open
+  std::vector<napi_deferred> waiters_;  // ringStop() promises, resolved at finalization
+
+  std::atomic<size_t> inFlight_{0};
+  std::atomic<uint64_t> records_{0}, batches_{0}, delivered_{0}, droppedRecords_{0},
+      droppedBatches_{0}, wakeups_{0}, timedConsumes_{0}, timedRecords_{0}, sleeps_{0};
+  std::atomic<uint64_t> droppedByTag_[256] = {};
+};
+
+}  // namespace patrol

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Build everything: BPF objects (clang -target bpf, CO-RE), TypeScript decoders generated from
+# the objects' BTF, the N-API addon (node-gyp against /usr headers), and the TypeScript.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '\033[1m[build]\033[0m %s\n' "$*"; }
+
+log "bpf objects"
+make -s -C bpf
+log "wire decoders from BTF"
+node scripts/gen-wire.mjs
+log "native addon"
+if [ ! -f native/build/Release/patrol_native.node ] || [ -n "$(find native/src native/binding.gyp -newer native/build/Release/patrol_native.node 2>/dev/null)" ]; then
+  npx --no-install node-gyp rebuild --directory native --nodedir=/usr --loglevel=warn
+fi
+log "typescript"
+npx --no-install tsc -p tsconfig.json
+log "done"

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Idempotent setup for a fresh Debian/Ubuntu machine: system packages, kernel filesystems,
+# npm dependencies, then the build. Safe to run again: each step skips what is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: run as root (or install sudo)" >&2; exit 1; }
+  SUDO="sudo"
+fi
+
+# 1. System packages. PATROL_EXTRA_APT adds more (CI adds the benchmark peers).
+APT_PKGS=(clang llvm libbpf-dev bpftool make g++ python3 libelf-dev zlib1g-dev pkg-config ca-certificates ${PATROL_EXTRA_APT:-})
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing apt packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  log "apt packages present"
+fi
+
+# 2. Node.js >= 20.19 must already be there (nodejs.org is not reachable from CI).
+if ! command -v node >/dev/null; then
+  log "installing nodejs and npm from apt"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error("setup: Node >= 20.19 required, found "+process.versions.node); process.exit(1) }'
+
+# 3. Kernel filesystems: bpffs for pins and tracefs for classic tracepoints (failed-exec
+#    reporting, peers such as execsnoop). The BTF tracepoints patrol uses need neither.
+if [ "$(id -u)" -eq 0 ]; then
+  mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || log "warning: could not mount bpffs"
+  mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || log "warning: could not mount tracefs"
+fi
+
+# 4. npm dependencies, exactly as locked. Skipped when the lockfile has not changed.
+stamp=node_modules/.patrol-lock-stamp
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+else
+  log "node_modules up to date"
+fi
+
+# 5. Build: BPF objects, wire decoders from their BTF, the addon, the TypeScript.
+bash scripts/build.sh

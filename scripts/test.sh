@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The README's test command: set up (idempotent), build, then run every test.
+# BPF tests need root; with PATROL_REQUIRE_BPF=1 they fail instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+npx --no-install vitest run "$@"

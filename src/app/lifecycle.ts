@@ -1,0 +1,239 @@
+// Wires the lifecycle stream: BPF sensor → framed batches → decodeBatch → SeqTracker →
+// ProcessTable → sink, and owns the loss accounting across those stages.
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../shared/log.js';
+import { EVENT_TYPES, type Accounting, type EventType, type LifecycleEvent } from '../shared/events.js';
+import { Sensor, native, probeKernel, type RingStats } from '../kernel/index.js';
+import {
+  LAYOUT,
+  OP_EVENT_TYPE,
+  SeqTracker,
+  decodeBatch,
+  decodeCounters,
+  decodePerCpuU64,
+  decodeTaskSnaps,
+  encodeRodata,
+} from '../wire/index.js';
+import { ProcessTable, readBootId, type Enriched } from '../process/index.js';
+
+export const LIFECYCLE_OBJECT = fileURLToPath(new URL('../../bpf/.output/lifecycle.bpf.o', import.meta.url));
+
+export interface LifecycleConfig {
+  /** argv bytes copied per exec (kernel cap 32768) */
+  argsCap: number;
+  filenameCap: number;
+  /** ring buffer bytes, a power of two and a multiple of the page size */
+  ringBytes: number;
+  emitThreads: boolean;
+  /** report failed execs via syscall tracepoints: needs tracefs; 'auto' = when available */
+  execFailed: boolean | 'auto';
+  /** 0: wake only a sleeping consumer (default); 1: kernel adaptive (every caught-up record) */
+  wakeupMode: 0 | 1;
+  batchBytes: number;
+  queueDepth: number;
+  tableMaxEntries: number;
+  tableGraceMs: number;
+}
+
+export const DEFAULT_LIFECYCLE: LifecycleConfig = {
+  argsCap: 4096,
+  filenameCap: 1024,
+  ringBytes: 4 << 20,
+  emitThreads: false,
+  execFailed: 'auto',
+  wakeupMode: 0,
+  batchBytes: 64 << 10,
+  queueDepth: 256,
+  tableMaxEntries: 65536,
+  tableGraceMs: 30_000,
+};
+
+// BTF tracepoints: always there on a 5.8+ BTF kernel, no tracefs needed.
+const CORE_PROGS = ['handle_exec', 'handle_fork', 'handle_exit', 'handle_switch', 'handle_free'];
+// Classic syscall tracepoints (tracefs): exact reap time from wait4()/waitid().
+const WAIT_PROGS = ['handle_wait4_exit', 'handle_waitid_enter', 'handle_waitid_exit'];
+const EXEC_FAILED_PROGS = ['handle_execve_enter', 'handle_execveat_enter', 'handle_execve_exit', 'handle_execveat_exit'];
+
+export type EventSink = (ev: LifecycleEvent, enriched: Enriched) => void;
+
+export interface AccountingReport {
+  perType: Accounting;
+  totals: { generated: bigint; captured: bigint; lostReserve: bigint; lostUserspace: bigint };
+  /** generated = captured + lost_reserve + lost_userspace for every type */
+  identityHolds: boolean;
+  /** cross-check: records numbered by the kernel but never received, minus burned numbers */
+  seqGaps: bigint;
+  malformed: number;
+  threadExits: bigint;
+  threadForks: bigint;
+  ring: RingStats | null;
+}
+
+function ptHdrOpOffset(): number {
+  const f = LAYOUT.structs.pt_hdr.fields.find((x) => x.name === 'op');
+  if (!f) throw new Error('generated layout lacks pt_hdr.op');
+  return f.offset;
+}
+
+export class LifecyclePipeline {
+  readonly table: ProcessTable;
+  readonly seq = new SeqTracker(0n);
+  readonly captured: Record<EventType, bigint> = { exec: 0n, fork: 0n, exit: 0n, reap: 0n, exec_failed: 0n };
+  malformed = 0;
+  private sink: EventSink = () => {};
+  private readonly events: LifecycleEvent[] = [];
+  private stopped = false;
+
+  private constructor(
+    private readonly sensor: Sensor,
+    readonly config: LifecycleConfig,
+    readonly attached: string[],
+    private readonly log: Logger,
+  ) {
+    this.table = new ProcessTable({
+      bootId: readBootId(),
+      maxEntries: config.tableMaxEntries,
+      graceMs: config.tableGraceMs,
+    });
+  }
+
+  /** Probes, loads and attaches the sensor, bootstraps the table, then starts the stream. */
+  static start(cfg: Partial<LifecycleConfig>, log: Logger, sink: EventSink): LifecyclePipeline {
+    const config = { ...DEFAULT_LIFECYCLE, ...cfg };
+    const probe = probeKernel();
+    const execFailed = config.execFailed === 'auto' ? probe.tracefs : config.execFailed;
+    const n = native();
+    const autoload: Record<string, boolean> = { bench_produce: false };
+    for (const p of EXEC_FAILED_PROGS) autoload[p] = execFailed;
+    for (const p of WAIT_PROGS) autoload[p] = probe.tracefs;
+    if (!probe.tracefs) {
+      log.warn('tracefs not mounted at /sys/kernel/tracing: reap times fall back to task free (late by an RCU grace period); failed execs are not reported');
+    }
+    const sensor = Sensor.load(
+      {
+        name: 'lifecycle',
+        objectPath: LIFECYCLE_OBJECT,
+        maxEntries: { pt_scratch: n.numPossibleCpus, pt_events: config.ringBytes },
+        autoload,
+        rodata: (base) =>
+          encodeRodata(base, {
+            argsCap: config.argsCap,
+            filenameCap: config.filenameCap,
+            emitThreads: config.emitThreads,
+            wakeupMode: config.wakeupMode,
+            pageKb: Math.max(1, n.pageSize / 1024),
+          }),
+        programs: CORE_PROGS,
+        optionalPrograms: [...(probe.tracefs ? WAIT_PROGS : []), ...(execFailed ? EXEC_FAILED_PROGS : [])],
+      },
+      log,
+    );
+    const p = new LifecyclePipeline(sensor, config, [], log);
+    p.sink = sink;
+    try {
+      // Consumer first, programs second: the ring then holds every record from sequence 0.
+      sensor.startRing(
+        'pt_events',
+        {
+          batchBytes: config.batchBytes,
+          queueDepth: config.queueDepth,
+          tagOffset: ptHdrOpOffset(),
+          sleepFlag: { map: 'pt_ring_ctl', offset: 0 },
+        },
+        (batch) => p.onBatch(batch),
+      );
+      p.bootstrap();
+      (p as { attached: string[] }).attached = sensor.attach();
+    } catch (e) {
+      sensor.close();
+      throw e;
+    }
+    return p;
+  }
+
+  private bootstrap(): void {
+    try {
+      const snaps = decodeTaskSnaps(this.sensor.iterate('snapshot_tasks'));
+      this.table.bootstrap(snaps);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'task iterator unavailable; bootstrapping from /proc');
+      this.table.bootstrapFromProc();
+    }
+  }
+
+  private onBatch(batch: Buffer): void {
+    const events = this.events;
+    events.length = 0;
+    const r = decodeBatch(batch, { events, seq: this.seq });
+    this.malformed += r.malformed;
+    for (let i = 0; i < events.length; i++) {
+      const ev = events[i]!;
+      this.captured[ev.type]++;
+      this.sink(ev, this.table.apply(ev));
+    }
+  }
+
+  /** Current accounting. Exact after stop(); while running, records in flight may be missing. */
+  accounting(): AccountingReport {
+    const n = native();
+    const counters = this.readCounters();
+    const ring = this.sensor.ringStats();
+    const perType = {} as Accounting;
+    let identityHolds = true;
+    const totals = { generated: 0n, captured: 0n, lostReserve: 0n, lostUserspace: 0n };
+    for (const type of EVENT_TYPES) {
+      const op = OP_EVENT_TYPE.indexOf(type);
+      const t = {
+        generated: counters?.total.generated[op] ?? 0n,
+        captured: this.captured[type],
+        lostReserve: counters?.total.lostReserve[op] ?? 0n,
+        lostUserspace: BigInt(ring?.droppedByTag[op] ?? 0),
+      };
+      perType[type] = t;
+      if (t.generated !== t.captured + t.lostReserve + t.lostUserspace) identityHolds = false;
+      totals.generated += t.generated;
+      totals.captured += t.captured;
+      totals.lostReserve += t.lostReserve;
+      totals.lostUserspace += t.lostUserspace;
+    }
+    let seqGaps = 0n;
+    const seqRaw = this.sensor.lookup('pt_seq', Buffer.alloc(4));
+    if (seqRaw) {
+      const next = decodePerCpuU64(seqRaw, n.numPossibleCpus);
+      const burned = counters?.perCpu ?? [];
+      next.forEach((issued, cpu) => {
+        seqGaps += this.seq.gapsUpTo(cpu, issued) - (burned[cpu]?.seqBurned ?? 0n);
+      });
+    }
+    return {
+      perType,
+      totals,
+      identityHolds,
+      seqGaps,
+      malformed: this.malformed,
+      threadExits: counters?.total.threadExits ?? 0n,
+      threadForks: counters?.total.threadForks ?? 0n,
+      ring,
+    };
+  }
+
+  private readCounters() {
+    const raw = this.sensor.lookup('pt_counters', Buffer.alloc(4));
+    return raw ? decodeCounters(raw, native().numPossibleCpus) : null;
+  }
+
+  /** Detach (no new records), drain the ring into the sink, then account exactly. */
+  async stop(): Promise<AccountingReport> {
+    if (!this.stopped) {
+      this.stopped = true;
+      this.sensor.detach();
+      await this.sensor.stopRing();
+    }
+    return this.accounting();
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    this.sensor.close();
+  }
+}

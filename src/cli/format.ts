@@ -1,0 +1,60 @@
+// Human-readable lines for `patrol trace` and `patrol events`.
+import type { LifecycleEvent } from '../shared/events.js';
+import type { Enriched } from '../process/index.js';
+import { errnoName } from '../export/index.js';
+
+export const HEADER = `${'TIME'.padEnd(13)} ${'EVENT'.padEnd(11)} ${'PID'.padEnd(7)} ${'PPID'.padEnd(7)} ${'COMM'.padEnd(16)} DETAILS`;
+
+export function fmtNs(ns: bigint | number | null | undefined): string {
+  if (ns === null || ns === undefined) return '?';
+  const n = Number(ns);
+  if (n < 1_000) return `${n}ns`;
+  if (n < 1_000_000) return `${(n / 1_000).toFixed(1)}us`;
+  if (n < 1_000_000_000) return `${(n / 1_000_000).toFixed(1)}ms`;
+  if (n < 120_000_000_000) return `${(n / 1_000_000_000).toFixed(2)}s`;
+  return `${(n / 60_000_000_000).toFixed(1)}m`;
+}
+
+export function fmtBytes(b: number): string {
+  if (b < 1024) return `${b}B`;
+  if (b < 1 << 20) return `${(b / 1024).toFixed(1)}KB`;
+  if (b < 1 << 30) return `${(b / (1 << 20)).toFixed(1)}MB`;
+  return `${(b / (1 << 30)).toFixed(2)}GB`;
+}
+
+export function localTime(epochMs: number): string {
+  const d = new Date(epochMs);
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
+/** Quote an argument only when a shell would need it, so lines stay copy-pasteable. */
+function shellQuote(a: string): string {
+  // Control characters would break the one-line-per-event layout: use bash's $'..' escapes.
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(a)) {
+    return `$'${a.replace(/[\\']/g, (c) => `\\${c}`).replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}'`;
+  }
+  return a === '' || /[^\w@%+=:,./-]/.test(a) ? `'${a.replace(/'/g, `'\\''`)}'` : a;
+}
+
+function details(ev: LifecycleEvent, en: Enriched): string {
+  switch (ev.type) {
+    case 'exec':
+      return (en.entry.args ?? []).map(shellQuote).join(' ') + (ev.argsTruncated ? ' [truncated]' : '');
+    case 'fork':
+      return ev.thread ? `thread tid=${ev.tid}` : `from ${ev.ppid}`;
+    case 'exit': {
+      const how = ev.signal !== null ? `signal=${ev.signal}${ev.coreDumped ? ' (core)' : ''}` : `code=${ev.exitCode}`;
+      return `${how} dur=${fmtNs(en.durationNs)} cpu=${fmtNs(ev.usage.cpuNs)} rss=${fmtBytes(ev.usage.maxRssKb * 1024)}`;
+    }
+    case 'reap':
+      return `zombie=${fmtNs(en.zombieNs)}`;
+    case 'exec_failed':
+      return `${errnoName(ev.errno)} ${ev.filename.text}`;
+  }
+}
+
+export function humanLine(ev: LifecycleEvent, en: Enriched, epochMs: number): string {
+  return `${localTime(epochMs).padEnd(13)} ${ev.type.padEnd(11)} ${String(ev.pid).padEnd(7)} ${String(en.ppid).padEnd(7)} ${en.comm.padEnd(16)} ${details(ev, en)}`;
+}

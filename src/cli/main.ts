@@ -1,0 +1,24 @@
+// patrol CLI entry. Every failure ends in one clear line on stderr (stack only with PATROL_DEBUG=1).
+import { Command, CommanderError } from 'commander';
+import { PatrolError } from '../shared/errors.js';
+import { registerTrace } from './trace.js';
+import { VERSION } from '../shared/version.js';
+
+const program = new Command();
+program
+  .name('patrol')
+  .description('automated inspection and millisecond process monitoring for Linux nodes (eBPF)')
+  .version(VERSION)
+  .showHelpAfterError('(run patrol --help for usage)')
+  .exitOverride();
+registerTrace(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode);
+  const msg = e instanceof PatrolError ? e.message : (e as Error)?.message ?? String(e);
+  process.stderr.write(`patrol: ${msg}\n`);
+  if (process.env.PATROL_DEBUG === '1' && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  process.exit(e instanceof PatrolError && e.code === 'E_USAGE' ? 2 : 1);
+}

@@ -1,0 +1,128 @@
+// `patrol trace`: live lifecycle view (execsnoop + exitsnoop and more), human or NDJSON.
+import type { Command } from 'commander';
+import type { LifecycleEvent } from '../shared/events.js';
+import type { Enriched } from '../process/index.js';
+import { createLogger } from '../shared/log.js';
+import { LifecyclePipeline, type AccountingReport } from '../app/lifecycle.js';
+import { WallClock } from '../kernel/index.js';
+import { eventRecord, summaryRecord, toLine } from '../export/index.js';
+import { HEADER, humanLine } from './format.js';
+import { collectList, parseBytes, parseDuration, parseIntArg } from './parse.js';
+
+export interface TraceOptions {
+  json?: boolean;
+  comm?: string[];
+  pid?: number;
+  uid?: number;
+  failed?: boolean;
+  duration?: number;
+  threads?: boolean;
+  argsCap?: number;
+  ringSize?: number;
+}
+
+export function registerTrace(program: Command): void {
+  program
+    .command('trace')
+    .description('live trace of exec, fork, exit, reap and failed exec, with loss accounting')
+    .option('--json', 'NDJSON output: ready record, one record per event, summary record')
+    .option('--comm <name>', 'only these process names (repeatable or comma-separated)', collectList)
+    .option('--pid <pid>', 'only this pid and its descendants', parseIntArg('--pid', 1))
+    .option('--uid <uid>', 'only processes of this uid', parseIntArg('--uid', 0, 0xffffffff))
+    .option('--failed', 'only failures: non-zero exits, signals, failed execs')
+    .option('--duration <time>', 'stop after this long (e.g. 10s, 2m)', parseDuration)
+    .option('--threads', 'also show thread creation')
+    .option('--args-cap <bytes>', 'argv bytes copied per exec (default 4096)', parseBytes('--args-cap', 64, 32768))
+    .option('--ring-size <bytes>', 'ring buffer size, power of two (default 4M)', parseBytes('--ring-size', 4096, 1 << 30))
+    .action(async (opts: TraceOptions) => {
+      await runTrace(opts);
+    });
+}
+
+function isFailure(ev: LifecycleEvent): boolean {
+  return ev.type === 'exec_failed' || (ev.type === 'exit' && (ev.signal !== null || ev.exitCode !== 0));
+}
+
+export async function runTrace(opts: TraceOptions): Promise<void> {
+  if (opts.ringSize !== undefined && (opts.ringSize & (opts.ringSize - 1)) !== 0) {
+    throw new Error('--ring-size must be a power of two (e.g. 4M, 8M)');
+  }
+  const log = createLogger({ level: 'warn' });
+  const clock = new WallClock();
+  const comms = opts.comm && opts.comm.length ? new Set(opts.comm) : null;
+  const out = process.stdout;
+  let pending = '';
+  let shown = 0;
+  const flush = () => {
+    if (pending) {
+      out.write(pending);
+      pending = '';
+    }
+  };
+  let flushQueued = false;
+  const started = Date.now();
+
+  let pipeline: LifecyclePipeline | null = null;
+  const sink = (ev: LifecycleEvent, en: Enriched) => {
+    if (comms && !comms.has(en.comm)) return;
+    if (opts.uid !== undefined && en.entry.uid !== opts.uid) return;
+    if (opts.failed && !isFailure(ev)) return;
+    if (opts.pid !== undefined && !(ev.pid === opts.pid || pipeline!.table.inSubtree(en.entry, opts.pid))) return;
+    shown++;
+    pending += opts.json ? toLine(eventRecord(ev, en, clock)) : humanLine(ev, en, clock.epochMs(ev.ktimeNs)) + '\n';
+    if (!flushQueued) {
+      flushQueued = true;
+      setImmediate(() => {
+        flushQueued = false;
+        flush();
+      });
+    }
+  };
+
+  pipeline = LifecyclePipeline.start(
+    {
+      emitThreads: Boolean(opts.threads),
+      ...(opts.argsCap !== undefined ? { argsCap: opts.argsCap } : {}),
+      ...(opts.ringSize !== undefined ? { ringBytes: opts.ringSize } : {}),
+    },
+    log,
+    sink,
+  );
+  if (opts.json) {
+    out.write(
+      toLine({
+        type: 'ready',
+        time: new Date().toISOString(),
+        schema: 1,
+        programs: pipeline.attached,
+        table_size: pipeline.table.size,
+        ring_bytes: pipeline.config.ringBytes,
+        args_cap: pipeline.config.argsCap,
+      }),
+    );
+  } else {
+    process.stderr.write(`patrol: tracing (${pipeline.attached.length} programs attached); Ctrl-C to stop\n`);
+    out.write(HEADER + '\n');
+  }
+
+  await new Promise<void>((resolve) => {
+    const done = () => resolve();
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+    if (opts.duration !== undefined) setTimeout(done, opts.duration).unref();
+  });
+
+  const acct = await pipeline.stop();
+  await pipeline.close();
+  flush();
+  const summary = summaryRecord({ ...acct, shown, elapsedMs: Date.now() - started }, new Date().toISOString());
+  if (opts.json) out.write(toLine(summary));
+  else process.stderr.write(humanSummary(acct) + '\n');
+}
+
+function humanSummary(a: AccountingReport): string {
+  const parts = Object.entries(a.perType).map(([t, v]) => `${t} ${v.captured}`);
+  const lost = a.totals.lostReserve + a.totals.lostUserspace;
+  const mark = a.identityHolds ? 'generated = captured + lost ✓' : 'generated ≠ captured + lost ✗';
+  return `${parts.join(' · ')} — lost ${lost} (reserve ${a.totals.lostReserve}, user space ${a.totals.lostUserspace}); ${mark}`;
+}

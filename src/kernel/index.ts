@@ -1,0 +1,6 @@
+export * from './errors.js';
+export * from './probes.js';
+export * from './sensor.js';
+export { native, ADDON_PATH } from './native.js';
+export type { RingOptions, RingStats } from './native.js';
+export { boottimeNs, WallClock } from './clock.js';

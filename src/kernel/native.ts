@@ -1,0 +1,69 @@
+// The only file that touches the N-API addon. Everything above it sees typed functions.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { PatrolError } from '../shared/errors.js';
+
+export type BpfObject = { readonly __brand: 'BpfObject' };
+export type BpfLink = { readonly __brand: 'BpfLink' };
+export type RingConsumer = { readonly __brand: 'RingConsumer' };
+
+export interface RingOptions {
+  batchBytes?: number;
+  queueDepth?: number;
+  tagOffset?: number;
+  sleepFlag?: { map: string; offset: number };
+  idleTimeoutMs?: number;
+  pollIntervalUs?: number;
+}
+
+export interface RingStats {
+  records: number;
+  batches: number;
+  deliveredBatches: number;
+  pendingBatches: number;
+  sleeps: number;
+  timedRecords: number;
+  running: boolean;
+  droppedRecords: number;
+  droppedBatches: number;
+  droppedByTag: number[];
+  wakeups: number;
+  timedConsumes: number;
+}
+
+export interface NativeAddon {
+  pageSize: number;
+  numPossibleCpus: number;
+  libbpfVersion: string;
+  setLogger(fn: ((level: string, line: string) => void) | null): void;
+  open(path: string, opts?: { maxEntries?: Record<string, number>; autoload?: Record<string, boolean> }): BpfObject;
+  readRodata(obj: BpfObject): Buffer;
+  load(obj: BpfObject, opts?: { rodata?: Buffer }): void;
+  attach(obj: BpfObject, prog: string): BpfLink;
+  detach(link: BpfLink): void;
+  close(obj: BpfObject): void;
+  mapLookup(obj: BpfObject, map: string, key: Buffer): Buffer | null;
+  mapUpdate(obj: BpfObject, map: string, key: Buffer, value: Buffer, flags?: number): void;
+  mapDelete(obj: BpfObject, map: string, key: Buffer): void;
+  mapEntries(obj: BpfObject, map: string, max?: number): Array<[Buffer, Buffer]>;
+  iterRead(obj: BpfObject, prog: string): Buffer;
+  progRun(obj: BpfObject, prog: string, opts?: { repeat?: number; cpu?: number }): { retval: number; durationNs: number; runs: number };
+  ringStart(obj: BpfObject, map: string, opts: RingOptions, onBatch: (batch: Buffer, records: number) => void): RingConsumer;
+  ringStop(c: RingConsumer): Promise<void>;
+  ringStats(c: RingConsumer): RingStats;
+  clockBoottimeNs?(): bigint;
+}
+
+export const ADDON_PATH = fileURLToPath(new URL('../../native/build/Release/patrol_native.node', import.meta.url));
+
+let cached: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (cached) return cached;
+  if (!existsSync(ADDON_PATH)) {
+    throw new PatrolError('E_NOT_BUILT', `native addon not built (${ADDON_PATH}); run: bash scripts/setup.sh`);
+  }
+  cached = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+  return cached;
+}

@@ -1,0 +1,28 @@
+// Process table stage: exec_id identity, the table itself, and the /proc reader it uses.
+export { execId, execIdFactory, readBootId, BOOT_ID_PATH, type ExecIdFn } from './exec-id.js';
+export {
+  ProcessTable,
+  ProcessEntry,
+  SubtreeFilter,
+  EXIT_DEAD,
+  EXIT_ZOMBIE,
+  type Enriched,
+  type EntrySource,
+  type ExitInfo,
+  type ProcessFilter,
+  type ProcessState,
+  type ProcessTableOptions,
+  type ProcessTableStats,
+  type TaskSnapshot,
+} from './table.js';
+export {
+  RealProcFs,
+  parseStat,
+  parseCmdline,
+  parseStatusUid,
+  readUptimeNs,
+  USER_HZ,
+  NS_PER_TICK,
+  type ProcFs,
+  type ProcStat,
+} from './procfs.js';
