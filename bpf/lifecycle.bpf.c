@@ -115,6 +115,23 @@ struct {
 
 static const __u32 zero = 0;
 
+/* clang emits BTF only for types a global uses; this anchor puts every wire type into the
+ * object's BTF so the TypeScript decoders are generated from the object alone. */
+struct pt_wire_types {
+	struct pt_hdr hdr;
+	struct pt_exec exec;
+	struct pt_fork fork;
+	struct pt_exit exit;
+	struct pt_reap reap;
+	struct pt_exec_failed exec_failed;
+	struct pt_counters counters;
+	struct pt_ring_ctl ring_ctl;
+	struct pt_task_snap task_snap;
+	enum pt_op op;
+	enum pt_flag flag;
+};
+struct pt_wire_types *const pt_wire_types_btf __attribute__((unused)) = 0;
+
 static __always_inline struct pt_counters *counters(void)
 {
 	return bpf_map_lookup_elem(&pt_counters, &zero);
@@ -432,7 +449,7 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	struct task_struct *leader = BPF_CORE_READ(p, group_leader);
 	struct exit_mark mark = {}, *old;
 	struct pt_exit *e;
-	__u32 pid = BPF_CORE_READ(p, tgid), tid = BPF_CORE_READ(p, pid), cpu = bpf_get_smp_processor_id();
+	__u32 pid = BPF_CORE_READ(p, tgid), tid = BPF_CORE_READ(p, pid);
 	int code;
 
 	/* Only the last live thread ends the process; the rest are counted as thread exits. */
@@ -449,7 +466,7 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	bpf_map_update_elem(&pt_exits, &pid, &mark, BPF_ANY);
 
 	count_generated(PT_OP_EXIT);
-	e = bpf_map_lookup_elem(&pt_exit_scratch, &cpu);
+	e = bpf_map_lookup_elem(&pt_exit_scratch, &zero);
 	if (!e) {
 		count_lost(PT_OP_EXIT);
 		return 0;
@@ -587,8 +604,8 @@ int BPF_PROG(handle_free, struct task_struct *p)
 {
 	struct exit_mark *mark;
 	__u32 pid = BPF_CORE_READ(p, tgid);
-	__u64 start = BPF_CORE_READ(p, start_boottime);
-	__u8 flags;
+	__u64 start = BPF_CORE_READ(p, start_boottime), exit_ns;
+	__u32 flags;
 
 	if (BPF_CORE_READ(p, pid) != pid) /* threads are not reaped by wait() */
 		return 0;
@@ -596,11 +613,12 @@ int BPF_PROG(handle_free, struct task_struct *p)
 	if (!mark || mark->start_ns != start) /* exit never seen (e.g. a zombie older than us) */
 		return emit_reap(pid, start, 0, PT_F_REAP_DEFERRED);
 	flags = mark->flags;
+	exit_ns = mark->exit_ns;
 	bpf_map_delete_elem(&pt_exits, &pid);
 	if (flags & MARK_REAPED)
 		return 0;
 	/* Reaped without a wait() we saw: by the kernel (autoreap) or while tracefs was absent. */
-	return emit_reap(pid, start, mark->exit_ns, (flags & PT_F_AUTOREAP) | PT_F_REAP_DEFERRED);
+	return emit_reap(pid, start, exit_ns, (flags & PT_F_AUTOREAP) | PT_F_REAP_DEFERRED);
 }
 
 /* Optional failed-exec reporting (autoload off unless enabled). Classic syscall tracepoints:
@@ -642,7 +660,7 @@ static __always_inline int exec_exit(long ret)
 	}
 	t = (struct task_struct *)bpf_get_current_task_btf();
 	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), a->filename);
-	fill_hdr(&e->rec.hdr, PT_OP_EXEC_FAILED, sizeof(*e), 0);
+	fill_hdr(&e->rec.hdr, PT_OP_EXEC_FAILED, sizeof(*e), n == sizeof(e->filename) ? PT_F_FILENAME_TRUNCATED : 0);
 	e->rec.start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
 	e->rec.pid = pid_tgid >> 32;
 	e->rec.tid = tid;

@@ -139,6 +139,10 @@ export interface RingOptions {
   /** Timed polling for benchmarks: never block longer than this (0: busy poll) and do not
    *  use the sleep flag. */
   pollIntervalUs?: number;
+  /** With sleepFlag: after a consume that found records, wait this long (µs, default 200) and
+   *  consume again before announcing sleep, so bursts cost one wakeup instead of many.
+   *  Bounds the extra latency of a record that arrives during the linger. 0 disables. */
+  lingerUs?: number;
 }
 
 /**
@@ -191,6 +195,8 @@ export interface RingStats {
   wakeups: number;
   /** Times the consumer set the sleep flag and blocked. */
   sleeps: number;
+  /** Records picked up by the linger wait (no wakeup needed). */
+  lingerRecords: number;
   /** epoll_wait timeouts (idleTimeoutMs, or every poll interval in pollIntervalUs mode). */
   timedConsumes: number;
   /** Records found by the consume after a timeout. With the sleep flag protocol these are

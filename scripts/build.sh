@@ -8,7 +8,7 @@ log() { printf '\033[1m[build]\033[0m %s\n' "$*"; }
 log "bpf objects"
 make -s -C bpf
 log "wire decoders from BTF"
-node scripts/gen-wire.mjs
+node scripts/gen-wire.mjs --strict
 log "native addon"
 if [ ! -f native/build/Release/patrol_native.node ] || [ -n "$(find native/src native/binding.gyp -newer native/build/Release/patrol_native.node 2>/dev/null)" ]; then
   npx --no-install node-gyp rebuild --directory native --nodedir=/usr --loglevel=warn

@@ -51,25 +51,35 @@ function run(file, args, during) {
 
 // ---- load and attach ----------------------------------------------------------------------
 
+// As src/app/lifecycle.ts attaches them. Core programs missing from an older object are
+// skipped; optional ones (syscall tracepoints, need tracefs) may fail to attach.
+const CORE_PROGS = ['handle_exec', 'handle_fork', 'handle_exit', 'handle_switch', 'handle_free'];
+const WAIT_PROGS = ['handle_wait4_exit', 'handle_waitid_enter', 'handle_waitid_exit'];
 const EXEC_FAILED_PROGS = ['handle_execve_enter', 'handle_execveat_enter', 'handle_execve_exit', 'handle_execveat_exit'];
 const obj = n.open(OBJ, { maxEntries: { pt_scratch: n.numPossibleCpus }, autoload: { bench_produce: false } });
 const rodata = n.readRodata(obj);
 const pageKb = LAYOUT.rodata.vars.page_kb;
-rodata.writeBigUInt64LE(BigInt(n.pageSize / 1024), pageKb.offset); // as the loader will
+rodata.writeBigUInt64LE(BigInt(n.pageSize / 1024), pageKb.offset); // as the loader does
 n.load(obj, { rodata });
 
 const batches = [];
 const ring = n.ringStart(obj, 'pt_events', { tagOffset: off('pt_hdr', 'op'), sleepFlag: { map: 'pt_ring_ctl', offset: 0 } }, (batch) => batches.push(batch));
-const links = ['handle_exec', 'handle_fork', 'handle_exit', 'handle_free'].map((p) => n.attach(obj, p));
-let execFailed = true;
-for (const p of EXEC_FAILED_PROGS) {
+const links = [];
+const attached = [];
+function attach(prog, required) {
   try {
-    links.push(n.attach(obj, p));
+    links.push(n.attach(obj, prog));
+    attached.push(prog);
+    return true;
   } catch (e) {
-    execFailed = false;
-    console.error(`record-fixture: ${p} not attached (${e.message}); no exec_failed record`);
+    if (required && e.code !== 'ENOENT') throw e;
+    console.error(`record-fixture: ${prog} not attached (${e.message})`);
+    return false;
   }
 }
+for (const p of CORE_PROGS) attach(p, true);
+for (const p of WAIT_PROGS) attach(p, false);
+const execFailed = EXEC_FAILED_PROGS.map((p) => attach(p, false)).every(Boolean);
 
 // ---- the known commands -------------------------------------------------------------------
 
@@ -156,6 +166,7 @@ const meta = {
   pageSize: n.pageSize,
   recorderPid: process.pid,
   argsCap: 4096,
+  attached,
   records: kept.length,
   pids: [...tree],
   cases,

@@ -17,6 +17,7 @@ struct RingOptions {
   size_t sleepOffset = 0;
   int idleTimeoutMs = 1000;
   int64_t pollIntervalUs = -1;  // >=0: timed polling, the sleep flag is not used
+  int64_t lingerUs = 200;       // timed wait after a burst before sleeping (0: sleep at once)
 };
 
 // Header of one malloc'd block; the record bytes follow it. The JS Buffer points into the
@@ -86,7 +87,8 @@ class RingConsumer {
 
   std::atomic<size_t> inFlight_{0};
   std::atomic<uint64_t> records_{0}, batches_{0}, delivered_{0}, droppedRecords_{0},
-      droppedBatches_{0}, wakeups_{0}, timedConsumes_{0}, timedRecords_{0}, sleeps_{0};
+      droppedBatches_{0}, wakeups_{0}, timedConsumes_{0}, timedRecords_{0}, sleeps_{0},
+      lingerRecords_{0};
   std::atomic<uint64_t> droppedByTag_[256] = {};
 };
 

@@ -156,6 +156,7 @@ Napi::Object RingConsumer::Stats(Napi::Env env) const {
   o.Set("sleeps", num(sleeps_));
   o.Set("timedConsumes", num(timedConsumes_));
   o.Set("timedRecords", num(timedRecords_));
+  o.Set("lingerRecords", num(lingerRecords_));
   o.Set("running", Napi::Boolean::New(env, thread_.joinable()));
   return o;
 }
@@ -181,6 +182,7 @@ Napi::Value RingStart(const Napi::CallbackInfo& info) {
   opts.tagOffset = OptInt(o, "tagOffset", -1, 0, 1 << 30, op);
   opts.idleTimeoutMs = OptInt(o, "idleTimeoutMs", 1000, -1, INT_MAX, op);
   opts.pollIntervalUs = OptInt(o, "pollIntervalUs", -1, 0, 1000000000, op);
+  opts.lingerUs = OptInt(o, "lingerUs", 200, 0, 999999, op);
   Napi::Value sf = o.Get("sleepFlag");
   if (!sf.IsUndefined()) {
     if (!sf.IsObject() || !sf.As<Napi::Object>().Get("map").IsString())

@@ -15,6 +15,7 @@ export interface RingOptions {
   sleepFlag?: { map: string; offset: number };
   idleTimeoutMs?: number;
   pollIntervalUs?: number;
+  lingerUs?: number;
 }
 
 export interface RingStats {
@@ -30,6 +31,7 @@ export interface RingStats {
   droppedByTag: number[];
   wakeups: number;
   timedConsumes: number;
+  lingerRecords: number;
 }
 
 export interface NativeAddon {

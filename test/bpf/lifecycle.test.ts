@@ -1,0 +1,162 @@
+// The lifecycle stream against the real kernel: exact argv, parents, exit status, durations,
+// zombie dwell, argv edge cases, PID reuse and an exec storm with exact loss accounting.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ExecEvent, ExitEvent, ForkEvent, ReapEvent } from '../../src/shared/events.js';
+import { Recorder, bpfEnabled, marker, run, sleep } from './helpers.js';
+
+describe.skipIf(!bpfEnabled)('lifecycle capture (real kernel)', () => {
+  let rec: Recorder;
+
+  beforeAll(() => {
+    rec = Recorder.start();
+  });
+
+  afterAll(async () => {
+    await rec?.stop();
+  });
+
+  it('captures exec with exact argv, parent, and exit code', async () => {
+    const m = marker();
+    const { pid } = await run('/bin/sh', ['-c', 'exit 3', m]);
+    const exec = await rec.waitFor((c) => c.ev.pid === pid && c.ev.type === 'exec');
+    const e = exec.ev as ExecEvent;
+    expect(e.args.map((a) => a.text)).toEqual(['/bin/sh', '-c', 'exit 3', m]);
+    expect(e.filename.text).toBe('/bin/sh');
+    expect(e.ppid).toBe(process.pid);
+    expect(e.uid).toBe(process.getuid!());
+    expect(exec.en.parentExecId).not.toBeNull();
+    expect(exec.en.parentExecId).toBe(rec.pipeline.table.byPid(process.pid)?.execId);
+    const exit = await rec.waitFor((c) => c.ev.pid === pid && c.ev.type === 'exit');
+    const x = exit.ev as ExitEvent;
+    expect(x.exitCode).toBe(3);
+    expect(x.signal).toBeNull();
+    expect(exit.en.execId).toBe(exec.en.execId);
+    expect(exit.en.ppid).toBe(process.pid);
+  });
+
+  it('reports death by SIGKILL as signal 9 with a duration within tolerance', async () => {
+    const child = spawn('/bin/sleep', ['10'], { stdio: 'ignore' });
+    await rec.waitFor((c) => c.ev.pid === child.pid && c.ev.type === 'exec');
+    await sleep(300);
+    child.kill('SIGKILL');
+    const exit = await rec.waitFor((c) => c.ev.pid === child.pid && c.ev.type === 'exit');
+    const x = exit.ev as ExitEvent;
+    expect(x.signal).toBe(9);
+    expect(x.exitCode).toBeNull();
+    const ms = Number(exit.en.durationNs) / 1e6;
+    expect(ms).toBeGreaterThan(300);
+    expect(ms).toBeLessThan(1500);
+  });
+
+  it('measures a sleep 0.2 at 200 ms ± 50 ms', async () => {
+    const { pid } = await run('/bin/sleep', ['0.2']);
+    const exit = await rec.waitFor((c) => c.ev.pid === pid && c.ev.type === 'exit');
+    expect(Math.abs(Number(exit.en.durationNs) / 1e6 - 200)).toBeLessThan(50);
+  });
+
+  it('captures a process shorter than a millisecond with its exit data', async () => {
+    // perl forks a child that _exits at once with code 5: it lives microseconds.
+    const { pid } = await run('perl', ['-MPOSIX', '-e', 'my $p = fork(); if (!$p) { POSIX::_exit(5) } waitpid($p, 0)']);
+    const fork = await rec.waitFor((c) => c.ev.type === 'fork' && (c.ev as ForkEvent).ppid === pid);
+    const child = fork.ev.pid;
+    const exit = await rec.waitFor((c) => c.ev.pid === child && c.ev.type === 'exit');
+    const x = exit.ev as ExitEvent;
+    expect(x.exitCode).toBe(5);
+    expect(exit.en.durationNs).toBeGreaterThan(0n);
+    expect(exit.en.durationNs).toBeLessThan(1_000_000n);
+    expect(x.usage.cpuNs).toBeGreaterThan(0n);
+    expect(x.usage.cpuNs).toBeLessThanOrEqual(exit.en.durationNs! + 100_000n);
+    expect(exit.en.parentExecId).toBe(rec.pipeline.table.byPid(pid)?.execId ?? exit.en.parentExecId);
+    const reap = await rec.waitFor((c) => c.ev.pid === child && c.ev.type === 'reap');
+    expect(reap.en.execId).toBe(exit.en.execId);
+  });
+
+  it('shows a zombie dwell of ~200 ms when the parent waits 200 ms before wait()', async () => {
+    const script = 'my $p = fork(); if (!$p) { exit 0 } select(undef, undef, undef, 0.2); waitpid($p, 0);';
+    const { pid } = await run('perl', ['-e', script]);
+    const fork = await rec.waitFor((c) => c.ev.type === 'fork' && (c.ev as ForkEvent).ppid === pid);
+    const reap = await rec.waitFor((c) => c.ev.pid === fork.ev.pid && c.ev.type === 'reap');
+    const ms = Number(reap.en.zombieNs) / 1e6;
+    expect(ms).toBeGreaterThan(180);
+    expect(ms).toBeLessThan(260);
+    expect((reap.ev as ReapEvent).exitNs).toBeGreaterThan(0n);
+  });
+
+  it('flags 1,000 arguments and 64 KiB argv as truncated without crashing', async () => {
+    const many = Array.from({ length: 1000 }, (_, i) => `arg${i}`);
+    const { pid: p1 } = await run('/bin/true', many);
+    const e1 = (await rec.waitFor((c) => c.ev.pid === p1 && c.ev.type === 'exec')).ev as ExecEvent;
+    const full1 = ['/bin/true', ...many].reduce((n, a) => n + Buffer.byteLength(a) + 1, 0);
+    expect(e1.argsFullLen).toBe(full1);
+    expect(e1.argsTruncated).toBe(true);
+    expect(e1.args.length).toBeGreaterThan(100);
+    expect(e1.args.slice(1, 50).map((a) => a.text)).toEqual(many.slice(0, 49));
+
+    const big = 'x'.repeat(64 * 1024);
+    const { pid: p2 } = await run('/bin/true', [big]);
+    const e2 = (await rec.waitFor((c) => c.ev.pid === p2 && c.ev.type === 'exec')).ev as ExecEvent;
+    expect(e2.argsFullLen).toBe('/bin/true'.length + 1 + big.length + 1);
+    expect(e2.argsTruncated).toBe(true);
+    expect(e2.args[0]!.text).toBe('/bin/true');
+    expect(e2.args[1]!.text.length).toBe(4096 - '/bin/true'.length - 1);
+  });
+
+  it('keeps non-UTF-8 argv bytes losslessly', async () => {
+    const m = marker();
+    const { pid } = await run('/bin/sh', ['-c', `exec /bin/true "$(printf '\\377\\376${m}')"`]);
+    const exec = await rec.waitFor(
+      (c) => c.ev.type === 'exec' && (c.ev as ExecEvent).filename.text === '/bin/true' && (c.ev as ExecEvent).args.some((a) => a.text.includes(m)),
+    );
+    expect(exec.ev.pid).toBe(pid);
+    const arg = (exec.ev as ExecEvent).args[1]!;
+    expect(arg.raw).toEqual(Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(m)]));
+    expect(arg.text).toBe(`\ufffd\ufffd${m}`);
+  });
+
+  it('gives two exec_ids to two processes that reuse one pid', async () => {
+    const ids = new Set<string>();
+    let reused = false;
+    for (let attempt = 0; attempt < 20 && !reused; attempt++) {
+      const first = await run('/bin/true', [marker()]);
+      writeFileSync('/proc/sys/kernel/ns_last_pid', String(first.pid - 1));
+      const second = await run('/bin/true', [marker()]);
+      if (second.pid !== first.pid) continue;
+      reused = true;
+      const a = await rec.waitFor((c) => c.ev.pid === first.pid && c.ev.type === 'exec');
+      const b = await rec.waitFor((c) => c.ev.pid === second.pid && c.ev.type === 'exec' && c !== a);
+      ids.add(a.en.execId).add(b.en.execId);
+    }
+    expect(reused).toBe(true);
+    expect(ids.size).toBe(2);
+  });
+});
+
+describe.skipIf(!bpfEnabled)('exec storm accounting (real kernel)', () => {
+  it('20,000 execs at full rate: captured + lost == generated exactly, and nothing lost', async () => {
+    const rec = Recorder.start();
+    const m = marker();
+    // Two loops (one per vCPU) of fork+exec of /bin/true, flat out.
+    const loop = `for (1..10000) { my $p = fork(); if (!$p) { exec('/bin/true', '${m}') or exit 127 } waitpid($p, 0) }`;
+    await Promise.all([run('perl', ['-e', loop]), run('perl', ['-e', loop])]);
+    const report = await rec.stop();
+    const storm = rec.events.filter((c) => c.ev.type === 'exec' && (c.ev as ExecEvent).args[1]?.text === m);
+    expect(storm.length).toBe(20000);
+    expect(report.identityHolds).toBe(true);
+    for (const t of Object.values(report.perType)) {
+      expect(t.generated).toBe(t.captured + t.lostReserve + t.lostUserspace);
+    }
+    expect(report.totals.lostReserve + report.totals.lostUserspace).toBe(0n);
+    expect(report.seqGaps).toBe(0n);
+    expect(report.perType.exec.captured).toBeGreaterThanOrEqual(20000n);
+    expect(report.perType.exit.captured).toBeGreaterThanOrEqual(20000n);
+    expect(report.perType.reap.captured).toBeGreaterThanOrEqual(20000n);
+  }, 120_000);
+});
+
+describe.skipIf(!bpfEnabled)('kernel facts used by the tests', () => {
+  it('boot id is readable', () => {
+    expect(readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
