@@ -15,7 +15,7 @@ export class KernelFeatureError extends PatrolError {
 /** Loading BPF needs privileges the process does not have. */
 export class PrivilegeError extends PatrolError {
   constructor() {
-    super('E_PRIVILEGE', 'patrol needs root or CAP_BPF+CAP_PERFMON to load its BPF sensors');
+    super('E_PRIVILEGE', 'needs root or CAP_BPF+CAP_PERFMON to load its BPF sensors');
   }
 }
 

@@ -6,16 +6,20 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as Native from '../../native/patrol_native.js';
+import { LAYOUT, PT_OP_EXEC, PT_OP_EXIT } from '../../src/wire/generated/lifecycle.js';
 
 const required = process.env.PATROL_REQUIRE_BPF === '1';
 const enabled = required || process.getuid?.() === 0;
 const OBJECT = fileURLToPath(new URL('../../bpf/.output/lifecycle.bpf.o', import.meta.url));
-const OP_OFFSET = 22; // pt_hdr.op
-const OP_EXEC = 1;
-const OP_EXIT = 3;
-const EXEC_PID_OFFSET = 48; // pt_exec.pid
-const EXIT_PID_OFFSET = 128; // pt_exit.pid
-const TASK_SNAP_SIZE = 72; // sizeof(struct pt_task_snap)
+// Offsets come from the layout generated out of the object's BTF, never written by hand.
+const field = (struct: keyof typeof LAYOUT.structs, name: string): number =>
+  (LAYOUT.structs[struct].fields as ReadonlyArray<{ name: string; offset: number }>).find((f) => f.name === name)!.offset;
+const OP_OFFSET = field('pt_hdr', 'op');
+const OP_EXEC = PT_OP_EXEC;
+const OP_EXIT = PT_OP_EXIT;
+const EXEC_PID_OFFSET = field('pt_exec', 'pid');
+const EXIT_PID_OFFSET = field('pt_exit', 'pid');
+const TASK_SNAP_SIZE = LAYOUT.structs.pt_task_snap.size;
 const PATROL_PROGS = /^(handle_|snapshot_tasks|bench_produce)/;
 
 function* records(batch: Buffer): Generator<Buffer> {
@@ -54,11 +58,15 @@ describe.skipIf(!enabled)('native addon on the live kernel', () => {
         handle_execveat_enter: false,
         handle_execve_exit: false,
         handle_execveat_exit: false,
+        handle_wait4_exit: false,
+        handle_waitid_enter: false,
+        handle_waitid_exit: false,
         bench_produce: false,
       },
     });
     native.load(obj);
-    for (const p of ['handle_exec', 'handle_fork', 'handle_exit', 'handle_free']) native.attach(obj, p);
+    // handle_switch emits the exit record at the dying thread's final context switch.
+    for (const p of ['handle_exec', 'handle_fork', 'handle_exit', 'handle_switch', 'handle_free']) native.attach(obj, p);
     consumer = native.ringStart(
       obj,
       'pt_events',
