@@ -8,7 +8,7 @@
  * emits bench_burst records (read from the same .rodata).
  *
  * usage: bpf-produce -t TOKEN -n RECORDS [-r RATE records/s, 0 = flat out] [-c CPU] [-w WAIT_S]
- * prints: {"runs":R,"burst":B,"records":R*B,"elapsed_s":T,"rate":..,"run_ns":..,"late_runs":L}
+ * prints: {"runs":R,"burst":B,"generated":G,"lost_reserve":L,"elapsed_s":T,"rate":G/T,"run_ns":..,"late_runs":..}
  */
 #include "common.h"
 #include <errno.h>
@@ -16,6 +16,27 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/types.h>
+#include "../bpf/lifecycle.h"
+
+static int counters_fd = -1;
+
+/* generated and lost_reserve summed over CPUs and ops, from the object's pt_counters */
+static void read_counters(uint64_t *gen, uint64_t *lost)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct pt_counters *pc = calloc(ncpu, sizeof(*pc));
+	uint32_t key = 0;
+
+	*gen = *lost = 0;
+	if (counters_fd >= 0 && pc && !bpf_map_lookup_elem(counters_fd, &key, pc))
+		for (int c = 0; c < ncpu; c++)
+			for (int op = 0; op < PT_OP_MAX; op++) {
+				*gen += pc[c].generated[op];
+				*lost += pc[c].lost_reserve[op];
+			}
+	free(pc);
+}
 
 static int rodata_u32(int map_fd, const struct bpf_map_info *mi, const char *var, uint32_t *out)
 {
@@ -64,6 +85,7 @@ static int find_prog(uint32_t token, uint32_t *burst)
 			close(fd);
 			continue;
 		}
+		int found = -1;
 		for (uint32_t i = 0; i < nmaps; i++) {
 			int mfd = bpf_map_get_fd_by_id(map_ids[i]);
 			struct bpf_map_info mi = {};
@@ -74,11 +96,23 @@ static int find_prog(uint32_t token, uint32_t *burst)
 			if (!bpf_obj_get_info_by_fd(mfd, &mi, &mlen) && strstr(mi.name, ".rodata") &&
 			    !rodata_u32(mfd, &mi, "filename_cap", &cap) && cap == token &&
 			    !rodata_u32(mfd, &mi, "bench_burst", &b)) {
-				close(mfd);
 				*burst = b;
-				return fd;
+				found = fd;
 			}
 			close(mfd);
+		}
+		if (found >= 0) {
+			for (uint32_t i = 0; i < nmaps; i++) {
+				int mfd = bpf_map_get_fd_by_id(map_ids[i]);
+				struct bpf_map_info mi = {};
+				uint32_t mlen = sizeof(mi);
+
+				if (mfd >= 0 && !bpf_obj_get_info_by_fd(mfd, &mi, &mlen) && !strcmp(mi.name, "pt_counters"))
+					counters_fd = mfd;
+				else if (mfd >= 0)
+					close(mfd);
+			}
+			return fd;
 		}
 		close(fd);
 	}
@@ -126,6 +160,8 @@ int main(int argc, char **argv)
 	uint64_t runs = (records + burst - 1) / burst, late = 0;
 	uint64_t period = rate > 0 ? (uint64_t)(1e9 * burst / rate) : 0;
 	LIBBPF_OPTS(bpf_test_run_opts, o);
+	uint64_t gen0, lost0, gen1, lost1;
+	read_counters(&gen0, &lost0);
 	uint64_t t0 = clock_ns(CLOCK_MONOTONIC), next = t0, busy = 0;
 	for (uint64_t i = 0; i < runs; i++) {
 		if (period) {
@@ -148,9 +184,13 @@ int main(int argc, char **argv)
 			die("bpf_prog_test_run_opts", errno);
 	}
 	double el = (clock_ns(CLOCK_MONOTONIC) - t0) / 1e9;
-	printf("{\"runs\":%llu,\"burst\":%u,\"records\":%llu,\"elapsed_s\":%.6f,\"rate\":%.1f,\"target_rate\":%.1f,"
-	       "\"run_ns\":%.1f,\"late_runs\":%llu}\n",
-	       (unsigned long long)runs, burst, (unsigned long long)(runs * burst), el, runs * burst / el, rate,
+	read_counters(&gen1, &lost1);
+	/* A failed reserve ends that run (RESERVE returns), so generated < runs * burst when the
+	 * ring fills: the rate is of records generated, and the loss is the kernel's count. */
+	uint64_t gen = gen1 - gen0, lost = lost1 - lost0;
+	printf("{\"runs\":%llu,\"burst\":%u,\"generated\":%llu,\"lost_reserve\":%llu,\"elapsed_s\":%.6f,"
+	       "\"rate\":%.1f,\"target_rate\":%.1f,\"run_ns\":%.1f,\"late_runs\":%llu}\n",
+	       (unsigned long long)runs, burst, (unsigned long long)gen, (unsigned long long)lost, el, gen / el, rate,
 	       (double)busy / runs, (unsigned long long)late);
 	return 0;
 }

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExecEvent, ExitEvent, ForkEvent, ReapEvent } from '../../src/shared/events.js';
-import { Recorder, bpfEnabled, marker, run, sleep } from './helpers.js';
+import { Recorder, bpfEnabled, marker, run, sleep, type Captured } from './helpers.js';
 
 describe.skipIf(!bpfEnabled)('lifecycle capture (real kernel)', () => {
   let rec: Recorder;
@@ -57,20 +57,24 @@ describe.skipIf(!bpfEnabled)('lifecycle capture (real kernel)', () => {
   });
 
   it('captures a process shorter than a millisecond with its exit data', async () => {
-    // perl forks a child that _exits at once with code 5: it lives microseconds.
-    const { pid } = await run('perl', ['-MPOSIX', '-e', 'my $p = fork(); if (!$p) { POSIX::_exit(5) } waitpid($p, 0)']);
-    const fork = await rec.waitFor((c) => c.ev.type === 'fork' && (c.ev as ForkEvent).ppid === pid);
-    const child = fork.ev.pid;
-    const exit = await rec.waitFor((c) => c.ev.pid === child && c.ev.type === 'exit');
-    const x = exit.ev as ExitEvent;
-    expect(x.exitCode).toBe(5);
-    expect(exit.en.durationNs).toBeGreaterThan(0n);
-    expect(exit.en.durationNs).toBeLessThan(1_000_000n);
+    // dash forks a subshell that exits at once with code 5: a small process that lives well
+    // under a millisecond unless the scheduler preempts it, so allow a few tries on a busy box.
+    let short: Captured | undefined;
+    for (let attempt = 0; attempt < 20 && !short; attempt++) {
+      const { pid } = await run('/bin/sh', ['-c', '(exit 5) & wait']);
+      const fork = await rec.waitFor((c) => c.ev.type === 'fork' && (c.ev as ForkEvent).ppid === pid);
+      const exit = await rec.waitFor((c) => c.ev.pid === fork.ev.pid && c.ev.type === 'exit');
+      expect((exit.ev as ExitEvent).exitCode).toBe(5);
+      expect(exit.en.parentExecId).toBe(fork.en.parentExecId);
+      if (exit.en.durationNs! < 1_000_000n) short = exit;
+    }
+    expect(short).toBeDefined();
+    const x = short!.ev as ExitEvent;
+    expect(short!.en.durationNs).toBeGreaterThan(0n);
     expect(x.usage.cpuNs).toBeGreaterThan(0n);
-    expect(x.usage.cpuNs).toBeLessThanOrEqual(exit.en.durationNs! + 100_000n);
-    expect(exit.en.parentExecId).toBe(rec.pipeline.table.byPid(pid)?.execId ?? exit.en.parentExecId);
-    const reap = await rec.waitFor((c) => c.ev.pid === child && c.ev.type === 'reap');
-    expect(reap.en.execId).toBe(exit.en.execId);
+    expect(x.usage.cpuNs).toBeLessThanOrEqual(short!.en.durationNs!);
+    const reap = await rec.waitFor((c) => c.ev.pid === x.pid && c.ev.type === 'reap');
+    expect(reap.en.execId).toBe(short!.en.execId);
   });
 
   it('shows a zombie dwell of ~200 ms when the parent waits 200 ms before wait()', async () => {
