@@ -7,7 +7,8 @@
  * at load), so the records go into the ring of that consumer's object and no other. Each run
  * emits bench_burst records (read from the same .rodata).
  *
- * usage: bpf-produce -t TOKEN -n RECORDS [-r RATE records/s, 0 = flat out] [-c CPU] [-w WAIT_S]
+ * usage: bpf-produce -t TOKEN -n RECORDS [-r RATE records/s, 0 = flat out] [-d MAX_S] [-c CPU] [-w WAIT_S]
+ *   stops after RECORDS/burst runs or MAX_S seconds, whichever comes first
  * prints: {"runs":R,"burst":B,"generated":G,"lost_reserve":L,"elapsed_s":T,"rate":G/T,"run_ns":..,"late_runs":..}
  */
 #include "common.h"
@@ -123,18 +124,19 @@ int main(int argc, char **argv)
 {
 	uint32_t token = 0, burst = 0;
 	uint64_t records = 1000000;
-	double rate = 0, wait_s = 10;
+	double rate = 0, wait_s = 10, max_s = 0;
 	int cpu = -1, opt;
 
-	while ((opt = getopt(argc, argv, "t:n:r:c:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:n:r:c:w:d:")) != -1) {
 		switch (opt) {
 		case 't': token = strtoul(optarg, NULL, 0); break;
 		case 'n': records = strtoull(optarg, NULL, 10); break;
 		case 'r': rate = atof(optarg); break;
 		case 'c': cpu = atoi(optarg); break;
 		case 'w': wait_s = atof(optarg); break;
+		case 'd': max_s = atof(optarg); break;
 		default:
-			fprintf(stderr, "usage: bpf-produce -t TOKEN -n RECORDS [-r RATE] [-c CPU] [-w WAIT_S]\n");
+			fprintf(stderr, "usage: bpf-produce -t TOKEN -n RECORDS [-r RATE] [-d MAX_S] [-c CPU] [-w WAIT_S]\n");
 			return 2;
 		}
 	}
@@ -162,8 +164,11 @@ int main(int argc, char **argv)
 	LIBBPF_OPTS(bpf_test_run_opts, o);
 	uint64_t gen0, lost0, gen1, lost1;
 	read_counters(&gen0, &lost0);
-	uint64_t t0 = clock_ns(CLOCK_MONOTONIC), next = t0, busy = 0;
+	uint64_t t0 = clock_ns(CLOCK_MONOTONIC), next = t0, busy = 0, done = 0;
+	uint64_t deadline = max_s > 0 ? t0 + (uint64_t)(max_s * 1e9) : UINT64_MAX;
 	for (uint64_t i = 0; i < runs; i++) {
+		if ((i & 15) == 0 && clock_ns(CLOCK_MONOTONIC) > deadline)
+			break;
 		if (period) {
 			uint64_t t = clock_ns(CLOCK_MONOTONIC);
 
@@ -182,7 +187,9 @@ int main(int argc, char **argv)
 		busy += clock_ns(CLOCK_MONOTONIC) - a;
 		if (err)
 			die("bpf_prog_test_run_opts", errno);
+		done++;
 	}
+	runs = done;
 	double el = (clock_ns(CLOCK_MONOTONIC) - t0) / 1e9;
 	read_counters(&gen1, &lost1);
 	/* A failed reserve ends that run (RESERVE returns), so generated < runs * burst when the
@@ -191,6 +198,6 @@ int main(int argc, char **argv)
 	printf("{\"runs\":%llu,\"burst\":%u,\"generated\":%llu,\"lost_reserve\":%llu,\"elapsed_s\":%.6f,"
 	       "\"rate\":%.1f,\"target_rate\":%.1f,\"run_ns\":%.1f,\"late_runs\":%llu}\n",
 	       (unsigned long long)runs, burst, (unsigned long long)gen, (unsigned long long)lost, el, gen / el, rate,
-	       (double)busy / runs, (unsigned long long)late);
+	       runs ? (double)busy / runs : 0, (unsigned long long)late);
 	return 0;
 }

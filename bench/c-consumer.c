@@ -8,7 +8,7 @@
  *       receives. The TOKEN goes into .rodata filename_cap so bpf-produce finds this object.
  *   c-consumer lat -o OBJ -m MARKER [-p flag|adaptive|poll] [-l LINGER_US] [-i POLL_US]
  *       Attaches the lifecycle programs (the set patrol trace attaches) and records, for every
- *       exec whose argv contains MARKER, CLOCK_BOOTTIME now − record ktime at the callback.
+ *       exec whose argv[1] is MARKER, CLOCK_BOOTTIME now − record ktime at the callback.
  *
  * Policies: flag = the consumer_sleeping protocol (wakeup_mode 0) with a linger after a burst;
  * adaptive = wakeup_mode 1 (kernel wakes on every caught-up record), epoll_wait; poll = wakeup
@@ -76,7 +76,11 @@ static int on_record(void *ctx, void *data, size_t size)
 	st.execs++;
 	if (sizeof(*e) + e->args_len > size)
 		return 0;
-	if (!memmem((const char *)(e + 1), e->args_len, st.marker, st.marker_len))
+	/* argv[1] == MARKER exactly (the load generator's own argv also holds the marker) */
+	const char *a = (const char *)(e + 1);
+	size_t l0 = strnlen(a, e->args_len), m = st.marker_len;
+	if (l0 + 1 + m > e->args_len || memcmp(a + l0 + 1, st.marker, m) ||
+	    (l0 + 1 + m < e->args_len && a[l0 + 1 + m] != 0))
 		return 0;
 	uint64_t now = clock_ns(CLOCK_BOOTTIME);
 	if (st.nlat == st.caplat) {

@@ -1,0 +1,248 @@
+#!/usr/bin/env node
+// Benchmark 2: records/s sustained into the TypeScript pipeline with zero loss, beside a plain C
+// libbpf consumer of the same ring under the same load.
+//
+// Load: lifecycle.bpf.o's bench_produce (1024 fork-shaped records per BPF_PROG_TEST_RUN), driven
+// by bench/build/bpf-produce from its own process pinned to CPU 0, paced at an offered rate or
+// flat out. Each consumer loads its own copy of the object with a random token in .rodata
+// (filename_cap, unused by bench_produce); bpf-produce finds the program by that token, so it
+// writes into the ring that consumer reads and no other.
+//
+// Consumers (what is included, honestly):
+//   ts-pipeline  addon consumer thread → batches → decodeBatch → SeqTracker → ProcessTable.apply →
+//                no-op sink: the body of LifecyclePipeline's batch handler. bench_produce's
+//                records are forks of pids 1..1024 with start times 0..1023 under pid 1, repeated
+//                every run, so after the first run ProcessTable.apply takes its update path (an
+//                existing (pid, start): two Map lookups and field writes), not the insert path.
+//   ts-decode    the same without the table; ts-addon: records counted in the batch callback, no
+//                decode (the transport alone).
+//   c            bench/build/c-consumer tput: ring_buffer__consume, one callback per record that
+//                reads the record (op, child_pid) and counts it.
+// Loss = the kernel's lost_reserve (ring full) + the addon's dropped records (JS behind).
+// Rates: delivered records / (last − first delivery). "Sustained" = highest rate of a 0-loss trial.
+import { cpus } from 'node:os';
+import {
+  C_CONSUMER,
+  OBJ,
+  PRODUCER,
+  dist,
+  ensureBuilt,
+  nowMs,
+  report,
+  round,
+  runJson,
+  sleep,
+  startChild,
+  stopChild,
+  token,
+  waitQuiet,
+} from './lib.mjs';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const { Sensor, native } = await dist('kernel/index.js');
+const { decodeBatch, decodeCounters, encodeRodata, SeqTracker, LAYOUT } = await dist('wire/index.js');
+const { ProcessTable, readBootId } = await dist('process/index.js');
+const { createLogger } = await dist('shared/log.js');
+
+ensureBuilt();
+const BURST = 1024;
+const PRODUCER_CPU = '0';
+const log = createLogger({ level: 'error' });
+const OTHER_PROGS = [
+  'handle_exec', 'handle_fork', 'handle_exit', 'handle_switch', 'handle_free',
+  'handle_wait4_exit', 'handle_waitid_enter', 'handle_waitid_exit',
+  'handle_execve_enter', 'handle_execveat_enter', 'handle_execve_exit', 'handle_execveat_exit',
+  'snapshot_tasks',
+];
+const OP_OFFSET = LAYOUT.structs.pt_hdr.fields.find((f) => f.name === 'op').offset;
+
+const POLICIES = {
+  'flag+linger200': { sleepFlag: { map: 'pt_ring_ctl', offset: 0 }, lingerUs: 200, c: ['-p', 'flag', '-l', '200'] },
+  'flag+linger0': { sleepFlag: { map: 'pt_ring_ctl', offset: 0 }, lingerUs: 0, c: ['-p', 'flag', '-l', '0'] },
+  'poll1000': { pollIntervalUs: 1000, c: ['-p', 'poll', '-i', '1000'] },
+};
+
+function producerArgs(tok, rate, seconds) {
+  const records = rate > 0 ? Math.round(rate * seconds) : 50_000_000;
+  return ['-t', String(tok), '-n', String(records), '-r', String(rate), '-d', String(seconds + 1), '-c', PRODUCER_CPU];
+}
+
+async function trialTs(kind, policy, rate, seconds) {
+  const n = native();
+  const tok = token();
+  const sensor = Sensor.load(
+    {
+      name: 'bench',
+      objectPath: OBJ,
+      maxEntries: { pt_scratch: n.numPossibleCpus },
+      autoload: Object.fromEntries([...OTHER_PROGS.map((p) => [p, false]), ['bench_produce', true]]),
+      rodata: (base) => encodeRodata(base, { benchBurst: BURST, filenameCap: tok, wakeupMode: 0, pageKb: n.pageSize / 1024 }),
+      programs: [],
+    },
+    log,
+  );
+  let count = 0;
+  let tFirst = 0;
+  let tLast = 0;
+  let handler;
+  if (kind === 'ts-addon') {
+    handler = (batch, records) => {
+      count += records;
+    };
+  } else {
+    const events = [];
+    const seq = new SeqTracker(0n);
+    const table = kind === 'ts-pipeline' ? new ProcessTable({ bootId: readBootId(), maxEntries: 65536, graceMs: 30000 }) : null;
+    const captured = { exec: 0n, fork: 0n, exit: 0n, reap: 0n, exec_failed: 0n };
+    const sink = () => {};
+    handler = (batch) => {
+      events.length = 0;
+      decodeBatch(batch, { events, seq });
+      for (let i = 0; i < events.length; i++) {
+        const ev = events[i];
+        captured[ev.type]++;
+        if (table) sink(ev, table.apply(ev));
+      }
+      count += events.length;
+    };
+  }
+  const pol = POLICIES[policy];
+  const opts = { tagOffset: OP_OFFSET, ...(pol.sleepFlag ? { sleepFlag: pol.sleepFlag, lingerUs: pol.lingerUs } : { pollIntervalUs: pol.pollIntervalUs }) };
+  const cpu0 = process.cpuUsage();
+  sensor.startRing('pt_events', opts, (batch, records) => {
+    const t = nowMs();
+    if (!tFirst) tFirst = t;
+    handler(batch, records);
+    tLast = nowMs();
+  });
+  const prod = await runJson(PRODUCER, producerArgs(tok, rate, seconds));
+  const stats = await sensor.stopRing();
+  const cpu = process.cpuUsage(cpu0);
+  const counters = decodeCounters(sensor.lookup('pt_counters', Buffer.alloc(4)), n.numPossibleCpus).total;
+  sensor.close();
+  const lostReserve = Number(counters.lostReserve.reduce((a, b) => a + b, 0n));
+  const generated = Number(counters.generated.reduce((a, b) => a + b, 0n));
+  const span = (tLast - tFirst) / 1000;
+  return {
+    consumer: kind,
+    policy,
+    offered_rate: rate,
+    generated,
+    received: count,
+    lost_reserve: lostReserve,
+    lost_userspace: stats.droppedRecords,
+    loss: lostReserve + stats.droppedRecords,
+    identity_holds: generated === count + lostReserve + stats.droppedRecords,
+    rate: span > 0 ? Math.round(count / span) : 0,
+    producer_rate: Math.round(prod.rate),
+    producer_ns_per_record: round(prod.run_ns / BURST, 1),
+    consumer_cpu_ns_per_record: count ? round(((cpu.user + cpu.system) * 1000) / count, 1) : null,
+    wakeups: stats.wakeups,
+    sleeps: stats.sleeps,
+    linger_records: stats.lingerRecords,
+    batches: stats.batches,
+    records_per_batch: stats.batches ? round(stats.records / stats.batches, 1) : null,
+  };
+}
+
+async function trialC(policy, rate, seconds) {
+  const tok = token();
+  const c = startChild(C_CONSUMER, ['tput', '-o', OBJ, '-t', String(tok), '-b', String(BURST), ...POLICIES[policy].c], {
+    readyLine: (l) => l.includes('"ready"'),
+  });
+  await c.ready;
+  const prod = await runJson(PRODUCER, producerArgs(tok, rate, seconds));
+  await stopChild(c, 'SIGTERM');
+  const r = JSON.parse(c.lines.filter((l) => l.includes('"mode"')).pop() ?? 'null');
+  if (!r) throw new Error(`c-consumer tput: no result: ${c.stderr()}`);
+  return {
+    consumer: 'c',
+    policy,
+    offered_rate: rate,
+    generated: r.generated,
+    received: r.records,
+    lost_reserve: r.lost_reserve,
+    lost_userspace: 0,
+    loss: r.lost_reserve,
+    identity_holds: r.generated === r.records + r.lost_reserve,
+    rate: Math.round(r.rate),
+    producer_rate: Math.round(prod.rate),
+    producer_ns_per_record: round(prod.run_ns / BURST, 1),
+    wakeups: r.wakeups,
+    sleeps: r.sleeps,
+    linger_records: r.linger_records,
+  };
+}
+
+const trial = (kind, policy, rate, seconds) => (kind === 'c' ? trialC(policy, rate, seconds) : trialTs(kind, policy, rate, seconds));
+
+const fmt = (t) =>
+  `${t.consumer.padEnd(11)} ${t.policy.padEnd(14)} offered ${t.offered_rate ? (t.offered_rate / 1e6).toFixed(2) + 'M/s' : 'flat out'}`.padEnd(52) +
+  ` → ${(t.rate / 1e6).toFixed(3)}M rec/s, loss ${t.loss} (ring ${t.lost_reserve}, js ${t.lost_userspace}), producer ${t.producer_ns_per_record} ns/rec, wakeups ${t.wakeups}` +
+  (t.records_per_batch ? `, ${t.records_per_batch} rec/batch, ${t.consumer_cpu_ns_per_record} ns JS-process CPU/rec` : '');
+const secs = QUICK ? 1 : 2;
+// BENCH_TRIALS="ts-pipeline:flag+linger200:1000000,c:poll1000:0": run only these, print, exit.
+if (process.env.BENCH_TRIALS) {
+  for (const spec of process.env.BENCH_TRIALS.split(',')) {
+    const [kind, policy, rate] = spec.split(':');
+    const t = await trial(kind, policy, Number(rate), secs);
+    process.stdout.write(`${fmt(t)}\n${JSON.stringify(t)}\n`);
+  }
+  process.exit(0);
+}
+const quiet = await waitQuiet();
+const trials = [];
+
+// 1. Rate ladder, default policy: TS pipeline and C alternate at each offered rate.
+const ladder = QUICK ? [500_000, 1_000_000, 2_000_000, 0] : [250_000, 500_000, 1_000_000, 1_500_000, 2_000_000, 3_000_000, 0];
+for (const rate of ladder) {
+  for (const kind of ['c', 'ts-pipeline']) {
+    const t = await trial(kind, 'flag+linger200', rate, secs);
+    trials.push({ part: 'ladder', ...t });
+    process.stderr.write(`  ${fmt(t)}\n`);
+  }
+}
+// 2. Where the TS time goes, flat out: transport only, + decode, (+ table above).
+for (const kind of ['ts-addon', 'ts-decode']) {
+  const t = await trial(kind, 'flag+linger200', 0, secs);
+  trials.push({ part: 'breakdown', ...t });
+  process.stderr.write(`  ${fmt(t)}\n`);
+}
+// 3. Consumer policies at 1M/s offered and flat out (linger200 comes from the ladder).
+for (const policy of ['flag+linger0', 'poll1000']) {
+  for (const rate of [1_000_000, 0]) {
+    for (const kind of ['c', 'ts-pipeline']) {
+      const t = await trial(kind, policy, rate, secs);
+      trials.push({ part: 'policy', ...t });
+      process.stderr.write(`  ${fmt(t)}\n`);
+    }
+  }
+}
+
+const sustained = (consumer, policy) => {
+  const ok = trials.filter((t) => t.consumer === consumer && t.policy === policy && t.loss === 0 && t.received > 0);
+  return ok.length ? Math.max(...ok.map((t) => t.rate)) : 0;
+};
+const flat = (consumer, policy) => trials.find((t) => t.consumer === consumer && t.policy === policy && t.offered_rate === 0);
+const summary = {};
+for (const policy of Object.keys(POLICIES)) {
+  const ts = sustained('ts-pipeline', policy);
+  const c = sustained('c', policy);
+  summary[policy] = {
+    ts_sustained_zero_loss: ts,
+    c_sustained_zero_loss: c,
+    ratio_ts_c_sustained: c ? round(ts / c, 2) : null,
+    ts_flat_out: flat('ts-pipeline', policy)?.rate ?? null,
+    c_flat_out: flat('c', policy)?.rate ?? null,
+    ratio_ts_c_flat_out: flat('c', policy)?.rate ? round(flat('ts-pipeline', policy).rate / flat('c', policy).rate, 2) : null,
+  };
+}
+const def = summary['flag+linger200'];
+const lines = [
+  `default policy (sleep flag + linger 200 µs): TS pipeline sustains ${(def.ts_sustained_zero_loss / 1e6).toFixed(2)}M rec/s with 0 loss (target ≥ 1M: ${def.ts_sustained_zero_loss >= 1e6 ? 'met' : 'MISSED'}); C ${(def.c_sustained_zero_loss / 1e6).toFixed(2)}M; TS/C ${def.ratio_ts_c_sustained} (target ≥ 0.9: ${def.ratio_ts_c_sustained >= 0.9 ? 'met' : 'MISSED'})`,
+  ...Object.entries(summary).map(
+    ([p, s]) => `${p.padEnd(15)} 0-loss TS ${(s.ts_sustained_zero_loss / 1e6).toFixed(2)}M / C ${(s.c_sustained_zero_loss / 1e6).toFixed(2)}M (×${s.ratio_ts_c_sustained});  flat out TS ${(s.ts_flat_out / 1e6).toFixed(2)}M / C ${(s.c_flat_out / 1e6).toFixed(2)}M (×${s.ratio_ts_c_flat_out})`,
+  ),
+  ...trials.map(fmt),
+];
+report('throughput', { ...quiet, quick: QUICK, producer_cpu: Number(PRODUCER_CPU), cpus: cpus().length, burst: BURST, summary, trials }, lines);
