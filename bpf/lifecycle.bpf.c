@@ -7,6 +7,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "lifecycle.h"
+#include "ringbuf.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -162,32 +163,14 @@ static __always_inline __u64 next_seq(void)
 	return __sync_fetch_and_add(s, 1);
 }
 
-static __always_inline bool consumer_sleeping(void)
-{
-	struct pt_ring_ctl *ctl = bpf_map_lookup_elem(&pt_ring_ctl, &zero);
-
-	return ctl && *(volatile __u32 *)&ctl->consumer_sleeping;
-}
-
-/* Waking a consumer costs ~18 us of BPF time per record, so wake only one that sleeps. A
- * producer that saw it awake re-checks after its commit (the commit is a full barrier, and
- * the consumer sets the flag before its last drain), and wakes it with an empty discard. */
 static __always_inline __u64 submit_flags(void)
 {
-	if (wakeup_mode == 1)
-		return 0;
-	return consumer_sleeping() ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	return rb_submit_flags(&pt_ring_ctl, wakeup_mode);
 }
 
 static __always_inline void wake_if_sleeping(__u64 flags_used)
 {
-	void *p;
-
-	if (wakeup_mode == 1 || flags_used == BPF_RB_FORCE_WAKEUP || !consumer_sleeping())
-		return;
-	p = bpf_ringbuf_reserve(&pt_events, 8, 0);
-	if (p)
-		bpf_ringbuf_discard(p, BPF_RB_FORCE_WAKEUP);
+	rb_wake_if_sleeping(&pt_events, &pt_ring_ctl, wakeup_mode, flags_used);
 }
 
 static __always_inline void fill_hdr(struct pt_hdr *h, __u8 op, __u32 size, __u8 flags)

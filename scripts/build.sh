@@ -9,6 +9,9 @@ log "bpf objects"
 make -s -C bpf
 log "wire decoders from BTF"
 node scripts/gen-wire.mjs --strict
+node scripts/gen-wire.mjs --strict bpf/.output/state.bpf.o src/wire/generated/state.ts \
+  --structs pt_hdr,st_transition,st_throttle,st_task,st_task_snap,st_counters,st_budget \
+  --enums st_op,st_state,st_reason
 log "native addon"
 if [ ! -f native/build/Release/patrol_native.node ] || [ -n "$(find native/src native/binding.gyp -newer native/build/Release/patrol_native.node 2>/dev/null)" ]; then
   npx --no-install node-gyp rebuild --directory native --nodedir=/usr --loglevel=warn

@@ -4,6 +4,7 @@
 //   <out>.ts           layout facts + one specialized reader per struct (offsets inlined)
 //   <out>.layout.json  the same layout facts, for the layout test
 // Usage: node scripts/gen-wire.mjs [object.o] [out.ts] [--header lifecycle.h] [--strict]
+//        [--structs a,b,...] [--enums x,y,...]   (default: the lifecycle sensor's)
 // Types clang left out of the object's BTF (it emits only types a global references) are taken
 // from a BTF probe: lifecycle.h compiled alone with the same clang. --strict forbids that.
 import { execFileSync } from 'node:child_process';
@@ -11,8 +12,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 
-const STRUCTS = ['pt_hdr', 'pt_exec', 'pt_fork', 'pt_exit', 'pt_reap', 'pt_exec_failed', 'pt_counters', 'pt_ring_ctl', 'pt_task_snap'];
-const ENUMS = ['pt_op', 'pt_flag'];
+let STRUCTS = ['pt_hdr', 'pt_exec', 'pt_fork', 'pt_exit', 'pt_reap', 'pt_exec_failed', 'pt_counters', 'pt_ring_ctl', 'pt_task_snap'];
+let ENUMS = ['pt_op', 'pt_flag'];
 const DATASEC = '.rodata';
 
 function die(msg) {
@@ -26,6 +27,8 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--strict') opt.strict = true;
     else if (argv[i] === '--header') opt.header = argv[++i];
+    else if (argv[i] === '--structs') STRUCTS = argv[++i].split(',');
+    else if (argv[i] === '--enums') ENUMS = argv[++i].split(',');
     else if (argv[i].startsWith('--')) die(`unknown option ${argv[i]}`);
     else pos.push(argv[i]);
   }
