@@ -117,3 +117,37 @@ export interface TypeAccounting {
 }
 
 export type Accounting = Record<EventType, TypeAccounting>;
+
+/** Scheduler state letters as ps shows them; X = gone (reaped). */
+export type StateLetter = 'R' | 'S' | 'D' | 'T' | 'I' | 'Z' | 'X';
+
+/** A transition of interest from the state sensor. */
+export interface StateEvent {
+  type: 'state';
+  ktimeNs: bigint;
+  seq: bigint;
+  cpu: number;
+  pid: number;
+  tid: number;
+  startNs: bigint;
+  from: StateLetter;
+  to: StateLetter;
+  /** time spent in `from` */
+  durationNs: bigint;
+  reason: 'd_long' | 'watched';
+  comm: KText;
+}
+
+/** The state sensor's per-CPU budget ran out (start) or recovered (end). */
+export interface ThrottleEvent {
+  type: 'throttle';
+  ktimeNs: bigint;
+  seq: bigint;
+  cpu: number;
+  phase: 'start' | 'end';
+  /** end: transitions suppressed while throttled */
+  suppressed: bigint;
+  budget: number;
+}
+
+export type StateStreamEvent = StateEvent | ThrottleEvent;

@@ -12,3 +12,13 @@ export type { RodataValues } from './rodata.js';
 export { WireError } from './errors.js';
 export { ktext, cstrText, splitArgs } from './text.js';
 export { LAYOUT, PT_OP_MAX, PT_HDR_SIZE, PT_RING_CTL_SIZE } from './generated/lifecycle.js';
+export {
+  decodeStateBatch,
+  decodeThreadSnaps,
+  decodeStateCounters,
+  stateLetter,
+  STATE_LETTER,
+  STATE_OPS,
+  ST_HIST_SLOTS,
+} from './state.js';
+export type { StateDecodeResult, ThreadSnap, StateCounters } from './state.js';
