@@ -1,7 +1,7 @@
 // `patrol trace`: live lifecycle view (execsnoop + exitsnoop and more), human or NDJSON.
 import type { Command } from 'commander';
 import type { LifecycleEvent } from '../shared/events.js';
-import type { Enriched } from '../process/index.js';
+import type { Enriched, SubtreeFilter } from '../process/index.js';
 import { createLogger } from '../shared/log.js';
 import { LifecyclePipeline, type AccountingReport } from '../app/lifecycle.js';
 import { WallClock } from '../kernel/index.js';
@@ -63,11 +63,16 @@ export async function runTrace(opts: TraceOptions): Promise<void> {
   const started = Date.now();
 
   let pipeline: LifecyclePipeline | null = null;
+  // Subtree membership is fixed at birth (like strace -f): orphans re-parented to init stay in.
+  let subtree: SubtreeFilter | null = null;
   const sink = (ev: LifecycleEvent, en: Enriched) => {
     if (comms && !comms.has(en.comm)) return;
     if (opts.uid !== undefined && en.entry.uid !== opts.uid) return;
     if (opts.failed && !isFailure(ev)) return;
-    if (opts.pid !== undefined && !(ev.pid === opts.pid || pipeline!.table.inSubtree(en.entry, opts.pid))) return;
+    if (opts.pid !== undefined) {
+      subtree ??= pipeline!.table.subtreeFilter(opts.pid);
+      if (!subtree.matches(ev, en)) return;
+    }
     shown++;
     pending += opts.json ? toLine(eventRecord(ev, en, clock)) : humanLine(ev, en, clock.epochMs(ev.ktimeNs)) + '\n';
     if (!flushQueued) {

@@ -21,11 +21,16 @@
 // offset while BPF does not; adoption then fails and the /proc entry is replaced as a pid reuse.
 //
 // Event order. The BPF ring buffer delivers records in reservation order, so a fork precedes
-// everything its child does, and an exit precedes the reuse of its pid. The reap
-// (sched_process_free) is RCU-delayed, so it may arrive after a new process got the same pid:
-// such a late reap is matched by exec_id, not by pid. Events of processes the table never saw
-// (lost records, or a start before the bootstrap) create 'inferred' entries instead of being
-// dropped.
+// everything its child does. A reap is reported after the pid is freed (at the parent's wait()
+// return, or at the RCU-delayed task free), and an autoreaped process's exit may be reported
+// after that too, so both can arrive after a new process got the same pid: such late events are
+// matched by exec_id, not by pid, and the new holder of the pid is left alone. Events of
+// processes the table never saw (lost records, or a start before the bootstrap) create
+// 'inferred' entries instead of being dropped.
+//
+// Parent links. `parentExecId` is the identity of the parent and stays when the parent entry
+// leaves the table; `parent` is the in-table reference (null once the parent is removed), used
+// by ancestry walks and kept consistent with the parent's `children` set.
 import type {
   ExecEvent,
   ExecFailedEvent,
@@ -105,8 +110,10 @@ export class ProcessEntry {
   children: Set<ProcessEntry> | null = null;
   /** table-internal: order of last event, for LRU eviction */
   touched = 0;
-  /** table-internal: when a dead entry leaves the table */
-  removeAtNs: bigint | null = null;
+  /** table-internal: the parent entry while both are in the table (parentExecId outlives it) */
+  parent: ProcessEntry | null = null;
+  /** table-internal: when the entry was marked dead; it leaves the table graceMs later */
+  deadAtNs: bigint | null = null;
   /** table-internal: no longer in the table */
   removed = false;
   /** table-internal: exec_id of the exact start after a coarse entry was adopted */
@@ -182,7 +189,7 @@ export interface ProcessTableStats {
   evictions: number;
   /** children moved to a new parent (orphan reparenting, or a ppid corrected by an event) */
   reparented: number;
-  /** an event showed a new process on a pid still held by a live or zombie entry */
+  /** an event showed a new process on a pid still held by a live entry (its exit was lost) */
   pidReuseDetected: number;
   /** entries created for processes the table had not seen born (sources 'exec', 'inferred') */
   inferred: number;
@@ -394,7 +401,7 @@ export class ProcessTable {
     } else if (child.source === 'inferred') {
       child.source = 'fork';
     }
-    if (child.parentExecId !== (parent === null ? null : parent.execId) || child.ppid !== ev.ppid) {
+    if (child.parent !== parent || child.ppid !== ev.ppid) {
       this.setParent(child, ev.ppid, parent, null);
     }
     child.touched = ++this.tick;
@@ -413,7 +420,7 @@ export class ProcessTable {
       if (p === undefined) {
         p = this.create(this.missId, ev.ppid, ev.parentStartNs, 'inferred', ev.ktimeNs);
       }
-      if (p !== e && (e.parentExecId !== p.execId || e.ppid !== ev.ppid)) {
+      if (p !== e && (e.parent !== p || e.ppid !== ev.ppid)) {
         if (!created && e.ppid !== 0 && e.ppid !== ev.ppid) this.nReparented++;
         this.setParent(e, ev.ppid, p, null);
       }
@@ -506,7 +513,8 @@ export class ProcessTable {
     // not the current holder of the pid: a late event of an older process, or a new one
     const id = this.idOf(pid, startNs);
     this.missId = id;
-    const byId = this.entries.get(id) ?? this.aliases.get(id);
+    let byId = this.entries.get(id);
+    if (byId === undefined && this.aliases.size > 0) byId = this.aliases.get(id);
     return byId !== undefined && byId.pid === pid && byId.startNs === startNs ? byId : undefined;
   }
 
@@ -531,9 +539,10 @@ export class ProcessTable {
     if (cur === undefined) {
       this.pids.set(pid, e);
     } else if (cur.startNs < startNs) {
-      // a newer process holds the pid: the old holder died without us seeing its reap
-      this.nPidReuse++;
+      // A newer process has the pid, so the old holder is gone. A zombie: its reap is still on
+      // the way (reaps are reported after the pid is freed). A live one: its exit was lost.
       if (cur.state !== 'dead') {
+        if (cur.state === 'live') this.nPidReuse++;
         this.setState(cur, 'dead');
         this.scheduleRemoval(cur, atNs);
       }
@@ -565,21 +574,21 @@ export class ProcessTable {
   }
 
   private scheduleRemoval(e: ProcessEntry, atNs: bigint): void {
-    e.removeAtNs = atNs + this.graceNs;
+    e.deadAtNs = atNs;
     this.deadQ.push(e);
   }
 
   /** Link e to its parent. `parent` null: parentExecId = fallbackId (a parent not in the table). */
   private setParent(e: ProcessEntry, ppid: number, parent: ProcessEntry | null, fallbackId: string | null): void {
     if (parent === e) parent = null;
-    const newId = parent !== null ? parent.execId : fallbackId;
-    if (e.parentExecId !== null && e.parentExecId !== newId) {
-      const old = this.entries.get(e.parentExecId);
-      if (old !== undefined && old.children !== null) old.children.delete(e);
+    const old = e.parent;
+    if (old !== parent) {
+      if (old !== null) old.children!.delete(e);
+      if (parent !== null) (parent.children ??= new Set()).add(e);
+      e.parent = parent;
     }
     e.ppid = ppid;
-    e.parentExecId = newId;
-    if (parent !== null) (parent.children ??= new Set()).add(e);
+    e.parentExecId = parent !== null ? parent.execId : fallbackId;
   }
 
   /** The children of exiting `e` get a new parent: the kernel's choice (init of the pid
@@ -609,9 +618,14 @@ export class ProcessTable {
     this.entries.delete(e.execId);
     if (this.pids.get(e.pid) === e) this.pids.delete(e.pid);
     if (e.aliasId !== null) this.aliases.delete(e.aliasId);
-    if (e.parentExecId !== null) {
-      const p = this.entries.get(e.parentExecId);
-      if (p !== undefined && p.children !== null) p.children.delete(e);
+    if (e.parent !== null) {
+      e.parent.children!.delete(e);
+      e.parent = null;
+    }
+    if (e.children !== null) {
+      // the children keep parentExecId (the id is still true) but lose the link
+      for (const c of e.children) c.parent = null;
+      e.children = null;
     }
     this.countState(e.state, -1);
   }
@@ -689,11 +703,12 @@ export class ProcessTable {
    *  calls this every `sweepEvery` events with the latest event time. Returns entries removed. */
   sweep(nowNs: bigint = this.now()): number {
     const q = this.deadQ;
+    const cutoff = nowNs - this.graceNs;
     let n = 0;
     while (this.deadHead < q.length) {
       const e = q[this.deadHead];
       if (e !== undefined && !e.removed) {
-        if (e.removeAtNs! > nowNs) break;
+        if (e.deadAtNs! > cutoff) break;
         this.remove(e);
         n++;
       }
@@ -737,7 +752,7 @@ export class ProcessTable {
     while (e !== undefined && out.length < maxDepth && !seen.has(e)) {
       out.push(e);
       seen.add(e);
-      e = e.parentExecId === null ? undefined : this.entries.get(e.parentExecId);
+      e = e.parent ?? undefined;
     }
     return out;
   }
@@ -750,7 +765,7 @@ export class ProcessTable {
     let e: ProcessEntry | undefined = entry;
     for (let d = 0; e !== undefined && d <= MAX_ANCESTRY; d++) {
       if (root !== undefined ? e === root : e.pid === rootPid) return true;
-      e = e.parentExecId === null ? undefined : this.entries.get(e.parentExecId);
+      e = e.parent ?? undefined;
     }
     return false;
   }
