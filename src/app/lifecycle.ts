@@ -155,6 +155,9 @@ export class LifecyclePipeline {
     try {
       const snaps = decodeTaskSnaps(this.sensor.iterate('snapshot_tasks'));
       this.table.bootstrap(snaps);
+      // The iterator does not visit every task (pid 1 is missing on some kernels): /proc fills
+      // the gaps, keeping the exact start times already known.
+      this.table.bootstrapFromProc();
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'task iterator unavailable; bootstrapping from /proc');
       this.table.bootstrapFromProc();

@@ -26,3 +26,5 @@ export {
   type ProcFs,
   type ProcStat,
 } from './procfs.js';
+export { StateMachine, validTransition, normalize, type Anomaly, type ProcState } from './state-machine.js';
+export { ProcessStates, histPercentile, type RqStats, type ZombieInfo, type StuckD } from './states.js';

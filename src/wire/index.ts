@@ -7,11 +7,12 @@ export { decodeCounters, decodePerCpuU64 } from './counters.js';
 export type { CounterSet, PerCpuCounters } from './counters.js';
 export { decodeTaskSnaps } from './snapshot.js';
 export type { TaskSnap } from './snapshot.js';
-export { encodeRodata } from './rodata.js';
+export { encodeRodata, patchRodataVars } from './rodata.js';
 export type { RodataValues } from './rodata.js';
 export { WireError } from './errors.js';
 export { ktext, cstrText, splitArgs } from './text.js';
 export { LAYOUT, PT_OP_MAX, PT_HDR_SIZE, PT_RING_CTL_SIZE } from './generated/lifecycle.js';
+export { LAYOUT as STATE_LAYOUT } from './generated/state.js';
 export {
   decodeStateBatch,
   decodeThreadSnaps,

@@ -65,3 +65,20 @@ function write(out: Buffer, name: string, v: VarLayout, value: number | bigint |
 function range(name: string, value: unknown, want: string): WireError {
   return new WireError('E_WIRE_RODATA_RANGE', `.rodata ${name}=${String(value)}: must be ${want}`);
 }
+
+/** A copy of `base` with .rodata variables set by their C names, at generated offsets: for
+ *  sensors whose config has no camelCase mapping of its own. */
+export function patchRodataVars(
+  base: Buffer,
+  values: Readonly<Record<string, number | bigint | boolean>>,
+  vars: Readonly<Record<string, VarLayout | undefined>>,
+): Buffer {
+  const out = Buffer.from(base);
+  for (const [name, value] of Object.entries(values)) {
+    const v = vars[name];
+    if (!v) throw new WireError('E_WIRE_RODATA_MISSING', `.rodata has no variable ${name} (object and generated code out of sync?)`);
+    if (v.offset + v.size > out.length) throw new WireError('E_WIRE_RODATA_SHORT', `.rodata too short for ${name}`);
+    write(out, name, v, value);
+  }
+  return out;
+}

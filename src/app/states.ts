@@ -1,0 +1,156 @@
+// Wires the state sensor: BPF (task-storage accounting, transitions of interest) → its own ring
+// → decodeStateBatch → ProcessStates, plus a periodic sweep of the st_snapshot iterator.
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../shared/log.js';
+import type { StateStreamEvent } from '../shared/events.js';
+import { Sensor, boottimeNs, native } from '../kernel/index.js';
+import { SeqTracker, STATE_LAYOUT, STATE_OPS, decodePerCpuU64, decodeStateBatch, decodeStateCounters, decodeThreadSnaps, patchRodataVars } from '../wire/index.js';
+import { ProcessStates, type ProcessTable } from '../process/index.js';
+
+export const STATE_OBJECT = fileURLToPath(new URL('../../bpf/.output/state.bpf.o', import.meta.url));
+
+export interface StateConfig {
+  /** leaving D after this long is reported; ongoing D this long is "stuck" (default 1 s) */
+  dThresholdMs: number;
+  /** transition records per CPU per second before throttling */
+  budgetPerSec: number;
+  /** how often per-thread accounting is swept (ms) */
+  sweepMs: number;
+}
+
+export const DEFAULT_STATE: StateConfig = { dThresholdMs: 1000, budgetPerSec: 2000, sweepMs: 250 };
+
+const OP_OFFSET = (STATE_LAYOUT.structs.pt_hdr.fields as ReadonlyArray<{ name: string; offset: number }>).find((f) => f.name === 'op')!.offset;
+
+export interface StateAccounting {
+  generated: { state: bigint; throttle: bigint };
+  captured: { state: bigint; throttle: bigint };
+  lostReserve: { state: bigint; throttle: bigint };
+  lostUserspace: { state: bigint; throttle: bigint };
+  throttled: bigint;
+  identityHolds: boolean;
+  seqGaps: bigint;
+  storageFail: bigint;
+}
+
+export class StatePipeline {
+  readonly states: ProcessStates;
+  readonly seq = new SeqTracker(0n);
+  readonly captured = { state: 0n, throttle: 0n };
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  lastSweepMs = 0;
+  sweeps = 0;
+
+  private constructor(
+    private readonly sensor: Sensor,
+    readonly config: StateConfig,
+    table: ProcessTable,
+    private readonly log: Logger,
+    private readonly sink: (ev: StateStreamEvent) => void,
+  ) {
+    this.states = new ProcessStates(table, (a, pid) => log.debug({ pid, ...a, atNs: String(a.atNs) }, 'invalid state transition ignored'));
+  }
+
+  static start(cfg: Partial<StateConfig>, table: ProcessTable, log: Logger, sink: (ev: StateStreamEvent) => void): StatePipeline {
+    const config = { ...DEFAULT_STATE, ...cfg };
+    const sensor = Sensor.load(
+      {
+        name: 'state',
+        objectPath: STATE_OBJECT,
+        rodata: (base) =>
+          patchRodataVars(
+            base,
+            { d_threshold_ns: BigInt(config.dThresholdMs) * 1_000_000n, budget_per_sec: config.budgetPerSec, wakeup_mode: 0 },
+            STATE_LAYOUT.rodata.vars,
+          ),
+        programs: ['st_switch', 'st_wakeup', 'st_wakeup_new'],
+      },
+      log,
+    );
+    const p = new StatePipeline(sensor, config, table, log, sink);
+    try {
+      sensor.startRing('st_events', { tagOffset: OP_OFFSET, sleepFlag: { map: 'st_ring_ctl', offset: 0 } }, (b) => p.onBatch(b));
+      sensor.attach();
+    } catch (e) {
+      sensor.close();
+      throw e;
+    }
+    p.timer = setInterval(() => p.sweep(), config.sweepMs);
+    p.timer.unref();
+    return p;
+  }
+
+  private onBatch(batch: Buffer): void {
+    const r = decodeStateBatch(batch, this.seq);
+    for (const ev of r.events) {
+      this.captured[ev.type]++;
+      if (ev.type === 'state') this.states.applyState(ev);
+      this.sink(ev);
+    }
+  }
+
+  /** Reads every thread's accounting; also callable on demand (e.g. before answering ps). */
+  sweep(): void {
+    if (this.stopped) return;
+    const t0 = performance.now();
+    try {
+      this.states.applySweep(decodeThreadSnaps(this.sensor.iterate('st_snapshot')));
+      this.sweeps++;
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'state sweep failed');
+    }
+    this.lastSweepMs = performance.now() - t0;
+  }
+
+  /** Watch a process: every state change of it is reported. */
+  watch(pid: number, on: boolean): void {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(pid);
+    if (on) native().mapUpdate(this.sensor.object, 'st_watch', key, Buffer.from([1]));
+    else {
+      try {
+        native().mapDelete(this.sensor.object, 'st_watch', key);
+      } catch {
+        /* not watched */
+      }
+    }
+  }
+
+  accounting(): StateAccounting {
+    const raw = this.sensor.lookup('st_counters', Buffer.alloc(4));
+    const c = raw ? decodeStateCounters(raw) : null;
+    const ring = this.sensor.ringStats();
+    const gen = { state: c?.generated[0] ?? 0n, throttle: c?.generated[1] ?? 0n };
+    const throttled = c?.throttled[0] ?? 0n;
+    const lostReserve = { state: c?.lostReserve[0] ?? 0n, throttle: c?.lostReserve[1] ?? 0n };
+    const opState = STATE_OPS.state;
+    const lostUserspace = { state: BigInt(ring?.droppedByTag[opState] ?? 0), throttle: BigInt(ring?.droppedByTag[opState + 1] ?? 0) };
+    const identityHolds =
+      gen.state === this.captured.state + lostReserve.state + lostUserspace.state + throttled &&
+      gen.throttle === this.captured.throttle + lostReserve.throttle + lostUserspace.throttle;
+    let seqGaps = 0n;
+    const seqRaw = this.sensor.lookup('st_seq', Buffer.alloc(4));
+    if (seqRaw) decodePerCpuU64(seqRaw).forEach((next, cpu) => (seqGaps += this.seq.gapsUpTo(cpu, next)));
+    return { generated: gen, captured: { ...this.captured }, lostReserve, lostUserspace, throttled, identityHolds, seqGaps, storageFail: c?.storageFail ?? 0n };
+  }
+
+  nowNs(): bigint {
+    return boottimeNs();
+  }
+
+  async stop(): Promise<StateAccounting> {
+    if (!this.stopped) {
+      this.stopped = true;
+      if (this.timer) clearInterval(this.timer);
+      this.sensor.detach();
+      await this.sensor.stopRing();
+    }
+    return this.accounting();
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    this.sensor.close();
+  }
+}

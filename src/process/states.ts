@@ -1,0 +1,226 @@
+// Process states in milliseconds: one StateMachine per process, fed by lifecycle events
+// (exit → Z, reap → X), the state sensor's transitions of interest (exact), and periodic sweeps
+// of per-thread accounting. Answers: current state and time in it, zombies blamed on their
+// parents, stuck-D threads, and run-queue latency per process and per cgroup.
+import type { LifecycleEvent, StateEvent } from '../shared/events.js';
+import type { ThreadSnap } from '../wire/index.js';
+import { StateMachine, normalize, type Anomaly, type ProcState } from './state-machine.js';
+import type { Enriched, ProcessEntry, ProcessTable } from './table.js';
+
+export interface RqStats {
+  count: number;
+  p50Ns: number;
+  p95Ns: number;
+  maxNs: number;
+}
+
+export interface ZombieInfo {
+  pid: number;
+  execId: string;
+  comm: string;
+  ppid: number;
+  parentExecId: string | null;
+  parentComm: string | null;
+  zombieMs: number;
+  exitNs: bigint;
+}
+
+export interface StuckD {
+  pid: number;
+  tid: number;
+  execId: string | null;
+  comm: string;
+  dMs: number;
+}
+
+interface ProcAcct {
+  machine: StateMachine;
+  /** summed run-queue histogram of the process's threads (log2 µs slots) */
+  rqHist: number[];
+  rqMaxNs: number;
+  nvcsw: bigint;
+  nivcsw: bigint;
+  cgroupId: bigint;
+}
+
+/** Percentile from a log2 histogram: slot i covers [2^i, 2^(i+1)) µs (slot 0: [0, 2) µs),
+ *  interpolated linearly inside the slot and capped by the exact maximum. */
+export function histPercentile(hist: readonly number[], p: number, maxNs: number): number {
+  let total = 0;
+  for (const c of hist) total += c;
+  if (total === 0) return 0;
+  const want = p * total;
+  let cum = 0;
+  for (let i = 0; i < hist.length; i++) {
+    const c = hist[i]!;
+    if (c > 0 && cum + c >= want) {
+      const lo = i === 0 ? 0 : 2 ** i;
+      const hi = 2 ** (i + 1);
+      const us = lo + ((want - cum) / c) * (hi - lo);
+      return Math.min(us * 1000, maxNs);
+    }
+    cum += c;
+  }
+  return maxNs;
+}
+
+function rqStats(hist: readonly number[], maxNs: number): RqStats {
+  let count = 0;
+  for (const c of hist) count += c;
+  return { count, p50Ns: histPercentile(hist, 0.5, maxNs), p95Ns: histPercentile(hist, 0.95, maxNs), maxNs };
+}
+
+export class ProcessStates {
+  private readonly procs = new Map<string, ProcAcct>();
+  /** threads seen in D at the last sweep: tid → {since, pid, comm} */
+  private dThreads: ThreadSnap[] = [];
+  readonly anomalies: Anomaly[] = [];
+  anomalyCount = 0;
+  private readonly maxAnomaliesKept = 100;
+
+  constructor(
+    private readonly table: ProcessTable,
+    private readonly onAnomaly: (a: Anomaly, pid: number) => void = () => {},
+  ) {}
+
+  private acct(entry: ProcessEntry, initial: ProcState, atNs: bigint): ProcAcct {
+    let a = this.procs.get(entry.execId);
+    if (!a) {
+      a = { machine: new StateMachine(initial, atNs), rqHist: [], rqMaxNs: 0, nvcsw: 0n, nivcsw: 0n, cgroupId: entry.cgroupId ?? 0n };
+      this.procs.set(entry.execId, a);
+    }
+    return a;
+  }
+
+  private move(a: ProcAcct, to: ProcState, atNs: bigint, source: string, pid: number): void {
+    const anomaly = a.machine.apply(to, atNs, source);
+    if (!anomaly) return;
+    this.anomalyCount++;
+    if (this.anomalies.length >= this.maxAnomaliesKept) this.anomalies.shift();
+    this.anomalies.push(anomaly);
+    this.onAnomaly(anomaly, pid);
+  }
+
+  applyLifecycle(ev: LifecycleEvent, en: Enriched): void {
+    switch (ev.type) {
+      case 'fork':
+        if (!ev.thread) this.acct(en.entry, 'R', ev.ktimeNs);
+        break;
+      case 'exec':
+        this.acct(en.entry, 'R', ev.ktimeNs);
+        break;
+      case 'exit':
+        this.move(this.acct(en.entry, 'R', ev.ktimeNs), 'Z', ev.ktimeNs, 'exit', ev.pid);
+        break;
+      case 'reap': {
+        const a = this.procs.get(en.execId);
+        if (a) this.move(a, 'X', ev.ktimeNs, 'reap', ev.pid);
+        this.procs.delete(en.execId);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  /** An exact transition from the state sensor (only the thread-group leader moves the process). */
+  applyState(ev: StateEvent): void {
+    if (ev.tid !== ev.pid) return;
+    const entry = this.table.byPid(ev.pid);
+    if (!entry || entry.startNs !== ev.startNs) return;
+    const a = this.acct(entry, normalize(ev.from), ev.ktimeNs - ev.durationNs);
+    // The sensor reports time already spent in `from`: place the state's start where it began.
+    if (a.machine.state !== normalize(ev.from)) this.move(a, normalize(ev.from), ev.ktimeNs - ev.durationNs, 'state', ev.pid);
+    this.move(a, normalize(ev.to), ev.ktimeNs, 'state', ev.pid);
+  }
+
+  /** A sweep of per-thread accounting: leader state per process, summed run-queue figures. */
+  applySweep(threads: readonly ThreadSnap[]): void {
+    const seen = new Map<ProcAcct, { hist: number[]; max: number; nv: bigint; niv: bigint }>();
+    const dThreads: ThreadSnap[] = [];
+    for (const t of threads) {
+      if (t.state === 'D') dThreads.push(t);
+      const entry = this.table.byPid(t.pid);
+      if (!entry || entry.startNs !== t.startNs || entry.state !== 'live') continue;
+      const a = this.acct(entry, normalize(t.state), t.sinceNs);
+      a.cgroupId = t.cgroupId;
+      if (t.tid === t.pid && t.state !== 'X') this.move(a, normalize(t.state), t.sinceNs, 'sweep', t.pid);
+      let s = seen.get(a);
+      if (!s) seen.set(a, (s = { hist: new Array<number>(t.rqHist.length).fill(0), max: 0, nv: 0n, niv: 0n }));
+      for (let i = 0; i < t.rqHist.length; i++) s.hist[i]! += t.rqHist[i]!;
+      const m = Number(t.rqMaxNs);
+      if (m > s.max) s.max = m;
+      s.nv += t.nvcsw;
+      s.niv += t.nivcsw;
+    }
+    for (const [a, s] of seen) {
+      a.rqHist = s.hist;
+      a.rqMaxNs = s.max;
+      a.nvcsw = s.nv;
+      a.nivcsw = s.niv;
+    }
+    this.dThreads = dThreads;
+  }
+
+  /** Current state of a process, or null when not tracked. */
+  stateOf(execId: string, nowNs: bigint): { state: ProcState; stateMs: number; rq: RqStats; nvcsw: bigint; nivcsw: bigint } | null {
+    const a = this.procs.get(execId);
+    if (!a) return null;
+    return { state: a.machine.state, stateMs: a.machine.stateMs(nowNs), rq: rqStats(a.rqHist, a.rqMaxNs), nvcsw: a.nvcsw, nivcsw: a.nivcsw };
+  }
+
+  /** Current zombies, each blamed on the parent that has not reaped it. */
+  zombies(nowNs: bigint): ZombieInfo[] {
+    const out: ZombieInfo[] = [];
+    for (const e of this.table.values()) {
+      if (e.state !== 'zombie' || e.exitNs === null) continue;
+      const parent = e.parentExecId ? this.table.get(e.parentExecId) : this.table.byPid(e.ppid);
+      out.push({
+        pid: e.pid,
+        execId: e.execId,
+        comm: e.comm,
+        ppid: e.ppid,
+        parentExecId: e.parentExecId,
+        parentComm: parent?.comm ?? null,
+        zombieMs: nowNs > e.exitNs ? Number((nowNs - e.exitNs) / 1_000_000n) : 0,
+        exitNs: e.exitNs,
+      });
+    }
+    return out.sort((x, y) => y.zombieMs - x.zombieMs);
+  }
+
+  /** Threads in D for at least thresholdNs at the last sweep, longest first. */
+  stuckD(nowNs: bigint, thresholdNs: bigint): StuckD[] {
+    return this.dThreads
+      .filter((t) => nowNs - t.sinceNs >= thresholdNs)
+      .map((t) => {
+        const e = this.table.byPid(t.pid);
+        return {
+          pid: t.pid,
+          tid: t.tid,
+          execId: e && e.startNs === t.startNs ? e.execId : null,
+          comm: t.comm.text,
+          dMs: Number((nowNs - t.sinceNs) / 1_000_000n),
+        };
+      })
+      .sort((x, y) => y.dMs - x.dMs);
+  }
+
+  /** Run-queue latency per cgroup, from the processes' summed histograms. */
+  rqByCgroup(): Map<bigint, RqStats> {
+    const hists = new Map<bigint, { hist: number[]; max: number }>();
+    for (const a of this.procs.values()) {
+      let h = hists.get(a.cgroupId);
+      if (!h) hists.set(a.cgroupId, (h = { hist: [], max: 0 }));
+      a.rqHist.forEach((c, i) => (h!.hist[i] = (h!.hist[i] ?? 0) + c));
+      if (a.rqMaxNs > h.max) h.max = a.rqMaxNs;
+    }
+    const out = new Map<bigint, RqStats>();
+    for (const [cg, h] of hists) out.set(cg, rqStats(h.hist, h.max));
+    return out;
+  }
+
+  get size(): number {
+    return this.procs.size;
+  }
+}
