@@ -29,7 +29,7 @@ export function localTime(epochMs: number): string {
 }
 
 /** Quote an argument only when a shell would need it, so lines stay copy-pasteable. */
-function shellQuote(a: string): string {
+export function shellQuote(a: string): string {
   // Control characters would break the one-line-per-event layout: use bash's $'..' escapes.
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(a)) {

@@ -2,6 +2,9 @@
 import { Command, CommanderError } from 'commander';
 import { PatrolError } from '../shared/errors.js';
 import { registerTrace } from './trace.js';
+import { registerStatus } from './status.js';
+import { registerPs } from './ps.js';
+import { registerEvents } from './events.js';
 import { VERSION } from '../shared/version.js';
 
 const program = new Command();
@@ -12,6 +15,9 @@ program
   .showHelpAfterError('(run patrol --help for usage)')
   .exitOverride();
 registerTrace(program);
+registerStatus(program);
+registerPs(program);
+registerEvents(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,200 @@
+// JSON shapes of the API (docs/api.md) and the conversions from the agent's objects. The types
+// are also what the CLI clients read, so they carry no runtime dependency on fastify.
+// Like the NDJSON schema: fields are only ever added, never renamed or retyped.
+import type { ProcessEntry, ProcessState } from '../process/index.js';
+import type { AgentStats, AgentView } from './view.js';
+
+export interface ProcessJson {
+  exec_id: string;
+  pid: number;
+  ppid: number;
+  parent_exec_id: string | null;
+  comm: string;
+  filename: string | null;
+  args: string[] | null;
+  args_truncated: boolean;
+  uid: number | null;
+  gid: number | null;
+  euid: number | null;
+  /** decimal string (u64) */
+  cgroup_id: string | null;
+  state: ProcessState;
+  /** ISO-8601 UTC; for processes found at start-up, precise to 10 ms (see coarse_start) */
+  start_time: string;
+  /** CLOCK_BOOTTIME ns of the start, decimal string */
+  start_ns: string;
+  coarse_start: boolean;
+  /** how the agent learned of the process: bootstrap, fork, exec, inferred */
+  source: string;
+  exec_count: number;
+  exit_code: number | null;
+  signal: number | null;
+  core_dumped: boolean | null;
+  exit_time: string | null;
+  reap_time: string | null;
+  child_count: number;
+  comm_raw?: string;
+  filename_raw?: string;
+  args_raw?: (string | null)[];
+}
+
+export interface ProcessListJson {
+  /** processes matching the filters, before `limit` */
+  total: number;
+  processes: ProcessJson[];
+}
+
+export interface ProcessDetailJson {
+  process: ProcessJson;
+  /** parent first, up to the oldest known ancestor */
+  ancestry: ProcessJson[];
+  children: ProcessJson[];
+}
+
+export interface TreeNodeJson {
+  process: ProcessJson;
+  children: TreeNodeJson[];
+  /** present and true when the children were cut at the depth limit */
+  children_truncated?: boolean;
+}
+
+export interface TreeJson {
+  /** processes in the tree */
+  total: number;
+  roots: TreeNodeJson[];
+}
+
+export interface HealthJson {
+  status: 'ok';
+  version: string;
+  pid: number;
+  uptime_s: number;
+}
+
+export interface AccountingJson {
+  generated: Record<string, number>;
+  captured: Record<string, number>;
+  lost: Record<string, number>;
+  lost_reserve: Record<string, number>;
+  lost_userspace: Record<string, number>;
+  totals: { generated: number; captured: number; lost: number };
+  identity_holds: boolean;
+  seq_gaps: number;
+  malformed: number;
+  thread_exits: number;
+  thread_forks: number;
+}
+
+export interface StatsJson {
+  version: string;
+  pid: number;
+  started_at: string;
+  uptime_s: number;
+  programs: string[];
+  accounting: AccountingJson;
+  table: Record<string, number>;
+  ring: Record<string, unknown> | null;
+  store: Record<string, unknown> | null;
+}
+
+export interface ErrorJson {
+  error: string;
+  message: string;
+  status: number;
+}
+
+export interface Clock {
+  iso(ktimeNs: bigint): string;
+}
+
+export function processJson(e: ProcessEntry, clock: Clock): ProcessJson {
+  const o: ProcessJson = {
+    exec_id: e.execId,
+    pid: e.pid,
+    ppid: e.ppid,
+    parent_exec_id: e.parentExecId,
+    comm: e.comm,
+    filename: e.filename,
+    args: e.args,
+    args_truncated: e.argsTruncated,
+    uid: e.uid,
+    gid: e.gid,
+    euid: e.euid,
+    cgroup_id: e.cgroupId === null ? null : e.cgroupId.toString(),
+    state: e.state,
+    start_time: clock.iso(e.startNs),
+    start_ns: e.startNs.toString(),
+    coarse_start: e.coarseStart,
+    source: e.source,
+    exec_count: e.execCount,
+    exit_code: e.exit?.exitCode ?? null,
+    signal: e.exit?.signal ?? null,
+    core_dumped: e.exit?.coreDumped ?? null,
+    exit_time: e.exitNs === null ? null : clock.iso(e.exitNs),
+    reap_time: e.reapNs === null ? null : clock.iso(e.reapNs),
+    child_count: e.childCount,
+  };
+  if (e.commRaw) o.comm_raw = e.commRaw.toString('base64');
+  if (e.filenameRaw) o.filename_raw = e.filenameRaw.toString('base64');
+  if (e.argv !== null && e.argv.some((a) => a.raw)) o.args_raw = e.argv.map((a) => (a.raw ? a.raw.toString('base64') : null));
+  return o;
+}
+
+export function uptimeS(startedAt: number, now = Date.now()): number {
+  return Math.max(0, Math.round((now - startedAt) / 1000));
+}
+
+/** fooBar → foo_bar; already snake_case keys are unchanged. */
+export function snakeKey(k: string): string {
+  return k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** Deep copy with snake_case keys and bigints as numbers (exact below 2^53) — for the opaque
+ *  parts of the stats (ring, store, table). */
+export function snakeJson(v: unknown, depth = 0): unknown {
+  if (typeof v === 'bigint') return Number(v);
+  if (v === null || typeof v !== 'object' || depth > 8) return v;
+  if (Array.isArray(v)) return v.map((x) => snakeJson(x, depth + 1));
+  if (v instanceof Date) return v.toISOString();
+  const o: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) if (x !== undefined && typeof x !== 'function') o[snakeKey(k)] = snakeJson(x, depth + 1);
+  return o;
+}
+
+export function accountingJson(a: AgentStats['accounting']): AccountingJson {
+  const types = Object.keys(a.perType) as (keyof typeof a.perType)[];
+  const pick = (f: (t: (typeof a.perType)[keyof typeof a.perType]) => bigint): Record<string, number> =>
+    Object.fromEntries(types.map((k) => [k, Number(f(a.perType[k]))]));
+  const sum = (m: Record<string, number>) => Object.values(m).reduce((x, y) => x + y, 0);
+  const generated = pick((t) => t.generated);
+  const captured = pick((t) => t.captured);
+  const lost = pick((t) => t.lostReserve + t.lostUserspace);
+  return {
+    generated,
+    captured,
+    lost,
+    lost_reserve: pick((t) => t.lostReserve),
+    lost_userspace: pick((t) => t.lostUserspace),
+    totals: { generated: sum(generated), captured: sum(captured), lost: sum(lost) },
+    identity_holds: a.identityHolds,
+    seq_gaps: Number(a.seqGaps),
+    malformed: a.malformed,
+    thread_exits: Number(a.threadExits),
+    thread_forks: Number(a.threadForks),
+  };
+}
+
+export function statsJson(view: AgentView, now = Date.now()): StatsJson {
+  const s = view.stats();
+  return {
+    version: view.version,
+    pid: view.pid,
+    started_at: new Date(view.startedAt).toISOString(),
+    uptime_s: uptimeS(view.startedAt, now),
+    programs: [...s.programs],
+    accounting: accountingJson(s.accounting),
+    table: snakeJson(s.table) as Record<string, number>,
+    ring: s.ring === null ? null : (snakeJson(s.ring) as Record<string, unknown>),
+    store: s.store === null ? null : (snakeJson(s.store) as Record<string, unknown>),
+  };
+}

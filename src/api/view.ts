@@ -1,0 +1,51 @@
+// What the agent shows the local API: a read-only view of its state and its live event stream.
+// src/app implements it; src/api serves it. src/api never imports src/app (architecture.md).
+import type { EventType, LifecycleEvent, TypeAccounting } from '../shared/events.js';
+import type { Enriched, ProcessTable, ProcessTableStats } from '../process/index.js';
+import type { RingStats } from '../kernel/index.js';
+
+/** Loss accounting, as the lifecycle pipeline reports it (app's AccountingReport is a superset,
+ *  so `pipeline.accounting()` can be passed as is). Exact only after the programs are detached;
+ *  while running, records in flight may be missing from `captured`. */
+export interface AccountingStats {
+  perType: Record<EventType, TypeAccounting>;
+  /** generated = captured + lost_reserve + lost_userspace for every type */
+  identityHolds: boolean;
+  /** records numbered by the kernel but never received (should equal lost_userspace) */
+  seqGaps: bigint;
+  malformed: number;
+  threadExits: bigint;
+  threadForks: bigint;
+}
+
+/** A snapshot of the agent's counters. Served by GET /v1/stats in snake_case (see docs/api.md);
+ *  `uptime_s`, `version`, `pid` and `started_at` are added from the view itself. */
+export interface AgentStats {
+  /** BPF programs attached */
+  programs: readonly string[];
+  accounting: AccountingStats;
+  table: ProcessTableStats;
+  /** ring consumer statistics; null when no ring is running */
+  ring: RingStats | null;
+  /** opaque store statistics (keys are converted to snake_case, bigints to numbers); null when
+   *  there is no store */
+  store: Record<string, unknown> | null;
+}
+
+export type EventListener = (ev: LifecycleEvent, en: Enriched) => void;
+
+export interface AgentView {
+  version: string;
+  /** ms since the epoch */
+  startedAt: number;
+  pid: number;
+  /** static configuration echoed in the `ready` record of the event stream */
+  config: { ringBytes: number; argsCap: number };
+  stats(): AgentStats;
+  /** read-only use: the API never calls apply(), bootstrap() or sweep() */
+  table: ProcessTable;
+  clock: { iso(ktimeNs: bigint): string };
+  /** Live events, called synchronously right after table.apply(ev) on the event path, in order.
+   *  Returns the unsubscribe function. The listener must be cheap and never throws. */
+  subscribe(listener: EventListener): () => void;
+}

@@ -1,0 +1,58 @@
+// `patrol status`: is the agent up, what it runs, and whether its loss accounting holds.
+import type { Command } from 'commander';
+import type { StatsJson } from '../api/json.js';
+import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
+
+export type StatusOptions = ClientOptions;
+
+export function registerStatus(program: Command): void {
+  addClientOptions(program.command('status').description('agent status: version, uptime, programs, loss accounting, table size')).action(
+    async (opts: StatusOptions) => {
+      await runStatus(opts);
+    },
+  );
+}
+
+export async function runStatus(opts: StatusOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  const stats = await new ApiClient(opts.socket).get<StatsJson>('/stats');
+  out.write(opts.json ? JSON.stringify(stats, null, 2) + '\n' : humanStatus(stats));
+}
+
+export function fmtUptime(s: number): string {
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (d > 0) return `${d}d ${h}h`;
+  if (h > 0) return `${h}h ${m}m`;
+  if (m > 0) return `${m}m ${s % 60}s`;
+  return `${s}s`;
+}
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+export function humanStatus(s: StatsJson): string {
+  const a = s.accounting;
+  const row = (k: string, v: string) => `${k.padEnd(10)} ${v}\n`;
+  const reserve = Object.values(a.lost_reserve).reduce((x, y) => x + y, 0);
+  const user = Object.values(a.lost_userspace).reduce((x, y) => x + y, 0);
+  const mark = a.identity_holds ? 'generated = captured + lost ✓' : 'generated ≠ captured + lost ✗';
+  const t = s.table;
+  let text =
+    row('agent', `up · version ${s.version} · pid ${s.pid} · uptime ${fmtUptime(s.uptime_s)}`) +
+    row('programs', `${s.programs.length} attached${s.programs.length ? `: ${s.programs.join(', ')}` : ''}`) +
+    row('captured', Object.entries(a.captured).map(([k, v]) => `${k} ${v}`).join(' · ')) +
+    row('lost', `${a.totals.lost} (reserve ${reserve}, user space ${user}); ${mark}`);
+  if (a.seq_gaps !== user) text += row('', `sequence gaps ${a.seq_gaps} ≠ user-space loss ${user} (cross-check failed)`);
+  if (a.malformed > 0) text += row('', `malformed records ${a.malformed}`);
+  text += row(
+    'table',
+    `${plural(t.size ?? 0, 'process', 'processes')}: ${t.live ?? 0} live, ${plural(t.zombies ?? 0, 'zombie')}, ${t.dead ?? 0} dead`,
+  );
+  if (s.store !== null) {
+    const kv = Object.entries(s.store)
+      .filter(([, v]) => typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean')
+      .map(([k, v]) => `${k}=${String(v)}`);
+    if (kv.length) text += row('store', kv.join(' · '));
+  }
+  return text;
+}
