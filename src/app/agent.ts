@@ -1,0 +1,158 @@
+// `patrol agent`: the long-running daemon. Composition root: it holds the lock, the sensors, the
+// process table and states, the store and the local API, and owns their start and stop order.
+import { readFileSync } from 'node:fs';
+import type { Logger } from '../shared/log.js';
+import { createLogger, setLogger } from '../shared/log.js';
+import { VERSION } from '../shared/version.js';
+import { PatrolError } from '../shared/errors.js';
+import type { LifecycleEvent, StateStreamEvent } from '../shared/events.js';
+import { WallClock, boottimeNs } from '../kernel/index.js';
+import type { Enriched } from '../process/index.js';
+import { Store, exitSummary } from '../store/index.js';
+import { startApi, type AgentView, type EventListener } from '../api/index.js';
+import { LifecyclePipeline } from './lifecycle.js';
+import { StatePipeline } from './states.js';
+import { PidLock } from './lock.js';
+import { removeStalePins } from './hygiene.js';
+import { loadConfig, type AgentConfig, type LoadConfigOptions } from './config.js';
+
+export interface AgentHandle {
+  /** resolves with the process exit code once the agent stopped */
+  done: Promise<number>;
+  stop(reason: string): Promise<void>;
+}
+
+function makeLogger(cfg: AgentConfig): Logger {
+  const pretty = cfg.log.format === 'pretty' || (cfg.log.format === 'auto' && process.stdout.isTTY === true);
+  return createLogger({ level: cfg.log.level, fd: 1, pretty });
+}
+
+function readToken(path: string): string {
+  let token: string;
+  try {
+    token = readFileSync(path, 'utf8').trim();
+  } catch (e) {
+    throw new PatrolError('E_CONFIG', `api.tcp.token_file: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (token.length < 16) throw new PatrolError('E_CONFIG', `api.tcp.token_file: the token in ${path} is shorter than 16 characters`);
+  return token;
+}
+
+/** Starts every part in dependency order; any failure unwinds what was started. */
+export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHandle> {
+  let cfg = loadConfig(loadOpts);
+  const log = makeLogger(cfg);
+  setLogger(log);
+  const lock = new PidLock(cfg.agent.lockFile);
+  lock.acquire();
+  const cleanups: Array<() => Promise<void> | void> = [() => lock.release()];
+  const unwind = async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, 'cleanup step failed');
+      }
+    }
+  };
+
+  try {
+    removeStalePins(cfg.agent.pinDir, log);
+    const store = Store.open(cfg.store.path, { retention: cfg.store.retention, flushIntervalMs: cfg.store.flushIntervalMs, log });
+    store.beginRun(process.pid, VERSION);
+    store.startTimer();
+    let stopReason = 'crash';
+    cleanups.push(() => {
+      store.endRun(stopReason);
+      store.close();
+    });
+
+    const listeners = new Set<EventListener>();
+    const stateListeners = new Set<(ev: StateStreamEvent) => void>();
+    let states: StatePipeline | null = null;
+    const onEvent = (ev: LifecycleEvent, en: Enriched) => {
+      states?.states.applyLifecycle(ev, en);
+      if (ev.type === 'exit') store.recordExit(exitSummary(ev, en));
+      else if (ev.type === 'reap' && en.zombieNs !== undefined) store.recordReap(en.execId, en.zombieNs);
+      for (const l of listeners) l(ev, en);
+    };
+    const pipeline = LifecyclePipeline.start(cfg.lifecycle, log, onEvent);
+    cleanups.push(() => pipeline.close());
+    states = StatePipeline.start(cfg.state, pipeline.table, log, (ev) => {
+      for (const l of stateListeners) l(ev);
+    });
+    cleanups.push(() => states!.close());
+
+    const startedAt = Date.now();
+    const clock = new WallClock();
+    const view: AgentView & { states: StatePipeline; stateSubscribe: typeof subscribeState; nowNs: () => bigint } = {
+      version: VERSION,
+      startedAt,
+      pid: process.pid,
+      config: { ringBytes: pipeline.config.ringBytes, argsCap: pipeline.config.argsCap },
+      table: pipeline.table,
+      clock,
+      states,
+      nowNs: boottimeNs,
+      stats: () => {
+        const a = pipeline.accounting();
+        return { programs: [...pipeline.attached, ...['st_switch', 'st_wakeup', 'st_wakeup_new']], accounting: a, table: pipeline.table.stats(), ring: a.ring, store: { ...store.stats() } };
+      },
+      subscribe: (l) => {
+        listeners.add(l);
+        return () => listeners.delete(l);
+      },
+      stateSubscribe: subscribeState,
+    };
+    function subscribeState(l: (ev: StateStreamEvent) => void): () => void {
+      stateListeners.add(l);
+      return () => stateListeners.delete(l);
+    }
+    const api = await startApi(view, {
+      socket: cfg.api.socket,
+      ...(cfg.api.tcp.enabled ? { tcp: { host: cfg.api.tcp.host, port: cfg.api.tcp.port, token: readToken(cfg.api.tcp.tokenFile!) } } : {}),
+      log,
+    });
+    cleanups.push(() => api.close());
+    log.info({ pid: process.pid, version: VERSION, socket: cfg.api.socket, store: cfg.store.path, programs: pipeline.attached.length }, 'patrol agent ready');
+
+    let stopping: Promise<void> | null = null;
+    let resolveDone!: (code: number) => void;
+    const done = new Promise<number>((r) => (resolveDone = r));
+    const stop = (reason: string): Promise<void> => {
+      stopping ??= (async () => {
+        const t0 = performance.now();
+        stopReason = reason;
+        // Detach first: within milliseconds nothing of ours is attached, whatever follows.
+        await unwind();
+        log.info({ reason, ms: Math.round(performance.now() - t0) }, 'patrol agent stopped');
+        resolveDone(0);
+      })();
+      return stopping;
+    };
+
+    const onHup = () => {
+      try {
+        const next = loadConfig(loadOpts);
+        const restartNeeded = ['lifecycle', 'state', 'store', 'api', 'agent'].filter(
+          (k) => JSON.stringify(next[k as keyof AgentConfig]) !== JSON.stringify(cfg[k as keyof AgentConfig]),
+        );
+        log.level = next.log.level;
+        cfg = { ...cfg, log: next.log };
+        log.info({ restartNeeded }, restartNeeded.length ? 'config reloaded; these sections take effect at restart' : 'config reloaded');
+      } catch (e) {
+        log.error({ err: (e as Error).message }, 'config reload rejected; the running config stays');
+      }
+    };
+    process.on('SIGHUP', onHup);
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
+    cleanups.push(() => {
+      process.off('SIGHUP', onHup);
+    });
+    return { done, stop };
+  } catch (e) {
+    await unwind();
+    throw e;
+  }
+}

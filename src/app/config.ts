@@ -1,0 +1,469 @@
+// Agent configuration: a YAML or JSON file (chosen by extension) in snake_case, validated by a
+// strict zod schema, with defaults for every key; command-line flags override the file.
+//
+// Every problem is reported at once, one per line, as `<source>: <key.path>: <what is wrong>`,
+// where <source> is the file (or "command line" for a bad override). Keys documented in
+// docs/config.md; packaging/patrol.example.yaml lists every default.
+//
+// The TypeScript form (AgentConfig) is camelCase and carries units in names where the file has
+// suffixed strings: `ring_size: 4M` → `ringBytes: 4194304`, `flush_interval: 200ms` →
+// `flushIntervalMs: 200`. `lifecycle` and `state` use LifecycleConfig's and StateConfig's names
+// so they can be handed to the pipelines as they are, and `store` has the shape Store.open takes.
+import { readFileSync } from 'node:fs';
+import { extname, isAbsolute } from 'node:path';
+import { LineCounter, parseDocument, stringify } from 'yaml';
+import { z } from 'zod';
+import { PatrolError } from '../shared/errors.js';
+import { formatDurationMs, formatSizeBytes, parseDurationMs, parseSizeBytes } from './duration.js';
+import type { LifecycleConfig } from './lifecycle.js';
+import type { StateConfig } from './states.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/patrol/patrol.yaml';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+/** auto: pretty when the log goes to a terminal, else JSON lines */
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export interface AgentConfig {
+  log: { level: LogLevel; format: LogFormat };
+  lifecycle: Pick<
+    LifecycleConfig,
+    'argsCap' | 'filenameCap' | 'ringBytes' | 'emitThreads' | 'execFailed' | 'tableMaxEntries' | 'tableGraceMs'
+  >;
+  state: Pick<StateConfig, 'dThresholdMs' | 'budgetPerSec' | 'sweepMs'>;
+  store: {
+    path: string;
+    flushIntervalMs: number;
+    /** 0 disables a limit */
+    retention: { maxAgeMs: number; maxRows: number };
+  };
+  api: {
+    socket: string;
+    /** tokenFile: null only while TCP is disabled */
+    tcp: { enabled: boolean; host: string; port: number; tokenFile: string | null };
+  };
+  agent: { lockFile: string; pinDir: string };
+}
+
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+export interface LoadConfigOptions {
+  /** default DEFAULT_CONFIG_PATH */
+  path?: string;
+  /** values that win over the file (flags); undefined leaves are ignored */
+  overrides?: DeepPartial<AgentConfig>;
+  /** a missing file is an error; default: true when `path` was given, false for the default path */
+  requireFile?: boolean;
+  /** names the overrides in error messages (default "command line") */
+  overridesSource?: string;
+}
+
+/** Every problem found, one per line. `problems` holds the same lines. */
+export class ConfigError extends PatrolError {
+  constructor(readonly problems: readonly string[]) {
+    super('E_CONFIG', problems.join('\n'));
+  }
+}
+
+// ------------------------------------------------------------------ schema (file form)
+
+/** A value a leaf check rejects, with the reason; the formatter appends what it got. */
+class Bad {
+  constructor(readonly why: string) {}
+}
+
+function leaf<T>(check: (v: unknown) => T | Bad) {
+  return z.unknown().transform((v, ctx): T => {
+    const r = check(v);
+    if (r instanceof Bad) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: r.why });
+      return z.NEVER;
+    }
+    return r;
+  });
+}
+
+const integer = (min: number, max: number) =>
+  leaf((v) => {
+    if (typeof v !== 'number' || !Number.isInteger(v)) return new Bad('expected a whole number');
+    if (v < min || v > max) {
+      return new Bad(max === Number.MAX_SAFE_INTEGER ? `must be ${min} or more` : `must be between ${min} and ${max}`);
+    }
+    return v;
+  });
+
+const boolean = () => leaf((v) => (typeof v === 'boolean' ? v : new Bad('expected true or false')));
+
+const oneOf = <T extends string>(values: readonly T[]) =>
+  leaf((v) => ((values as readonly unknown[]).includes(v) ? (v as T) : new Bad(`expected one of ${values.join(', ')}`)));
+
+const autoBool = () =>
+  leaf((v): boolean | 'auto' | Bad => {
+    if (v === true || v === 'true') return true;
+    if (v === false || v === 'false') return false;
+    if (v === 'auto') return 'auto';
+    return new Bad('expected auto, true or false');
+  });
+
+const duration = (min: number, max: number, opts: { zeroDisables?: boolean } = {}) =>
+  leaf((v) => {
+    const ms = parseDurationMs(v);
+    if (ms === null) return new Bad('expected a duration like 30s, 5m, 7d');
+    if (ms === 0 && opts.zeroDisables) return 0;
+    if (ms < min || ms > max) {
+      const range = `between ${formatDurationMs(min)} and ${formatDurationMs(max)}`;
+      return new Bad(opts.zeroDisables ? `must be 0 (no limit) or ${range}` : `must be ${range}`);
+    }
+    return ms;
+  });
+
+const size = (min: number, max: number, opts: { powerOfTwo?: boolean } = {}) =>
+  leaf((v) => {
+    const n = parseSizeBytes(v);
+    if (n === null) return new Bad('expected a size like 64K, 4M, 1G');
+    if (n < min || n > max) return new Bad(`must be between ${formatSizeBytes(min)} and ${formatSizeBytes(max)}`);
+    if (opts.powerOfTwo && (n & (n - 1)) !== 0) return new Bad('must be a power of two (e.g. 4M, 8M, 16M)');
+    return n;
+  });
+
+const path = () =>
+  leaf((v) => (typeof v === 'string' && isAbsolute(v) ? v : new Bad('expected an absolute path')));
+
+const optionalPath = () =>
+  leaf((v) =>
+    v === null ? null : typeof v === 'string' && isAbsolute(v) ? v : new Bad('expected an absolute path or null'),
+  );
+
+const hostname = () =>
+  leaf((v) => (typeof v === 'string' && /^[^\s/]+$/.test(v) ? v : new Bad('expected a host name or IP address')));
+
+const section = <S extends z.ZodRawShape>(shape: S) =>
+  z.object(shape, { invalid_type_error: 'expected a mapping of settings' }).strict();
+
+const tcpSection = section({
+  enabled: boolean().default(false),
+  host: hostname().default('127.0.0.1'),
+  port: integer(0, 65535).default(9465),
+  token_file: optionalPath().default('/etc/patrol/token'),
+}).superRefine((t, ctx) => {
+  if (t.enabled && t.token_file === null) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      path: ['token_file'],
+      message: 'required when api.tcp.enabled is true (TCP clients must present the token)',
+    });
+  }
+});
+
+const MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+const FileSchema = section({
+  log: section({
+    level: oneOf(LOG_LEVELS).default('info'),
+    format: oneOf(LOG_FORMATS).default('auto'),
+  }).default({}),
+  lifecycle: section({
+    args_cap: integer(64, 32768).default(4096),
+    filename_cap: integer(64, 4096).default(1024),
+    ring_size: size(64 << 10, 1 << 30, { powerOfTwo: true }).default('4M'),
+    threads: boolean().default(false),
+    exec_failed: autoBool().default('auto'),
+    table_max_entries: integer(1024, 16 << 20).default(65536),
+    table_grace: duration(0, MS.h).default('30s'),
+  }).default({}),
+  state: section({
+    d_threshold: duration(10, 10 * MS.m).default('1s'),
+    budget_per_sec: integer(1, 1_000_000).default(2000),
+    sweep_interval: duration(10, 10 * MS.s).default('250ms'),
+  }).default({}),
+  store: section({
+    path: path().default('/var/lib/patrol/patrol.db'),
+    flush_interval: duration(10, 10 * MS.s).default('200ms'),
+    retention: section({
+      max_age: duration(MS.m, 3650 * MS.d, { zeroDisables: true }).default('7d'),
+      max_rows: integer(0, Number.MAX_SAFE_INTEGER).default(1_000_000),
+    }).default({}),
+  }).default({}),
+  api: section({
+    socket: path().default('/run/patrol/patrol.sock'),
+    tcp: tcpSection.default({}),
+  }).default({}),
+  agent: section({
+    lock_file: path().default('/run/patrol/patrol.pid'),
+    pin_dir: path().default('/sys/fs/bpf/patrol'),
+  }).default({}),
+});
+
+type FileConfig = z.output<typeof FileSchema>;
+
+function fromFile(f: FileConfig): AgentConfig {
+  return {
+    log: { level: f.log.level, format: f.log.format },
+    lifecycle: {
+      argsCap: f.lifecycle.args_cap,
+      filenameCap: f.lifecycle.filename_cap,
+      ringBytes: f.lifecycle.ring_size,
+      emitThreads: f.lifecycle.threads,
+      execFailed: f.lifecycle.exec_failed,
+      tableMaxEntries: f.lifecycle.table_max_entries,
+      tableGraceMs: f.lifecycle.table_grace,
+    },
+    state: {
+      dThresholdMs: f.state.d_threshold,
+      budgetPerSec: f.state.budget_per_sec,
+      sweepMs: f.state.sweep_interval,
+    },
+    store: {
+      path: f.store.path,
+      flushIntervalMs: f.store.flush_interval,
+      retention: { maxAgeMs: f.store.retention.max_age, maxRows: f.store.retention.max_rows },
+    },
+    api: {
+      socket: f.api.socket,
+      tcp: { enabled: f.api.tcp.enabled, host: f.api.tcp.host, port: f.api.tcp.port, tokenFile: f.api.tcp.token_file },
+    },
+    agent: { lockFile: f.agent.lock_file, pinDir: f.agent.pin_dir },
+  };
+}
+
+/** The file form of a (partial) config. `human`: durations and sizes as text ("7d", "4M"). */
+function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unknown> {
+  const dur = (ms: number | undefined) => (ms === undefined || !human ? ms : formatDurationMs(ms));
+  const bytes = (n: number | undefined) => (n === undefined || !human ? n : formatSizeBytes(n));
+  const { log, lifecycle: lc, state, store, api, agent } = c;
+  return dropUndefined({
+    log: log && { level: log.level, format: log.format },
+    lifecycle: lc && {
+      args_cap: lc.argsCap,
+      filename_cap: lc.filenameCap,
+      ring_size: bytes(lc.ringBytes),
+      threads: lc.emitThreads,
+      exec_failed: lc.execFailed,
+      table_max_entries: lc.tableMaxEntries,
+      table_grace: dur(lc.tableGraceMs),
+    },
+    state: state && {
+      d_threshold: dur(state.dThresholdMs),
+      budget_per_sec: state.budgetPerSec,
+      sweep_interval: dur(state.sweepMs),
+    },
+    store: store && {
+      path: store.path,
+      flush_interval: dur(store.flushIntervalMs),
+      retention: store.retention && { max_age: dur(store.retention.maxAgeMs), max_rows: store.retention.maxRows },
+    },
+    api: api && {
+      socket: api.socket,
+      tcp: api.tcp && { enabled: api.tcp.enabled, host: api.tcp.host, port: api.tcp.port, token_file: api.tcp.tokenFile },
+    },
+    agent: agent && { lock_file: agent.lockFile, pin_dir: agent.pinDir },
+  }) as Record<string, unknown>;
+}
+
+// ------------------------------------------------------------------ helpers
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !Buffer.isBuffer(v);
+}
+
+/** Removes undefined leaves and the objects they leave empty (null is kept: it is a value). */
+function dropUndefined(v: unknown): unknown {
+  if (!isPlainObject(v)) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    const y = dropUndefined(x);
+    if (y === undefined || (isPlainObject(y) && Object.keys(y).length === 0)) continue;
+    out[k] = y;
+  }
+  return out;
+}
+
+function deepMerge(base: unknown, over: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = deepMerge(base[k], v);
+  return out;
+}
+
+function getPath(v: unknown, path: readonly PropertyKey[]): { found: boolean; value: unknown } {
+  let cur = v;
+  for (const k of path) {
+    if (!isPlainObject(cur) || !Object.hasOwn(cur, k as string)) return { found: false, value: undefined };
+    cur = cur[k as string];
+  }
+  return { found: true, value: cur };
+}
+
+/** Optimal string alignment distance (Levenshtein plus adjacent transpositions). */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 0; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let x = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) x = Math.min(x, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = x;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The known key an unknown one most likely meant: same key in snake_case (argsCap, args-cap),
+ *  else the nearest within a third of its length (at least 1 edit). */
+export function suggestKey(key: string, known: readonly string[]): string | undefined {
+  const norm = key
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/-/g, '_')
+    .toLowerCase();
+  if (known.includes(norm)) return norm;
+  let best: string | undefined;
+  let bestD = Math.max(1, Math.floor(norm.length / 3)) + 1;
+  for (const k of known) {
+    const dist = editDistance(norm, k);
+    if (dist < bestD) {
+      bestD = dist;
+      best = k;
+    }
+  }
+  return best;
+}
+
+/** Keys of the object schema found at `path` (through defaults and refinements). */
+function knownKeysAt(path: readonly PropertyKey[]): string[] {
+  let s: z.ZodTypeAny = FileSchema;
+  const unwrap = (t: z.ZodTypeAny): z.ZodTypeAny => {
+    for (;;) {
+      if (t instanceof z.ZodDefault) t = t._def.innerType;
+      else if (t instanceof z.ZodEffects) t = t._def.schema;
+      else return t;
+    }
+  };
+  for (const k of path) {
+    s = unwrap(s);
+    if (!(s instanceof z.ZodObject)) return [];
+    const next = (s.shape as Record<string, z.ZodTypeAny>)[k as string];
+    if (next === undefined) return [];
+    s = next;
+  }
+  s = unwrap(s);
+  return s instanceof z.ZodObject ? Object.keys(s.shape as object) : [];
+}
+
+function show(v: unknown): string {
+  if (Array.isArray(v)) return 'a list';
+  if (isPlainObject(v)) return 'a mapping';
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+// ------------------------------------------------------------------ reading the file
+
+const EXTENSIONS = ['.yaml', '.yml', '.json'];
+
+function parseFileText(file: string, text: string, json: boolean): unknown {
+  if (json) {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (e) {
+      const msg = (e as Error).message;
+      let at = '';
+      const pos = /at position (\d+)/.exec(msg);
+      if (pos) {
+        const before = text.slice(0, Number(pos[1]));
+        const line = before.split('\n').length;
+        at = `:${line}:${before.length - before.lastIndexOf('\n')}`;
+      }
+      const what = msg.replace(/\s*in JSON at position \d+.*$/s, '').replace(/, ".*" is not valid JSON$/s, '');
+      throw new ConfigError([`${file}${at}: invalid JSON: ${what}`]);
+    }
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => {
+        const { line, col } = lineCounter.linePos(e.pos[0]);
+        return `${file}:${line}:${col}: ${e.message}`;
+      }),
+    );
+  }
+  return doc.toJS({ maxAliasCount: 100 }) as unknown;
+}
+
+function readConfigFile(file: string, required: boolean): unknown {
+  const ext = extname(file).toLowerCase();
+  if (!EXTENSIONS.includes(ext)) {
+    throw new ConfigError([`${file}: unsupported file type "${ext || '(none)'}": use .yaml, .yml or .json`]);
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT' && !required) return undefined;
+    const why =
+      err.code === 'ENOENT'
+        ? 'no such file'
+        : err.code === 'EACCES'
+          ? 'permission denied'
+          : err.code === 'EISDIR'
+            ? 'is a directory'
+            : err.message;
+    throw new ConfigError([`${file}: cannot read: ${why}`]);
+  }
+  const data = parseFileText(file, text, ext === '.json');
+  if (data === null || data === undefined) return {}; // empty file: all defaults
+  if (!isPlainObject(data)) throw new ConfigError([`${file}: expected a mapping of settings at the top level (got ${show(data)})`]);
+  return data;
+}
+
+// ------------------------------------------------------------------ public API
+
+/** Validates the file-form input; throws ConfigError listing every problem. */
+function validate(input: unknown, sourceOf: (path: readonly PropertyKey[]) => string): AgentConfig {
+  const r = FileSchema.safeParse(input);
+  if (r.success) return fromFile(r.data);
+  const lines: string[] = [];
+  for (const issue of r.error.issues) {
+    if (issue.code === z.ZodIssueCode.unrecognized_keys) {
+      const known = knownKeysAt(issue.path);
+      for (const key of issue.keys) {
+        const guess = suggestKey(key, known);
+        const hint = guess !== undefined ? `did you mean ${guess}?` : `known keys: ${known.join(', ')}`;
+        const p = [...issue.path, key];
+        lines.push(`${sourceOf(p)}: ${p.join('.')}: unknown key (${hint})`);
+      }
+      continue;
+    }
+    const got = getPath(input, issue.path);
+    const suffix = got.found ? ` (got ${show(got.value)})` : '';
+    const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+    lines.push(`${sourceOf(issue.path)}: ${where}${issue.message}${suffix}`);
+  }
+  throw new ConfigError(lines);
+}
+
+/** Loads the agent configuration: defaults ← file ← overrides. Throws ConfigError. */
+export function loadConfig(opts: LoadConfigOptions = {}): AgentConfig {
+  const file = opts.path ?? DEFAULT_CONFIG_PATH;
+  const required = opts.requireFile ?? opts.path !== undefined;
+  const fromDisk = readConfigFile(file, required);
+  const over = opts.overrides === undefined ? {} : toFile(opts.overrides, false);
+  const overSource = opts.overridesSource ?? 'command line';
+  const input = deepMerge(fromDisk ?? {}, over);
+  return validate(input, (p) => (getPath(over, p).found || fromDisk === undefined ? overSource : file));
+}
+
+/** The built-in defaults (what an empty file gives). */
+export function defaultConfig(): AgentConfig {
+  return validate({}, () => 'defaults');
+}
+
+/** The effective configuration in the file format (snake_case, durations and sizes as text), for
+ *  `patrol agent --print-config`; loading the output gives the same configuration back. */
+export function configToYaml(cfg: AgentConfig): string {
+  return `# patrol agent configuration (effective values; keys: docs/config.md)\n${stringify(toFile(cfg, true), { lineWidth: 0 })}`;
+}

@@ -1,0 +1,100 @@
+// The store's schema and its forward-only migrations. `meta.schema_version` is the number of the
+// last migration applied; each migration runs in its own transaction together with the version
+// bump, so a crash leaves the database at one version or the next, never in between. A database
+// written by a newer patrol (a higher version than this code knows) is refused, not downgraded.
+//
+// To change the schema: append a migration with the next version. Never edit a released one.
+import type { Database } from 'better-sqlite3';
+import { PatrolError } from '../shared/errors.js';
+
+export class StoreError extends PatrolError {}
+
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'process_exits and agent_runs',
+    sql: `
+      -- One lifecycle summary per process that ended. AUTOINCREMENT: ids are never reused, even
+      -- after retention deleted every row, so the highest id is a monotonic commit watermark.
+      -- *_ns: CLOCK_BOOTTIME ns or ns durations, INTEGER (int64); bytes and faults likewise.
+      CREATE TABLE process_exits (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        exec_id        TEXT    NOT NULL,
+        pid            INTEGER NOT NULL,
+        ppid           INTEGER NOT NULL,
+        parent_exec_id TEXT,
+        comm           TEXT    NOT NULL,
+        filename       TEXT,
+        args           TEXT,              -- JSON array of strings; NULL when no exec was seen
+        uid            INTEGER,
+        cgroup_id      TEXT,              -- u64 as decimal text
+        start_ns       INTEGER NOT NULL,
+        exit_ns        INTEGER NOT NULL,
+        duration_ns    INTEGER NOT NULL,
+        exit_code      INTEGER,
+        signal         INTEGER,
+        core_dumped    INTEGER NOT NULL,  -- 0 or 1
+        cpu_ns         INTEGER NOT NULL,
+        utime_ns       INTEGER NOT NULL,
+        stime_ns       INTEGER NOT NULL,
+        max_rss_kb     INTEGER NOT NULL,
+        read_bytes     INTEGER NOT NULL,
+        write_bytes    INTEGER NOT NULL,
+        minflt         INTEGER NOT NULL,
+        majflt         INTEGER NOT NULL,
+        zombie_ns      INTEGER,           -- NULL until reaped
+        recorded_at    INTEGER NOT NULL   -- ms since the epoch
+      );
+      CREATE INDEX process_exits_exec_id ON process_exits (exec_id);
+      CREATE INDEX process_exits_recorded_at ON process_exits (recorded_at);
+      CREATE INDEX process_exits_comm ON process_exits (comm);
+      CREATE INDEX process_exits_pid ON process_exits (pid);
+
+      CREATE TABLE agent_runs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        pid         INTEGER NOT NULL,
+        version     TEXT    NOT NULL,
+        started_at  INTEGER NOT NULL,     -- ms since the epoch
+        stopped_at  INTEGER,              -- NULL while running, or if the run crashed
+        stop_reason TEXT
+      );
+    `,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+export function schemaVersion(db: Database): number {
+  db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+  const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined;
+  return row === undefined ? 0 : Number(row.value);
+}
+
+/** Applies the migrations the database lacks. Returns the versions before and after. */
+export function migrate(db: Database, path: string, migrations: readonly Migration[] = MIGRATIONS): { from: number; to: number } {
+  const from = schemaVersion(db);
+  const latest = migrations.length === 0 ? 0 : migrations[migrations.length - 1]!.version;
+  if (!Number.isInteger(from) || from > latest) {
+    throw new StoreError(
+      'E_STORE_VERSION',
+      `${path}: schema version ${String(from)} is newer than this patrol understands (${latest}); use a newer patrol or another store.path`,
+    );
+  }
+  const setVersion = db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+  for (const m of migrations) {
+    if (m.version <= from) continue;
+    db.transaction(() => {
+      // re-read under the write lock: another process may have migrated since
+      if (schemaVersion(db) >= m.version) return;
+      db.exec(m.sql);
+      setVersion.run(String(m.version));
+    }).immediate();
+  }
+  return { from, to: Math.max(from, latest) };
+}

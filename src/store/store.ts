@@ -1,0 +1,595 @@
+// The embedded store: process exit summaries and agent runs in one SQLite file (better-sqlite3).
+//
+// Hot path. recordExit() and recordReap() only touch memory: rows wait in a bounded buffer and
+// flush() commits them in one transaction (the timer does it every flushIntervalMs). A reap that
+// arrives while its row is still buffered fills the row in place; a later one becomes an UPDATE
+// in the next flush transaction.
+//
+// Durability. journal_mode=WAL with synchronous=NORMAL: a commit has written its frames to the
+// write-ahead log with write(2) before flush() returns, so once `committedRows` covers a row, the
+// row survives a crash of this process (kill -9, OOM kill, an uncaught exception): the kernel
+// holds the data and SQLite recovers the log on the next open. It is NOT fsynced per commit: a
+// power loss or kernel crash may lose the last transactions (never corrupting the file). That
+// process-crash guarantee is what we promise; test/unit/store-crash.test.ts checks it.
+//
+// Ids. The store assigns ids itself, in commit order, from the AUTOINCREMENT sequence; they are
+// never reused, so the highest committed id (`committedRows`) is a monotonic watermark: a row is
+// acknowledged exactly when its id is <= the watermark.
+//
+// Failures. A flush that fails (SQLITE_FULL, SQLITE_BUSY, I/O error) rolls back, keeps every row
+// buffered, counts the failure, logs it (at most once a minute while failing) and is retried by
+// the next flush. The buffer is bounded by maxPendingRows: beyond it the oldest rows are dropped
+// and counted (`dropped`), so a store that cannot write cannot exhaust memory.
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import Database from 'better-sqlite3';
+import { PatrolError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { StoreError, migrate } from './schema.js';
+import type {
+  ExitQuery,
+  ExitRecord,
+  ExitSummary,
+  FlushResult,
+  RunRecord,
+  StoreOptions,
+  StoreStats,
+} from './types.js';
+
+export const MAX_QUERY_LIMIT = 10_000;
+
+const I64_MAX = (1n << 63n) - 1n;
+const I64_MIN = -(1n << 63n);
+const FAILURE_LOG_INTERVAL_MS = 60_000;
+
+interface Pending {
+  s: ExitSummary;
+  zombieNs: bigint | null;
+  recordedAt: number;
+}
+
+type Row = Record<string, bigint | string | null>;
+
+const COLUMNS = [
+  'id',
+  'exec_id',
+  'pid',
+  'ppid',
+  'parent_exec_id',
+  'comm',
+  'filename',
+  'args',
+  'uid',
+  'cgroup_id',
+  'start_ns',
+  'exit_ns',
+  'duration_ns',
+  'exit_code',
+  'signal',
+  'core_dumped',
+  'cpu_ns',
+  'utime_ns',
+  'stime_ns',
+  'max_rss_kb',
+  'read_bytes',
+  'write_bytes',
+  'minflt',
+  'majflt',
+  'zombie_ns',
+  'recorded_at',
+] as const;
+
+function int(v: bigint | number, what: string): bigint | number {
+  if (typeof v === 'bigint') return v > I64_MAX ? I64_MAX : v < I64_MIN ? I64_MIN : v;
+  if (typeof v === 'number' && Number.isFinite(v)) return Math.trunc(v);
+  throw new TypeError(`${what}: expected an integer, got ${typeof v}`);
+}
+
+function intOrNull(v: bigint | number | null | undefined, what: string): bigint | number | null {
+  return v === null || v === undefined ? null : int(v, what);
+}
+
+function str(v: unknown, what: string): string {
+  if (typeof v !== 'string') throw new TypeError(`${what}: expected a string, got ${typeof v}`);
+  return v;
+}
+
+function strOrNull(v: unknown, what: string): string | null {
+  return v === null || v === undefined ? null : str(v, what);
+}
+
+/** Fills `out` with the INSERT parameters of one row; throws TypeError on a malformed summary. */
+function bindRow(out: unknown[], id: number, p: Pending): void {
+  const s = p.s;
+  out[0] = id;
+  out[1] = str(s.execId, 'execId');
+  out[2] = int(s.pid, 'pid');
+  out[3] = int(s.ppid, 'ppid');
+  out[4] = strOrNull(s.parentExecId, 'parentExecId');
+  out[5] = str(s.comm, 'comm');
+  out[6] = strOrNull(s.filename, 'filename');
+  out[7] = s.args === null || s.args === undefined ? null : JSON.stringify(s.args);
+  out[8] = intOrNull(s.uid, 'uid');
+  out[9] = s.cgroupId === null || s.cgroupId === undefined ? null : String(s.cgroupId);
+  out[10] = int(s.startNs, 'startNs');
+  out[11] = int(s.exitNs, 'exitNs');
+  out[12] = int(s.durationNs, 'durationNs');
+  out[13] = intOrNull(s.exitCode, 'exitCode');
+  out[14] = intOrNull(s.signal, 'signal');
+  out[15] = s.coreDumped ? 1 : 0;
+  out[16] = int(s.cpuNs, 'cpuNs');
+  out[17] = int(s.utimeNs, 'utimeNs');
+  out[18] = int(s.stimeNs, 'stimeNs');
+  out[19] = int(s.maxRssKb, 'maxRssKb');
+  out[20] = int(s.readBytes, 'readBytes');
+  out[21] = int(s.writeBytes, 'writeBytes');
+  out[22] = int(s.minflt, 'minflt');
+  out[23] = int(s.majflt, 'majflt');
+  out[24] = intOrNull(p.zombieNs, 'zombieNs');
+  out[25] = int(p.recordedAt, 'recordedAt');
+}
+
+const num = (v: bigint | string | null): number => Number(v);
+const numOrNull = (v: bigint | string | null): number | null => (v === null ? null : Number(v));
+
+function toRecord(r: Row): ExitRecord {
+  return {
+    id: num(r.id!),
+    execId: r.exec_id as string,
+    pid: num(r.pid!),
+    ppid: num(r.ppid!),
+    parentExecId: r.parent_exec_id as string | null,
+    comm: r.comm as string,
+    filename: r.filename as string | null,
+    args: r.args === null ? null : (JSON.parse(r.args as string) as string[]),
+    uid: numOrNull(r.uid!),
+    cgroupId: r.cgroup_id === null ? null : BigInt(r.cgroup_id as string),
+    startNs: r.start_ns as bigint,
+    exitNs: r.exit_ns as bigint,
+    durationNs: r.duration_ns as bigint,
+    exitCode: numOrNull(r.exit_code!),
+    signal: numOrNull(r.signal!),
+    coreDumped: r.core_dumped === 1n,
+    cpuNs: r.cpu_ns as bigint,
+    utimeNs: r.utime_ns as bigint,
+    stimeNs: r.stime_ns as bigint,
+    maxRssKb: num(r.max_rss_kb!),
+    readBytes: r.read_bytes as bigint,
+    writeBytes: r.write_bytes as bigint,
+    minflt: r.minflt as bigint,
+    majflt: r.majflt as bigint,
+    zombieNs: r.zombie_ns as bigint | null,
+    recordedAt: num(r.recorded_at!),
+  };
+}
+
+function fileSize(p: string): number {
+  try {
+    return statSync(p).size;
+  } catch {
+    return 0;
+  }
+}
+
+export class Store {
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly log: Logger | undefined;
+  private readonly now: () => number;
+  private readonly maxAgeMs: number;
+  private readonly maxRows: number;
+  readonly flushIntervalMs: number;
+  private readonly maxPending: number;
+  private readonly pruneIntervalMs: number;
+  private readonly pruneBatchRows: number;
+  private readonly pruneMaxBatches: number;
+
+  // buffer: pending[head..] are waiting; pendingByExec finds a buffered row for its reap
+  private pending: (Pending | undefined)[] = [];
+  private head = 0;
+  private readonly pendingByExec = new Map<string, Pending>();
+  /** reaps of rows already flushed: exec_id → zombie ns, applied by the next flush */
+  private readonly reapUpdates = new Map<string, bigint>();
+
+  private committedId: number;
+  private rowCount: number;
+  private runId: number | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  private lastFlushAt: number | null = null;
+  private lastFlushMs: number | null = null;
+  private lastFlushRows = 0;
+  private flushes = 0;
+  private flushFailures = 0;
+  private failingSince: number | null = null;
+  private lastFailureLogAt = 0;
+  private lastError: string | null = null;
+  private dropped = 0;
+  private droppedReaps = 0;
+  private rejected = 0;
+  private reapsUnmatched = 0;
+  private pruned = 0;
+  private pruneBacklog = false;
+  private lastPruneAt = 0;
+
+  private readonly insertStmt: Database.Statement;
+  private readonly reapStmt: Database.Statement;
+  private readonly deleteOldStmt: Database.Statement;
+  private readonly deleteFirstStmt: Database.Statement;
+  private readonly queryCache = new Map<string, Database.Statement>();
+  private readonly flushTx: (rows: Pending[], firstId: number) => { inserted: number; rejected: number; unmatched: number };
+
+  private constructor(db: Database.Database, path: string, opts: StoreOptions) {
+    this.db = db;
+    this.path = path;
+    this.log = opts.log;
+    this.now = opts.now ?? Date.now;
+    this.maxAgeMs = opts.retention.maxAgeMs;
+    this.maxRows = opts.retention.maxRows;
+    this.flushIntervalMs = opts.flushIntervalMs;
+    this.maxPending = opts.maxPendingRows ?? 100_000;
+    this.pruneIntervalMs = opts.pruneIntervalMs ?? 10_000;
+    this.pruneBatchRows = opts.pruneBatchRows ?? 1_000;
+    this.pruneMaxBatches = opts.pruneMaxBatches ?? 3;
+
+    const seq = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'process_exits'").get() as { seq: number } | undefined;
+    const max = db.prepare('SELECT max(id) AS m FROM process_exits').get() as { m: number | null };
+    this.committedId = Math.max(seq?.seq ?? 0, max.m ?? 0);
+    this.rowCount = (db.prepare('SELECT count(*) AS n FROM process_exits').get() as { n: number }).n;
+
+    this.insertStmt = db.prepare(
+      `INSERT INTO process_exits (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
+    );
+    this.reapStmt = db.prepare('UPDATE process_exits SET zombie_ns = ? WHERE exec_id = ? AND zombie_ns IS NULL');
+    this.deleteOldStmt = db.prepare(
+      'DELETE FROM process_exits WHERE id IN (SELECT id FROM process_exits WHERE recorded_at < ? LIMIT ?)',
+    );
+    this.deleteFirstStmt = db.prepare(
+      'DELETE FROM process_exits WHERE id IN (SELECT id FROM process_exits ORDER BY id LIMIT ?)',
+    );
+
+    const params: unknown[] = new Array(COLUMNS.length);
+    this.flushTx = db.transaction((rows: Pending[], firstId: number) => {
+      let id = firstId;
+      let rejected = 0;
+      for (const p of rows) {
+        try {
+          bindRow(params, id, p);
+        } catch (e) {
+          rejected++;
+          this.log?.warn({ err: (e as Error).message, execId: String(p.s.execId) }, 'store: malformed exit summary not stored');
+          continue;
+        }
+        this.insertStmt.run(params);
+        id++;
+      }
+      let unmatched = 0;
+      for (const [execId, zombieNs] of this.reapUpdates) {
+        if (this.reapStmt.run(int(zombieNs, 'zombieNs'), execId).changes === 0) unmatched++;
+      }
+      return { inserted: id - firstId, rejected, unmatched };
+    });
+  }
+
+  /** Opens (creating if needed) the store at `path`: parent directory mode 0700, file 0600,
+   *  WAL mode, migrations applied. Throws StoreError (E_STORE, E_STORE_VERSION). */
+  static open(path: string, opts: StoreOptions): Store {
+    let db: Database.Database | undefined;
+    try {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      try {
+        closeSync(openSync(path, 'wx', 0o600));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      db = new Database(path, { fileMustExist: true });
+      // patient while opening and migrating; short afterwards (below)
+      db.pragma('busy_timeout = 5000');
+      const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
+      // NORMAL in WAL mode: durable across a process crash, not across power loss (see header)
+      db.pragma('synchronous = NORMAL');
+      // after a checkpoint, truncate a write-ahead log that grew past 64 MiB
+      db.pragma('journal_size_limit = 67108864');
+      if (mode !== 'wal') {
+        opts.log?.warn({ path, journalMode: mode }, 'store: WAL mode unavailable on this file system; commits are slower');
+      }
+      migrate(db, path);
+      // Only another process can hold the write lock (a sqlite3 shell, a backup): a flush then
+      // waits at most this long, blocking the event loop, before it fails and is retried.
+      db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? 250))}`);
+      return new Store(db, path, opts);
+    } catch (e) {
+      db?.close();
+      if (e instanceof PatrolError) throw e;
+      throw new StoreError('E_STORE', `${path}: cannot open the store: ${(e as Error).message}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- hot path (memory only)
+
+  /** Buffers one exit summary; it is committed by the next flush. No I/O. */
+  recordExit(summary: ExitSummary): void {
+    if (this.closed) {
+      this.dropped++;
+      return;
+    }
+    if (this.pending.length - this.head >= this.maxPending) this.dropOldest();
+    const p: Pending = { s: summary, zombieNs: summary.zombieNs ?? null, recordedAt: summary.recordedAt ?? this.now() };
+    this.pending.push(p);
+    this.pendingByExec.set(summary.execId, p);
+  }
+
+  /** Records the reap of a process whose exit was recorded: fills the buffered row, or updates
+   *  the stored one in the next flush. No I/O. */
+  recordReap(execId: string, zombieNs: bigint): void {
+    if (this.closed) return;
+    const p = this.pendingByExec.get(execId);
+    if (p !== undefined) {
+      p.zombieNs = zombieNs;
+      return;
+    }
+    if (!this.reapUpdates.has(execId) && this.reapUpdates.size >= this.maxPending) {
+      const oldest = this.reapUpdates.keys().next().value as string;
+      this.reapUpdates.delete(oldest);
+      this.droppedReaps++;
+    }
+    this.reapUpdates.set(execId, zombieNs);
+  }
+
+  private dropOldest(): void {
+    const p = this.pending[this.head]!;
+    this.pending[this.head++] = undefined;
+    if (this.pendingByExec.get(p.s.execId) === p) this.pendingByExec.delete(p.s.execId);
+    if (this.dropped++ === 0 || this.dropped % 10_000 === 0) {
+      this.log?.error({ dropped: this.dropped, maxPendingRows: this.maxPending }, 'store: buffer full, dropping the oldest unwritten rows');
+    }
+    if (this.head >= 1024 && this.head * 2 >= this.pending.length) {
+      this.pending = this.pending.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  // ---------------------------------------------------------------- flush, watermark, timer
+
+  /** Highest committed id: every row with an id up to it is durable (the acknowledged watermark). */
+  get committedRows(): number {
+    return this.committedId;
+  }
+
+  /** Commits the buffered rows and reap updates in one transaction. On failure nothing is lost:
+   *  everything stays buffered for the next flush, and `error` says why. */
+  flush(): FlushResult {
+    if (this.closed) return { committed: 0 };
+    const n = this.pending.length - this.head;
+    if (n === 0 && this.reapUpdates.size === 0) return { committed: 0 };
+    const rows = (this.head === 0 ? this.pending : this.pending.slice(this.head)) as Pending[];
+    const t0 = performance.now();
+    let r: { inserted: number; rejected: number; unmatched: number };
+    try {
+      r = this.flushTx(rows, this.committedId + 1);
+    } catch (e) {
+      this.onFlushFailure(e as Error, n);
+      return { committed: 0, error: (e as Error).message };
+    }
+    const ms = performance.now() - t0;
+    this.committedId += r.inserted;
+    this.rowCount += r.inserted;
+    this.rejected += r.rejected;
+    this.reapsUnmatched += r.unmatched;
+    this.pending = [];
+    this.head = 0;
+    this.pendingByExec.clear();
+    this.reapUpdates.clear();
+    this.flushes++;
+    this.lastFlushAt = this.now();
+    this.lastFlushMs = ms;
+    this.lastFlushRows = r.inserted;
+    if (this.failingSince !== null) {
+      this.log?.info({ failures: this.flushFailures, committed: r.inserted }, 'store: writes recovered');
+      this.failingSince = null;
+      this.lastError = null;
+    }
+    return { committed: r.inserted };
+  }
+
+  private onFlushFailure(e: Error, rows: number): void {
+    this.flushFailures++;
+    this.lastError = `${(e as { code?: string }).code ?? e.name}: ${e.message}`;
+    const now = this.now();
+    if (this.failingSince === null || now - this.lastFailureLogAt >= FAILURE_LOG_INTERVAL_MS) {
+      this.log?.error(
+        { err: this.lastError, pendingRows: rows, failures: this.flushFailures, dropped: this.dropped },
+        'store: flush failed; rows stay buffered and are retried',
+      );
+      this.lastFailureLogAt = now;
+    }
+    this.failingSince ??= now;
+  }
+
+  /** Flushes every flushIntervalMs and prunes every pruneIntervalMs (sooner while a backlog of
+   *  expired rows remains). The timer does not keep the process alive. */
+  startTimer(): void {
+    if (this.timer !== null || this.closed) return;
+    this.lastPruneAt = this.now();
+    this.timer = setInterval(() => this.tick(), this.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  stopTimer(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private tick(): void {
+    this.flush();
+    const now = this.now();
+    if (this.pruneBacklog || now - this.lastPruneAt >= this.pruneIntervalMs) this.prune(now);
+  }
+
+  // ---------------------------------------------------------------- retention
+
+  /** Deletes rows recorded before now − maxAge, then the oldest rows beyond maxRows, in
+   *  transactions of pruneBatchRows rows, at most `maxBatches` of them per call (so it never
+   *  blocks long; the timer continues a backlog on its next tick). Returns the rows deleted. */
+  prune(now: number = this.now(), maxBatches: number = this.pruneMaxBatches): number {
+    if (this.closed) return 0;
+    this.lastPruneAt = now;
+    let deleted = 0;
+    let batches = 0;
+    let more = false;
+    try {
+      while (batches < maxBatches) {
+        let n = 0;
+        if (this.maxAgeMs > 0) n = this.deleteOldStmt.run(now - this.maxAgeMs, this.pruneBatchRows).changes;
+        if (n === 0 && this.maxRows > 0 && this.rowCount > this.maxRows) {
+          n = this.deleteFirstStmt.run(Math.min(this.rowCount - this.maxRows, this.pruneBatchRows)).changes;
+        }
+        if (n === 0) break;
+        batches++;
+        deleted += n;
+        this.rowCount = Math.max(0, this.rowCount - n);
+        if (batches === maxBatches) more = true;
+      }
+    } catch (e) {
+      this.log?.error({ err: (e as Error).message }, 'store: retention prune failed; retried later');
+    }
+    this.pruned += deleted;
+    this.pruneBacklog = more;
+    return deleted;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Committed rows, newest first (buffered rows are not visible until flushed). */
+  queryExits(q: ExitQuery): ExitRecord[] {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (q.comm !== undefined) {
+      where.push('comm = ?');
+      params.push(q.comm);
+    }
+    if (q.pid !== undefined) {
+      where.push('pid = ?');
+      params.push(q.pid);
+    }
+    if (q.execId !== undefined) {
+      where.push('exec_id = ?');
+      params.push(q.execId);
+    }
+    if (q.since !== undefined) {
+      where.push('recorded_at >= ?');
+      params.push(q.since);
+    }
+    if (q.beforeId !== undefined) {
+      where.push('id < ?');
+      params.push(q.beforeId);
+    }
+    const key = where.join(' AND ');
+    let stmt = this.queryCache.get(key);
+    if (stmt === undefined) {
+      stmt = this.db
+        .prepare(`SELECT * FROM process_exits ${key === '' ? '' : `WHERE ${key}`} ORDER BY id DESC LIMIT ?`)
+        .safeIntegers(true);
+      this.queryCache.set(key, stmt);
+    }
+    const limit = Math.min(MAX_QUERY_LIMIT, Math.max(1, Math.trunc(q.limit) || 1));
+    return (stmt.all(...params, limit) as Row[]).map(toRecord);
+  }
+
+  /** Agent runs, newest first. */
+  runs(limit = 20): RunRecord[] {
+    const rows = this.db.prepare('SELECT * FROM agent_runs ORDER BY id DESC LIMIT ?').all(Math.max(1, limit)) as {
+      id: number;
+      pid: number;
+      version: string;
+      started_at: number;
+      stopped_at: number | null;
+      stop_reason: string | null;
+    }[];
+    return rows.map((r) => ({
+      id: r.id,
+      pid: r.pid,
+      version: r.version,
+      startedAt: r.started_at,
+      stoppedAt: r.stopped_at,
+      stopReason: r.stop_reason,
+    }));
+  }
+
+  /** PRAGMA integrity_check: "ok", or the problems found, one per line. */
+  integrityCheck(): string {
+    const rows = this.db.pragma('integrity_check') as { integrity_check: string }[];
+    return rows.map((r) => r.integrity_check).join('\n');
+  }
+
+  // ---------------------------------------------------------------- agent runs
+
+  /** Records the start of an agent run. Earlier runs that never stopped (the agent crashed) keep
+   *  stopped_at NULL and get stop_reason 'crashed'. Returns the run id. */
+  beginRun(pid: number, version: string): number {
+    const crashed = this.db
+      .prepare("UPDATE agent_runs SET stop_reason = 'crashed' WHERE stopped_at IS NULL AND stop_reason IS NULL RETURNING id, pid")
+      .all() as { id: number; pid: number }[];
+    if (crashed.length > 0) this.log?.warn({ runs: crashed }, 'store: previous agent run did not stop cleanly');
+    const r = this.db.prepare('INSERT INTO agent_runs (pid, version, started_at) VALUES (?, ?, ?)').run(pid, version, this.now());
+    this.runId = Number(r.lastInsertRowid);
+    return this.runId;
+  }
+
+  /** Flushes, then records the end of the current run. */
+  endRun(reason: string): void {
+    if (this.closed || this.runId === null) return;
+    this.flush();
+    this.db.prepare('UPDATE agent_runs SET stopped_at = ?, stop_reason = ? WHERE id = ?').run(this.now(), reason, this.runId);
+    this.runId = null;
+  }
+
+  // ---------------------------------------------------------------- stats, close
+
+  stats(): StoreStats {
+    return {
+      path: this.path,
+      rows: this.rowCount,
+      committedRows: this.committedId,
+      pendingRows: this.pending.length - this.head,
+      pendingReaps: this.reapUpdates.size,
+      lastFlushAt: this.lastFlushAt,
+      lastFlushMs: this.lastFlushMs,
+      lastFlushRows: this.lastFlushRows,
+      flushes: this.flushes,
+      flushFailures: this.flushFailures,
+      lastError: this.lastError,
+      dropped: this.dropped,
+      droppedReaps: this.droppedReaps,
+      rejected: this.rejected,
+      reapsUnmatched: this.reapsUnmatched,
+      pruned: this.pruned,
+      sizeBytes: fileSize(this.path) + fileSize(`${this.path}-wal`),
+    };
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Stops the timer, flushes, and closes the database (checkpointing the log). Rows a failing
+   *  final flush could not write are reported in the log. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.stopTimer();
+    const r = this.flush();
+    const left = this.pending.length - this.head;
+    if (left > 0) {
+      this.log?.error({ rows: left, err: r.error }, 'store: closing with rows that could not be written; they are lost');
+      this.dropped += left;
+    }
+    this.closed = true;
+    this.pending = [];
+    this.head = 0;
+    this.pendingByExec.clear();
+    this.reapUpdates.clear();
+    this.db.close();
+  }
+}
