@@ -2,7 +2,7 @@
 // are also what the CLI clients read, so they carry no runtime dependency on fastify.
 // Like the NDJSON schema: fields are only ever added, never renamed or retyped.
 import type { ProcessEntry, ProcessState } from '../process/index.js';
-import type { AgentStats, AgentView } from './view.js';
+import type { AgentStats, AgentView, StatesView } from './view.js';
 
 export interface ProcessJson {
   exec_id: string;
@@ -18,7 +18,18 @@ export interface ProcessJson {
   euid: number | null;
   /** decimal string (u64) */
   cgroup_id: string | null;
-  state: ProcessState;
+  /** ps letter: R, S, D, T, Z (X once reaped) */
+  state: string;
+  /** ms in that state; null when unknown */
+  state_ms: number | null;
+  /** lifecycle: live, zombie, dead */
+  lifecycle: ProcessState;
+  /** run-queue latency of the process's threads since the sensor started, µs */
+  rq_p50_us: number | null;
+  rq_p95_us: number | null;
+  rq_max_us: number | null;
+  nvcsw: number | null;
+  nivcsw: number | null;
   /** ISO-8601 UTC; for processes found at start-up, precise to 10 ms (see coarse_start) */
   start_time: string;
   /** CLOCK_BOOTTIME ns of the start, decimal string */
@@ -79,6 +90,8 @@ export interface AccountingJson {
   lost_userspace: Record<string, number>;
   totals: { generated: number; captured: number; lost: number };
   identity_holds: boolean;
+  /** generated but not yet decoded when the snapshot was taken (the identity counts them) */
+  in_flight: number;
   seq_gaps: number;
   malformed: number;
   thread_exits: number;
@@ -107,7 +120,18 @@ export interface Clock {
   iso(ktimeNs: bigint): string;
 }
 
-export function processJson(e: ProcessEntry, clock: Clock): ProcessJson {
+/** The ps letter and time in state: from the state machines when tracked, else from the
+ *  lifecycle (a live process not scheduled since the sensor started is sleeping). */
+export function stateLetter(e: ProcessEntry, st: StateInfo | null): string {
+  if (e.state === 'zombie') return 'Z';
+  if (e.state === 'dead') return 'X';
+  return st?.state ?? 'S';
+}
+
+export type StateInfo = ReturnType<StatesView['stateOf']>;
+
+export function processJson(e: ProcessEntry, clock: Clock, states: StatesView | null = null, nowNs = 0n): ProcessJson {
+  const st = states ? states.stateOf(e.execId, nowNs) : null;
   const o: ProcessJson = {
     exec_id: e.execId,
     pid: e.pid,
@@ -121,7 +145,14 @@ export function processJson(e: ProcessEntry, clock: Clock): ProcessJson {
     gid: e.gid,
     euid: e.euid,
     cgroup_id: e.cgroupId === null ? null : e.cgroupId.toString(),
-    state: e.state,
+    state: stateLetter(e, st),
+    state_ms: st ? st.stateMs : e.state === 'zombie' && e.exitNs !== null && nowNs > e.exitNs ? Number((nowNs - e.exitNs) / 1_000_000n) : null,
+    lifecycle: e.state,
+    rq_p50_us: st && st.rq.count ? Math.round(st.rq.p50Ns / 1000) : null,
+    rq_p95_us: st && st.rq.count ? Math.round(st.rq.p95Ns / 1000) : null,
+    rq_max_us: st && st.rq.count ? Math.round(st.rq.maxNs / 1000) : null,
+    nvcsw: st ? Number(st.nvcsw) : null,
+    nivcsw: st ? Number(st.nivcsw) : null,
     start_time: clock.iso(e.startNs),
     start_ns: e.startNs.toString(),
     coarse_start: e.coarseStart,
@@ -177,6 +208,7 @@ export function accountingJson(a: AgentStats['accounting']): AccountingJson {
     lost_userspace: pick((t) => t.lostUserspace),
     totals: { generated: sum(generated), captured: sum(captured), lost: sum(lost) },
     identity_holds: a.identityHolds,
+    in_flight: Number(a.inFlight ?? 0n),
     seq_gaps: Number(a.seqGaps),
     malformed: a.malformed,
     thread_exits: Number(a.threadExits),

@@ -39,7 +39,14 @@ export const processSchema = {
     gid: nullable('integer'),
     euid: nullable('integer'),
     cgroup_id: nullable('string'),
-    state: { type: 'string', enum: ['live', 'zombie', 'dead'] },
+    state: { type: 'string', enum: ['R', 'S', 'D', 'T', 'Z', 'X'] },
+    state_ms: nullable('integer'),
+    lifecycle: { type: 'string', enum: ['live', 'zombie', 'dead'] },
+    rq_p50_us: nullable('integer'),
+    rq_p95_us: nullable('integer'),
+    rq_max_us: nullable('integer'),
+    nvcsw: nullable('integer'),
+    nivcsw: nullable('integer'),
     start_time: { type: 'string' },
     start_ns: { type: 'string' },
     coarse_start: { type: 'boolean' },
@@ -119,6 +126,7 @@ export const statsRoute = {
             lost_userspace: counts,
             totals: counts,
             identity_holds: { type: 'boolean' },
+            in_flight: { type: 'integer' },
             seq_gaps: { type: 'integer' },
             malformed: { type: 'integer' },
             thread_exits: { type: 'integer' },
@@ -138,6 +146,36 @@ const commFilter = { type: 'array', items: { type: 'string', minLength: 1, maxLe
 const uidFilter = { type: 'integer', minimum: 0, maximum: UID_MAX } as const;
 const pidFilter = { type: 'integer', minimum: 1, maximum: PID_MAX } as const;
 
+export const zombiesRoute = {
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        zombies: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: true,
+            properties: {
+              pid: { type: 'integer' },
+              exec_id: { type: 'string' },
+              comm: { type: 'string' },
+              ppid: { type: 'integer' },
+              parent_exec_id: nullable('string'),
+              parent_comm: nullable('string'),
+              zombie_ms: { type: 'integer' },
+              exit_time: { type: 'string' },
+            },
+            required: ['pid', 'exec_id', 'comm', 'ppid', 'parent_exec_id', 'parent_comm', 'zombie_ms'],
+          },
+        },
+        stuck_d: { type: 'array', items: { type: 'object', additionalProperties: true } },
+      },
+      required: ['zombies'],
+    },
+  },
+} as const;
+
 export const processesRoute = {
   querystring: {
     type: 'object',
@@ -146,8 +184,9 @@ export const processesRoute = {
       comm: commFilter,
       uid: uidFilter,
       pid: pidFilter,
-      state: { type: 'string', enum: ['live', 'zombie', 'dead'] },
-      sort: { type: 'string', enum: ['pid', 'start', 'comm'], default: 'pid' },
+      state: { type: 'string', enum: ['R', 'S', 'D', 'T', 'Z', 'X'] },
+      lifecycle: { type: 'string', enum: ['live', 'zombie', 'dead'] },
+      sort: { type: 'string', enum: ['pid', 'start', 'comm', 'state_ms', 'rq_p95', 'state'], default: 'pid' },
       limit: { type: 'integer', minimum: 1, maximum: 1_000_000 },
     },
   },

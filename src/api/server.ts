@@ -19,6 +19,7 @@ import {
   type HealthJson,
   type ProcessDetailJson,
   type ProcessListJson,
+  type ProcessJson,
   type TreeJson,
   type TreeNodeJson,
 } from './json.js';
@@ -30,6 +31,7 @@ import {
   processesRoute,
   statsRoute,
   treeRoute,
+  zombiesRoute,
 } from './schemas.js';
 import { chmodOwnerOnly, ownerOnlyListen, prepareSocketPath } from './socket.js';
 
@@ -62,8 +64,10 @@ interface ProcessesQuery {
   comm?: string[];
   uid?: number;
   pid?: number;
-  state?: ProcessState;
-  sort: 'pid' | 'start' | 'comm';
+  /** ps letter */
+  state?: string;
+  lifecycle?: ProcessState;
+  sort: 'pid' | 'start' | 'comm' | 'state' | 'state_ms' | 'rq_p95';
   limit?: number;
 }
 
@@ -113,8 +117,14 @@ export function formatValidation(errors: readonly ValidationIssue[], dataVar: st
 
 const byPid = (a: ProcessEntry, b: ProcessEntry) => a.pid - b.pid || (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : 0);
 const byStart = (a: ProcessEntry, b: ProcessEntry) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : a.pid - b.pid);
-const byComm = (a: ProcessEntry, b: ProcessEntry) => (a.comm < b.comm ? -1 : a.comm > b.comm ? 1 : byPid(a, b));
-const SORTS = { pid: byPid, start: byStart, comm: byComm } as const;
+const JSON_SORTS: Record<string, (a: ProcessJson, b: ProcessJson) => number> = {
+  pid: (a, b) => a.pid - b.pid,
+  start: (a, b) => (BigInt(a.start_ns) < BigInt(b.start_ns) ? -1 : BigInt(a.start_ns) > BigInt(b.start_ns) ? 1 : a.pid - b.pid),
+  comm: (a, b) => (a.comm < b.comm ? -1 : a.comm > b.comm ? 1 : a.pid - b.pid),
+  state: (a, b) => (a.state < b.state ? -1 : a.state > b.state ? 1 : (b.state_ms ?? 0) - (a.state_ms ?? 0)),
+  state_ms: (a, b) => (b.state_ms ?? -1) - (a.state_ms ?? -1),
+  rq_p95: (a, b) => (b.rq_p95_us ?? -1) - (a.rq_p95_us ?? -1),
+};
 
 function buildApp(
   view: AgentView,
@@ -193,15 +203,36 @@ function buildApp(
 
   app.get<{ Querystring: ProcessesQuery }>(`${P}/processes`, { schema: processesRoute }, async (req): Promise<ProcessListJson> => {
     const q = req.query;
-    let list = view.table.list({ uid: q.uid, state: q.state, pidSubtree: q.pid });
+    let list = view.table.list({ uid: q.uid, state: q.lifecycle, pidSubtree: q.pid });
     if (q.comm !== undefined && q.comm.length > 0) {
       const comms = new Set(q.comm);
       list = list.filter((e) => comms.has(e.comm));
     }
-    list.sort(SORTS[q.sort] ?? byPid);
-    const total = list.length;
-    if (q.limit !== undefined && list.length > q.limit) list.length = q.limit;
-    return { total, processes: list.map((e) => processJson(e, view.clock)) };
+    const now = view.nowNs();
+    let rows = list.map((e) => processJson(e, view.clock, view.states, now));
+    if (q.state !== undefined) rows = rows.filter((r) => r.state === q.state);
+    rows.sort(JSON_SORTS[q.sort] ?? JSON_SORTS.pid);
+    const total = rows.length;
+    if (q.limit !== undefined && rows.length > q.limit) rows.length = q.limit;
+    return { total, processes: rows };
+  });
+
+  app.get(`${P}/zombies`, { schema: zombiesRoute }, async () => {
+    const now = view.nowNs();
+    const st = view.states;
+    return {
+      zombies: (st?.zombies(now) ?? []).map((z) => ({
+        pid: z.pid,
+        exec_id: z.execId,
+        comm: z.comm,
+        ppid: z.ppid,
+        parent_exec_id: z.parentExecId,
+        parent_comm: z.parentComm,
+        zombie_ms: z.zombieMs,
+        exit_time: view.clock.iso(z.exitNs),
+      })),
+      stuck_d: (st?.stuckD(now, st.dThresholdNs) ?? []).map((d) => ({ pid: d.pid, tid: d.tid, exec_id: d.execId, comm: d.comm, d_ms: d.dMs })),
+    };
   });
 
   app.get<{ Params: { exec_id: string } }>(
@@ -215,9 +246,9 @@ function buildApp(
         return errorBody(404, `no process with exec_id ${id} (unknown, or reaped and forgotten)`);
       }
       return {
-        process: processJson(e, view.clock),
-        ancestry: view.table.ancestry(id).slice(1).map((a) => processJson(a, view.clock)),
-        children: view.table.children(id).sort(byStart).map((c) => processJson(c, view.clock)),
+        process: processJson(e, view.clock, view.states, view.nowNs()),
+        ancestry: view.table.ancestry(id).slice(1).map((a) => processJson(a, view.clock, view.states, view.nowNs())),
+        children: view.table.children(id).sort(byStart).map((c) => processJson(c, view.clock, view.states, view.nowNs())),
       };
     },
   );
@@ -243,7 +274,7 @@ function buildApp(
     const seen = new Set<ProcessEntry>();
     const node = (e: ProcessEntry, depth: number): TreeNodeJson => {
       seen.add(e);
-      const n: TreeNodeJson = { process: processJson(e, view.clock), children: [] };
+      const n: TreeNodeJson = { process: processJson(e, view.clock, view.states, view.nowNs()), children: [] };
       if (e.children !== null && e.children.size > 0) {
         if (depth >= TREE_MAX_DEPTH) n.children_truncated = true;
         else for (const c of [...e.children].sort(byStart)) if (!seen.has(c)) n.children.push(node(c, depth + 1));

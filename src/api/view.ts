@@ -1,7 +1,7 @@
 // What the agent shows the local API: a read-only view of its state and its live event stream.
 // src/app implements it; src/api serves it. src/api never imports src/app (architecture.md).
 import type { EventType, LifecycleEvent, TypeAccounting } from '../shared/events.js';
-import type { Enriched, ProcessTable, ProcessTableStats } from '../process/index.js';
+import type { Enriched, ProcessTable, ProcessTableStats, ProcState, RqStats, StuckD, ZombieInfo } from '../process/index.js';
 import type { RingStats } from '../kernel/index.js';
 
 /** Loss accounting, as the lifecycle pipeline reports it (app's AccountingReport is a superset,
@@ -11,6 +11,8 @@ export interface AccountingStats {
   perType: Record<EventType, TypeAccounting>;
   /** generated = captured + lost_reserve + lost_userspace for every type */
   identityHolds: boolean;
+  /** generated but not yet decoded (in the ring or queue) at the time of the snapshot */
+  inFlight?: bigint;
   /** records numbered by the kernel but never received (should equal lost_userspace) */
   seqGaps: bigint;
   malformed: number;
@@ -34,7 +36,20 @@ export interface AgentStats {
 
 export type EventListener = (ev: LifecycleEvent, en: Enriched) => void;
 
+/** Scheduler states, when the state sensor runs. */
+export interface StatesView {
+  stateOf(execId: string, nowNs: bigint): { state: ProcState; stateMs: number; rq: RqStats; nvcsw: bigint; nivcsw: bigint } | null;
+  zombies(nowNs: bigint): ZombieInfo[];
+  stuckD(nowNs: bigint, thresholdNs: bigint): StuckD[];
+  /** stuck-D threshold, ns */
+  dThresholdNs: bigint;
+}
+
 export interface AgentView {
+  /** scheduler states (null without the state sensor) */
+  states: StatesView | null;
+  /** CLOCK_BOOTTIME now, ns */
+  nowNs(): bigint;
   version: string;
   /** ms since the epoch */
   startedAt: number;

@@ -59,8 +59,12 @@ export type EventSink = (ev: LifecycleEvent, enriched: Enriched) => void;
 export interface AccountingReport {
   perType: Accounting;
   totals: { generated: bigint; captured: bigint; lostReserve: bigint; lostUserspace: bigint };
-  /** generated = captured + lost_reserve + lost_userspace for every type */
+  /** generated = captured + lost_reserve + lost_userspace (+ in flight while running) */
   identityHolds: boolean;
+  /** records generated but not yet decoded: in the ring or the queue. Exactly 0 after stop(). */
+  inFlight: bigint;
+  /** true once stopped: the identity is then checked with nothing in flight */
+  exact: boolean;
   /** cross-check: records numbered by the kernel but never received, minus burned numbers */
   seqGaps: bigint;
   malformed: number;
@@ -183,6 +187,7 @@ export class LifecyclePipeline {
     const ring = this.sensor.ringStats();
     const perType = {} as Accounting;
     let identityHolds = true;
+    let inFlight = 0n;
     const totals = { generated: 0n, captured: 0n, lostReserve: 0n, lostUserspace: 0n };
     for (const type of EVENT_TYPES) {
       const op = OP_EVENT_TYPE.indexOf(type);
@@ -193,7 +198,10 @@ export class LifecyclePipeline {
         lostUserspace: BigInt(ring?.droppedByTag[op] ?? 0),
       };
       perType[type] = t;
-      if (t.generated !== t.captured + t.lostReserve + t.lostUserspace) identityHolds = false;
+      const pending = t.generated - t.captured - t.lostReserve - t.lostUserspace;
+      // Running: records may be in the ring (pending > 0), never more captured than generated.
+      if (this.stopped ? pending !== 0n : pending < 0n) identityHolds = false;
+      inFlight += pending > 0n ? pending : 0n;
       totals.generated += t.generated;
       totals.captured += t.captured;
       totals.lostReserve += t.lostReserve;
@@ -207,11 +215,15 @@ export class LifecyclePipeline {
       next.forEach((issued, cpu) => {
         seqGaps += this.seq.gapsUpTo(cpu, issued) - (burned[cpu]?.seqBurned ?? 0n);
       });
+      // Numbered records still in the ring are not gaps yet.
+      if (!this.stopped) seqGaps = seqGaps > inFlight ? seqGaps - inFlight : 0n;
     }
     return {
       perType,
       totals,
       identityHolds,
+      inFlight,
+      exact: this.stopped,
       seqGaps,
       malformed: this.malformed,
       threadExits: counters?.total.threadExits ?? 0n,

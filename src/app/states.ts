@@ -139,6 +139,22 @@ export class StatePipeline {
     return boottimeNs();
   }
 
+  get dThresholdNs(): bigint {
+    return BigInt(this.config.dThresholdMs) * 1_000_000n;
+  }
+
+  stateOf(execId: string, nowNs: bigint) {
+    return this.states.stateOf(execId, nowNs);
+  }
+
+  zombies(nowNs: bigint) {
+    return this.states.zombies(nowNs);
+  }
+
+  stuckD(nowNs: bigint, thresholdNs: bigint) {
+    return this.states.stuckD(nowNs, thresholdNs);
+  }
+
   async stop(): Promise<StateAccounting> {
     if (!this.stopped) {
       this.stopped = true;

@@ -5,6 +5,8 @@ import { registerTrace } from './trace.js';
 import { registerStatus } from './status.js';
 import { registerPs } from './ps.js';
 import { registerEvents } from './events.js';
+import { registerZombies } from './zombies.js';
+import { registerAgent } from './agent.js';
 import { VERSION } from '../shared/version.js';
 
 const program = new Command();
@@ -14,10 +16,12 @@ program
   .version(VERSION)
   .showHelpAfterError('(run patrol --help for usage)')
   .exitOverride();
+registerAgent(program);
 registerTrace(program);
 registerStatus(program);
 registerPs(program);
 registerEvents(program);
+registerZombies(program);
 
 try {
   await program.parseAsync(process.argv);

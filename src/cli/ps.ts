@@ -9,8 +9,8 @@ export interface PsOptions extends ClientOptions {
   comm?: string[];
   uid?: number;
   pid?: number;
-  state?: 'live' | 'zombie' | 'dead';
-  sort?: 'pid' | 'start' | 'comm';
+  state?: 'R' | 'S' | 'D' | 'T' | 'Z' | 'X';
+  sort?: 'pid' | 'start' | 'comm' | 'state' | 'state_ms' | 'rq_p95';
   tree?: boolean;
 }
 
@@ -19,8 +19,8 @@ export function registerPs(program: Command): void {
     .option('--comm <name>', 'only these process names (repeatable or comma-separated)', collectList)
     .option('--uid <uid>', 'only processes of this uid', parseIntArg('--uid', 0, 0xffffffff))
     .option('--pid <pid>', 'only this pid and its descendants', parseIntArg('--pid', 1))
-    .addOption(new Option('--state <state>', 'only processes in this state').choices(['live', 'zombie', 'dead']))
-    .addOption(new Option('--sort <key>', 'sort order').choices(['pid', 'start', 'comm']).default('pid'))
+    .addOption(new Option('--state <letter>', 'only processes in this state (R running, S sleeping, D disk wait, T stopped, Z zombie, X reaped)').choices(['R', 'S', 'D', 'T', 'Z', 'X']))
+    .addOption(new Option('--sort <key>', 'sort order (state_ms and rq_p95: largest first)').choices(['pid', 'start', 'comm', 'state', 'state_ms', 'rq_p95']).default('pid'))
     .option('--tree', 'show the process tree')
     .action(async (opts: PsOptions) => {
       await runPs(opts);
@@ -58,7 +58,21 @@ export async function runPs(opts: PsOptions, out: Out = process.stdout): Promise
   for (const p of r.processes) out.write(cut(psLine(p), width) + '\n');
 }
 
-export const PS_HEADER = `${'PID'.padEnd(7)} ${'PPID'.padEnd(7)} ${'STATE'.padEnd(6)} ${'COMM'.padEnd(16)} ARGS`;
+export const PS_HEADER = `${'PID'.padEnd(7)} ${'PPID'.padEnd(7)} S ${'IN-STATE'.padStart(9)} ${'RQ-P95'.padStart(8)} ${'COMM'.padEnd(16)} ARGS`;
+
+/** Milliseconds as a short duration: 850ms, 12.3s, 4m05s, 3h12m. */
+export function fmtMs(ms: number | null): string {
+  if (ms === null) return '-';
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m${String(Math.floor((ms % 60_000) / 1000)).padStart(2, '0')}s`;
+  return `${Math.floor(ms / 3_600_000)}h${String(Math.floor((ms % 3_600_000) / 60_000)).padStart(2, '0')}m`;
+}
+
+function fmtUs(us: number | null): string {
+  if (us === null) return '-';
+  return us < 1000 ? `${us}us` : us < 1_000_000 ? `${(us / 1000).toFixed(1)}ms` : `${(us / 1e6).toFixed(2)}s`;
+}
 
 /** argv as a copy-pasteable command line; [comm] when no argv is known (like ps). */
 export function argsText(p: ProcessJson): string {
@@ -67,7 +81,7 @@ export function argsText(p: ProcessJson): string {
 }
 
 export function psLine(p: ProcessJson): string {
-  return `${String(p.pid).padEnd(7)} ${String(p.ppid).padEnd(7)} ${p.state.padEnd(6)} ${p.comm.padEnd(16)} ${argsText(p)}`;
+  return `${String(p.pid).padEnd(7)} ${String(p.ppid).padEnd(7)} ${p.state} ${fmtMs(p.state_ms).padStart(9)} ${fmtUs(p.rq_p95_us).padStart(8)} ${p.comm.padEnd(16)} ${argsText(p)}`;
 }
 
 function cut(line: string, width: number): string {
@@ -96,8 +110,9 @@ export function pruneTree(nodes: TreeNodeJson[], o: PsOptions): TreeNodeJson[] {
 function nodeText(p: ProcessJson): string {
   let s = `${p.pid} ${p.comm}`;
   if (p.args !== null && p.args.length > 0) s += `  ${argsText(p)}`;
-  if (p.state === 'zombie') s += '  [zombie]';
-  else if (p.state === 'dead') {
+  if (p.state === 'Z') s += `  [zombie ${fmtMs(p.state_ms)}]`;
+  else if (p.state === 'D') s += `  [D ${fmtMs(p.state_ms)}]`;
+  else if (p.state === 'X') {
     const how = p.signal !== null ? `signal ${p.signal}` : p.exit_code !== null ? `exit ${p.exit_code}` : 'gone';
     s += `  [dead, ${how}]`;
   }

@@ -35,7 +35,8 @@ export function humanStatus(s: StatsJson): string {
   const row = (k: string, v: string) => `${k.padEnd(10)} ${v}\n`;
   const reserve = Object.values(a.lost_reserve).reduce((x, y) => x + y, 0);
   const user = Object.values(a.lost_userspace).reduce((x, y) => x + y, 0);
-  const mark = a.identity_holds ? 'generated = captured + lost ✓' : 'generated ≠ captured + lost ✗';
+  const flight = a.in_flight ? ` + ${a.in_flight} in flight` : '';
+  const mark = a.identity_holds ? `generated = captured + lost${flight} ✓` : 'generated ≠ captured + lost ✗';
   const t = s.table;
   let text =
     row('agent', `up · version ${s.version} · pid ${s.pid} · uptime ${fmtUptime(s.uptime_s)}`) +

@@ -100,7 +100,7 @@ describe('client', () => {
   it('API errors carry the agent message', async () => {
     const err = await new ApiClient(sock).get('/processes', { state: 'bogus' }).catch((e: unknown) => e);
     expect((err as PatrolError).code).toBe('E_API');
-    expect((err as PatrolError).message).toBe('invalid query: state must be one of: live, zombie, dead');
+    expect((err as PatrolError).message).toBe('invalid query: state must be one of: R, S, D, T, Z, X');
   });
 
   it('query strings repeat arrays and skip undefined/false', () => {
@@ -160,14 +160,14 @@ describe('patrol status', () => {
 });
 
 describe('patrol ps', () => {
-  it('table: PID PPID STATE COMM ARGS', async () => {
+  it('table: PID PPID S IN-STATE RQ-P95 COMM ARGS', async () => {
     const out = new Capture();
     await runPs({ socket: sock, sort: 'pid' }, out);
     const lines = out.lines;
     expect(lines[0]).toBe(PS_HEADER);
-    expect(PS_HEADER).toMatch(/^PID\s+PPID\s+STATE\s+COMM\s+ARGS$/);
-    expect(lines.find((l) => l.startsWith('300 '))).toBe(`${'300'.padEnd(7)} ${'200'.padEnd(7)} ${'dead'.padEnd(6)} ${'ls'.padEnd(16)} ls -l 'my dir'`);
-    expect(lines.find((l) => l.startsWith('1 '))).toMatch(/live\s+init\s+\/sbin\/init splash$/);
+    expect(PS_HEADER).toMatch(/^PID\s+PPID\s+S\s+IN-STATE\s+RQ-P95\s+COMM\s+ARGS$/);
+    expect(lines.find((l) => l.startsWith('300 '))).toBe(`${'300'.padEnd(7)} ${'200'.padEnd(7)} X ${'-'.padStart(9)} ${'-'.padStart(8)} ${'ls'.padEnd(16)} ls -l 'my dir'`);
+    expect(lines.find((l) => l.startsWith('1 '))).toMatch(/ S\s+-\s+-\s+init\s+\/sbin\/init splash$/);
   });
 
   it('filters are forwarded: --comm, --uid, --pid (subtree), --state', async () => {
@@ -179,7 +179,7 @@ describe('patrol ps', () => {
     expect(await pids({ comm: ['bash', 'cron'] })).toEqual([200, 400]);
     expect(await pids({ uid: 1000 })).toEqual([200, 300, 301]);
     expect(await pids({ pid: 200 })).toEqual([200, 300, 301]);
-    expect(await pids({ state: 'zombie' })).toEqual([301]);
+    expect(await pids({ state: 'Z' })).toEqual([301]);
   });
 
   it('--json prints the array of processes', async () => {
@@ -187,7 +187,7 @@ describe('patrol ps', () => {
     await runPs({ socket: sock, json: true, pid: 100 }, out);
     const arr = JSON.parse(out.text);
     expect(Array.isArray(arr)).toBe(true);
-    expect(arr[0]).toMatchObject({ pid: 100, comm: 'sshd', state: 'live', args: ['sshd', '-D'] });
+    expect(arr[0]).toMatchObject({ pid: 100, comm: 'sshd', state: 'S', lifecycle: 'live', args: ['sshd', '-D'] });
   });
 
   it('--tree renders an ASCII tree', async () => {
@@ -198,15 +198,15 @@ describe('patrol ps', () => {
       '├─ 100 sshd  sshd -D',
       '│  └─ 200 bash  -bash',
       "│     ├─ 300 ls  ls -l 'my dir'  [dead, exit 0]",
-      '│     └─ 301 false  false  [zombie]',
+      '│     └─ 301 false  false  [zombie 1h18m]',
       '└─ 400 cron  /usr/sbin/cron -f',
     ]);
   });
 
   it('--tree with --pid and filters keeps matching nodes and their ancestors', async () => {
     const out = new Capture();
-    await runPs({ socket: sock, tree: true, pid: 100, state: 'zombie' }, out);
-    expect(out.lines).toEqual(['100 sshd  sshd -D', '└─ 200 bash  -bash', '   └─ 301 false  false  [zombie]']);
+    await runPs({ socket: sock, tree: true, pid: 100, state: 'Z' }, out);
+    expect(out.lines).toEqual(['100 sshd  sshd -D', '└─ 200 bash  -bash', '   └─ 301 false  false  [zombie 1h18m]']);
     const json = new Capture();
     await runPs({ socket: sock, tree: true, json: true, pid: 200 }, json);
     expect(JSON.parse(json.text)[0].children.map((n: { process: { pid: number } }) => n.process.pid)).toEqual([300, 301]);
@@ -221,7 +221,7 @@ describe('patrol ps', () => {
     const program = new Command().exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
     registerPs(program);
     await expect(program.parseAsync(['node', 'patrol', 'ps', '--socket', sock, '--state', 'running'])).rejects.toThrow(
-      /Allowed choices are live, zombie, dead/,
+      /Allowed choices are R, S, D, T, Z, X/,
     );
   });
 });

@@ -110,6 +110,9 @@ export class FakeAgent implements AgentView {
   startedAt = Date.now() - 42_000;
   pid = 4242;
   config = { ringBytes: 4 << 20, argsCap: 4096 };
+  /** no state sensor: live processes show as S, zombies as Z, reaped as X */
+  states = null;
+  nowNs = (): bigint => 5000n * SEC;
   readonly table = new ProcessTable({ bootId: BOOT, procfs: new NoProcFs(), now: () => 5000n * SEC, graceMs: 3_600_000 });
   readonly clock = {
     epochMs: (ns: bigint) => BOOT_EPOCH_MS + Number(ns / MS),

@@ -248,7 +248,8 @@ describe('GET /v1/processes', () => {
       filename: '/usr/bin/ls',
       args: ['ls', '-l', 'my dir'],
       uid: 1000,
-      state: 'dead',
+      state: 'X',
+      lifecycle: 'dead',
       start_ns: startOf(300).toString(),
       start_time: agent.clock.iso(startOf(300)),
       exec_count: 1,
@@ -265,10 +266,10 @@ describe('GET /v1/processes', () => {
     expect(pids(await get(sock, '/v1/processes?comm=bash'))).toEqual([200]);
     expect(pids(await get(sock, '/v1/processes?comm=bash&comm=cron'))).toEqual([200, 400]);
     expect(pids(await get(sock, '/v1/processes?uid=1000'))).toEqual([200, 300, 301]);
-    expect(pids(await get(sock, '/v1/processes?state=zombie'))).toEqual([301]);
-    expect(pids(await get(sock, '/v1/processes?state=live'))).toEqual([1, 100, 200, 400]);
+    expect(pids(await get(sock, '/v1/processes?state=Z'))).toEqual([301]);
+    expect(pids(await get(sock, '/v1/processes?state=S'))).toEqual([1, 100, 200, 400]);
     expect(pids(await get(sock, '/v1/processes?pid=100'))).toEqual([100, 200, 300, 301]);
-    expect(pids(await get(sock, '/v1/processes?pid=100&state=live'))).toEqual([100, 200]);
+    expect(pids(await get(sock, '/v1/processes?pid=100&lifecycle=live'))).toEqual([100, 200]);
     const none = await get(sock, '/v1/processes?comm=nothing');
     expect(none.body).toEqual({ total: 0, processes: [] });
   });
@@ -286,7 +287,7 @@ describe('GET /v1/processes', () => {
       ['uid=abc', /^invalid query: uid must be integer$/],
       ['uid=-1', /uid must be >= 0/],
       ['pid=0', /pid must be >= 1/],
-      ['state=running', /state must be one of: live, zombie, dead/],
+      ['state=running', /state must be one of: R, S, D, T, Z, X/],
       ['sort=size', /sort must be one of: pid, start, comm/],
       ['limit=0', /limit must be >= 1/],
       ['color=red', /unknown parameter 'color'/],
