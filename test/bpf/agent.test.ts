@@ -1,0 +1,254 @@
+// `patrol agent` as an operator runs it: real data through status/ps/events, root-only socket,
+// token-guarded TCP, crash hygiene under kill -9, graceful SIGTERM, single instance, bad config.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bpfEnabled, marker, run, sleep } from './helpers.js';
+
+const PATROL = fileURLToPath(new URL('../../bin/patrol', import.meta.url));
+/** BPF program ids an agent holds, from the fdinfo of its program and link fds. */
+function heldProgIds(pid: number): Set<number> {
+  const ids = new Set<number>();
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    try {
+      const m = /^prog_id:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+      if (m) ids.add(Number(m[1]));
+    } catch {
+      /* fd closed meanwhile */
+    }
+  }
+  return ids;
+}
+
+/** Which of these program ids are still loaded, and how many links still point at them. */
+function stillThere(ids: Set<number>): { progs: number; links: number } {
+  const progs = (JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j']).toString()) as Array<{ id: number }>).filter((p) => ids.has(p.id));
+  const links = (JSON.parse(execFileSync('bpftool', ['link', 'show', '-j']).toString()) as Array<{ prog_id: number }>).filter((l) => ids.has(l.prog_id));
+  return { progs: progs.length, links: links.length };
+}
+
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(20)) if (cond()) return true;
+  return cond();
+}
+
+interface Paths {
+  dir: string;
+  socket: string;
+  db: string;
+  lock: string;
+  config: string;
+}
+
+function paths(): Paths {
+  const dir = mkdtempSync(join(tmpdir(), 'patrol-agent-'));
+  chmodSync(dir, 0o755);
+  const p = { dir, socket: join(dir, 'patrol.sock'), db: join(dir, 'state', 'patrol.db'), lock: join(dir, 'patrol.pid'), config: join(dir, 'patrol.yaml') };
+  writeFileSync(
+    p.config,
+    `store: { path: ${p.db}, flush_interval: 50ms }\napi: { socket: ${p.socket} }\nagent: { lock_file: ${p.lock}, pin_dir: /sys/fs/bpf/patrol-test }\nlog: { level: warn, format: json }\n`,
+  );
+  return p;
+}
+
+function startAgent(p: Paths, extra: string[] = []): ChildProcess {
+  return spawn(PATROL, ['agent', '--config', p.config, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function get(socket: string, path: string, opts: { host?: string; port?: number; token?: string } = {}): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        ...(opts.port ? { host: opts.host, port: opts.port } : { socketPath: socket }),
+        path,
+        headers: opts.token !== undefined ? { authorization: `Bearer ${opts.token}` } : {},
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function waitReady(p: Paths, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      if ((await get(p.socket, '/v1/health')).status === 200) return;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > end) throw new Error('agent did not become ready');
+    await sleep(50);
+  }
+}
+
+const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
+
+describe.skipIf(!bpfEnabled)('patrol agent (real kernel)', () => {
+  const p = paths();
+  let agent: ChildProcess;
+
+  beforeAll(async () => {
+    agent = startAgent(p);
+    await waitReady(p);
+  });
+
+  afterAll(async () => {
+    agent?.kill('SIGTERM');
+    await exited(agent);
+  });
+
+  it('serves real data to status, ps and events; a spawned process appears with its parent', async () => {
+    const m = marker();
+    const child = spawn('perl', ['-e', 'sleep 3', m], { stdio: 'ignore' });
+    await sleep(400);
+    const ps = spawnSync(PATROL, ['ps', '--json', '--socket', p.socket, '--comm', 'perl'], { encoding: 'utf8' });
+    expect(ps.status).toBe(0);
+    const rows = JSON.parse(ps.stdout) as Array<Record<string, unknown>>;
+    const mine = rows.find((r) => r.pid === child.pid)!;
+    expect(mine).toBeDefined();
+    expect(mine.ppid).toBe(process.pid);
+    expect(mine.args).toEqual(['perl', '-e', 'sleep 3', m]);
+    expect(mine.state).toBe('S');
+    expect(typeof mine.state_ms).toBe('number');
+    const parent = (await get(p.socket, `/v1/processes/${mine.exec_id}`)).body;
+    expect(parent.ancestry[0].pid).toBe(process.pid);
+    expect(mine.parent_exec_id).toBe(parent.ancestry[0].exec_id);
+
+    const status = spawnSync(PATROL, ['status', '--json', '--socket', p.socket], { encoding: 'utf8' });
+    const st = JSON.parse(status.stdout);
+    expect(st.programs.length).toBeGreaterThanOrEqual(5);
+    expect(st.accounting.identity_holds).toBe(true);
+    expect(st.accounting.captured.exec).toBeGreaterThan(0);
+
+    const ev = spawn(PATROL, ['events', '--json', '--socket', p.socket, '--comm', 'true'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    ev.stdout!.on('data', (d) => (out += d));
+    await until(() => out.includes('"ready"'), 5000);
+    const t = await run('/bin/true', [m]);
+    await until(() => out.includes(m), 5000);
+    ev.kill('SIGINT');
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines[0].type).toBe('ready');
+    expect(lines.some((l) => l.type === 'exec' && l.pid === t.pid && l.args[1] === m)).toBe(true);
+    child.kill();
+  });
+
+  it('the socket is root-only: another user gets EACCES', () => {
+    spawnSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', 'patroltest'], { stdio: 'ignore' });
+    const r = spawnSync('setpriv', ['--reuid=patroltest', '--regid=patroltest', '--init-groups', PATROL, 'status', '--socket', p.socket], {
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/permission denied/);
+    const py = spawnSync(
+      'setpriv',
+      ['--reuid=patroltest', '--regid=patroltest', '--init-groups', 'node', '-e',
+        `require('net').connect(${JSON.stringify(p.socket)}).on('error', e => { console.log(e.code); process.exit(0) }).on('connect', () => { console.log('CONNECTED'); process.exit(0) })`],
+      { encoding: 'utf8' },
+    );
+    expect(py.stdout.trim()).toBe('EACCES');
+  });
+
+  it('a second agent refuses to start, naming the running one', async () => {
+    const second = spawnSync(PATROL, ['agent', '--config', p.config], { encoding: 'utf8', timeout: 20_000 });
+    expect(second.status).toBe(1);
+    expect(second.stderr).toContain(`pid ${agent.pid}`);
+    expect(second.stderr.trim().split('\n').length).toBe(1);
+  });
+});
+
+describe.skipIf(!bpfEnabled)('agent TCP listener', () => {
+  it('refuses requests without the token or with a wrong one', async () => {
+    const p = paths();
+    const tokenFile = join(p.dir, 'token');
+    writeFileSync(tokenFile, 'correct-horse-battery-staple\n', { mode: 0o600 });
+    writeFileSync(
+      p.config,
+      `store: { path: ${p.db} }\napi: { socket: ${p.socket}, tcp: { enabled: true, host: 127.0.0.1, port: 19465, token_file: ${tokenFile} } }\nagent: { lock_file: ${p.lock} }\nlog: { level: warn }\n`,
+    );
+    const agent = startAgent(p);
+    try {
+      await waitReady(p);
+      expect((await get('', '/v1/health', { host: '127.0.0.1', port: 19465 })).status).toBe(401);
+      expect((await get('', '/v1/health', { host: '127.0.0.1', port: 19465, token: 'wrong' })).status).toBe(401);
+      expect((await get('', '/v1/stats', { host: '127.0.0.1', port: 19465, token: 'nope-nope-nope-nope' })).status).toBe(401);
+      expect((await get('', '/v1/health', { host: '127.0.0.1', port: 19465, token: 'correct-horse-battery-staple' })).status).toBe(200);
+    } finally {
+      agent.kill('SIGTERM');
+      await exited(agent);
+    }
+  });
+});
+
+describe.skipIf(!bpfEnabled)('agent crash hygiene', () => {
+  it('kill -9 ten times while writing: nothing left attached, store intact, no acknowledged row lost', async () => {
+    const p = paths();
+    let acknowledged = 0;
+    for (let round = 0; round < 10; round++) {
+      const agent = startAgent(p);
+      await waitReady(p);
+      // Load while the agent writes exit summaries.
+      const load = spawn('perl', ['-e', 'for (1..400) { my $p = fork(); if (!$p) { exec("/bin/true") } waitpid($p, 0) }'], { stdio: 'ignore' });
+      await sleep(150 + round * 20);
+      const ids = heldProgIds(agent.pid!);
+      expect(ids.size).toBeGreaterThanOrEqual(5);
+      const st = (await get(p.socket, '/v1/stats')).body;
+      acknowledged = Math.max(acknowledged, st.store.committed_rows);
+      agent.kill('SIGKILL');
+      await exited(agent);
+      await exited(load);
+      // The kernel frees programs once their last fd is gone (asynchronously, after RCU).
+      expect(await until(() => stillThere(ids).progs === 0, 3000)).toBe(true);
+      expect(stillThere(ids).links).toBe(0);
+      const db = new Database(p.db, { readonly: true });
+      try {
+        expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+        const maxId = (db.prepare('SELECT max(id) AS m FROM process_exits').get() as { m: number }).m;
+        expect(maxId).toBeGreaterThanOrEqual(acknowledged);
+      } finally {
+        db.close();
+      }
+    }
+    expect(acknowledged).toBeGreaterThan(0);
+  }, 240_000);
+
+  it('SIGTERM detaches everything within 2 s', async () => {
+    const p = paths();
+    const agent = startAgent(p);
+    await waitReady(p);
+    const ids = heldProgIds(agent.pid!);
+    expect(ids.size).toBeGreaterThanOrEqual(5);
+    const t0 = Date.now();
+    agent.kill('SIGTERM');
+    const code = await exited(agent);
+    const ms = Date.now() - t0;
+    expect(code).toBe(0);
+    expect(ms).toBeLessThan(2000);
+    expect(await until(() => stillThere(ids).progs === 0, 500)).toBe(true);
+    expect(stillThere(ids).links).toBe(0);
+  });
+});
+
+describe('agent configuration errors', () => {
+  it('bad config files give clear errors with the key path', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'patrol-cfg-'));
+    const f = join(dir, 'bad.yaml');
+    writeFileSync(f, 'store:\n  retention:\n    max_age: soon\nlifecycle:\n  arg_cap: 10\n');
+    const r = spawnSync(PATROL, ['agent', '--config', f, '--print-config'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${f}: store.retention.max_age: expected a duration`);
+    expect(r.stderr).toContain(`${f}: lifecycle.arg_cap: unknown key (did you mean args_cap?)`);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
