@@ -14,9 +14,9 @@
 // can also sit in the HTTP response's own buffer (16 KiB) and in the kernel's socket buffers.
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { LifecycleEvent } from '../shared/events.js';
-import type { Enriched } from '../process/index.js';
-import { SCHEMA_VERSION, eventRecord, toLine } from '../export/index.js';
+import type { LifecycleEvent, StateEvent, StateStreamEvent } from '../shared/events.js';
+import type { Enriched, ProcessEntry } from '../process/index.js';
+import { SCHEMA_VERSION, eventRecord, stateRecord, toLine } from '../export/index.js';
 import type { AgentView } from './view.js';
 
 export interface EventFilter {
@@ -67,8 +67,19 @@ export class ClientStream extends Readable {
     private readonly hub: EventHub,
     readonly match: Match,
     readonly bufferBytes: number,
+    private readonly criteria: EventFilter = {},
   ) {
     super({ highWaterMark: bufferBytes });
+  }
+
+  /** Whether a state transition of this process passes the client's filters. */
+  matchState(ev: StateEvent, entry: ProcessEntry | undefined): boolean {
+    const f = this.criteria;
+    if (f.failed) return false;
+    if (f.comm !== undefined && f.comm.length > 0 && !f.comm.includes(entry?.comm ?? ev.comm.text)) return false;
+    if (f.uid !== undefined && entry?.uid !== f.uid) return false;
+    if (f.pid !== undefined && ev.pid !== f.pid && !(entry && this.hub.inSubtree(entry, f.pid))) return false;
+    return true;
   }
 
   /** Queues a line; returns false if it was dropped. */
@@ -127,6 +138,7 @@ export class ClientStream extends Readable {
 export class EventHub {
   private readonly clients = new Set<ClientStream>();
   private unsubscribe: (() => void) | null = null;
+  private unsubscribeState: (() => void) | null = null;
   private flushQueued = false;
   private closed = false;
   private serializeErrors = 0;
@@ -141,15 +153,20 @@ export class EventHub {
     return this.clients.size;
   }
 
+  inSubtree(entry: ProcessEntry, rootPid: number): boolean {
+    return this.view.table.inSubtree(entry, rootPid);
+  }
+
   /** A new client: its stream starts with the `ready` record; events after it are delivered. */
   open(filter: EventFilter): ClientStream {
-    const c = new ClientStream(this, matcher(this.view, filter), this.bufferBytes);
+    const c = new ClientStream(this, matcher(this.view, filter), this.bufferBytes, filter);
     if (this.closed) {
       c.push(null);
       return c;
     }
     this.clients.add(c);
     this.unsubscribe ??= this.view.subscribe(this.onEvent);
+    if (this.view.subscribeState) this.unsubscribeState ??= this.view.subscribeState(this.onState);
     const stats = this.view.stats();
     c.push(
       toLine({
@@ -170,10 +187,14 @@ export class EventHub {
   remove(c: ClientStream): void {
     if (!this.clients.delete(c)) return;
     this.log.debug({ sent: c.sent, dropped: c.droppedTotal, clients: this.clients.size }, 'event stream client left');
-    if (this.clients.size === 0 && this.unsubscribe !== null) {
-      this.unsubscribe();
-      this.unsubscribe = null;
-    }
+    if (this.clients.size === 0) this.unsubscribeAll();
+  }
+
+  private unsubscribeAll(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    this.unsubscribeState?.();
+    this.unsubscribeState = null;
   }
 
   noteDropped(c: ClientStream, n: number): void {
@@ -184,11 +205,25 @@ export class EventHub {
   close(): void {
     this.closed = true;
     for (const c of [...this.clients]) c.finish();
-    if (this.unsubscribe !== null) {
-      this.unsubscribe();
-      this.unsubscribe = null;
-    }
+    this.unsubscribeAll();
   }
+
+  /** State records follow the same filters, judged on the process the thread belongs to;
+   *  throttle notices go to every client. */
+  private readonly onState = (ev: StateStreamEvent): void => {
+    const entry = ev.type === 'state' ? this.view.table.byPid(ev.pid) : undefined;
+    const own = entry && ev.type === 'state' && entry.startNs === ev.startNs ? entry : undefined;
+    const line = toLine(stateRecord(ev, own?.execId ?? null, this.view.clock));
+    let queued = false;
+    for (const c of this.clients) {
+      if (ev.type === 'state' && !c.matchState(ev, own)) continue;
+      if (c.offer(line)) queued = true;
+    }
+    if (queued && !this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(this.flush);
+    }
+  };
 
   private readonly onEvent = (ev: LifecycleEvent, en: Enriched): void => {
     let line: string | undefined;

@@ -1,6 +1,6 @@
 // What the agent shows the local API: a read-only view of its state and its live event stream.
 // src/app implements it; src/api serves it. src/api never imports src/app (architecture.md).
-import type { EventType, LifecycleEvent, TypeAccounting } from '../shared/events.js';
+import type { EventType, LifecycleEvent, StateStreamEvent, TypeAccounting } from '../shared/events.js';
 import type { Enriched, ProcessTable, ProcessTableStats, ProcState, RqStats, StuckD, ZombieInfo } from '../process/index.js';
 import type { RingStats } from '../kernel/index.js';
 
@@ -63,4 +63,6 @@ export interface AgentView {
   /** Live events, called synchronously right after table.apply(ev) on the event path, in order.
    *  Returns the unsubscribe function. The listener must be cheap and never throws. */
   subscribe(listener: EventListener): () => void;
+  /** Live transitions of interest and throttle notices from the state sensor, if it runs. */
+  subscribeState?(listener: (ev: StateStreamEvent) => void): () => void;
 }

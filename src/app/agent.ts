@@ -85,7 +85,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
 
     const startedAt = Date.now();
     const clock = new WallClock();
-    const view: AgentView & { states: StatePipeline; stateSubscribe: typeof subscribeState; nowNs: () => bigint } = {
+    const view: AgentView = {
       version: VERSION,
       startedAt,
       pid: process.pid,
@@ -102,7 +102,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
         listeners.add(l);
         return () => listeners.delete(l);
       },
-      stateSubscribe: subscribeState,
+      subscribeState,
     };
     function subscribeState(l: (ev: StateStreamEvent) => void): () => void {
       stateListeners.add(l);

@@ -1,5 +1,5 @@
 // Human-readable lines for `patrol trace` and `patrol events`.
-import type { LifecycleEvent } from '../shared/events.js';
+import type { LifecycleEvent, StateStreamEvent } from '../shared/events.js';
 import type { Enriched } from '../process/index.js';
 import { errnoName } from '../export/index.js';
 
@@ -57,4 +57,15 @@ function details(ev: LifecycleEvent, en: Enriched): string {
 
 export function humanLine(ev: LifecycleEvent, en: Enriched, epochMs: number): string {
   return `${localTime(epochMs).padEnd(13)} ${ev.type.padEnd(11)} ${String(ev.pid).padEnd(7)} ${String(en.ppid).padEnd(7)} ${en.comm.padEnd(16)} ${details(ev, en)}`;
+}
+
+/** A state or throttle record of the state sensor, in the trace layout. */
+export function stateLine(ev: StateStreamEvent, ppid: number, epochMs: number): string {
+  const t = localTime(epochMs).padEnd(13);
+  if (ev.type === 'throttle') {
+    const what = ev.phase === 'start' ? `budget of ${ev.budget}/s spent on cpu ${ev.cpu}: transitions counted, not sent` : `${ev.suppressed} transitions were suppressed`;
+    return `${t} ${'throttle'.padEnd(11)} ${'-'.padEnd(7)} ${'-'.padEnd(7)} ${'-'.padEnd(16)} ${what}`;
+  }
+  const who = ev.tid !== ev.pid ? ` tid=${ev.tid}` : '';
+  return `${t} ${'state'.padEnd(11)} ${String(ev.pid).padEnd(7)} ${String(ppid).padEnd(7)} ${ev.comm.text.padEnd(16)} ${ev.from}→${ev.to} after ${fmtNs(ev.durationNs)}${who}${ev.reason === 'd_long' ? ' (long D)' : ''}`;
 }

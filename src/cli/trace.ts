@@ -5,8 +5,9 @@ import type { Enriched, SubtreeFilter } from '../process/index.js';
 import { createLogger } from '../shared/log.js';
 import { LifecyclePipeline, type AccountingReport } from '../app/lifecycle.js';
 import { WallClock } from '../kernel/index.js';
-import { eventRecord, summaryRecord, toLine } from '../export/index.js';
-import { HEADER, humanLine } from './format.js';
+import { eventRecord, stateRecord, summaryRecord, toLine } from '../export/index.js';
+import { StatePipeline } from '../app/states.js';
+import { HEADER, humanLine, stateLine } from './format.js';
 import { collectList, parseBytes, parseDuration, parseIntArg } from './parse.js';
 
 export interface TraceOptions {
@@ -19,6 +20,8 @@ export interface TraceOptions {
   threads?: boolean;
   argsCap?: number;
   ringSize?: number;
+  states?: boolean;
+  dThreshold?: number;
 }
 
 export function registerTrace(program: Command): void {
@@ -34,6 +37,8 @@ export function registerTrace(program: Command): void {
     .option('--threads', 'also show thread creation')
     .option('--args-cap <bytes>', 'argv bytes copied per exec (default 4096)', parseBytes('--args-cap', 64, 32768))
     .option('--ring-size <bytes>', 'ring buffer size, power of two (default 4M)', parseBytes('--ring-size', 4096, 1 << 30))
+    .option('--no-states', 'do not load the scheduler-state sensor (no state records)')
+    .option('--d-threshold <time>', 'report leaving D (uninterruptible) after this long (default 1s)', parseDuration)
     .action(async (opts: TraceOptions) => {
       await runTrace(opts);
     });
@@ -93,13 +98,34 @@ export async function runTrace(opts: TraceOptions): Promise<void> {
     log,
     sink,
   );
+  const states =
+    opts.states === false
+      ? null
+      : StatePipeline.start({ ...(opts.dThreshold !== undefined ? { dThresholdMs: opts.dThreshold } : {}) }, pipeline.table, log, (ev) => {
+          const entry = ev.type === 'state' ? pipeline!.table.byPid(ev.pid) : undefined;
+          const own = entry && ev.type === 'state' && entry.startNs === ev.startNs ? entry : undefined;
+          if (ev.type === 'state') {
+            if (opts.failed || (comms && !comms.has(own?.comm ?? ev.comm.text))) return;
+            if (opts.uid !== undefined && own?.uid !== opts.uid) return;
+            if (opts.pid !== undefined && ev.pid !== opts.pid && !(own && pipeline!.table.inSubtree(own, opts.pid))) return;
+          }
+          shown++;
+          pending += opts.json ? toLine(stateRecord(ev, own?.execId ?? null, clock)) : stateLine(ev, own?.ppid ?? 0, clock.epochMs(ev.ktimeNs)) + '\n';
+          if (!flushQueued) {
+            flushQueued = true;
+            setImmediate(() => {
+              flushQueued = false;
+              flush();
+            });
+          }
+        });
   if (opts.json) {
     out.write(
       toLine({
         type: 'ready',
         time: new Date().toISOString(),
         schema: 1,
-        programs: pipeline.attached,
+        programs: [...pipeline.attached, ...(states ? ['st_switch', 'st_wakeup', 'st_wakeup_new'] : [])],
         table_size: pipeline.table.size,
         ring_bytes: pipeline.config.ringBytes,
         args_cap: pipeline.config.argsCap,
@@ -117,10 +143,21 @@ export async function runTrace(opts: TraceOptions): Promise<void> {
     if (opts.duration !== undefined) setTimeout(done, opts.duration).unref();
   });
 
+  const stateAcct = states ? await states.stop() : null;
   const acct = await pipeline.stop();
+  await states?.close();
   await pipeline.close();
   flush();
   const summary = summaryRecord({ ...acct, shown, elapsedMs: Date.now() - started }, new Date().toISOString());
+  if (stateAcct) {
+    summary.state = {
+      generated: Number(stateAcct.generated.state),
+      captured: Number(stateAcct.captured.state),
+      throttled: Number(stateAcct.throttled),
+      lost: Number(stateAcct.lostReserve.state + stateAcct.lostUserspace.state),
+      identity_holds: stateAcct.identityHolds,
+    };
+  }
   if (opts.json) out.write(toLine(summary));
   else process.stderr.write(humanSummary(acct) + '\n');
 }

@@ -1,6 +1,6 @@
 // NDJSON schema of `patrol trace --json` and the agent's event stream. Field names are a
 // contract (docs/ndjson.md): add fields, never rename or retype them.
-import type { KText, LifecycleEvent } from '../shared/events.js';
+import type { KText, LifecycleEvent, StateStreamEvent } from '../shared/events.js';
 import type { Enriched } from '../process/index.js';
 
 export const SCHEMA_VERSION = 1;
@@ -140,4 +140,34 @@ export function summaryRecord(s: SummaryInput, timeIso: string): Json {
     thread_forks: Number(s.threadForks),
     shown: s.shown,
   };
+}
+
+/** A state record (transition of interest) or a throttle record of the state sensor. */
+export function stateRecord(ev: StateStreamEvent, execId: string | null, clock: TimeSource): Json {
+  if (ev.type === 'throttle') {
+    return {
+      type: 'throttle',
+      time: clock.iso(ev.ktimeNs),
+      ktime_ns: ev.ktimeNs.toString(),
+      cpu: ev.cpu,
+      phase: ev.phase,
+      suppressed: Number(ev.suppressed),
+      budget: ev.budget,
+    };
+  }
+  const o: Json = {
+    type: 'state',
+    time: clock.iso(ev.ktimeNs),
+    ktime_ns: ev.ktimeNs.toString(),
+    exec_id: execId,
+    pid: ev.pid,
+    tid: ev.tid,
+    comm: ev.comm.text,
+    from: ev.from,
+    to: ev.to,
+    duration_ns: Number(ev.durationNs),
+    reason: ev.reason,
+  };
+  raw(o, 'comm', ev.comm);
+  return o;
 }

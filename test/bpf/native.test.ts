@@ -2,6 +2,7 @@
 // `make -C bpf` and `npx node-gyp rebuild --directory native --nodedir=/usr`.
 // Skipped when not root, unless PATROL_REQUIRE_BPF=1, which makes it run (and fail) anyway.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +21,6 @@ const OP_EXIT = PT_OP_EXIT;
 const EXEC_PID_OFFSET = field('pt_exec', 'pid');
 const EXIT_PID_OFFSET = field('pt_exit', 'pid');
 const TASK_SNAP_SIZE = LAYOUT.structs.pt_task_snap.size;
-const PATROL_PROGS = /^(handle_|snapshot_tasks|bench_produce)/;
 
 function* records(batch: Buffer): Generator<Buffer> {
   for (let off = 0; off < batch.length; ) {
@@ -30,9 +30,24 @@ function* records(batch: Buffer): Generator<Buffer> {
   }
 }
 
-function loadedPatrolPrograms(): string[] {
-  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j']).toString()) as Array<{ name?: string }>;
-  return progs.map((p) => p.name ?? '').filter((n) => PATROL_PROGS.test(n));
+/** Program ids this process holds fds for (programs and links), from /proc/self/fdinfo. */
+function heldProgIds(): Set<number> {
+  const ids = new Set<number>();
+  for (const fd of readdirSync('/proc/self/fdinfo')) {
+    try {
+      const m = /^prog_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+      if (m) ids.add(Number(m[1]));
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return ids;
+}
+
+/** Which of these ids bpftool still lists (other patrol instances on the host do not count). */
+function stillLoaded(ids: Set<number>): number {
+  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j']).toString()) as Array<{ id: number }>;
+  return progs.filter((p) => ids.has(p.id)).length;
 }
 
 async function until(cond: () => boolean, ms: number): Promise<boolean> {
@@ -106,12 +121,14 @@ describe.skipIf(!enabled)('native addon on the live kernel', () => {
   });
 
   it('leaves no program loaded after ringStop and close', async () => {
+    const ids = heldProgIds();
+    expect(ids.size).toBeGreaterThanOrEqual(5);
     await native.ringStop(consumer);
     expect(native.ringStats(consumer).running).toBe(false);
     native.close(obj);
     native.close(obj); // idempotent
     expect(() => native.iterRead(obj, 'snapshot_tasks')).toThrow(expect.objectContaining({ code: 'EBADF' }));
     // The kernel releases programs asynchronously (RCU), so allow it a moment.
-    expect(await until(() => loadedPatrolPrograms().length === 0, 2000)).toBe(true);
+    expect(await until(() => stillLoaded(ids) === 0, 2000)).toBe(true);
   });
 });
