@@ -42,6 +42,7 @@ export const FEATURES = {
   tpBtf: { what: 'BTF-enabled tracepoints (tp_btf)', minKernel: '5.5' },
   bootNs: { what: 'bpf_ktime_get_boot_ns', minKernel: '5.8' },
   taskIter: { what: 'BPF task iterator (iter/task)', minKernel: '5.8' },
+  taskStorage: { what: 'task storage for tracing programs (state sensor)', minKernel: '5.11' },
   tracefs: { what: 'tracefs at /sys/kernel/tracing (classic syscall tracepoints)', minKernel: '4.1' },
 } as const;
 
@@ -59,7 +60,7 @@ export function probeKernel(opts: { btfPath?: string; kernel?: KernelVersion; ca
   if (!existsSync(opts.btfPath ?? '/sys/kernel/btf/vmlinux')) {
     throw new KernelFeatureError('btf', FEATURES.btf.what, FEATURES.btf.minKernel, kernel.release);
   }
-  for (const name of ['ringbuf', 'bootNs', 'taskIter', 'tpBtf'] as const) {
+  for (const name of ['ringbuf', 'bootNs', 'taskIter', 'tpBtf', 'taskStorage'] as const) {
     const [maj, min] = FEATURES[name].minKernel.split('.').map(Number) as [number, number];
     if (!atLeast(kernel, maj, min)) {
       throw new KernelFeatureError(name, FEATURES[name].what, FEATURES[name].minKernel, kernel.release);
