@@ -139,10 +139,13 @@ export interface RingOptions {
   /** Timed polling for benchmarks: never block longer than this (0: busy poll) and do not
    *  use the sleep flag. */
   pollIntervalUs?: number;
-  /** With sleepFlag: after a consume that found records, wait this long (µs, default 200) and
-   *  consume again before announcing sleep, so bursts cost one wakeup instead of many.
-   *  Bounds the extra latency of a record that arrives during the linger. 0 disables. */
+  /** With sleepFlag: after a consume that found records, keep polling for this long (µs,
+   *  default 1000) before announcing sleep, so a burst costs one wakeup instead of many.
+   *  0 disables. */
   lingerUs?: number;
+  /** Step of that polling (µs, default 100): the most a record arriving during the linger
+   *  waits. */
+  lingerStepUs?: number;
 }
 
 /**

@@ -39,14 +39,20 @@ void RingConsumer::Run() {
     // Linger after a burst before announcing sleep: producers keep submitting without
     // wakeups (each forced wakeup costs the producer ~18 us), and the next few records are
     // picked up by this timed wait instead. Records wait at most lingerUs.
+    // The linger polls in short steps: a record arriving during it waits at most one step,
+    // and a burst (fork, exec, exit, reap of one process span ~1 ms) costs one wakeup.
     if (busy && flag_ && opts_.lingerUs > 0 && opts_.pollIntervalUs < 0) {
       busy = false;
-      timespec ts{0, static_cast<long>(opts_.lingerUs) * 1000};
-      epoll_pwait2(epfd, evs, 4, &ts, nullptr);
-      int n = Consume();
-      if (n > 0) {
-        lingerRecords_.fetch_add(n, std::memory_order_relaxed);
-        busy = true;
+      int64_t step = opts_.lingerStepUs > 0 && opts_.lingerStepUs < opts_.lingerUs ? opts_.lingerStepUs : opts_.lingerUs;
+      for (int64_t waited = 0; waited < opts_.lingerUs && !stopReq_.load(std::memory_order_acquire); waited += step) {
+        timespec ts{0, static_cast<long>(step) * 1000};
+        epoll_pwait2(epfd, evs, 4, &ts, nullptr);
+        int n = Consume();
+        if (n > 0) {
+          lingerRecords_.fetch_add(n, std::memory_order_relaxed);
+          busy = true;
+          break;
+        }
       }
       continue;
     }

@@ -17,7 +17,8 @@ struct RingOptions {
   size_t sleepOffset = 0;
   int idleTimeoutMs = 1000;
   int64_t pollIntervalUs = -1;  // >=0: timed polling, the sleep flag is not used
-  int64_t lingerUs = 200;       // timed wait after a burst before sleeping (0: sleep at once)
+  int64_t lingerUs = 1000;      // timed wait after a burst before sleeping (0: sleep at once)
+  int64_t lingerStepUs = 100;   // ... polled in steps of this long
 };
 
 // Header of one malloc'd block; the record bytes follow it. The JS Buffer points into the

@@ -182,7 +182,8 @@ Napi::Value RingStart(const Napi::CallbackInfo& info) {
   opts.tagOffset = OptInt(o, "tagOffset", -1, 0, 1 << 30, op);
   opts.idleTimeoutMs = OptInt(o, "idleTimeoutMs", 1000, -1, INT_MAX, op);
   opts.pollIntervalUs = OptInt(o, "pollIntervalUs", -1, 0, 1000000000, op);
-  opts.lingerUs = OptInt(o, "lingerUs", 200, 0, 999999, op);
+  opts.lingerUs = OptInt(o, "lingerUs", 1000, 0, 999999, op);
+  opts.lingerStepUs = OptInt(o, "lingerStepUs", 100, 1, 999999, op);
   Napi::Value sf = o.Get("sleepFlag");
   if (!sf.IsUndefined()) {
     if (!sf.IsObject() || !sf.As<Napi::Object>().Get("map").IsString())

@@ -16,6 +16,7 @@ export interface RingOptions {
   idleTimeoutMs?: number;
   pollIntervalUs?: number;
   lingerUs?: number;
+  lingerStepUs?: number;
 }
 
 export interface RingStats {
