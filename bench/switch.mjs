@@ -22,7 +22,11 @@ const { createLogger } = await import(join(root, 'dist/shared/log.js'));
 const SECS = Number(process.env.SECS ?? 3);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const pingpong = () => JSON.parse(execFileSync(bin, [String(SECS)], { encoding: 'utf8' })).switches_per_s;
+// Both ends on one CPU: switches stay local (no cross-CPU wakeup IPIs, which a VM makes slow),
+// which is how the ~300k switches/s per vCPU load is reached.
+const PIN = process.env.PIN ?? '0';
+const pingpong = () =>
+  JSON.parse(execFileSync(PIN === 'none' ? bin : 'taskset', PIN === 'none' ? [String(SECS)] : ['-c', PIN, bin, String(SECS)], { encoding: 'utf8' })).switches_per_s;
 
 async function withPatrol() {
   const log = createLogger({ level: 'error' });

@@ -103,18 +103,22 @@ export class StatePipeline {
     this.lastSweepMs = performance.now() - t0;
   }
 
+  private readonly watched = new Set<number>();
+
   /** Watch a process: every state change of it is reported. */
   watch(pid: number, on: boolean): void {
+    const n = native();
     const key = Buffer.alloc(4);
     key.writeUInt32LE(pid);
-    if (on) native().mapUpdate(this.sensor.object, 'st_watch', key, Buffer.from([1]));
-    else {
-      try {
-        native().mapDelete(this.sensor.object, 'st_watch', key);
-      } catch {
-        /* not watched */
-      }
+    if (on) {
+      n.mapUpdate(this.sensor.object, 'st_watch', key, Buffer.from([1]));
+      this.watched.add(pid);
+    } else if (this.watched.delete(pid)) {
+      n.mapDelete(this.sensor.object, 'st_watch', key);
     }
+    const count = Buffer.alloc(4);
+    count.writeUInt32LE(this.watched.size);
+    n.mapUpdate(this.sensor.object, 'st_watch_count', Buffer.alloc(4), count);
   }
 
   accounting(): StateAccounting {
