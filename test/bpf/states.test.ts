@@ -2,7 +2,7 @@
 // duration, orphan reparenting, and the per-CPU throttle with exact counts.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -125,9 +125,12 @@ describe.skipIf(!bpfEnabled)('state throttling (real kernel)', () => {
     st.watch(child.pid!, true);
     await new Promise((r) => child.on('exit', r));
     await sleep(1100); // a new window, so the next transition closes the throttle
-    const poke = spawn('perl', ['-e', 'for (1..20) { select(undef,undef,undef,0.01) }'], { stdio: 'ignore' });
-    st.watch(poke.pid!, true);
-    await new Promise((r) => poke.on('exit', r));
+    // The end record is written by the next transition on each throttled CPU: poke every CPU.
+    const pokes = Array.from({ length: availableParallelism() }, (_, cpu) =>
+      spawn('taskset', ['-c', String(cpu), 'perl', '-e', 'for (1..20) { select(undef,undef,undef,0.01) }'], { stdio: 'ignore' }),
+    );
+    for (const poke of pokes) st.watch(poke.pid!, true);
+    await Promise.all(pokes.map((poke) => new Promise((r) => poke.on('exit', r))));
     const acct = await st.stop();
     await st.close();
     await rec.stop();
