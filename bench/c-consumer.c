@@ -39,8 +39,16 @@ static struct {
 	uint64_t records, forks, execs, sum;
 	uint64_t t_first, t_last;
 	uint64_t *lat_ns;
+	uint8_t *lat_path;
 	size_t nlat, caplat;
+	int path; /* how the consume that is running was reached: enum path */
 } st;
+
+/* How a latency sample reached the callback: after a wakeup from the blocking sleep, in the
+ * consume after a linger wait, in a back-to-back consume (consumer busy), in the last check
+ * before sleeping, or after a timed poll. */
+enum path { PATH_WAKEUP, PATH_LINGER, PATH_BUSY, PATH_PRESLEEP, PATH_TIMED, PATH_N };
+static const char *path_names[PATH_N] = { "wakeup", "linger", "busy", "presleep", "timed" };
 
 static void on_signal(int sig)
 {
@@ -86,9 +94,11 @@ static int on_record(void *ctx, void *data, size_t size)
 	if (st.nlat == st.caplat) {
 		st.caplat = st.caplat ? st.caplat * 2 : 65536;
 		st.lat_ns = realloc(st.lat_ns, st.caplat * sizeof(uint64_t));
-		if (!st.lat_ns)
+		st.lat_path = realloc(st.lat_path, st.caplat);
+		if (!st.lat_ns || !st.lat_path)
 			die("realloc", ENOMEM);
 	}
+	st.lat_path[st.nlat] = st.path;
 	st.lat_ns[st.nlat++] = now - h->ktime_ns;
 	return 0;
 }
@@ -200,6 +210,7 @@ int main(int argc, char **argv)
 	bool busy = false;
 	while (!stop_req) {
 		int n = ring_buffer__consume(rb);
+		st.path = PATH_BUSY; /* the next consume, if this one found records */
 		if (n > 0) {
 			busy = true;
 			continue;
@@ -208,7 +219,9 @@ int main(int argc, char **argv)
 			struct timespec ts = { 0, linger_us * 1000 };
 			busy = false;
 			epoll_pwait2(epfd, evs, 4, &ts, NULL);
+			st.path = PATH_LINGER;
 			n = ring_buffer__consume(rb);
+			st.path = PATH_BUSY;
 			if (n > 0) {
 				linger_recs += n;
 				busy = true;
@@ -224,7 +237,9 @@ int main(int argc, char **argv)
 			if (flag) {
 				__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
 				__atomic_thread_fence(__ATOMIC_SEQ_CST);
+				st.path = PATH_PRESLEEP;
 				if (ring_buffer__consume(rb) > 0) {
+					st.path = PATH_BUSY;
 					__atomic_store_n(flag, 0, __ATOMIC_SEQ_CST);
 					busy = true;
 					continue;
@@ -242,6 +257,8 @@ int main(int argc, char **argv)
 				wakeups++;
 				break;
 			}
+		/* the loop's first consume picks up what woke us (or what the poll found) */
+		st.path = r == 0 || pol == P_POLL ? PATH_TIMED : PATH_WAKEUP;
 	}
 	ring_buffer__consume(rb); /* final drain */
 
@@ -267,15 +284,31 @@ int main(int argc, char **argv)
 		       (unsigned long long)wakeups, (unsigned long long)sleeps, (unsigned long long)linger_recs,
 		       (unsigned long long)timed, (unsigned long long)st.sum);
 	} else {
+		/* per path: count, p50, p99 (before the global sort) */
+		char bypath[1024] = "";
+		size_t bl = 0;
+		uint64_t *tmp = malloc((st.nlat + 1) * sizeof(uint64_t));
+		for (int pth = 0; pth < PATH_N && tmp; pth++) {
+			size_t k = 0;
+			for (size_t i = 0; i < st.nlat; i++)
+				if (st.lat_path[i] == pth)
+					tmp[k++] = st.lat_ns[i];
+			if (!k)
+				continue;
+			qsort(tmp, k, sizeof(uint64_t), cmp_u64);
+			bl += snprintf(bypath + bl, sizeof(bypath) - bl, "%s\"%s\":{\"n\":%zu,\"p50_us\":%.1f,\"p99_us\":%.1f}",
+				       bl ? "," : "", path_names[pth], k, pct(tmp, k, 50) / 1e3, pct(tmp, k, 99) / 1e3);
+		}
+		free(tmp);
 		qsort(st.lat_ns, st.nlat, sizeof(uint64_t), cmp_u64);
 		printf("{\"mode\":\"lat\",\"policy\":\"%s\",\"linger_us\":%ld,\"samples\":%zu,\"p50_us\":%.1f,\"p90_us\":%.1f,"
 		       "\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,\"records\":%llu,\"execs\":%llu,\"generated\":%llu,"
-		       "\"lost_reserve\":%llu,\"wakeups\":%llu,\"sleeps\":%llu,\"linger_records\":%llu}\n",
+		       "\"lost_reserve\":%llu,\"wakeups\":%llu,\"sleeps\":%llu,\"linger_records\":%llu,\"by_path\":{%s}}\n",
 		       pname, linger_us, st.nlat, pct(st.lat_ns, st.nlat, 50) / 1e3, pct(st.lat_ns, st.nlat, 90) / 1e3,
 		       pct(st.lat_ns, st.nlat, 99) / 1e3, pct(st.lat_ns, st.nlat, 99.9) / 1e3,
 		       pct(st.lat_ns, st.nlat, 100) / 1e3, (unsigned long long)st.records, (unsigned long long)st.execs,
 		       (unsigned long long)gen, (unsigned long long)lost, (unsigned long long)wakeups,
-		       (unsigned long long)sleeps, (unsigned long long)linger_recs);
+		       (unsigned long long)sleeps, (unsigned long long)linger_recs, bypath);
 	}
 	ring_buffer__free(rb);
 	bpf_object__close(obj);

@@ -3,16 +3,25 @@
 //
 // The real pipeline (LifecyclePipeline.start: every program patrol trace attaches, sleep-flag
 // consumer with the addon's default 200 µs linger, decodeBatch → SeqTracker → ProcessTable.apply
-// → sink) runs in this process. bench/build/forkexec fork+execs /bin/true with a unique argv
+// → sink) runs in this process. bench/build/forkexec fork+execs /bin/true with a unique argv[1]
 // marker; the sink records CLOCK_BOOTTIME now − ev.ktimeNs (bpf_ktime_get_boot_ns at the
-// sched_process_exec tracepoint) for each marked exec. The same load is then measured with
+// sched_process_exec tracepoint) for each marked exec. The same load is measured with
 // bench/build/c-consumer lat (same object, same programs, same wakeup protocol, latency taken in
-// the ring callback) as the floor, in the same run, so the TS/C ratio is not machine noise.
+// the ring callback) in the same run, so the TS/C ratio is not machine noise.
 //
-// Scenarios: 100 exec/s, max rate with one fork+exec loop (leaves a CPU for the consumer), max
-// rate with one loop per CPU (the consumer competes for CPU). Also C with linger 0, to show what
-// the linger costs an exec that arrives right after its fork.
+// Scenarios: 100 exec/s; max rate with one fork+exec loop; max rate with one loop per CPU.
+// Extra rows, to explain the figures:
+//   ts-flag+linger0, ts-poll1000  the pipeline with the other consumer policies (ring-policy.mjs)
+//   c-fifo, ts-fifo               what-if: the consumer's threads at SCHED_FIFO 1 (chrt), not
+//                                 something patrol does today. On this kernel (PREEMPT_NONE) a
+//                                 woken consumer placed on the CPU of the exec'ing process
+//                                 otherwise waits for that process to block or exit.
+//   wakeprobe                     the platform floor: eventfd wakeup of a sleeping thread, no BPF.
+import { execFileSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { setRingPolicy } from './ring-policy.mjs';
 import {
+  BUILD,
   C_CONSUMER,
   FORKEXEC,
   OBJ,
@@ -43,43 +52,64 @@ function summarize(latNs) {
   const p = percentiles(latNs);
   return { samples: p.n, p50_us: us(p.p50), p90_us: us(p.p90), p99_us: us(p.p99), p999_us: us(p.p999), max_us: us(p.max) };
 }
+// the load generator always runs SCHED_OTHER, whatever the consumer runs at
+const load = (s, marker) => runJson('chrt', ['-o', '0', FORKEXEC, ...s.args, '--', 'true', marker]);
 
-async function runTs(load) {
+async function runTs(s, { policy = 'flag+linger200', fifo = false } = {}) {
+  setRingPolicy(policy);
   const marker = `pblat-${nonce()}`;
   const lat = [];
   const sink = (ev) => {
     if (ev.type === 'exec' && ev.args.length > 1 && ev.args[1].text === marker) lat.push(Number(clock() - ev.ktimeNs));
   };
   const p = LifecyclePipeline.start({}, createLogger({ level: 'error' }), sink);
-  await sleep(300);
-  const gen = await runJson(FORKEXEC, [...load.args, '--', 'true', marker]);
-  await sleep(300);
-  const acct = await p.stop();
-  await p.close();
-  return {
-    consumer: 'ts-pipeline',
-    ...summarize(lat),
-    load: gen,
-    identity_holds: acct.identityHolds,
-    lost: Number(acct.totals.lostReserve + acct.totals.lostUserspace),
-    ring: acct.ring && { wakeups: acct.ring.wakeups, sleeps: acct.ring.sleeps, linger_records: acct.ring.lingerRecords, records: acct.ring.records },
-  };
+  setRingPolicy(null);
+  if (fifo) execFileSync('chrt', ['-f', '-a', '-p', '1', String(process.pid)]);
+  try {
+    await sleep(300);
+    const gen = await load(s, marker);
+    await sleep(300);
+    const acct = await p.stop();
+    await p.close();
+    const name = fifo ? 'ts-fifo' : policy === 'flag+linger200' ? 'ts-pipeline' : `ts-${policy}`;
+    return {
+      consumer: name,
+      policy,
+      fifo,
+      ...summarize(lat),
+      load: gen,
+      identity_holds: acct.identityHolds,
+      lost: Number(acct.totals.lostReserve + acct.totals.lostUserspace),
+      ring: acct.ring && {
+        wakeups: acct.ring.wakeups,
+        sleeps: acct.ring.sleeps,
+        linger_records: acct.ring.lingerRecords,
+        timed_consumes: acct.ring.timedConsumes,
+        records: acct.ring.records,
+      },
+    };
+  } finally {
+    if (fifo) execFileSync('chrt', ['-o', '-a', '-p', '0', String(process.pid)]);
+  }
 }
 
-async function runC(load, lingerUs = 200) {
+async function runC(s, { lingerUs = 200, fifo = false } = {}) {
   const marker = `pblat-${nonce()}`;
-  const c = startChild(C_CONSUMER, ['lat', '-o', OBJ, '-m', marker, '-p', 'flag', '-l', String(lingerUs)], {
-    readyLine: (l) => l.includes('"ready"'),
-  });
+  const args = ['lat', '-o', OBJ, '-m', marker, '-p', 'flag', '-l', String(lingerUs)];
+  const c = fifo
+    ? startChild('chrt', ['-f', '1', C_CONSUMER, ...args], { readyLine: (l) => l.includes('"ready"') })
+    : startChild(C_CONSUMER, args, { readyLine: (l) => l.includes('"ready"') });
   await c.ready;
   await sleep(300);
-  const gen = await runJson(FORKEXEC, [...load.args, '--', 'true', marker]);
+  const gen = await load(s, marker);
   await sleep(300);
   await stopChild(c, 'SIGTERM');
   const r = JSON.parse(c.lines.filter((l) => l.includes('"mode"')).pop() ?? 'null');
   if (!r) throw new Error(`c-consumer lat: no result: ${c.stderr()}`);
   return {
-    consumer: lingerUs === 200 ? 'c' : `c-linger${lingerUs}`,
+    consumer: fifo ? 'c-fifo' : lingerUs === 200 ? 'c' : `c-linger${lingerUs}`,
+    policy: `flag+linger${lingerUs}`,
+    fifo,
     samples: r.samples,
     p50_us: r.p50_us,
     p90_us: r.p90_us,
@@ -89,22 +119,44 @@ async function runC(load, lingerUs = 200) {
     load: gen,
     lost: r.lost_reserve,
     ring: { wakeups: r.wakeups, sleeps: r.sleeps, linger_records: r.linger_records, records: r.records },
+    by_path: r.by_path,
   };
 }
 
+const ncpu = Math.max(2, cpus().length);
 const scenarios = [
-  { name: 'rate100', label: '100 exec/s', args: ['-r', '100', '-d', QUICK ? '4' : '10'], targetP99Us: 500, lingerVariant: true },
-  { name: 'max1', label: 'max rate, 1 loop', args: ['-d', QUICK ? '3' : '6'], targetP99Us: 2000 },
-  { name: 'max2', label: 'max rate, 1 loop per CPU', args: ['-d', QUICK ? '3' : '5', '-j', String(Math.max(2, (await import('node:os')).cpus().length))], targetP99Us: 2000 },
+  {
+    name: 'rate100',
+    label: '100 exec/s',
+    args: ['-r', '100', '-d', QUICK ? '4' : '8'],
+    targetP99Us: 500,
+    extra: [['ts', { policy: 'flag+linger0' }], ['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }]],
+  },
+  {
+    name: 'max1',
+    label: 'max rate, 1 loop',
+    args: ['-d', QUICK ? '3' : '6'],
+    targetP99Us: 2000,
+    extra: [['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }]],
+  },
+  {
+    name: 'max2',
+    label: `max rate, ${ncpu} loops (1 per CPU)`,
+    args: ['-d', QUICK ? '3' : '5', '-j', String(ncpu)],
+    targetP99Us: 2000,
+    extra: [['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }]],
+  },
 ];
 
 const quiet = await waitQuiet();
+const floor = {
+  unpinned: await runJson(`${BUILD}/wakeprobe`, ['-r', '200', '-n', QUICK ? '400' : '1000']),
+  cross_cpu: await runJson(`${BUILD}/wakeprobe`, ['-r', '200', '-n', QUICK ? '400' : '1000', '-c', '1', '-C', '0']),
+};
 const results = [];
 for (const s of scenarios) {
-  const runs = [];
-  runs.push(await runC(s));
-  runs.push(await runTs(s));
-  if (s.lingerVariant) runs.push(await runC(s, 0));
+  const runs = [await runC(s), await runTs(s)];
+  for (const [kind, o] of s.extra) runs.push(kind === 'c' ? await runC(s, o) : await runTs(s, o));
   const c = runs.find((r) => r.consumer === 'c');
   const ts = runs.find((r) => r.consumer === 'ts-pipeline');
   results.push({
@@ -117,13 +169,15 @@ for (const s of scenarios) {
   });
 }
 
-const lines = [];
+const lines = [
+  `platform floor (wakeprobe, no BPF): unpinned p50 ${floor.unpinned.p50_us} / p99 ${floor.unpinned.p99_us} µs; across CPUs p50 ${floor.cross_cpu.p50_us} / p99 ${floor.cross_cpu.p99_us} µs`,
+];
 for (const r of results) {
   lines.push(`${r.label} (target p99 ≤ ${r.target_p99_us} µs: ${r.ts_meets_target ? 'met' : 'MISSED'}; TS/C p50 ×${r.ratio_ts_c.p50}, p99 ×${r.ratio_ts_c.p99})`);
   for (const x of r.runs) {
     lines.push(
-      `  ${x.consumer.padEnd(12)} n=${String(x.samples).padEnd(6)} p50 ${x.p50_us} µs  p99 ${x.p99_us} µs  max ${x.max_us} µs  (load ${Math.round(x.load.rate)}/s, lost ${x.lost}, wakeups ${x.ring?.wakeups})`,
+      `  ${x.consumer.padEnd(17)} n=${String(x.samples).padEnd(5)} p50 ${String(x.p50_us).padStart(7)}  p90 ${String(x.p90_us).padStart(7)}  p99 ${String(x.p99_us).padStart(7)}  max ${String(x.max_us).padStart(8)} µs  (load ${Math.round(x.load.rate)}/s, lost ${x.lost}, wakeups ${x.ring?.wakeups})`,
     );
   }
 }
-report('latency', { ...quiet, quick: QUICK, results }, lines);
+report('latency', { ...quiet, quick: QUICK, platform_floor: floor, results }, lines);

@@ -8,12 +8,15 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+// BENCH_TREE: measure another built checkout (its dist/, native/build/, bpf/.output/, bin/),
+// e.g. a candidate branch or an experiment, with this bench/. Default: this repository.
+export const TREE = process.env.BENCH_TREE ? path.resolve(process.env.BENCH_TREE) : ROOT;
 export const BENCH = path.join(ROOT, 'bench');
 export const BUILD = path.join(BENCH, 'build');
 export const RESULTS = path.join(BENCH, 'results');
 // BENCH_OBJ: an experimental build of the object (recorded in every result as object_sha256_12)
-export const OBJ = process.env.BENCH_OBJ ?? path.join(ROOT, 'bpf/.output/lifecycle.bpf.o');
-export const PATROL = path.join(ROOT, 'bin/patrol');
+export const OBJ = process.env.BENCH_OBJ ?? path.join(TREE, 'bpf/.output/lifecycle.bpf.o');
+export const PATROL = path.join(TREE, 'bin/patrol');
 export const EXECSNOOP = '/usr/sbin/execsnoop';
 export const FORKEXEC = path.join(BUILD, 'forkexec');
 export const C_CONSUMER = path.join(BUILD, 'c-consumer');
@@ -21,13 +24,13 @@ export const PRODUCER = path.join(BUILD, 'bpf-produce');
 
 /** Imports from the compiled TypeScript (bash scripts/build.sh). */
 export async function dist(mod) {
-  const p = path.join(ROOT, 'dist', mod);
+  const p = path.join(TREE, 'dist', mod);
   if (!existsSync(p)) throw new Error(`${p} missing: run bash scripts/build.sh`);
   return import(p);
 }
 
 export function ensureBuilt() {
-  for (const p of [OBJ, path.join(ROOT, 'dist/app/lifecycle.js'), path.join(ROOT, 'native/build/Release/patrol_native.node')]) {
+  for (const p of [OBJ, path.join(TREE, 'dist/app/lifecycle.js'), path.join(TREE, 'native/build/Release/patrol_native.node')]) {
     if (!existsSync(p)) throw new Error(`${p} missing: run bash scripts/build.sh`);
   }
   execFileSync('make', ['-s', '-C', BENCH], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -165,23 +168,30 @@ export const median = (xs) => {
 
 export const round = (x, d = 1) => (x === null || x === undefined ? x : Math.round(x * 10 ** d) / 10 ** d);
 
-/** utime+stime (ticks → s), summed thread schedstat run time (ns, precise), VmRSS/VmHWM (kB). */
+/** utime+stime (ticks → s), summed thread schedstat run time (ns, precise), VmRSS/VmHWM (kB).
+ *  Threads that exited during the window are missing from the schedstat sum (not from cpuS). */
 export function procUsage(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const hz = 100; // USER_HZ
   const cpuS = (Number(f[11]) + Number(f[12])) / hz;
   let runNs = 0;
+  let mainNs = 0;
+  let switches = 0;
   for (const t of readdirSync(`/proc/${pid}/task`)) {
     try {
-      runNs += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+      const ss = readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ').map(Number);
+      runNs += ss[0];
+      switches += ss[2];
+      if (Number(t) === pid) mainNs = ss[0];
     } catch {
       /* thread gone */
     }
   }
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
-  return { cpuS, runNs, rssKb: kb('VmRSS'), hwmKb: kb('VmHWM'), threads: kb('Threads') };
+  // mainNs: the main thread (for node: the JS thread); switches: timeslices of all threads
+  return { cpuS, runNs, mainNs, switches, rssKb: kb('VmRSS'), hwmKb: kb('VmHWM'), threads: kb('Threads') };
 }
 
 function procStatTotals() {
@@ -222,8 +232,8 @@ export class BusyMeter {
 
 function gitFacts() {
   try {
-    const head = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'native', 'bpf'], { encoding: 'utf8' }).trim();
+    const head = execFileSync('git', ['-C', TREE, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['-C', TREE, 'status', '--porcelain', '--', 'src', 'native', 'bpf'], { encoding: 'utf8' }).trim();
     return { head, dirty_src_native_bpf: dirty ? dirty.split('\n').length : 0 };
   } catch {
     return { head: null };
@@ -235,6 +245,7 @@ export function machine() {
   const objHash = existsSync(OBJ) ? createHash('sha256').update(readFileSync(OBJ)).digest('hex').slice(0, 12) : null;
   return {
     date: new Date().toISOString(),
+    tree: TREE,
     host: hostname(),
     kernel: release(),
     cpus: c.length,
@@ -246,13 +257,35 @@ export function machine() {
   };
 }
 
+// Background-noise meter over the whole script: machine busy time minus this process tree's
+// (own + waited-for descendants: load generators, tools, consumers; kernel BPF time is charged
+// to the exec'ing processes, which are waited for). What remains is other users of the machine
+// (and unattributed kernel threads). Reported as background_cpu_pct, % of all CPUs.
+function treeTicks() {
+  const st = readFileSync('/proc/self/stat', 'utf8');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number);
+  return f[11] + f[12] + f[13] + f[14];
+}
+function machineTicks() {
+  const l = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return { busy: l.reduce((a, b) => a + b, 0) - l[3] - (l[4] ?? 0), total: l.reduce((a, b) => a + b, 0) };
+}
+const noise0 = { tree: treeTicks(), m: machineTicks() };
+export function backgroundCpuPct() {
+  const m = machineTicks();
+  const dt = m.total - noise0.m.total;
+  const other = m.busy - noise0.m.busy - (treeTicks() - noise0.tree);
+  return dt > 0 ? round((100 * Math.max(0, other)) / dt, 1) : 0;
+}
+
 /** Prints the one-line JSON result, writes bench/results/<name>.json, then the summary. */
 export function report(name, result, summaryLines) {
-  const out = { bench: name, ...result, machine: machine() };
+  const out = { bench: name, ...result, background_cpu_pct_during: backgroundCpuPct(), machine: machine() };
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(path.join(RESULTS, `${name}.json`), JSON.stringify(out, null, 2) + '\n');
   process.stdout.write(JSON.stringify(out) + '\n');
   process.stdout.write(summaryLines.map((l) => `  ${l}`).join('\n') + '\n');
+  process.stdout.write(`  (other load on the machine during this benchmark: ${out.background_cpu_pct_during}% of all CPUs)\n`);
 }
 
 /** A copy of /bin/true under a unique name, so its execs have a unique comm. */

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every patrol benchmark; results go to bench/results/<name>.json (gitignored), one JSON
+# line and a summary per benchmark on stdout. Needs root and a built tree (bash scripts/build.sh).
+#
+#   bash bench/run.sh                 # all, ~8 minutes on a 2 vCPU VM
+#   bash bench/run.sh latency agent   # some
+#   BENCH_QUICK=1 bash bench/run.sh   # shorter windows, ~3 minutes (smoke test, noisier)
+#   bash bench/run.sh --build ...     # run scripts/build.sh first
+#
+# Each script first waits (up to BENCH_QUIET_WAIT_MS, default 60 s) for the machine to be idle
+# and records the background CPU load it saw (background_busy_pct) in its result.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--build" ]; then
+  shift
+  bash scripts/build.sh
+fi
+if [ ! -f dist/app/lifecycle.js ] || [ ! -f native/build/Release/patrol_native.node ] || [ ! -f bpf/.output/lifecycle.bpf.o ]; then
+  echo "bench: tree not built; running scripts/build.sh" >&2
+  bash scripts/build.sh
+fi
+[ "$(id -u)" = 0 ] || { echo "bench: needs root (loads BPF programs)" >&2; exit 1; }
+make -s -C bench
+mkdir -p bench/results
+
+ALL=(latency throughput overhead completeness agent bpfcost)
+SEL=("$@")
+[ ${#SEL[@]} -gt 0 ] || SEL=("${ALL[@]}")
+start=$(date +%s)
+failed=()
+for b in "${SEL[@]}"; do
+  echo "== $b"
+  t0=$(date +%s)
+  if ! node "bench/$b.mjs"; then
+    failed+=("$b")
+    echo "bench: $b FAILED" >&2
+  fi
+  echo "   ($(( $(date +%s) - t0 )) s)"
+done
+echo "== done in $(( $(date +%s) - start )) s; results in bench/results/"
+[ ${#failed[@]} -eq 0 ] || { echo "failed: ${failed[*]}" >&2; exit 1; }
