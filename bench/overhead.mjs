@@ -34,6 +34,8 @@ ensureBuilt();
 const TOOLS = {
   bare: null,
   patrol: { cmd: PATROL, args: ['trace', '--json'], links: 5 },
+  // lifecycle only, the like-for-like peer of execsnoop (no scheduler-state sensor)
+  'patrol-lifecycle': { cmd: PATROL, args: ['trace', '--json', '--no-states'], links: 5 },
   execsnoop: { cmd: EXECSNOOP, args: [], links: 2 },
   // what-if: patrol trace whose consumer polls every 1 ms (bench/ring-policy.mjs), so BPF never
   // wakes it: separates the cost of wakeups from the rest
@@ -65,8 +67,8 @@ async function measure(tool, loadArgs) {
 const quiet = await waitQuiet();
 const seconds = QUICK ? '2' : '3';
 const shapes = [
-  { name: 'one-loop', args: ['-d', seconds, '-j', '1'], rounds: QUICK ? 2 : 4, tools: ['bare', 'patrol', 'execsnoop', 'patrol-poll1000'] },
-  { name: 'loop-per-cpu', args: ['-d', seconds, '-j', String(cpus().length)], rounds: QUICK ? 2 : 3, tools: ['bare', 'patrol', 'execsnoop'] },
+  { name: 'one-loop', args: ['-d', seconds, '-j', '1'], rounds: QUICK ? 2 : 4, tools: ['bare', 'patrol', 'patrol-lifecycle', 'execsnoop'] },
+  { name: 'loop-per-cpu', args: ['-d', seconds, '-j', String(cpus().length)], rounds: QUICK ? 2 : 3, tools: ['bare', 'patrol', 'patrol-lifecycle', 'execsnoop'] },
 ];
 const out = [];
 for (const shape of shapes) {
