@@ -14,7 +14,7 @@
 // can also sit in the HTTP response's own buffer (16 KiB) and in the kernel's socket buffers.
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { LifecycleEvent, StateEvent, StateStreamEvent } from '../shared/events.js';
+import { isFailure, type LifecycleEvent, type StateEvent, type StateStreamEvent } from '../shared/events.js';
 import type { Enriched, ProcessEntry } from '../process/index.js';
 import { SCHEMA_VERSION, eventRecord, stateRecord, toLine } from '../export/index.js';
 import type { AgentView } from './view.js';
@@ -33,9 +33,7 @@ export interface EventFilter {
 
 type Match = (ev: LifecycleEvent, en: Enriched) => boolean;
 
-export function isFailure(ev: LifecycleEvent): boolean {
-  return ev.type === 'exec_failed' || (ev.type === 'exit' && (ev.signal !== null || ev.exitCode !== 0));
-}
+export { isFailure };
 
 function matcher(view: AgentView, f: EventFilter): Match {
   // SubtreeFilter must see every event, in order: it runs first.

@@ -1,6 +1,6 @@
 // `patrol trace`: live lifecycle view (execsnoop + exitsnoop and more), human or NDJSON.
 import type { Command } from 'commander';
-import type { LifecycleEvent } from '../shared/events.js';
+import { isFailure, type LifecycleEvent } from '../shared/events.js';
 import type { Enriched, SubtreeFilter } from '../process/index.js';
 import { createLogger } from '../shared/log.js';
 import { LifecyclePipeline, type AccountingReport } from '../app/lifecycle.js';
@@ -42,10 +42,6 @@ export function registerTrace(program: Command): void {
     .action(async (opts: TraceOptions) => {
       await runTrace(opts);
     });
-}
-
-function isFailure(ev: LifecycleEvent): boolean {
-  return ev.type === 'exec_failed' || (ev.type === 'exit' && (ev.signal !== null || ev.exitCode !== 0));
 }
 
 export async function runTrace(opts: TraceOptions): Promise<void> {

@@ -151,3 +151,8 @@ export interface ThrottleEvent {
 }
 
 export type StateStreamEvent = StateEvent | ThrottleEvent;
+
+/** A failure, as `--failed` filters mean it: a non-zero exit, a death by signal, a failed exec. */
+export function isFailure(ev: LifecycleEvent): boolean {
+  return ev.type === 'exec_failed' || (ev.type === 'exit' && (ev.signal !== null || ev.exitCode !== 0));
+}
