@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Benchmark 5: CPU and memory of the agent process. `patrol trace --json > /dev/null` runs while
+// Benchmark 5: CPU and memory of the agent process. `patrol trace --json > /dev/null` (its
+// default: lifecycle and scheduler-state sensors) runs while
 // bench/build/forkexec drives: nothing (idle), 200 exec/s, max rate with one loop, max rate with
 // one loop per CPU. CPU over each window comes from /proc/<pid>/stat utime+stime (10 ms ticks) and,
 // precisely, from the summed /proc/<pid>/task/*/schedstat run time; both are % of one core.
@@ -29,10 +30,10 @@ const QUICK = process.env.BENCH_QUICK === '1';
 ensureBuilt();
 const phases = [
   { name: 'idle', args: null, seconds: QUICK ? 2 : 5 },
-  { name: 'rate200', args: ['-r', '200'], seconds: QUICK ? 5 : 20, targetCpuPct: 1 },
+  { name: 'rate200', args: ['-r', '200'], seconds: QUICK ? 5 : 15, targetCpuPct: 1 },
   { name: 'max1', args: ['-j', '1'], seconds: QUICK ? 3 : 8 },
   // long enough to pass the table's 30 s grace for dead entries: RSS reaches its steady state
-  { name: 'max-per-cpu', args: ['-j', String(cpus().length)], seconds: QUICK ? 3 : 40, shortFor: { execsnoop: 8 } },
+  { name: 'max-per-cpu', args: ['-j', String(cpus().length)], seconds: QUICK ? 3 : 35, shortFor: { execsnoop: 8 } },
 ];
 
 async function profile(tool, cmd, args, links, { env, only } = {}) {
@@ -77,16 +78,16 @@ async function profile(tool, cmd, args, links, { env, only } = {}) {
 const quiet = await waitQuiet();
 const patrol = await profile('patrol', PATROL, ['trace', '--json'], 5);
 const execsnoop = await profile('execsnoop', EXECSNOOP, [], 2);
-// What-if: the same patrol trace with a consumer that polls every 10 ms (bench/ring-policy.mjs):
-// at most 100 wakeups/s whatever the event rate, at the price of up to 10 ms of latency. Shows
-// how much of the CPU is per-wakeup cost and how much per-event work.
+// What-ifs at idle and 200 exec/s: lifecycle only (--no-states: the like-for-like peer of
+// execsnoop), and a consumer that polls every 10 ms (bench/ring-policy.mjs): at most 100 wakeups/s
+// whatever the event rate, at the price of up to 10 ms of latency; shows how much of the CPU is
+// per-wakeup cost and how much per-event work.
 const whatIf = {};
-for (const policy of ['poll10000']) {
-  whatIf[policy] = await profile(`patrol/${policy}`, process.execPath, ['--import', `${BENCH}/ring-policy.mjs`, PATROL, 'trace', '--json'], 5, {
-    env: { PATROL_BENCH_RING: policy },
-    only: ['idle', 'rate200'],
-  });
-}
+whatIf['no-states'] = await profile('patrol/no-states', PATROL, ['trace', '--json', '--no-states'], 5, { only: ['idle', 'rate200'] });
+whatIf.poll10000 = await profile('patrol/poll10000', process.execPath, ['--import', `${BENCH}/ring-policy.mjs`, PATROL, 'trace', '--json'], 5, {
+  env: { PATROL_BENCH_RING: 'poll10000' },
+  only: ['idle', 'rate200'],
+});
 const r200 = patrol.find((p) => p.phase === 'rate200');
 const peak = Math.max(...patrol.map((p) => p.hwm_mb));
 const lines = [

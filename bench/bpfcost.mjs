@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // BPF cost per event: kernel.bpf_stats_enabled=1, then run_time_ns/run_cnt of each of the
-// pipeline's programs (`bpftool prog show`) over a flat-out fork+exec window (one loop), for:
+// pipeline's programs (`bpftool prog show`) over a flat-out fork+exec window (one loop), and for
+// the default and the floor also at 200 exec/s, for:
 //   mode0            wakeup_mode 0 (wake only a consumer that announced sleep), the default
-//                    consumer (sleep flag + 200 µs linger)
+//                    consumer (sleep flag, linger 1 ms in 100 µs steps)
+//   mode0+linger200  wakeup_mode 0, the previous default consumer linger (one 200 µs wait)
 //   mode0+linger0    wakeup_mode 0, consumer sleeps as soon as the ring is empty
 //   mode0+poll1000   wakeup_mode 0, consumer polls every 1 ms and never sets the flag: BPF never
 //                    wakes anyone, so this is the floor of what the programs themselves cost
@@ -24,10 +26,14 @@ ensureBuilt();
 const SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
 const before = readFileSync(SYSCTL, 'utf8').trim();
 const MODES = {
-  mode0: { wakeupMode: 0, policy: 'flag+linger200' },
+  mode0: { wakeupMode: 0, policy: 'default' },
+  'mode0+linger200': { wakeupMode: 0, policy: 'flag+linger200' },
   'mode0+linger0': { wakeupMode: 0, policy: 'flag+linger0' },
   'mode0+poll1000': { wakeupMode: 0, policy: 'poll1000' },
-  mode1: { wakeupMode: 1, policy: 'flag+linger200' },
+  mode1: { wakeupMode: 1, policy: 'default' },
+  // the same at a moderate rate, where the consumer sleeps between processes
+  'mode0@200/s': { wakeupMode: 0, policy: 'default', load: ['-r', '200'] },
+  'mode0+poll1000@200/s': { wakeupMode: 0, policy: 'poll1000', load: ['-r', '200'] },
 };
 
 function progStats(ids) {
@@ -38,14 +44,14 @@ function progStats(ids) {
 }
 
 async function window(mode) {
-  const { wakeupMode, policy } = MODES[mode];
+  const { wakeupMode, policy, load: loadArgs = [] } = MODES[mode];
   setRingPolicy(policy);
   const p = LifecyclePipeline.start({ wakeupMode }, createLogger({ level: 'error' }), () => {});
   setRingPolicy(null);
   await sleep(500);
   const ids = bpfFds(process.pid).progIds;
   const a = progStats(ids);
-  const load = await runJson(FORKEXEC, ['-d', QUICK ? '2' : '4']);
+  const load = await runJson(FORKEXEC, [...loadArgs, '-d', QUICK ? '2' : '4']);
   const b = progStats(ids);
   const acct = await p.stop();
   await p.close();
@@ -94,13 +100,13 @@ const summary = Object.fromEntries(
     },
   ]),
 );
-const floor = summary['mode0+poll1000'].bpf_ns_per_exec;
+const floorOf = (m) => summary[m.endsWith('@200/s') ? 'mode0+poll1000@200/s' : 'mode0+poll1000'].bpf_ns_per_exec;
 const progNames = Object.keys(summary.mode0.ns_per_run).filter((n) => names.some((m) => summary[m].ns_per_run[n]));
 report('bpfcost', { ...quiet, quick: QUICK, summary, runs }, [
   'BPF time per fork+exec, all programs (× the no-wakeup floor), ring wakeups per exec, exec/s:',
   ...names.map(
     (m) =>
-      `  ${m.padEnd(15)} ${String(summary[m].bpf_ns_per_exec).padStart(6)} ns (×${round(summary[m].bpf_ns_per_exec / floor, 2)})  wakeups/exec ${summary[m].ring_wakeups_per_exec}  ${Math.round(summary[m].exec_rate)} exec/s`,
+      `  ${m.padEnd(20)} ${String(summary[m].bpf_ns_per_exec).padStart(6)} ns (×${round(summary[m].bpf_ns_per_exec / floorOf(m), 2)})  wakeups/exec ${summary[m].ring_wakeups_per_exec}  ${Math.round(summary[m].exec_rate)} exec/s`,
   ),
   'ns per run: ' + names.join(' / '),
   ...progNames.map((n) => `  ${n.padEnd(20)} ${names.map((m) => String(summary[m].ns_per_run[n]).padStart(6)).join(' / ')}`),

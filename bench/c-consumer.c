@@ -3,14 +3,15 @@
  * with libbpf, loads it, and consumes pt_events with the same wakeup protocols the native addon
  * offers, so the Node pipeline can be compared with the cheapest possible consumer.
  *
- *   c-consumer tput -o OBJ -t TOKEN [-b BURST] [-p flag|adaptive|poll] [-l LINGER_US] [-i POLL_US]
+ *   c-consumer tput -o OBJ -t TOKEN [-b BURST] [-p flag|adaptive|poll] [-l LINGER_US] [-s STEP_US] [-i POLL_US]
  *       Loads only bench_produce (driven by bpf-produce -t TOKEN), counts the fork records it
  *       receives. The TOKEN goes into .rodata filename_cap so bpf-produce finds this object.
- *   c-consumer lat -o OBJ -m MARKER [-p flag|adaptive|poll] [-l LINGER_US] [-i POLL_US]
+ *   c-consumer lat -o OBJ -m MARKER [-p flag|adaptive|poll] [-l LINGER_US] [-s STEP_US] [-i POLL_US]
  *       Attaches the lifecycle programs (the set patrol trace attaches) and records, for every
  *       exec whose argv[1] is MARKER, CLOCK_BOOTTIME now − record ktime at the callback.
  *
- * Policies: flag = the consumer_sleeping protocol (wakeup_mode 0) with a linger after a burst;
+ * Policies: flag = the consumer_sleeping protocol (wakeup_mode 0) with a linger after a burst
+ * (like the addon: LINGER_US, default 1000, polled every STEP_US, default 100, ended by a record);
  * adaptive = wakeup_mode 1 (kernel wakes on every caught-up record), epoll_wait; poll = wakeup
  * mode 0 without the flag, woken every POLL_US.
  * Prints {"ready":true} once consuming, and a JSON result line after SIGINT/SIGTERM.
@@ -119,17 +120,17 @@ int main(int argc, char **argv)
 {
 	const char *objpath = "bpf/.output/lifecycle.bpf.o";
 	enum policy pol = P_FLAG;
-	long linger_us = 200, poll_us = 1000;
+	long linger_us = 1000, step_us = 100, poll_us = 1000;
 	uint32_t token = 0, burst = 1024;
 	int opt;
 
 	if (argc < 2 || (strcmp(argv[1], "tput") && strcmp(argv[1], "lat"))) {
-		fprintf(stderr, "usage: c-consumer tput|lat -o OBJ [-t TOKEN] [-b BURST] [-m MARKER] [-p flag|adaptive|poll] [-l LINGER_US] [-i POLL_US]\n");
+		fprintf(stderr, "usage: c-consumer tput|lat -o OBJ [-t TOKEN] [-b BURST] [-m MARKER] [-p flag|adaptive|poll] [-l LINGER_US] [-s STEP_US] [-i POLL_US]\n");
 		return 2;
 	}
 	st.lat = !strcmp(argv[1], "lat");
 	optind = 2;
-	while ((opt = getopt(argc, argv, "o:t:b:m:p:l:i:")) != -1) {
+	while ((opt = getopt(argc, argv, "o:t:b:m:p:l:s:i:")) != -1) {
 		switch (opt) {
 		case 'o': objpath = optarg; break;
 		case 't': token = strtoul(optarg, NULL, 0); break;
@@ -140,6 +141,7 @@ int main(int argc, char **argv)
 			    : !strcmp(optarg, "poll") ? P_POLL : (fprintf(stderr, "bad -p\n"), exit(2), P_FLAG);
 			break;
 		case 'l': linger_us = atol(optarg); break;
+		case 's': step_us = atol(optarg); break;
 		case 'i': poll_us = atol(optarg); break;
 		default: return 2;
 		}
@@ -216,15 +218,20 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (pol == P_FLAG && busy && linger_us > 0) {
-			struct timespec ts = { 0, linger_us * 1000 };
+			/* linger before announcing sleep, polling every step (the addon's protocol) */
+			long step = step_us > 0 && step_us < linger_us ? step_us : linger_us;
 			busy = false;
-			epoll_pwait2(epfd, evs, 4, &ts, NULL);
-			st.path = PATH_LINGER;
-			n = ring_buffer__consume(rb);
-			st.path = PATH_BUSY;
-			if (n > 0) {
-				linger_recs += n;
-				busy = true;
+			for (long waited = 0; waited < linger_us && !stop_req; waited += step) {
+				struct timespec ts = { 0, step * 1000 };
+				epoll_pwait2(epfd, evs, 4, &ts, NULL);
+				st.path = PATH_LINGER;
+				n = ring_buffer__consume(rb);
+				st.path = PATH_BUSY;
+				if (n > 0) {
+					linger_recs += n;
+					busy = true;
+					break;
+				}
 			}
 			continue;
 		}
@@ -276,10 +283,10 @@ int main(int argc, char **argv)
 	const char *pname = pol == P_FLAG ? "flag" : pol == P_ADAPTIVE ? "adaptive" : "poll";
 	if (!st.lat) {
 		double span = st.t_last > st.t_first ? (st.t_last - st.t_first) / 1e9 : 0;
-		printf("{\"mode\":\"tput\",\"policy\":\"%s\",\"linger_us\":%ld,\"poll_us\":%ld,\"records\":%llu,\"forks\":%llu,"
+		printf("{\"mode\":\"tput\",\"policy\":\"%s\",\"linger_us\":%ld,\"step_us\":%ld,\"poll_us\":%ld,\"records\":%llu,\"forks\":%llu,"
 		       "\"generated\":%llu,\"lost_reserve\":%llu,\"span_s\":%.6f,\"rate\":%.1f,\"wakeups\":%llu,"
 		       "\"sleeps\":%llu,\"linger_records\":%llu,\"timed_consumes\":%llu,\"checksum\":%llu}\n",
-		       pname, linger_us, poll_us, (unsigned long long)st.records, (unsigned long long)st.forks,
+		       pname, linger_us, step_us, poll_us, (unsigned long long)st.records, (unsigned long long)st.forks,
 		       (unsigned long long)gen, (unsigned long long)lost, span, span > 0 ? st.records / span : 0,
 		       (unsigned long long)wakeups, (unsigned long long)sleeps, (unsigned long long)linger_recs,
 		       (unsigned long long)timed, (unsigned long long)st.sum);

@@ -2,7 +2,7 @@
 // Benchmark 1: latency from exec to the TypeScript handler.
 //
 // The real pipeline (LifecyclePipeline.start: every program patrol trace attaches, sleep-flag
-// consumer with the addon's default 200 µs linger, decodeBatch → SeqTracker → ProcessTable.apply
+// consumer with the addon's default linger (1 ms in 100 µs steps), decodeBatch → SeqTracker → ProcessTable.apply
 // → sink) runs in this process. bench/build/forkexec fork+execs /bin/true with a unique argv[1]
 // marker; the sink records CLOCK_BOOTTIME now − ev.ktimeNs (bpf_ktime_get_boot_ns at the
 // sched_process_exec tracepoint) for each marked exec. The same load is measured with
@@ -55,7 +55,7 @@ function summarize(latNs) {
 // the load generator always runs SCHED_OTHER, whatever the consumer runs at
 const load = (s, marker) => runJson('chrt', ['-o', '0', FORKEXEC, ...s.args, '--', 'true', marker]);
 
-async function runTs(s, { policy = 'flag+linger200', fifo = false } = {}) {
+async function runTs(s, { policy = 'default', fifo = false } = {}) {
   setRingPolicy(policy);
   const marker = `pblat-${nonce()}`;
   const lat = [];
@@ -71,7 +71,7 @@ async function runTs(s, { policy = 'flag+linger200', fifo = false } = {}) {
     await sleep(300);
     const acct = await p.stop();
     await p.close();
-    const name = fifo ? 'ts-fifo' : policy === 'flag+linger200' ? 'ts-pipeline' : `ts-${policy}`;
+    const name = fifo ? 'ts-fifo' : policy === 'default' ? 'ts-pipeline' : `ts-${policy}`;
     return {
       consumer: name,
       policy,
@@ -93,9 +93,10 @@ async function runTs(s, { policy = 'flag+linger200', fifo = false } = {}) {
   }
 }
 
-async function runC(s, { lingerUs = 200, fifo = false } = {}) {
+// lingerUs null: c-consumer's defaults, which are the addon's (1000 µs in 100 µs steps)
+async function runC(s, { lingerUs = null, fifo = false } = {}) {
   const marker = `pblat-${nonce()}`;
-  const args = ['lat', '-o', OBJ, '-m', marker, '-p', 'flag', '-l', String(lingerUs)];
+  const args = ['lat', '-o', OBJ, '-m', marker, '-p', 'flag', ...(lingerUs === null ? [] : ['-l', String(lingerUs)])];
   const c = fifo
     ? startChild('chrt', ['-f', '1', C_CONSUMER, ...args], { readyLine: (l) => l.includes('"ready"') })
     : startChild(C_CONSUMER, args, { readyLine: (l) => l.includes('"ready"') });
@@ -107,8 +108,8 @@ async function runC(s, { lingerUs = 200, fifo = false } = {}) {
   const r = JSON.parse(c.lines.filter((l) => l.includes('"mode"')).pop() ?? 'null');
   if (!r) throw new Error(`c-consumer lat: no result: ${c.stderr()}`);
   return {
-    consumer: fifo ? 'c-fifo' : lingerUs === 200 ? 'c' : `c-linger${lingerUs}`,
-    policy: `flag+linger${lingerUs}`,
+    consumer: fifo ? 'c-fifo' : lingerUs === null ? 'c' : `c-linger${lingerUs}`,
+    policy: lingerUs === null ? 'default' : `flag+linger${lingerUs}`,
     fifo,
     samples: r.samples,
     p50_us: r.p50_us,

@@ -7,7 +7,7 @@ import { cpus, release, hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const ROOT = path.resolve(fileURLToPath(new URL('..', import.meta.url)));
 // BENCH_TREE: measure another built checkout (its dist/, native/build/, bpf/.output/, bin/),
 // e.g. a candidate branch or an experiment, with this bench/. Default: this repository.
 export const TREE = process.env.BENCH_TREE ? path.resolve(process.env.BENCH_TREE) : ROOT;
@@ -282,7 +282,9 @@ export function backgroundCpuPct() {
 export function report(name, result, summaryLines) {
   const out = { bench: name, ...result, background_cpu_pct_during: backgroundCpuPct(), machine: machine() };
   mkdirSync(RESULTS, { recursive: true });
-  writeFileSync(path.join(RESULTS, `${name}.json`), JSON.stringify(out, null, 2) + '\n');
+  // runs against another tree or object (experiments) do not overwrite this tree's figures
+  const tag = TREE !== ROOT ? `.tree-${path.basename(TREE)}` : process.env.BENCH_OBJ ? `.obj-${path.basename(OBJ, '.o')}` : '';
+  writeFileSync(path.join(RESULTS, `${name}${tag}.json`), JSON.stringify(out, null, 2) + '\n');
   process.stdout.write(JSON.stringify(out) + '\n');
   process.stdout.write(summaryLines.map((l) => `  ${l}`).join('\n') + '\n');
   process.stdout.write(`  (other load on the machine during this benchmark: ${out.background_cpu_pct_during}% of all CPUs)\n`);

@@ -5,14 +5,16 @@
 //   in process:       import { setRingPolicy } from './ring-policy.mjs'; setRingPolicy('poll1000')
 //   for patrol trace: PATROL_BENCH_RING=poll1000 node --import ./bench/ring-policy.mjs bin/patrol trace
 //
-// Policies: flag+linger200 (the addon default: sleep flag, 200 µs linger after a burst),
-// flag+linger0 (sleep flag, sleep as soon as the ring is empty), poll1000 (no sleep flag, the
+// Policies: default (the addon's defaults: sleep flag, linger 1 ms polled in 100 µs steps after a
+// burst), flag+linger200 (the previous default: one 200 µs linger), flag+linger0 (sleep flag,
+// sleep as soon as the ring is empty), poll1000 (no sleep flag, the
 // consumer wakes every 1000 µs; BPF never wakes it), poll10000 (the same every 10 ms).
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 
 export const RING_POLICIES = {
-  'flag+linger200': { lingerUs: 200 },
+  default: {},
+  'flag+linger200': { lingerUs: 200, lingerStepUs: 200 },
   'flag+linger0': { lingerUs: 0 },
   poll1000: { pollIntervalUs: 1000, sleepFlag: undefined },
   poll10000: { pollIntervalUs: 10000, sleepFlag: undefined },

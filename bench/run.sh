@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs every patrol benchmark; results go to bench/results/<name>.json (gitignored), one JSON
-# line and a summary per benchmark on stdout. Needs root and a built tree (bash scripts/build.sh).
+# Runs every patrol benchmark; results go to bench/results/<name>.json (gitignored) and the
+# printed output to bench/results/<name>.log, one JSON line and a summary per benchmark. Needs root and a built tree (bash scripts/build.sh).
 #
-#   bash bench/run.sh                 # all, ~8 minutes on a 2 vCPU VM
+#   bash bench/run.sh                 # all, ~10 minutes on a 2 vCPU VM
 #   bash bench/run.sh latency agent   # some
 #   BENCH_QUICK=1 bash bench/run.sh   # shorter windows, ~3 minutes (smoke test, noisier)
 #   bash bench/run.sh --build ...     # run scripts/build.sh first
@@ -23,7 +23,7 @@ fi
 make -s -C bench
 mkdir -p bench/results
 
-ALL=(latency throughput overhead completeness agent bpfcost)
+ALL=(latency throughput overhead completeness agent bpfcost switch)
 SEL=("$@")
 [ ${#SEL[@]} -gt 0 ] || SEL=("${ALL[@]}")
 start=$(date +%s)
@@ -31,9 +31,13 @@ failed=()
 for b in "${SEL[@]}"; do
   echo "== $b"
   t0=$(date +%s)
-  if ! node "bench/$b.mjs"; then
+  if ! node "bench/$b.mjs" | tee "bench/results/$b.log"; then
     failed+=("$b")
     echo "bench: $b FAILED" >&2
+  fi
+  # scripts that only print their JSON line (switch.mjs) get a results file too
+  if [ "$(stat -c %Y "bench/results/$b.json" 2>/dev/null || echo 0)" -lt "$t0" ]; then
+    grep '^{"bench"' "bench/results/$b.log" | tail -1 > "bench/results/$b.json" || true
   fi
   echo "   ($(( $(date +%s) - t0 )) s)"
 done
