@@ -42,7 +42,10 @@ fi
 # 4. npm dependencies, exactly as locked. Skipped when the lockfile has not changed.
 stamp=node_modules/.patrol-lock-stamp
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
-  log "npm ci"
+  log "npm ci (builds better-sqlite3 and re2 from source: no prebuilt downloads are reachable)"
+  # Native modules compile against the distro's Node headers; skip the GitHub download attempts.
+  [ -d /usr/include/node ] && export npm_config_nodedir="${npm_config_nodedir:-/usr}"
+  export RE2_DOWNLOAD_FORCE_BUILD=1 npm_config_build_from_source=true
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
 else
