@@ -30,7 +30,13 @@ export interface LifecycleConfig {
   /** 0: wake only a sleeping consumer (default); 1: kernel adaptive (every caught-up record) */
   wakeupMode: 0 | 1;
   batchBytes: number;
+  /** batches handed to JS, not yet handled (a secondary bound; queueBytes is the one that bites) */
   queueDepth: number;
+  /** bytes handed to JS, not yet handled: past it, batches are dropped and counted */
+  queueBytes: number;
+  /** >0: the ring's poll thread runs SCHED_FIFO at this priority (opt-in, needs CAP_SYS_NICE):
+   *  cuts the exec → event latency tail on PREEMPT_NONE kernels; 0 = normal scheduling */
+  consumerRealtimePriority: number;
   tableMaxEntries: number;
   tableGraceMs: number;
 }
@@ -43,7 +49,10 @@ export const DEFAULT_LIFECYCLE: LifecycleConfig = {
   execFailed: 'auto',
   wakeupMode: 0,
   batchBytes: 64 << 10,
-  queueDepth: 256,
+  queueDepth: 4096,
+  // What 256 full batches used to hold: JS may fall ~250k fork records behind before losing any.
+  queueBytes: 16 << 20,
+  consumerRealtimePriority: 0,
   tableMaxEntries: 65536,
   tableGraceMs: 30_000,
 };
@@ -141,11 +150,15 @@ export class LifecyclePipeline {
         {
           batchBytes: config.batchBytes,
           queueDepth: config.queueDepth,
+          queueBytes: config.queueBytes,
+          realtimePriority: config.consumerRealtimePriority,
           tagOffset: ptHdrOpOffset(),
           sleepFlag: { map: 'pt_ring_ctl', offset: 0 },
         },
         (batch) => p.onBatch(batch),
       );
+      const rtError = config.consumerRealtimePriority > 0 ? sensor.ringStats()?.realtimeError : null;
+      if (rtError) log.warn({ err: rtError }, 'ring consumer keeps normal scheduling: SCHED_FIFO refused');
       p.bootstrap();
       (p as { attached: string[] }).attached = sensor.attach();
     } catch (e) {
