@@ -146,9 +146,10 @@ export interface RingOptions {
   /** Timed polling for benchmarks: never block longer than this (0: busy poll) and do not
    *  use the sleep flag. */
   pollIntervalUs?: number;
-  /** With sleepFlag: after a consume that found records, keep polling for this long (µs,
-   *  default 1000) before announcing sleep, so a burst costs one wakeup instead of many.
-   *  0 disables. */
+  /** With sleepFlag: after a consume that found records, keep polling for up to this long
+   *  (µs, default 1000) before announcing sleep, so a dense burst costs one wakeup instead of
+   *  many. The actual length adapts between one step and this: doubled when the first step
+   *  finds records, halved when the whole linger finds none. 0 disables. */
   lingerUs?: number;
   /** Step of that polling (µs, default 100): the most a record arriving during the linger
    *  waits. */
@@ -218,6 +219,8 @@ export interface RingStats {
   sleeps: number;
   /** Records picked up by the linger wait (no wakeup needed). */
   lingerRecords: number;
+  /** Timed waits of the linger (each one a timeslice of the poll thread). */
+  lingerSteps: number;
   /** epoll_wait timeouts (idleTimeoutMs, or every poll interval in pollIntervalUs mode). */
   timedConsumes: number;
   /** Records found by the consume after a timeout. With the sleep flag protocol these are

@@ -81,6 +81,7 @@ class RingConsumer {
   uint32_t* flag_ = nullptr;        // consumer_sleeping, shared with BPF producers
   Batch* cur_ = nullptr;            // poll thread only
   bool final_ = false;              // poll thread only: last drain ignores queueDepth
+  int64_t lingerBudgetUs_ = 0;      // poll thread only: current linger length (adaptive)
   std::atomic<bool> stopReq_{false};
   std::thread thread_;
 
@@ -96,7 +97,7 @@ class RingConsumer {
   std::atomic<int> realtimeErrno_{0};     // pthread_setschedparam's error, 0 if applied or off
   std::atomic<uint64_t> records_{0}, batches_{0}, delivered_{0}, droppedRecords_{0},
       droppedBatches_{0}, wakeups_{0}, timedConsumes_{0}, timedRecords_{0}, sleeps_{0},
-      lingerRecords_{0};
+      lingerRecords_{0}, lingerSteps_{0};
   std::atomic<uint64_t> droppedByTag_[256] = {};
 };
 

@@ -171,6 +171,7 @@ Napi::Object RingConsumer::Stats(Napi::Env env) const {
   o.Set("timedConsumes", num(timedConsumes_));
   o.Set("timedRecords", num(timedRecords_));
   o.Set("lingerRecords", num(lingerRecords_));
+  o.Set("lingerSteps", num(lingerSteps_));
   o.Set("running", Napi::Boolean::New(env, thread_.joinable()));
   int rt = realtimeErrno_.load(std::memory_order_relaxed);
   o.Set("realtimeError", rt ? Napi::Value(Napi::String::New(env, strerror(rt))) : env.Null());

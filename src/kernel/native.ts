@@ -36,6 +36,7 @@ export interface RingStats {
   wakeups: number;
   timedConsumes: number;
   lingerRecords: number;
+  lingerSteps: number;
   /** why SCHED_FIFO could not be applied (realtimePriority), else null */
   realtimeError: string | null;
 }
