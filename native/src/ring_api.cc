@@ -121,6 +121,8 @@ Napi::Promise RingConsumer::StopAsync(Napi::Env env) {
   return Napi::Promise(env, promise);
 }
 
+static constexpr size_t kCopyBelow = 4096;
+
 void RingConsumer::CallJs(Napi::Env env, Napi::Function cb, RingConsumer* self, Batch* b) {
   self->inFlight_.fetch_sub(1, std::memory_order_acq_rel);
   self->inFlightBytes_.fetch_sub(QueueCost(b), std::memory_order_acq_rel);
@@ -132,8 +134,16 @@ void RingConsumer::CallJs(Napi::Env env, Napi::Function cb, RingConsumer* self, 
   double records = static_cast<double>(b->records);
   Napi::Buffer<uint8_t> buf;
   try {
-    buf = Napi::Buffer<uint8_t>::New(
-        env, b->data(), b->len, [](Napi::Env, uint8_t*, Batch* p) { free(p); }, b);
+    // Small batches (a few records: the common case at low rates) are copied and freed at
+    // once: an external buffer costs V8 a weak reference and a finalizer pass in the GC, more
+    // than copying a few hundred bytes. Large ones stay zero-copy.
+    if (b->len <= kCopyBelow) {
+      buf = Napi::Buffer<uint8_t>::Copy(env, b->data(), b->len);
+      free(b);
+    } else {
+      buf = Napi::Buffer<uint8_t>::New(
+          env, b->data(), b->len, [](Napi::Env, uint8_t*, Batch* p) { free(p); }, b);
+    }
   } catch (...) {
     free(b);
     throw;
