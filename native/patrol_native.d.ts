@@ -189,7 +189,7 @@ export function ringStart(
 
 /**
  * Stops the consumer: wakes its thread, which drains the ring one last time (that final
- * drain ignores queueDepth, so stopping loses nothing), and joins it; synchronous up to
+ * drain ignores queueDepth and queueBytes, so stopping loses nothing), and joins it; synchronous up to
  * there. Batches not yet delivered are delivered asynchronously by the event loop, AFTER
  * ringStop returns; the promise resolves once the last one has been delivered (stats are
  * final then). Idempotent: later calls resolve once delivery is complete.
