@@ -132,9 +132,9 @@ export class Series {
     let min = Infinity, max = -Infinity, last = NaN, lastT = -Infinity;
     for (const r of this.runs) {
       if (r.t1 <= start || r.t0 > now) continue;
-      // A run cut by the window edge counts in proportion to the part inside (samples in a run
-      // are evenly spaced: one per sweep).
-      const f = r.t0 > start || r.t1 === r.t0 ? 1 : (r.t1 - start) / (r.t1 - r.t0);
+      // A run cut by the window edge counts only its samples inside: they are evenly spaced
+      // (one per sweep), the newest at t1.
+      const f = r.t0 > start || r.n < 2 ? 1 : Math.min(r.n, Math.ceil((r.t1 - start) / ((r.t1 - r.t0) / (r.n - 1)) - 1e-9)) / r.n;
       const n = r.n * f;
       parts.push({ v: r.v, n });
       count += n;
@@ -203,8 +203,9 @@ export class Series {
   private mergeSlots(now: number, windowMs: number): WindowFigures | undefined {
     const slots = this.slots!;
     const newest = Math.floor(now / this.opts.slotMs);
-    // Whole sub-windows: the window covers windowMs rounded up to the sub-window width.
-    const oldest = Math.floor((now - windowMs) / this.opts.slotMs) + 1;
+    // Whole sub-windows: every one that overlaps the window, so it covers windowMs plus up to
+    // one sub-window.
+    const oldest = Math.floor((now - windowMs) / this.opts.slotMs);
     const merged = hdr.build({ bitBucketSize: 'packed', numberOfSignificantValueDigits: 2, autoResize: true });
     let count = 0, sum = 0, wsum = 0, wtotal = 0, min = Infinity, max = -Infinity, last = NaN, lastT = -Infinity;
     for (const s of slots) {
