@@ -227,7 +227,7 @@ const FileSchema = section({
     }).default({}),
   })
     .superRefine((m, ctx) => {
-      if (m.prometheus.window > Math.max(...m.windows)) {
+      if (m.windows.length > 0 && m.prometheus.window > Math.max(...m.windows)) {
         ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['prometheus', 'window'], message: 'must not be longer than the longest of metrics.windows' });
       }
     })
