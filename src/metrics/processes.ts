@@ -63,22 +63,21 @@ export class ProcessWindows {
     this.windows = new KeyedWindows<ProcMetric, ProcMeta>({ ...opts, resolution: RESOLUTION });
   }
 
-  private entryFor(p: { pid: number; startNs: bigint; ppid?: number; comm?: string; cgroupId?: bigint; kthread?: boolean }, tMs: number): KeyEntry<ProcMetric, ProcMeta> {
-    const who = this.identify(p.pid, p.startNs);
-    const execId = who?.execId ?? this.execIdOf(p.pid, p.startNs);
-    const e = this.windows.entry(execId, tMs, () => ({
-      pid: p.pid,
-      ppid: p.ppid ?? 0,
-      execId,
-      comm: who?.comm ?? p.comm ?? '',
-      cgroupId: who?.cgroupId ?? p.cgroupId ?? null,
-      startNs: p.startNs,
-      kthread: p.kthread ?? false,
-    }));
-    // exec changes comm; the sweep sees it before the table's next event sometimes
-    if (p.comm) e.meta.comm = p.comm;
-    if (p.ppid) e.meta.ppid = p.ppid;
-    if (p.cgroupId) e.meta.cgroupId = p.cgroupId;
+  private entryFor(pid: number, startNs: bigint, tMs: number, seed: { ppid: number; comm: string; cgroupId: bigint | null; kthread: boolean }): KeyEntry<ProcMetric, ProcMeta> {
+    const who = this.identify(pid, startNs);
+    const execId = who?.execId ?? this.execIdOf(pid, startNs);
+    let e = this.windows.get(execId);
+    if (!e) {
+      e = this.windows.entry(execId, tMs, () => ({
+        pid,
+        ppid: seed.ppid,
+        execId,
+        comm: who?.comm || seed.comm,
+        cgroupId: who?.cgroupId ?? seed.cgroupId,
+        startNs,
+        kthread: seed.kthread,
+      }));
+    }
     return e;
   }
 
@@ -89,8 +88,13 @@ export class ProcessWindows {
         // A zombie holds no resources; its exit record already closed it.
         continue;
       }
-      const e = this.entryFor({ pid: p.pid, startNs: p.startNs, ppid: p.ppid, comm: p.comm.text, cgroupId: p.cgroupId || undefined, kthread: p.kthread }, tMs);
+      const e = this.entryFor(p.pid, p.startNs, tMs, { ppid: p.ppid, comm: p.comm.text, cgroupId: p.cgroupId || null, kthread: p.kthread });
       if (e.meta.exit) continue;
+      // exec changes comm and the parent may change (reparenting): the sweep has the news
+      const m = e.meta;
+      if (p.comm.text && m.comm !== p.comm.text) m.comm = p.comm.text;
+      if (p.ppid) m.ppid = p.ppid;
+      if (p.cgroupId) m.cgroupId = p.cgroupId;
       const prev = e.meta.prev;
       // First sight: a process born since the last sweep is measured from its start; one that
       // was already running when we started has no baseline yet.
@@ -110,14 +114,19 @@ export class ProcessWindows {
     }
     this.sweeps++;
     this.lastSweepNs = tNs;
-    this.windows.expire(tMs);
+    // Expiry walks every key: once every few seconds is enough (keys live for minutes).
+    if (tMs - this.lastExpireMs >= 5000) {
+      this.windows.expire(tMs);
+      this.lastExpireMs = tMs;
+    }
   }
+  private lastExpireMs = -Infinity;
 
   /** Closes a process with the exact totals of its exit record. */
   applyExit(ev: ExitEvent, execId: string, cgroupId: bigint | null): void {
     const tNs = ev.ktimeNs;
     const tMs = nsToMs(tNs);
-    const e = this.windows.entry(execId, tMs, () => ({
+    const e = this.windows.get(execId) ?? this.windows.entry(execId, tMs, () => ({
       pid: ev.pid, ppid: ev.ppid, execId, comm: ev.comm.text, cgroupId, startNs: ev.startNs, kthread: false,
     }));
     if (e.meta.exit) return;

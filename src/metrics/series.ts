@@ -127,16 +127,24 @@ export class Series {
 
   private mergeRuns(now: number, windowMs: number): WindowFigures | undefined {
     const start = now - windowMs;
-    const parts: { v: number; n: number }[] = [];
-    let count = 0, sum = 0, wsum = 0, wtotal = 0;
+    let count = 0, sum = 0, wsum = 0, wtotal = 0, inWindow = 0, unitRuns = true;
     let min = Infinity, max = -Infinity, last = NaN, lastT = -Infinity;
-    for (const r of this.runs) {
-      if (r.t1 <= start || r.t0 > now) continue;
+    const runs = this.runs;
+    let first = runs.length;
+    for (let i = runs.length - 1; i >= 0; i--) {
+      const r = runs[i]!;
+      if (r.t1 <= start) break; // runs are in time order
+      first = i;
+    }
+    for (let i = first; i < runs.length; i++) {
+      const r = runs[i]!;
+      if (r.t0 > now) continue;
       // A run cut by the window edge counts only its samples inside: they are evenly spaced
       // (one per sweep), the newest at t1.
       const f = r.t0 > start || r.n < 2 ? 1 : Math.min(r.n, Math.ceil((r.t1 - start) / ((r.t1 - r.t0) / (r.n - 1)) - 1e-9)) / r.n;
       const n = r.n * f;
-      parts.push({ v: r.v, n });
+      if (n !== 1) unitRuns = false;
+      inWindow++;
       count += n;
       sum += r.v * n;
       wsum += r.v * r.w * f;
@@ -149,16 +157,33 @@ export class Series {
       }
     }
     if (count === 0) return undefined;
-    parts.sort((a, b) => a.v - b.v);
-    const q = (p: number) => {
-      const rank = p * count;
-      let acc = 0;
-      for (const x of parts) {
-        acc += x.n;
-        if (acc >= rank - 1e-9) return x.v;
+    let q: (p: number) => number;
+    if (unitRuns) {
+      // one sample per run (a busy series): a native numeric sort of the values
+      const vals = new Float64Array(inWindow);
+      let k = 0;
+      for (let i = first; i < runs.length; i++) if (runs[i]!.t0 <= now) vals[k++] = runs[i]!.v;
+      vals.sort();
+      q = (p) => vals[Math.max(0, Math.ceil(p * count - 1e-9) - 1)]!;
+    } else {
+      const parts: { v: number; n: number }[] = [];
+      for (let i = first; i < runs.length; i++) {
+        const r = runs[i]!;
+        if (r.t0 > now) continue;
+        const f = r.t0 > start || r.n < 2 ? 1 : Math.min(r.n, Math.ceil((r.t1 - start) / ((r.t1 - r.t0) / (r.n - 1)) - 1e-9)) / r.n;
+        parts.push({ v: r.v, n: r.n * f });
       }
-      return parts[parts.length - 1]!.v;
-    };
+      parts.sort((a, b) => a.v - b.v);
+      q = (p) => {
+        const rank = p * count;
+        let acc = 0;
+        for (const x of parts) {
+          acc += x.n;
+          if (acc >= rank - 1e-9) return x.v;
+        }
+        return parts[parts.length - 1]!.v;
+      };
+    }
     return { count, min, max, avg: wtotal > 0 ? wsum / wtotal : sum / count, p50: q(0.5), p95: q(0.95), p99: q(0.99), last, sum, rate: sum / (windowMs / 1000), weight: wtotal };
   }
 
@@ -200,38 +225,73 @@ export class Series {
     }
   }
 
+  // Closed sub-windows never change, so their merge is kept per window and rebuilt only when
+  // the window slides to the next sub-window; a read then adds just the open one.
+  private closed = new Map<number, { newest: number; oldest: number; hist: hdr.Histogram; agg: Agg }>();
+
   private mergeSlots(now: number, windowMs: number): WindowFigures | undefined {
     const slots = this.slots!;
     const newest = Math.floor(now / this.opts.slotMs);
-    // Whole sub-windows: every one that overlaps the window, so it covers windowMs plus up to
-    // one sub-window.
+    // Every sub-window that overlaps the window: it covers windowMs plus up to one sub-window.
     const oldest = Math.floor((now - windowMs) / this.opts.slotMs);
-    const merged = hdr.build({ bitBucketSize: 'packed', numberOfSignificantValueDigits: 2, autoResize: true });
-    let count = 0, sum = 0, wsum = 0, wtotal = 0, min = Infinity, max = -Infinity, last = NaN, lastT = -Infinity;
-    for (const s of slots) {
-      if (!s || s.index < oldest || s.index > newest) continue;
-      merged.add(s.hist);
-      count += s.count;
-      sum += s.sum;
-      wsum += s.wsum;
-      wtotal += s.wtotal;
-      min = Math.min(min, s.min);
-      max = Math.max(max, s.max);
-      if (s.lastT >= lastT) {
-        lastT = s.lastT;
-        last = s.last;
+    let c = this.closed.get(windowMs);
+    if (!c || c.newest !== newest || c.oldest !== oldest) {
+      c?.hist.destroy();
+      const hist = hdr.build({ bitBucketSize: 32, numberOfSignificantValueDigits: 2, autoResize: true });
+      const agg = emptyAgg();
+      for (const s of slots) {
+        if (!s || s.index < oldest || s.index >= newest) continue;
+        hist.add(s.hist);
+        addAgg(agg, s);
       }
+      c = { newest, oldest, hist, agg };
+      this.closed.set(windowMs, c);
     }
-    if (count === 0) {
-      merged.destroy();
-      return undefined;
+    const open = slots[newest % slots.length];
+    const agg = { ...c.agg };
+    let hist = c.hist;
+    if (open && open.index === newest) {
+      addAgg(agg, open);
+      hist = hdr.build({ bitBucketSize: 32, numberOfSignificantValueDigits: 2, autoResize: true });
+      hist.add(c.hist);
+      hist.add(open.hist);
     }
+    if (agg.count === 0) return undefined;
     const r = this.opts.resolution;
     // Percentiles are clamped to the exact extremes so hdr's bucket rounding never reports a
     // p99 above the true max.
-    const q = (p: number) => Math.min(max, Math.max(min, merged.getValueAtPercentile(p) * r));
-    const out = { count, min, max, avg: wtotal > 0 ? wsum / wtotal : sum / count, p50: q(50), p95: q(95), p99: q(99), last, sum, rate: sum / (windowMs / 1000), weight: wtotal };
-    merged.destroy();
+    const q = (p: number) => Math.min(agg.max, Math.max(agg.min, hist.getValueAtPercentile(p) * r));
+    const out = {
+      count: agg.count, min: agg.min, max: agg.max, avg: agg.wtotal > 0 ? agg.wsum / agg.wtotal : agg.sum / agg.count,
+      p50: q(50), p95: q(95), p99: q(99), last: agg.last, sum: agg.sum, rate: agg.sum / (windowMs / 1000), weight: agg.wtotal,
+    };
+    if (hist !== c.hist) hist.destroy();
     return out;
+  }
+}
+
+interface Agg {
+  count: number;
+  sum: number;
+  wsum: number;
+  wtotal: number;
+  min: number;
+  max: number;
+  last: number;
+  lastT: number;
+}
+
+const emptyAgg = (): Agg => ({ count: 0, sum: 0, wsum: 0, wtotal: 0, min: Infinity, max: -Infinity, last: NaN, lastT: -Infinity });
+
+function addAgg(a: Agg, s: Slot): void {
+  a.count += s.count;
+  a.sum += s.sum;
+  a.wsum += s.wsum;
+  a.wtotal += s.wtotal;
+  if (s.min < a.min) a.min = s.min;
+  if (s.max > a.max) a.max = s.max;
+  if (s.lastT >= a.lastT) {
+    a.lastT = s.lastT;
+    a.last = s.last;
   }
 }
