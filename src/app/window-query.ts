@@ -98,3 +98,18 @@ export function windowQuery(processes: ProcessWindows, cgroups: CgroupWindows, n
     },
   };
 }
+
+/** RSS samples of one process for the attribution engine ("grew from … to … in …"). The peak
+ *  from the exit record or hiwater is merged in, so a process killed at its peak shows it. */
+export function rssFacts(processes: ProcessWindows) {
+  return {
+    rss(execId: string, windowMs: number, nowNs: bigint): { tNs: bigint; bytes: number }[] {
+      const e = processes.windows.get(execId);
+      if (!e) return [];
+      const now = nsToMs(nowNs);
+      const pts = [...(e.series.rss?.points(now, windowMs) ?? []), ...(e.series.rss_peak?.points(now, windowMs) ?? [])];
+      pts.sort((a, b) => a.t - b.t);
+      return pts.map((p) => ({ tNs: BigInt(Math.round(p.t * 1000)) * 1000n, bytes: p.v }));
+    },
+  };
+}

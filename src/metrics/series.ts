@@ -117,6 +117,26 @@ export class Series {
     return figures;
   }
 
+  /** The samples in (now − windowMs, now] as points, oldest first: each run gives its first and
+   *  last sample (a flat stretch needs no more), each sub-window its last. For evidence such as
+   *  "RSS grew from 300 MB to 2 GB in 4 min". */
+  points(now: number, windowMs: number): { t: number; v: number }[] {
+    const start = now - windowMs;
+    const out: { t: number; v: number }[] = [];
+    if (this.slots) {
+      for (const s of [...this.slots].sort((a, b) => (a?.index ?? 0) - (b?.index ?? 0))) {
+        if (s && s.lastT > start && s.lastT <= now) out.push({ t: s.lastT, v: s.last });
+      }
+      return out;
+    }
+    for (const r of this.runs) {
+      if (r.t1 <= start || r.t0 > now) continue;
+      if (r.t0 > start) out.push({ t: r.t0, v: r.v });
+      if (r.t1 !== r.t0 || r.t0 <= start) out.push({ t: r.t1, v: r.v });
+    }
+    return out;
+  }
+
   /** Approximate heap bytes held, for the memory bound. */
   approxBytes(): number {
     if (!this.slots) return 120 + this.runs.length * 72;

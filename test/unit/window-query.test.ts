@@ -44,3 +44,17 @@ describe('windowQuery', () => {
     expect(() => q.aggregate('nope', 'avg', 60_000, null)).toThrow(/unknown windowed metric/);
   });
 });
+
+describe('rssFacts', () => {
+  it('gives run endpoints oldest first, with the exit peak', async () => {
+    const { rssFacts } = await import('../../src/app/window-query.js');
+    const pw = new ProcessWindows(() => undefined, (pid) => `x${pid}`, { series, maxKeys: 100 });
+    const mb = 1 << 20;
+    for (let t = 0n; t < 5n; t++) pw.applySweep((10n + t) * S, [{ ...u(9, 'java', 0n, 0), rssBytes: 100 * mb, peakRssBytes: 100 * mb }]);
+    for (let t = 5n; t < 8n; t++) pw.applySweep((10n + t) * S, [{ ...u(9, 'java', 0n, 0), rssBytes: Number(t) * 100 * mb, peakRssBytes: Number(t) * 100 * mb }]);
+    const pts = rssFacts(pw).rss('x9', 60_000, 20n * S);
+    expect(pts[0]).toEqual({ tNs: 10n * S, bytes: 100 * mb });
+    expect(pts.at(-1)!.bytes).toBe(700 * mb);
+    expect(pts.map((p) => p.tNs)).toEqual([...pts.map((p) => p.tNs)].sort((a, b) => (a < b ? -1 : 1)));
+  });
+});
