@@ -163,7 +163,7 @@ export class ResourcePipeline {
     } catch (e) {
       await app.close();
       const err = e as NodeJS.ErrnoException;
-      throw new PatrolError('E_METRICS_LISTEN', `metrics.prometheus: cannot listen on ${host}:${port}: ${err.code ?? err.message}`);
+      throw new PatrolError('E_METRICS_LISTEN', `metrics.prometheus: cannot listen on ${host}:${port}: ${err.code ?? err.message}${err.code === 'EADDRINUSE' ? ' (another exporter or agent has the port: set metrics.prometheus.port, or metrics.prometheus.enabled: false)' : ''}`);
     }
     this.server = app;
     this.log.info({ address: this.listenAddress }, 'Prometheus metrics listening');
