@@ -59,7 +59,9 @@ describe.skipIf(!bpfEnabled)('process states (real kernel)', () => {
     expect(z!.parentExecId).toBe(rec.pipeline.table.byPid(parent.pid)!.execId);
     expect(z!.parentComm).toBe('perl');
     const reap = await rec.waitFor((c) => c.ev.pid === child && c.ev.type === 'reap', 3000);
-    expect(Math.abs(Number(reap.en.zombieNs) / 1e6 - 500)).toBeLessThan(50);
+    // the parent sleeps 500 ms before reaping: never less, a little more on a loaded machine
+    expect(Number(reap.en.zombieNs) / 1e6).toBeGreaterThanOrEqual(490);
+    expect(Number(reap.en.zombieNs) / 1e6).toBeLessThan(800);
     expect(st.states.zombies(boottimeNs()).some((x) => x.pid === child)).toBe(false);
     expect((exit.ev as ExitEvent).exitCode).toBe(0);
   });
