@@ -6,6 +6,7 @@ import { registerStatus } from './status.js';
 import { registerPs } from './ps.js';
 import { registerEvents } from './events.js';
 import { registerZombies } from './zombies.js';
+import { registerTop } from './top.js';
 import { registerAgent } from './agent.js';
 import { VERSION } from '../shared/version.js';
 
@@ -22,6 +23,7 @@ registerStatus(program);
 registerPs(program);
 registerEvents(program);
 registerZombies(program);
+registerTop(program);
 
 try {
   await program.parseAsync(process.argv);
