@@ -16,6 +16,7 @@
 //                                 something patrol does today. On this kernel (PREEMPT_NONE) a
 //                                 woken consumer placed on the CPU of the exec'ing process
 //                                 otherwise waits for that process to block or exit.
+//   ts-realtime                   the poll thread alone at SCHED_FIFO 1 (patrol trace --realtime)
 //   wakeprobe                     the platform floor: eventfd wakeup of a sleeping thread, no BPF.
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
@@ -131,21 +132,21 @@ const scenarios = [
     label: '100 exec/s',
     args: ['-r', '100', '-d', QUICK ? '4' : '8'],
     targetP99Us: 500,
-    extra: [['ts', { policy: 'flag+linger0' }], ['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }]],
+    extra: [['ts', { policy: 'flag+linger0' }], ['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }], ['ts', { policy: 'realtime' }]],
   },
   {
     name: 'max1',
     label: 'max rate, 1 loop',
     args: ['-d', QUICK ? '3' : '6'],
     targetP99Us: 2000,
-    extra: [['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }]],
+    extra: [['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }], ['ts', { policy: 'realtime' }]],
   },
   {
     name: 'max2',
     label: `max rate, ${ncpu} loops (1 per CPU)`,
     args: ['-d', QUICK ? '3' : '5', '-j', String(ncpu)],
     targetP99Us: 2000,
-    extra: [['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }]],
+    extra: [['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }], ['ts', { policy: 'realtime' }]],
   },
 ];
 
