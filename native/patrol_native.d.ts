@@ -232,6 +232,10 @@ export interface RingStats {
 }
 export function ringStats(consumer: RingConsumer): RingStats;
 
+/** The calling thread to SCHED_FIFO at `priority` (1-99), or back to SCHED_OTHER (0). Returns
+ *  null, or why the kernel refused (strerror: no CAP_SYS_NICE, no RT budget in the cgroup). */
+export function setThreadRealtime(priority: number): string | null;
+
 /**
  * Receives libbpf's print output, one line per call (a verifier log arrives as many
  * lines). Process-wide, like libbpf_set_print. Lines are forwarded when the native call that

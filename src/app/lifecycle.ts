@@ -34,8 +34,13 @@ export interface LifecycleConfig {
   queueDepth: number;
   /** bytes handed to JS, not yet handled: past it, batches are dropped and counted */
   queueBytes: number;
-  /** >0: the ring's poll thread runs SCHED_FIFO at this priority (opt-in, needs CAP_SYS_NICE):
-   *  cuts the exec → event latency tail on PREEMPT_NONE kernels; 0 = normal scheduling */
+  /** >0: the ring's poll thread AND the calling JS thread run SCHED_FIFO at this priority
+   *  (opt-in, needs CAP_SYS_NICE): cuts the exec → event latency tail on PREEMPT_NONE kernels.
+   *  Both are needed: with the poll thread alone, the JS thread still waits for the exec'ing
+   *  task (bench/README.md, ts-realtime vs ts-fifo). Cost: a JS thread busy at 100 % (an exec
+   *  storm) then takes up to the RT budget (95 %) of its CPU from normal tasks, and threads the
+   *  JS thread starts afterwards inherit the policy (the state sensor's consumer, libuv's pool).
+   *  0 = normal. */
   consumerRealtimePriority: number;
   tableMaxEntries: number;
   tableGraceMs: number;
@@ -157,8 +162,10 @@ export class LifecyclePipeline {
         },
         (batch) => p.onBatch(batch),
       );
-      const rtError = config.consumerRealtimePriority > 0 ? sensor.ringStats()?.realtimeError : null;
-      if (rtError) log.warn({ err: rtError }, 'ring consumer keeps normal scheduling: SCHED_FIFO refused');
+      if (config.consumerRealtimePriority > 0) {
+        const err = sensor.ringStats()?.realtimeError ?? n.setThreadRealtime?.(config.consumerRealtimePriority) ?? null;
+        if (err) log.warn({ err }, 'keeping normal scheduling: SCHED_FIFO refused');
+      }
       p.bootstrap();
       (p as { attached: string[] }).attached = sensor.attach();
     } catch (e) {
@@ -268,5 +275,6 @@ export class LifecyclePipeline {
   async close(): Promise<void> {
     await this.stop();
     this.sensor.close();
+    if (this.config.consumerRealtimePriority > 0) native().setThreadRealtime?.(0);
   }
 }

@@ -61,6 +61,7 @@ export interface NativeAddon {
   ringStart(obj: BpfObject, map: string, opts: RingOptions, onBatch: (batch: Buffer, records: number) => void): RingConsumer;
   ringStop(c: RingConsumer): Promise<void>;
   ringStats(c: RingConsumer): RingStats;
+  setThreadRealtime?(priority: number): string | null;
   clockBoottimeNs?(): bigint;
 }
 

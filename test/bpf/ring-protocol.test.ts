@@ -1,6 +1,7 @@
 // The ring consumer's wakeup protocol and queue bounds against the real kernel, driven by
 // bench_produce (fork-shaped records through bpf_loop, run with BPF_PROG_TEST_RUN).
 // Needs root; skipped otherwise unless PATROL_REQUIRE_BPF=1.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -119,5 +120,19 @@ describe.skipIf(!enabled)('ring consumer protocol on the live kernel', () => {
     expect(st.realtimeError === null || /not permitted/i.test(st.realtimeError)).toBe(true);
     expect(st.running).toBe(true);
     await native.ringStop(c);
+  });
+
+  it('moves the calling thread to SCHED_FIFO and back', () => {
+    // field 41 of /proc/thread-self/stat: the scheduling policy (0 other, 1 fifo)
+    const policy = () => Number(readFileSync('/proc/thread-self/stat', 'utf8').replace(/^.*\) /s, '').split(' ')[41 - 3]);
+    const err = native.setThreadRealtime(1);
+    try {
+      if (err === null) expect(policy()).toBe(1);
+      else expect(err).toMatch(/not permitted/i);
+    } finally {
+      expect(native.setThreadRealtime(0)).toBeNull();
+    }
+    expect(policy()).toBe(0);
+    expect(() => native.setThreadRealtime(100)).toThrow(/0\.\.99/);
   });
 });
