@@ -35,9 +35,12 @@ export function setRingPolicy(name) {
   current = name;
 }
 
+// PATROL_BENCH_RING_OPTS='{"batchDelayUs":500}': extra options merged over the policy's
+const extra = process.env.PATROL_BENCH_RING_OPTS ? JSON.parse(process.env.PATROL_BENCH_RING_OPTS) : {};
+
 Sensor.prototype.startRing = function (map, opts, onBatch) {
-  if (current === null) return original.call(this, map, opts, onBatch);
-  const o = { ...opts, ...RING_POLICIES[current] };
+  if (current === null && !process.env.PATROL_BENCH_RING_OPTS) return original.call(this, map, opts, onBatch);
+  const o = { ...opts, ...RING_POLICIES[current ?? 'default'], ...extra };
   for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
   return original.call(this, map, o, onBatch);
 };

@@ -33,6 +33,7 @@ const out = {
     sleeps: per('sleeps'),
     linger_steps: per('lingerSteps'),
     linger_records: per('lingerRecords'),
+    hold_waits: per('holdWaits'),
     timed_records: per('timedRecords'),
   },
   cpu_us_per_exec: round((cpu.user + cpu.system) / execs, 1),

@@ -154,6 +154,12 @@ export interface RingOptions {
   /** Step of that polling (µs, default 100): the most a record arriving during the linger
    *  waits. */
   lingerStepUs?: number;
+  /** Hold (µs, default 0 = off): a batch is handed to JS only once its first record is this
+   *  old (or it is full, or at stop), and the thread waits out that time in one timed wait
+   *  instead of polling. At low rates the records of one process (fork, exec, exit, reap)
+   *  then reach JS as one batch instead of one each, which saves JS its per-batch cost; each
+   *  record is that much later. */
+  batchDelayUs?: number;
   /** >0: the poll thread runs at SCHED_FIFO with this priority (1-99; default 0 = off). A
    *  woken consumer then preempts the task that woke it instead of waiting for it to block,
    *  which is most of the exec-to-JS latency tail on PREEMPT_NONE kernels. Needs
@@ -173,7 +179,7 @@ export interface RingOptions {
  * so record i+1 starts at offset + 8 + roundUp(length, 8), and every record starts 8-byte
  * aligned within the batch. Records keep the ring's order; batches arrive in order. A batch
  * is handed over at once when JS has nothing pending (latency first, so it may hold one
- * record); while JS is behind it keeps filling it until it is full, so batches grow with the backlog. A held batch goes out as soon as JS catches up (within one
+ * record; batchDelayUs delays that); while JS is behind it keeps filling it until it is full, so batches grow with the backlog. A held batch goes out as soon as JS catches up (within one
  * lingerStepUs) and always before the thread blocks.
  * An exception thrown by onBatch is an uncaught exception.
  *
@@ -221,6 +227,8 @@ export interface RingStats {
   lingerRecords: number;
   /** Timed waits of the linger (each one a timeslice of the poll thread). */
   lingerSteps: number;
+  /** Timed waits for a held batch to come due (batchDelayUs). */
+  holdWaits: number;
   /** epoll_wait timeouts (idleTimeoutMs, or every poll interval in pollIntervalUs mode). */
   timedConsumes: number;
   /** Records found by the consume after a timeout. With the sleep flag protocol these are

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "batch lengths are written little-endian");
 
@@ -34,6 +35,18 @@ void RingConsumer::Run() {
   while (!stopReq_.load(std::memory_order_acquire)) {
     if (Consume() > 0) {
       busy = true;
+      continue;
+    }
+    // Hold (batchDelayUs): records already read wait in the batch until it is batchDelayUs
+    // old, in one timed wait, so that at low rates the records of one process (fork, exec,
+    // exit, reap: ~0.1-1 ms apart) reach JS as one batch instead of one each. JS pays a fixed
+    // cost per batch (thread wakeup, uv async, cold caches, a write for `trace`) that dwarfs
+    // the per-record work there. The sleep flag stays clear meanwhile: producers submit
+    // without waking us, and a single wait replaces the linger's steps for that time.
+    if (int64_t hold = HoldLeftUs(); hold > 0) {
+      timespec ts{static_cast<time_t>(hold / 1000000), static_cast<long>(hold % 1000000) * 1000};
+      epoll_pwait2(epfd, evs, 4, &ts, nullptr);
+      holdWaits_.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     // Linger after a burst before announcing sleep: producers keep submitting without
@@ -123,8 +136,21 @@ int RingConsumer::Consume() {
   // with earlier batches, keep filling this one (OnSample hands it over when full; the loop
   // before any wait): batches then grow with the backlog instead of holding a few records
   // each, and JS pays its per-batch cost once per backlog, not once per ring pass.
-  if (final_ || inFlight_.load(std::memory_order_acquire) == 0) Handoff();
+  if (final_ || (inFlight_.load(std::memory_order_acquire) == 0 && HoldLeftUs() == 0)) Handoff();
   return n;
+}
+
+static int64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// How much longer the current batch may be held (batchDelayUs); 0 when it is due or empty.
+int64_t RingConsumer::HoldLeftUs() const {
+  if (opts_.batchDelayUs <= 0 || !cur_ || cur_->records == 0) return 0;
+  int64_t left = opts_.batchDelayUs - (MonotonicNs() - heldSinceNs_) / 1000;
+  return left > 0 ? left : 0;
 }
 
 int RingConsumer::OnSample(void* ctx, void* data, size_t size) {
@@ -144,6 +170,7 @@ int RingConsumer::OnSample(void* ctx, void* data, size_t size) {
     self->cur_ = b;
   }
   Batch* b = self->cur_;
+  if (b->records == 0 && self->opts_.batchDelayUs > 0) self->heldSinceNs_ = MonotonicNs();
   uint8_t* p = b->data() + b->len;
   uint32_t hdr[2] = {static_cast<uint32_t>(size), 0};
   memcpy(p, hdr, 8);

@@ -20,6 +20,7 @@ struct RingOptions {
   int64_t pollIntervalUs = -1;  // >=0: timed polling, the sleep flag is not used
   int64_t lingerUs = 1000;      // timed wait after a burst before sleeping (0: sleep at once)
   int64_t lingerStepUs = 100;   // ... polled in steps of this long
+  int64_t batchDelayUs = 0;     // >0: hold a batch up to this long after its first record
   int realtimePriority = 0;     // >0: the poll thread runs SCHED_FIFO at this priority
 };
 
@@ -68,6 +69,7 @@ class RingConsumer {
   void Run();
   int Consume();
   void Handoff();
+  int64_t HoldLeftUs() const;
   void Drop(Batch* b);
   void CountTag(const uint8_t* rec, size_t size);
   void SetSleeping(uint32_t v);
@@ -82,6 +84,7 @@ class RingConsumer {
   Batch* cur_ = nullptr;            // poll thread only
   bool final_ = false;              // poll thread only: last drain ignores queueDepth
   int64_t lingerBudgetUs_ = 0;      // poll thread only: current linger length (adaptive)
+  int64_t heldSinceNs_ = 0;         // poll thread only: CLOCK_MONOTONIC of cur_'s first record
   std::atomic<bool> stopReq_{false};
   std::thread thread_;
 
@@ -97,7 +100,7 @@ class RingConsumer {
   std::atomic<int> realtimeErrno_{0};     // pthread_setschedparam's error, 0 if applied or off
   std::atomic<uint64_t> records_{0}, batches_{0}, delivered_{0}, droppedRecords_{0},
       droppedBatches_{0}, wakeups_{0}, timedConsumes_{0}, timedRecords_{0}, sleeps_{0},
-      lingerRecords_{0}, lingerSteps_{0};
+      lingerRecords_{0}, lingerSteps_{0}, holdWaits_{0};
   std::atomic<uint64_t> droppedByTag_[256] = {};
 };
 

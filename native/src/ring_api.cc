@@ -182,6 +182,7 @@ Napi::Object RingConsumer::Stats(Napi::Env env) const {
   o.Set("timedRecords", num(timedRecords_));
   o.Set("lingerRecords", num(lingerRecords_));
   o.Set("lingerSteps", num(lingerSteps_));
+  o.Set("holdWaits", num(holdWaits_));
   o.Set("running", Napi::Boolean::New(env, thread_.joinable()));
   int rt = realtimeErrno_.load(std::memory_order_relaxed);
   o.Set("realtimeError", rt ? Napi::Value(Napi::String::New(env, strerror(rt))) : env.Null());
@@ -213,6 +214,7 @@ Napi::Value RingStart(const Napi::CallbackInfo& info) {
   opts.lingerUs = OptInt(o, "lingerUs", 1000, 0, 999999, op);
   opts.lingerStepUs = OptInt(o, "lingerStepUs", 100, 1, 999999, op);
   opts.realtimePriority = OptInt(o, "realtimePriority", 0, 0, 99, op);
+  opts.batchDelayUs = OptInt(o, "batchDelayUs", 0, 0, 999999, op);
   Napi::Value sf = o.Get("sleepFlag");
   if (!sf.IsUndefined()) {
     if (!sf.IsObject() || !sf.As<Napi::Object>().Get("map").IsString())

@@ -18,6 +18,8 @@ export interface RingOptions {
   pollIntervalUs?: number;
   lingerUs?: number;
   lingerStepUs?: number;
+  /** hold a batch until its first record is this old (µs; 0 = hand over at once) */
+  batchDelayUs?: number;
   realtimePriority?: number;
 }
 
@@ -37,6 +39,7 @@ export interface RingStats {
   timedConsumes: number;
   lingerRecords: number;
   lingerSteps: number;
+  holdWaits: number;
   /** why SCHED_FIFO could not be applied (realtimePriority), else null */
   realtimeError: string | null;
 }

@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// Agent CPU at a low exec rate, A/B between trees (or settings) in alternating rounds.
+// `patrol trace --json > /dev/null` of each variant runs alone while bench/build/forkexec drives
+// RATE exec/s (fork + exec /bin/true + wait); CPU is the summed per-thread schedstat run time of
+// the patrol process over the window (% of one core), split JS thread / other threads. The order
+// of the variants rotates each round; the figure to compare is the per-round ratio against the
+// first variant (both measured minutes apart under the same background load), then its median.
+//   LOWRATE_VARIANTS='new=.,main=/work/main' node bench/lowrate.mjs [ROUNDS=4] [SECONDS=10] [RATE=200]
+// A variant is label=tree[+ENV=value...][+--flag...]: e.g. 'hold0=.+PATROL_BATCH_DELAY_US=0'.
+import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { FORKEXEC, ROOT, median, nowMs, procUsage, report, round, runJson, sleep, startChild, stopChild, waitAttached } from './lib.mjs';
+import { execFileSync } from 'node:child_process';
+
+const rounds = Number(process.argv[2] ?? 4);
+const secs = Number(process.argv[3] ?? 10);
+const rate = Number(process.argv[4] ?? 200);
+const spec = process.env.LOWRATE_VARIANTS ?? `new=.,main=/work/main`;
+const variants = spec.split(',').map((v) => {
+  const [label, rest] = v.split('=', 2).length === 2 ? [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)] : [v, v];
+  const [tree, ...extra] = rest.split('+');
+  const env = {};
+  const args = [];
+  for (const e of extra) {
+    if (e.startsWith('--')) args.push(e);
+    else env[e.slice(0, e.indexOf('='))] = e.slice(e.indexOf('=') + 1);
+  }
+  return { label, tree: path.resolve(ROOT, tree), env, args };
+});
+execFileSync('make', ['-s', '-C', path.join(ROOT, 'bench')], { stdio: ['ignore', 'ignore', 'inherit'] });
+
+function machineBusyTicks() {
+  const l = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return { busy: l.reduce((a, b) => a + b, 0) - l[3] - (l[4] ?? 0), total: l.reduce((a, b) => a + b, 0) };
+}
+
+async function measure(v) {
+  const patrol = path.join(v.tree, 'bin/patrol');
+  // ring options through bench/ring-policy.mjs (PATROL_BENCH_RING, PATROL_BENCH_RING_OPTS)
+  const viaPolicy = Object.keys(v.env).some((k) => k.startsWith('PATROL_BENCH_RING'));
+  const [cmd, pre] = viaPolicy ? [process.execPath, ['--import', path.join(ROOT, 'bench/ring-policy.mjs'), patrol]] : [patrol, []];
+  const c = startChild(cmd, [...pre, 'trace', '--json', ...v.args], { stdout: 'ignore', env: { ...process.env, BENCH_TREE: v.tree, ...v.env } });
+  await waitAttached(c.pid, 5);
+  await sleep(1500);
+  const a = procUsage(c.pid);
+  const m0 = machineBusyTicks();
+  const t0 = nowMs();
+  const load = await runJson(FORKEXEC, ['-r', String(rate), '-d', String(secs)]);
+  const b = procUsage(c.pid);
+  const m1 = machineBusyTicks();
+  const wall = (nowMs() - t0) / 1000;
+  await stopChild(c, 'SIGINT');
+  const ns = b.runNs - a.runNs;
+  return {
+    cpu_pct: round((100 * ns) / 1e9 / wall, 3),
+    js_pct: round((100 * (b.mainNs - a.mainNs)) / 1e9 / wall, 3),
+    other_pct: round((100 * (ns - (b.mainNs - a.mainNs))) / 1e9 / wall, 3),
+    us_per_exec: round(ns / 1000 / load.execs, 1),
+    timeslices_per_exec: round((b.switches - a.switches) / load.execs, 2),
+    exec_rate: round(load.rate, 1),
+    machine_busy_pct: round((100 * (m1.busy - m0.busy)) / (m1.total - m0.total), 1),
+  };
+}
+
+const rows = Object.fromEntries(variants.map((v) => [v.label, []]));
+const ratios = Object.fromEntries(variants.slice(1).map((v) => [v.label, []]));
+for (let r = 0; r < rounds; r++) {
+  const order = variants.map((_, i) => variants[(i + r) % variants.length]);
+  const got = {};
+  for (const v of order) {
+    got[v.label] = await measure(v);
+    rows[v.label].push(got[v.label]);
+    process.stderr.write(`  round ${r + 1} ${v.label}: ${JSON.stringify(got[v.label])}\n`);
+  }
+  const base = got[variants[0].label].cpu_pct;
+  for (const v of variants.slice(1)) ratios[v.label].push(round(got[v.label].cpu_pct / base, 3));
+}
+const med = (label, k) => median(rows[label].map((x) => x[k]));
+const summary = Object.fromEntries(
+  variants.map((v) => [v.label, { tree: v.tree, env: v.env, args: v.args, ...Object.fromEntries(['cpu_pct', 'js_pct', 'other_pct', 'us_per_exec', 'timeslices_per_exec', 'exec_rate', 'machine_busy_pct'].map((k) => [k, med(v.label, k)])) }]),
+);
+const lines = [
+  ...variants.map((v) => {
+    const s = summary[v.label];
+    return `${v.label.padEnd(10)} cpu ${s.cpu_pct}% of a core (JS ${s.js_pct}%, other ${s.other_pct}%), ${s.us_per_exec} µs/exec, ${s.timeslices_per_exec} timeslices/exec, ${s.exec_rate} exec/s, machine busy ${s.machine_busy_pct}% (medians)`;
+  }),
+  ...variants.slice(1).map((v) => `${v.label} / ${variants[0].label} cpu per round: ${ratios[v.label].join(' ')} (median ${median(ratios[v.label])})`),
+];
+report('lowrate', { rate, seconds: secs, rounds, summary, ratios, rows }, lines);
