@@ -5,7 +5,7 @@
 // the patrol process over the window (% of one core), split JS thread / other threads. The order
 // of the variants rotates each round; the figure to compare is the per-round ratio against the
 // first variant (both measured minutes apart under the same background load), then its median.
-//   LOWRATE_VARIANTS='new=.,main=/work/main' node bench/lowrate.mjs [ROUNDS=4] [SECONDS=10] [RATE=200]
+//   LOWRATE_VARIANTS='new=.;main=/work/main' node bench/lowrate.mjs [ROUNDS=4] [SECONDS=10] [RATE=200]
 // A variant is label=tree[+ENV=value...][+--flag...]: e.g. 'hold0=.+PATROL_BATCH_DELAY_US=0'.
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -15,8 +15,8 @@ import { execFileSync } from 'node:child_process';
 const rounds = Number(process.argv[2] ?? 4);
 const secs = Number(process.argv[3] ?? 10);
 const rate = Number(process.argv[4] ?? 200);
-const spec = process.env.LOWRATE_VARIANTS ?? `new=.,main=/work/main`;
-const variants = spec.split(',').map((v) => {
+const spec = process.env.LOWRATE_VARIANTS ?? 'new=.;main=/work/main';
+const variants = spec.split(';').map((v) => {
   const [label, rest] = v.split('=', 2).length === 2 ? [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)] : [v, v];
   const [tree, ...extra] = rest.split('+');
   const env = {};

@@ -154,11 +154,12 @@ export interface RingOptions {
   /** Step of that polling (µs, default 100): the most a record arriving during the linger
    *  waits. */
   lingerStepUs?: number;
-  /** Hold (µs, default 0 = off): a batch is handed to JS only once its first record is this
-   *  old (or it is full, or at stop), and the thread waits out that time in one timed wait
-   *  instead of polling. At low rates the records of one process (fork, exec, exit, reap)
-   *  then reach JS as one batch instead of one each, which saves JS its per-batch cost; each
-   *  record is that much later. */
+  /** Hold (µs, default 0 = off): a batch that starts after an idle gap (no hand-off for
+   *  2 × batchDelayUs) is handed to JS only once its first record is this old (or it is full,
+   *  or at stop), and the thread waits out that time in one timed wait instead of polling. At
+   *  low rates the records of one process (fork, exec, exit, reap) then reach JS as one batch
+   *  instead of one each, which saves JS its per-batch cost; those records are up to that
+   *  much later. A steady stream (batches less than the gap apart) is not held. */
   batchDelayUs?: number;
   /** >0: the poll thread runs at SCHED_FIFO with this priority (1-99; default 0 = off). A
    *  woken consumer then preempts the task that woke it instead of waiting for it to block,

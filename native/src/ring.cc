@@ -19,6 +19,12 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "batch lengths are writ
 
 namespace patrol {
 
+static int64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 RingConsumer::~RingConsumer() { Stop(); }
 
 void RingConsumer::SetSleeping(uint32_t v) {
@@ -140,15 +146,9 @@ int RingConsumer::Consume() {
   return n;
 }
 
-static int64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
 // How much longer the current batch may be held (batchDelayUs); 0 when it is due or empty.
 int64_t RingConsumer::HoldLeftUs() const {
-  if (opts_.batchDelayUs <= 0 || !cur_ || cur_->records == 0) return 0;
+  if (opts_.batchDelayUs <= 0 || !holdCur_ || !cur_ || cur_->records == 0) return 0;
   int64_t left = opts_.batchDelayUs - (MonotonicNs() - heldSinceNs_) / 1000;
   return left > 0 ? left : 0;
 }
@@ -170,7 +170,13 @@ int RingConsumer::OnSample(void* ctx, void* data, size_t size) {
     self->cur_ = b;
   }
   Batch* b = self->cur_;
-  if (b->records == 0 && self->opts_.batchDelayUs > 0) self->heldSinceNs_ = MonotonicNs();
+  if (b->records == 0 && self->opts_.batchDelayUs > 0) {
+    // Only a batch that starts after an idle gap (two delays without a hand-off: under
+    // ~500 records/s for 1 ms) is held. A steady stream then keeps its latency: its batches
+    // go out as before, and grow on their own while JS is busy.
+    self->heldSinceNs_ = MonotonicNs();
+    self->holdCur_ = self->heldSinceNs_ - self->lastHandoffNs_ >= 2 * self->opts_.batchDelayUs * 1000;
+  }
   uint8_t* p = b->data() + b->len;
   uint32_t hdr[2] = {static_cast<uint32_t>(size), 0};
   memcpy(p, hdr, 8);
@@ -209,6 +215,7 @@ void RingConsumer::Handoff() {
     return;
   }
   batches_.fetch_add(1, std::memory_order_relaxed);
+  if (opts_.batchDelayUs > 0) lastHandoffNs_ = MonotonicNs();
 }
 
 void RingConsumer::CountTag(const uint8_t* rec, size_t size) {

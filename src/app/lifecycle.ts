@@ -42,6 +42,11 @@ export interface LifecycleConfig {
    *  JS thread starts afterwards inherit the policy (the state sensor's consumer, libuv's pool).
    *  0 = normal. */
   consumerRealtimePriority: number;
+  /** µs a batch that starts after an idle gap is held before JS gets it, so that at low rates
+   *  a process's fork, exec, exit and reap reach JS as one batch (JS's cost is mostly per
+   *  batch: bench/README.md, "Agent CPU at low rates"). 'auto': 1000, or 0 with
+   *  consumerRealtimePriority (latency first). */
+  batchDelayUs: number | 'auto';
   tableMaxEntries: number;
   tableGraceMs: number;
 }
@@ -58,6 +63,7 @@ export const DEFAULT_LIFECYCLE: LifecycleConfig = {
   // What 256 full batches used to hold: JS may fall ~250k fork records behind before losing any.
   queueBytes: 16 << 20,
   consumerRealtimePriority: 0,
+  batchDelayUs: 'auto',
   tableMaxEntries: 65536,
   tableGraceMs: 30_000,
 };
@@ -86,6 +92,13 @@ export interface AccountingReport {
   threadForks: bigint;
   ring: RingStats | null;
 }
+
+/** The hold the ring consumer applies (µs): 'auto' is 1000, or 0 when latency comes first. */
+export function resolveBatchDelayUs(config: Pick<LifecycleConfig, 'batchDelayUs' | 'consumerRealtimePriority'>): number {
+  if (config.batchDelayUs !== 'auto') return config.batchDelayUs;
+  return config.consumerRealtimePriority > 0 ? 0 : AUTO_BATCH_DELAY_US;
+}
+const AUTO_BATCH_DELAY_US = 1000;
 
 function ptHdrOpOffset(): number {
   const f = LAYOUT.structs.pt_hdr.fields.find((x) => x.name === 'op');
@@ -157,6 +170,7 @@ export class LifecyclePipeline {
           queueDepth: config.queueDepth,
           queueBytes: config.queueBytes,
           realtimePriority: config.consumerRealtimePriority,
+          batchDelayUs: resolveBatchDelayUs(config),
           tagOffset: ptHdrOpOffset(),
           sleepFlag: { map: 'pt_ring_ctl', offset: 0 },
         },

@@ -50,11 +50,11 @@ describe.skipIf(!enabled)('ring consumer protocol on the live kernel', () => {
 
   // lingerUs 0 makes the consumer announce sleep right after it drained a record, while that
   // record's producer is about to re-read the flag: the claim races with the last drain.
-  it.each([{ lingerUs: 1000 }, { lingerUs: 0 }])('never leaves a record unannounced while the consumer sleeps (%o)', async ({ lingerUs }) => {
+  it.each([{ lingerUs: 1000 }, { lingerUs: 0 }, { lingerUs: 1000, batchDelayUs: 1000 }])('never leaves a record unannounced while the consumer sleeps (%o)', async ({ lingerUs, batchDelayUs }) => {
     obj = load(3);
     let received = 0;
     // No idle timeout: a missed wakeup would leave records in the ring for good.
-    const opts = { tagOffset: OP_OFFSET, sleepFlag: { map: 'pt_ring_ctl', offset: 0 }, idleTimeoutMs: -1, lingerUs };
+    const opts = { tagOffset: OP_OFFSET, sleepFlag: { map: 'pt_ring_ctl', offset: 0 }, idleTimeoutMs: -1, lingerUs, batchDelayUs };
     const c = native.ringStart(obj, 'pt_events', opts, (_b, n) => {
       received += n;
     });
@@ -74,6 +74,58 @@ describe.skipIf(!enabled)('ring consumer protocol on the live kernel', () => {
     expect(st.timedConsumes).toBe(0);
     expect(st.droppedRecords).toBe(0);
     await native.ringStop(c);
+  });
+
+  // batchDelayUs: records that arrive after an idle gap wait in the consumer so that the next
+  // ones join their batch; a stream that keeps coming is not held; stopping delivers a held batch.
+  it('holds a batch that starts after an idle gap for batchDelayUs, and only then', async () => {
+    obj = load(1);
+    const batchDelayUs = 40_000;
+    const batches: { n: number; at: number }[] = [];
+    const c = native.ringStart(obj, 'pt_events', { tagOffset: OP_OFFSET, sleepFlag: { map: 'pt_ring_ctl', offset: 0 }, batchDelayUs }, (_b, n) => {
+      batches.push({ n, at: performance.now() });
+    });
+    await sleepMs(100); // idle gap: more than 2 × batchDelayUs since any hand-off
+    const t0 = performance.now();
+    native.progRun(obj, 'bench_produce');
+    await sleepMs(5);
+    native.progRun(obj, 'bench_produce');
+    for (const end = Date.now() + 2000; batches.length === 0 && Date.now() < end; ) await sleepMs(1);
+    expect(batches.map((b) => b.n)).toEqual([2]); // both records in one batch
+    expect(batches[0]!.at - t0).toBeGreaterThanOrEqual(batchDelayUs / 1000 - 1);
+    expect(native.ringStats(c).holdWaits).toBeGreaterThan(0);
+
+    // Right after a hand-off (no idle gap) a record is not held.
+    const t1 = performance.now();
+    native.progRun(obj, 'bench_produce');
+    for (const end = Date.now() + 2000; batches.length === 1 && Date.now() < end; ) await sleepMs(1);
+    expect(batches.length).toBe(2);
+    expect(batches[1]!.at - t1).toBeLessThan(batchDelayUs / 1000 / 2);
+
+    // A held batch is delivered at stop, without waiting out the hold.
+    await sleepMs(100);
+    native.progRun(obj, 'bench_produce');
+    const t2 = performance.now();
+    await native.ringStop(c);
+    expect(batches.length).toBe(3);
+    expect(batches[2]!.at - t2).toBeLessThan(batchDelayUs / 1000 / 2);
+    expect(native.ringStats(c).droppedRecords).toBe(0);
+  });
+
+  it('hands each record over at once without batchDelayUs', async () => {
+    obj = load(1);
+    const sizes: number[] = [];
+    const c = native.ringStart(obj, 'pt_events', { tagOffset: OP_OFFSET, sleepFlag: { map: 'pt_ring_ctl', offset: 0 } }, (_b, n) => {
+      sizes.push(n);
+    });
+    await sleepMs(20);
+    native.progRun(obj, 'bench_produce');
+    for (const end = Date.now() + 2000; sizes.length === 0 && Date.now() < end; ) await sleepMs(1);
+    await sleepMs(5);
+    native.progRun(obj, 'bench_produce');
+    await native.ringStop(c);
+    expect(sizes).toEqual([1, 1]);
+    expect(native.ringStats(c).holdWaits).toBe(0);
   });
 
   it('grows batches while JS is behind and bounds the queue in bytes', async () => {
