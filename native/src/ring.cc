@@ -63,6 +63,9 @@ void RingConsumer::Run() {
     // doubles it (up to lingerUs), a linger that caught nothing halves it (down to one step).
     // A dense stream then costs no wakeups at all, and a sparse one (200 exec/s: fork, exec,
     // exit, reap ~0.3-1 ms apart) costs a wakeup per record instead of ~10 idle steps each.
+    // No linger after a held batch: the hold already waited for the burst's stragglers, and a
+    // sparse stream (the only one held) would mostly pay a step for nothing.
+    if (busy && lastWasHeld_) busy = false;
     if (busy && flag_ && opts_.lingerUs > 0 && opts_.pollIntervalUs < 0) {
       busy = false;
       int64_t step = opts_.lingerStepUs > 0 && opts_.lingerStepUs < opts_.lingerUs ? opts_.lingerStepUs : opts_.lingerUs;
@@ -215,7 +218,10 @@ void RingConsumer::Handoff() {
     return;
   }
   batches_.fetch_add(1, std::memory_order_relaxed);
-  if (opts_.batchDelayUs > 0) lastHandoffNs_ = MonotonicNs();
+  if (opts_.batchDelayUs > 0) {
+    lastHandoffNs_ = MonotonicNs();
+    lastWasHeld_ = holdCur_;
+  }
 }
 
 void RingConsumer::CountTag(const uint8_t* rec, size_t size) {

@@ -87,6 +87,7 @@ class RingConsumer {
   int64_t heldSinceNs_ = 0;         // poll thread only: CLOCK_MONOTONIC of cur_'s first record
   int64_t lastHandoffNs_ = 0;       // poll thread only: CLOCK_MONOTONIC of the last hand-off
   bool holdCur_ = false;            // poll thread only: cur_ started after an idle gap
+  bool lastWasHeld_ = false;        // poll thread only: the last hand-off was a held batch
   std::atomic<bool> stopReq_{false};
   std::thread thread_;
 
