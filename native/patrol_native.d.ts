@@ -161,6 +161,9 @@ export interface RingOptions {
    *  instead of one each, which saves JS its per-batch cost; those records are up to that
    *  much later. A steady stream (batches less than the gap apart) is not held. */
   batchDelayUs?: number;
+  /** Offset of a u64 CLOCK_BOOTTIME ns timestamp (when the record was made) in every record:
+   *  the hold then counts from it, not from when the thread read the record. */
+  timeOffset?: number;
   /** >0: the poll thread runs at SCHED_FIFO with this priority (1-99; default 0 = off). A
    *  woken consumer then preempts the task that woke it instead of waiting for it to block,
    *  which is most of the exec-to-JS latency tail on PREEMPT_NONE kernels. Needs

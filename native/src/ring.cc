@@ -19,9 +19,10 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "batch lengths are writ
 
 namespace patrol {
 
+// CLOCK_BOOTTIME: the clock of the records' own timestamps (timeOffset), monotonic too.
 static int64_t MonotonicNs() {
   timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_BOOTTIME, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
@@ -177,7 +178,16 @@ int RingConsumer::OnSample(void* ctx, void* data, size_t size) {
     // Only a batch that starts after an idle gap (two delays without a hand-off: under
     // ~500 records/s for 1 ms) is held. A steady stream then keeps its latency: its batches
     // go out as before, and grow on their own while JS is busy.
-    self->heldSinceNs_ = MonotonicNs();
+    int64_t now = MonotonicNs();
+    self->heldSinceNs_ = now;
+    // Anchored on when the record was made, when it says so: the wakeup's latency then counts
+    // towards the hold instead of adding to it.
+    int64_t off = self->opts_.timeOffset;
+    if (off >= 0 && static_cast<size_t>(off) + 8 <= size) {
+      uint64_t made;
+      memcpy(&made, static_cast<const uint8_t*>(data) + off, 8);
+      if (made > 0 && static_cast<int64_t>(made) < now) self->heldSinceNs_ = static_cast<int64_t>(made);
+    }
     self->holdCur_ = self->heldSinceNs_ - self->lastHandoffNs_ >= 2 * self->opts_.batchDelayUs * 1000;
   }
   uint8_t* p = b->data() + b->len;

@@ -21,6 +21,7 @@ struct RingOptions {
   int64_t lingerUs = 1000;      // timed wait after a burst before sleeping (0: sleep at once)
   int64_t lingerStepUs = 100;   // ... polled in steps of this long
   int64_t batchDelayUs = 0;     // >0: hold a batch that starts after an idle gap up to this long
+  int64_t timeOffset = -1;      // >=0: u64 CLOCK_BOOTTIME ns at this offset of each record
   int realtimePriority = 0;     // >0: the poll thread runs SCHED_FIFO at this priority
 };
 
@@ -84,8 +85,8 @@ class RingConsumer {
   Batch* cur_ = nullptr;            // poll thread only
   bool final_ = false;              // poll thread only: last drain ignores queueDepth
   int64_t lingerBudgetUs_ = 0;      // poll thread only: current linger length (adaptive)
-  int64_t heldSinceNs_ = 0;         // poll thread only: CLOCK_MONOTONIC of cur_'s first record
-  int64_t lastHandoffNs_ = 0;       // poll thread only: CLOCK_MONOTONIC of the last hand-off
+  int64_t heldSinceNs_ = 0;         // poll thread only: CLOCK_BOOTTIME of cur_'s first record
+  int64_t lastHandoffNs_ = 0;       // poll thread only: CLOCK_BOOTTIME of the last hand-off
   bool holdCur_ = false;            // poll thread only: cur_ started after an idle gap
   bool lastWasHeld_ = false;        // poll thread only: the last hand-off was a held batch
   std::atomic<bool> stopReq_{false};

@@ -215,6 +215,7 @@ Napi::Value RingStart(const Napi::CallbackInfo& info) {
   opts.lingerStepUs = OptInt(o, "lingerStepUs", 100, 1, 999999, op);
   opts.realtimePriority = OptInt(o, "realtimePriority", 0, 0, 99, op);
   opts.batchDelayUs = OptInt(o, "batchDelayUs", 0, 0, 999999, op);
+  opts.timeOffset = OptInt(o, "timeOffset", -1, 0, 1 << 30, op);
   Napi::Value sf = o.Get("sleepFlag");
   if (!sf.IsUndefined()) {
     if (!sf.IsObject() || !sf.As<Napi::Object>().Get("map").IsString())

@@ -100,11 +100,12 @@ export function resolveBatchDelayUs(config: Pick<LifecycleConfig, 'batchDelayUs'
 }
 const AUTO_BATCH_DELAY_US = 1000;
 
-function ptHdrOpOffset(): number {
-  const f = LAYOUT.structs.pt_hdr.fields.find((x) => x.name === 'op');
-  if (!f) throw new Error('generated layout lacks pt_hdr.op');
+function ptHdrOffset(field: string): number {
+  const f = LAYOUT.structs.pt_hdr.fields.find((x) => x.name === field);
+  if (!f) throw new Error(`generated layout lacks pt_hdr.${field}`);
   return f.offset;
 }
+const ptHdrOpOffset = () => ptHdrOffset('op');
 
 export class LifecyclePipeline {
   readonly table: ProcessTable;
@@ -171,6 +172,7 @@ export class LifecyclePipeline {
           queueBytes: config.queueBytes,
           realtimePriority: config.consumerRealtimePriority,
           batchDelayUs: resolveBatchDelayUs(config),
+          timeOffset: ptHdrOffset('ktime_ns'),
           tagOffset: ptHdrOpOffset(),
           sleepFlag: { map: 'pt_ring_ctl', offset: 0 },
         },

@@ -20,6 +20,8 @@ export interface RingOptions {
   lingerStepUs?: number;
   /** hold a batch until its first record is this old (µs; 0 = hand over at once) */
   batchDelayUs?: number;
+  /** offset of a u64 CLOCK_BOOTTIME ns timestamp in every record: the hold counts from it */
+  timeOffset?: number;
   realtimePriority?: number;
 }
 

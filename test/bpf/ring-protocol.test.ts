@@ -16,6 +16,7 @@ const hasBpfLoop = v.major > 5 || (v.major === 5 && v.minor >= 17);
 const enabled = (required || process.getuid?.() === 0) && hasBpfLoop;
 const OBJECT = fileURLToPath(new URL('../../bpf/.output/lifecycle.bpf.o', import.meta.url));
 const OP_OFFSET = LAYOUT.structs.pt_hdr.fields.find((f) => f.name === 'op')!.offset;
+const KTIME_OFFSET = LAYOUT.structs.pt_hdr.fields.find((f) => f.name === 'ktime_ns')!.offset;
 const OTHER_PROGS = [
   'handle_exec', 'handle_fork', 'handle_exit', 'handle_switch', 'handle_free',
   'handle_wait4_exit', 'handle_waitid_enter', 'handle_waitid_exit',
@@ -110,6 +111,25 @@ describe.skipIf(!enabled)('ring consumer protocol on the live kernel', () => {
     expect(batches.length).toBe(3);
     expect(batches[2]!.at - t2).toBeLessThan(batchDelayUs / 1000 / 2);
     expect(native.ringStats(c).droppedRecords).toBe(0);
+  });
+
+  it('counts the hold from the record\'s own timestamp with timeOffset', async () => {
+    obj = load(1);
+    const batchDelayUs = 60_000;
+    // Records made 40 ms before the consumer starts: anchored on their ktime_ns, the hold has
+    // ~20 ms left when the thread reads them; anchored on the read, it would have 60 ms.
+    native.progRun(obj, 'bench_produce');
+    await sleepMs(40);
+    const t0 = performance.now();
+    let at = 0;
+    const c = native.ringStart(obj, 'pt_events', { tagOffset: OP_OFFSET, batchDelayUs, timeOffset: KTIME_OFFSET }, () => {
+      at = performance.now();
+    });
+    for (const end = Date.now() + 2000; at === 0 && Date.now() < end; ) await sleepMs(1);
+    expect(at - t0).toBeGreaterThan(5);
+    expect(at - t0).toBeLessThan(45);
+    expect(native.ringStats(c).holdWaits).toBeGreaterThan(0);
+    await native.ringStop(c);
   });
 
   it('hands each record over at once without batchDelayUs', async () => {
