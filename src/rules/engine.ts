@@ -471,7 +471,7 @@ export class Scope implements EvalScope {
     if (this.captured && name in this.captured) return this.captured[name];
     if (name in this.trigger.fields) return this.trigger.fields[name];
     const f = this.engine.facts();
-    if (name === 'exec_id' || name.startsWith('proc.')) return procField(name, this.proc(), f.processes);
+    if (name === 'exec_id' || name.startsWith('proc.')) return procField(name, this.proc(), f.processes, this.trigger.tNs);
     if (ref.fn) {
       this.windows.set(ref.fn, Math.max(this.windows.get(ref.fn) ?? 0, ref.windowMs!));
       return this.figure(ref.fn, ref.windowMs!);
@@ -554,7 +554,7 @@ export function rssWindow(f: { windows?: WindowFacts }, p: ProcFact | null, wind
   return { first: 0, last: p.maxRssBytes, max: p.maxRssBytes, samples: 0, spanMs: Number(end - p.startNs) / 1e6, fromExit: true };
 }
 
-function procField(name: string, p: ProcFact | null, pf: ProcessFacts | undefined): Value | undefined {
+function procField(name: string, p: ProcFact | null, pf: ProcessFacts | undefined, atNs: bigint): Value | undefined {
   if (!p) return undefined;
   switch (name) {
     case 'exec_id':
@@ -583,8 +583,7 @@ function procField(name: string, p: ProcFact | null, pf: ProcessFacts | undefine
     case 'proc.ancestry':
       return (pf?.ancestry(p.execId) ?? []).map((a) => a.comm).join(' ← ');
     case 'proc.age': {
-      const end = p.exitNs;
-      return end === null ? null : Number(end - p.startNs) / 1e6;
+      return Number((p.exitNs ?? atNs) - p.startNs) / 1e6;
     }
     default:
       return undefined;

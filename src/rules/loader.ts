@@ -121,13 +121,20 @@ class FileCompiler {
     return { v: n.value, node: n };
   }
 
+  /** Offset of character `i` of a scalar's value from the node start, when that is exact
+   *  (a one-line plain or single-quoted scalar without escapes); else 0 (the scalar start). */
+  private offsetInScalar(node: Node, value: string, i: number): number {
+    if (!isScalar(node) || value.includes('\n')) return 0;
+    if (node.type === 'PLAIN') return i;
+    if (node.type === 'QUOTE_SINGLE' && !value.includes("'")) return i + 1;
+    if (node.type === 'QUOTE_DOUBLE' && !/["\\]/.test(value)) return i + 1;
+    return 0;
+  }
+
   private regex(src: string, node: Node): { re: RE2; names: string[] } | null {
     const c = compilePattern(src, this.limits.maxPatternLength);
     if (!c.ok) {
-      // Point into the pattern when the scalar is written plainly on one line (offset +1 for a quote).
-      const quoted = isScalar(node) && (node.type === 'QUOTE_SINGLE' || node.type === 'QUOTE_DOUBLE') ? 1 : 0;
-      const plain = isScalar(node) && (node.type === 'PLAIN' || node.type === 'QUOTE_SINGLE');
-      for (const p of c.problems) this.err(p.code, p.message, node, plain && !src.includes('\n') ? p.offset + quoted : 0);
+      for (const p of c.problems) this.err(p.code, p.message, node, this.offsetInScalar(node, src, p.offset));
       return null;
     }
     return c;
@@ -145,16 +152,19 @@ class FileCompiler {
     const description = this.str(item, 'description', false)?.v ?? '';
     const src = this.str(item, 'source', true);
     let source: SourceKind = 'kmsg';
+    let sourceOk = false;
     if (src) {
-      if ((SOURCES as readonly string[]).includes(src.v)) source = src.v as SourceKind;
-      else this.err('E_RULE_SHAPE', `unknown source '${src.v}'; one of: ${SOURCES.join(', ')}`, src.node);
+      if ((SOURCES as readonly string[]).includes(src.v)) {
+        source = src.v as SourceKind;
+        sourceOk = true;
+      } else this.err('E_RULE_SHAPE', `unknown source '${src.v}'; one of: ${SOURCES.join(', ')}`, src.node);
     }
-    const path = this.str(item, 'path', source === 'log');
+    const path = this.str(item, 'path', sourceOk && source === 'log');
     if (path && source !== 'log') this.err('E_RULE_SHAPE', "'path' applies to source: log only", path.node);
     const check = this.str(item, 'check', false);
     if (check && source !== 'check') this.err('E_RULE_SHAPE', "'check' applies to source: check only", check.node);
     const checkRe = check ? this.regex(check.v, check.node)?.re ?? null : null;
-    const pat = this.str(item, 'pattern', source === 'kmsg' || source === 'log');
+    const pat = this.str(item, 'pattern', sourceOk && (source === 'kmsg' || source === 'log'));
     let pattern: RE2 | null = null;
     const captures = new Map<string, FieldType>();
     if (pat) {
@@ -254,7 +264,7 @@ class FileCompiler {
       parts.push(s.v.slice(last, m.index));
       const r = resolveField(m[1]!.trim(), ctx.source, ctx.captures);
       if (typeof r === 'string') {
-        this.err('E_TEMPLATE', `{${m[1]}}: ${r}`, s.node);
+        this.err('E_TEMPLATE', `{${m[1]}}: ${r}`, s.node, this.offsetInScalar(s.node, s.v, m.index));
         ok = false;
       } else parts.push(r);
       last = m.index + m[0].length;
