@@ -311,12 +311,13 @@ export class RuleEngine {
     if (prev && t.tNs - prev.tNs < this.mergeNs && prev.alertId === (t.alert?.id ?? null)) {
       prev.count++;
       if (t.tNs > prev.tNs) prev.tNs = t.tNs;
-      if (leaf.confidence >= prev.confidence) {
+      const better = leaf.confidence >= prev.confidence;
+      if (better) {
         prev.confidence = leaf.confidence;
         prev.explanation = explanation;
         prev.rule = r.id;
       }
-      mergeEvidence(prev.evidence, evidence);
+      mergeEvidence(prev.evidence, evidence, better);
       // most recent last, so eviction keeps live findings
       this.findings.splice(this.findings.indexOf(prev), 1);
       this.findings.push(prev);
@@ -405,10 +406,13 @@ export class RuleEngine {
   }
 }
 
-function mergeEvidence(into: Evidence[], add: readonly Evidence[]): void {
+/** Adds new items; a figure (window, failures, children) is replaced only by the one from an
+ *  equally or more confident leaf, so a fallback rule does not overwrite the better figure. */
+function mergeEvidence(into: Evidence[], add: readonly Evidence[], better: boolean): void {
   for (const e of add) {
-    const i = into.findIndex((x) => x.kind === e.kind && (x.kind === 'window' || x.kind === 'failures' || x.kind === 'children' || x.summary === e.summary));
-    if (i >= 0 && e.kind !== 'log' && e.kind !== 'kmsg' && e.kind !== 'event') into[i] = e; // newer figure wins
+    const figure = e.kind === 'window' || e.kind === 'failures' || e.kind === 'children';
+    const i = into.findIndex((x) => x.kind === e.kind && (figure || x.summary === e.summary));
+    if (i >= 0 && figure && better) into[i] = e;
     else if (i < 0) into.push(e);
   }
   if (into.length > 40) into.splice(0, into.length - 40);

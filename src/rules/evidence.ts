@@ -70,13 +70,14 @@ function one(k: EvidenceKind, x: EvidenceInput): Evidence | Evidence[] | null {
       };
     }
     case 'rss': {
-      const w = rssWindow(engine.facts(), p, windowOf('window.rss_growth'), t.tNs);
+      const win = x.scope.windows.get('window.rss_growth') ?? 300_000;
+      const w = rssWindow(engine.facts(), p, win, t.tNs);
       if (!w || !p) return null;
       const src = w.fromExit ? ' (max RSS at exit; no samples)' : ` (${w.samples} samples)`;
       return {
         kind: 'window', ts, exec_id: p.execId,
         summary: `RSS grew from ${formatBytes(w.first)} to ${formatBytes(w.max)} in ${formatMs(w.spanMs)}${src}`,
-        data: { metric: 'rss', window_ms: windowOf('window.rss_growth'), first: w.first, last: w.last, max: w.max, samples: w.samples, span_ms: Math.round(w.spanMs) },
+        data: { metric: 'rss', window_ms: win, first: w.first, last: w.last, max: w.max, samples: w.samples, span_ms: Math.round(w.spanMs) },
       };
     }
     case 'exit':

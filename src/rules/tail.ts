@@ -24,6 +24,9 @@ export class FileTailer {
   private ino = -1;
   private pos = 0;
   private partial = '';
+  /** the file's first bytes as we saw them: if they change, it was truncated and rewritten
+   *  between two polls (copytruncate followed by writes past our position) */
+  private head: Buffer | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly buf = Buffer.allocUnsafe(65536);
   private readonly maxLine: number;
@@ -43,6 +46,7 @@ export class FileTailer {
       const st = fstatSync(this.fd);
       this.ino = st.ino;
       this.pos = fromEnd ? st.size : 0;
+      this.head = this.readHead();
       return true;
     } catch {
       this.fd = -1;
@@ -69,12 +73,14 @@ export class FileTailer {
       atPath = null;
     }
     const size = fstatSync(this.fd).size;
-    if (size < this.pos) {
+    if (size < this.pos || this.headChanged()) {
       this.stats.truncations++;
       this.pos = 0;
       this.partial = '';
+      this.head = null;
     }
     this.drain();
+    if (this.head === null || this.head.length < 64) this.head = this.readHead();
     if (atPath && atPath.ino !== this.ino) {
       // rotated: the old file is finished; a last partial line is a line
       if (this.partial) this.emit(this.partial);
@@ -83,6 +89,25 @@ export class FileTailer {
       this.stats.rotations++;
       if (this.open(false)) this.drain();
     }
+  }
+
+  private readHead(): Buffer | null {
+    const b = Buffer.alloc(64);
+    const n = readSync(this.fd, b, 0, 64, 0);
+    return n > 0 ? b.subarray(0, n) : null;
+  }
+
+  private headChanged(): boolean {
+    if (this.pos === 0) return false;
+    const now = this.readHead();
+    if (this.head === null || this.head.length < 64) {
+      // a short head may legitimately have grown; compare the part we had
+      if (this.head === null) return false;
+      const changed = now === null || !now.subarray(0, this.head.length).equals(this.head);
+      if (!changed) this.head = now;
+      return changed;
+    }
+    return now === null || !now.equals(this.head);
   }
 
   private drain(): void {
