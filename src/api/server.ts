@@ -33,6 +33,7 @@ import {
   treeRoute,
   zombiesRoute,
 } from './schemas.js';
+import { registerExplainRoutes } from './explain.js';
 import { chmodOwnerOnly, ownerOnlyListen, prepareSocketPath } from './socket.js';
 
 export interface ApiOptions {
@@ -191,6 +192,7 @@ function buildApp(
   });
 
   const P = API_PREFIX;
+  registerExplainRoutes(app, P, () => view.explain ?? null);
 
   app.get(`${P}/health`, { schema: healthRoute }, async (): Promise<HealthJson> => ({
     status: 'ok',

@@ -15,6 +15,7 @@ import { StatePipeline } from './states.js';
 import { PidLock } from './lock.js';
 import { removeStalePins } from './hygiene.js';
 import { loadConfig, type AgentConfig, type LoadConfigOptions } from './config.js';
+import { RulesService, explainView } from './rules.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -70,8 +71,10 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     const listeners = new Set<EventListener>();
     const stateListeners = new Set<(ev: StateStreamEvent) => void>();
     let states: StatePipeline | null = null;
+    let rules: RulesService | null = null;
     const onEvent = (ev: LifecycleEvent, en: Enriched) => {
       states?.states.applyLifecycle(ev, en);
+      rules?.onLifecycle(ev, en);
       if (ev.type === 'exit') store.recordExit(exitSummary(ev, en));
       else if (ev.type === 'reap' && en.zombieNs !== undefined) store.recordReap(en.execId, en.zombieNs);
       for (const l of listeners) l(ev, en);
@@ -79,9 +82,14 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     const pipeline = LifecyclePipeline.start(cfg.lifecycle, log, onEvent);
     cleanups.push(() => pipeline.close());
     states = StatePipeline.start(cfg.state, pipeline.table, log, (ev) => {
+      rules?.onState(ev);
       for (const l of stateListeners) l(ev);
     });
     cleanups.push(() => states!.close());
+    if (cfg.rules.enabled) {
+      rules = RulesService.start({ config: cfg.rules, table: pipeline.table, log, nowNs: boottimeNs, states });
+      cleanups.push(() => rules!.close());
+    }
 
     const startedAt = Date.now();
     const clock = new WallClock();
@@ -103,6 +111,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
         return () => listeners.delete(l);
       },
       subscribeState,
+      ...(rules ? { explain: explainView(rules) } : {}),
     };
     function subscribeState(l: (ev: StateStreamEvent) => void): () => void {
       stateListeners.add(l);
@@ -138,6 +147,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           (k) => JSON.stringify(next[k as keyof AgentConfig]) !== JSON.stringify(cfg[k as keyof AgentConfig]),
         );
         log.level = next.log.level;
+        rules?.reload();
         cfg = { ...cfg, log: next.log };
         log.info({ restartNeeded }, restartNeeded.length ? 'config reloaded; these sections take effect at restart' : 'config reloaded');
       } catch (e) {

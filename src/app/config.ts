@@ -45,6 +45,8 @@ export interface AgentConfig {
     tcp: { enabled: boolean; host: string; port: number; tokenFile: string | null };
   };
   agent: { lockFile: string; pinDir: string };
+  /** attribution: rule file or directory (null = the built-in pack in rules/), kernel log on/off */
+  rules: { enabled: boolean; dir: string | null; kmsg: boolean };
 }
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -194,6 +196,11 @@ const FileSchema = section({
     lock_file: path().default('/run/patrol/patrol.pid'),
     pin_dir: path().default('/sys/fs/bpf/patrol'),
   }).default({}),
+  rules: section({
+    enabled: boolean().default(true),
+    dir: optionalPath().default(null),
+    kmsg: boolean().default(true),
+  }).default({}),
 });
 
 type FileConfig = z.output<typeof FileSchema>;
@@ -225,6 +232,7 @@ function fromFile(f: FileConfig): AgentConfig {
       tcp: { enabled: f.api.tcp.enabled, host: f.api.tcp.host, port: f.api.tcp.port, tokenFile: f.api.tcp.token_file },
     },
     agent: { lockFile: f.agent.lock_file, pinDir: f.agent.pin_dir },
+    rules: { enabled: f.rules.enabled, dir: f.rules.dir, kmsg: f.rules.kmsg },
   };
 }
 
@@ -232,7 +240,7 @@ function fromFile(f: FileConfig): AgentConfig {
 function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unknown> {
   const dur = (ms: number | undefined) => (ms === undefined || !human ? ms : formatDurationMs(ms));
   const bytes = (n: number | undefined) => (n === undefined || !human ? n : formatSizeBytes(n));
-  const { log, lifecycle: lc, state, store, api, agent } = c;
+  const { log, lifecycle: lc, state, store, api, agent, rules } = c;
   return dropUndefined({
     log: log && { level: log.level, format: log.format },
     lifecycle: lc && {
@@ -259,6 +267,7 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
       tcp: api.tcp && { enabled: api.tcp.enabled, host: api.tcp.host, port: api.tcp.port, token_file: api.tcp.tokenFile },
     },
     agent: agent && { lock_file: agent.lockFile, pin_dir: agent.pinDir },
+    rules: rules && { enabled: rules.enabled, dir: rules.dir, kmsg: rules.kmsg },
   }) as Record<string, unknown>;
 }
 

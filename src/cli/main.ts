@@ -7,6 +7,8 @@ import { registerPs } from './ps.js';
 import { registerEvents } from './events.js';
 import { registerZombies } from './zombies.js';
 import { registerAgent } from './agent.js';
+import { registerRules } from './rules.js';
+import { registerExplain } from './explain.js';
 import { VERSION } from '../shared/version.js';
 
 const program = new Command();
@@ -22,6 +24,8 @@ registerStatus(program);
 registerPs(program);
 registerEvents(program);
 registerZombies(program);
+registerRules(program);
+registerExplain(program);
 
 try {
   await program.parseAsync(process.argv);

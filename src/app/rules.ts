@@ -1,0 +1,250 @@
+// Wires attribution into the agent: the rule set (reloaded atomically on SIGHUP), the kernel log,
+// tailed log files, and the lifecycle/state streams into the engine; adapts the process table,
+// the state tracker and (when present) the check engine's alerts to src/rules' interfaces.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../shared/log.js';
+import type { LifecycleEvent, StateStreamEvent } from '../shared/events.js';
+import type { Enriched, ProcessEntry, ProcessTable, StuckD, ZombieInfo } from '../process/index.js';
+import type { ExplainView } from '../api/index.js';
+import {
+  FileTailer,
+  KmsgReader,
+  RuleEngine,
+  RuleRegistry,
+  formatDiagnostic,
+  systemClock,
+  type AlertLike,
+  type AlertSource,
+  type LoadResult,
+  type ProcFact,
+  type ProcessFacts,
+  type RankedCause,
+  type RuleProfile,
+  type WindowFacts,
+} from '../rules/index.js';
+
+/** The pack shipped in rules/ (dist/app/rules.js and src/app/rules.ts are both two levels down). */
+export const BUILTIN_RULES_DIR = fileURLToPath(new URL('../../rules', import.meta.url));
+
+export interface RulesConfig {
+  /** rule file or directory; null = the built-in pack */
+  dir: string | null;
+  /** read /dev/kmsg */
+  kmsg: boolean;
+}
+
+export const DEFAULT_RULES: RulesConfig = { dir: null, kmsg: true };
+
+interface StatesLike {
+  zombies(nowNs: bigint): ZombieInfo[];
+  stuckD(nowNs: bigint, thresholdNs: bigint): StuckD[];
+  dThresholdNs: bigint;
+}
+
+/** cgroup path of a live process: the v2 path, or the v1 memory controller's when v2 is "/"
+ *  (hybrid hosts keep memory on v1). Null once the process is gone. */
+export function readCgroupPath(pid: number): string | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  } catch {
+    return null;
+  }
+  let v2: string | null = null;
+  let mem: string | null = null;
+  for (const line of text.split('\n')) {
+    const [, ctrl, p] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
+    if (ctrl === '') v2 = p ?? null;
+    else if (ctrl?.split(',').includes('memory')) mem = p ?? null;
+  }
+  return v2 !== null && v2 !== '/' ? v2 : (mem ?? v2);
+}
+
+/** The process table as ProcessFacts. The cgroup path is read from /proc on first use and kept. */
+export class TableFacts implements ProcessFacts {
+  private readonly cgroups = new Map<string, string | null>();
+
+  constructor(private readonly table: ProcessTable) {}
+
+  private fact(e: ProcessEntry | undefined): ProcFact | null {
+    if (!e) return null;
+    let cg = this.cgroups.get(e.execId);
+    if (cg === undefined && e.state === 'live') {
+      cg = readCgroupPath(e.pid);
+      if (cg !== null) {
+        if (this.cgroups.size > 10_000) this.cgroups.clear();
+        this.cgroups.set(e.execId, cg);
+      }
+    }
+    return {
+      execId: e.execId, pid: e.pid, ppid: e.ppid, parentExecId: e.parentExecId, comm: e.comm, args: e.args, filename: e.filename,
+      cgroup: cg ?? null, startNs: e.startNs, exitNs: e.exitNs, exitCode: e.exit?.exitCode ?? null, signal: e.exit?.signal ?? null,
+      maxRssBytes: e.exit?.usage ? e.exit.usage.maxRssKb * 1024 : null,
+    };
+  }
+
+  byPid(pid: number): ProcFact | null {
+    return this.fact(this.table.byPid(pid));
+  }
+
+  get(execId: string): ProcFact | null {
+    return this.fact(this.table.get(execId));
+  }
+
+  ancestry(execId: string): ProcFact[] {
+    return this.table.ancestry(execId).slice(1).map((e) => this.fact(e)!);
+  }
+
+  /** Learns the cgroup while the process is alive (call at exec for processes of interest). */
+  remember(execId: string, pid: number): void {
+    if (!this.cgroups.has(execId)) this.cgroups.set(execId, readCgroupPath(pid));
+  }
+}
+
+export interface RulesServiceOptions {
+  config: RulesConfig;
+  table: ProcessTable;
+  log: Logger;
+  nowNs: () => bigint;
+  states?: StatesLike | null;
+  windows?: WindowFacts;
+  alerts?: AlertSource;
+}
+
+export interface ExplainResult {
+  alert: AlertLike | null;
+  causes: RankedCause[];
+}
+
+export class RulesService {
+  readonly engine: RuleEngine;
+  readonly registry = new RuleRegistry();
+  readonly facts: TableFacts;
+  private kmsg: KmsgReader | null = null;
+  private tailers = new Map<string, FileTailer>();
+  alerts: AlertSource | null;
+  /** diagnostics of the last rejected reload (empty when the last load succeeded) */
+  lastDiagnostics: string[] = [];
+
+  private constructor(private readonly opts: RulesServiceOptions) {
+    this.facts = new TableFacts(opts.table);
+    this.alerts = opts.alerts ?? null;
+    const states = opts.states;
+    this.engine = new RuleEngine({
+      clock: systemClock(opts.nowNs),
+      processes: this.facts,
+      ...(opts.windows ? { windows: opts.windows } : {}),
+      ...(states
+        ? {
+            states: {
+              zombies: (now: bigint) => states.zombies(now),
+              stuckD: (now: bigint) => states.stuckD(now, states.dThresholdNs),
+            },
+          }
+        : {}),
+    });
+  }
+
+  get dir(): string {
+    return this.opts.config.dir ?? BUILTIN_RULES_DIR;
+  }
+
+  /** Loads the rules (a bad set at start is an error: the agent refuses to run with it). */
+  static start(opts: RulesServiceOptions): RulesService {
+    const s = new RulesService(opts);
+    const r = s.reload();
+    if (!r.ok) throw new Error(`rules: ${r.diagnostics.map(formatDiagnostic).join('\n')}`);
+    if (opts.config.kmsg) {
+      try {
+        s.kmsg = new KmsgReader((rec) => s.engine.onKmsg(rec), { sinceNs: opts.nowNs() - 60_000_000_000n }).start();
+      } catch (e) {
+        opts.log.warn({ err: (e as Error).message }, 'cannot read /dev/kmsg: kernel-log rules (OOM, segfault, hung task) are off');
+      }
+    }
+    return s;
+  }
+
+  /** read → compile → swap; a failing set keeps the running one. */
+  reload(): LoadResult {
+    const r = this.registry.reload(this.dir);
+    if (r.ok) {
+      this.engine.setRules(r.set);
+      this.lastDiagnostics = [];
+      this.syncTailers();
+      this.opts.log.info({ rules: r.set.rules.length, dir: this.dir }, 'rules loaded');
+    } else {
+      this.lastDiagnostics = r.diagnostics.map(formatDiagnostic);
+      this.opts.log.error({ diagnostics: this.lastDiagnostics }, 'rule set rejected; the running set stays');
+    }
+    return r;
+  }
+
+  private syncTailers(): void {
+    const want = new Set(this.engine.logPaths());
+    for (const [p, t] of this.tailers) {
+      if (!want.has(p)) {
+        t.close();
+        this.tailers.delete(p);
+      }
+    }
+    for (const p of want) {
+      if (!this.tailers.has(p)) this.tailers.set(p, new FileTailer(p, (line) => this.engine.onLogLine(p, line, this.opts.nowNs())).start());
+    }
+  }
+
+  onLifecycle(ev: LifecycleEvent, en: Enriched): void {
+    this.engine.onLifecycle(ev, en);
+  }
+
+  onState(ev: StateStreamEvent): void {
+    if (ev.type !== 'state') return;
+    const e = this.opts.table.byPid(ev.pid);
+    this.engine.onState(ev, e && e.startNs === ev.startNs ? e.execId : (e?.execId ?? null));
+  }
+
+  /** Causes for one alert; null when the alert is unknown. */
+  explain(alertId: string): ExplainResult | null {
+    const alert = this.alerts?.get(alertId) ?? null;
+    if (!alert) return null;
+    return { alert, causes: this.engine.explain(alert) };
+  }
+
+  /** The latest alerts with their causes, and the notable findings (OOM kills, segfaults, crash loops). */
+  explainRecent(limit = 10): { alerts: ExplainResult[]; causes: RankedCause[] } {
+    const alerts = (this.alerts?.recent(limit) ?? []).map((a) => ({ alert: a, causes: this.engine.explain(a) }));
+    return { alerts, causes: this.engine.rankRecent(limit * 2) };
+  }
+
+  profile(): RuleProfile[] {
+    return this.engine.profile();
+  }
+
+  stats() {
+    return { ...this.engine.stats(), kmsg: this.kmsg?.stats ?? null, tailers: [...this.tailers.values()].map((t) => ({ path: t.path, ...t.stats })) };
+  }
+
+  close(): void {
+    this.kmsg?.close();
+    for (const t of this.tailers.values()) t.close();
+    this.tailers.clear();
+  }
+}
+
+/** The API's view of attribution. */
+export function explainView(rules: RulesService): ExplainView {
+  return {
+    explain: (id) => rules.explain(id),
+    explainRecent: (limit) => rules.explainRecent(limit),
+    rules: () => ({
+      dir: rules.dir,
+      rules: rules.registry.set.rules.length,
+      diagnostics: rules.lastDiagnostics,
+      profile: rules.profile().map((p) => ({
+        rule: p.rule, source: p.source, evaluations: p.evaluations, pattern_matches: p.patternMatches, matches: p.matches,
+        time_ms: Number(p.timeNs) / 1e6, max_us: Number(p.maxNs) / 1e3,
+      })),
+      stats: rules.stats() as unknown as Record<string, unknown>,
+    }),
+  };
+}
