@@ -20,6 +20,8 @@ export interface CauseJson {
   score: number;
   ts: string;
   count: number;
+  /** distinct processes behind the cause (a crash loop has many) */
+  processes: number;
   exec_id: string | null;
   pid: number | null;
 }

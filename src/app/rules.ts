@@ -64,8 +64,16 @@ export function readCgroupPath(pid: number): string | null {
 /** The process table as ProcessFacts. The cgroup path is read from /proc on first use and kept. */
 export class TableFacts implements ProcessFacts {
   private readonly cgroups = new Map<string, string | null>();
+  /** pid → exec_id of its last exit: kernel lines about a process often arrive after its reap */
+  private readonly exited = new Map<number, string>();
 
   constructor(private readonly table: ProcessTable) {}
+
+  noteExit(pid: number, execId: string): void {
+    this.exited.delete(pid);
+    this.exited.set(pid, execId);
+    if (this.exited.size > 8192) this.exited.delete(this.exited.keys().next().value!);
+  }
 
   private fact(e: ProcessEntry | undefined): ProcFact | null {
     if (!e) return null;
@@ -84,8 +92,18 @@ export class TableFacts implements ProcessFacts {
     };
   }
 
-  byPid(pid: number): ProcFact | null {
-    return this.fact(this.table.byPid(pid));
+  /** The process holding `pid` at `atNs`: the live one if it started by then, else the one that
+   *  exited with that pid within 10 s before (the table keeps it for its grace period). */
+  byPid(pid: number, atNs: bigint): ProcFact | null {
+    // kmsg stamps with local_clock(), a few ms off CLOCK_BOOTTIME: a process that lived 1 ms
+    // can look as if it started after its own kernel line. 100 ms of slack; pid reuse is slower.
+    const slack = 100_000_000n;
+    const live = this.table.byPid(pid);
+    if (live && live.startNs <= atNs + slack) return this.fact(live);
+    const id = this.exited.get(pid);
+    const dead = id === undefined ? undefined : this.table.get(id);
+    if (dead && dead.startNs <= atNs + slack && (dead.exitNs === null || dead.exitNs >= atNs - 10_000_000_000n)) return this.fact(dead);
+    return live ? this.fact(live) : null;
   }
 
   get(execId: string): ProcFact | null {
@@ -108,6 +126,8 @@ export interface RulesServiceOptions {
   log: Logger;
   nowNs: () => bigint;
   states?: StatesLike | null;
+  /** kernel-log records older than this many ms at start are skipped (default 60 s) */
+  kmsgBacklogMs?: number;
   windows?: WindowFacts;
   alerts?: AlertSource;
 }
@@ -122,6 +142,7 @@ export class RulesService {
   readonly registry = new RuleRegistry();
   readonly facts: TableFacts;
   private kmsg: KmsgReader | null = null;
+  private expiry: NodeJS.Timeout | null = null;
   private tailers = new Map<string, FileTailer>();
   alerts: AlertSource | null;
   /** diagnostics of the last rejected reload (empty when the last load succeeded) */
@@ -155,9 +176,11 @@ export class RulesService {
     const s = new RulesService(opts);
     const r = s.reload();
     if (!r.ok) throw new Error(`rules: ${r.diagnostics.map(formatDiagnostic).join('\n')}`);
+    s.expiry = setInterval(() => s.engine.expireDeferred(), 500);
+    s.expiry.unref();
     if (opts.config.kmsg) {
       try {
-        s.kmsg = new KmsgReader((rec) => s.engine.onKmsg(rec), { sinceNs: opts.nowNs() - 60_000_000_000n }).start();
+        s.kmsg = new KmsgReader((rec) => s.engine.onKmsg(rec), { sinceNs: opts.nowNs() - BigInt(opts.kmsgBacklogMs ?? 60_000) * 1_000_000n }).start();
       } catch (e) {
         opts.log.warn({ err: (e as Error).message }, 'cannot read /dev/kmsg: kernel-log rules (OOM, segfault, hung task) are off');
       }
@@ -194,6 +217,7 @@ export class RulesService {
   }
 
   onLifecycle(ev: LifecycleEvent, en: Enriched): void {
+    if (ev.type === 'exit') this.facts.noteExit(ev.pid, en.execId);
     this.engine.onLifecycle(ev, en);
   }
 
@@ -225,6 +249,7 @@ export class RulesService {
   }
 
   close(): void {
+    if (this.expiry) clearInterval(this.expiry);
     this.kmsg?.close();
     for (const t of this.tailers.values()) t.close();
     this.tailers.clear();

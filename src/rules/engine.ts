@@ -34,6 +34,8 @@ export interface Finding {
   execId: string | null;
   pid: number | null;
   key: string;
+  /** distinct processes (exec_ids) the finding was made for: a crash loop has many, one crash one */
+  processes: Set<string>;
   evidence: Evidence[];
   /** the alert a check-source rule was evaluated for */
   alertId: string | null;
@@ -45,10 +47,12 @@ export interface RankedCause {
   explanation: string;
   evidence: Evidence[];
   rule: string;
-  /** confidence weighted by recency: the sort key */
+  /** confidence weighted by recency and recurrence: the sort key */
   score: number;
   ts: string;
   count: number;
+  /** distinct processes behind the finding */
+  processes: number;
   exec_id: string | null;
   pid: number | null;
   finding_id: number;
@@ -88,7 +92,22 @@ interface Trigger {
   command?: string;
   alert?: AlertLike;
   summary: string;
+  /** set when a deferred evaluation is retried: no second deferral */
+  retried?: boolean;
 }
+
+/** A kernel line about a pid the process table does not know yet (the line can be read before
+ *  the ring delivers the process's exec): evaluated again when that pid's event arrives. */
+interface Deferred {
+  rule: CompiledRule;
+  trigger: Trigger;
+  pid: number;
+  /** boottime ns after which it is evaluated without the process */
+  deadlineNs: bigint;
+}
+
+const DEFER_NS = 2_000_000_000n;
+const MAX_DEFERRED = 1024;
 
 const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL', 10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM', 24: 'SIGXCPU', 25: 'SIGXFSZ', 31: 'SIGSYS' };
 export const signalName = (n: number | null) => (n === null ? null : (SIGNALS[n] ?? `signal ${n}`));
@@ -108,6 +127,9 @@ export class RuleEngine {
   private readonly mergeNs: bigint;
   /** evaluation errors (a throwing fact provider): counted, never propagated to the event path */
   errors = 0;
+  private deferred: Deferred[] = [];
+  /** deferred evaluations: retried with the process, expired without it, dropped over the bound */
+  readonly deferStats = { deferred: 0, joined: 0, expired: 0, dropped: 0 };
 
   constructor(private readonly opts: EngineOptions) {
     this.history = new History(opts.history);
@@ -166,6 +188,7 @@ export class RuleEngine {
 
   onLifecycle(ev: LifecycleEvent, en: EventContext): void {
     const tMs = ms(ev.ktimeNs);
+    if (this.deferred.length > 0 && (ev.type === 'exec' || ev.type === 'exit' || ev.type === 'fork')) this.retryDeferred(ev.pid, ev.ktimeNs);
     switch (ev.type) {
       case 'exec': {
         if (en.parentExecId) this.history.recordExec(en.parentExecId, { tMs, execId: en.execId, comm: en.comm, pid: ev.pid });
@@ -294,6 +317,13 @@ export class RuleEngine {
         }
     }
     const scope = new Scope(this, r, t, captured);
+    if (r.processField !== null && !t.retried && this.opts.processes && scope.proc() === null) {
+      const pid = captured?.[r.processField];
+      if (typeof pid === 'number') {
+        this.defer({ rule: r, trigger: t, pid, deadlineNs: t.tNs + DEFER_NS });
+        return;
+      }
+    }
     const leaf = decide(r.tree, scope);
     if (!leaf) return;
     p.matches++;
@@ -303,13 +333,17 @@ export class RuleEngine {
   private record(r: CompiledRule, leaf: Leaf, t: Trigger, scope: Scope): void {
     const proc = scope.proc();
     const execId = proc?.execId ?? t.execId ?? null;
-    const key = `${leaf.cause}|${leaf.key ? render(leaf.key, scope) : (execId ?? t.alert?.id ?? r.id)}`;
+    const pidField = r.processField !== null ? scope.captured?.[r.processField] : t.fields.pid;
+    const pid = proc?.pid ?? (typeof pidField === 'number' ? pidField : null);
+    const subject = execId ?? (pid !== null ? `pid:${pid}` : (t.alert?.id ?? r.id));
+    const key = `${leaf.cause}|${leaf.key ? render(leaf.key, scope) : subject}`;
     const explanation = render(leaf.explanation, scope);
     const input: EvidenceInput = { engine: this, clock: this.opts.clock, rule: r, trigger: t, proc, scope };
     const evidence = buildEvidence(leaf.evidence, input);
     const prev = this.byKey.get(key);
     if (prev && t.tNs - prev.tNs < this.mergeNs && prev.alertId === (t.alert?.id ?? null)) {
       prev.count++;
+      if (execId !== null && prev.processes.size < 1024) prev.processes.add(execId);
       if (t.tNs > prev.tNs) prev.tNs = t.tNs;
       const better = leaf.confidence >= prev.confidence;
       if (better) {
@@ -318,6 +352,8 @@ export class RuleEngine {
         prev.rule = r.id;
       }
       mergeEvidence(prev.evidence, evidence, better);
+      prev.execId = execId ?? prev.execId;
+      prev.pid = pid ?? prev.pid;
       // most recent last, so eviction keeps live findings
       this.findings.splice(this.findings.indexOf(prev), 1);
       this.findings.push(prev);
@@ -325,7 +361,8 @@ export class RuleEngine {
     }
     const f: Finding = {
       id: this.nextId++, rule: r.id, cause: leaf.cause, confidence: leaf.confidence, explanation, tNs: t.tNs, firstNs: t.tNs, count: 1,
-      execId, pid: proc?.pid ?? (typeof t.fields.pid === 'number' ? t.fields.pid : null), key, evidence, alertId: t.alert?.id ?? null,
+      execId, pid, key, evidence, alertId: t.alert?.id ?? null,
+      processes: new Set(execId === null ? [] : [execId]),
     };
     this.findings.push(f);
     this.byKey.set(key, f);
@@ -333,6 +370,44 @@ export class RuleEngine {
       const old = this.findings.shift()!;
       if (this.byKey.get(old.key) === old) this.byKey.delete(old.key);
     }
+  }
+
+  private defer(d: Deferred): void {
+    this.deferStats.deferred++;
+    this.deferred.push(d);
+    if (this.deferred.length > MAX_DEFERRED) {
+      this.deferred.shift();
+      this.deferStats.dropped++;
+    }
+  }
+
+  private retryDeferred(pid: number, nowNs: bigint): void {
+    const due: Deferred[] = [];
+    this.deferred = this.deferred.filter((d) => {
+      if (d.pid === pid) {
+        this.deferStats.joined++;
+        due.push(d);
+        return false;
+      }
+      return true;
+    });
+    for (const d of due) this.run([d.rule], { ...d.trigger, retried: true });
+    this.expireDeferred(nowNs);
+  }
+
+  /** Evaluates, without the process, deferred lines whose wait is over. Call periodically. */
+  expireDeferred(nowNs: bigint = this.opts.clock.nowNs()): void {
+    if (this.deferred.length === 0) return;
+    const due: Deferred[] = [];
+    this.deferred = this.deferred.filter((d) => {
+      if (d.deadlineNs <= nowNs) {
+        this.deferStats.expired++;
+        due.push(d);
+        return false;
+      }
+      return true;
+    });
+    for (const d of due) this.run([d.rule], { ...d.trigger, retried: true });
   }
 
   /** An exit arrived: findings about that process made shortly before get its exit as evidence. */
@@ -402,7 +477,7 @@ export class RuleEngine {
   }
 
   stats() {
-    return { rules: this.rules.length, findings: this.findings.length, errors: this.errors, history: this.history.stats() };
+    return { rules: this.rules.length, findings: this.findings.length, errors: this.errors, pending: this.deferred.length, ...this.deferStats, history: this.history.stats() };
   }
 }
 
@@ -418,15 +493,18 @@ function mergeEvidence(into: Evidence[], add: readonly Evidence[], better: boole
   if (into.length > 40) into.splice(0, into.length - 40);
 }
 
-/** Confidence weighted by recency: full weight at `at`, half at the edge of the lookback. */
+/** Confidence weighted by recency (full weight at `at`, half at the edge of the lookback) and by
+ *  recurrence (×1.25 per doubling of the processes behind it, at most ×1.5): a cause that keeps happening is
+ *  the likelier explanation, as an operator would rank it. */
 function rank(fs: readonly Finding[], at: bigint, lookbackMs: number, clock: RuleClock): RankedCause[] {
   return fs
     .map((f) => {
       const ageMs = Math.abs(Number(at - f.tNs) / 1e6);
-      const score = f.confidence * (1 - 0.5 * Math.min(1, ageMs / lookbackMs));
+      const recurrence = Math.min(1.5, 1 + 0.25 * Math.log2(Math.max(1, f.processes.size)));
+      const score = f.confidence * (1 - 0.5 * Math.min(1, ageMs / lookbackMs)) * recurrence;
       return {
         cause: f.cause, confidence: f.confidence, explanation: f.explanation, evidence: f.evidence, rule: f.rule,
-        score: Math.round(score * 1000) / 1000, ts: new Date(clock.epochMs(f.tNs)).toISOString(), count: f.count,
+        score: Math.round(score * 1000) / 1000, ts: new Date(clock.epochMs(f.tNs)).toISOString(), count: f.count, processes: f.processes.size,
         exec_id: f.execId, pid: f.pid, finding_id: f.id, _t: f.tNs,
       };
     })
@@ -446,7 +524,7 @@ export class Scope implements EvalScope {
     private readonly engine: RuleEngine,
     readonly rule: CompiledRule,
     readonly trigger: Trigger,
-    private readonly captured: Record<string, Value> | null,
+    readonly captured: Record<string, Value> | null,
   ) {}
 
   proc(): ProcFact | null {

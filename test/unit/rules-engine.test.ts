@@ -161,6 +161,20 @@ describe('attribution engine', () => {
     expect(r[0]!.explanation).toBe('bash (exec_id sh0) started 250 programs in 10 s, the latest true');
   });
 
+  it('holds a kernel line about an unknown pid until the process shows up, or the wait is over', () => {
+    const e = f.engine();
+    const line = (pid: number) => kmsg(5, f.nowNs, `late[${pid}]: segfault at 0 ip 0000000000401000 sp 00007ffd00000000 error 6 in late[401000+1000]`);
+    e.onKmsg(line(7001));
+    expect(e.rankRecent()).toEqual([]);
+    f.add({ execId: 'late1', pid: 7001, comm: 'late', startNs: f.nowNs - S });
+    e.onLifecycle(exitEv(7001, 'late', f.nowNs + 1_000_000n, { signal: 11 }), { execId: 'late1', parentExecId: null, ppid: 1, comm: 'late' });
+    expect(e.rankRecent()[0]).toMatchObject({ cause: 'segfault', rule: 'segfault', exec_id: 'late1', confidence: 0.95 });
+    e.onKmsg(line(7002));
+    e.expireDeferred(f.nowNs + 3n * S);
+    expect(e.rankRecent().find((c) => c.pid === 7002)).toMatchObject({ cause: 'segfault', exec_id: null });
+    expect(e.stats()).toMatchObject({ joined: 1, expired: 1, pending: 0 });
+  });
+
   it('profiles each rule: evaluations, matches, time', () => {
     const e = f.engine();
     e.onKmsg(kmsg(1, f.nowNs, 'nothing to see'));
