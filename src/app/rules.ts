@@ -75,8 +75,8 @@ export class TableFacts implements ProcessFacts {
     if (this.exited.size > 8192) this.exited.delete(this.exited.keys().next().value!);
   }
 
-  private fact(e: ProcessEntry | undefined): ProcFact | null {
-    if (!e) return null;
+  /** The cgroup path, read from /proc on first use while the process lives, then kept. */
+  private cgroupOf(e: ProcessEntry): string | null {
     let cg = this.cgroups.get(e.execId);
     if (cg === undefined && e.state === 'live') {
       cg = readCgroupPath(e.pid);
@@ -85,9 +85,19 @@ export class TableFacts implements ProcessFacts {
         this.cgroups.set(e.execId, cg);
       }
     }
+    return cg ?? null;
+  }
+
+  private fact(e: ProcessEntry | undefined): ProcFact | null {
+    if (!e) return null;
+    const self = this;
     return {
       execId: e.execId, pid: e.pid, ppid: e.ppid, parentExecId: e.parentExecId, comm: e.comm, args: e.args, filename: e.filename,
-      cgroup: cg ?? null, startNs: e.startNs, exitNs: e.exitNs, exitCode: e.exit?.exitCode ?? null, signal: e.exit?.signal ?? null,
+      // a getter: most evaluations never ask, and asking reads /proc
+      get cgroup() {
+        return self.cgroupOf(e);
+      },
+      startNs: e.startNs, exitNs: e.exitNs, exitCode: e.exit?.exitCode ?? null, signal: e.exit?.signal ?? null,
       maxRssBytes: e.exit?.usage ? e.exit.usage.maxRssKb * 1024 : null,
     };
   }
@@ -267,7 +277,7 @@ export function explainView(rules: RulesService): ExplainView {
       diagnostics: rules.lastDiagnostics,
       profile: rules.profile().map((p) => ({
         rule: p.rule, source: p.source, evaluations: p.evaluations, pattern_matches: p.patternMatches, matches: p.matches,
-        time_ms: Number(p.timeNs) / 1e6, max_us: Number(p.maxNs) / 1e3,
+        time_ms: p.timeNs / 1e6, max_us: p.maxNs / 1e3,
       })),
       stats: rules.stats() as unknown as Record<string, unknown>,
     }),

@@ -1,7 +1,7 @@
 // The attribution engine: feeds every source's records through the rules indexed by source,
 // walks each matching rule's decision tree, and keeps the findings (cause, confidence, evidence
 // chain) in a bounded, deduplicated list. explain() ranks the findings that can explain an alert.
-import type RE2 from 're2';
+import RE2 from 're2';
 import type { LifecycleEvent, StateEvent } from '../shared/events.js';
 import { PROCESS_SOURCES, type EvidenceKind, type FieldRef, type SourceKind } from './catalogue.js';
 import type { AlertLike, NodeStateFacts, ProcFact, ProcessFacts, RuleClock, WindowFacts } from './facts.js';
@@ -66,8 +66,9 @@ export interface RuleProfile {
   patternMatches: number;
   /** a leaf was reached: a finding was made or merged */
   matches: number;
-  timeNs: bigint;
-  maxNs: bigint;
+  /** ns (a double: performance.now() is cheaper than hrtime.bigint() on this hot path) */
+  timeNs: number;
+  maxNs: number;
 }
 
 export interface EngineOptions {
@@ -79,6 +80,8 @@ export interface EngineOptions {
   /** findings with the same cause and key closer than this merge (default 10 min) */
   mergeMs?: number;
   history?: HistoryLimits;
+  /** scan lines with one RE2.Set before the rules (default true; false is for comparison) */
+  prefilter?: boolean;
 }
 
 interface Trigger {
@@ -118,6 +121,11 @@ export class RuleEngine {
   private rules: readonly CompiledRule[] = [];
   private bySource = new Map<SourceKind, CompiledRule[]>();
   private logByPath = new Map<string, CompiledRule[]>();
+  /** per line source (kmsg, log:PATH): one RE2.Set over every pattern, so a line costs one scan
+   *  plus the rules whose pattern matched, not one scan per rule */
+  private prefilters = new Map<string, Prefilter>();
+  /** time in the set scans, which no single rule owns */
+  prefilterNs = 0;
   private readonly profiles = new Map<string, RuleProfile>();
   private findings: Finding[] = [];
   private readonly byKey = new Map<string, Finding>();
@@ -150,11 +158,34 @@ export class RuleEngine {
       const l = bySource.get(r.source) ?? [];
       l.push(r);
       bySource.set(r.source, l);
-      if (!this.profiles.has(r.id)) this.profiles.set(r.id, { rule: r.id, source: r.source, evaluations: 0, patternMatches: 0, matches: 0, timeNs: 0n, maxNs: 0n });
+      if (!this.profiles.has(r.id)) this.profiles.set(r.id, { rule: r.id, source: r.source, evaluations: 0, patternMatches: 0, matches: 0, timeNs: 0, maxNs: 0 });
+    }
+    const prefilters = new Map<string, Prefilter>();
+    if (this.opts.prefilter !== false) {
+      const kmsg = bySource.get('kmsg');
+      if (kmsg) prefilters.set('kmsg', prefilter(kmsg));
+      for (const [path, rules] of logByPath) prefilters.set(`log:${path}`, prefilter(rules));
     }
     this.rules = set.rules;
     this.bySource = bySource;
     this.logByPath = logByPath;
+    this.prefilters = prefilters;
+  }
+
+  /** Line sources: the set scan picks the pattern rules worth running. */
+  private runLine(key: string, rules: readonly CompiledRule[], t: Trigger): void {
+    const pf = this.prefilters.get(key);
+    if (!pf || pf.set === null) {
+      this.run(rules, t);
+      return;
+    }
+    const t0 = performance.now();
+    const hits = pf.set.match(t.line!);
+    this.prefilterNs += (performance.now() - t0) * 1e6;
+    if (pf.others.length) this.run(pf.others, t);
+    if (hits.length === 0) return;
+    const chosen = hits.length === 1 ? [pf.patterned[hits[0]!]!] : hits.sort((a, b) => a - b).map((i) => pf.patterned[i]!);
+    this.run(chosen, t);
   }
 
   get ruleCount(): number {
@@ -171,7 +202,7 @@ export class RuleEngine {
   onKmsg(rec: { tNs: bigint; level: number; facility: number; seq: bigint; message: string }): void {
     const rules = this.bySource.get('kmsg');
     if (!rules) return;
-    this.run(rules, {
+    this.runLine('kmsg', rules, {
       source: 'kmsg',
       tNs: rec.tNs,
       line: rec.message,
@@ -183,7 +214,7 @@ export class RuleEngine {
   onLogLine(file: string, line: string, tNs: bigint = this.opts.clock.nowNs()): void {
     const rules = this.logByPath.get(file);
     if (!rules) return;
-    this.run(rules, { source: 'log', tNs, line, fields: { line, file }, summary: `${file}: ${line}` });
+    this.runLine(`log:${file}`, rules, { source: 'log', tNs, line, fields: { line, file }, summary: `${file}: ${line}` });
   }
 
   onLifecycle(ev: LifecycleEvent, en: EventContext): void {
@@ -288,14 +319,14 @@ export class RuleEngine {
     for (let i = 0; i < rules.length; i++) {
       const r = rules[i]!;
       const p = this.profiles.get(r.id)!;
-      const t0 = process.hrtime.bigint();
+      const t0 = performance.now();
       p.evaluations++;
       try {
         this.evaluate(r, t, p);
       } catch {
         this.errors++;
       }
-      const dt = process.hrtime.bigint() - t0;
+      const dt = (performance.now() - t0) * 1e6;
       p.timeNs += dt;
       if (dt > p.maxNs) p.maxNs = dt;
     }
@@ -473,7 +504,7 @@ export class RuleEngine {
 
   profile(): RuleProfile[] {
     const active = new Set(this.rules.map((r) => r.id));
-    return [...this.profiles.values()].filter((p) => active.has(p.rule)).sort((a, b) => (b.timeNs > a.timeNs ? 1 : b.timeNs < a.timeNs ? -1 : 0));
+    return [...this.profiles.values()].filter((p) => active.has(p.rule)).sort((a, b) => b.timeNs - a.timeNs);
   }
 
   stats() {
@@ -483,6 +514,29 @@ export class RuleEngine {
 
 /** Adds new items; a figure (window, failures, children) is replaced only by the one from an
  *  equally or more confident leaf, so a fallback rule does not overwrite the better figure. */
+interface Prefilter {
+  /** null when the set could not be built (RE2's set memory bound): rules then run one by one */
+  set: InstanceType<typeof RE2.Set> | null;
+  /** rules with a pattern, in set index order */
+  patterned: CompiledRule[];
+  /** rules without a pattern: always evaluated */
+  others: CompiledRule[];
+}
+
+function prefilter(rules: readonly CompiledRule[]): Prefilter {
+  const patterned = rules.filter((r) => r.pattern !== null);
+  const others = rules.filter((r) => r.pattern === null);
+  let set: Prefilter['set'] = null;
+  if (patterned.length > 1) {
+    try {
+      set = new RE2.Set(patterned.map((r) => r.pattern!.source), 'u');
+    } catch {
+      set = null;
+    }
+  }
+  return { set, patterned, others: set === null ? [...others, ...patterned] : others };
+}
+
 function mergeEvidence(into: Evidence[], add: readonly Evidence[], better: boolean): void {
   for (const e of add) {
     const figure = e.kind === 'window' || e.kind === 'failures' || e.kind === 'children';
@@ -514,11 +568,15 @@ function rank(fs: readonly Finding[], at: bigint, lookbackMs: number, clock: Rul
 
 /** Per-evaluation view of one event for one rule: values computed on first use. */
 export class Scope implements EvalScope {
-  private cache = new Map<string, Value | undefined>();
+  private cache: Map<string, Value | undefined> | null = null;
   private procDone = false;
   private procVal: ProcFact | null = null;
-  /** largest window asked of each figure family, for evidence */
-  readonly windows = new Map<string, number>();
+  /** largest window asked of each figure family, for evidence (allocated on first use) */
+  private windows: Map<string, number> | null = null;
+
+  windowFor(fn: string): number | undefined {
+    return this.windows?.get(fn);
+  }
 
   constructor(
     private readonly engine: RuleEngine,
@@ -542,7 +600,11 @@ export class Scope implements EvalScope {
   }
 
   value(ref: FieldRef): Value | undefined {
-    if (this.cache.has(ref.name)) return this.cache.get(ref.name);
+    // captures and event fields are plain lookups: no cache needed
+    if (this.captured !== null && ref.name in this.captured) return this.captured[ref.name];
+    if (ref.name in this.trigger.fields) return this.trigger.fields[ref.name];
+    if (this.cache === null) this.cache = new Map();
+    else if (this.cache.has(ref.name)) return this.cache.get(ref.name);
     const v = this.compute(ref);
     this.cache.set(ref.name, v);
     return v;
@@ -555,6 +617,7 @@ export class Scope implements EvalScope {
     const f = this.engine.facts();
     if (name === 'exec_id' || name.startsWith('proc.')) return procField(name, this.proc(), f.processes, this.trigger.tNs);
     if (ref.fn) {
+      this.windows ??= new Map();
       this.windows.set(ref.fn, Math.max(this.windows.get(ref.fn) ?? 0, ref.windowMs!));
       return this.figure(ref.fn, ref.windowMs!);
     }

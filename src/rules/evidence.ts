@@ -46,7 +46,7 @@ function procLine(p: ProcFact): string {
 function one(k: EvidenceKind, x: EvidenceInput): Evidence | Evidence[] | null {
   const { trigger: t, proc: p, clock, engine } = x;
   const ts = iso(clock, t.tNs);
-  const windowOf = (fn: string) => x.scope.windows.get(fn) ?? DEFAULT_WINDOW_MS;
+  const windowOf = (fn: string) => x.scope.windowFor(fn) ?? DEFAULT_WINDOW_MS;
   const toMs = Number(t.tNs / 1_000_000n);
   switch (k) {
     case 'line':
@@ -70,7 +70,7 @@ function one(k: EvidenceKind, x: EvidenceInput): Evidence | Evidence[] | null {
       };
     }
     case 'rss': {
-      const win = x.scope.windows.get('window.rss_growth') ?? 300_000;
+      const win = x.scope.windowFor('window.rss_growth') ?? 300_000;
       const w = rssWindow(engine.facts(), p, win, t.tNs);
       if (!w || !p) return null;
       const src = w.fromExit ? ' (max RSS at exit; no samples)' : ` (${w.samples} samples)`;
@@ -143,7 +143,7 @@ function one(k: EvidenceKind, x: EvidenceInput): Evidence | Evidence[] | null {
       }));
     }
     case 'top_writers': {
-      const win = x.scope.windows.get('history.top_writer_bytes') ?? DEFAULT_WINDOW_MS;
+      const win = x.scope.windowFor('history.top_writer_bytes') ?? DEFAULT_WINDOW_MS;
       const list = engine.history.exitsWithin(toMs - win, toMs).filter((e) => e.writeBytes > 0).sort((a, b) => b.writeBytes - a.writeBytes).slice(0, 5);
       if (list.length === 0) return null;
       return list.map((e) => ({

@@ -188,6 +188,14 @@ describe.skipIf(!bpfEnabled)('attribution on the real kernel', () => {
     expect(json.causes.find((k) => k.exec_id === execId)).toMatchObject({ cause: 'segfault', rule: 'segfault' });
   });
 
+  it('an exec storm is blamed on the parent running it', async () => {
+    const child = spawn('/bin/sh', ['-c', 'i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done'], { stdio: 'ignore' });
+    await exitOf(child.pid!);
+    const shell = events.find((c) => c.ev.pid === child.pid && c.ev.type === 'exec')!;
+    const c = await causeFor((k) => k.cause === 'exec_storm' && k.evidence.some((e) => e.kind === 'children' && e.exec_id === shell.en.execId));
+    expect(c.explanation).toMatch(new RegExp(`^sh \\(exec_id ${shell.en.execId}\\) started \\d+ programs in 10 s, the latest true$`));
+  });
+
   it('a command that fails repeatedly is ranked first', async () => {
     const script = join(mkdtempSync(join(tmpdir(), 'patrol-loop-')), 'flaky-worker');
     writeFileSync(script, '#!/bin/sh\nexit 3\n', { mode: 0o755 });

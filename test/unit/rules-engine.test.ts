@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { ExecEvent, ExitEvent, KText } from '../../src/shared/events.js';
-import { RuleEngine, loadRuleFiles, parseKmsgRecord, type ProcFact, type RuleClock, type RssSample } from '../../src/rules/index.js';
+import { RuleEngine, compileRuleSet, loadRuleFiles, parseKmsgRecord, type ProcFact, type RuleClock, type RssSample } from '../../src/rules/index.js';
 
 const PACK = fileURLToPath(new URL('../../rules', import.meta.url));
 const S = 1_000_000_000n;
@@ -177,10 +177,32 @@ describe('attribution engine', () => {
 
   it('profiles each rule: evaluations, matches, time', () => {
     const e = f.engine();
-    e.onKmsg(kmsg(1, f.nowNs, 'nothing to see'));
+    e.onKmsg(kmsg(1, f.nowNs, 'nothing to see')); // the set scan rules every kmsg rule out
+    expect(e.profile().find((x) => x.rule === 'oom-kill')).toMatchObject({ evaluations: 0 });
+    e.onKmsg(kmsg(2, f.nowNs, 'oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=,task_memcg=/,task=x,pid=99999,uid=0'));
+    e.expireDeferred(f.nowNs + 3n * S);
     const p = e.profile().find((x) => x.rule === 'oom-kill')!;
-    expect(p).toMatchObject({ evaluations: 1, patternMatches: 0, matches: 0 });
-    expect(p.timeNs).toBeGreaterThan(0n);
+    expect(p).toMatchObject({ evaluations: 2, patternMatches: 2, matches: 1 }); // deferred once, then without the process
+    expect(p.timeNs).toBeGreaterThan(0);
+    expect(e.profile().find((x) => x.rule === 'crash-signal')).toMatchObject({ evaluations: 0 });
+  });
+});
+
+describe('line prefilter', () => {
+  it('runs only the rules whose pattern matches a line, with the same findings as one by one', () => {
+    const text =
+      'rules:\n' +
+      Array.from({ length: 300 }, (_, i) => `  - id: r${i}\n    source: kmsg\n    pattern: 'word${i}\\b (?P<pid>\\d+)'\n    tree: { cause: c${i}, confidence: 0.5, explanation: 'x {pid}' }\n`).join('');
+    const set = compileRuleSet([{ file: 'many.yaml', text }]);
+    if (!set.ok) throw new Error(set.diagnostics.map((d) => d.message).join());
+    const f = new Fakes();
+    const e = new RuleEngine({ clock: f.clock });
+    e.setRules(set.set);
+    e.onKmsg(kmsg(1, f.nowNs, 'hello word150 42'));
+    e.onKmsg(kmsg(2, f.nowNs, 'nothing here'));
+    const evaluated = e.profile().filter((p) => p.evaluations > 0);
+    expect(evaluated.map((p) => p.rule)).toEqual(['r150']);
+    expect(e.rankRecent()).toEqual([expect.objectContaining({ cause: 'c150', rule: 'r150', explanation: 'x 42' })]);
   });
 });
 
