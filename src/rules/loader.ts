@@ -167,7 +167,9 @@ class FileCompiler {
     const pat = this.str(item, 'pattern', sourceOk && (source === 'kmsg' || source === 'log'));
     let pattern: RE2 | null = null;
     const captures = new Map<string, FieldType>();
-    if (pat) {
+    if (pat && sourceOk && source !== 'kmsg' && source !== 'log' && source !== 'check') {
+      this.err('E_RULE_SHAPE', `'pattern' applies to sources kmsg, log and check (a ${source} event has no line); test its fields in the tree`, pat.node);
+    } else if (pat) {
       const c = this.regex(pat.v, pat.node);
       if (c) {
         pattern = c.re;
