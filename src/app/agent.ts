@@ -12,10 +12,11 @@ import { Store, exitSummary } from '../store/index.js';
 import { startApi, type AgentView, type EventListener } from '../api/index.js';
 import { LifecyclePipeline } from './lifecycle.js';
 import { StatePipeline } from './states.js';
+import { ResourcePipeline, resourcesView } from './resources.js';
 import { PidLock } from './lock.js';
 import { removeStalePins } from './hygiene.js';
 import { loadConfig, type AgentConfig, type LoadConfigOptions } from './config.js';
-import { RulesService, explainView } from './rules.js';
+import { RulesService, explainView, rssWindows } from './rules.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -72,10 +73,14 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     const stateListeners = new Set<(ev: StateStreamEvent) => void>();
     let states: StatePipeline | null = null;
     let rules: RulesService | null = null;
+    let resources: ResourcePipeline | null = null;
     const onEvent = (ev: LifecycleEvent, en: Enriched) => {
       states?.states.applyLifecycle(ev, en);
       rules?.onLifecycle(ev, en);
-      if (ev.type === 'exit') store.recordExit(exitSummary(ev, en));
+      if (ev.type === 'exit') {
+        store.recordExit(exitSummary(ev, en));
+        resources?.onExit(ev, en);
+      }
       else if (ev.type === 'reap' && en.zombieNs !== undefined) store.recordReap(en.execId, en.zombieNs);
       for (const l of listeners) l(ev, en);
     };
@@ -86,8 +91,13 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       for (const l of stateListeners) l(ev);
     });
     cleanups.push(() => states!.close());
+    if (cfg.metrics.enabled) {
+      const health = ResourcePipeline.health(() => pipeline.accounting(), () => pipeline.table.size);
+      resources = await ResourcePipeline.start(cfg.metrics, pipeline.table, () => pipeline.readUsage(), health, log);
+      cleanups.push(() => resources!.close());
+    }
     if (cfg.rules.enabled) {
-      rules = RulesService.start({ config: cfg.rules, table: pipeline.table, log, nowNs: boottimeNs, states });
+      rules = RulesService.start({ config: cfg.rules, table: pipeline.table, log, nowNs: boottimeNs, states, ...(resources ? { windows: rssWindows(resources) } : {}) });
       cleanups.push(() => rules!.close());
     }
 
@@ -112,6 +122,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       },
       subscribeState,
       ...(rules ? { explain: explainView(rules) } : {}),
+      ...(resources ? { resources: resourcesView(resources) } : {}),
     };
     function subscribeState(l: (ev: StateStreamEvent) => void): () => void {
       stateListeners.add(l);

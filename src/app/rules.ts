@@ -7,6 +7,8 @@ import type { Logger } from '../shared/log.js';
 import type { LifecycleEvent, StateStreamEvent } from '../shared/events.js';
 import type { Enriched, ProcessEntry, ProcessTable, StuckD, ZombieInfo } from '../process/index.js';
 import type { ExplainView } from '../api/index.js';
+import { nsToMs } from '../metrics/index.js';
+import type { ResourcePipeline } from './resources.js';
 import {
   FileTailer,
   KmsgReader,
@@ -281,5 +283,16 @@ export function explainView(rules: RulesService): ExplainView {
       })),
       stats: rules.stats() as unknown as Record<string, unknown>,
     }),
+  };
+}
+
+/** RSS samples from the resource windows (src/metrics), as the rules' WindowFacts. */
+export function rssWindows(resources: ResourcePipeline): WindowFacts {
+  return {
+    rss(execId, windowMs, nowNs) {
+      const series = resources.processes.windows.get(execId)?.series.rss;
+      if (!series) return [];
+      return series.points(nsToMs(nowNs), windowMs).map((p) => ({ tNs: BigInt(Math.round(p.t * 1e6)), bytes: p.v }));
+    },
   };
 }

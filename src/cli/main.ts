@@ -6,6 +6,7 @@ import { registerStatus } from './status.js';
 import { registerPs } from './ps.js';
 import { registerEvents } from './events.js';
 import { registerZombies } from './zombies.js';
+import { registerTop } from './top.js';
 import { registerAgent } from './agent.js';
 import { registerRules } from './rules.js';
 import { registerExplain } from './explain.js';
@@ -26,6 +27,7 @@ registerEvents(program);
 registerZombies(program);
 registerRules(program);
 registerExplain(program);
+registerTop(program);
 
 try {
   await program.parseAsync(process.argv);
