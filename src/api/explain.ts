@@ -96,18 +96,18 @@ export function registerExplainRoutes(app: FastifyInstance, prefix: string, view
     },
   );
 
-  app.get<{ Querystring: { recent?: boolean; limit?: number } }>(
+  app.get<{ Querystring: { recent?: string; limit?: number } }>(
     `${prefix}/explain`,
     {
       schema: {
-        querystring: { type: 'object', additionalProperties: false, properties: { recent: { type: 'boolean' }, limit: { type: 'integer', minimum: 1, maximum: 500 } } },
+        querystring: { type: 'object', additionalProperties: false, properties: { recent: { type: 'string', enum: ['1', 'true', '0', 'false'] }, limit: { type: 'integer', minimum: 1, maximum: 500 } } },
         response: { 200: { type: 'object', properties: { alerts: { type: 'array', items: { type: 'object', additionalProperties: true } }, causes: { type: 'array', items: causeSchema } } } },
       },
     },
     async (req, reply) => {
       const v = view();
       if (!v) return unavailable(reply);
-      if (!req.query.recent) return reply.code(400).send({ error: 'bad_request', message: 'use /explain/ALERT_ID or /explain?recent=1', status: 400 });
+      if (req.query.recent !== '1' && req.query.recent !== 'true') return reply.code(400).send({ error: 'bad_request', message: 'use /explain/ALERT_ID or /explain?recent=1', status: 400 });
       return send(reply, v.explainRecent(req.query.limit ?? 10));
     },
   );

@@ -456,7 +456,7 @@ export class RuleEngine {
         rss.data.max = max;
         rss.data.max_at_exit = max;
         const first = typeof rss.data.first === 'number' ? rss.data.first : 0;
-        rss.summary = `RSS grew from ${formatBytes(first)} to ${formatBytes(max)} (max RSS at exit) in ${formatMs(Number(rss.data.span_ms ?? 0))}`;
+        rss.summary = `RSS grew from ${formatBytes(first)}${rss.data.from_start ? " at its start" : ""} to ${formatBytes(max)} (max RSS at exit) in ${formatMs(Number(rss.data.span_ms ?? 0))}`;
       }
     }
   }
@@ -674,6 +674,8 @@ export interface RssFigures {
   samples: number;
   spanMs: number;
   fromExit: boolean;
+  /** the process started inside the window: growth counts from its start (RSS 0) */
+  fromStart: boolean;
 }
 
 /** RSS over the window: samples when a sampler runs; else the exit's max RSS, growing from zero
@@ -690,13 +692,13 @@ export function rssWindow(f: { windows?: WindowFacts }, p: ProcFact | null, wind
     const last = Math.max(s[s.length - 1]!.bytes, p.maxRssBytes ?? 0);
     const spanFrom = startedInside ? p.startNs : s[0]!.tNs;
     const spanTo = p.exitNs ?? s[s.length - 1]!.tNs;
-    return { first, last, max, samples: s.length, spanMs: Number(spanTo - spanFrom) / 1e6, fromExit: false };
+    return { first, last, max, samples: s.length, spanMs: Number(spanTo - spanFrom) / 1e6, fromExit: false, fromStart: startedInside };
   }
   if (p.maxRssBytes === null) return null;
   const startedInside = p.startNs >= atNs - BigInt(windowMs) * 1_000_000n;
   if (!startedInside) return null;
   const end = p.exitNs ?? atNs;
-  return { first: 0, last: p.maxRssBytes, max: p.maxRssBytes, samples: 0, spanMs: Number(end - p.startNs) / 1e6, fromExit: true };
+  return { first: 0, last: p.maxRssBytes, max: p.maxRssBytes, samples: 0, spanMs: Number(end - p.startNs) / 1e6, fromExit: true, fromStart: true };
 }
 
 function procField(name: string, p: ProcFact | null, pf: ProcessFacts | undefined, atNs: bigint): Value | undefined {

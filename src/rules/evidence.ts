@@ -76,8 +76,8 @@ function one(k: EvidenceKind, x: EvidenceInput): Evidence | Evidence[] | null {
       const src = w.fromExit ? ' (max RSS at exit; no samples)' : ` (${w.samples} samples)`;
       return {
         kind: 'window', ts, exec_id: p.execId,
-        summary: `RSS grew from ${formatBytes(w.first)} to ${formatBytes(w.max)} in ${formatMs(w.spanMs)}${src}`,
-        data: { metric: 'rss', window_ms: win, first: w.first, last: w.last, max: w.max, samples: w.samples, span_ms: Math.round(w.spanMs) },
+        summary: `RSS grew from ${formatBytes(w.first)}${w.fromStart ? ' at its start' : ''} to ${formatBytes(w.max)} in ${formatMs(w.spanMs)}${src}`,
+        data: { metric: 'rss', window_ms: win, from_start: w.fromStart, first: w.first, last: w.last, max: w.max, samples: w.samples, span_ms: Math.round(w.spanMs) },
       };
     }
     case 'exit':

@@ -215,3 +215,36 @@ describe('kmsg records', () => {
     expect(parseKmsgRecord('a,b,c,d;x')).toBeNull();
   });
 });
+
+describe('explain API routes', () => {
+  it('answer 503 without attribution, 400 without recent, 404 for an unknown alert, and serialize bigints', async () => {
+    const { startApi } = await import('../../src/api/index.js');
+    const { ApiClient } = await import('../../src/cli/client.js');
+    const { FakeAgent } = await import('./api-fake.js');
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const pino = (await import('pino')).default;
+    const agent = new FakeAgent();
+    const sock = join(mkdtempSync(join(tmpdir(), 'patrol-explain-')), 's.sock');
+    const api = await startApi(agent, { socket: sock, log: pino({ level: 'silent' }) });
+    const c = new ApiClient(sock);
+    const status = (p: string, q?: Record<string, string | number | boolean>) => c.get(p, q).then(() => 200, (e: { status?: number }) => e.status);
+    try {
+      expect(await status('/explain', { recent: true })).toBe(503);
+      (agent as { explain?: unknown }).explain = {
+        explain: (id: string) => (id === 'a1' ? { alert: { id: 'a1', check: 'mem', state: 'critical', ts: 1, evidence: { big: 2n ** 60n } }, causes: [] } : null),
+        explainRecent: (limit: number) => ({ alerts: [], causes: Array.from({ length: Math.min(limit, 2) }, (_, i) => ({ cause: `c${i}`, confidence: 0.5, explanation: 'x', evidence: [], rule: 'r', score: 0.5, ts: 'now', count: 1, processes: 1, exec_id: null, pid: null })) }),
+        rules: () => ({ dir: '/r', rules: 1, diagnostics: [], profile: [], stats: {} }),
+      };
+      expect(await status('/explain')).toBe(400);
+      expect(await status('/explain/nope')).toBe(404);
+      expect(await c.get('/explain/a1')).toEqual({ alert: { id: 'a1', check: 'mem', state: 'critical', ts: 1, evidence: { big: 2 ** 60 } }, causes: [] });
+      expect(((await c.get('/explain', { recent: 1, limit: 1 })) as { causes: unknown[] }).causes).toHaveLength(1);
+      expect(await status('/explain', { recent: 1, limit: 0 })).toBe(400);
+      expect(await c.get('/rules')).toMatchObject({ dir: '/r', rules: 1 });
+    } finally {
+      await api.close();
+    }
+  });
+});
