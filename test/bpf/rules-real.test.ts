@@ -14,6 +14,7 @@ import { LifecyclePipeline } from '../../src/app/lifecycle.js';
 import { RulesService, explainView } from '../../src/app/rules.js';
 import { startApi, type ApiHandle, type CauseJson, type ExplainRecentJson } from '../../src/api/index.js';
 import type { RssSample, WindowFacts } from '../../src/rules/index.js';
+import { ProcessStates } from '../../src/process/index.js';
 import { runExplain } from '../../src/cli/explain.js';
 import { FakeAgent } from '../unit/api-fake.js';
 import { bpfEnabled, sleep, type Captured } from './helpers.js';
@@ -93,7 +94,12 @@ describe.skipIf(!bpfEnabled)('attribution on the real kernel', () => {
       if (ev.type === 'exec' && watchComms.has(ev.comm.text)) sampler.watch(en.execId, ev.pid);
       svc?.onLifecycle(ev, en);
     });
-    svc = rules = RulesService.start({ config: { dir: null, kmsg: true }, table: pipeline.table, log, nowNs: boottimeNs, windows: sampler, kmsgBacklogMs: 0 });
+    // zombies come from the process table (the state sensor adds stuck-D, not needed here)
+    const states = new ProcessStates(pipeline.table);
+    svc = rules = RulesService.start({
+      config: { dir: null, kmsg: true }, table: pipeline.table, log, nowNs: boottimeNs, windows: sampler, kmsgBacklogMs: 0,
+      states: { zombies: (now) => states.zombies(now), stuckD: () => [], dThresholdNs: 1_000_000_000n },
+    });
     // `segfault at` lines need debug.exception-trace=1; restored after
     try {
       exceptionTrace = readFileSync('/proc/sys/debug/exception-trace', 'utf8').trim();
@@ -194,6 +200,27 @@ describe.skipIf(!bpfEnabled)('attribution on the real kernel', () => {
     const shell = events.find((c) => c.ev.pid === child.pid && c.ev.type === 'exec')!;
     const c = await causeFor((k) => k.cause === 'exec_storm' && k.evidence.some((e) => e.kind === 'children' && e.exec_id === shell.en.execId));
     expect(c.explanation).toMatch(new RegExp(`^sh \\(exec_id ${shell.en.execId}\\) started \\d+ programs in 10 s, the latest true$`));
+  });
+
+  it('a zombie alert is blamed on the parent that does not reap', async () => {
+    // python forks 3 children that exit at once, then sleeps without waiting for them
+    const parent = spawn('python3', ['-c', 'import os, time\nfor _ in range(3):\n    if os.fork() == 0: os._exit(0)\ntime.sleep(3)'], { stdio: 'ignore' });
+    try {
+      const end = Date.now() + 5000;
+      while (pipeline.table.children(pipeline.table.byPid(parent.pid!)?.execId ?? '').filter((c) => c.state === 'zombie').length < 3) {
+        if (Date.now() > end) throw new Error('no zombies');
+        await sleep(20);
+      }
+      const alert = { id: `zombie-${parent.pid}`, check: 'zombie_count', state: 'critical', ts: Date.now(), evidence: { value: 3 } };
+      const [top] = rules.engine.explain(alert);
+      expect(top).toMatchObject({ cause: 'zombie_leak', rule: 'zombie-leak' });
+      expect(top!.explanation).toMatch(/^python3 is not reaping its children: 3 of the \d+ zombies are its$/);
+      const z = top!.evidence.find((e) => e.kind === 'zombies')!;
+      expect(z.summary).toMatch(new RegExp(`^parent pid ${parent.pid} \\(python3\\) has not reaped 3 children`));
+      expect(z.exec_id).toBe(pipeline.table.byPid(parent.pid!)!.execId);
+    } finally {
+      parent.kill('SIGKILL');
+    }
   });
 
   it('a command that fails repeatedly is ranked first', async () => {
