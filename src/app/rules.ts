@@ -24,6 +24,7 @@ import {
   type RankedCause,
   type RuleProfile,
   type WindowFacts,
+  type WriterFigure,
 } from '../rules/index.js';
 
 /** The pack shipped in rules/ (dist/app/rules.js and src/app/rules.ts are both two levels down). */
@@ -286,13 +287,23 @@ export function explainView(rules: RulesService): ExplainView {
   };
 }
 
-/** RSS samples from the resource windows (src/metrics), as the rules' WindowFacts. */
+/** The resource windows (src/metrics) as the rules' WindowFacts: RSS samples, top writers. */
 export function rssWindows(resources: ResourcePipeline): WindowFacts {
+  const procs = resources.processes;
   return {
     rss(execId, windowMs, nowNs) {
-      const series = resources.processes.windows.get(execId)?.series.rss;
+      const series = procs.windows.get(execId)?.series.rss;
       if (!series) return [];
       return series.points(nsToMs(nowNs), windowMs).map((p) => ({ tNs: BigInt(Math.round(p.t * 1e6)), bytes: p.v }));
+    },
+    topWriters(windowMs, nowNs, limit) {
+      const nowMs = nsToMs(nowNs);
+      const out: WriterFigure[] = [];
+      for (const e of procs.windows.values()) {
+        const bytes = procs.figures(e, 'io_write', nowMs, windowMs)?.sum ?? 0;
+        if (bytes > 0) out.push({ execId: e.meta.execId, pid: e.meta.pid, comm: e.meta.comm, bytes });
+      }
+      return out.sort((a, b) => b.bytes - a.bytes).slice(0, limit);
     },
   };
 }

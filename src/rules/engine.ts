@@ -4,7 +4,7 @@
 import RE2 from 're2';
 import type { LifecycleEvent, StateEvent } from '../shared/events.js';
 import { PROCESS_SOURCES, type EvidenceKind, type FieldRef, type SourceKind } from './catalogue.js';
-import type { AlertLike, NodeStateFacts, ProcFact, ProcessFacts, RuleClock, WindowFacts } from './facts.js';
+import type { AlertLike, NodeStateFacts, ProcFact, ProcessFacts, RuleClock, WindowFacts, WriterFigure } from './facts.js';
 import { History, commandKey, type HistoryLimits } from './history.js';
 import type { RuleSet } from './loader.js';
 import { decide, render, type CompiledRule, type EvalScope, type Leaf } from './tree.js';
@@ -652,7 +652,7 @@ export class Scope implements EvalScope {
         return parent === null ? undefined : h.execsBy(parent, fromMs, toMs).length;
       }
       case 'history.top_writer_bytes':
-        return h.exitsWithin(fromMs, toMs).reduce((m, x) => Math.max(m, x.writeBytes), 0);
+        return topWriters(this.engine, windowMs, t.tNs, 1)[0]?.bytes ?? 0;
       default: {
         const w = rssWindow(this.engine.facts(), this.proc(), windowMs, t.tNs);
         if (!w) return undefined;
@@ -665,6 +665,20 @@ export class Scope implements EvalScope {
     const p = this.proc();
     return p ? commandKey(p.comm, p.filename) : null;
   }
+}
+
+/** Heaviest writers in the window: the resource windows' figures (live and exited processes)
+ *  when there are any, merged with the exits the engine saw (exact totals at exit). */
+export function topWriters(engine: RuleEngine, windowMs: number, atNs: bigint, limit: number): WriterFigure[] {
+  const toMs = ms(atNs);
+  const by = new Map<string, WriterFigure>();
+  for (const w of engine.facts().windows?.topWriters?.(windowMs, atNs, limit * 2) ?? []) by.set(w.execId, w);
+  for (const x of engine.history.exitsWithin(toMs - windowMs, toMs)) {
+    if (x.writeBytes <= 0) continue;
+    const prev = by.get(x.execId);
+    if (!prev || prev.bytes < x.writeBytes) by.set(x.execId, { execId: x.execId, pid: x.pid, comm: x.comm, bytes: x.writeBytes });
+  }
+  return [...by.values()].sort((a, b) => b.bytes - a.bytes).slice(0, limit);
 }
 
 export interface RssFigures {

@@ -4,7 +4,7 @@ import type { ExitEvent } from '../shared/events.js';
 import type { EvidenceKind } from './catalogue.js';
 import type { ProcFact, RuleClock } from './facts.js';
 import type { RuleEngine, Scope } from './engine.js';
-import { rssWindow, signalName } from './engine.js';
+import { rssWindow, signalName, topWriters } from './engine.js';
 import type { CompiledRule } from './tree.js';
 import { formatBytes, formatMs, type Value } from './units.js';
 
@@ -144,12 +144,12 @@ function one(k: EvidenceKind, x: EvidenceInput): Evidence | Evidence[] | null {
     }
     case 'top_writers': {
       const win = x.scope.windowFor('history.top_writer_bytes') ?? DEFAULT_WINDOW_MS;
-      const list = engine.history.exitsWithin(toMs - win, toMs).filter((e) => e.writeBytes > 0).sort((a, b) => b.writeBytes - a.writeBytes).slice(0, 5);
+      const list = topWriters(engine, win, t.tNs, 5);
       if (list.length === 0) return null;
       return list.map((e) => ({
         kind: 'top_writers' as const, ts, exec_id: e.execId,
-        summary: `pid ${e.pid} (${e.comm}) wrote ${formatBytes(e.writeBytes)} (exited in the last ${formatMs(win)})`,
-        data: { pid: e.pid, comm: e.comm, write_bytes: e.writeBytes },
+        summary: `pid ${e.pid} (${e.comm}) wrote ${formatBytes(e.bytes)} in the last ${formatMs(win)}`,
+        data: { pid: e.pid, comm: e.comm, write_bytes: e.bytes },
       }));
     }
     case 'check':

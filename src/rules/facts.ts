@@ -33,9 +33,19 @@ export interface RssSample {
   bytes: number;
 }
 
+export interface WriterFigure {
+  execId: string;
+  pid: number;
+  comm: string;
+  /** bytes written to storage in the window */
+  bytes: number;
+}
+
 export interface WindowFacts {
   /** RSS samples of a process in [nowNs − windowMs, nowNs], oldest first; empty when unsampled */
   rss(execId: string, windowMs: number, nowNs: bigint): RssSample[];
+  /** the processes (live or exited) that wrote the most in the window, most first */
+  topWriters?(windowMs: number, nowNs: bigint, limit: number): WriterFigure[];
 }
 
 export interface NodeStateFacts {

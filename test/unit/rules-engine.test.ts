@@ -143,6 +143,13 @@ describe('attribution engine', () => {
     expect(ex[0]).toMatchObject({ cause: 'disk_filled_by_writer' });
     const writers = ex[0]!.evidence.filter((x) => x.kind === 'top_writers').map((x) => x.exec_id);
     expect(writers).toEqual(['d2', 'd3', 'd1']);
+    // live writers from the resource windows join the exited ones
+    const live = new RuleEngine({ clock: f.clock, windows: { rss: () => [], topWriters: () => [{ execId: 'live1', pid: 42, comm: 'dd', bytes: 5 * 2 ** 30 }] } });
+    live.setRules(loadRuleFiles(PACK).ok ? (loadRuleFiles(PACK) as { set: import('../../src/rules/index.js').RuleSet }).set : (undefined as never));
+    live.onLifecycle(exitEv(2002, 'writer2', f.nowNs - 60n * S, { writeBytes: 900n << 20n }), { execId: 'd2', parentExecId: null, ppid: 1, comm: 'writer2' });
+    const lx = live.explain({ id: 'al-e', check: 'disk_usage', state: 'critical', ts: f.clock.epochMs(f.nowNs), evidence: null });
+    expect(lx[0]!.explanation).toContain('the largest writer wrote 5.0 GiB');
+    expect(lx[0]!.evidence.filter((x) => x.kind === 'top_writers').map((x) => x.summary)).toEqual(['pid 42 (dd) wrote 5.0 GiB in the last 15.0 min', 'pid 2002 (writer2) wrote 900 MiB in the last 15.0 min']);
     expect(ex[0]!.evidence.find((x) => x.kind === 'check')!.summary).toBe('disk_usage critical (alert al-d)');
   });
 
