@@ -14,7 +14,7 @@ import { LifecyclePipeline } from '../../src/app/lifecycle.js';
 import { RulesService, explainView } from '../../src/app/rules.js';
 import { startApi, type ApiHandle, type CauseJson, type ExplainRecentJson } from '../../src/api/index.js';
 import type { RssSample, WindowFacts } from '../../src/rules/index.js';
-import { ProcessStates } from '../../src/process/index.js';
+import { StatePipeline } from '../../src/app/states.js';
 import { runExplain } from '../../src/cli/explain.js';
 import { FakeAgent } from '../unit/api-fake.js';
 import { bpfEnabled, sleep, type Captured } from './helpers.js';
@@ -77,6 +77,7 @@ function compile(src: string): string {
 
 describe.skipIf(!bpfEnabled)('attribution on the real kernel', () => {
   let pipeline: LifecyclePipeline;
+  let st: StatePipeline | null = null;
   let rules: RulesService;
   let sampler: RssSampler;
   let api: ApiHandle;
@@ -91,14 +92,14 @@ describe.skipIf(!bpfEnabled)('attribution on the real kernel', () => {
     let svc: RulesService | null = null;
     pipeline = LifecyclePipeline.start({}, log, (ev, en) => {
       events.push({ ev, en: { ...en } });
+      st?.states.applyLifecycle(ev, en);
       if (ev.type === 'exec' && watchComms.has(ev.comm.text)) sampler.watch(en.execId, ev.pid);
       svc?.onLifecycle(ev, en);
     });
-    // zombies come from the process table (the state sensor adds stuck-D, not needed here)
-    const states = new ProcessStates(pipeline.table);
+    // the state sensor as the agent runs it: zombies, and D past 200 ms
+    st = StatePipeline.start({ dThresholdMs: 200, sweepMs: 100 }, pipeline.table, log, (ev) => svc?.onState(ev));
     svc = rules = RulesService.start({
-      config: { dir: null, kmsg: true }, table: pipeline.table, log, nowNs: boottimeNs, windows: sampler, kmsgBacklogMs: 0,
-      states: { zombies: (now) => states.zombies(now), stuckD: () => [], dThresholdNs: 1_000_000_000n },
+      config: { dir: null, kmsg: true }, table: pipeline.table, log, nowNs: boottimeNs, windows: sampler, kmsgBacklogMs: 0, states: st,
     });
     // `segfault at` lines need debug.exception-trace=1; restored after
     try {
@@ -118,6 +119,7 @@ describe.skipIf(!bpfEnabled)('attribution on the real kernel', () => {
     await api?.close();
     rules?.close();
     sampler?.close();
+    await st?.close();
     await pipeline?.stop().finally(() => pipeline.close());
   });
 
@@ -203,8 +205,8 @@ describe.skipIf(!bpfEnabled)('attribution on the real kernel', () => {
   });
 
   it('a zombie alert is blamed on the parent that does not reap', async () => {
-    // python forks 3 children that exit at once, then sleeps without waiting for them
-    const parent = spawn('python3', ['-c', 'import os, time\nfor _ in range(3):\n    if os.fork() == 0: os._exit(0)\ntime.sleep(3)'], { stdio: 'ignore' });
+    // perl forks 3 children that exit at once, then sleeps without waiting for them
+    const parent = spawn('perl', ['-e', 'for (1..3) { exit 0 unless fork() } sleep 3'], { stdio: 'ignore' });
     try {
       const end = Date.now() + 5000;
       while (pipeline.table.children(pipeline.table.byPid(parent.pid!)?.execId ?? '').filter((c) => c.state === 'zombie').length < 3) {
@@ -214,13 +216,23 @@ describe.skipIf(!bpfEnabled)('attribution on the real kernel', () => {
       const alert = { id: `zombie-${parent.pid}`, check: 'zombie_count', state: 'critical', ts: Date.now(), evidence: { value: 3 } };
       const [top] = rules.engine.explain(alert);
       expect(top).toMatchObject({ cause: 'zombie_leak', rule: 'zombie-leak' });
-      expect(top!.explanation).toMatch(/^python3 is not reaping its children: 3 of the \d+ zombies are its$/);
+      expect(top!.explanation).toMatch(/^perl is not reaping its children: 3 of the \d+ zombies are its$/);
       const z = top!.evidence.find((e) => e.kind === 'zombies')!;
-      expect(z.summary).toMatch(new RegExp(`^parent pid ${parent.pid} \\(python3\\) has not reaped 3 children`));
+      expect(z.summary).toMatch(new RegExp(`^parent pid ${parent.pid} \\(perl\\) has not reaped 3 children`));
       expect(z.exec_id).toBe(pipeline.table.byPid(parent.pid!)!.execId);
     } finally {
       parent.kill('SIGKILL');
     }
+  });
+
+  it('a process stuck in D is named with how long', async () => {
+    const bin = compile('vfork_sleep.c');
+    const child = spawn(bin, ['500'], { stdio: 'ignore' });
+    await exitOf(child.pid!);
+    const execId = events.find((c) => c.ev.pid === child.pid && c.ev.type === 'exec')!.en.execId;
+    const c = await causeFor((k) => k.cause === 'stuck_d_state' && k.exec_id === execId);
+    expect(c.explanation).toMatch(new RegExp(`^pid ${child.pid} \\(vfork_sleep, exec_id ${execId}\\) spent (4[89]\\d|5\\d\\d) ms in D state`));
+    expect(c.evidence.find((e) => e.kind === 'stuck_d')!.data).toMatchObject({ pid: child.pid });
   });
 
   it('a command that fails repeatedly is ranked first', async () => {
@@ -234,7 +246,7 @@ describe.skipIf(!bpfEnabled)('attribution on the real kernel', () => {
     }
     await exitOf(last);
     const { json, text } = await explainCli();
-    expect(json.causes[0]).toMatchObject({ cause: 'crash_loop', pid: last });
+    expect(json.causes[0], JSON.stringify({ last, top: json.causes[0] }, null, 1)).toMatchObject({ cause: 'crash_loop', pid: last });
     expect(json.causes[0]!.explanation).toMatch(/^flaky-worker is crash-looping|^flaky-worker failed 6 times in 10 min/);
     expect(json.causes[0]!.evidence.find((e) => e.kind === 'failures')!.data).toMatchObject({ count: 6 });
     expect(text.split('\n')[1]).toMatch(/^1\. crash_loop/);
