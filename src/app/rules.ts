@@ -307,3 +307,25 @@ export function rssWindows(resources: ResourcePipeline): WindowFacts {
     },
   };
 }
+
+/** A stored alert as the check engine keeps it (issue 6: `name` is the check's name, `at` epoch ms). */
+export interface StoredAlertLike {
+  id: string;
+  name: string;
+  state: string;
+  at: number;
+  evidence: unknown;
+}
+
+/** The check engine's alert query as the rules' AlertSource: wire with
+ *  `rules.alerts = alertSource((q) => checks.alerts(q))` once both run in the agent. */
+export function alertSource(query: (q: { limit: number }) => StoredAlertLike[]): AlertSource {
+  const like = (a: StoredAlertLike): AlertLike => ({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence });
+  return {
+    get: (id) => {
+      const a = query({ limit: 1000 }).find((x) => x.id === id);
+      return a ? like(a) : null;
+    },
+    recent: (limit) => query({ limit }).map(like),
+  };
+}

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProcessTable, type ProcFs } from '../../src/process/index.js';
 import { createLogger } from '../../src/shared/log.js';
-import { RulesService, readCgroupPath } from '../../src/app/rules.js';
+import { RulesService, alertSource, readCgroupPath } from '../../src/app/rules.js';
 
 const noProc: ProcFs = { listPids: () => [], readStat: () => null, readCmdline: () => null, readUid: () => null };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -44,6 +44,27 @@ describe('RulesService', () => {
       expect(svc.registry.set.rules.map((r) => r.id)).toEqual(['app-db-down']);
       expect(svc.lastDiagnostics[0]).toMatch(/bad\.yaml:1:\d+: E_RULE_SHAPE/);
       now += 1n;
+    } finally {
+      svc.close();
+    }
+  });
+
+  it('explains stored alerts through the AlertSource adapter', () => {
+    const now = 1000n * 1_000_000_000n;
+    const svc = RulesService.start({
+      config: { dir: null, kmsg: false },
+      table: new ProcessTable({ bootId: 'b', procfs: noProc, now: () => now }),
+      log: createLogger({ level: 'silent' }),
+      nowNs: () => now,
+    });
+    try {
+      const stored = [{ id: 'a1b2', name: 'disk_root', check_id: 'c1', state: 'critical', at: Date.now(), evidence: { value: 0.97 } }];
+      svc.alerts = alertSource((q) => stored.slice(0, q.limit));
+      expect(svc.explain('nope')).toBeNull();
+      const r = svc.explain('a1b2')!;
+      expect(r.alert).toMatchObject({ id: 'a1b2', check: 'disk_root', state: 'critical' });
+      expect(r.causes[0]).toMatchObject({ cause: 'disk_filled_unattributed', rule: 'disk-full-writers' });
+      expect(svc.explainRecent(5).alerts).toHaveLength(1);
     } finally {
       svc.close();
     }
