@@ -54,6 +54,8 @@ export interface KmsgStats {
   /** sequence numbers skipped (overwritten records) */
   missed: number;
   malformed: number;
+  /** unexpected read errors (the reader keeps polling) */
+  errors: number;
 }
 
 export interface KmsgReaderOptions {
@@ -66,7 +68,7 @@ export interface KmsgReaderOptions {
 
 /** Polls /dev/kmsg (read-only, O_NONBLOCK) and hands each record to `onRecord`. */
 export class KmsgReader {
-  readonly stats: KmsgStats = { records: 0, overruns: 0, missed: 0, malformed: 0 };
+  readonly stats: KmsgStats = { records: 0, overruns: 0, missed: 0, malformed: 0, errors: 0 };
   private fd: number;
   private timer: NodeJS.Timeout | null = null;
   private readonly buf = Buffer.allocUnsafe(16384);
@@ -80,8 +82,15 @@ export class KmsgReader {
   }
 
   start(): this {
-    this.poll();
-    this.timer = setInterval(() => this.poll(), this.opts.intervalMs ?? 200);
+    const tick = () => {
+      try {
+        this.poll();
+      } catch {
+        this.stats.errors++; // never let a timer callback throw into the agent
+      }
+    };
+    tick();
+    this.timer = setInterval(tick, this.opts.intervalMs ?? 200);
     this.timer.unref();
     return this;
   }

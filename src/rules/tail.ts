@@ -9,6 +9,8 @@ export interface TailStats {
   truncations: number;
   /** lines longer than maxLineBytes, cut */
   longLines: number;
+  /** unexpected I/O errors (the tailer reopens the path on the next poll) */
+  errors: number;
 }
 
 export interface TailOptions {
@@ -19,7 +21,7 @@ export interface TailOptions {
 }
 
 export class FileTailer {
-  readonly stats: TailStats = { lines: 0, rotations: 0, truncations: 0, longLines: 0 };
+  readonly stats: TailStats = { lines: 0, rotations: 0, truncations: 0, longLines: 0, errors: 0 };
   private fd = -1;
   private ino = -1;
   private pos = 0;
@@ -55,7 +57,22 @@ export class FileTailer {
   }
 
   start(): this {
-    this.timer = setInterval(() => this.poll(), this.opts.intervalMs ?? 250);
+    this.timer = setInterval(() => {
+      try {
+        this.poll();
+      } catch {
+        // e.g. the file's filesystem went away: start over from the path next time
+        this.stats.errors++;
+        if (this.fd >= 0) {
+          try {
+            closeSync(this.fd);
+          } catch {
+            /* already closed */
+          }
+        }
+        this.fd = -1;
+      }
+    }, this.opts.intervalMs ?? 250);
     this.timer.unref();
     return this;
   }
