@@ -34,6 +34,7 @@ import {
   treeRoute,
   zombiesRoute,
 } from './schemas.js';
+import { registerExplainRoutes } from './explain.js';
 import { chmodOwnerOnly, ownerOnlyListen, prepareSocketPath } from './socket.js';
 
 export interface ApiOptions {
@@ -192,6 +193,7 @@ function buildApp(
   });
 
   const P = API_PREFIX;
+  registerExplainRoutes(app, P, () => view.explain ?? null);
 
   app.get(`${P}/health`, { schema: healthRoute }, async (): Promise<HealthJson> => ({
     status: 'ok',

@@ -3,6 +3,7 @@
 import type { EventType, LifecycleEvent, StateStreamEvent, TypeAccounting } from '../shared/events.js';
 import type { Enriched, ProcessTable, ProcessTableStats, ProcState, RqStats, StuckD, ZombieInfo } from '../process/index.js';
 import type { RingStats } from '../kernel/index.js';
+import type { ExplainView } from './explain.js';
 import type { TopGroup, TopRow, TopSort } from '../metrics/index.js';
 
 /** Resource windows, when the agent runs them (metrics.enabled). */
@@ -79,6 +80,8 @@ export interface AgentView {
   subscribe(listener: EventListener): () => void;
   /** Live transitions of interest and throttle notices from the state sensor, if it runs. */
   subscribeState?(listener: (ev: StateStreamEvent) => void): () => void;
+  /** attribution (rules engine), when it runs */
+  explain?: ExplainView;
   /** Resource windows and /metrics; absent when metrics are disabled. */
   resources?: ResourcesView;
 }

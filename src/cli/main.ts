@@ -8,6 +8,8 @@ import { registerEvents } from './events.js';
 import { registerZombies } from './zombies.js';
 import { registerTop } from './top.js';
 import { registerAgent } from './agent.js';
+import { registerRules } from './rules.js';
+import { registerExplain } from './explain.js';
 import { VERSION } from '../shared/version.js';
 
 const program = new Command();
@@ -23,6 +25,8 @@ registerStatus(program);
 registerPs(program);
 registerEvents(program);
 registerZombies(program);
+registerRules(program);
+registerExplain(program);
 registerTop(program);
 
 try {

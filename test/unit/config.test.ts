@@ -77,6 +77,7 @@ const DEFAULTS: AgentConfig = {
     cgroupsMax: 256,
     prometheus: { enabled: true, host: '127.0.0.1', port: 9464, topN: 20, windowMs: 60_000 },
   },
+  rules: { enabled: true, dir: null, kmsg: true },
 };
 
 /** every setting different from its default */
@@ -106,6 +107,7 @@ const CUSTOM: AgentConfig = {
     cgroupsMax: 16,
     prometheus: { enabled: false, host: '0.0.0.0', port: 9100, topN: 5, windowMs: 5_000 },
   },
+  rules: { enabled: false, dir: '/etc/patrol/rules', kmsg: false },
 };
 
 const CUSTOM_YAML = `
@@ -145,6 +147,7 @@ metrics:
   max_processes: 500
   cgroups_max: 16
   prometheus: { enabled: false, host: 0.0.0.0, port: 9100, top_n: 5, window: 5s }
+rules: { enabled: false, dir: /etc/patrol/rules, kmsg: false }
 `;
 
 describe('metrics section', () => {
@@ -447,7 +450,7 @@ describe('shipped files', () => {
       }
     };
     walk(parseYaml(configToYaml(DEFAULTS)), '');
-    expect(paths).toHaveLength(36);
+    expect(paths).toHaveLength(39);
     for (const p of paths) expect(md, p).toContain(`\`${p}\``);
   });
 });
