@@ -9,6 +9,7 @@ import type { Enriched, ProcessEntry, ProcessTable, StuckD, ZombieInfo } from '.
 import type { ExplainView } from '../api/index.js';
 import { nsToMs } from '../metrics/index.js';
 import type { ResourcePipeline } from './resources.js';
+import { rssFacts } from './window-query.js';
 import {
   FileTailer,
   KmsgReader,
@@ -291,11 +292,8 @@ export function explainView(rules: RulesService): ExplainView {
 export function rssWindows(resources: ResourcePipeline): WindowFacts {
   const procs = resources.processes;
   return {
-    rss(execId, windowMs, nowNs) {
-      const series = procs.windows.get(execId)?.series.rss;
-      if (!series) return [];
-      return series.points(nsToMs(nowNs), windowMs).map((p) => ({ tNs: BigInt(Math.round(p.t * 1e6)), bytes: p.v }));
-    },
+    // RSS samples with the peaks (hiwater, the exit record's max RSS) merged in
+    rss: rssFacts(procs).rss,
     topWriters(windowMs, nowNs, limit) {
       const nowMs = nsToMs(nowNs);
       const out: WriterFigure[] = [];
