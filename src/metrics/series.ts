@@ -53,17 +53,10 @@ interface Run {
   w: number;
 }
 
-interface Slot {
+/** One sub-window: its histogram and exact moments. */
+interface Slot extends Agg {
   index: number;
   hist: hdr.Histogram;
-  count: number;
-  sum: number;
-  wsum: number;
-  wtotal: number;
-  min: number;
-  max: number;
-  last: number;
-  lastT: number;
 }
 
 export class Series {
@@ -223,7 +216,7 @@ export class Series {
       if (s && s.index > index) return; // older than the ring reaches
       const hist = s?.hist ?? hdr.build({ bitBucketSize: 'packed', numberOfSignificantValueDigits: 2, autoResize: true });
       hist.reset();
-      s = { index, hist, count: 0, sum: 0, wsum: 0, wtotal: 0, min: Infinity, max: -Infinity, last: NaN, lastT: -Infinity };
+      s = { index, hist, ...emptyAgg() };
       slots[at] = s;
     }
     s.hist.recordValue(Math.max(0, Math.round(value / this.opts.resolution)));
