@@ -1,0 +1,167 @@
+// cgroup v2: id → path (the id of a v2 cgroup is the inode number of its directory), path → a
+// readable owner (systemd unit, container, Kubernetes pod), and per-cgroup usage counters.
+import { readdirSync, statSync } from 'node:fs';
+import { readMounts } from './disk.js';
+import { readOptional } from './proc.js';
+
+/**
+ * Where the v2 hierarchy is mounted: /sys/fs/cgroup on unified systems, /sys/fs/cgroup/unified on
+ * hybrid ones (v1 controllers plus v2). BPF's cgroup ids are v2 ids either way.
+ */
+export function findCgroup2Root(procRoot = '/proc'): string | undefined {
+  try {
+    return readMounts(procRoot, true).find((m) => m.fsType === 'cgroup2')?.mountPoint;
+  } catch {
+    return undefined;
+  }
+}
+
+let cachedRoot: string | undefined;
+/** The v2 root, looked up once. */
+export function cgroup2Root(): string {
+  cachedRoot ??= findCgroup2Root() ?? '/sys/fs/cgroup';
+  return cachedRoot;
+}
+
+export interface CgroupOwner {
+  kind: 'systemd' | 'docker' | 'containerd' | 'crio' | 'podman' | 'kubernetes' | 'root' | 'other';
+  /** Unit name, short container id or pod uid. */
+  name: string;
+  podUid?: string;
+  containerId?: string;
+}
+
+const HEX64 = /([0-9a-f]{64})/;
+
+/** The most specific owner a human would recognise in a cgroup path. */
+export function cgroupOwner(path: string): CgroupOwner {
+  if (path === '/' || path === '') return { kind: 'root', name: '/' };
+  const parts = path.split('/').filter(Boolean);
+  const last = parts[parts.length - 1]!;
+  const pod = /pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})/.exec(path);
+  const container = HEX64.exec(last);
+  const containerId = container ? container[1]!.slice(0, 12) : undefined;
+  if (pod) {
+    const podUid = pod[1]!.replace(/_/g, '-');
+    return { kind: 'kubernetes', name: podUid, podUid, ...(containerId ? { containerId } : {}) };
+  }
+  if (containerId) {
+    if (/^docker-|(^|\/)docker\//.test(last) || parts.includes('docker')) return { kind: 'docker', name: containerId, containerId };
+    if (/^cri-containerd-/.test(last) || parts.includes('containerd')) return { kind: 'containerd', name: containerId, containerId };
+    if (/^crio-/.test(last)) return { kind: 'crio', name: containerId, containerId };
+    if (/^libpod-/.test(last)) return { kind: 'podman', name: containerId, containerId };
+    return { kind: 'other', name: containerId, containerId };
+  }
+  // The innermost systemd unit: a .service or .scope, else the slice.
+  for (let i = parts.length - 1; i >= 0; i--) {
+    if (/\.(service|scope|socket|mount)$/.test(parts[i]!)) return { kind: 'systemd', name: parts[i]! };
+  }
+  if (/\.slice$/.test(last)) return { kind: 'systemd', name: last };
+  return { kind: 'other', name: path };
+}
+
+/**
+ * Maps cgroup ids to paths by walking the v2 hierarchy. A miss triggers a rescan, at most one per
+ * `minRescanMs`, so a burst of new containers costs one walk and an unknown id cannot make us
+ * walk the tree for every event.
+ */
+export class CgroupResolver {
+  private byId = new Map<string, string>();
+  private lastScan = -Infinity;
+  scans = 0;
+
+  constructor(
+    private readonly root = cgroup2Root(),
+    private readonly minRescanMs = 2000,
+    private readonly now: () => number = () => Date.now(),
+  ) {}
+
+  /** The cgroup path relative to the hierarchy root ("/system.slice/x.service"), or undefined. */
+  resolve(id: bigint | string): string | undefined {
+    const key = String(id);
+    const hit = this.byId.get(key);
+    if (hit !== undefined) return hit;
+    if (this.now() - this.lastScan < this.minRescanMs) return undefined;
+    this.rescan();
+    return this.byId.get(key);
+  }
+
+  rescan(): void {
+    this.lastScan = this.now();
+    this.scans++;
+    const next = new Map<string, string>();
+    const walk = (dir: string, rel: string) => {
+      let ino: bigint;
+      try {
+        ino = statSync(dir, { bigint: true }).ino;
+      } catch {
+        return; // removed while we walked
+      }
+      next.set(String(ino), rel || '/');
+      let entries;
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) if (e.isDirectory()) walk(`${dir}/${e.name}`, `${rel}/${e.name}`);
+    };
+    walk(this.root, '');
+    this.byId = next;
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+}
+
+export interface CgroupStats {
+  /** Total CPU time of the cgroup's tasks, µs (cpu.stat usage_usec), including exited ones. */
+  cpuUsageUs?: number;
+  memoryCurrentBytes?: number;
+  /** undefined when unlimited ("max"). */
+  memoryMaxBytes?: number;
+  memoryPeakBytes?: number;
+  ioReadBytes?: number;
+  ioWriteBytes?: number;
+  oomKills?: number;
+  pids?: number;
+}
+
+function keyed(text: string | undefined, key: string): number | undefined {
+  if (text === undefined) return undefined;
+  const m = new RegExp(`^${key} (\\d+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+function single(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const t = text.trim();
+  return t === 'max' || t === '' ? undefined : Number(t);
+}
+
+/** Usage counters of one cgroup; a controller that is not enabled leaves its fields undefined. */
+export function readCgroupStats(path: string, root = cgroup2Root()): CgroupStats {
+  const dir = `${root}${path === '/' ? '' : path}`;
+  const io = readOptional(`${dir}/io.stat`);
+  let ioReadBytes: number | undefined;
+  let ioWriteBytes: number | undefined;
+  if (io !== undefined) {
+    ioReadBytes = 0;
+    ioWriteBytes = 0;
+    for (const m of io.matchAll(/rbytes=(\d+) wbytes=(\d+)/g)) {
+      ioReadBytes += Number(m[1]);
+      ioWriteBytes += Number(m[2]);
+    }
+  }
+  return {
+    cpuUsageUs: keyed(readOptional(`${dir}/cpu.stat`), 'usage_usec'),
+    memoryCurrentBytes: single(readOptional(`${dir}/memory.current`)),
+    memoryMaxBytes: single(readOptional(`${dir}/memory.max`)),
+    memoryPeakBytes: single(readOptional(`${dir}/memory.peak`)),
+    ioReadBytes,
+    ioWriteBytes,
+    oomKills: keyed(readOptional(`${dir}/memory.events`), 'oom_kill'),
+    pids: single(readOptional(`${dir}/pids.current`)),
+  };
+}
