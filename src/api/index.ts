@@ -5,3 +5,4 @@ export { EventHub, ClientStream, isFailure, type EventFilter } from './events.js
 export { probeSocket, prepareSocketPath } from './socket.js';
 export { DEFAULT_SOCKET, DEFAULT_TCP_HOST, DEFAULT_EVENTS_BUFFER_BYTES, API_PREFIX, defaultSocket } from './defaults.js';
 export * from './json.js';
+export { registerCheckRoutes, type ChecksView, type CheckRunJson, type AlertJson, type ChecksStatusJson } from './checks.js';

@@ -3,6 +3,7 @@
 import type { EventType, LifecycleEvent, StateStreamEvent, TypeAccounting } from '../shared/events.js';
 import type { Enriched, ProcessTable, ProcessTableStats, ProcState, RqStats, StuckD, ZombieInfo } from '../process/index.js';
 import type { RingStats } from '../kernel/index.js';
+import type { ChecksView } from './checks.js';
 
 /** Loss accounting, as the lifecycle pipeline reports it (app's AccountingReport is a superset,
  *  so `pipeline.accounting()` can be passed as is). Exact only after the programs are detached;
@@ -65,4 +66,6 @@ export interface AgentView {
   subscribe(listener: EventListener): () => void;
   /** Live transitions of interest and throttle notices from the state sensor, if it runs. */
   subscribeState?(listener: (ev: StateStreamEvent) => void): () => void;
+  /** inspection checks, results and alerts, when the agent runs checks */
+  checks?: ChecksView;
 }

@@ -15,6 +15,7 @@ import { StatePipeline } from './states.js';
 import { PidLock } from './lock.js';
 import { removeStalePins } from './hygiene.js';
 import { loadConfig, type AgentConfig, type LoadConfigOptions } from './config.js';
+import { startAgentChecks } from './checks.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -67,11 +68,15 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       store.close();
     });
 
+    const checks = startAgentChecks(cfg, log);
+    if (checks) cleanups.push(() => checks.close());
+
     const listeners = new Set<EventListener>();
     const stateListeners = new Set<(ev: StateStreamEvent) => void>();
     let states: StatePipeline | null = null;
     const onEvent = (ev: LifecycleEvent, en: Enriched) => {
       states?.states.applyLifecycle(ev, en);
+      checks?.service.onLifecycle(ev, en);
       if (ev.type === 'exit') store.recordExit(exitSummary(ev, en));
       else if (ev.type === 'reap' && en.zombieNs !== undefined) store.recordReap(en.execId, en.zombieNs);
       for (const l of listeners) l(ev, en);
@@ -79,6 +84,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     const pipeline = LifecyclePipeline.start(cfg.lifecycle, log, onEvent);
     cleanups.push(() => pipeline.close());
     states = StatePipeline.start(cfg.state, pipeline.table, log, (ev) => {
+      checks?.service.onState(ev);
       for (const l of stateListeners) l(ev);
     });
     cleanups.push(() => states!.close());
@@ -103,6 +109,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
         return () => listeners.delete(l);
       },
       subscribeState,
+      ...(checks ? { checks: checks.view } : {}),
     };
     function subscribeState(l: (ev: StateStreamEvent) => void): () => void {
       stateListeners.add(l);
@@ -132,6 +139,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     };
 
     const onHup = () => {
+      checks?.service.reload('SIGHUP');
       try {
         const next = loadConfig(loadOpts);
         const restartNeeded = ['lifecycle', 'state', 'store', 'api', 'agent'].filter(

@@ -45,6 +45,8 @@ export interface AgentConfig {
     tcp: { enabled: boolean; host: string; port: number; tokenFile: string | null };
   };
   agent: { lockFile: string; pinDir: string };
+  /** inspection checks (docs/dsl.md); dir null: none */
+  checks: { dir: string | null; concurrency: number; retention: { maxAgeMs: number; maxRows: number } };
 }
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -194,6 +196,14 @@ const FileSchema = section({
     lock_file: path().default('/run/patrol/patrol.pid'),
     pin_dir: path().default('/sys/fs/bpf/patrol'),
   }).default({}),
+  checks: section({
+    dir: optionalPath().default(null),
+    concurrency: integer(1, 64).default(4),
+    retention: section({
+      max_age: duration(MS.m, 3650 * MS.d, { zeroDisables: true }).default('30d'),
+      max_rows: integer(0, Number.MAX_SAFE_INTEGER).default(500_000),
+    }).default({}),
+  }).default({}),
 });
 
 type FileConfig = z.output<typeof FileSchema>;
@@ -225,6 +235,11 @@ function fromFile(f: FileConfig): AgentConfig {
       tcp: { enabled: f.api.tcp.enabled, host: f.api.tcp.host, port: f.api.tcp.port, tokenFile: f.api.tcp.token_file },
     },
     agent: { lockFile: f.agent.lock_file, pinDir: f.agent.pin_dir },
+    checks: {
+      dir: f.checks.dir,
+      concurrency: f.checks.concurrency,
+      retention: { maxAgeMs: f.checks.retention.max_age, maxRows: f.checks.retention.max_rows },
+    },
   };
 }
 
@@ -232,7 +247,7 @@ function fromFile(f: FileConfig): AgentConfig {
 function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unknown> {
   const dur = (ms: number | undefined) => (ms === undefined || !human ? ms : formatDurationMs(ms));
   const bytes = (n: number | undefined) => (n === undefined || !human ? n : formatSizeBytes(n));
-  const { log, lifecycle: lc, state, store, api, agent } = c;
+  const { log, lifecycle: lc, state, store, api, agent, checks } = c;
   return dropUndefined({
     log: log && { level: log.level, format: log.format },
     lifecycle: lc && {
@@ -259,6 +274,11 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
       tcp: api.tcp && { enabled: api.tcp.enabled, host: api.tcp.host, port: api.tcp.port, token_file: api.tcp.tokenFile },
     },
     agent: agent && { lock_file: agent.lockFile, pin_dir: agent.pinDir },
+    checks: checks && {
+      dir: checks.dir,
+      concurrency: checks.concurrency,
+      retention: checks.retention && { max_age: dur(checks.retention.maxAgeMs), max_rows: checks.retention.maxRows },
+    },
   }) as Record<string, unknown>;
 }
 

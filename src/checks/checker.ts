@@ -111,6 +111,10 @@ function checkOne(s: CheckStmt, diags: DiagnosticBag, fileAlert: ReadonlySet<Ale
     if (t.k !== 'error' && t.k !== 'bool') {
       diags.error('PD2005', c.expr.span, `a condition must be true or false, but this is ${tyName(t)}`, t.k === 'num' ? `compare it: ${printExpr(c.expr)} > ${dimExample(t.dim)}` : undefined);
     }
+    const x = c.expr;
+    if (!c.negate && x.kind === 'binary' && x.op === '==' && x.right.kind === 'number' && x.right.value === 0 && (x.left.kind === 'call' || x.left.kind === 'ident')) {
+      diags.warning('PD3003', c.span, `this ${c.severity} condition fires while ${printExpr(x.left)} is 0`, `conditions describe the problem; to assert a healthy state write: ${c.severity === 'critical' && !s.block ? 'check' : c.severity} unless ${printExpr(x)}`);
+    }
     if (t.k === 'bool' && c.expr.kind === 'bool') diags.warning('PD3002', c.expr.span, `the condition is always ${String(c.expr.value)}`);
     usesEvents ||= cx.usesEvents;
     return { severity: c.severity, negate: c.negate, expr: c.expr, forMs: c.for ? cx.durationMs(c.for, 'for', 0) : 0, text: conditionText(c) };
@@ -262,7 +266,15 @@ class Cx {
     const other = lit === e.right ? l : r;
     let hint: string | undefined;
     if (lit !== null && lit.kind === 'number') {
-      hint = lit.unit === null && dimEq(other.dim, { b: 0, t: 0, p: 1 }) ? `${printExpr(lit.kind === 'number' ? lit : e.right)} is a plain number; write a percentage such as ${lit.value <= 1 ? lit.value * 100 : lit.value}%` : `write it as ${dimName(other.dim)}, e.g. ${dimExample(other.dim)}`;
+      const v = lit.value;
+      hint =
+        lit.unit === null && dimEq(other.dim, { b: 0, t: 0, p: 1 })
+          ? `${v} is a plain number; write a percentage such as ${v <= 1 ? Math.round(v * 10000) / 100 : v}%`
+          : dimEq(other.dim, TIME)
+            ? `give it a time unit: ${v}s, ${v}m, ${v}h or ${v}d`
+            : dimEq(other.dim, { b: 1, t: 0, p: 0 })
+              ? `give it a size unit: ${v}KB, ${v}MB or ${v}GB`
+              : `write it as ${dimName(other.dim)}, e.g. ${dimExample(other.dim)}`;
     }
     this.diags.error('PD2004', e.span, `unit mismatch in '${e.op}': ${printExpr(e.left)} is ${dimName(l.dim)}, ${printExpr(e.right)} is ${dimName(r.dim)}`, hint);
     return false;

@@ -4,6 +4,7 @@
 import { PatrolError } from '../shared/errors.js';
 
 export const CODES = {
+  PD1000: 'cannot read the file',
   PD1001: 'unexpected character',
   PD1002: 'unterminated string',
   PD1003: 'invalid number',
@@ -32,6 +33,7 @@ export const CODES = {
   PD2015: 'where clause outside an event aggregate',
   PD3001: 'timeout not shorter than the interval',
   PD3002: 'condition is constant',
+  PD3003: 'condition fires in the healthy state',
 } as const;
 
 export type DiagnosticCode = keyof typeof CODES;
@@ -117,11 +119,18 @@ export function suggest(word: string, candidates: Iterable<string>): string | nu
   let bestD = Infinity;
   const limit = Math.max(2, Math.floor(word.length / 3));
   for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    // an abbreviation (mem_usage for memory_usage) is closer than its edit distance says
+    const d = editDistance(word.toLowerCase(), c.toLowerCase()) - (isSubsequence(word.toLowerCase(), c.toLowerCase()) ? 1 : 0);
     if (d < bestD || (d === bestD && best !== null && c < best)) {
       best = c;
       bestD = d;
     }
   }
   return bestD <= limit ? best : null;
+}
+
+function isSubsequence(a: string, b: string): boolean {
+  let j = 0;
+  for (let i = 0; i < b.length && j < a.length; i++) if (a[j] === b[i]) j++;
+  return j === a.length;
 }

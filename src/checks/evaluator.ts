@@ -154,6 +154,9 @@ export async function evalExpr(e: Expr, cx: EvalContext): Promise<Value> {
     }
     case 'binary': {
       const l = await evalExpr(e.left, cx);
+      // short-circuit, so a guard like `file_exists(p) and cert_expiry(p) < 7d` never reads p
+      if (e.op === 'and' && l === false) return false;
+      if (e.op === 'or' && l === true) return true;
       const r = await evalExpr(e.right, cx);
       return lift(l, r, (x, y) => binop(e.op, x, y));
     }
@@ -187,6 +190,8 @@ function record(cx: EvalContext, node: Expr, value: Scalar, dim: Dim | null, ext
   const text = typeof value === 'number' && dim !== null ? formatQuantity(value, dim) : String(value);
   cx.evidence.push({ field: printExpr(node), value, text, ...extra });
 }
+
+const events = (cx: EvalContext) => need(cx.sources.events, 'event histories (they need the agent, or patrol check --replay)');
 
 function need<T>(v: T | undefined, what: string): T {
   if (v === undefined) throw new Unavailable(`${what} are not available here`);
@@ -237,15 +242,13 @@ async function collect(spec: FieldSpec, args: Expr[], cx: EvalContext, node: Exp
       const path = arg(spec, args, 0) as string;
       let st;
       try {
-        st = node_().statfs(path);
+        st = node_().fsUsage(path);
       } catch (e) {
         if (e instanceof Unavailable) throw e;
-        throw new Unavailable(`statfs ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        throw new Unavailable((e as Error).message);
       }
-      if (spec.name === 'disk_free') return { value: st.bavail * st.bsize };
-      if (spec.name === 'inode_usage') return { value: st.files > 0 ? (st.files - st.ffree) / st.files : 0 };
-      const used = st.blocks - st.bfree;
-      return { value: used + st.bavail > 0 ? used / (used + st.bavail) : 0 };
+      if (spec.name === 'disk_free') return { value: st.availableBytes };
+      return { value: spec.name === 'inode_usage' ? st.inodeUsage : st.usage };
     }
     case 'psi_some':
     case 'psi_full': {
@@ -281,11 +284,11 @@ async function collect(spec: FieldSpec, args: Expr[], cx: EvalContext, node: Exp
       return { value: (await procs()).filter((p) => p.state === 'D').length };
     case 'exec_rate': {
       const w = (arg(spec, args, 0) as number) * 1000;
-      return { value: s.events.count('exec', w, cx.eventNowMs, null) / (w / 1000), extra: windowUsed(cx, w) };
+      return { value: events(cx).count('exec', w, cx.eventNowMs, null) / (w / 1000), extra: windowUsed(cx, w) };
     }
     case 'exit_failures': {
       const w = (arg(spec, args, 0) as number) * 1000;
-      const n = s.events.count('exit', w, cx.eventNowMs, (f) => f.f.failed === true) + s.events.count('exec_failed', w, cx.eventNowMs, null);
+      const n = events(cx).count('exit', w, cx.eventNowMs, (f) => f.f.failed === true) + events(cx).count('exec_failed', w, cx.eventNowMs, null);
       return { value: n, extra: windowUsed(cx, w) };
     }
     case 'port_listening':
@@ -307,7 +310,7 @@ async function collect(spec: FieldSpec, args: Expr[], cx: EvalContext, node: Exp
 }
 
 function windowUsed(cx: EvalContext, w: number): Partial<EvidenceValue> {
-  const oldest = cx.sources.events.oldest();
+  const oldest = events(cx).oldest();
   const used = oldest === null ? 0 : Math.min(w, Math.max(0, cx.eventNowMs - oldest));
   return { window_s: w / 1000, window_used_s: Math.round(used) / 1000 };
 }
@@ -412,7 +415,7 @@ function eventAgg(name: string, args: Expr[], node: Expr, cx: EvalContext): numb
   const pred = sel.kind === 'where' ? sel.pred : null;
   const a1 = args[1] as Extract<Expr, { kind: 'number' }>;
   const windowMs = literal(a1.value, a1.unit, a1.rate).value * 1000;
-  const n = cx.sources.events.count(subject.name as EventFact['kind'], windowMs, cx.eventNowMs, pred === null ? null : (f) => evalFact(pred, f.f) === true);
+  const n = events(cx).count(subject.name as EventFact['kind'], windowMs, cx.eventNowMs, pred === null ? null : (f) => evalFact(pred, f.f) === true);
   const v = name === 'rate' ? n / (windowMs / 1000) : n;
   cx.evidence.push({ field: printExpr(node), value: v, text: name === 'rate' ? `${Math.round(v * 100) / 100}/s` : String(v), ...windowUsed(cx, windowMs) });
   return v;

@@ -107,6 +107,7 @@ export class Executor {
   private timer: unknown = null;
   private started = false;
   private idleWaiters: (() => void)[] = [];
+  private seed = new Map<string, CheckState>();
   /** runs skipped because the previous run of the same check was still going */
   skipped = 0;
   runs = 0;
@@ -115,6 +116,12 @@ export class Executor {
     this.clock = opts.clock ?? realClock;
     this.concurrency = Math.max(1, opts.concurrency ?? 4);
     this.flap = { window: 10, enter: 4, exit: 1, ...opts.flap };
+  }
+
+  /** The state each check's last alert announced (from the store), so that a restart does not
+   *  alert again about a state already announced. Call before setChecks. */
+  seedAlerted(states: ReadonlyMap<string, string>): void {
+    for (const [id, st] of states) if (['ok', 'warning', 'critical', 'unknown', 'timeout'].includes(st)) this.seed.set(id, st as CheckState);
   }
 
   /** Replaces the check set at once. A check whose id and definition are unchanged keeps its
@@ -129,7 +136,7 @@ export class Executor {
         next.set(c.id, old);
       } else {
         next.set(c.id, {
-          check: c, memory: newMemory(), since: c.conditions.map(() => null), nextDue: now, running: false, states: [], alerted: old?.alerted ?? 'ok', flapping: false, last: null,
+          check: c, memory: newMemory(), since: c.conditions.map(() => null), nextDue: now, running: false, states: [], alerted: old?.alerted ?? this.seed.get(c.id) ?? 'ok', flapping: false, last: null,
         });
       }
     }

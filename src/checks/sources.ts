@@ -11,8 +11,8 @@ export interface NodeSource {
   memory(): { totalBytes: number; availableBytes: number; swapTotalBytes: number; swapFreeBytes: number | null };
   loadavg(): [number, number, number];
   cpuCount(): number;
-  /** statfs of a mount point (any path on the file system) */
-  statfs(path: string): { blocks: number; bfree: number; bavail: number; bsize: number; files: number; ffree: number };
+  /** statfs of a mount point (any path on the file system); fractions 0..1, as df computes them */
+  fsUsage(path: string): { usage: number; availableBytes: number; inodeUsage: number };
   /** PSI average over 10, 60 or 300 s, as a fraction; throws when the kernel has no PSI */
   psi(resource: 'cpu' | 'memory' | 'io', kind: 'some' | 'full', windowS: 10 | 60 | 300): number;
   /** allocated file handles and the system maximum */
@@ -65,6 +65,6 @@ export interface CheckSources {
   processes?: ProcessSource;
   windows?: WindowQuery;
   system?: SystemSource;
-  /** events for count/rate/exec_rate/exit_failures; always present (may be empty) */
-  events: import('./history.js').EventHistory;
+  /** events for count/rate/exec_rate/exit_failures (the agent's live stream, or a recording) */
+  events?: import('./history.js').EventHistory;
 }

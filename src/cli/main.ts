@@ -7,6 +7,9 @@ import { registerPs } from './ps.js';
 import { registerEvents } from './events.js';
 import { registerZombies } from './zombies.js';
 import { registerAgent } from './agent.js';
+import { registerCheck } from './check.js';
+import { registerRecord } from './record.js';
+import { registerResults } from './results.js';
 import { VERSION } from '../shared/version.js';
 
 const program = new Command();
@@ -22,6 +25,9 @@ registerStatus(program);
 registerPs(program);
 registerEvents(program);
 registerZombies(program);
+registerCheck(program);
+registerRecord(program);
+registerResults(program);
 
 try {
   await program.parseAsync(process.argv);
