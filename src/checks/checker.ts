@@ -38,6 +38,8 @@ export interface CompiledCheck {
   name: string;
   file: string;
   line: number;
+  /** the statement's position in its file */
+  span: Span;
   everyMs: number;
   timeoutMs: number;
   conditions: CompiledCondition[];
@@ -140,7 +142,7 @@ function checkOne(s: CheckStmt, diags: DiagnosticBag, fileAlert: ReadonlySet<Ale
     }
   }
   return {
-    id: checkId(file, name), name, file, line: s.span.line, everyMs, timeoutMs, conditions, labels, onTimeout, alertOn, usesEvents,
+    id: checkId(file, name), name, file, line: s.span.line, span: s.span, everyMs, timeoutMs, conditions, labels, onTimeout, alertOn, usesEvents,
   };
 }
 
@@ -262,7 +264,7 @@ class Cx {
     if (dimEq(l.dim, r.dim)) return true;
     const zero = (x: Expr) => x.kind === 'number' && x.value === 0 && x.unit === null && x.rate === null;
     if (zero(e.left) || zero(e.right)) return true;
-    const lit = r.literal ? e.right : l.literal ? e.left : null;
+    const lit = r.literal && !l.literal ? e.right : l.literal && !r.literal ? e.left : null;
     const other = lit === e.right ? l : r;
     let hint: string | undefined;
     if (lit !== null && lit.kind === 'number') {

@@ -22,8 +22,11 @@ export function compileSource(src: string, file: string): { checks: CompiledChec
   let program: Program = { file, stmts: [] };
   try {
     program = parse(src, file, diags);
-    const checks = checkProgram(program, diags);
+    const all = checkProgram(program, diags);
     diags.items.sort((a, b) => a.span.start - b.span.start);
+    // a check whose statement has any error (syntax included) is not returned
+    const bad = diags.items.filter((d) => d.severity === 'error');
+    const checks = all.filter((c) => !bad.some((d) => d.span.start >= c.span.start && d.span.start <= c.span.end));
     return { checks, diagnostics: diags.items, program };
   } catch (e) {
     // a defect, not a user error: still a diagnostic, never an exception to the caller

@@ -226,8 +226,9 @@ export function parse(src: string, file: string, diags: DiagnosticBag = new Diag
         next();
         once(t.text, t.span);
         const d = duration(t.text);
-        if (t.text === 'every') s.every = d;
-        else s.timeout = d;
+        // a duplicate keeps the first value (its own problems are still reported)
+        if (t.text === 'every') s.every ??= d;
+        else s.timeout ??= d;
         semicolon(`'${t.text} ${d.value}${d.unit ?? ''}'`);
         return;
       }
@@ -253,7 +254,7 @@ export function parse(src: string, file: string, diags: DiagnosticBag = new Diag
         const a = peek();
         if (a.kind !== 'ident') fail('an action after on timeout (alert, critical, warning, unknown, ignore)');
         next();
-        s.onTimeout = { span: a.span, action: a.text };
+        s.onTimeout ??= { span: a.span, action: a.text };
         semicolon("'on timeout'");
         return;
       }
@@ -261,7 +262,7 @@ export function parse(src: string, file: string, diags: DiagnosticBag = new Diag
         next();
         once('alert on', t.span);
         const states = alertStates();
-        s.alertOn = { span: join(states[0]!.span, states[states.length - 1]!.span), states: states.map((x) => x.name) };
+        if (s.alertOn === null) s.alertOn = { span: join(states[0]!.span, states[states.length - 1]!.span), states: states.map((x) => x.name) };
         semicolon("'alert on'");
         return;
       }
