@@ -7,12 +7,14 @@ const PREC: Record<string, number> = {
   or: 1, and: 2, not: 3, '==': 4, '!=': 4, '<': 4, '<=': 4, '>': 4, '>=': 4, '+': 5, '-': 5, '*': 6, '/': 6,
 };
 const UNARY_MINUS = 7;
+const BY = 8;
 const ATOM = 9;
 
 function prec(e: Expr): number {
   if (e.kind === 'binary') return PREC[e.op]!;
   if (e.kind === 'unary') return e.op === 'not' ? PREC.not! : UNARY_MINUS;
   if (e.kind === 'where') return 0;
+  if (e.kind === 'by') return BY;
   return ATOM;
 }
 
