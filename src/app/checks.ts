@@ -115,7 +115,8 @@ export async function replayRecording(checks: readonly CompiledCheck[], path: st
   exec.setChecks(eventChecks);
   exec.start();
   for (const f of facts) {
-    if (f.t > clock.now()) await clock.advance(f.t - clock.now());
+    // runs due before this event's millisecond happen first; a run at exactly f.t sees it
+    if (f.t - 1 > clock.now()) await clock.advance(f.t - 1 - clock.now());
     history.add(f);
   }
   // one more run of every check at the end of the recording
