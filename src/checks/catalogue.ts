@@ -56,7 +56,7 @@ const F = (name: string, params: readonly Param[], result: ResultType, source: S
 
 export const FIELDS: readonly FieldSpec[] = [
   // node
-  F('cpu_usage', [], num(PERCENT), 'node', 'cheap', 'busy share of all CPUs since the previous run of this check (first run: over 100 ms)'),
+  F('cpu_usage', [], num(PERCENT), 'node', 'cheap', 'busy share of all CPUs since the previous reading (the first reading samples 100 ms)'),
   F('memory_usage', [], num(PERCENT), 'node', 'cheap', '1 − MemAvailable/MemTotal'),
   F('memory_available', [], num(BYTES), 'node', 'cheap', 'MemAvailable'),
   F('swap_usage', [], num(PERCENT), 'node', 'cheap', 'used swap / total swap (0% without swap)'),
