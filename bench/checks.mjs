@@ -107,12 +107,19 @@ async function agentCpu(withChecks) {
   rmSync(d, { recursive: true, force: true });
   return round(((b.runNs - a.runNs) / 1e6 / ms) * 100, 3);
 }
-const AGENT_S = Number(process.env.BENCH_AGENT_S ?? (QUICK ? 35 : 95));
+const AGENT_S = Number(process.env.BENCH_AGENT_S ?? (QUICK ? 35 : 65));
 let agent = null;
 if (process.getuid?.() === 0 && process.env.BENCH_CHECKS_AGENT !== '0') {
-  const without = await agentCpu(false);
-  const withPack = await agentCpu(true);
-  agent = { window_s: AGENT_S, cpu_pct_without_checks: without, cpu_pct_with_pack_every_30s: withPack, difference_pct: round(withPack - without, 3) };
+  // alternate (with, without, without, with, ...) so background load drifts hit both sides
+  const AB = Number(process.env.BENCH_CHECKS_AB_ROUNDS ?? 2);
+  const withs = [];
+  const withouts = [];
+  for (let r = 0; r < AB; r++) {
+    for (const w of r % 2 === 0 ? [true, false] : [false, true]) (w ? withs : withouts).push(await agentCpu(w));
+  }
+  const without = median(withouts);
+  const withPack = median(withs);
+  agent = { window_s: AGENT_S, rounds: AB, cpu_pct_without_checks: without, cpu_pct_with_pack_every_30s: withPack, difference_pct: round(withPack - without, 3), samples_with: withs, samples_without: withouts };
 }
 
 const result = {

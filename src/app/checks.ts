@@ -204,7 +204,10 @@ export class CheckService {
       const errors = c.diagnostics.filter((d: Diagnostic) => d.severity === 'error').length;
       const diagnostics = c.diagnostics.length ? formatAll(c.diagnostics, c.sources).split('\n\n') : [];
       report = { at: Date.now(), ok: errors === 0, checks: c.checks.length, files: files.length, diagnostics, errors };
-      if (errors === 0) this.executor.setChecks(c.checks);
+      if (errors === 0) {
+        this.executor.setChecks(c.checks);
+        this.wantEvents = c.checks.some((x) => x.usesEvents);
+      }
     } catch (e) {
       report = { at: Date.now(), ok: false, checks: 0, files: files.length, diagnostics: [`${this.opts.dir}: ${(e as Error).message}`], errors: 1 };
     }
@@ -216,12 +219,16 @@ export class CheckService {
     return report;
   }
 
+  /** whether any running check reads events; the history is fed only then */
+  private wantEvents = false;
+
   onLifecycle(ev: LifecycleEvent, en: Enriched): void {
+    if (!this.wantEvents) return;
     this.history.add(lifecycleFact(ev, en.ppid, { durationNs: en.durationNs ?? null, zombieNs: en.zombieNs ?? null }));
   }
 
   onState(ev: StateStreamEvent): void {
-    if (ev.type === 'state') this.history.add(stateFact(ev));
+    if (this.wantEvents && ev.type === 'state') this.history.add(stateFact(ev));
   }
 
   close(): void {

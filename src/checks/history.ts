@@ -14,7 +14,8 @@ export interface EventFact {
   f: Record<string, FactValue>;
 }
 
-export const DEFAULT_HISTORY_CAPACITY = 200_000;
+/** ~250 bytes a fact: about 12 MB when full */
+export const DEFAULT_HISTORY_CAPACITY = 50_000;
 
 const nsToS = (ns: bigint | null | undefined): number | null => (ns === null || ns === undefined ? null : Number(ns) / 1e9);
 
