@@ -1,13 +1,13 @@
 // The real sources for a node: facts from src/host, processes from /proc (src/process's reader),
 // system facts from the file system. The agent replaces `processes` with its process table and
 // adds `windows`; a standalone `patrol check` uses these as they are.
-import { readFile, stat, open } from 'node:fs/promises';
+import { readFile, stat, open, statfs } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import {
-  cpuUsage as hostCpuUsage, fsUsage, readCpuStat, readFileNr, readLoadavg, readMeminfo, readOptional, readPsi, readUptimeSeconds, type CpuTimes,
+  cpuUsage as hostCpuUsage, readCpuStat, readFileNr, readLoadavg, readMeminfo, readOptional, readPsi, readUptimeSeconds, type CpuTimes,
 } from '../host/index.js';
 import { RealProcFs } from '../process/index.js';
-import type { NodeSource, ProcessInfo, ProcessSource, SystemSource } from './sources.js';
+import type { FsFacts, NodeSource, ProcessInfo, ProcessSource, SystemSource } from './sources.js';
 import { Unavailable } from './evaluator.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -42,9 +42,22 @@ export class HostNodeSource implements NodeSource {
     return Math.max(1, cpus().length);
   }
 
-  fsUsage(path: string) {
-    const u = fsUsage(path);
-    return { usage: u.usagePct / 100, availableBytes: u.availableBytes, inodeUsage: u.inodeUsagePct / 100 };
+  /** Asynchronous (libuv's thread pool), unlike src/host's fsUsage: statfs on a hung NFS mount
+   *  blocks its thread, and the check then times out instead of freezing the agent. Same
+   *  arithmetic as fsUsage (df's: used / (used + available)). */
+  async fsUsage(path: string): Promise<FsFacts> {
+    let s;
+    try {
+      s = await statfs(path);
+    } catch (e) {
+      throw new Unavailable(`cannot statfs ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const used = s.blocks - s.bfree;
+    return {
+      usage: used + s.bavail > 0 ? used / (used + s.bavail) : 0,
+      availableBytes: s.bavail * s.bsize,
+      inodeUsage: s.files > 0 ? (s.files - s.ffree) / s.files : 0,
+    };
   }
 
   psi(resource: 'cpu' | 'memory' | 'io', kind: 'some' | 'full', windowS: 10 | 60 | 300): number {

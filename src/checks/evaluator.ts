@@ -242,7 +242,7 @@ async function collect(spec: FieldSpec, args: Expr[], cx: EvalContext, node: Exp
       const path = arg(spec, args, 0) as string;
       let st;
       try {
-        st = node_().fsUsage(path);
+        st = await node_().fsUsage(path);
       } catch (e) {
         if (e instanceof Unavailable) throw e;
         throw new Unavailable((e as Error).message);

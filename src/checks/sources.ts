@@ -4,6 +4,12 @@
 // then goes `unknown` with the message as evidence. A member that is absent means "this data is
 // not available here" (e.g. windows in a standalone `patrol check`): the check goes `unknown`.
 
+export interface FsFacts {
+  usage: number;
+  availableBytes: number;
+  inodeUsage: number;
+}
+
 /** Node facts. Fractions are 0..1. */
 export interface NodeSource {
   /** busy share of all CPUs since the previous call (the first call may sample briefly) */
@@ -12,7 +18,7 @@ export interface NodeSource {
   loadavg(): [number, number, number];
   cpuCount(): number;
   /** statfs of a mount point (any path on the file system); fractions 0..1, as df computes them */
-  fsUsage(path: string): { usage: number; availableBytes: number; inodeUsage: number };
+  fsUsage(path: string): Promise<FsFacts> | FsFacts;
   /** PSI average over 10, 60 or 300 s, as a fraction; throws when the kernel has no PSI */
   psi(resource: 'cpu' | 'memory' | 'io', kind: 'some' | 'full', windowS: 10 | 60 | 300): number;
   /** allocated file handles and the system maximum */

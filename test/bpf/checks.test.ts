@@ -137,6 +137,17 @@ check failures { every 1s; critical count(exit where exit_code != 0 and comm == 
     expect(r.evidence.values[0]!.value).toBe(3);
   }, 30_000);
 
+  it('patrol results and patrol alerts show them', () => {
+    const human = execFileSync(PATROL, ['results', '--socket', socket]).toString();
+    expect(human).toMatch(/ (OK|CRITICAL) +zombies — /);
+    expect(human).toMatch(/scratch_disk/);
+    const json = JSON.parse(execFileSync(PATROL, ['results', '--json', '--socket', socket]).toString()) as Run[];
+    expect(json.map((r) => r.name).sort()).toEqual(['failures', 'scratch_disk', 'zombies']);
+    const alerts = JSON.parse(execFileSync(PATROL, ['alerts', '--json', '--socket', socket]).toString()) as { id: string; name: string }[];
+    expect(alerts.some((a) => a.name === 'zombies' && /^[0-9a-f]{16}$/.test(a.id))).toBe(true);
+    expect(execFileSync(PATROL, ['alerts', '--socket', socket]).toString()).toMatch(/firing +ok → critical +zombies/);
+  });
+
   it('a bad reload keeps the running set and reports the diagnostics', async () => {
     writeFileSync(join(dir, 'checks', 'bad.patrol'), 'check broken { critical disk_usge > 1%; }\n');
     let st: any;
