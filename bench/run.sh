@@ -23,7 +23,7 @@ fi
 make -s -C bench
 mkdir -p bench/results
 
-ALL=(latency throughput overhead completeness agent bpfcost switch checks)
+ALL=(latency throughput overhead completeness agent bpfcost switch windows checks)
 SEL=("$@")
 [ ${#SEL[@]} -gt 0 ] || SEL=("${ALL[@]}")
 start=$(date +%s)
@@ -31,7 +31,7 @@ failed=()
 for b in "${SEL[@]}"; do
   echo "== $b"
   t0=$(date +%s)
-  if ! node "bench/$b.mjs" | tee "bench/results/$b.log"; then
+  if ! node --expose-gc "bench/$b.mjs" | tee "bench/results/$b.log"; then
     failed+=("$b")
     echo "bench: $b FAILED" >&2
   fi

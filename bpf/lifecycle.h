@@ -153,4 +153,33 @@ struct pt_task_snap {
 	char comm[PT_COMM_LEN];
 };
 
+/* pt_task_usage.flags */
+enum pt_usage_flag {
+	PT_USAGE_LEADER = 1 << 0,  /* the thread-group leader: carries the group-wide fields */
+	PT_USAGE_KTHREAD = 1 << 1, /* a kernel thread (no memory of its own) */
+	PT_USAGE_ZOMBIE = 1 << 2,  /* the leader has exited (zombie leader or whole group) */
+};
+
+/* Record of iter/task usage_tasks, the live resource sweep: one per task (thread), back to back.
+ * A group's totals are the sum of its records; the leader's record also carries the share of
+ * exited threads (signal_struct) and the fields marked "leader". */
+struct pt_task_usage {
+	__u64 start_ns;    /* group leader start_boottime: identity with pid */
+	__u64 cgroup_id;   /* leader */
+	__u64 cpu_ns;      /* sum_exec_runtime: exact on-CPU time */
+	__u64 read_bytes;  /* storage IO (task_io_accounting) */
+	__u64 write_bytes;
+	__u64 rchar;
+	__u64 wchar;
+	__u64 minflt;
+	__u64 majflt;
+	__u64 rss_kb;      /* leader: file + anon + shmem pages now */
+	__u64 hiwater_kb;  /* leader: peak RSS so far (mm hiwater, exited threads' maxrss) */
+	__u32 pid;         /* tgid */
+	__u32 tid;
+	__u32 ppid;        /* leader: real_parent tgid */
+	__u32 flags;       /* enum pt_usage_flag */
+	char comm[PT_COMM_LEN]; /* leader */
+};
+
 #endif /* PATROL_LIFECYCLE_H */

@@ -12,8 +12,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 
-let STRUCTS = ['pt_hdr', 'pt_exec', 'pt_fork', 'pt_exit', 'pt_reap', 'pt_exec_failed', 'pt_counters', 'pt_ring_ctl', 'pt_task_snap'];
-let ENUMS = ['pt_op', 'pt_flag'];
+let STRUCTS = ['pt_hdr', 'pt_exec', 'pt_fork', 'pt_exit', 'pt_reap', 'pt_exec_failed', 'pt_counters', 'pt_ring_ctl', 'pt_task_snap', 'pt_task_usage'];
+let ENUMS = ['pt_op', 'pt_flag', 'pt_usage_flag'];
 const DATASEC = '.rodata';
 
 function die(msg) {

@@ -1,6 +1,6 @@
 // Local HTTP API of the agent (docs/api.md). The agent implements AgentView and calls startApi.
 export { startApi, formatValidation, TREE_MAX_DEPTH, type ApiOptions, type ApiHandle, type ApiAddresses } from './server.js';
-export type { AgentView, AgentStats, AccountingStats, EventListener } from './view.js';
+export type { AgentView, AgentStats, AccountingStats, EventListener, ResourcesView } from './view.js';
 export { EventHub, ClientStream, isFailure, type EventFilter } from './events.js';
 export { probeSocket, prepareSocketPath } from './socket.js';
 export { DEFAULT_SOCKET, DEFAULT_TCP_HOST, DEFAULT_EVENTS_BUFFER_BYTES, API_PREFIX, defaultSocket } from './defaults.js';

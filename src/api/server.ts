@@ -10,6 +10,7 @@ import type { ProcessEntry, ProcessState } from '../process/index.js';
 import type { AgentView } from './view.js';
 import { bearerChecker } from './auth.js';
 import { EventHub } from './events.js';
+import { registerTopRoutes } from './top.js';
 import { API_PREFIX, DEFAULT_EVENTS_BUFFER_BYTES, DEFAULT_TCP_HOST } from './defaults.js';
 import {
   processJson,
@@ -219,6 +220,8 @@ function buildApp(
     if (q.limit !== undefined && rows.length > q.limit) rows.length = q.limit;
     return { total, processes: rows };
   });
+
+  registerTopRoutes(app, view, P);
 
   app.get(`${P}/zombies`, { schema: zombiesRoute }, async () => {
     const now = view.nowNs();

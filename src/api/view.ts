@@ -4,6 +4,20 @@ import type { EventType, LifecycleEvent, StateStreamEvent, TypeAccounting } from
 import type { Enriched, ProcessTable, ProcessTableStats, ProcState, RqStats, StuckD, ZombieInfo } from '../process/index.js';
 import type { RingStats } from '../kernel/index.js';
 import type { ChecksView } from './checks.js';
+import type { TopGroup, TopRow, TopSort } from '../metrics/index.js';
+
+/** Resource windows, when the agent runs them (metrics.enabled). */
+export interface ResourcesView {
+  top(req: { windowMs: number; sort: TopSort; limit: number; byCgroup: boolean }): TopRow[] | TopGroup[];
+  /** configured windows, ms */
+  windowsMs: readonly number[];
+  /** the longest window a query may ask for, ms */
+  maxWindowMs: number;
+  sweep: { sweeps: number; source: 'bpf' | 'proc'; lastMs: number; lastProcesses: number; errors: number };
+  /** Prometheus text exposition */
+  metricsText(): Promise<string>;
+  metricsContentType: string;
+}
 
 /** Loss accounting, as the lifecycle pipeline reports it (app's AccountingReport is a superset,
  *  so `pipeline.accounting()` can be passed as is). Exact only after the programs are detached;
@@ -68,4 +82,6 @@ export interface AgentView {
   subscribeState?(listener: (ev: StateStreamEvent) => void): () => void;
   /** inspection checks, results and alerts, when the agent runs checks */
   checks?: ChecksView;
+  /** Resource windows and /metrics; absent when metrics are disabled. */
+  resources?: ResourcesView;
 }

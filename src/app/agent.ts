@@ -12,6 +12,7 @@ import { Store, exitSummary } from '../store/index.js';
 import { startApi, type AgentView, type EventListener } from '../api/index.js';
 import { LifecyclePipeline } from './lifecycle.js';
 import { StatePipeline } from './states.js';
+import { ResourcePipeline, resourcesView } from './resources.js';
 import { PidLock } from './lock.js';
 import { removeStalePins } from './hygiene.js';
 import { loadConfig, type AgentConfig, type LoadConfigOptions } from './config.js';
@@ -68,16 +69,19 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       store.close();
     });
 
-    const checks = startAgentChecks(cfg, log);
-    if (checks) cleanups.push(() => checks.close());
-
     const listeners = new Set<EventListener>();
     const stateListeners = new Set<(ev: StateStreamEvent) => void>();
     let states: StatePipeline | null = null;
+    let resources: ResourcePipeline | null = null;
+    const checks = startAgentChecks(cfg, log, () => resources);
+    if (checks) cleanups.push(() => checks.close());
     const onEvent = (ev: LifecycleEvent, en: Enriched) => {
       states?.states.applyLifecycle(ev, en);
       checks?.service.onLifecycle(ev, en);
-      if (ev.type === 'exit') store.recordExit(exitSummary(ev, en));
+      if (ev.type === 'exit') {
+        store.recordExit(exitSummary(ev, en));
+        resources?.onExit(ev, en);
+      }
       else if (ev.type === 'reap' && en.zombieNs !== undefined) store.recordReap(en.execId, en.zombieNs);
       for (const l of listeners) l(ev, en);
     };
@@ -88,6 +92,11 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       for (const l of stateListeners) l(ev);
     });
     cleanups.push(() => states!.close());
+    if (cfg.metrics.enabled) {
+      const health = ResourcePipeline.health(() => pipeline.accounting(), () => pipeline.table.size);
+      resources = await ResourcePipeline.start(cfg.metrics, pipeline.table, () => pipeline.readUsage(), health, log);
+      cleanups.push(() => resources!.close());
+    }
 
     const startedAt = Date.now();
     const clock = new WallClock();
@@ -110,6 +119,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       },
       subscribeState,
       ...(checks ? { checks: checks.view } : {}),
+      ...(resources ? { resources: resourcesView(resources) } : {}),
     };
     function subscribeState(l: (ev: StateStreamEvent) => void): () => void {
       stateListeners.add(l);

@@ -10,12 +10,14 @@ import type { LifecycleEvent, StateStreamEvent } from '../shared/events.js';
 import type { Enriched } from '../process/index.js';
 import { boottimeNs } from '../kernel/index.js';
 import {
-  EventHistory, Executor, FakeClock, FsSystemSource, HostNodeSource, ProcFsProcessSource, checkFilesIn, compileFiles, formatAll, lifecycleFact, stateFact,
+  EventHistory, Executor, FakeClock, FsSystemSource, Unavailable, HostNodeSource, ProcFsProcessSource, checkFilesIn, compileFiles, formatAll, lifecycleFact, stateFact,
   type Alert, type CheckResult, type CheckSources, type CompiledCheck, type Diagnostic, type EventFact, type WindowQuery,
 } from '../checks/index.js';
 import { CheckStore } from '../store/index.js';
 import type { ChecksView } from '../api/index.js';
 import type { AgentConfig } from './config.js';
+import type { ResourcePipeline } from './resources.js';
+import { windowQuery } from './window-query.js';
 
 /** Node, process and system sources of this machine; no windows; events only when given. */
 export function localSources(events?: EventHistory): CheckSources {
@@ -246,9 +248,27 @@ export interface AgentChecks {
   close(): void;
 }
 
+/** The resource windows as the checks see them, once the resource pipeline runs (it starts
+ *  after the checks); with metrics disabled, windowed checks are unknown and say why. */
+export function lazyWindows(get: () => ResourcePipeline | null): WindowQuery {
+  let source: ResourcePipeline | null = null;
+  let query: ReturnType<typeof windowQuery> | null = null;
+  return {
+    aggregate(metric, agg, windowMs, by) {
+      const r = get();
+      if (r === null) throw new Unavailable('resource windows are not running (metrics.enabled: false, or still starting)');
+      if (r !== source || query === null) {
+        source = r;
+        query = windowQuery(r.processes, r.cgroups, r.node);
+      }
+      return query.aggregate(metric, agg, windowMs, by);
+    },
+  };
+}
+
 /** Starts the check service of the agent: its own store connection (same file), the schedule,
  *  the directory watch. null when checks.dir is not set. */
-export function startAgentChecks(cfg: AgentConfig, log: Logger): AgentChecks | null {
+export function startAgentChecks(cfg: AgentConfig, log: Logger, resources: () => ResourcePipeline | null = () => null): AgentChecks | null {
   if (cfg.checks.dir === null) return null;
   const store = CheckStore.open(cfg.store.path, {
     runs: cfg.checks.retention,
@@ -257,7 +277,7 @@ export function startAgentChecks(cfg: AgentConfig, log: Logger): AgentChecks | n
     log,
   });
   store.startTimer();
-  const service = new CheckService({ dir: cfg.checks.dir, log, store, concurrency: cfg.checks.concurrency });
+  const service = new CheckService({ dir: cfg.checks.dir, log, store, concurrency: cfg.checks.concurrency, windows: lazyWindows(resources) });
   service.start();
   const view: ChecksView = {
     status: () => ({

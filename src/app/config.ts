@@ -47,6 +47,19 @@ export interface AgentConfig {
   agent: { lockFile: string; pinDir: string };
   /** inspection checks (docs/dsl.md); dir null: none */
   checks: { dir: string | null; concurrency: number; retention: { maxAgeMs: number; maxRows: number } };
+  metrics: MetricsConfig;
+}
+
+/** Resource windows (issue 5): the live sweep, windows, and the Prometheus listener. */
+export interface MetricsConfig {
+  enabled: boolean;
+  sweepMs: number;
+  /** auto: the BPF task iterator, else /proc */
+  source: 'auto' | 'bpf' | 'proc';
+  windowsMs: number[];
+  maxProcesses: number;
+  cgroupsMax: number;
+  prometheus: { enabled: boolean; host: string; port: number; topN: number; windowMs: number };
 }
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -204,6 +217,31 @@ const FileSchema = section({
       max_rows: integer(0, Number.MAX_SAFE_INTEGER).default(500_000),
     }).default({}),
   }).default({}),
+  metrics: section({
+    enabled: boolean().default(true),
+    sweep_interval: duration(100, MS.m).default('1s'),
+    source: oneOf(['auto', 'bpf', 'proc'] as const).default('auto'),
+    windows: z
+      .array(duration(MS.s, MS.h), { invalid_type_error: 'expected a list of durations, e.g. [10s, 1m, 5m]' })
+      .min(1, 'needs at least one window')
+      .max(8, 'at most 8 windows')
+      .default(['10s', '1m', '5m']),
+    max_processes: integer(64, 1_000_000).default(10_000),
+    cgroups_max: integer(1, 100_000).default(256),
+    prometheus: section({
+      enabled: boolean().default(true),
+      host: hostname().default('127.0.0.1'),
+      port: integer(0, 65535).default(9464),
+      top_n: integer(0, 1000).default(20),
+      window: duration(MS.s, MS.h).default('1m'),
+    }).default({}),
+  })
+    .superRefine((m, ctx) => {
+      if (m.windows.length > 0 && m.prometheus.window > Math.max(...m.windows)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['prometheus', 'window'], message: 'must not be longer than the longest of metrics.windows' });
+      }
+    })
+    .default({}),
 });
 
 type FileConfig = z.output<typeof FileSchema>;
@@ -240,6 +278,21 @@ function fromFile(f: FileConfig): AgentConfig {
       concurrency: f.checks.concurrency,
       retention: { maxAgeMs: f.checks.retention.max_age, maxRows: f.checks.retention.max_rows },
     },
+    metrics: {
+      enabled: f.metrics.enabled,
+      sweepMs: f.metrics.sweep_interval,
+      source: f.metrics.source,
+      windowsMs: [...f.metrics.windows].sort((a, b) => a - b),
+      maxProcesses: f.metrics.max_processes,
+      cgroupsMax: f.metrics.cgroups_max,
+      prometheus: {
+        enabled: f.metrics.prometheus.enabled,
+        host: f.metrics.prometheus.host,
+        port: f.metrics.prometheus.port,
+        topN: f.metrics.prometheus.top_n,
+        windowMs: f.metrics.prometheus.window,
+      },
+    },
   };
 }
 
@@ -247,7 +300,7 @@ function fromFile(f: FileConfig): AgentConfig {
 function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unknown> {
   const dur = (ms: number | undefined) => (ms === undefined || !human ? ms : formatDurationMs(ms));
   const bytes = (n: number | undefined) => (n === undefined || !human ? n : formatSizeBytes(n));
-  const { log, lifecycle: lc, state, store, api, agent, checks } = c;
+  const { log, lifecycle: lc, state, store, api, agent, checks, metrics: mx } = c;
   return dropUndefined({
     log: log && { level: log.level, format: log.format },
     lifecycle: lc && {
@@ -278,6 +331,21 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
       dir: checks.dir,
       concurrency: checks.concurrency,
       retention: checks.retention && { max_age: dur(checks.retention.maxAgeMs), max_rows: checks.retention.maxRows },
+    },
+    metrics: mx && {
+      enabled: mx.enabled,
+      sweep_interval: dur(mx.sweepMs),
+      source: mx.source,
+      windows: mx.windowsMs?.map((w) => dur(w)),
+      max_processes: mx.maxProcesses,
+      cgroups_max: mx.cgroupsMax,
+      prometheus: mx.prometheus && {
+        enabled: mx.prometheus.enabled,
+        host: mx.prometheus.host,
+        port: mx.prometheus.port,
+        top_n: mx.prometheus.topN,
+        window: dur(mx.prometheus.windowMs),
+      },
     },
   }) as Record<string, unknown>;
 }

@@ -155,6 +155,11 @@ export class LifecyclePipeline {
     return p;
   }
 
+  /** One read of the live resource sweep iterator (pt_task_usage records, one per task). */
+  readUsage(): Buffer {
+    return this.sensor.iterate('usage_tasks');
+  }
+
   private bootstrap(): void {
     try {
       const snaps = decodeTaskSnaps(this.sensor.iterate('snapshot_tasks'));

@@ -49,7 +49,7 @@ export class StatePipeline {
     private readonly log: Logger,
     private readonly sink: (ev: StateStreamEvent) => void,
   ) {
-    this.states = new ProcessStates(table, (a, pid) => log.debug({ pid, ...a, atNs: String(a.atNs) }, 'invalid state transition ignored'));
+    this.states = new ProcessStates(table, (a, pid) => log.debug({ pid, ...a, atNs: String(a.atNs) }, 'invalid state transition ignored'), { now: boottimeNs });
   }
 
   static start(cfg: Partial<StateConfig>, table: ProcessTable, log: Logger, sink: (ev: StateStreamEvent) => void): StatePipeline {

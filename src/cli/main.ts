@@ -6,6 +6,7 @@ import { registerStatus } from './status.js';
 import { registerPs } from './ps.js';
 import { registerEvents } from './events.js';
 import { registerZombies } from './zombies.js';
+import { registerTop } from './top.js';
 import { registerAgent } from './agent.js';
 import { registerCheck } from './check.js';
 import { registerRecord } from './record.js';
@@ -28,6 +29,7 @@ registerZombies(program);
 registerCheck(program);
 registerRecord(program);
 registerResults(program);
+registerTop(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -18,6 +18,8 @@ export interface SensorSpec {
   optionalPrograms?: string[];
 }
 
+const LOAD_ATTEMPTS = 4;
+
 export type BatchHandler = (batch: Buffer, records: number) => void;
 
 export class Sensor {
@@ -31,8 +33,22 @@ export class Sensor {
     private readonly log: Logger,
   ) {}
 
-  /** Opens and loads the object; programs are not attached yet. */
+  /** Opens and loads the object; programs are not attached yet. A load the kernel answers with
+   *  EAGAIN (seen under memory pressure or a signal during verification) is retried from a fresh
+   *  open: a libbpf object cannot be loaded twice. */
   static load(spec: SensorSpec, log: Logger): Sensor {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return Sensor.loadOnce(spec, log);
+      } catch (e) {
+        if (!(e instanceof BpfError) || e.errnoCode !== 'EAGAIN' || attempt >= LOAD_ATTEMPTS) throw e;
+        log.warn({ sensor: spec.name, attempt }, 'BPF load answered EAGAIN; retrying');
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50 * attempt);
+      }
+    }
+  }
+
+  private static loadOnce(spec: SensorSpec, log: Logger): Sensor {
     const s = new Sensor(spec, log);
     const n = native();
     n.setLogger((level, line) => {

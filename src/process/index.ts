@@ -28,3 +28,4 @@ export {
 } from './procfs.js';
 export { StateMachine, validTransition, normalize, type Anomaly, type ProcState } from './state-machine.js';
 export { ProcessStates, histPercentile, type RqStats, type ZombieInfo, type StuckD } from './states.js';
+export { readProcUsage } from './proc-usage.js';

@@ -41,6 +41,15 @@ interface ProcAcct {
   nvcsw: bigint;
   nivcsw: bigint;
   cgroupId: bigint;
+  /** cumulative histograms kept every rqSnapNs, oldest first, to read the last window */
+  rqSnaps: { tNs: bigint; hist: number[] }[];
+}
+
+export interface ProcessStatesOptions {
+  /** CLOCK_BOOTTIME now; without it run-queue figures are cumulative since the sensor started */
+  now?: () => bigint;
+  /** window of the run-queue percentiles (default 60 s) */
+  rqWindowNs?: bigint;
 }
 
 /** Percentile from a log2 histogram: slot i covers [2^i, 2^(i+1)) µs (slot 0: [0, 2) µs),
@@ -78,15 +87,37 @@ export class ProcessStates {
   anomalyCount = 0;
   private readonly maxAnomaliesKept = 100;
 
+  private readonly rqWindowNs: bigint;
+  private readonly rqSnapNs: bigint;
+
   constructor(
     private readonly table: ProcessTable,
     private readonly onAnomaly: (a: Anomaly, pid: number) => void = () => {},
-  ) {}
+    private readonly opts: ProcessStatesOptions = {},
+  ) {
+    this.rqWindowNs = opts.rqWindowNs ?? 60_000_000_000n;
+    // 12 snapshots per window: the window is read to within a twelfth of its length.
+    this.rqSnapNs = this.rqWindowNs / 12n;
+  }
+
+  /** Run-queue histogram of the last window: the cumulative one minus the newest snapshot at
+   *  least one window old (a process younger than the window: everything it has). */
+  private windowHist(a: ProcAcct, nowNs: bigint | undefined): number[] {
+    if (nowNs === undefined || a.rqSnaps.length === 0) return a.rqHist;
+    const edge = nowNs - this.rqWindowNs;
+    let base: number[] | undefined;
+    for (const s of a.rqSnaps) {
+      if (s.tNs <= edge) base = s.hist;
+      else break;
+    }
+    if (!base) return a.rqHist;
+    return a.rqHist.map((c, i) => Math.max(0, c - (base![i] ?? 0)));
+  }
 
   private acct(entry: ProcessEntry, initial: ProcState, atNs: bigint): ProcAcct {
     let a = this.procs.get(entry.execId);
     if (!a) {
-      a = { machine: new StateMachine(initial, atNs), rqHist: [], rqMaxNs: 0, nvcsw: 0n, nivcsw: 0n, cgroupId: entry.cgroupId ?? 0n };
+      a = { machine: new StateMachine(initial, atNs), rqHist: [], rqMaxNs: 0, nvcsw: 0n, nivcsw: 0n, cgroupId: entry.cgroupId ?? 0n, rqSnaps: [] };
       this.procs.set(entry.execId, a);
     }
     return a;
@@ -153,11 +184,20 @@ export class ProcessStates {
       s.nv += t.nvcsw;
       s.niv += t.nivcsw;
     }
+    const now = this.opts.now?.();
     for (const [a, s] of seen) {
       a.rqHist = s.hist;
       a.rqMaxNs = s.max;
       a.nvcsw = s.nv;
       a.nivcsw = s.niv;
+      if (now !== undefined) {
+        const last = a.rqSnaps[a.rqSnaps.length - 1];
+        if (!last || now - last.tNs >= this.rqSnapNs) {
+          a.rqSnaps.push({ tNs: now, hist: s.hist });
+          // keep one snapshot older than the window: it is the base of the window
+          while (a.rqSnaps.length > 2 && a.rqSnaps[1]!.tNs <= now - this.rqWindowNs) a.rqSnaps.shift();
+        }
+      }
     }
     this.dThreads = dThreads;
   }
@@ -166,7 +206,7 @@ export class ProcessStates {
   stateOf(execId: string, nowNs: bigint): { state: ProcState; stateMs: number; rq: RqStats; nvcsw: bigint; nivcsw: bigint } | null {
     const a = this.procs.get(execId);
     if (!a) return null;
-    return { state: a.machine.state, stateMs: a.machine.stateMs(nowNs), rq: rqStats(a.rqHist, a.rqMaxNs), nvcsw: a.nvcsw, nivcsw: a.nivcsw };
+    return { state: a.machine.state, stateMs: a.machine.stateMs(nowNs), rq: rqStats(this.windowHist(a, this.opts.now ? nowNs : undefined), a.rqMaxNs), nvcsw: a.nvcsw, nivcsw: a.nivcsw };
   }
 
   /** Current zombies, each blamed on the parent that has not reaped it. */
@@ -206,13 +246,13 @@ export class ProcessStates {
       .sort((x, y) => y.dMs - x.dMs);
   }
 
-  /** Run-queue latency per cgroup, from the processes' summed histograms. */
-  rqByCgroup(): Map<bigint, RqStats> {
+  /** Run-queue latency per cgroup over the last window, from the processes' summed histograms. */
+  rqByCgroup(nowNs?: bigint): Map<bigint, RqStats> {
     const hists = new Map<bigint, { hist: number[]; max: number }>();
     for (const a of this.procs.values()) {
       let h = hists.get(a.cgroupId);
       if (!h) hists.set(a.cgroupId, (h = { hist: [], max: 0 }));
-      a.rqHist.forEach((c, i) => (h!.hist[i] = (h!.hist[i] ?? 0) + c));
+      this.windowHist(a, nowNs ?? this.opts.now?.()).forEach((c, i) => (h!.hist[i] = (h!.hist[i] ?? 0) + c));
       if (a.rqMaxNs > h.max) h.max = a.rqMaxNs;
     }
     const out = new Map<bigint, RqStats>();

@@ -51,7 +51,7 @@ function paths(): Paths {
   const p = { dir, socket: join(dir, 'patrol.sock'), db: join(dir, 'state', 'patrol.db'), lock: join(dir, 'patrol.pid'), config: join(dir, 'patrol.yaml') };
   writeFileSync(
     p.config,
-    `store: { path: ${p.db}, flush_interval: 50ms }\napi: { socket: ${p.socket} }\nagent: { lock_file: ${p.lock}, pin_dir: /sys/fs/bpf/patrol-test }\nlog: { level: warn, format: json }\n`,
+    `store: { path: ${p.db}, flush_interval: 50ms }\napi: { socket: ${p.socket} }\nagent: { lock_file: ${p.lock}, pin_dir: /sys/fs/bpf/patrol-test }\nlog: { level: warn, format: json }\nmetrics: { sweep_interval: 200ms, prometheus: { port: 0 } }\n`,
   );
   return p;
 }
@@ -71,7 +71,7 @@ function get(socket: string, path: string, opts: { host?: string; port?: number;
       (res) => {
         let text = '';
         res.on('data', (d) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: !text ? null : (res.headers['content-type'] ?? '').includes('json') ? JSON.parse(text) : text }));
       },
     );
     req.on('error', reject);
@@ -144,6 +144,32 @@ describe.skipIf(!bpfEnabled)('patrol agent (real kernel)', () => {
     child.kill();
   });
 
+  it('patrol top --json: the contract fields, exited processes included; /metrics over the socket', async () => {
+    const t = await run('/bin/sleep', ['0.05']);
+    await sleep(600);
+    const top = spawnSync(PATROL, ['top', '--json', '--window', '1m', '--limit', '10000', '--socket', p.socket], { encoding: 'utf8' });
+    expect(top.stderr).toBe('');
+    expect(top.status).toBe(0);
+    const rows = JSON.parse(top.stdout) as Array<Record<string, any>>;
+    expect(rows.length).toBeGreaterThan(1);
+    for (const r of rows.slice(0, 5)) {
+      expect(r).toEqual(expect.objectContaining({ pid: expect.any(Number), exec_id: expect.any(String), comm: expect.any(String), io_read_bytes: expect.any(Number), io_write_bytes: expect.any(Number) }));
+      expect(r.cpu).toEqual(expect.objectContaining({ avg: expect.any(Number), p95: expect.any(Number), max: expect.any(Number) }));
+      expect(typeof r.rss_bytes.max).toBe('number');
+    }
+    const mine = rows.find((r) => r.pid === t.pid);
+    expect(mine?.exited).toBe(true);
+    expect(mine?.exit.duration_ns).toBeGreaterThanOrEqual(50_000_000);
+    const grouped = spawnSync(PATROL, ['top', '--json', '--cgroup', '--socket', p.socket], { encoding: 'utf8' });
+    expect(JSON.parse(grouped.stdout)[0]).toEqual(expect.objectContaining({ cgroup: expect.any(String), processes: expect.any(Number), rows: expect.any(Array) }));
+    const bad = spawnSync(PATROL, ['top', '--window', '2h', '--socket', p.socket], { encoding: 'utf8' });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/longer than the longest kept window/);
+    const metrics = await get(p.socket, '/v1/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toMatch(/^patrol_events_total\{type="exec"\} [1-9]/m);
+  });
+
   it('the socket is root-only: another user gets EACCES', () => {
     spawnSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', 'patroltest'], { stdio: 'ignore' });
     const r = spawnSync('setpriv', ['--reuid=patroltest', '--regid=patroltest', '--init-groups', PATROL, 'status', '--socket', p.socket], {
@@ -175,7 +201,7 @@ describe.skipIf(!bpfEnabled)('agent TCP listener', () => {
     writeFileSync(tokenFile, 'correct-horse-battery-staple\n', { mode: 0o600 });
     writeFileSync(
       p.config,
-      `store: { path: ${p.db} }\napi: { socket: ${p.socket}, tcp: { enabled: true, host: 127.0.0.1, port: 19465, token_file: ${tokenFile} } }\nagent: { lock_file: ${p.lock} }\nlog: { level: warn }\n`,
+      `store: { path: ${p.db} }\napi: { socket: ${p.socket}, tcp: { enabled: true, host: 127.0.0.1, port: 19465, token_file: ${tokenFile} } }\nagent: { lock_file: ${p.lock} }\nlog: { level: warn }\nmetrics: { prometheus: { enabled: false } }\n`,
     );
     const agent = startAgent(p);
     try {

@@ -39,6 +39,7 @@ describe.skipIf(!bpfEnabled)('checks in the agent (root)', () => {
   let agent: ChildProcess;
   let agentErr = '';
   const failer = `pcheck${process.pid % 100000}`;
+  const spinner = `pspin${process.pid % 100000}`;
 
   const latest = async (): Promise<Map<string, Run>> => {
     const r = await get(socket, '/v1/checks/results?latest=true');
@@ -67,9 +68,11 @@ describe.skipIf(!bpfEnabled)('checks in the agent (root)', () => {
       `check zombies { every 1s; critical unless zombie_count() == 0 for 2s; }
 check scratch_disk { every 1s; critical disk_usage(${JSON.stringify(mnt)}) > 50%; }
 check failures { every 1s; critical count(exit where exit_code != 0 and comm == "${failer}", 1m) >= 3; }
+check hogs { every 1s; critical max(cpu, 5s) by comm > 50%; }
 `,
     );
     copyFileSync('/bin/false', join(dir, failer));
+    copyFileSync('/bin/sh', join(dir, spinner));
     chmodSync(join(dir, failer), 0o755);
     socket = join(dir, 'patrol.sock');
     const config = join(dir, 'patrol.yaml');
@@ -102,7 +105,7 @@ check failures { every 1s; critical count(exit where exit_code != 0 and comm == 
 
   it('loads the directory and runs the checks', async () => {
     const st = await get(socket, '/v1/checks');
-    expect(st.body.last_reload, agentErr).toMatchObject({ ok: true, checks: 3 });
+    expect(st.body.last_reload, agentErr).toMatchObject({ ok: true, checks: 4 });
     await waitState('scratch_disk', 'ok', 5_000);
   });
 
@@ -137,12 +140,28 @@ check failures { every 1s; critical count(exit where exit_code != 0 and comm == 
     expect(r.evidence.values[0]!.value).toBe(3);
   }, 30_000);
 
+  it('a CPU hog shows in a windowed aggregate by comm (resource windows)', async () => {
+    const hog = spawn(join(dir, spinner), ['-c', 'while :; do :; done'], { stdio: 'ignore' });
+    try {
+      let last: any;
+      for (const end = Date.now() + 15_000; Date.now() < end; await sleep(300)) {
+        last = (await latest()).get('hogs') as any;
+        if (last?.evidence?.conditions?.[0]?.groups?.includes(spinner)) break;
+      }
+      expect(last.state, JSON.stringify(last)).toBe('critical');
+      expect(last.evidence.conditions[0].groups).toContain(spinner);
+      expect(last.evidence.values[0]).toMatchObject({ window_s: 5 });
+    } finally {
+      hog.kill('SIGKILL');
+    }
+  }, 30_000);
+
   it('patrol results and patrol alerts show them', () => {
     const human = execFileSync(PATROL, ['results', '--socket', socket]).toString();
     expect(human).toMatch(/ (OK|CRITICAL) +zombies — /);
     expect(human).toMatch(/scratch_disk/);
     const json = JSON.parse(execFileSync(PATROL, ['results', '--json', '--socket', socket]).toString()) as Run[];
-    expect(json.map((r) => r.name).sort()).toEqual(['failures', 'scratch_disk', 'zombies']);
+    expect(json.map((r) => r.name).sort()).toEqual(['failures', 'hogs', 'scratch_disk', 'zombies']);
     const alerts = JSON.parse(execFileSync(PATROL, ['alerts', '--json', '--socket', socket]).toString()) as { id: string; name: string }[];
     expect(alerts.some((a) => a.name === 'zombies' && /^[0-9a-f]{16}$/.test(a.id))).toBe(true);
     expect(execFileSync(PATROL, ['alerts', '--socket', socket]).toString()).toMatch(/firing +ok → critical +zombies/);
@@ -157,6 +176,6 @@ check failures { every 1s; critical count(exit where exit_code != 0 and comm == 
     }
     expect(st.last_reload.ok).toBe(false);
     expect(st.last_reload.diagnostics.join('\n')).toContain("did you mean 'disk_usage'");
-    expect(st.checks.map((c: { name: string }) => c.name).sort()).toEqual(['failures', 'scratch_disk', 'zombies']);
+    expect(st.checks.map((c: { name: string }) => c.name).sort()).toEqual(['failures', 'hogs', 'scratch_disk', 'zombies']);
   }, 20_000);
 });

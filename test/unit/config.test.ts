@@ -67,6 +67,15 @@ const DEFAULTS: AgentConfig = {
   api: { socket: '/run/patrol/patrol.sock', tcp: { enabled: false, host: '127.0.0.1', port: 9465, tokenFile: '/etc/patrol/token' } },
   agent: { lockFile: '/run/patrol/patrol.pid', pinDir: '/sys/fs/bpf/patrol' },
   checks: { dir: null, concurrency: 4, retention: { maxAgeMs: 30 * 86_400_000, maxRows: 500_000 } },
+  metrics: {
+    enabled: true,
+    sweepMs: 1000,
+    source: 'auto',
+    windowsMs: [10_000, 60_000, 300_000],
+    maxProcesses: 10_000,
+    cgroupsMax: 256,
+    prometheus: { enabled: true, host: '127.0.0.1', port: 9464, topN: 20, windowMs: 60_000 },
+  },
 };
 
 /** every setting different from its default */
@@ -86,6 +95,15 @@ const CUSTOM: AgentConfig = {
   api: { socket: '/tmp/p.sock', tcp: { enabled: true, host: '0.0.0.0', port: 19465, tokenFile: '/etc/patrol/tcp.token' } },
   agent: { lockFile: '/tmp/p.pid', pinDir: '/sys/fs/bpf/p2' },
   checks: { dir: '/etc/patrol/checks', concurrency: 8, retention: { maxAgeMs: 2 * 86_400_000, maxRows: 1000 } },
+  metrics: {
+    enabled: false,
+    sweepMs: 100,
+    source: 'proc',
+    windowsMs: [5_000, 120_000],
+    maxProcesses: 500,
+    cgroupsMax: 16,
+    prometheus: { enabled: false, host: '0.0.0.0', port: 9100, topN: 5, windowMs: 5_000 },
+  },
 };
 
 const CUSTOM_YAML = `
@@ -119,7 +137,27 @@ checks:
   dir: /etc/patrol/checks
   concurrency: 8
   retention: { max_age: 2d, max_rows: 1000 }
+metrics:
+  enabled: false
+  sweep_interval: 100ms
+  source: proc
+  windows: [2m, 5s]
+  max_processes: 500
+  cgroups_max: 16
+  prometheus: { enabled: false, host: 0.0.0.0, port: 9100, top_n: 5, window: 5s }
 `;
+
+describe('metrics section', () => {
+  it('rejects a Prometheus window longer than every kept window, and bad window lists', () => {
+    expect(problems(() => loadConfig({ path: file('a.yaml', 'metrics: { windows: [10s], prometheus: { window: 1m } }') }))).toEqual([
+      expect.stringMatching(/metrics\.prometheus\.window.*longest of metrics\.windows/),
+    ]);
+    expect(problems(() => loadConfig({ path: file('b.yaml', 'metrics: { windows: [], sweep_interval: 10ms }') }))).toEqual([
+      expect.stringMatching(/metrics\.sweep_interval: must be between 100ms and 1m/),
+      expect.stringMatching(/metrics\.windows: needs at least one window/),
+    ]);
+  });
+});
 
 describe('durations and sizes', () => {
   it('parses durations', () => {
@@ -404,12 +442,12 @@ describe('shipped files', () => {
     const paths: string[] = [];
     const walk = (o: unknown, pre: string) => {
       for (const [k, v] of Object.entries(o as object)) {
-        if (typeof v === 'object' && v !== null) walk(v, `${pre}${k}.`);
+        if (typeof v === 'object' && v !== null && !Array.isArray(v)) walk(v, `${pre}${k}.`);
         else paths.push(`${pre}${k}`);
       }
     };
     walk(parseYaml(configToYaml(DEFAULTS)), '');
-    expect(paths).toHaveLength(27);
+    expect(paths).toHaveLength(38);
     for (const p of paths) expect(md, p).toContain(`\`${p}\``);
   });
 });

@@ -1,0 +1,190 @@
+// Composition of the resource windows (issue 5): the sweep timer, its source (BPF task iterator
+// or /proc), the process/cgroup/node windows, exits from the lifecycle stream, and /metrics.
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from '../shared/log.js';
+import { PatrolError } from '../shared/errors.js';
+import type { ExitEvent } from '../shared/events.js';
+import type { ProcUsage } from '../shared/usage.js';
+import { boottimeNs } from '../kernel/index.js';
+import { decodeUsageSweep } from '../wire/index.js';
+import { execIdFactory, readBootId, readProcUsage, type Enriched, type ProcessTable } from '../process/index.js';
+import { CgroupResolver } from '../host/index.js';
+import {
+  CgroupWindows, NodeWindows, PatrolMetrics, ProcessWindows, nsToMs, topGroups, topRows,
+  type AgentHealth, type SeriesOptions, type TopGroup, type TopRow, type TopSort,
+} from '../metrics/index.js';
+import { formatDurationMs } from './duration.js';
+import type { MetricsConfig } from './config.js';
+import type { ResourcesView } from '../api/index.js';
+import type { AccountingReport } from './lifecycle.js';
+
+const COARSE_NS = 10_000_000n; // /proc start times are in 10 ms ticks
+
+export interface SweepStats {
+  sweeps: number;
+  source: 'bpf' | 'proc';
+  lastMs: number;
+  lastProcesses: number;
+  errors: number;
+}
+
+export interface TopRequest {
+  windowMs: number;
+  sort: TopSort;
+  limit: number;
+  byCgroup: boolean;
+}
+
+export class ResourcePipeline {
+  readonly processes: ProcessWindows;
+  readonly node: NodeWindows;
+  readonly cgroups: CgroupWindows;
+  readonly resolver = new CgroupResolver();
+  readonly metrics: PatrolMetrics;
+  readonly sweep: SweepStats;
+  private timer: NodeJS.Timeout | null = null;
+  private server: FastifyInstance | null = null;
+  listenAddress: string | null = null;
+
+  private constructor(
+    readonly cfg: MetricsConfig,
+    private readonly table: ProcessTable,
+    private readonly readBpf: (() => Buffer) | null,
+    health: () => AgentHealth,
+    private readonly log: Logger,
+  ) {
+    const maxWindowMs = Math.max(...cfg.windowsMs);
+    // Sub-windows of a tenth of the shortest window (≥ the sweep), so every window is read
+    // from at least 10 of them.
+    const slotMs = Math.max(cfg.sweepMs, Math.floor(Math.min(...cfg.windowsMs) / 10));
+    const series: SeriesOptions = { maxWindowMs, slotMs, maxEntries: 512, resolution: 0.01 };
+    const idOf = execIdFactory(readBootId());
+    this.processes = new ProcessWindows((pid, startNs) => this.identify(pid, startNs), idOf, { series, maxKeys: cfg.maxProcesses });
+    this.node = new NodeWindows(series);
+    this.cgroups = new CgroupWindows((id) => this.resolver.resolve(id), cfg.cgroupsMax, series);
+    this.sweep = { sweeps: 0, source: cfg.source === 'proc' || !readBpf ? 'proc' : 'bpf', lastMs: 0, lastProcesses: 0, errors: 0 };
+    this.metrics = new PatrolMetrics({
+      node: this.node,
+      cgroups: this.cgroups,
+      processes: this.processes,
+      health,
+      nowMs: () => nsToMs(boottimeNs()),
+      windows: cfg.windowsMs.map((ms) => ({ ms, label: formatDurationMs(ms) })),
+      keyWindow: { ms: cfg.prometheus.windowMs, label: formatDurationMs(cfg.prometheus.windowMs) },
+      topN: cfg.prometheus.topN,
+    });
+  }
+
+  static async start(cfg: MetricsConfig, table: ProcessTable, readBpf: (() => Buffer) | null, health: () => AgentHealth, log: Logger): Promise<ResourcePipeline> {
+    const p = new ResourcePipeline(cfg, table, readBpf, health, log);
+    p.sweepOnce();
+    p.timer = setInterval(() => p.sweepOnce(), cfg.sweepMs);
+    if (cfg.prometheus.enabled) await p.listen();
+    return p;
+  }
+
+  private identify(pid: number, startNs: bigint) {
+    const e = this.table.byPid(pid);
+    if (!e) return undefined;
+    const d = e.startNs - startNs;
+    if (d !== 0n && (d >= COARSE_NS || d <= -COARSE_NS)) return undefined;
+    return { execId: e.execId, comm: e.comm, cgroupId: e.cgroupId };
+  }
+
+  /** One sweep: read every process, then node and cgroup counters, into the windows. */
+  sweepOnce(): void {
+    const t0 = performance.now();
+    let procs: ProcUsage[];
+    if (this.sweep.source === 'bpf') {
+      try {
+        procs = decodeUsageSweep(this.readBpf!());
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'BPF usage iterator failed; sweeping /proc from now on');
+        this.sweep.source = 'proc';
+        this.sweep.errors++;
+        procs = readProcUsage();
+      }
+    } else {
+      procs = readProcUsage();
+    }
+    const tNs = boottimeNs();
+    const tMs = nsToMs(tNs);
+    this.processes.applySweep(tNs, procs);
+    try {
+      this.node.sample(tNs, tMs);
+      this.cgroups.sample(tNs, tMs, procs);
+    } catch (e) {
+      this.sweep.errors++;
+      this.log.warn({ err: (e as Error).message }, 'node sample failed');
+    }
+    const ms = performance.now() - t0;
+    this.metrics.sweepSeconds.observe({ source: this.sweep.source }, ms / 1000);
+    this.sweep.sweeps++;
+    this.sweep.lastMs = ms;
+    this.sweep.lastProcesses = procs.length;
+  }
+
+    /** Health figures for /metrics from the lifecycle accounting. */
+  static health(acc: () => AccountingReport, tableSize: () => number): () => AgentHealth {
+    return () => {
+      const a = acc();
+      const events: Record<string, bigint> = {};
+      const lostKernel: Record<string, bigint> = {};
+      const lostUserspace: Record<string, bigint> = {};
+      for (const [t, x] of Object.entries(a.perType)) {
+        events[t] = x.captured;
+        lostKernel[t] = x.lostReserve;
+        lostUserspace[t] = x.lostUserspace;
+      }
+      return { events, lostKernel, lostUserspace, tableEntries: tableSize() };
+    };
+  }
+
+  /** Exits close their process with exact totals. */
+  onExit(ev: ExitEvent, en: Enriched): void {
+    this.processes.applyExit(ev, en.execId, en.entry.cgroupId);
+  }
+
+  top(req: TopRequest): TopRow[] | TopGroup[] {
+    const q = { nowMs: nsToMs(boottimeNs()), windowMs: req.windowMs, sort: req.sort, limit: req.limit, resolveCgroup: (id: bigint) => this.resolver.resolve(id) };
+    return req.byCgroup ? topGroups(this.processes, q) : topRows(this.processes, q);
+  }
+
+  private async listen(): Promise<void> {
+    const app = Fastify({ logger: false });
+    app.get('/metrics', async (_req, reply) => {
+      reply.header('content-type', this.metrics.contentType);
+      return this.metrics.text();
+    });
+    app.get('/', async (_req, reply) => reply.type('text/plain').send('patrol agent: metrics at /metrics\n'));
+    const { host, port } = this.cfg.prometheus;
+    try {
+      this.listenAddress = await app.listen({ host, port });
+    } catch (e) {
+      await app.close();
+      const err = e as NodeJS.ErrnoException;
+      throw new PatrolError('E_METRICS_LISTEN', `metrics.prometheus: cannot listen on ${host}:${port}: ${err.code ?? err.message}${err.code === 'EADDRINUSE' ? ' (another exporter or agent has the port: set metrics.prometheus.port, or metrics.prometheus.enabled: false)' : ''}`);
+    }
+    this.server = app;
+    this.log.info({ address: this.listenAddress }, 'Prometheus metrics listening');
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.server?.close();
+    this.server = null;
+  }
+}
+
+/** What the API serves from the resource windows. */
+export function resourcesView(r: ResourcePipeline): ResourcesView {
+  return {
+    top: (req) => r.top(req),
+    windowsMs: r.cfg.windowsMs,
+    maxWindowMs: Math.max(...r.cfg.windowsMs),
+    sweep: r.sweep,
+    metricsText: () => r.metrics.text(),
+    metricsContentType: r.metrics.contentType,
+  };
+}

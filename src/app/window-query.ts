@@ -1,0 +1,115 @@
+// Adapts the resource windows (src/metrics) to the check engine's windowed aggregates:
+// agg(metric, window) [by exec_id | cgroup | comm]. Without `by`, the metric is the node's.
+// Percentages are returned as fractions (90 % = 0.9), IO as bytes per second, as the DSL expects.
+import { nsToMs, type ProcessWindows, type CgroupWindows, type NodeWindows, type WindowFigures } from '../metrics/index.js';
+import { boottimeNs } from '../kernel/index.js';
+
+type By = 'exec_id' | 'cgroup' | 'comm' | null;
+export interface WindowAnswer {
+  groups: { key: string | null; value: number }[];
+  usedMs: number;
+}
+
+const SERIES_OF: Record<string, { proc: string; cgroup: string; node: string }> = {
+  cpu: { proc: 'cpu', cgroup: 'cpu', node: 'cpu' },
+  rss: { proc: 'rss', cgroup: 'memory', node: 'memory_bytes' },
+  io_read: { proc: 'io_read', cgroup: 'io_read', node: 'read_bytes' },
+  io_write: { proc: 'io_write', cgroup: 'io_write', node: 'write_bytes' },
+};
+
+/** One figure of a series, in the DSL's units. IO series hold bytes per sample interval. */
+function pick(f: WindowFigures, metric: string, agg: string): number {
+  const io = metric === 'io_read' || metric === 'io_write';
+  const perSecond = io ? (f.weight > 0 ? f.count / f.weight : 1) : 1; // samples per second
+  const scale = metric === 'cpu' ? 0.01 : 1;
+  switch (agg) {
+    case 'avg':
+      return (io ? (f.weight > 0 ? f.sum / f.weight : 0) : f.avg) * scale;
+    case 'sum':
+      return f.sum * scale;
+    case 'min':
+      return f.min * scale * perSecond;
+    case 'max':
+      return f.max * scale * perSecond;
+    case 'p50':
+      return f.p50 * scale * perSecond;
+    case 'p90':
+      // the engine keeps p50/p95/p99; p90 is read between them, never above p95
+      return (f.p50 + ((f.p95 - f.p50) * 40) / 45) * scale * perSecond;
+    case 'p95':
+      return f.p95 * scale * perSecond;
+    case 'p99':
+      return f.p99 * scale * perSecond;
+    default:
+      throw new Error(`unknown aggregate ${agg}`);
+  }
+}
+
+export function windowQuery(processes: ProcessWindows, cgroups: CgroupWindows, node: NodeWindows, nowMs: () => number = () => nsToMs(boottimeNs())) {
+  return {
+    aggregate(metric: string, agg: string, windowMs: number, by: By): WindowAnswer | null {
+      const names = SERIES_OF[metric];
+      if (!names) throw new Error(`unknown windowed metric ${metric}`);
+      const now = nowMs();
+      const used = (firstT: number) => Math.min(windowMs, Math.max(0, now - firstT));
+      if (by === null) {
+        if (metric === 'io_read' || metric === 'io_write') {
+          // The node's IO is the sum over whole disks (for max and percentiles, an upper bound:
+          // the disks' peaks need not coincide).
+          let total: number | null = null;
+          let firstT = now;
+          for (const e of node.windows.values()) {
+            if (e.meta.kind !== 'disk') continue;
+            const g = e.series[names.node as 'read_bytes']?.figures(now, windowMs);
+            if (!g) continue;
+            total = (total ?? 0) + pick(g, metric, agg);
+            firstT = Math.min(firstT, e.firstT);
+          }
+          return total === null ? null : { groups: [{ key: null, value: total }], usedMs: used(firstT) };
+        }
+        const e = node.windows.get('node');
+        const f = e?.series[names.node as 'cpu']?.figures(now, windowMs);
+        if (!e || !f) return null;
+        return { groups: [{ key: null, value: pick(f, metric, agg) }], usedMs: used(e.firstT) };
+      }
+      const groups: { key: string | null; value: number }[] = [];
+      let firstT = now;
+      if (by === 'cgroup') {
+        for (const e of cgroups.windows.values()) {
+          const f = e.series[names.cgroup as 'cpu']?.figures(now, windowMs);
+          if (!f) continue;
+          groups.push({ key: e.meta.path, value: pick(f, metric, agg) });
+          firstT = Math.min(firstT, e.firstT);
+        }
+      } else {
+        const byComm = new Map<string, number>();
+        const additive = agg === 'avg' || agg === 'sum';
+        for (const e of processes.windows.values()) {
+          const f = e.series[names.proc as 'cpu']?.figures(now, windowMs);
+          if (!f) continue;
+          const v = pick(f, metric, agg);
+          firstT = Math.min(firstT, e.firstT);
+          if (by === 'exec_id') groups.push({ key: e.meta.execId, value: v });
+          else byComm.set(e.meta.comm, additive ? (byComm.get(e.meta.comm) ?? 0) + v : Math.max(byComm.get(e.meta.comm) ?? -Infinity, v));
+        }
+        for (const [k, v] of byComm) groups.push({ key: k, value: v });
+      }
+      return groups.length ? { groups, usedMs: used(firstT) } : null;
+    },
+  };
+}
+
+/** RSS samples of one process for the attribution engine ("grew from … to … in …"). The peak
+ *  from the exit record or hiwater is merged in, so a process killed at its peak shows it. */
+export function rssFacts(processes: ProcessWindows) {
+  return {
+    rss(execId: string, windowMs: number, nowNs: bigint): { tNs: bigint; bytes: number }[] {
+      const e = processes.windows.get(execId);
+      if (!e) return [];
+      const now = nsToMs(nowNs);
+      const pts = [...(e.series.rss?.points(now, windowMs) ?? []), ...(e.series.rss_peak?.points(now, windowMs) ?? [])];
+      pts.sort((a, b) => a.t - b.t);
+      return pts.map((p) => ({ tNs: BigInt(Math.round(p.t * 1000)) * 1000n, bytes: p.v }));
+    },
+  };
+}
