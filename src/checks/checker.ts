@@ -191,6 +191,10 @@ class Cx {
         if (this.eventScope !== null) return this.eventField(e.name, e.span);
         return this.call(e.name, e.span, [], e.span, false);
       case 'call':
+        if (this.eventScope !== null) {
+          this.diags.error('PD2010', e.nameSpan, `a 'where' filter tests the fields of one ${this.eventKind} event; ${e.name}(...) is not one of them`, `fields: ${Object.keys(this.eventScope).join(', ')}`);
+          return ERR;
+        }
         return this.call(e.name, e.nameSpan, e.args, e.span, false);
       case 'by':
         return this.by(e);
@@ -296,6 +300,10 @@ class Cx {
 
   private by(e: Extract<Expr, { kind: 'by' }>): Ty {
     const inner = e.expr;
+    if (this.eventScope !== null) {
+      this.diags.error('PD2010', e.span, `a 'where' filter tests the fields of one ${this.eventKind} event; a windowed aggregate is not one of them`);
+      return ERR;
+    }
     if (inner.kind !== 'call' || !(WINDOW_AGGREGATES as readonly string[]).includes(inner.name)) {
       this.diags.error('PD2012', e.keySpan, "'by' groups only a windowed aggregate", 'p95(cpu, 1m) by exec_id');
       this.expr(inner);

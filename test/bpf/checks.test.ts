@@ -2,7 +2,7 @@
 // a zombie makes `unless zombie_count() == 0` go critical within its window and clear after the
 // reap; a tmpfs filled past its threshold makes disk_usage fire; failing processes seen by the
 // BPF event stream make an event count fire; a bad reload keeps the running set.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -166,6 +166,24 @@ check hogs { every 1s; critical max(cpu, 5s) by comm > 50%; }
     expect(alerts.some((a) => a.name === 'zombies' && /^[0-9a-f]{16}$/.test(a.id))).toBe(true);
     expect(execFileSync(PATROL, ['alerts', '--socket', socket]).toString()).toMatch(/firing +ok → critical +zombies/);
   });
+
+  it('patrol record, then patrol check --replay (no agent needed for the replay)', async () => {
+    const recording = join(dir, 'rec.ndjson');
+    const rec = spawn(PATROL, ['record', recording, '--duration', '3s'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let recErr = '';
+    rec.stderr!.on('data', (d) => (recErr += d));
+    await sleep(1500); // attached
+    for (let i = 0; i < 4; i++) await run(join(dir, failer), []);
+    const code = await new Promise<number | null>((r) => rec.once('exit', r));
+    expect(code, recErr).toBe(0);
+    const file = join(dir, 'replay.patrol');
+    writeFileSync(file, `check failing { every 1s; critical count(exit where comm == "${failer}" and exit_code == 1, 1m) >= 4; }\n`);
+    const r = spawnSync(PATROL, ['check', '--replay', recording, '--json', file], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(2);
+    const out = JSON.parse(r.stdout) as { results: Run[]; alerts: { kind: string }[] };
+    expect(out.results[0]).toMatchObject({ name: 'failing', state: 'critical' });
+    expect(out.alerts.map((a) => a.kind)).toEqual(['firing']);
+  }, 30_000);
 
   it('a bad reload keeps the running set and reports the diagnostics', async () => {
     writeFileSync(join(dir, 'checks', 'bad.patrol'), 'check broken { critical disk_usge > 1%; }\n');

@@ -145,6 +145,8 @@ describe('diagnostics', () => {
     expect(codes('check psi_some("io", 30s) > 1%;')).toEqual(['PD2014']);
     expect(codes('check count(exit, 10) > 1;')).toEqual(['PD2006']);
     expect(codes('check load1;')).toEqual(['PD2005']);
+    expect(codes('check count(exit where disk_usage() > 1%, 1m) > 0;')).toEqual(['PD2010']);
+    expect(codes('check count(exit where p95(cpu, 1m) by comm > 1%, 1m) > 0;')).toEqual(['PD2010']);
     expect(codes('check load1 > 1 where x;')).toEqual(['PD1010']);
     ok('check psi_some("io", 10s) > 10%;');
   });
