@@ -73,8 +73,8 @@ export const FIELDS: readonly FieldSpec[] = [
   F('uptime', [], num(TIME), 'node', 'cheap', 'time since boot'),
   F('oom_kills', [{ name: 'window', type: 'duration', default: '1h' }], num(NONE), 'node', 'cheap', 'OOM kills in the window (vmstat oom_kill counter; the window starts at the first sample)'),
   // process
-  F('process_running', [{ name: 'name', type: 'string' }], BOOL, 'process', 'moderate', 'a live process whose comm is exactly name exists'),
-  F('process_count', [{ name: 'name', type: 'string' }], num(NONE), 'process', 'moderate', 'live processes whose comm is exactly name'),
+  F('process_running', [{ name: 'name', type: 'string' }], BOOL, 'process', 'moderate', 'a live process whose comm is name exists; "/re/" matches comm with an RE2 pattern'),
+  F('process_count', [{ name: 'filter', type: 'string' }], num(NONE), 'process', 'moderate', 'live processes whose comm is filter, or matches it when written "/re/" (RE2)'),
   F('zombie_count', [], num(NONE), 'process', 'moderate', 'processes in state Z (exited, not reaped)'),
   F('d_state_count', [], num(NONE), 'process', 'moderate', 'processes in uninterruptible sleep (state D)'),
   F('exec_rate', [{ name: 'window', type: 'duration', default: '1m' }], num(PER_SECOND), 'event', 'cheap', 'successful execs per second over the window'),

@@ -357,9 +357,10 @@ class Cx {
           this.diags.error('PD2014', a.span, `${f.name}: '${p.name}' must be one of ${p.oneOf.map((x) => JSON.stringify(x)).join(', ')}`);
           return false;
         }
-        if (f.name === 'log_matches' && p.name === 'pattern') {
+        const slashed = (f.name === 'process_running' || f.name === 'process_count') && a.value.length >= 2 && a.value.startsWith('/') && a.value.endsWith('/');
+        if ((f.name === 'log_matches' && p.name === 'pattern') || slashed) {
           try {
-            new RE2(a.value);
+            new RE2(slashed ? a.value.slice(1, -1) : a.value);
           } catch (e) {
             this.diags.error('PD2011', a.span, `invalid RE2 pattern: ${(e as Error).message}`, 'RE2 has no backreferences or lookaround');
             return false;

@@ -275,7 +275,8 @@ async function collect(spec: FieldSpec, args: Expr[], cx: EvalContext, node: Exp
     case 'process_running':
     case 'process_count': {
       const want = arg(spec, args, 0) as string;
-      const n = (await procs()).filter((p) => p.comm === want && p.state !== 'Z' && p.state !== 'X').length;
+      const re = want.length >= 2 && want.startsWith('/') && want.endsWith('/') ? re2(want.slice(1, -1)) : null;
+      const n = (await procs()).filter((p) => (re === null ? p.comm === want : re.test(p.comm)) && p.state !== 'Z' && p.state !== 'X').length;
       return { value: spec.name === 'process_running' ? n > 0 : n };
     }
     case 'zombie_count':

@@ -149,6 +149,8 @@ describe('diagnostics', () => {
     expect(codes('check count(exit where p95(cpu, 1m) by comm > 1%, 1m) > 0;')).toEqual(['PD2010']);
     expect(codes('check load1 > 1 where x;')).toEqual(['PD1010']);
     ok('check psi_some("io", 10s) > 10%;');
+    ok('check process_count("/^nginx/") < 2;');
+    expect(codes('check process_count("/(x/") < 2;')).toEqual(['PD2011']);
   });
 
   it('recover after a syntax error and report the next statement too', () => {

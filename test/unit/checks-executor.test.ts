@@ -159,6 +159,27 @@ describe('executor', () => {
     ex.stop();
   });
 
+  it('process_count matches comm exactly, or with an RE2 pattern between slashes', async () => {
+    const list: ProcessInfo[] = [
+      { pid: 1, comm: 'nginx', state: 'S' },
+      { pid: 2, comm: 'nginx: worker', state: 'R' },
+      { pid: 3, comm: 'nginx', state: 'Z' },
+      { pid: 4, comm: 'sshd', state: 'S' },
+    ];
+    const { clock, results, ex } = harness(
+      'check a { critical process_count("nginx") == 1; }\ncheck b { critical process_count("/^nginx/") == 2; }\ncheck c { critical unless process_running("sshd"); }',
+      { processes: { list: () => list } },
+    );
+    ex.start();
+    await clock.advance(0);
+    expect(results.map((r) => [r.name, r.state]).sort()).toEqual([
+      ['a', 'critical'],
+      ['b', 'critical'],
+      ['c', 'ok'],
+    ]);
+    ex.stop();
+  });
+
   it('unavailable data makes a check unknown with the reason', async () => {
     const { clock, results, ex } = harness('check w { critical p95(cpu, 1m) by exec_id > 80%; }\ncheck n { critical load1 > 1; }', {});
     ex.start();
