@@ -20,13 +20,21 @@ export function registerCheck(program: Command): void {
   program
     .command('check')
     .description('validate check files and run them once (exit 0 ok, 1 warning, 2 critical, 3 unknown); see docs/dsl.md')
-    .argument('<files...>', 'check files (or directories of *.patrol files)')
+    .argument('[files...]', 'check files or directories of *.patrol files (default: checks.dir of the agent config)')
     .option('--validate', 'report diagnostics only; do not run')
     .option('--json', 'machine-readable output: results with name, state and evidence (or diagnostics)')
     .option('--replay <recording>', 'evaluate the event-based checks against a recording made by patrol record')
     .option('--concurrency <n>', 'checks run at the same time (default 4)', parseIntArg('--concurrency', 1, 64))
     .action(async (files: string[], opts: CheckOptions) => {
-      process.exitCode = await runCheck(files, opts);
+      try {
+        process.exitCode = await runCheck(files, opts);
+      } catch (e) {
+        // monitoring-plugin convention: a check that could not run at all is UNKNOWN (3), never
+        // 1 or 2, which a scheduler would read as warning or critical
+        if (!(e instanceof PatrolError)) throw e;
+        process.stderr.write(`patrol: ${e.message}\n`);
+        process.exitCode = 3;
+      }
     });
 }
 
@@ -55,7 +63,13 @@ export async function runCheck(paths: string[], opts: CheckOptions, out: NodeJS.
     if (dir) files.push(...checkFilesIn(p));
     else files.push(p);
   }
-  if (files.length === 0) throw new PatrolError('E_USAGE', 'no check files given (directories are searched for *.patrol and *.check)');
+  if (paths.length === 0) {
+    // no files: the agent's check directory, as configured
+    const { loadConfig } = await import('../app/config.js');
+    const dir = loadConfig({}).checks.dir;
+    if (dir !== null) files.push(...checkFilesIn(dir));
+  }
+  if (files.length === 0) throw new PatrolError('E_USAGE', 'no check files given, and checks.dir is not set in /etc/patrol/patrol.yaml (directories are searched for *.patrol and *.check)');
   const c = compileFiles(files);
   const errors = c.diagnostics.filter((d) => d.severity === 'error').length;
   if (opts.validate) {
