@@ -107,6 +107,29 @@ describe('diagnostics', () => {
     expect(r.checks.map((c) => c.name)).toEqual(['zombie_count() == 0', 'fine']);
   });
 
+  it('docs/dsl.md: the opening example and every `check …;` snippet compile', () => {
+    const doc = readFileSync(join(ROOT, 'docs/dsl.md'), 'utf8');
+    const first = /```\n([\s\S]*?)```/.exec(doc)![1]!;
+    expect(compileSource(first, 'doc').checks).toHaveLength(4);
+    ok(first);
+    // the example column of the constructs table, each made into a whole check
+    const table = doc.slice(doc.indexOf('## Constructs'), doc.indexOf('### Units and types'));
+    const examples = table
+      .split('\n')
+      .filter((l) => l.startsWith('| ') && !l.startsWith('| construct'))
+      .flatMap((l) => [...l.split(' | ')[1]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!))
+      .filter((x) => !x.includes('…') && !x.includes('...') && !x.startsWith('alert on timeout;'));
+    expect(examples.length).toBeGreaterThan(15);
+    for (const x of examples) {
+      const src = x.startsWith('check ')
+        ? x.endsWith('}') || x.endsWith(';') ? x : `${x} { critical load1 > 1; }`
+        : /^(every|timeout|warning|critical|labels|on|alert)\b/.test(x)
+          ? `check example { critical load1 > 100; ${x} }`
+          : `check ${x};`;
+      expect(errs(src), src).toEqual([]);
+    }
+  });
+
   it('have stable, documented codes', () => {
     const doc = readFileSync(join(ROOT, 'docs/dsl.md'), 'utf8');
     for (const code of Object.keys(CODES)) expect(doc, code).toContain(code);
