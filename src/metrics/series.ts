@@ -147,7 +147,7 @@ export class Series {
 
   private mergeRuns(now: number, windowMs: number): WindowFigures | undefined {
     const start = now - windowMs;
-    let count = 0, sum = 0, wsum = 0, wtotal = 0, inWindow = 0, unitRuns = true;
+    let count = 0, sum = 0, wsum = 0, wtotal = 0;
     let min = Infinity, max = -Infinity, last = NaN, lastT = -Infinity;
     const runs = this.runs;
     let first = runs.length;
@@ -163,8 +163,6 @@ export class Series {
       // (one per sweep), the newest at t1.
       const f = r.t0 > start || r.n < 2 ? 1 : Math.min(r.n, Math.ceil((r.t1 - start) / ((r.t1 - r.t0) / (r.n - 1)) - 1e-9)) / r.n;
       const n = r.n * f;
-      if (n !== 1) unitRuns = false;
-      inWindow++;
       count += n;
       sum += r.v * n;
       wsum += r.v * r.w * f;
@@ -177,33 +175,29 @@ export class Series {
       }
     }
     if (count === 0) return undefined;
-    let q: (p: number) => number;
-    if (unitRuns) {
-      // one sample per run (a busy series): a native numeric sort of the values
-      const vals = new Float64Array(inWindow);
-      let k = 0;
-      for (let i = first; i < runs.length; i++) if (runs[i]!.t0 <= now) vals[k++] = runs[i]!.v;
-      vals.sort();
-      q = (p) => vals[Math.max(0, Math.ceil(p * count - 1e-9) - 1)]!;
-    } else {
-      const parts: { v: number; n: number }[] = [];
-      for (let i = first; i < runs.length; i++) {
-        const r = runs[i]!;
-        if (r.t0 > now) continue;
-        const f = r.t0 > start || r.n < 2 ? 1 : Math.min(r.n, Math.ceil((r.t1 - start) / ((r.t1 - r.t0) / (r.n - 1)) - 1e-9)) / r.n;
-        parts.push({ v: r.v, n: r.n * f });
-      }
-      parts.sort((a, b) => a.v - b.v);
-      q = (p) => {
-        const rank = p * count;
-        let acc = 0;
-        for (const x of parts) {
-          acc += x.n;
-          if (acc >= rank - 1e-9) return x.v;
-        }
-        return parts[parts.length - 1]!.v;
-      };
+    // Percentiles are weighted by the time each sample stands for, so the short first and last
+    // samples of a process (born or exited mid-interval) count for what they cover: p95 is the
+    // level exceeded 5 % of the time. Series without weights (gauges) weigh 1 per sample.
+    const parts: { v: number; w: number }[] = [];
+    let wAll = 0;
+    for (let i = first; i < runs.length; i++) {
+      const r = runs[i]!;
+      if (r.t0 > now) continue;
+      const f = r.t0 > start || r.n < 2 ? 1 : Math.min(r.n, Math.ceil((r.t1 - start) / ((r.t1 - r.t0) / (r.n - 1)) - 1e-9)) / r.n;
+      const w = r.w > 0 ? r.w * f : r.n * f;
+      parts.push({ v: r.v, w });
+      wAll += w;
     }
+    parts.sort((a, b) => a.v - b.v);
+    const q = (p: number) => {
+      const rank = p * wAll;
+      let acc = 0;
+      for (const x of parts) {
+        acc += x.w;
+        if (acc >= rank - 1e-9 * wAll) return x.v;
+      }
+      return parts[parts.length - 1]!.v;
+    };
     return { count, min, max, avg: wtotal > 0 ? wsum / wtotal : sum / count, p50: q(0.5), p95: q(0.95), p99: q(0.99), last, sum, rate: sum / (windowMs / 1000), weight: wtotal };
   }
 

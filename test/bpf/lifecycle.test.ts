@@ -50,10 +50,11 @@ describe.skipIf(!bpfEnabled)('lifecycle capture (real kernel)', () => {
     expect(ms).toBeLessThan(1500);
   });
 
-  it('measures a sleep 0.2 at 200 ms ± 50 ms', async () => {
+  it('measures a sleep 0.2 at 200 ms (never less; scheduling slack above)', async () => {
     const { pid } = await run('/bin/sleep', ['0.2']);
     const exit = await rec.waitFor((c) => c.ev.pid === pid && c.ev.type === 'exit');
-    expect(Math.abs(Number(exit.en.durationNs) / 1e6 - 200)).toBeLessThan(50);
+    expect(Number(exit.en.durationNs) / 1e6).toBeGreaterThanOrEqual(199);
+    expect(Number(exit.en.durationNs) / 1e6).toBeLessThan(400);
   });
 
   it('captures a process shorter than a millisecond with its exit data', async () => {
@@ -84,7 +85,7 @@ describe.skipIf(!bpfEnabled)('lifecycle capture (real kernel)', () => {
     const reap = await rec.waitFor((c) => c.ev.pid === fork.ev.pid && c.ev.type === 'reap');
     const ms = Number(reap.en.zombieNs) / 1e6;
     expect(ms).toBeGreaterThan(180);
-    expect(ms).toBeLessThan(260);
+    expect(ms).toBeLessThan(400);
     expect((reap.ev as ReapEvent).exitNs).toBeGreaterThan(0n);
   });
 

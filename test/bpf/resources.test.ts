@@ -87,9 +87,17 @@ describe.skipIf(!bpfEnabled)('resource windows (real kernel)', () => {
     const row = rowOf(r.pid)!;
     expect(row.exited).toBe(true);
     // The truth is what the kernel counted: on a busy machine the burner gets less than its 50 %.
-    expect(truth).toBeGreaterThan(20);
-    expect(Math.abs(row.cpu.avg - truth)).toBeLessThanOrEqual(10);
-    expect(Math.abs(row.cpu.p95 - truth)).toBeLessThanOrEqual(10);
+    // The windows' time-weighted average is the kernel's own figure, exactly.
+    expect(Math.abs(row.cpu.avg - truth)).toBeLessThanOrEqual(1);
+    if (truth >= 45) {
+      // The burner got its duty: every interval sits near 50 %, and so must the p95.
+      expect(Math.abs(row.cpu.p95 - 50)).toBeLessThanOrEqual(10);
+    } else {
+      // A loaded machine starved the burner unevenly, so its intervals really differ: the p95 is
+      // then between the average and the duty the burner never exceeds.
+      expect(row.cpu.p95).toBeGreaterThanOrEqual(truth - 1);
+      expect(row.cpu.p95).toBeLessThanOrEqual(60);
+    }
     expect(row.cpu_seconds).toBeCloseTo(Number(ex.usage.cpuNs) / 1e9, 1);
   });
 
