@@ -143,4 +143,3 @@ executor overhead per check run (no I/O): ${result.executor_overhead_per_run_us_
 default pack (${pack.checks.length} checks) one run: ${result.default_pack_cpu_ms_per_run_median} ms CPU, ${result.default_pack_wall_ms_per_run_median} ms wall → ${result.default_pack_cpu_pct_of_one_core_at_30s}% of one core every 30 s
 check store: ${result.store_rows_per_s} rows/s (flush per ${BATCH} rows)${
   agent ? `\nagent CPU over ${agent.window_s} s, % of one core: ${agent.cpu_pct_without_checks} without checks, ${agent.cpu_pct_with_pack_every_30s} with the default pack every 30 s (difference ${agent.difference_pct})` : ''}`);
-void readFileSync;

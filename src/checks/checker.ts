@@ -47,7 +47,7 @@ export interface CompiledCheck {
   onTimeout: TimeoutAction;
   /** states whose arrival raises an alert (a return to ok after an alert always does) */
   alertOn: ReadonlySet<AlertState>;
-  /** the longest window any part of the check reads, ms (evidence and replay) */
+  /** some condition reads the event history (count, rate, exec_rate, exit_failures) */
   usesEvents: boolean;
 }
 
@@ -319,8 +319,8 @@ class Cx {
   }
 
   private call(name: string, nameSpan: Span, args: Expr[], span: Span, grouped: boolean): Ty {
-    if ((WINDOW_AGGREGATES as readonly string[]).includes(name)) return this.windowAgg(name, nameSpan, args, span, grouped);
-    if ((EVENT_AGGREGATES as readonly string[]).includes(name)) return this.eventAgg(name, nameSpan, args, span);
+    if ((WINDOW_AGGREGATES as readonly string[]).includes(name)) return this.windowAgg(name, args, span, grouped);
+    if ((EVENT_AGGREGATES as readonly string[]).includes(name)) return this.eventAgg(name, args, span);
     const f = FIELD_BY_NAME.get(name);
     if (f === undefined) {
       const sg = suggest(name, allCallableNames());
@@ -403,7 +403,7 @@ class Cx {
     }
   }
 
-  private windowAgg(name: string, nameSpan: Span, args: Expr[], span: Span, grouped: boolean): Ty {
+  private windowAgg(name: string, args: Expr[], span: Span, grouped: boolean): Ty {
     if (args.length !== 2) {
       this.diags.error('PD2002', span, `${name} takes 2 arguments, got ${args.length}`, `signature: ${name}(metric, window) [by exec_id|cgroup|comm]`);
       return ERR;
@@ -421,11 +421,10 @@ class Cx {
       if (w.kind !== 'number') this.diags.error('PD2003', w.span, `${name}: the window must be a duration literal such as 1m`);
       ok = false;
     }
-    void nameSpan;
     return ok ? { k: 'num', dim, grouped, literal: false } : ERR;
   }
 
-  private eventAgg(name: string, nameSpan: Span, args: Expr[], span: Span): Ty {
+  private eventAgg(name: string, args: Expr[], span: Span): Ty {
     this.usesEvents = true;
     if (args.length !== 2) {
       this.diags.error('PD2002', span, `${name} takes 2 arguments, got ${args.length}`, `signature: ${name}(kind [where condition], window)`);
@@ -456,7 +455,6 @@ class Cx {
       this.diags.error('PD2003', w.span, `${name}: the window must be a duration literal such as 10m`);
       ok = false;
     } else if (this.durationMs(w, `${name} window`, 0.001) === 0) ok = false;
-    void nameSpan;
     return ok ? { k: 'num', dim: name === 'rate' ? PER_SECOND : NONE, grouped: false, literal: false } : ERR;
   }
 }
