@@ -82,7 +82,8 @@ export async function runCheck(paths: string[], opts: CheckOptions, out: NodeJS.
   }
   if (c.diagnostics.length) err.write(formatAll(c.diagnostics, c.sources) + '\n\n');
   if (errors > 0) {
-    if (opts.json) out.write(JSON.stringify({ results: [], diagnostics: c.diagnostics.map(diagJson) }, null, 2) + '\n');
+    // stdout keeps its shape (an array of results, here empty); the diagnostics went to stderr
+    if (opts.json) out.write('[]\n');
     err.write(`patrol: ${errors} error(s) in the checks; nothing was run\n`);
     return 3;
   }

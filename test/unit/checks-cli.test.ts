@@ -67,6 +67,9 @@ describe('patrol check', () => {
     const j = await check([bad], { validate: true, json: true });
     expect(JSON.parse(j.out)).toMatchObject({ ok: false, diagnostics: [{ code: 'PD2001', line: 1, col: 7, severity: 'error' }] });
     expect((await check([bad])).code).toBe(3);
+    const jr = await check([bad], { json: true });
+    expect([jr.code, JSON.parse(jr.out)]).toEqual([3, []]);
+    expect(jr.err).toContain('PD2001');
     expect((await check([join(dir, 'missing.patrol')], { validate: true })).err).toContain('PD1000');
   });
 
