@@ -24,6 +24,7 @@ const forms = [
 ];
 const src = Array.from({ length: 1000 }, (_, i) => forms[i % forms.length](i)).join('\n') + '\n';
 const parseMs = [];
+for (let r = 0; r < 3; r++) checks.compileSource(src, 'warmup.patrol'); // JIT warm-up, not measured
 for (let r = 0; r < ROUNDS; r++) {
   const t0 = nowMs();
   const out = checks.compileSource(src, 'bench.patrol');
