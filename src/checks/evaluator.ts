@@ -62,6 +62,9 @@ export interface EvalContext {
   memory: CheckMemory;
   evidence: EvidenceValue[];
   signal?: AbortSignal;
+  /** values read in this run, by field text: every condition of a check sees the same reading,
+   *  and each field is read (and shown in the evidence) once */
+  cache?: Map<string, Promise<Value>>;
 }
 
 const re2Cache = new Map<string, RE2>();
@@ -198,7 +201,15 @@ function need<T>(v: T | undefined, what: string): T {
   return v;
 }
 
-async function field(name: string, args: Expr[], node: Expr, cx: EvalContext, by?: string): Promise<Value> {
+function field(name: string, args: Expr[], node: Expr, cx: EvalContext, by?: string): Promise<Value> {
+  if (cx.cache === undefined) return readField(name, args, node, cx, by);
+  const key = printExpr(node) + (by === undefined ? '' : ` by ${by}`);
+  let v = cx.cache.get(key);
+  if (v === undefined) cx.cache.set(key, (v = readField(name, args, node, cx, by)));
+  return v;
+}
+
+async function readField(name: string, args: Expr[], node: Expr, cx: EvalContext, by?: string): Promise<Value> {
   cx.signal?.throwIfAborted();
   if (WINDOW_METRICS[name] === undefined && ['avg', 'min', 'max', 'sum', 'p50', 'p90', 'p95', 'p99'].includes(name)) return windowAgg(name, args, node, cx, by ?? null);
   if (name === 'count' || name === 'rate') return eventAgg(name, args, node, cx);
@@ -206,7 +217,7 @@ async function field(name: string, args: Expr[], node: Expr, cx: EvalContext, by
   if (spec === undefined) throw new Unavailable(`unknown field ${name}`);
   const dim = spec.result.k === 'num' ? spec.result.dim : null;
   const v = await collect(spec, args, cx, node);
-  if (!cx.evidence.some((x) => x.field === printExpr(node) && x.value === v.value)) record(cx, node, v.value, dim, v.extra);
+  record(cx, node, v.value, dim, v.extra);
   return v.value;
 }
 

@@ -276,11 +276,12 @@ export class Executor {
     const values: EvidenceValue[] = [];
     const conds: ConditionEvidence[] = [];
     const eventNowMs = this.opts.eventNow ? this.opts.eventNow() : at;
+    const cache = new Map();
     for (let i = 0; i < c.conditions.length; i++) {
       const cond = c.conditions[i]!;
       const ev: ConditionEvidence = { severity: cond.severity, condition: cond.text, fired: null, holding: false, for_s: cond.forMs / 1000 };
       try {
-        const r = await evalCondition(cond, { sources: this.opts.sources, nowMs: at, eventNowMs, memory: rt.memory, evidence: values, signal });
+        const r = await evalCondition(cond, { sources: this.opts.sources, nowMs: at, eventNowMs, memory: rt.memory, evidence: values, signal, cache });
         ev.fired = r.fired;
         if (r.groups && r.groups.length) ev.groups = r.groups;
         if (r.fired) {
