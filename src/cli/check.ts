@@ -26,6 +26,10 @@ export function registerCheck(program: Command): void {
     .option('--replay <recording>', 'evaluate the event-based checks against a recording made by patrol record')
     .option('--concurrency <n>', 'checks run at the same time (default 4)', parseIntArg('--concurrency', 1, 64))
     .action(async (files: string[], opts: CheckOptions) => {
+      // `patrol check … | head`: a closed pipe must not turn the check's exit code into a crash
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EPIPE') throw e;
+      });
       try {
         process.exitCode = await runCheck(files, opts);
       } catch (e) {
