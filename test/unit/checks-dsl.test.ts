@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
-  CODES, compileSource, formatAll, parse, printProgram, stripSpans, type Diagnostic, type Expr, type Program,
+  CODES, FIELDS, compileSource, formatAll, parse, printProgram, stripSpans, type Diagnostic, type Expr, type Program,
 } from '../../src/checks/index.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -133,6 +133,8 @@ describe('diagnostics', () => {
   it('have stable, documented codes', () => {
     const doc = readFileSync(join(ROOT, 'docs/dsl.md'), 'utf8');
     for (const code of Object.keys(CODES)) expect(doc, code).toContain(code);
+    // and every field of the catalogue, with its signature
+    for (const f of FIELDS) expect(doc, f.name).toContain(`| \`${f.name}\` |`);
   });
 
   it('suggest the field meant', () => {
