@@ -245,10 +245,13 @@ int main(int argc, char **argv)
 				__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
 				__atomic_thread_fence(__ATOMIC_SEQ_CST);
 				st.path = PATH_PRESLEEP;
-				if (ring_buffer__consume(rb) > 0) {
+				n = ring_buffer__consume(rb);
+				/* flag cleared: a producer claimed it, and its wakeup carrier (an empty
+				 * discarded record, not counted) may be what we just drained */
+				if (n > 0 || !__atomic_load_n(flag, __ATOMIC_SEQ_CST)) {
 					st.path = PATH_BUSY;
 					__atomic_store_n(flag, 0, __ATOMIC_SEQ_CST);
-					busy = true;
+					busy = n > 0;
 					continue;
 				}
 				sleeps++;

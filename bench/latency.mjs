@@ -16,6 +16,9 @@
 //                                 something patrol does today. On this kernel (PREEMPT_NONE) a
 //                                 woken consumer placed on the CPU of the exec'ing process
 //                                 otherwise waits for that process to block or exit.
+//   ts-fifo-poll-thread           the poll thread alone at SCHED_FIFO 1 (not enough)
+//   ts-realtime                   consumerRealtimePriority 1 (patrol trace --realtime): the poll
+//                                 thread and the JS thread at SCHED_FIFO 1, set by patrol itself
 //   wakeprobe                     the platform floor: eventfd wakeup of a sleeping thread, no BPF.
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
@@ -55,14 +58,14 @@ function summarize(latNs) {
 // the load generator always runs SCHED_OTHER, whatever the consumer runs at
 const load = (s, marker) => runJson('chrt', ['-o', '0', FORKEXEC, ...s.args, '--', 'true', marker]);
 
-async function runTs(s, { policy = 'default', fifo = false } = {}) {
+async function runTs(s, { policy = 'default', fifo = false, realtime = false } = {}) {
   setRingPolicy(policy);
   const marker = `pblat-${nonce()}`;
   const lat = [];
   const sink = (ev) => {
     if (ev.type === 'exec' && ev.args.length > 1 && ev.args[1].text === marker) lat.push(Number(clock() - ev.ktimeNs));
   };
-  const p = LifecyclePipeline.start({}, createLogger({ level: 'error' }), sink);
+  const p = LifecyclePipeline.start(realtime ? { consumerRealtimePriority: 1 } : {}, createLogger({ level: 'error' }), sink);
   setRingPolicy(null);
   if (fifo) execFileSync('chrt', ['-f', '-a', '-p', '1', String(process.pid)]);
   try {
@@ -71,7 +74,7 @@ async function runTs(s, { policy = 'default', fifo = false } = {}) {
     await sleep(300);
     const acct = await p.stop();
     await p.close();
-    const name = fifo ? 'ts-fifo' : policy === 'default' ? 'ts-pipeline' : `ts-${policy}`;
+    const name = fifo ? 'ts-fifo' : realtime ? 'ts-realtime' : policy === 'default' ? 'ts-pipeline' : `ts-${policy}`;
     return {
       consumer: name,
       policy,
@@ -131,21 +134,21 @@ const scenarios = [
     label: '100 exec/s',
     args: ['-r', '100', '-d', QUICK ? '4' : '8'],
     targetP99Us: 500,
-    extra: [['ts', { policy: 'flag+linger0' }], ['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }]],
+    extra: [['ts', { policy: 'flag+linger0' }], ['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }], ['ts', { policy: 'fifo-poll-thread' }], ['ts', { realtime: true }]],
   },
   {
     name: 'max1',
     label: 'max rate, 1 loop',
     args: ['-d', QUICK ? '3' : '6'],
     targetP99Us: 2000,
-    extra: [['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }]],
+    extra: [['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }], ['ts', { policy: 'fifo-poll-thread' }], ['ts', { realtime: true }]],
   },
   {
     name: 'max2',
     label: `max rate, ${ncpu} loops (1 per CPU)`,
     args: ['-d', QUICK ? '3' : '5', '-j', String(ncpu)],
     targetP99Us: 2000,
-    extra: [['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }]],
+    extra: [['ts', { policy: 'poll1000' }], ['c', { fifo: true }], ['ts', { fifo: true }], ['ts', { policy: 'fifo-poll-thread' }], ['ts', { realtime: true }]],
   },
 ];
 

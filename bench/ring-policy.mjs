@@ -8,7 +8,8 @@
 // Policies: default (the addon's defaults: sleep flag, linger 1 ms polled in 100 µs steps after a
 // burst), flag+linger200 (the previous default: one 200 µs linger), flag+linger0 (sleep flag,
 // sleep as soon as the ring is empty), poll1000 (no sleep flag, the
-// consumer wakes every 1000 µs; BPF never wakes it), poll10000 (the same every 10 ms).
+// consumer wakes every 1000 µs; BPF never wakes it), poll10000 (the same every 10 ms),
+// fifo-poll-thread (the default with only the poll thread at SCHED_FIFO 1).
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 
@@ -18,6 +19,8 @@ export const RING_POLICIES = {
   'flag+linger0': { lingerUs: 0 },
   poll1000: { pollIntervalUs: 1000, sleepFlag: undefined },
   poll10000: { pollIntervalUs: 10000, sleepFlag: undefined },
+  // the poll thread alone at SCHED_FIFO 1; the JS thread stays normal (not enough: latency.mjs)
+  'fifo-poll-thread': { realtimePriority: 1 },
 };
 
 // same tree as lib.mjs (BENCH_TREE), so the patched module is the one the pipeline imports

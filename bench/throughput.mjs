@@ -39,12 +39,13 @@ import {
 } from './lib.mjs';
 
 const QUICK = process.env.BENCH_QUICK === '1';
-const { Sensor, native } = await dist('kernel/index.js');
+const { Sensor, native, requireFeature } = await dist('kernel/index.js');
 const { decodeBatch, decodeCounters, encodeRodata, SeqTracker, LAYOUT } = await dist('wire/index.js');
 const { ProcessTable, readBootId } = await dist('process/index.js');
 const { createLogger } = await dist('shared/log.js');
 
 ensureBuilt();
+requireFeature?.('bpfLoop'); // bench_produce runs through bpf_loop (older trees: unrolled, no probe)
 const BURST = 1024;
 const PRODUCER_CPU = '0';
 const log = createLogger({ level: 'error' });

@@ -1,39 +1,81 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* Ring-buffer submission shared by every sensor: the wakeup protocol with the consumer thread
- * (see docs/architecture.md, "Wakeups"). Functions take the maps as arguments and are always
- * inlined, so the verifier still sees constant map pointers. */
+ * (docs/architecture.md, "Wakeups"). Functions take the maps as arguments and are always
+ * inlined, so the verifier still sees constant map pointers.
+ *
+ * The protocol, in wakeup_mode 0 (the default):
+ *  - The consumer sets consumer_sleeping = 1 (seq_cst, then a full fence), drains the ring once
+ *    more, and blocks in epoll_wait only if that drain found nothing.
+ *  - A producer that finds the flag set CLAIMS it: it stores 0 and then owes exactly one
+ *    BPF_RB_FORCE_WAKEUP, which it always pays because it claims only while holding a
+ *    reservation (its own record, or an 8-byte record it discards). So one wakeup per sleep,
+ *    not one per record submitted before the woken consumer gets to run (~17 us each).
+ *  - A producer that found the flag clear re-reads it after its commit (the commit is an xchg,
+ *    a full barrier). Dekker: either the consumer's last drain saw the record, or this re-read
+ *    sees the flag (then it claims and wakes), or another producer claimed the flag after the
+ *    consumer set it, and that producer's wakeup makes the consumer drain after waking.
+ *  Invariant: while the consumer blocks, flag == 1 or a claimer's wakeup is on its way; a
+ *  record is never left unannounced. Claims are plain stores: two producers may both claim and
+ *  both wake (harmless), and a stale claim from an older sleep still wakes (a spurious wakeup).
+ *  Limit: a wakeup needs a reservation; when the ring is full the consumer may sleep until its
+ *  idleTimeoutMs, which only happens when records are already being lost (lost_reserve). */
 #ifndef PATROL_RINGBUF_BPF_H
 #define PATROL_RINGBUF_BPF_H
 
-/* Sensor's wakeup_mode: 0 = wake only a sleeping consumer, 1 = kernel adaptive. */
-static __always_inline bool rb_consumer_sleeping(void *ctl_map)
+static __always_inline __u32 *rb_sleep_flag(void *ctl_map)
 {
 	__u32 key = 0;
 	struct pt_ring_ctl *ctl = bpf_map_lookup_elem(ctl_map, &key);
 
-	return ctl && *(volatile __u32 *)&ctl->consumer_sleeping;
+	return ctl ? &ctl->consumer_sleeping : NULL;
 }
 
-/* Waking a consumer costs ~18 us of BPF time per record, so wake only one that sleeps. */
+/* True if the consumer was sleeping; the caller then owes it a FORCE_WAKEUP, and must hold a
+ * reservation it will submit or discard (a commit cannot fail, so the wakeup is certain). */
+static __always_inline bool rb_claim_sleeping(void *ctl_map)
+{
+	__u32 *flag = rb_sleep_flag(ctl_map);
+
+	if (!flag || !*(volatile __u32 *)flag)
+		return false;
+	*(volatile __u32 *)flag = 0;
+	return true;
+}
+
+/* Flags for bpf_ringbuf_submit() of a record already reserved. mode: the sensor's wakeup_mode,
+ * 0 = wake only a sleeping consumer, 1 = kernel adaptive (every record that catches up). */
 static __always_inline __u64 rb_submit_flags(void *ctl_map, __u32 mode)
 {
 	if (mode == 1)
 		return 0;
-	return rb_consumer_sleeping(ctl_map) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	return rb_claim_sleeping(ctl_map) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
-/* A producer that saw the consumer awake re-checks after its commit (the commit is a full
- * barrier, and the consumer sets the flag before its last drain) and wakes it with an empty
- * discarded record: either the consumer sees the record or the producer sees the flag. */
+/* Flags for bpf_ringbuf_output(), which reserves inside and may fail: no claim before it (a
+ * failed output would leave a claimed flag without a wakeup). Follow a successful output with
+ * rb_wake_if_sleeping(), which claims with a reservation in hand. */
+static __always_inline __u64 rb_output_flags(__u32 mode)
+{
+	return mode == 1 ? 0 : BPF_RB_NO_WAKEUP;
+}
+
+/* After a commit made with flags_used: if the consumer went to sleep without seeing it, claim
+ * the flag and wake the consumer with an empty discarded record. Reserve first, claim second:
+ * if the ring is full the flag stays set, so the next producer that can reserve wakes it. */
 static __always_inline void rb_wake_if_sleeping(void *rb, void *ctl_map, __u32 mode, __u64 flags_used)
 {
+	__u32 *flag;
 	void *p;
 
-	if (mode == 1 || flags_used == BPF_RB_FORCE_WAKEUP || !rb_consumer_sleeping(ctl_map))
+	if (mode == 1 || flags_used == BPF_RB_FORCE_WAKEUP)
+		return;
+	flag = rb_sleep_flag(ctl_map);
+	if (!flag || !*(volatile __u32 *)flag)
 		return;
 	p = bpf_ringbuf_reserve(rb, 8, 0);
-	if (p)
-		bpf_ringbuf_discard(p, BPF_RB_FORCE_WAKEUP);
+	if (!p)
+		return;
+	bpf_ringbuf_discard(p, rb_claim_sleeping(ctl_map) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 #endif

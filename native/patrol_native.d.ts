@@ -122,15 +122,22 @@ export interface RingOptions {
   /** Capacity of a batch in bytes (default 65536). A record that does not fit in the current
    *  batch starts a new one; a record larger than batchBytes gets a batch of its own. */
   batchBytes?: number;
-  /** Batches handed to JS but not yet delivered (default 256). When that many are pending the
-   *  next batch is dropped and counted (droppedBatches/droppedRecords/droppedByTag). */
+  /** Batches handed to JS but not yet delivered (default 4096). When that many are pending
+   *  the next batch is dropped and counted (droppedBatches/droppedRecords/droppedByTag). */
   queueDepth?: number;
+  /** Bytes handed to JS but not yet delivered (default 16 MiB: what 256 full batches held):
+   *  each batch costs its length plus 256 bytes, so tiny batches count too. The bound that
+   *  matters: a batch that would pass it is dropped and counted like above; the first pending
+   *  batch always passes. Because batches grow while JS is behind (see ringStart), this is in
+   *  effect a bound in records: ~16 MiB / record size. */
+  queueBytes?: number;
   /** Byte offset, inside each record, of a u8 tag; drops are counted per tag value
    *  (22 = pt_hdr.op). Records shorter than tagOffset + 1 are counted untagged. */
   tagOffset?: number;
   /** u32 "consumer sleeping" flag in an mmapable array map (pt_ring_ctl, offset 0). The
-   *  consumer sets it (seq_cst) before it blocks, and producers then submit with
-   *  BPF_RB_FORCE_WAKEUP instead of BPF_RB_NO_WAKEUP. Without it the consumer only sees
+   *  consumer sets it (seq_cst) before it blocks; the first producer to see it clears it and
+   *  wakes the consumer (BPF_RB_FORCE_WAKEUP), the others submit with BPF_RB_NO_WAKEUP
+   *  (protocol: bpf/ringbuf.bpf.h). Without it the consumer only sees
    *  NO_WAKEUP records when idleTimeoutMs expires. Ignored when pollIntervalUs is set. */
   sleepFlag?: { map: string; offset: number };
   /** Longest block in epoll_wait, in ms (default 1000; -1: no limit, 0: never block).
@@ -139,13 +146,20 @@ export interface RingOptions {
   /** Timed polling for benchmarks: never block longer than this (0: busy poll) and do not
    *  use the sleep flag. */
   pollIntervalUs?: number;
-  /** With sleepFlag: after a consume that found records, keep polling for this long (µs,
-   *  default 1000) before announcing sleep, so a burst costs one wakeup instead of many.
-   *  0 disables. */
+  /** With sleepFlag: after a consume that found records, keep polling for up to this long
+   *  (µs, default 1000) before announcing sleep, so a dense burst costs one wakeup instead of
+   *  many. The actual length adapts between one step and this: doubled when the first step
+   *  finds records, halved when the whole linger finds none. 0 disables. */
   lingerUs?: number;
   /** Step of that polling (µs, default 100): the most a record arriving during the linger
    *  waits. */
   lingerStepUs?: number;
+  /** >0: the poll thread runs at SCHED_FIFO with this priority (1-99; default 0 = off). A
+   *  woken consumer then preempts the task that woke it instead of waiting for it to block,
+   *  which is most of the exec-to-JS latency tail on PREEMPT_NONE kernels. Needs
+   *  CAP_SYS_NICE; if refused the thread keeps running normally and ringStats().realtimeError
+   *  says why. */
+  realtimePriority?: number;
 }
 
 /**
@@ -158,7 +172,9 @@ export interface RingOptions {
  *
  * so record i+1 starts at offset + 8 + roundUp(length, 8), and every record starts 8-byte
  * aligned within the batch. Records keep the ring's order; batches arrive in order. A batch
- * is handed over after every pass over the ring (latency first), so it may hold one record.
+ * is handed over at once when JS has nothing pending (latency first, so it may hold one
+ * record); while JS is behind it keeps filling it until it is full, so batches grow with the backlog. A held batch goes out as soon as JS catches up (within one
+ * lingerStepUs) and always before the thread blocks.
  * An exception thrown by onBatch is an uncaught exception.
  *
  * While running, the consumer keeps the event loop alive (like a socket) and keeps `obj`
@@ -173,7 +189,7 @@ export function ringStart(
 
 /**
  * Stops the consumer: wakes its thread, which drains the ring one last time (that final
- * drain ignores queueDepth, so stopping loses nothing), and joins it; synchronous up to
+ * drain ignores queueDepth and queueBytes, so stopping loses nothing), and joins it; synchronous up to
  * there. Batches not yet delivered are delivered asynchronously by the event loop, AFTER
  * ringStop returns; the promise resolves once the last one has been delivered (stats are
  * final then). Idempotent: later calls resolve once delivery is complete.
@@ -188,7 +204,10 @@ export interface RingStats {
   deliveredBatches: number;
   /** Queued, not yet delivered (never above queueDepth while running). */
   pendingBatches: number;
-  /** User-space loss: records in batches dropped because JS was queueDepth batches behind
+  /** Their cost against queueBytes (never above it while running, but for a first batch). */
+  pendingBytes: number;
+  /** User-space loss: records in batches dropped because JS was queueDepth batches or
+   *  queueBytes behind
    *  (or out of memory, or environment teardown). Exact. */
   droppedRecords: number;
   droppedBatches: number;
@@ -200,14 +219,22 @@ export interface RingStats {
   sleeps: number;
   /** Records picked up by the linger wait (no wakeup needed). */
   lingerRecords: number;
+  /** Timed waits of the linger (each one a timeslice of the poll thread). */
+  lingerSteps: number;
   /** epoll_wait timeouts (idleTimeoutMs, or every poll interval in pollIntervalUs mode). */
   timedConsumes: number;
   /** Records found by the consume after a timeout. With the sleep flag protocol these are
    *  missed wakeups and should stay 0. */
   timedRecords: number;
   running: boolean;
+  /** Why realtimePriority could not be applied (strerror), else null. */
+  realtimeError: string | null;
 }
 export function ringStats(consumer: RingConsumer): RingStats;
+
+/** The calling thread to SCHED_FIFO at `priority` (1-99), or back to SCHED_OTHER (0). Returns
+ *  null, or why the kernel refused (strerror: no CAP_SYS_NICE, no RT budget in the cgroup). */
+export function setThreadRealtime(priority: number): string | null;
 
 /**
  * Receives libbpf's print output, one line per call (a verifier log arrives as many

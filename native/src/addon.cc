@@ -1,8 +1,11 @@
 // Module entry: the exported functions and constants. See ../patrol_native.d.ts for the API.
+#include <pthread.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "common.h"
 
@@ -14,6 +17,18 @@ Napi::Value ClockBoottimeNs(const Napi::CallbackInfo& info) {
   timespec ts;
   if (clock_gettime(CLOCK_BOOTTIME, &ts)) ThrowErrno(info.Env(), "clockBoottimeNs", errno, "clock_gettime");
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(ts.tv_sec) * 1000000000u + ts.tv_nsec);
+}
+
+// setThreadRealtime(priority): the calling thread to SCHED_FIFO at priority (1-99), or back to
+// SCHED_OTHER (0). Returns null, or strerror of the refusal (EPERM without CAP_SYS_NICE or
+// without an RT budget in the cgroup): a refusal is a warning for the caller, not an error.
+Napi::Value SetThreadRealtime(const Napi::CallbackInfo& info) {
+  int prio = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+  if (prio < 0 || prio > 99) ThrowInvalid(info.Env(), "setThreadRealtime", "priority must be 0..99");
+  sched_param sp{};
+  sp.sched_priority = prio;
+  int err = pthread_setschedparam(pthread_self(), prio ? SCHED_FIFO : SCHED_OTHER, &sp);
+  return err ? Napi::Value(Napi::String::New(info.Env(), strerror(err))) : info.Env().Null();
 }
 
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>
@@ -44,6 +59,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Export<RingStop>(env, exports, "ringStop");
   Export<RingStats>(env, exports, "ringStats");
   Export<SetLogger>(env, exports, "setLogger");
+  Export<SetThreadRealtime>(env, exports, "setThreadRealtime");
   exports.Set("clockBoottimeNs", Napi::Function::New<ClockBoottimeNs>(env, "clockBoottimeNs"));
 
   exports.Set("pageSize", Napi::Number::New(env, getpagesize()));

@@ -21,7 +21,7 @@ namespace patrol {
 RingConsumer::~RingConsumer() { Stop(); }
 
 void RingConsumer::SetSleeping(uint32_t v) {
-  // Pairs with the producers' re-check after commit (wake_if_sleeping in lifecycle.bpf.c):
+  // Pairs with the producers' re-read after commit (rb_wake_if_sleeping in ringbuf.bpf.h):
   // the flag must be globally visible before our last drain reads producer_pos.
   __atomic_store_n(flag_, v, __ATOMIC_SEQ_CST);
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -37,26 +37,40 @@ void RingConsumer::Run() {
       continue;
     }
     // Linger after a burst before announcing sleep: producers keep submitting without
-    // wakeups (each forced wakeup costs the producer ~18 us), and the next few records are
-    // picked up by this timed wait instead. Records wait at most lingerUs.
-    // The linger polls in short steps: a record arriving during it waits at most one step,
-    // and a burst (fork, exec, exit, reap of one process span ~1 ms) costs one wakeup.
+    // wakeups (each forced wakeup costs the producer ~17 us), and the next records are picked
+    // up by this timed wait instead. It polls in short steps: a record arriving during it waits
+    // at most one step. Each step is a timeslice of this thread (~10-17 us on a VM), so the
+    // linger only pays while records are dense. Its length adapts: a catch at the first step
+    // doubles it (up to lingerUs), a linger that caught nothing halves it (down to one step).
+    // A dense stream then costs no wakeups at all, and a sparse one (200 exec/s: fork, exec,
+    // exit, reap ~0.3-1 ms apart) costs a wakeup per record instead of ~10 idle steps each.
     if (busy && flag_ && opts_.lingerUs > 0 && opts_.pollIntervalUs < 0) {
       busy = false;
       int64_t step = opts_.lingerStepUs > 0 && opts_.lingerStepUs < opts_.lingerUs ? opts_.lingerStepUs : opts_.lingerUs;
-      for (int64_t waited = 0; waited < opts_.lingerUs && !stopReq_.load(std::memory_order_acquire); waited += step) {
+      if (lingerBudgetUs_ <= 0) lingerBudgetUs_ = opts_.lingerUs;
+      int64_t waited = 0;
+      while (waited < lingerBudgetUs_ && !stopReq_.load(std::memory_order_acquire)) {
         timespec ts{0, static_cast<long>(step) * 1000};
         epoll_pwait2(epfd, evs, 4, &ts, nullptr);
+        lingerSteps_.fetch_add(1, std::memory_order_relaxed);
         int n = Consume();
         if (n > 0) {
           lingerRecords_.fetch_add(n, std::memory_order_relaxed);
           busy = true;
           break;
         }
+        waited += step;
       }
+      if (!busy)
+        lingerBudgetUs_ = lingerBudgetUs_ / 2 > step ? lingerBudgetUs_ / 2 : step;
+      else if (waited == 0)
+        lingerBudgetUs_ = lingerBudgetUs_ * 2 < opts_.lingerUs ? lingerBudgetUs_ * 2 : opts_.lingerUs;
       continue;
     }
     busy = false;
+    // Never block holding records, even if JS is busy. (While lingering, each step's
+    // Consume() hands them over as soon as JS has caught up: at most one step late.)
+    Handoff();
     int r;
     if (opts_.pollIntervalUs >= 0) {
       timespec ts{static_cast<time_t>(opts_.pollIntervalUs / 1000000),
@@ -64,9 +78,17 @@ void RingConsumer::Run() {
       r = epoll_pwait2(epfd, evs, 4, &ts, nullptr);
     } else {
       if (flag_) {
+        // Announce sleep, then drain once more. Block only if that drain found no record
+        // and no producer claimed the flag meanwhile. A claim seen here may mean the
+        // claimer's wakeup carrier (an empty discarded record, which ring_buffer__consume
+        // does not count) was just drained: blocking would leave the flag clear with nobody
+        // left to wake us. A claim made after this check is safe: its carrier is still in
+        // the ring, so epoll finds the ring readable when the wakeup lands.
         SetSleeping(1);
-        if (Consume() > 0) {  // a producer committed before it could see the flag
+        int n = Consume();
+        if (n > 0 || __atomic_load_n(flag_, __ATOMIC_SEQ_CST) == 0) {
           SetSleeping(0);
+          busy = n > 0;
           continue;
         }
         sleeps_.fetch_add(1, std::memory_order_relaxed);
@@ -77,6 +99,9 @@ void RingConsumer::Run() {
     // Consume whatever woke us (ring, stop, timeout, signal): records submitted with
     // BPF_RB_NO_WAKEUP never make the fd ready, and ring_buffer__poll would skip them.
     int n = Consume();
+    // Records a wakeup brought start a burst like any other: the linger follows them, else
+    // every record of a slow burst (fork, exec, exit, reap) would cost its own wakeup.
+    busy = n > 0;
     if (r == 0) {
       timedConsumes_.fetch_add(1, std::memory_order_relaxed);
       if (n > 0) timedRecords_.fetch_add(n, std::memory_order_relaxed);
@@ -89,12 +114,16 @@ void RingConsumer::Run() {
     }
   }
   final_ = true;
-  Consume();
+  Consume();  // the final drain hands over whatever it holds, ignoring the queue bounds
 }
 
 int RingConsumer::Consume() {
   int n = ring_buffer__consume(rb_);  // fails only if OnSample does, which it never does
-  Handoff();  // latency matters more than full batches
+  // Hand over at once only when JS has nothing queued (latency first). While JS is still busy
+  // with earlier batches, keep filling this one (OnSample hands it over when full; the loop
+  // before any wait): batches then grow with the backlog instead of holding a few records
+  // each, and JS pays its per-batch cost once per backlog, not once per ring pass.
+  if (final_ || inFlight_.load(std::memory_order_acquire) == 0) Handoff();
   return n;
 }
 
@@ -135,13 +164,20 @@ void RingConsumer::Handoff() {
       b->cap = b->len;
     }
   }
-  if (!final_ && inFlight_.load(std::memory_order_acquire) >= opts_.queueDepth) {
+  // The queue is bounded in bytes (what JS holds in memory, records included) and in batches.
+  // The first batch always passes: a big record must not be dropped by an idle JS.
+  size_t cost = QueueCost(b);
+  size_t pending = inFlightBytes_.load(std::memory_order_acquire);
+  if (!final_ && (inFlight_.load(std::memory_order_acquire) >= opts_.queueDepth ||
+                  (pending > 0 && pending + cost > opts_.queueBytes))) {
     Drop(b);  // JS is behind: this is the user-space loss the counters must account for
     return;
   }
   inFlight_.fetch_add(1, std::memory_order_acq_rel);
+  inFlightBytes_.fetch_add(cost, std::memory_order_acq_rel);
   if (tsfn_.NonBlockingCall(b) != napi_ok) {  // napi_closing: environment teardown
     inFlight_.fetch_sub(1, std::memory_order_acq_rel);
+    inFlightBytes_.fetch_sub(cost, std::memory_order_acq_rel);
     Drop(b);
     return;
   }

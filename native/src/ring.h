@@ -11,7 +11,8 @@ namespace patrol {
 
 struct RingOptions {
   size_t batchBytes = 65536;
-  size_t queueDepth = 256;    // batches handed to JS but not yet delivered
+  size_t queueDepth = 4096;   // batches handed to JS but not yet delivered
+  size_t queueBytes = 16 << 20;  // their QueueCost: the bound that matters (memory, records)
   int64_t tagOffset = -1;     // <0: no per-tag drop counts
   std::string sleepMap;       // empty: no sleep flag
   size_t sleepOffset = 0;
@@ -19,6 +20,7 @@ struct RingOptions {
   int64_t pollIntervalUs = -1;  // >=0: timed polling, the sleep flag is not used
   int64_t lingerUs = 1000;      // timed wait after a burst before sleeping (0: sleep at once)
   int64_t lingerStepUs = 100;   // ... polled in steps of this long
+  int realtimePriority = 0;     // >0: the poll thread runs SCHED_FIFO at this priority
 };
 
 // Header of one malloc'd block; the record bytes follow it. The JS Buffer points into the
@@ -33,6 +35,9 @@ static_assert(sizeof(Batch) % 8 == 0, "record data must stay 8-byte aligned");
 
 inline constexpr uint64_t kStopKey = UINT64_MAX;  // epoll data of the stop eventfd
 inline size_t Pad8(size_t n) { return (n + 7) & ~size_t{7}; }
+// What a queued batch costs JS memory: its block plus a rough per-batch overhead (malloc
+// header, napi queue node, later the Buffer object), so many tiny batches count too.
+inline size_t QueueCost(const Batch* b) { return sizeof(Batch) + b->len + 256; }
 
 class RingConsumer {
  public:
@@ -76,6 +81,7 @@ class RingConsumer {
   uint32_t* flag_ = nullptr;        // consumer_sleeping, shared with BPF producers
   Batch* cur_ = nullptr;            // poll thread only
   bool final_ = false;              // poll thread only: last drain ignores queueDepth
+  int64_t lingerBudgetUs_ = 0;      // poll thread only: current linger length (adaptive)
   std::atomic<bool> stopReq_{false};
   std::thread thread_;
 
@@ -87,9 +93,11 @@ class RingConsumer {
   std::vector<napi_deferred> waiters_;  // ringStop() promises, resolved at finalization
 
   std::atomic<size_t> inFlight_{0};
+  std::atomic<size_t> inFlightBytes_{0};  // sum of QueueCost of the batches in flight
+  std::atomic<int> realtimeErrno_{0};     // pthread_setschedparam's error, 0 if applied or off
   std::atomic<uint64_t> records_{0}, batches_{0}, delivered_{0}, droppedRecords_{0},
       droppedBatches_{0}, wakeups_{0}, timedConsumes_{0}, timedRecords_{0}, sleeps_{0},
-      lingerRecords_{0};
+      lingerRecords_{0}, lingerSteps_{0};
   std::atomic<uint64_t> droppedByTag_[256] = {};
 };
 

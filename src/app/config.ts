@@ -30,7 +30,7 @@ export interface AgentConfig {
   log: { level: LogLevel; format: LogFormat };
   lifecycle: Pick<
     LifecycleConfig,
-    'argsCap' | 'filenameCap' | 'ringBytes' | 'emitThreads' | 'execFailed' | 'tableMaxEntries' | 'tableGraceMs'
+    'argsCap' | 'filenameCap' | 'ringBytes' | 'emitThreads' | 'execFailed' | 'tableMaxEntries' | 'tableGraceMs' | 'queueBytes' | 'consumerRealtimePriority'
   >;
   state: Pick<StateConfig, 'dThresholdMs' | 'budgetPerSec' | 'sweepMs'>;
   store: {
@@ -187,6 +187,8 @@ const FileSchema = section({
     exec_failed: autoBool().default('auto'),
     table_max_entries: integer(1024, 16 << 20).default(65536),
     table_grace: duration(0, MS.h).default('30s'),
+    queue_size: size(1 << 20, 1 << 30).default('16M'),
+    realtime_priority: integer(0, 99).default(0),
   }).default({}),
   state: section({
     d_threshold: duration(10, 10 * MS.m).default('1s'),
@@ -257,6 +259,8 @@ function fromFile(f: FileConfig): AgentConfig {
       execFailed: f.lifecycle.exec_failed,
       tableMaxEntries: f.lifecycle.table_max_entries,
       tableGraceMs: f.lifecycle.table_grace,
+      queueBytes: f.lifecycle.queue_size,
+      consumerRealtimePriority: f.lifecycle.realtime_priority,
     },
     state: {
       dThresholdMs: f.state.d_threshold,
@@ -311,6 +315,8 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
       exec_failed: lc.execFailed,
       table_max_entries: lc.tableMaxEntries,
       table_grace: dur(lc.tableGraceMs),
+      queue_size: bytes(lc.queueBytes),
+      realtime_priority: lc.consumerRealtimePriority,
     },
     state: state && {
       d_threshold: dur(state.dThresholdMs),

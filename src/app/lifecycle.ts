@@ -30,7 +30,18 @@ export interface LifecycleConfig {
   /** 0: wake only a sleeping consumer (default); 1: kernel adaptive (every caught-up record) */
   wakeupMode: 0 | 1;
   batchBytes: number;
+  /** batches handed to JS, not yet handled (a secondary bound; queueBytes is the one that bites) */
   queueDepth: number;
+  /** bytes handed to JS, not yet handled: past it, batches are dropped and counted */
+  queueBytes: number;
+  /** >0: the ring's poll thread AND the calling JS thread run SCHED_FIFO at this priority
+   *  (opt-in, needs CAP_SYS_NICE): cuts the exec → event latency tail on PREEMPT_NONE kernels.
+   *  Both are needed: with the poll thread alone, the JS thread still waits for the exec'ing
+   *  task (bench/README.md, ts-realtime vs ts-fifo). Cost: a JS thread busy at 100 % (an exec
+   *  storm) then takes up to the RT budget (95 %) of its CPU from normal tasks, and threads the
+   *  JS thread starts afterwards inherit the policy (the state sensor's consumer, libuv's pool).
+   *  0 = normal. */
+  consumerRealtimePriority: number;
   tableMaxEntries: number;
   tableGraceMs: number;
 }
@@ -43,7 +54,10 @@ export const DEFAULT_LIFECYCLE: LifecycleConfig = {
   execFailed: 'auto',
   wakeupMode: 0,
   batchBytes: 64 << 10,
-  queueDepth: 256,
+  queueDepth: 4096,
+  // What 256 full batches used to hold: JS may fall ~250k fork records behind before losing any.
+  queueBytes: 16 << 20,
+  consumerRealtimePriority: 0,
   tableMaxEntries: 65536,
   tableGraceMs: 30_000,
 };
@@ -141,11 +155,17 @@ export class LifecyclePipeline {
         {
           batchBytes: config.batchBytes,
           queueDepth: config.queueDepth,
+          queueBytes: config.queueBytes,
+          realtimePriority: config.consumerRealtimePriority,
           tagOffset: ptHdrOpOffset(),
           sleepFlag: { map: 'pt_ring_ctl', offset: 0 },
         },
         (batch) => p.onBatch(batch),
       );
+      if (config.consumerRealtimePriority > 0) {
+        const err = sensor.ringStats()?.realtimeError ?? n.setThreadRealtime?.(config.consumerRealtimePriority) ?? null;
+        if (err) log.warn({ err }, 'keeping normal scheduling: SCHED_FIFO refused');
+      }
       p.bootstrap();
       (p as { attached: string[] }).attached = sensor.attach();
     } catch (e) {
@@ -255,5 +275,6 @@ export class LifecyclePipeline {
   async close(): Promise<void> {
     await this.stop();
     this.sensor.close();
+    if (this.config.consumerRealtimePriority > 0) native().setThreadRealtime?.(0);
   }
 }

@@ -22,6 +22,7 @@ export interface TraceOptions {
   ringSize?: number;
   states?: boolean;
   dThreshold?: number;
+  realtime?: boolean;
 }
 
 export function registerTrace(program: Command): void {
@@ -39,6 +40,7 @@ export function registerTrace(program: Command): void {
     .option('--ring-size <bytes>', 'ring buffer size, power of two (default 4M)', parseBytes('--ring-size', 4096, 1 << 30))
     .option('--no-states', 'do not load the scheduler-state sensor (no state records)')
     .option('--d-threshold <time>', 'report leaving D (uninterruptible) after this long (default 1s)', parseDuration)
+    .option('--realtime', 'run the event reader and JS threads at SCHED_FIFO 1: lower latency tail (needs CAP_SYS_NICE)')
     .action(async (opts: TraceOptions) => {
       await runTrace(opts);
     });
@@ -89,6 +91,7 @@ export async function runTrace(opts: TraceOptions, out: NodeJS.WritableStream = 
       emitThreads: Boolean(opts.threads),
       ...(opts.argsCap !== undefined ? { argsCap: opts.argsCap } : {}),
       ...(opts.ringSize !== undefined ? { ringBytes: opts.ringSize } : {}),
+      ...(opts.realtime ? { consumerRealtimePriority: 1 } : {}),
     },
     log,
     sink,

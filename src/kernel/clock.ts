@@ -32,7 +32,18 @@ export class WallClock {
   epochMs(ktimeNs: bigint): number {
     return Number((ktimeNs + this.offsetNs) / 1_000_000n);
   }
+  private isoSecond = NaN;
+  private isoPrefix = '';
+  /** Same text as Date#toISOString. Called per event: the "YYYY-MM-DDTHH:MM:SS." prefix is
+   *  formatted once per second, so most calls only append the milliseconds (no Date). */
   iso(ktimeNs: bigint): string {
-    return new Date(this.epochMs(ktimeNs)).toISOString();
+    const ms = this.epochMs(ktimeNs);
+    const sec = Math.floor(ms / 1000);
+    if (sec !== this.isoSecond) {
+      this.isoSecond = sec;
+      this.isoPrefix = new Date(sec * 1000).toISOString().slice(0, -4);
+    }
+    const frac = ms - sec * 1000;
+    return this.isoPrefix + (frac < 10 ? '00' : frac < 100 ? '0' : '') + frac + 'Z';
   }
 }

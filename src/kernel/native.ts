@@ -11,12 +11,14 @@ export type RingConsumer = { readonly __brand: 'RingConsumer' };
 export interface RingOptions {
   batchBytes?: number;
   queueDepth?: number;
+  queueBytes?: number;
   tagOffset?: number;
   sleepFlag?: { map: string; offset: number };
   idleTimeoutMs?: number;
   pollIntervalUs?: number;
   lingerUs?: number;
   lingerStepUs?: number;
+  realtimePriority?: number;
 }
 
 export interface RingStats {
@@ -24,6 +26,7 @@ export interface RingStats {
   batches: number;
   deliveredBatches: number;
   pendingBatches: number;
+  pendingBytes: number;
   sleeps: number;
   timedRecords: number;
   running: boolean;
@@ -33,6 +36,9 @@ export interface RingStats {
   wakeups: number;
   timedConsumes: number;
   lingerRecords: number;
+  lingerSteps: number;
+  /** why SCHED_FIFO could not be applied (realtimePriority), else null */
+  realtimeError: string | null;
 }
 
 export interface NativeAddon {
@@ -55,6 +61,7 @@ export interface NativeAddon {
   ringStart(obj: BpfObject, map: string, opts: RingOptions, onBatch: (batch: Buffer, records: number) => void): RingConsumer;
   ringStop(c: RingConsumer): Promise<void>;
   ringStats(c: RingConsumer): RingStats;
+  setThreadRealtime?(priority: number): string | null;
   clockBoottimeNs?(): bigint;
 }
 

@@ -44,6 +44,8 @@ export const FEATURES = {
   taskIter: { what: 'BPF task iterator (iter/task)', minKernel: '5.8' },
   taskStorage: { what: 'task storage for tracing programs (state sensor)', minKernel: '5.11' },
   tracefs: { what: 'tracefs at /sys/kernel/tracing (classic syscall tracepoints)', minKernel: '4.1' },
+  /** Only bench_produce (the benchmarks' record generator) uses it; the sensors do not. */
+  bpfLoop: { what: 'the bpf_loop helper (bench_produce, the benchmark record generator)', minKernel: '5.17' },
 } as const;
 
 export type FeatureName = keyof typeof FEATURES;
@@ -53,6 +55,15 @@ export interface ProbeResult {
   tracefs: boolean;
 }
 
+/** Throws KernelFeatureError if this kernel predates the feature (by version: BPF helpers
+ *  are not backported piecemeal, and the verifier's own message is no help to users). */
+export function requireFeature(name: FeatureName, kernel = kernelVersion()): void {
+  const [maj, min] = FEATURES[name].minKernel.split('.').map(Number) as [number, number];
+  if (!atLeast(kernel, maj, min)) {
+    throw new KernelFeatureError(name, FEATURES[name].what, FEATURES[name].minKernel, kernel.release);
+  }
+}
+
 /** Throws PrivilegeError or KernelFeatureError; returns optional features found. */
 export function probeKernel(opts: { btfPath?: string; kernel?: KernelVersion; caps?: bigint } = {}): ProbeResult {
   const kernel = opts.kernel ?? kernelVersion();
@@ -60,11 +71,6 @@ export function probeKernel(opts: { btfPath?: string; kernel?: KernelVersion; ca
   if (!existsSync(opts.btfPath ?? '/sys/kernel/btf/vmlinux')) {
     throw new KernelFeatureError('btf', FEATURES.btf.what, FEATURES.btf.minKernel, kernel.release);
   }
-  for (const name of ['ringbuf', 'bootNs', 'taskIter', 'tpBtf', 'taskStorage'] as const) {
-    const [maj, min] = FEATURES[name].minKernel.split('.').map(Number) as [number, number];
-    if (!atLeast(kernel, maj, min)) {
-      throw new KernelFeatureError(name, FEATURES[name].what, FEATURES[name].minKernel, kernel.release);
-    }
-  }
+  for (const name of ['ringbuf', 'bootNs', 'taskIter', 'tpBtf', 'taskStorage'] as const) requireFeature(name, kernel);
   return { kernel, tracefs: existsSync('/sys/kernel/tracing/events/syscalls/sys_enter_execve') };
 }

@@ -61,6 +61,8 @@ const DEFAULTS: AgentConfig = {
     execFailed: 'auto',
     tableMaxEntries: 65536,
     tableGraceMs: 30_000,
+    queueBytes: 16 << 20,
+    consumerRealtimePriority: 0,
   },
   state: { dThresholdMs: 1000, budgetPerSec: 2000, sweepMs: 250 },
   store: { path: '/var/lib/patrol/patrol.db', flushIntervalMs: 200, retention: { maxAgeMs: 7 * 86_400_000, maxRows: 1_000_000 } },
@@ -89,6 +91,8 @@ const CUSTOM: AgentConfig = {
     execFailed: false,
     tableMaxEntries: 131072,
     tableGraceMs: 90_000,
+    queueBytes: 64 << 20,
+    consumerRealtimePriority: 1,
   },
   state: { dThresholdMs: 500, budgetPerSec: 100, sweepMs: 1000 },
   store: { path: '/data/patrol.db', flushIntervalMs: 1500, retention: { maxAgeMs: 36 * 3_600_000, maxRows: 5000 } },
@@ -116,6 +120,8 @@ lifecycle:
   exec_failed: false
   table_max_entries: 131072
   table_grace: 1.5m
+  queue_size: 64M
+  realtime_priority: 1
 state: { d_threshold: 500ms, budget_per_sec: 100, sweep_interval: 1s }
 store:
   path: /data/patrol.db
@@ -447,7 +453,7 @@ describe('shipped files', () => {
       }
     };
     walk(parseYaml(configToYaml(DEFAULTS)), '');
-    expect(paths).toHaveLength(38);
+    expect(paths).toHaveLength(40);
     for (const p of paths) expect(md, p).toContain(`\`${p}\``);
   });
 });

@@ -1,0 +1,138 @@
+// The ring consumer's wakeup protocol and queue bounds against the real kernel, driven by
+// bench_produce (fork-shaped records through bpf_loop, run with BPF_PROG_TEST_RUN).
+// Needs root; skipped otherwise unless PATROL_REQUIRE_BPF=1.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import type * as Native from '../../native/patrol_native.js';
+import { kernelVersion } from '../../src/kernel/probes.js';
+import { decodeCounters, encodeRodata } from '../../src/wire/index.js';
+import { LAYOUT } from '../../src/wire/generated/lifecycle.js';
+
+const required = process.env.PATROL_REQUIRE_BPF === '1';
+const v = kernelVersion();
+const hasBpfLoop = v.major > 5 || (v.major === 5 && v.minor >= 17);
+const enabled = (required || process.getuid?.() === 0) && hasBpfLoop;
+const OBJECT = fileURLToPath(new URL('../../bpf/.output/lifecycle.bpf.o', import.meta.url));
+const OP_OFFSET = LAYOUT.structs.pt_hdr.fields.find((f) => f.name === 'op')!.offset;
+const OTHER_PROGS = [
+  'handle_exec', 'handle_fork', 'handle_exit', 'handle_switch', 'handle_free',
+  'handle_wait4_exit', 'handle_waitid_enter', 'handle_waitid_exit',
+  'handle_execve_enter', 'handle_execveat_enter', 'handle_execve_exit', 'handle_execveat_exit',
+  'snapshot_tasks',
+];
+
+const sleepMs = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Blocks the JS thread (batches cannot be delivered meanwhile), not the poll thread. */
+const blockMs = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+describe.skipIf(!enabled)('ring consumer protocol on the live kernel', () => {
+  const native = createRequire(import.meta.url)('../../native/build/Release/patrol_native.node') as typeof Native;
+  let obj: Native.BpfObject | null = null;
+
+  afterEach(() => {
+    if (obj) native.close(obj);
+    obj = null;
+  });
+
+  function load(burst: number): Native.BpfObject {
+    const o = native.open(OBJECT, {
+      maxEntries: { pt_scratch: native.numPossibleCpus },
+      autoload: Object.fromEntries([...OTHER_PROGS.map((p) => [p, false]), ['bench_produce', true]]),
+    });
+    native.load(o, { rodata: encodeRodata(native.readRodata(o), { benchBurst: burst, pageKb: native.pageSize / 1024 }) });
+    return o;
+  }
+
+  const generated = (o: Native.BpfObject) =>
+    Number(decodeCounters(native.mapLookup(o, 'pt_counters', Buffer.alloc(4))!, native.numPossibleCpus).total.generated.reduce((a, b) => a + b, 0n));
+
+  // lingerUs 0 makes the consumer announce sleep right after it drained a record, while that
+  // record's producer is about to re-read the flag: the claim races with the last drain.
+  it.each([{ lingerUs: 1000 }, { lingerUs: 0 }])('never leaves a record unannounced while the consumer sleeps (%o)', async ({ lingerUs }) => {
+    obj = load(3);
+    let received = 0;
+    // No idle timeout: a missed wakeup would leave records in the ring for good.
+    const opts = { tagOffset: OP_OFFSET, sleepFlag: { map: 'pt_ring_ctl', offset: 0 }, idleTimeoutMs: -1, lingerUs };
+    const c = native.ringStart(obj, 'pt_events', opts, (_b, n) => {
+      received += n;
+    });
+    const rounds = 300;
+    for (let i = 0; i < rounds; i++) {
+      native.progRun(obj, 'bench_produce', { cpu: i % native.numPossibleCpus, repeat: 1 + (i % 3) });
+      const want = generated(obj);
+      for (const end = Date.now() + 2000; received < want && Date.now() < end; ) await sleepMs(1);
+      expect(received, `round ${i}: records stuck in the ring`).toBe(want);
+      // Idle gaps around the linger (1 ms): the consumer alternates lingering and sleeping.
+      if (i % 4 === 0) await sleepMs(2 + (i % 3));
+      else if (i % 4 === 1) await new Promise((r) => setImmediate(r));
+    }
+    const st = native.ringStats(c);
+    expect(st.sleeps).toBeGreaterThan(rounds / 8);
+    expect(st.wakeups).toBeGreaterThan(0);
+    expect(st.timedConsumes).toBe(0);
+    expect(st.droppedRecords).toBe(0);
+    await native.ringStop(c);
+  });
+
+  it('grows batches while JS is behind and bounds the queue in bytes', async () => {
+    obj = load(1024);
+    const burstsWhileBlocked = 16;
+    const run = async (queueBytes: number) => {
+      let received = 0;
+      const c = native.ringStart(obj!, 'pt_events', { tagOffset: OP_OFFSET, sleepFlag: { map: 'pt_ring_ctl', offset: 0 }, queueBytes }, (_b, n) => {
+        received += n;
+      });
+      const before = generated(obj!);
+      const batches0 = native.ringStats(c).batches;
+      // JS is blocked throughout: the first batch goes out at once; then, with gaps shorter
+      // than the linger, the consumer keeps filling batches until they are full.
+      for (let i = 0; i < burstsWhileBlocked; i++) {
+        native.progRun(obj!, 'bench_produce');
+        blockMs(0.3);
+      }
+      await native.ringStop(c);
+      const st = native.ringStats(c);
+      return { produced: generated(obj!) - before, received, st, batches: st.batches - batches0 };
+    };
+
+    const roomy = await run(16 << 20);
+    expect(roomy.st.droppedRecords).toBe(0);
+    expect(roomy.received).toBe(roomy.produced);
+    // Full batches, not one per pass over the ring (which gave 7-20 records each). Slack for
+    // the first batch, the final drain and a scheduling hiccup longer than the linger.
+    const full = Math.ceil((roomy.produced * (8 + LAYOUT.structs.pt_fork.size)) / 65536);
+    expect(roomy.batches).toBeLessThanOrEqual(full + 6);
+    expect(roomy.st.pendingBytes).toBe(0);
+
+    const tight = await run(8192);
+    expect(tight.st.droppedRecords).toBeGreaterThan(0);
+    expect(tight.received + tight.st.droppedRecords).toBe(tight.produced);
+    expect(tight.st.droppedByTag.reduce((a, b) => a + b, 0)).toBe(tight.st.droppedRecords);
+  });
+
+  it('reports a refused SCHED_FIFO without failing, or applies it', async () => {
+    obj = load(1);
+    const c = native.ringStart(obj, 'pt_events', { realtimePriority: 1 }, () => {});
+    const st = native.ringStats(c);
+    // Root normally may; inside a cgroup without an RT budget the kernel refuses (EPERM).
+    expect(st.realtimeError === null || /not permitted/i.test(st.realtimeError)).toBe(true);
+    expect(st.running).toBe(true);
+    await native.ringStop(c);
+  });
+
+  it('moves the calling thread to SCHED_FIFO and back', () => {
+    // field 41 of /proc/thread-self/stat: the scheduling policy (0 other, 1 fifo)
+    const policy = () => Number(readFileSync('/proc/thread-self/stat', 'utf8').replace(/^.*\) /s, '').split(' ')[41 - 3]);
+    const err = native.setThreadRealtime(1);
+    try {
+      if (err === null) expect(policy()).toBe(1);
+      else expect(err).toMatch(/not permitted/i);
+    } finally {
+      expect(native.setThreadRealtime(0)).toBeNull();
+    }
+    expect(policy()).toBe(0);
+    expect(() => native.setThreadRealtime(100)).toThrow(/0\.\.99/);
+  });
+});
