@@ -36,6 +36,7 @@ import {
 } from './schemas.js';
 import { registerExplainRoutes } from './explain.js';
 import { chmodOwnerOnly, ownerOnlyListen, prepareSocketPath } from './socket.js';
+import { registerCheckRoutes } from './checks.js';
 
 export interface ApiOptions {
   /** unix socket path (root-only, mode 0600) */
@@ -203,6 +204,8 @@ function buildApp(
   }));
 
   app.get(`${P}/stats`, { schema: statsRoute }, async () => statsJson(view));
+
+  registerCheckRoutes(app, view.checks);
 
   app.get<{ Querystring: ProcessesQuery }>(`${P}/processes`, { schema: processesRoute }, async (req): Promise<ProcessListJson> => {
     const q = req.query;

@@ -4,6 +4,7 @@ import type { EventType, LifecycleEvent, StateStreamEvent, TypeAccounting } from
 import type { Enriched, ProcessTable, ProcessTableStats, ProcState, RqStats, StuckD, ZombieInfo } from '../process/index.js';
 import type { RingStats } from '../kernel/index.js';
 import type { ExplainView } from './explain.js';
+import type { ChecksView } from './checks.js';
 import type { TopGroup, TopRow, TopSort } from '../metrics/index.js';
 
 /** Resource windows, when the agent runs them (metrics.enabled). */
@@ -82,6 +83,8 @@ export interface AgentView {
   subscribeState?(listener: (ev: StateStreamEvent) => void): () => void;
   /** attribution (rules engine), when it runs */
   explain?: ExplainView;
+  /** inspection checks, results and alerts, when the agent runs checks */
+  checks?: ChecksView;
   /** Resource windows and /metrics; absent when metrics are disabled. */
   resources?: ResourcesView;
 }

@@ -17,6 +17,7 @@ import { PidLock } from './lock.js';
 import { removeStalePins } from './hygiene.js';
 import { loadConfig, type AgentConfig, type LoadConfigOptions } from './config.js';
 import { RulesService, explainView, rssWindows } from './rules.js';
+import { startAgentChecks } from './checks.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -74,9 +75,12 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     let states: StatePipeline | null = null;
     let rules: RulesService | null = null;
     let resources: ResourcePipeline | null = null;
+    const checks = startAgentChecks(cfg, log, () => resources);
+    if (checks) cleanups.push(() => checks.close());
     const onEvent = (ev: LifecycleEvent, en: Enriched) => {
       states?.states.applyLifecycle(ev, en);
       rules?.onLifecycle(ev, en);
+      checks?.service.onLifecycle(ev, en);
       if (ev.type === 'exit') {
         store.recordExit(exitSummary(ev, en));
         resources?.onExit(ev, en);
@@ -88,6 +92,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     cleanups.push(() => pipeline.close());
     states = StatePipeline.start(cfg.state, pipeline.table, log, (ev) => {
       rules?.onState(ev);
+      checks?.service.onState(ev);
       for (const l of stateListeners) l(ev);
     });
     cleanups.push(() => states!.close());
@@ -122,6 +127,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       },
       subscribeState,
       ...(rules ? { explain: explainView(rules) } : {}),
+      ...(checks ? { checks: checks.view } : {}),
       ...(resources ? { resources: resourcesView(resources) } : {}),
     };
     function subscribeState(l: (ev: StateStreamEvent) => void): () => void {
@@ -152,6 +158,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     };
 
     const onHup = () => {
+      checks?.service.reload('SIGHUP');
       try {
         const next = loadConfig(loadOpts);
         const restartNeeded = ['lifecycle', 'state', 'store', 'api', 'agent'].filter(

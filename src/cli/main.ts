@@ -10,6 +10,9 @@ import { registerTop } from './top.js';
 import { registerAgent } from './agent.js';
 import { registerRules } from './rules.js';
 import { registerExplain } from './explain.js';
+import { registerCheck } from './check.js';
+import { registerRecord } from './record.js';
+import { registerResults } from './results.js';
 import { VERSION } from '../shared/version.js';
 
 const program = new Command();
@@ -27,6 +30,9 @@ registerEvents(program);
 registerZombies(program);
 registerRules(program);
 registerExplain(program);
+registerCheck(program);
+registerRecord(program);
+registerResults(program);
 registerTop(program);
 
 try {

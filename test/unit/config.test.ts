@@ -68,6 +68,7 @@ const DEFAULTS: AgentConfig = {
   store: { path: '/var/lib/patrol/patrol.db', flushIntervalMs: 200, retention: { maxAgeMs: 7 * 86_400_000, maxRows: 1_000_000 } },
   api: { socket: '/run/patrol/patrol.sock', tcp: { enabled: false, host: '127.0.0.1', port: 9465, tokenFile: '/etc/patrol/token' } },
   agent: { lockFile: '/run/patrol/patrol.pid', pinDir: '/sys/fs/bpf/patrol' },
+  checks: { dir: null, concurrency: 4, retention: { maxAgeMs: 30 * 86_400_000, maxRows: 500_000 } },
   metrics: {
     enabled: true,
     sweepMs: 1000,
@@ -98,6 +99,7 @@ const CUSTOM: AgentConfig = {
   store: { path: '/data/patrol.db', flushIntervalMs: 1500, retention: { maxAgeMs: 36 * 3_600_000, maxRows: 5000 } },
   api: { socket: '/tmp/p.sock', tcp: { enabled: true, host: '0.0.0.0', port: 19465, tokenFile: '/etc/patrol/tcp.token' } },
   agent: { lockFile: '/tmp/p.pid', pinDir: '/sys/fs/bpf/p2' },
+  checks: { dir: '/etc/patrol/checks', concurrency: 8, retention: { maxAgeMs: 2 * 86_400_000, maxRows: 1000 } },
   metrics: {
     enabled: false,
     sweepMs: 100,
@@ -139,6 +141,10 @@ api:
 agent:
   lock_file: /tmp/p.pid
   pin_dir: /sys/fs/bpf/p2
+checks:
+  dir: /etc/patrol/checks
+  concurrency: 8
+  retention: { max_age: 2d, max_rows: 1000 }
 metrics:
   enabled: false
   sweep_interval: 100ms
@@ -450,7 +456,8 @@ describe('shipped files', () => {
       }
     };
     walk(parseYaml(configToYaml(DEFAULTS)), '');
-    expect(paths).toHaveLength(39);
+
+    expect(paths).toHaveLength(43);
     for (const p of paths) expect(md, p).toContain(`\`${p}\``);
   });
 });
