@@ -31,6 +31,8 @@ export interface AlertJson {
   message: string;
   labels: Record<string, string>;
   evidence: unknown;
+  /** {causes: [...]} from the attribution engine when the alert fired, or null */
+  attribution?: unknown;
 }
 
 export interface ChecksStatusJson {

@@ -16,7 +16,7 @@ import { ResourcePipeline, resourcesView } from './resources.js';
 import { PidLock } from './lock.js';
 import { removeStalePins } from './hygiene.js';
 import { loadConfig, type AgentConfig, type LoadConfigOptions } from './config.js';
-import { RulesService, explainView, rssWindows } from './rules.js';
+import { RulesService, alertSource, explainView, rssWindows } from './rules.js';
 import { startAgentChecks } from './checks.js';
 
 export interface AgentHandle {
@@ -75,7 +75,8 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     let states: StatePipeline | null = null;
     let rules: RulesService | null = null;
     let resources: ResourcePipeline | null = null;
-    const checks = startAgentChecks(cfg, log, () => resources);
+    // rules start later (they need the state pipeline); alerts ask them through this closure
+    const checks = startAgentChecks(cfg, log, () => resources, (a) => rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null);
     if (checks) cleanups.push(() => checks.close());
     const onEvent = (ev: LifecycleEvent, en: Enriched) => {
       states?.states.applyLifecycle(ev, en);
@@ -102,7 +103,11 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       cleanups.push(() => resources!.close());
     }
     if (cfg.rules.enabled) {
-      rules = RulesService.start({ config: cfg.rules, table: pipeline.table, log, nowNs: boottimeNs, states, ...(resources ? { windows: rssWindows(resources) } : {}) });
+      rules = RulesService.start({
+        config: cfg.rules, table: pipeline.table, log, nowNs: boottimeNs, states,
+        ...(resources ? { windows: rssWindows(resources) } : {}),
+        ...(checks ? { alerts: alertSource((q) => checks.view.alerts({ limit: q.limit })) } : {}),
+      });
       cleanups.push(() => rules!.close());
     }
 

@@ -152,6 +152,8 @@ export interface CheckServiceOptions {
   concurrency: number;
   /** resource windows, when src/metrics runs */
   windows?: WindowQuery;
+  /** ranked causes of a firing alert (the attribution engine), stored with the alert */
+  attribute?: (a: Alert) => unknown;
 }
 
 export class CheckService {
@@ -170,7 +172,17 @@ export class CheckService {
       eventNow: () => Number(boottimeNs() / 1_000_000n),
       onResult: (r) => opts.store?.recordResult(r),
       onAlert: (a) => {
-        opts.store?.recordAlert(a);
+        // Attribution is taken when the alert fires, so the stored alert says what the engine
+        // knew then; `patrol explain` recomputes it with whatever arrived since.
+        let attribution: unknown = null;
+        if (opts.attribute && (a.kind === 'firing' || a.kind === 'flapping')) {
+          try {
+            attribution = opts.attribute(a);
+          } catch (e) {
+            opts.log.warn({ alert_id: a.id, err: (e as Error).message }, 'checks: attribution failed');
+          }
+        }
+        opts.store?.recordAlert({ ...a, attribution });
         const level = a.kind === 'resolved' || a.kind === 'flapping_end' ? 'info' : 'warn';
         opts.log[level]({ alert_id: a.id, check: a.name, kind: a.kind, state: a.state, previous: a.previous }, `check alert: ${a.message}`);
       },
@@ -268,7 +280,12 @@ export function lazyWindows(get: () => ResourcePipeline | null): WindowQuery {
 
 /** Starts the check service of the agent: its own store connection (same file), the schedule,
  *  the directory watch. null when checks.dir is not set. */
-export function startAgentChecks(cfg: AgentConfig, log: Logger, resources: () => ResourcePipeline | null = () => null): AgentChecks | null {
+export function startAgentChecks(
+  cfg: AgentConfig,
+  log: Logger,
+  resources: () => ResourcePipeline | null = () => null,
+  attribute?: (a: Alert) => unknown,
+): AgentChecks | null {
   if (cfg.checks.dir === null) return null;
   const store = CheckStore.open(cfg.store.path, {
     runs: cfg.checks.retention,
@@ -277,7 +294,7 @@ export function startAgentChecks(cfg: AgentConfig, log: Logger, resources: () =>
     log,
   });
   store.startTimer();
-  const service = new CheckService({ dir: cfg.checks.dir, log, store, concurrency: cfg.checks.concurrency, windows: lazyWindows(resources) });
+  const service = new CheckService({ dir: cfg.checks.dir, log, store, concurrency: cfg.checks.concurrency, windows: lazyWindows(resources), ...(attribute ? { attribute } : {}) });
   service.start();
   const view: ChecksView = {
     status: () => ({

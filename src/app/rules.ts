@@ -248,6 +248,13 @@ export class RulesService {
     return { alert, causes: this.engine.explain(alert) };
   }
 
+  /** Ranked causes of an alert that is not stored yet (the check engine asks as it fires), as
+   *  plain JSON: kernel bigints become numbers. */
+  attribute(a: AlertLike): { causes: unknown[] } {
+    const causes = this.engine.explain(a);
+    return JSON.parse(JSON.stringify({ causes }, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))) as { causes: unknown[] };
+  }
+
   /** The latest alerts with their causes, and the notable findings (OOM kills, segfaults, crash loops). */
   explainRecent(limit = 10): { alerts: ExplainResult[]; causes: RankedCause[] } {
     const alerts = (this.alerts?.recent(limit) ?? []).map((a) => ({ alert: a, causes: this.engine.explain(a) }));

@@ -53,6 +53,11 @@ export function registerResults(program: Command): void {
       return;
     }
     if (r.alerts.length === 0) process.stdout.write('no alerts\n');
-    for (const a of r.alerts) process.stdout.write(`${time(a.at)}  ${a.kind.padEnd(12)} ${a.previous} → ${a.state}  ${a.name} — ${a.message}  [${a.id}]\n`);
+    for (const a of r.alerts) {
+      process.stdout.write(`${time(a.at)}  ${a.kind.padEnd(12)} ${a.previous} → ${a.state}  ${a.name} — ${a.message}  [${a.id}]\n`);
+      // the attribution engine's best cause when the alert fired; `patrol explain ID` for all
+      const best = (a.attribution as { causes?: Array<{ cause: string; confidence: number; explanation: string }> } | null | undefined)?.causes?.[0];
+      if (best) process.stdout.write(`${' '.repeat(14)}likely cause: ${best.cause} (confidence ${best.confidence}): ${best.explanation}\n`);
+    }
   });
 }

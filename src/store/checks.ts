@@ -41,6 +41,8 @@ export interface AlertInput {
   message: string;
   labels: Record<string, string>;
   evidence: unknown;
+  /** ranked causes from the attribution engine when the alert fired (issue 7), or null */
+  attribution?: unknown;
 }
 
 export interface AlertRecord extends AlertInput {
@@ -122,7 +124,7 @@ export class CheckStore {
       'INSERT INTO check_runs (id, check_id, name, file, state, at, duration_ms, message, evidence, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.insAlert = db.prepare(
-      'INSERT OR IGNORE INTO alerts (seq, alert_id, check_id, name, kind, state, previous, at, message, labels, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT OR IGNORE INTO alerts (seq, alert_id, check_id, name, kind, state, previous, at, message, labels, evidence, attribution) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.tx = db.transaction((runs: CheckRunInput[], alerts: AlertInput[]) => {
       let id = this.runId;
@@ -132,7 +134,7 @@ export class CheckStore {
       let seqNo = this.alertSeq;
       for (const a of alerts) {
         // a replayed alert (same stable id) is stored once
-        const ch = this.insAlert.run(seqNo + 1, a.id, a.check_id, a.name, a.kind, a.state, a.previous, Math.trunc(a.at), a.message, JSON.stringify(a.labels), JSON.stringify(a.evidence)).changes;
+        const ch = this.insAlert.run(seqNo + 1, a.id, a.check_id, a.name, a.kind, a.state, a.previous, Math.trunc(a.at), a.message, JSON.stringify(a.labels), JSON.stringify(a.evidence), a.attribution == null ? null : JSON.stringify(a.attribution)).changes;
         if (ch > 0) seqNo++;
       }
       return { runs: id, alerts: seqNo };
@@ -270,6 +272,7 @@ export class CheckStore {
     return rows.map((r) => ({
       seq: r.seq as number, id: r.alert_id as string, check_id: r.check_id as string, name: r.name as string, kind: r.kind as string, state: r.state as string,
       previous: r.previous as string, at: r.at as number, message: r.message as string, labels: JSON.parse(r.labels as string), evidence: JSON.parse(r.evidence as string),
+      attribution: r.attribution == null ? null : JSON.parse(r.attribution as string),
     }));
   }
 

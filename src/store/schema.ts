@@ -107,6 +107,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX alerts_check ON alerts (check_id, seq);
     `,
   },
+  {
+    version: 3,
+    description: 'alerts.attribution (src/rules causes at the time the alert fired)',
+    sql: `
+      -- JSON: {causes: [{cause, confidence, explanation, evidence, ...}]}, best first; NULL when
+      -- the rules engine was not running or the alert is a resolution.
+      ALTER TABLE alerts ADD COLUMN attribution TEXT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -2,7 +2,7 @@
 // crash is explained by `patrol explain --recent`; a bad rule set on SIGHUP is rejected and the
 // running set stays (visible in `patrol rules profile`).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,10 +31,13 @@ describe.skipIf(!bpfEnabled)('attribution in the agent', () => {
     socket = join(dir, 'patrol.sock');
     rulesDir = join(dir, 'rules');
     cpSync(PACK, rulesDir, { recursive: true });
+    const checksDir = join(dir, 'checks');
+    mkdirSync(checksDir);
+    writeFileSync(join(checksDir, 'crashes.patrol'), 'check crashes { every 1s; critical count(exit where signal == 11, 1m) > 0; }\n');
     const config = join(dir, 'patrol.yaml');
     writeFileSync(
       config,
-      `store: { path: ${join(dir, 'patrol.db')} }\napi: { socket: ${socket} }\nagent: { lock_file: ${join(dir, 'patrol.pid')}, pin_dir: /sys/fs/bpf/patrol-rules-test }\nlog: { level: warn, format: json }\nmetrics: { prometheus: { enabled: false } }\nrules: { dir: ${rulesDir} }\n`,
+      `store: { path: ${join(dir, 'patrol.db')}, flush_interval: 50ms }\napi: { socket: ${socket} }\nagent: { lock_file: ${join(dir, 'patrol.pid')}, pin_dir: /sys/fs/bpf/patrol-rules-test }\nlog: { level: warn, format: json }\nmetrics: { prometheus: { enabled: false } }\nrules: { dir: ${rulesDir} }\nchecks: { dir: ${checksDir} }\n`,
     );
     try {
       trace = readFileSync('/proc/sys/debug/exception-trace', 'utf8').trim();
@@ -74,6 +77,22 @@ describe.skipIf(!bpfEnabled)('attribution in the agent', () => {
     const text = patrol(['explain', '--recent', '--socket', socket]).out;
     expect(text).toMatch(/\d\. segfault {2}\(confidence 0\.95/);
     expect(text).toContain(`exec_id ${cause!.exec_id}`);
+  });
+
+  it('the crash fires a check whose stored alert carries the attribution; explain ALERT_ID ranks it', async () => {
+    let alert: { id: string; kind: string; name: string; attribution: { causes: Array<{ cause: string }> } | null } | undefined;
+    for (const end = Date.now() + 15_000; Date.now() < end && !alert; await sleep(250)) {
+      const r = patrol(['alerts', '--json', '--socket', socket]);
+      expect(r.code, r.err).toBe(0);
+      alert = (JSON.parse(r.out) as NonNullable<typeof alert>[]).find((a) => a.name === 'crashes' && a.kind === 'firing');
+    }
+    expect(alert, 'the crash check fired').toBeDefined();
+    expect(alert!.attribution?.causes.map((c) => c.cause)).toContain('segfault');
+    const r = patrol(['explain', alert!.id, '--json', '--socket', socket]);
+    expect(r.code, r.err).toBe(0);
+    const ex = JSON.parse(r.out) as { causes: Array<{ cause: string; exec_id: string | null }> };
+    expect(ex.causes[0]!.cause).toBe('segfault');
+    expect(ex.causes[0]!.exec_id).toMatch(/^[0-9a-f]{16}$/);
   });
 
   it('an unknown alert id is one clear line; explain without arguments is a usage error', () => {

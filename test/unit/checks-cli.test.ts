@@ -118,6 +118,25 @@ describe('patrol check --replay', () => {
 });
 
 describe('agent check service and API', () => {
+  it('a firing alert is stored with the attribution engine\'s causes; a resolution without', async () => {
+    const d = mkdtempSync(join(dir, 'attr-'));
+    writeFileSync(join(d, 'a.patrol'), 'check up { critical uptime > 0s; }\n');
+    const store = CheckStore.open(join(d, 'store.db'), { runs: { maxAgeMs: 0, maxRows: 0 }, alerts: { maxAgeMs: 0, maxRows: 0 }, flushIntervalMs: 1000 });
+    const asked: string[] = [];
+    const svc = new CheckService({
+      dir: d, log: pino({ level: 'silent' }), store, concurrency: 1,
+      attribute: (a) => (asked.push(a.id), { causes: [{ cause: 'oom_cgroup_limit', confidence: 0.9, explanation: 'x', evidence: [] }] }),
+    });
+    expect(svc.reload('test')).toMatchObject({ ok: true });
+    await svc.executor.runAll();
+    store.flush();
+    const [alert] = store.queryAlerts({ limit: 10 });
+    expect(alert!.kind).toBe('firing');
+    expect(asked).toEqual([alert!.id]);
+    expect(alert!.attribution).toEqual({ causes: [expect.objectContaining({ cause: 'oom_cgroup_limit', confidence: 0.9 })] });
+    store.close();
+  });
+
   it('reload swaps a good set atomically and keeps the old set when the new one is bad', async () => {
     const d = mkdtempSync(join(dir, 'svc-'));
     writeFileSync(join(d, 'a.patrol'), 'check up { critical uptime > 0s; }\n');
