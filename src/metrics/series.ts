@@ -20,6 +20,7 @@ export interface WindowFigures {
   /** Weighted mean: Σ value·weight / Σ weight (weight = the time a sample stands for). */
   avg: number;
   p50: number;
+  p90: number;
   p95: number;
   p99: number;
   /** The newest sample. */
@@ -191,7 +192,7 @@ export class Series {
       }
       return parts[parts.length - 1]!.v;
     };
-    return { count, min, max, avg: wtotal > 0 ? wsum / wtotal : sum / count, p50: q(0.5), p95: q(0.95), p99: q(0.99), last, sum, rate: sum / (windowMs / 1000), weight: wtotal };
+    return { count, min, max, avg: wtotal > 0 ? wsum / wtotal : sum / count, p50: q(0.5), p90: q(0.9), p95: q(0.95), p99: q(0.99), last, sum, rate: sum / (windowMs / 1000), weight: wtotal };
   }
 
   private promote(): void {
@@ -270,7 +271,7 @@ export class Series {
     const q = (p: number) => Math.min(agg.max, Math.max(agg.min, hist.getValueAtPercentile(p) * r));
     const out = {
       count: agg.count, min: agg.min, max: agg.max, avg: agg.wtotal > 0 ? agg.wsum / agg.wtotal : agg.sum / agg.count,
-      p50: q(50), p95: q(95), p99: q(99), last: agg.last, sum: agg.sum, rate: agg.sum / (windowMs / 1000), weight: agg.wtotal,
+      p50: q(50), p90: q(90), p95: q(95), p99: q(99), last: agg.last, sum: agg.sum, rate: agg.sum / (windowMs / 1000), weight: agg.wtotal,
     };
     if (hist !== c.hist) hist.destroy();
     return out;
