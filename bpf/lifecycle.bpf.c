@@ -762,7 +762,9 @@ int usage_tasks(struct bpf_iter__task *ctx)
 	if (t->pid == t->tgid) {
 		struct signal_struct *sig = BPF_CORE_READ(t, signal);
 		struct mm_struct *mm = BPF_CORE_READ(t, mm);
-		__u64 hiwater = (__u64)BPF_CORE_READ(sig, maxrss);
+		/* Not signal->maxrss: exec folds the previous image's peak into it, so every small
+		 * helper a large service forks would report the service's RSS. */
+		__u64 hiwater = 0;
 
 		r.flags |= PT_USAGE_LEADER;
 		if (t->exit_state)

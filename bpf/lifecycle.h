@@ -174,7 +174,7 @@ struct pt_task_usage {
 	__u64 minflt;
 	__u64 majflt;
 	__u64 rss_kb;      /* leader: file + anon + shmem pages now */
-	__u64 hiwater_kb;  /* leader: peak RSS so far (mm hiwater, exited threads' maxrss) */
+	__u64 hiwater_kb;  /* leader: peak RSS of the current image (mm hiwater_rss, current RSS) */
 	__u32 pid;         /* tgid */
 	__u32 tid;
 	__u32 ppid;        /* leader: real_parent tgid */

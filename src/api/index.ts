@@ -5,3 +5,5 @@ export { EventHub, ClientStream, isFailure, type EventFilter } from './events.js
 export { probeSocket, prepareSocketPath } from './socket.js';
 export { DEFAULT_SOCKET, DEFAULT_TCP_HOST, DEFAULT_EVENTS_BUFFER_BYTES, API_PREFIX, defaultSocket } from './defaults.js';
 export * from './json.js';
+export type { ExplainView, ExplainJson, ExplainRecentJson, CauseJson, EvidenceJson, AlertJson, RulesJson, RuleProfileJson } from './explain.js';
+export { registerCheckRoutes, type ChecksView, type CheckRunJson, type AlertJson as CheckAlertJson, type ChecksStatusJson } from './checks.js';

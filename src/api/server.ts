@@ -34,7 +34,9 @@ import {
   treeRoute,
   zombiesRoute,
 } from './schemas.js';
+import { registerExplainRoutes } from './explain.js';
 import { chmodOwnerOnly, ownerOnlyListen, prepareSocketPath } from './socket.js';
+import { registerCheckRoutes } from './checks.js';
 
 export interface ApiOptions {
   /** unix socket path (root-only, mode 0600) */
@@ -192,6 +194,7 @@ function buildApp(
   });
 
   const P = API_PREFIX;
+  registerExplainRoutes(app, P, () => view.explain ?? null);
 
   app.get(`${P}/health`, { schema: healthRoute }, async (): Promise<HealthJson> => ({
     status: 'ok',
@@ -201,6 +204,8 @@ function buildApp(
   }));
 
   app.get(`${P}/stats`, { schema: statsRoute }, async () => statsJson(view));
+
+  registerCheckRoutes(app, view.checks);
 
   app.get<{ Querystring: ProcessesQuery }>(`${P}/processes`, { schema: processesRoute }, async (req): Promise<ProcessListJson> => {
     const q = req.query;

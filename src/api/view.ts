@@ -3,6 +3,8 @@
 import type { EventType, LifecycleEvent, StateStreamEvent, TypeAccounting } from '../shared/events.js';
 import type { Enriched, ProcessTable, ProcessTableStats, ProcState, RqStats, StuckD, ZombieInfo } from '../process/index.js';
 import type { RingStats } from '../kernel/index.js';
+import type { ExplainView } from './explain.js';
+import type { ChecksView } from './checks.js';
 import type { TopGroup, TopRow, TopSort } from '../metrics/index.js';
 
 /** Resource windows, when the agent runs them (metrics.enabled). */
@@ -79,6 +81,10 @@ export interface AgentView {
   subscribe(listener: EventListener): () => void;
   /** Live transitions of interest and throttle notices from the state sensor, if it runs. */
   subscribeState?(listener: (ev: StateStreamEvent) => void): () => void;
+  /** attribution (rules engine), when it runs */
+  explain?: ExplainView;
+  /** inspection checks, results and alerts, when the agent runs checks */
+  checks?: ChecksView;
   /** Resource windows and /metrics; absent when metrics are disabled. */
   resources?: ResourcesView;
 }

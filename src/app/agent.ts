@@ -16,6 +16,8 @@ import { ResourcePipeline, resourcesView } from './resources.js';
 import { PidLock } from './lock.js';
 import { removeStalePins } from './hygiene.js';
 import { loadConfig, type AgentConfig, type LoadConfigOptions } from './config.js';
+import { RulesService, alertSource, explainView, rssWindows } from './rules.js';
+import { startAgentChecks } from './checks.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -71,9 +73,15 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     const listeners = new Set<EventListener>();
     const stateListeners = new Set<(ev: StateStreamEvent) => void>();
     let states: StatePipeline | null = null;
+    let rules: RulesService | null = null;
     let resources: ResourcePipeline | null = null;
+    // rules start later (they need the state pipeline); alerts ask them through this closure
+    const checks = startAgentChecks(cfg, log, () => resources, (a) => rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null);
+    if (checks) cleanups.push(() => checks.close());
     const onEvent = (ev: LifecycleEvent, en: Enriched) => {
       states?.states.applyLifecycle(ev, en);
+      rules?.onLifecycle(ev, en);
+      checks?.service.onLifecycle(ev, en);
       if (ev.type === 'exit') {
         store.recordExit(exitSummary(ev, en));
         resources?.onExit(ev, en);
@@ -84,6 +92,8 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     const pipeline = LifecyclePipeline.start(cfg.lifecycle, log, onEvent);
     cleanups.push(() => pipeline.close());
     states = StatePipeline.start(cfg.state, pipeline.table, log, (ev) => {
+      rules?.onState(ev);
+      checks?.service.onState(ev);
       for (const l of stateListeners) l(ev);
     });
     cleanups.push(() => states!.close());
@@ -91,6 +101,14 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       const health = ResourcePipeline.health(() => pipeline.accounting(), () => pipeline.table.size);
       resources = await ResourcePipeline.start(cfg.metrics, pipeline.table, () => pipeline.readUsage(), health, log);
       cleanups.push(() => resources!.close());
+    }
+    if (cfg.rules.enabled) {
+      rules = RulesService.start({
+        config: cfg.rules, table: pipeline.table, log, nowNs: boottimeNs, states,
+        ...(resources ? { windows: rssWindows(resources) } : {}),
+        ...(checks ? { alerts: alertSource((q) => checks.view.alerts({ limit: q.limit })) } : {}),
+      });
+      cleanups.push(() => rules!.close());
     }
 
     const startedAt = Date.now();
@@ -113,6 +131,8 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
         return () => listeners.delete(l);
       },
       subscribeState,
+      ...(rules ? { explain: explainView(rules) } : {}),
+      ...(checks ? { checks: checks.view } : {}),
       ...(resources ? { resources: resourcesView(resources) } : {}),
     };
     function subscribeState(l: (ev: StateStreamEvent) => void): () => void {
@@ -143,12 +163,14 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     };
 
     const onHup = () => {
+      checks?.service.reload('SIGHUP');
       try {
         const next = loadConfig(loadOpts);
         const restartNeeded = ['lifecycle', 'state', 'store', 'api', 'agent'].filter(
           (k) => JSON.stringify(next[k as keyof AgentConfig]) !== JSON.stringify(cfg[k as keyof AgentConfig]),
         );
         log.level = next.log.level;
+        rules?.reload();
         cfg = { ...cfg, log: next.log };
         log.info({ restartNeeded }, restartNeeded.length ? 'config reloaded; these sections take effect at restart' : 'config reloaded');
       } catch (e) {

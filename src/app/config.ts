@@ -45,6 +45,10 @@ export interface AgentConfig {
     tcp: { enabled: boolean; host: string; port: number; tokenFile: string | null };
   };
   agent: { lockFile: string; pinDir: string };
+  /** attribution: rule file or directory (null = the built-in pack in rules/), kernel log on/off */
+  rules: { enabled: boolean; dir: string | null; kmsg: boolean };
+  /** inspection checks (docs/dsl.md); dir null: none */
+  checks: { dir: string | null; concurrency: number; retention: { maxAgeMs: number; maxRows: number } };
   metrics: MetricsConfig;
 }
 
@@ -209,6 +213,19 @@ const FileSchema = section({
     lock_file: path().default('/run/patrol/patrol.pid'),
     pin_dir: path().default('/sys/fs/bpf/patrol'),
   }).default({}),
+  rules: section({
+    enabled: boolean().default(true),
+    dir: optionalPath().default(null),
+    kmsg: boolean().default(true),
+  }).default({}),
+  checks: section({
+    dir: optionalPath().default(null),
+    concurrency: integer(1, 64).default(4),
+    retention: section({
+      max_age: duration(MS.m, 3650 * MS.d, { zeroDisables: true }).default('30d'),
+      max_rows: integer(0, Number.MAX_SAFE_INTEGER).default(500_000),
+    }).default({}),
+  }).default({}),
   metrics: section({
     enabled: boolean().default(true),
     sweep_interval: duration(100, MS.m).default('1s'),
@@ -267,6 +284,12 @@ function fromFile(f: FileConfig): AgentConfig {
       tcp: { enabled: f.api.tcp.enabled, host: f.api.tcp.host, port: f.api.tcp.port, tokenFile: f.api.tcp.token_file },
     },
     agent: { lockFile: f.agent.lock_file, pinDir: f.agent.pin_dir },
+    rules: { enabled: f.rules.enabled, dir: f.rules.dir, kmsg: f.rules.kmsg },
+    checks: {
+      dir: f.checks.dir,
+      concurrency: f.checks.concurrency,
+      retention: { maxAgeMs: f.checks.retention.max_age, maxRows: f.checks.retention.max_rows },
+    },
     metrics: {
       enabled: f.metrics.enabled,
       sweepMs: f.metrics.sweep_interval,
@@ -289,7 +312,7 @@ function fromFile(f: FileConfig): AgentConfig {
 function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unknown> {
   const dur = (ms: number | undefined) => (ms === undefined || !human ? ms : formatDurationMs(ms));
   const bytes = (n: number | undefined) => (n === undefined || !human ? n : formatSizeBytes(n));
-  const { log, lifecycle: lc, state, store, api, agent, metrics: mx } = c;
+  const { log, lifecycle: lc, state, store, api, agent, rules, checks, metrics: mx } = c;
   return dropUndefined({
     log: log && { level: log.level, format: log.format },
     lifecycle: lc && {
@@ -318,6 +341,12 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
       tcp: api.tcp && { enabled: api.tcp.enabled, host: api.tcp.host, port: api.tcp.port, token_file: api.tcp.tokenFile },
     },
     agent: agent && { lock_file: agent.lockFile, pin_dir: agent.pinDir },
+    rules: rules && { enabled: rules.enabled, dir: rules.dir, kmsg: rules.kmsg },
+    checks: checks && {
+      dir: checks.dir,
+      concurrency: checks.concurrency,
+      retention: checks.retention && { max_age: dur(checks.retention.maxAgeMs), max_rows: checks.retention.maxRows },
+    },
     metrics: mx && {
       enabled: mx.enabled,
       sweep_interval: dur(mx.sweepMs),

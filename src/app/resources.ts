@@ -94,6 +94,9 @@ export class ResourcePipeline {
   /** One sweep: read every process, then node and cgroup counters, into the windows. */
   sweepOnce(): void {
     const t0 = performance.now();
+    // The sweep's time is taken before the read: a process that exits during the read then has
+    // its exit record after the sample, so applyExit still closes the remaining interval.
+    const tNs = boottimeNs();
     let procs: ProcUsage[];
     if (this.sweep.source === 'bpf') {
       try {
@@ -107,7 +110,6 @@ export class ResourcePipeline {
     } else {
       procs = readProcUsage();
     }
-    const tNs = boottimeNs();
     const tMs = nsToMs(tNs);
     this.processes.applySweep(tNs, procs);
     try {

@@ -34,8 +34,7 @@ function pick(f: WindowFigures, metric: string, agg: string): number {
     case 'p50':
       return f.p50 * scale * perSecond;
     case 'p90':
-      // the engine keeps p50/p95/p99; p90 is read between them, never above p95
-      return (f.p50 + ((f.p95 - f.p50) * 40) / 45) * scale * perSecond;
+      return f.p90 * scale * perSecond;
     case 'p95':
       return f.p95 * scale * perSecond;
     case 'p99':

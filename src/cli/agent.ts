@@ -10,6 +10,7 @@ interface AgentOptions {
   db?: string;
   logLevel?: string;
   logFormat?: string;
+  checks?: string;
 }
 
 export function registerAgent(program: Command): void {
@@ -22,10 +23,12 @@ export function registerAgent(program: Command): void {
     .option('--db <path>', 'store file (overrides store.path)')
     .option('--log-level <level>', 'trace, debug, info, warn or error (overrides log.level)')
     .option('--log-format <format>', 'auto, json or pretty (overrides log.format)')
+    .option('--checks <dir>', 'run the inspection checks in this directory (overrides checks.dir)')
     .action(async (opts: AgentOptions) => {
       const overrides: DeepPartial<AgentConfig> = {
         api: { socket: opts.socket ? resolve(opts.socket) : undefined },
         store: { path: opts.db ? resolve(opts.db) : undefined },
+        ...(opts.checks ? { checks: { dir: resolve(opts.checks) } } : {}),
         log: { level: opts.logLevel as AgentConfig['log']['level'] | undefined, format: opts.logFormat as AgentConfig['log']['format'] | undefined },
       };
       const loadOpts = { ...(opts.config ? { path: resolve(opts.config) } : {}), overrides, overridesSource: 'flags' };

@@ -8,6 +8,11 @@ import { registerEvents } from './events.js';
 import { registerZombies } from './zombies.js';
 import { registerTop } from './top.js';
 import { registerAgent } from './agent.js';
+import { registerRules } from './rules.js';
+import { registerExplain } from './explain.js';
+import { registerCheck } from './check.js';
+import { registerRecord } from './record.js';
+import { registerResults } from './results.js';
 import { VERSION } from '../shared/version.js';
 
 const program = new Command();
@@ -23,6 +28,11 @@ registerStatus(program);
 registerPs(program);
 registerEvents(program);
 registerZombies(program);
+registerRules(program);
+registerExplain(program);
+registerCheck(program);
+registerRecord(program);
+registerResults(program);
 registerTop(program);
 
 try {

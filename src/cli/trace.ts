@@ -46,14 +46,13 @@ export function registerTrace(program: Command): void {
     });
 }
 
-export async function runTrace(opts: TraceOptions): Promise<void> {
+export async function runTrace(opts: TraceOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   if (opts.ringSize !== undefined && (opts.ringSize & (opts.ringSize - 1)) !== 0) {
     throw new Error('--ring-size must be a power of two (e.g. 4M, 8M)');
   }
   const log = createLogger({ level: 'warn' });
   const clock = new WallClock();
   const comms = opts.comm && opts.comm.length ? new Set(opts.comm) : null;
-  const out = process.stdout;
   let pending = '';
   let shown = 0;
   const flush = () => {

@@ -1,7 +1,8 @@
 // Per-cgroup windows. CPU comes from the cgroup's own cpu.stat (usage_usec counts every task that
-// ever ran in it, so short-lived processes are included exactly); memory and IO from the memory
-// and io controllers when the v2 hierarchy has them, else from the sum of the member processes
-// (hybrid v1/v2 systems bind those controllers to v1).
+// ever ran in it, so short-lived processes are included exactly); memory from memory.current
+// when the v2 hierarchy has the memory controller, else the RSS sum of the member processes; IO
+// from io.stat when it has the io controller, else none (hybrid v1/v2 systems bind those
+// controllers to v1).
 import { cgroupOwner, readCgroupStats, type CgroupOwner, type CgroupStats } from '../host/index.js';
 import type { ProcUsage } from '../shared/usage.js';
 import { KeyedWindows } from './keyed.js';
@@ -43,6 +44,12 @@ export class CgroupWindows {
       m.rss += p.rssBytes;
       members.set(p.cgroupId, m);
     }
+    // Cgroups already tracked stay sampled after their last member left (until the directory
+    // goes): the interval in which short-lived members ran is still counted by cpu.stat.
+    for (const e of this.windows.values()) {
+      const id = BigInt(e.meta.id);
+      if (e.endedT === undefined && !members.has(id)) members.set(id, { n: 0, rss: 0 });
+    }
     // Busiest cgroups first when over the bound: by member count, a cheap proxy.
     const ids = [...members.entries()].sort((a, b) => b[1].n - a[1].n);
     if (ids.length > this.maxCgroups) this.skipped += ids.length - this.maxCgroups;
@@ -50,7 +57,12 @@ export class CgroupWindows {
       const path = this.resolve(id);
       if (path === undefined) continue;
       const e = this.windows.entry(String(id), tMs, () => ({ id: String(id), path, owner: cgroupOwner(path), memoryFromProcesses: false }));
+      if (!e) continue;
       const st = this.readStats(path);
+      if (m.n === 0 && st.cpuUsageUs === undefined && st.memoryCurrentBytes === undefined) {
+        this.windows.end(e.meta.id, tMs); // removed: its figures stay readable until they expire
+        continue;
+      }
       const prev = e.meta.prev;
       const dtNs = prev ? Number(tNs - prev.tNs) : 0;
       if (prev && dtNs > 0) {

@@ -26,11 +26,21 @@ export class KeyedWindows<M extends string, Meta> {
 
   constructor(private readonly opts: KeyedOptions<M> = { series: DEFAULT_SERIES_OPTIONS, maxKeys: 10_000 }) {}
 
-  /** The entry for key, created with meta() when new. */
-  entry(key: string, t: number, meta: () => Meta): KeyEntry<M, Meta> {
+  /** New keys refused because the bound was reached with no ended key to make room. */
+  refused = 0;
+  /** Keys in the order they ended: the first candidates for eviction. */
+  private endedOrder: string[] = [];
+
+  /** The entry for key, created with meta() when new; undefined when the bound is reached and
+   *  no ended key can make room. Live keys are never evicted: evicting a live key only to see it
+   *  return in the same sweep would thrash, and its baseline would be lost. */
+  entry(key: string, t: number, meta: () => Meta): KeyEntry<M, Meta> | undefined {
     let e = this.entries.get(key);
     if (!e) {
-      if (this.entries.size >= this.opts.maxKeys) this.evictOne();
+      if (this.entries.size >= this.opts.maxKeys && !this.evictEnded()) {
+        this.refused++;
+        return undefined;
+      }
       e = { key, meta: meta(), series: {}, firstT: t, lastT: t };
       this.entries.set(key, e);
     }
@@ -50,7 +60,10 @@ export class KeyedWindows<M extends string, Meta> {
 
   end(key: string, t: number): void {
     const e = this.entries.get(key);
-    if (e) e.endedT = t;
+    if (e && e.endedT === undefined) {
+      e.endedT = t;
+      this.endedOrder.push(key);
+    }
   }
 
   get(key: string): KeyEntry<M, Meta> | undefined {
@@ -74,7 +87,7 @@ export class KeyedWindows<M extends string, Meta> {
     const horizon = now - this.opts.series.maxWindowMs;
     let n = 0;
     for (const [k, e] of this.entries) {
-      if (e.lastT < horizon && (e.endedT !== undefined || e.lastT < horizon)) {
+      if (e.lastT < horizon) {
         this.entries.delete(k);
         n++;
       } else {
@@ -82,6 +95,8 @@ export class KeyedWindows<M extends string, Meta> {
       }
     }
     this.expired += n;
+    // keys that expired without being evicted leave the queue here, so it stays bounded
+    if (this.endedOrder.length > this.entries.size) this.endedOrder = this.endedOrder.filter((k) => this.entries.get(k)?.endedT !== undefined);
     return n;
   }
 
@@ -94,19 +109,16 @@ export class KeyedWindows<M extends string, Meta> {
     return b;
   }
 
-  // Over the bound: drop an ended key first, else the one quiet for longest.
-  private evictOne(): void {
-    let victim: KeyEntry<M, Meta> | undefined;
-    for (const e of this.entries.values()) {
-      if (e.endedT !== undefined) {
-        victim = e;
-        break;
+  // Over the bound: the key that ended first goes (its figures are the least likely asked for).
+  private evictEnded(): boolean {
+    while (this.endedOrder.length > 0) {
+      const key = this.endedOrder.shift()!;
+      if (this.entries.get(key)?.endedT !== undefined) {
+        this.entries.delete(key);
+        this.evicted++;
+        return true;
       }
-      if (!victim || e.lastT < victim.lastT) victim = e;
     }
-    if (victim) {
-      this.entries.delete(victim.key);
-      this.evicted++;
-    }
+    return false;
   }
 }

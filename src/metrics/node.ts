@@ -26,6 +26,18 @@ export interface NodeSnapshot {
   files: FileHandles;
 }
 
+/** Filesystems whose usage is read every sweep: local, block-backed ones. Network and FUSE
+ *  filesystems can hang statfs (a dead NFS server), and tmpfs/overlay mounts multiply with
+ *  containers; `disk_usage(mount)` checks still read any mount on demand. The root mount is
+ *  always read, whatever its type. */
+export const SWEPT_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'zfs', 'f2fs', 'vfat', 'exfat', 'ntfs', 'ntfs3', 'jfs', 'reiserfs', 'bcachefs']);
+/** Bounds on per-mount and per-interface keys (and /metrics label values). */
+export const MAX_MOUNTS = 64;
+export const MAX_INTERFACES = 64;
+export const MAX_DISKS = 64;
+/** Host-side ends of container links: one per container, and their traffic is the containers'. */
+const CONTAINER_LINK = /^(veth|cali|lxc|tap|vnet|flannel\.|cni|kube-ipvs)/;
+
 /** Keys: "node", "disk:<dev>", "fs:<mount>", "net:<iface>", "psi:<resource>". */
 export class NodeWindows {
   readonly windows: KeyedWindows<NodeMetric, { kind: string; name: string }>;
@@ -37,7 +49,7 @@ export class NodeWindows {
   }
 
   read(tNs: bigint): NodeSnapshot {
-    const mounts = readMounts(this.procRoot);
+    const mounts = readMounts(this.procRoot).filter((m) => m.mountPoint === '/' || SWEPT_FS.has(m.fsType)).slice(0, MAX_MOUNTS);
     const filesystems: FsUsage[] = [];
     for (const m of mounts) {
       try {
@@ -57,9 +69,9 @@ export class NodeWindows {
       memory: readMeminfo(this.procRoot),
       load: readLoadavg(this.procRoot),
       psi,
-      disks: readDiskstats(this.procRoot),
+      disks: readDiskstats(this.procRoot).slice(0, MAX_DISKS),
       filesystems,
-      net: readNetDev(this.procRoot),
+      net: readNetDev(this.procRoot).filter((n) => !CONTAINER_LINK.test(n.iface)).slice(0, MAX_INTERFACES),
       files: readFileNr(this.procRoot),
     };
   }
@@ -68,7 +80,8 @@ export class NodeWindows {
     const cur = this.read(tNs);
     const prev = this.last;
     const w = this.windows;
-    const node = w.entry('node', tMs, () => ({ kind: 'node', name: 'node' }));
+    // 'node' is the first key ever made, so the bound can never refuse it
+    const node = w.entry('node', tMs, () => ({ kind: 'node', name: 'node' }))!;
     const dtS = prev ? Number(tNs - prev.tNs) / 1e9 : 0;
     if (prev && dtS > 0) {
       const u = cpuUsage(prev.cpu.total, cur.cpu.total);
@@ -80,6 +93,7 @@ export class NodeWindows {
         const p = byDev.get(d.device);
         if (!p) continue;
         const e = w.entry(`disk:${d.device}`, tMs, () => ({ kind: 'disk', name: d.device }));
+        if (!e) continue;
         w.record(e, 'read_bytes', tMs, Math.max(0, d.readBytes - p.readBytes), dtS);
         w.record(e, 'write_bytes', tMs, Math.max(0, d.writeBytes - p.writeBytes), dtS);
         w.record(e, 'busy', tMs, Math.min(100, (100 * (d.ioTicksMs - p.ioTicksMs)) / (dtS * 1000)), dtS);
@@ -89,6 +103,7 @@ export class NodeWindows {
         const p = byIf.get(n.iface);
         if (!p) continue;
         const e = w.entry(`net:${n.iface}`, tMs, () => ({ kind: 'net', name: n.iface }));
+        if (!e) continue;
         w.record(e, 'rx_bytes', tMs, Math.max(0, n.rxBytes - p.rxBytes), dtS);
         w.record(e, 'tx_bytes', tMs, Math.max(0, n.txBytes - p.txBytes), dtS);
       }
@@ -102,12 +117,14 @@ export class NodeWindows {
     w.record(node, 'fd_usage', tMs, cur.files.usagePct, 1);
     for (const [r, p] of Object.entries(cur.psi) as [PsiResource, Psi][]) {
       const e = w.entry(`psi:${r}`, tMs, () => ({ kind: 'psi', name: r }));
+        if (!e) continue;
       // avg10 is the kernel's own 10 s average; sampling it keeps percentiles over our windows.
       w.record(e, 'psi_some', tMs, p.some.avg10, 1);
       if (p.full) w.record(e, 'psi_full', tMs, p.full.avg10, 1);
     }
     for (const f of cur.filesystems) {
       const e = w.entry(`fs:${f.mountPoint}`, tMs, () => ({ kind: 'fs', name: f.mountPoint }));
+        if (!e) continue;
       w.record(e, 'usage', tMs, f.usagePct, 1);
       w.record(e, 'inode_usage', tMs, f.inodeUsagePct, 1);
     }

@@ -3,7 +3,7 @@
 // by CPU plus the top N by memory, and per-key window figures are exported for one window.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CgroupWindows } from './cgroups.js';
-import type { NodeWindows } from './node.js';
+import { MAX_DISKS, MAX_INTERFACES, MAX_MOUNTS, type NodeWindows } from './node.js';
 import type { ProcessWindows } from './processes.js';
 import { topRows } from './top.js';
 
@@ -40,6 +40,10 @@ export class PatrolMetrics {
     const self = this;
     const g = <L extends string>(name: string, help: string, labelNames: L[], collect: (this: Gauge<L>) => void) =>
       new Gauge<L>({ name, help, labelNames, registers: [r], collect() { this.reset(); collect.call(this); } });
+    // Kernel counters exported as Prometheus counters: reset and set to the kernel's total on
+    // every scrape (the kernel keeps the monotonic value; rate() works on it).
+    const counter = (name: string, help: string, labelNames: string[], collect: (this: Counter<string>) => void) =>
+      new Counter({ name, help, labelNames, registers: [r], collect() { this.reset(); collect.call(this); } });
 
     g('patrol_node_cpu_percent', 'Busy CPU, percent of all CPUs, over a window', ['window', 'stat'], function () {
       self.windowed(this, 'node', 'cpu');
@@ -74,10 +78,10 @@ export class PatrolMetrics {
         }
       }
     });
-    g('patrol_node_disk_bytes_total', 'Bytes read and written per block device', ['device', 'direction'], function () {
+    counter('patrol_node_disk_bytes_total', 'Bytes read and written per block device', ['device', 'direction'], function () {
       for (const d of src.node.last?.disks ?? []) {
-        this.set({ device: d.device, direction: 'read' }, d.readBytes);
-        this.set({ device: d.device, direction: 'write' }, d.writeBytes);
+        this.inc({ device: d.device, direction: 'read' }, d.readBytes);
+        this.inc({ device: d.device, direction: 'write' }, d.writeBytes);
       }
     });
     g('patrol_node_filesystem_used_percent', 'Filesystem space in use, percent (as df)', ['mount'], function () {
@@ -89,10 +93,10 @@ export class PatrolMetrics {
     g('patrol_node_filesystem_size_bytes', 'Filesystem size, bytes', ['mount'], function () {
       for (const f of src.node.last?.filesystems ?? []) this.set({ mount: f.mountPoint }, f.totalBytes);
     });
-    g('patrol_node_network_bytes_total', 'Bytes received and sent per interface', ['interface', 'direction'], function () {
+    counter('patrol_node_network_bytes_total', 'Bytes received and sent per interface', ['interface', 'direction'], function () {
       for (const n of src.node.last?.net ?? []) {
-        this.set({ interface: n.iface, direction: 'receive' }, n.rxBytes);
-        this.set({ interface: n.iface, direction: 'transmit' }, n.txBytes);
+        this.inc({ interface: n.iface, direction: 'receive' }, n.rxBytes);
+        this.inc({ interface: n.iface, direction: 'transmit' }, n.txBytes);
       }
     });
     g('patrol_node_file_handles', 'Allocated and maximum file handles', ['kind'], function () {
@@ -105,6 +109,7 @@ export class PatrolMetrics {
     const kw = src.keyWindow;
     g('patrol_cgroup_cpu_percent', `CPU of a cgroup, percent of one CPU, over ${kw.label}`, ['cgroup', 'owner', 'stat'], function () {
       for (const e of src.cgroups.windows.values()) {
+        if (e.endedT !== undefined) continue; // removed cgroups leave the exposition at once
         const f = e.series.cpu?.figures(src.nowMs(), kw.ms);
         if (!f) continue;
         for (const s of STATS) this.set({ cgroup: e.meta.path, owner: e.meta.owner.name, stat: s }, f[s]);
@@ -112,19 +117,22 @@ export class PatrolMetrics {
     });
     g('patrol_cgroup_memory_bytes', 'Memory of a cgroup, bytes (memory.current, else the RSS sum of its processes)', ['cgroup', 'owner'], function () {
       for (const e of src.cgroups.windows.values()) {
+        if (e.endedT !== undefined) continue; // removed cgroups leave the exposition at once
         const v = e.series.memory?.lastValue;
         if (v !== undefined && !Number.isNaN(v)) this.set({ cgroup: e.meta.path, owner: e.meta.owner.name }, v);
       }
     });
-    g('patrol_cgroup_io_bytes_total', 'Storage IO of a cgroup (io.stat), bytes', ['cgroup', 'owner', 'direction'], function () {
+    counter('patrol_cgroup_io_bytes_total', 'Storage IO of a cgroup (io.stat), bytes', ['cgroup', 'owner', 'direction'], function () {
       for (const e of src.cgroups.windows.values()) {
+        if (e.endedT !== undefined) continue; // removed cgroups leave the exposition at once
         const st = e.meta.last;
-        if (st?.ioReadBytes !== undefined) this.set({ cgroup: e.meta.path, owner: e.meta.owner.name, direction: 'read' }, st.ioReadBytes);
-        if (st?.ioWriteBytes !== undefined) this.set({ cgroup: e.meta.path, owner: e.meta.owner.name, direction: 'write' }, st.ioWriteBytes);
+        if (st?.ioReadBytes !== undefined) this.inc({ cgroup: e.meta.path, owner: e.meta.owner.name, direction: 'read' }, st.ioReadBytes);
+        if (st?.ioWriteBytes !== undefined) this.inc({ cgroup: e.meta.path, owner: e.meta.owner.name, direction: 'write' }, st.ioWriteBytes);
       }
     });
     g('patrol_cgroup_processes', 'Processes in a cgroup', ['cgroup', 'owner'], function () {
       for (const e of src.cgroups.windows.values()) {
+        if (e.endedT !== undefined) continue; // removed cgroups leave the exposition at once
         const v = e.series.procs?.lastValue;
         if (v !== undefined && !Number.isNaN(v)) this.set({ cgroup: e.meta.path, owner: e.meta.owner.name }, v);
       }
@@ -143,8 +151,6 @@ export class PatrolMetrics {
       }
     });
 
-    const counter = (name: string, help: string, labelNames: string[], collect: (this: Counter<string>) => void) =>
-      new Counter({ name, help, labelNames, registers: [r], collect() { this.reset(); collect.call(this); } });
     counter('patrol_events_total', 'Lifecycle events captured, by type', ['type'], function () {
       for (const [t, n] of Object.entries(src.health().events)) this.inc({ type: t }, Number(n));
     });
@@ -160,6 +166,9 @@ export class PatrolMetrics {
       this.set({ kind: 'process' }, src.processes.windows.size);
       this.set({ kind: 'cgroup' }, src.cgroups.windows.size);
       this.set({ kind: 'node' }, src.node.windows.size);
+    });
+    counter('patrol_windows_refused_total', 'Processes not tracked because metrics.max_processes live ones already were', [], function () {
+      this.inc(src.processes.windows.refused);
     });
     g('patrol_windows_bytes', 'Approximate heap held by the resource windows', [], function () {
       this.set(src.processes.windows.approxBytes() + src.cgroups.windows.approxBytes() + src.node.windows.approxBytes());
@@ -206,8 +215,10 @@ export class PatrolMetrics {
   }
 }
 
-/** Upper bound on the number of series, for a given configuration (checked by a test). */
-export function seriesBound(o: { windows: number; cgroupsMax: number; topN: number; mounts: number; disks: number; interfaces: number }): number {
+/** Upper bound on the number of series, for a given configuration (checked by a test). Mounts,
+ *  disks and interfaces default to their caps in node.ts, so the bound holds on any machine. */
+export function seriesBound(c: { windows: number; cgroupsMax: number; topN: number; mounts?: number; disks?: number; interfaces?: number }): number {
+  const o = { mounts: MAX_MOUNTS, disks: MAX_DISKS, interfaces: MAX_INTERFACES, ...c };
   const node = 2 * o.windows * 3 + 5 + 3 + 18 + 2 * o.disks + 3 * o.mounts + 2 * o.interfaces + 2;
   const cgroup = o.cgroupsMax * (3 + 1 + 2 + 1);
   const proc = 2 * o.topN * (3 + 1 + 2);

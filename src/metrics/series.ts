@@ -20,6 +20,7 @@ export interface WindowFigures {
   /** Weighted mean: Σ value·weight / Σ weight (weight = the time a sample stands for). */
   avg: number;
   p50: number;
+  p90: number;
   p95: number;
   p99: number;
   /** The newest sample. */
@@ -53,17 +54,10 @@ interface Run {
   w: number;
 }
 
-interface Slot {
+/** One sub-window: its histogram and exact moments. */
+interface Slot extends Agg {
   index: number;
   hist: hdr.Histogram;
-  count: number;
-  sum: number;
-  wsum: number;
-  wtotal: number;
-  min: number;
-  max: number;
-  last: number;
-  lastT: number;
 }
 
 export class Series {
@@ -198,7 +192,7 @@ export class Series {
       }
       return parts[parts.length - 1]!.v;
     };
-    return { count, min, max, avg: wtotal > 0 ? wsum / wtotal : sum / count, p50: q(0.5), p95: q(0.95), p99: q(0.99), last, sum, rate: sum / (windowMs / 1000), weight: wtotal };
+    return { count, min, max, avg: wtotal > 0 ? wsum / wtotal : sum / count, p50: q(0.5), p90: q(0.9), p95: q(0.95), p99: q(0.99), last, sum, rate: sum / (windowMs / 1000), weight: wtotal };
   }
 
   private promote(): void {
@@ -223,7 +217,7 @@ export class Series {
       if (s && s.index > index) return; // older than the ring reaches
       const hist = s?.hist ?? hdr.build({ bitBucketSize: 'packed', numberOfSignificantValueDigits: 2, autoResize: true });
       hist.reset();
-      s = { index, hist, count: 0, sum: 0, wsum: 0, wtotal: 0, min: Infinity, max: -Infinity, last: NaN, lastT: -Infinity };
+      s = { index, hist, ...emptyAgg() };
       slots[at] = s;
     }
     s.hist.recordValue(Math.max(0, Math.round(value / this.opts.resolution)));
@@ -277,7 +271,7 @@ export class Series {
     const q = (p: number) => Math.min(agg.max, Math.max(agg.min, hist.getValueAtPercentile(p) * r));
     const out = {
       count: agg.count, min: agg.min, max: agg.max, avg: agg.wtotal > 0 ? agg.wsum / agg.wtotal : agg.sum / agg.count,
-      p50: q(50), p95: q(95), p99: q(99), last: agg.last, sum: agg.sum, rate: agg.sum / (windowMs / 1000), weight: agg.wtotal,
+      p50: q(50), p90: q(90), p95: q(95), p99: q(99), last: agg.last, sum: agg.sum, rate: agg.sum / (windowMs / 1000), weight: agg.wtotal,
     };
     if (hist !== c.hist) hist.destroy();
     return out;

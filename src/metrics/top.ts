@@ -31,6 +31,7 @@ export interface TopGroup {
   cgroup_id: string | null;
   owner: string | null;
   processes: number;
+  /** avg: percent of one CPU over the whole window; max: sum of the members' maxima (an upper bound) */
   cpu: { avg: number; max: number };
   cpu_seconds: number;
   rss_bytes: { max: number };
@@ -103,7 +104,6 @@ export function topGroups(pw: ProcessWindows, q: TopQuery): TopGroup[] {
       groups.set(k, g);
     }
     g.processes++;
-    g.cpu.avg = round(g.cpu.avg + r.cpu.avg);
     g.cpu.max = round(g.cpu.max + r.cpu.max);
     g.cpu_seconds = round(g.cpu_seconds + r.cpu_seconds, 3);
     g.rss_bytes.max += r.rss_bytes.max;
@@ -111,6 +111,9 @@ export function topGroups(pw: ProcessWindows, q: TopQuery): TopGroup[] {
     g.io_write_bytes += r.io_write_bytes;
     if (g.rows.length < 5) g.rows.push(r);
   }
+  // The group's average is its CPU time over the whole window (members' own averages cover only
+  // their lifetimes); its max and RSS max are sums of the members' peaks: upper bounds.
+  for (const g of groups.values()) g.cpu.avg = round((100 * g.cpu_seconds) / (q.windowMs / 1000));
   const key: Record<TopSort, (g: TopGroup) => number> = {
     cpu: (g) => g.cpu_seconds,
     rss: (g) => g.rss_bytes.max,

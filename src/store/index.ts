@@ -12,3 +12,14 @@ export type {
   StoreOptions,
   StoreStats,
 } from './types.js';
+export {
+  CheckStore,
+  type AlertInput,
+  type AlertQuery,
+  type AlertRecord,
+  type CheckRunInput,
+  type CheckRunQuery,
+  type CheckRunRecord,
+  type CheckStoreOptions,
+  type CheckStoreStats,
+} from './checks.js';

@@ -66,6 +66,56 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'check_runs and alerts (src/checks results)',
+    sql: `
+      -- One row per check run. Ids are assigned by CheckStore in commit order (AUTOINCREMENT:
+      -- never reused), so the highest id is the acknowledged watermark, as for process_exits.
+      CREATE TABLE check_runs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        check_id    TEXT    NOT NULL,     -- 16 hex digits, stable across reloads
+        name        TEXT    NOT NULL,
+        file        TEXT    NOT NULL,
+        state       TEXT    NOT NULL,     -- ok | warning | critical | unknown | timeout
+        at          INTEGER NOT NULL,     -- ms since the epoch, start of the run
+        duration_ms INTEGER NOT NULL,
+        message     TEXT    NOT NULL,
+        evidence    TEXT    NOT NULL,     -- JSON: { conditions, values, error? }
+        labels      TEXT    NOT NULL      -- JSON object
+      );
+      CREATE INDEX check_runs_check ON check_runs (check_id, id);
+      CREATE INDEX check_runs_at ON check_runs (at);
+
+      -- State changes worth telling someone about. alert_id is stable (sha256 of check, time,
+      -- kind and state), so consumers (src/rules, the web UI) can refer to an alert; seq orders
+      -- them and is the acknowledged watermark.
+      CREATE TABLE alerts (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id  TEXT    NOT NULL UNIQUE,
+        check_id  TEXT    NOT NULL,
+        name      TEXT    NOT NULL,
+        kind      TEXT    NOT NULL,       -- firing | resolved | flapping | flapping_end
+        state     TEXT    NOT NULL,
+        previous  TEXT    NOT NULL,
+        at        INTEGER NOT NULL,       -- ms since the epoch
+        message   TEXT    NOT NULL,
+        labels    TEXT    NOT NULL,
+        evidence  TEXT    NOT NULL
+      );
+      CREATE INDEX alerts_at ON alerts (at);
+      CREATE INDEX alerts_check ON alerts (check_id, seq);
+    `,
+  },
+  {
+    version: 3,
+    description: 'alerts.attribution (src/rules causes at the time the alert fired)',
+    sql: `
+      -- JSON: {causes: [{cause, confidence, explanation, evidence, ...}]}, best first; NULL when
+      -- the rules engine was not running or the alert is a resolution.
+      ALTER TABLE alerts ADD COLUMN attribution TEXT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -147,7 +147,7 @@ describe.skipIf(!bpfEnabled)('patrol agent (real kernel)', () => {
   it('patrol top --json: the contract fields, exited processes included; /metrics over the socket', async () => {
     const t = await run('/bin/sleep', ['0.05']);
     await sleep(600);
-    const top = spawnSync(PATROL, ['top', '--json', '--window', '1m', '--limit', '10000', '--socket', p.socket], { encoding: 'utf8' });
+    const top = spawnSync(PATROL, ['top', '--json', '--window', '1m', '--limit', '10000', '--socket', p.socket], { encoding: 'utf8', maxBuffer: 64 << 20 });
     expect(top.stderr).toBe('');
     expect(top.status).toBe(0);
     const rows = JSON.parse(top.stdout) as Array<Record<string, any>>;

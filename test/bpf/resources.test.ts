@@ -139,8 +139,7 @@ describe.skipIf(!bpfEnabled)('resource windows (real kernel)', () => {
       const body = await (await fetch(`${res.listenAddress}/metrics`)).text();
       const families = parsePrometheus(body) as Array<{ name: string; metrics: unknown[] }>;
       const count = families.reduce((n, f) => n + f.metrics.length, 0);
-      const last = res.node.last!;
-      const bound = seriesBound({ windows: 3, cgroupsMax: cfg.cgroupsMax, topN: 20, mounts: last.filesystems.length, disks: last.disks.length, interfaces: last.net.length });
+      const bound = seriesBound({ windows: 3, cgroupsMax: cfg.cgroupsMax, topN: 20 });
       expect(count).toBeGreaterThan(50);
       expect(count).toBeLessThanOrEqual(bound);
       expect(families.find((f) => f.name === 'patrol_process_table_entries')).toBeDefined();

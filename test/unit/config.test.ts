@@ -68,6 +68,7 @@ const DEFAULTS: AgentConfig = {
   store: { path: '/var/lib/patrol/patrol.db', flushIntervalMs: 200, retention: { maxAgeMs: 7 * 86_400_000, maxRows: 1_000_000 } },
   api: { socket: '/run/patrol/patrol.sock', tcp: { enabled: false, host: '127.0.0.1', port: 9465, tokenFile: '/etc/patrol/token' } },
   agent: { lockFile: '/run/patrol/patrol.pid', pinDir: '/sys/fs/bpf/patrol' },
+  checks: { dir: null, concurrency: 4, retention: { maxAgeMs: 30 * 86_400_000, maxRows: 500_000 } },
   metrics: {
     enabled: true,
     sweepMs: 1000,
@@ -77,6 +78,7 @@ const DEFAULTS: AgentConfig = {
     cgroupsMax: 256,
     prometheus: { enabled: true, host: '127.0.0.1', port: 9464, topN: 20, windowMs: 60_000 },
   },
+  rules: { enabled: true, dir: null, kmsg: true },
 };
 
 /** every setting different from its default */
@@ -97,6 +99,7 @@ const CUSTOM: AgentConfig = {
   store: { path: '/data/patrol.db', flushIntervalMs: 1500, retention: { maxAgeMs: 36 * 3_600_000, maxRows: 5000 } },
   api: { socket: '/tmp/p.sock', tcp: { enabled: true, host: '0.0.0.0', port: 19465, tokenFile: '/etc/patrol/tcp.token' } },
   agent: { lockFile: '/tmp/p.pid', pinDir: '/sys/fs/bpf/p2' },
+  checks: { dir: '/etc/patrol/checks', concurrency: 8, retention: { maxAgeMs: 2 * 86_400_000, maxRows: 1000 } },
   metrics: {
     enabled: false,
     sweepMs: 100,
@@ -106,6 +109,7 @@ const CUSTOM: AgentConfig = {
     cgroupsMax: 16,
     prometheus: { enabled: false, host: '0.0.0.0', port: 9100, topN: 5, windowMs: 5_000 },
   },
+  rules: { enabled: false, dir: '/etc/patrol/rules', kmsg: false },
 };
 
 const CUSTOM_YAML = `
@@ -137,6 +141,10 @@ api:
 agent:
   lock_file: /tmp/p.pid
   pin_dir: /sys/fs/bpf/p2
+checks:
+  dir: /etc/patrol/checks
+  concurrency: 8
+  retention: { max_age: 2d, max_rows: 1000 }
 metrics:
   enabled: false
   sweep_interval: 100ms
@@ -145,6 +153,7 @@ metrics:
   max_processes: 500
   cgroups_max: 16
   prometheus: { enabled: false, host: 0.0.0.0, port: 9100, top_n: 5, window: 5s }
+rules: { enabled: false, dir: /etc/patrol/rules, kmsg: false }
 `;
 
 describe('metrics section', () => {
@@ -447,7 +456,8 @@ describe('shipped files', () => {
       }
     };
     walk(parseYaml(configToYaml(DEFAULTS)), '');
-    expect(paths).toHaveLength(36);
+
+    expect(paths).toHaveLength(43);
     for (const p of paths) expect(md, p).toContain(`\`${p}\``);
   });
 });

@@ -109,8 +109,7 @@ describe('/metrics', () => {
     const text = await m.text();
     const families = parsePrometheus(text) as Array<{ name: string; metrics: unknown[] }>;
     const count = families.reduce((n, f) => n + f.metrics.length, 0);
-    const last = node.last!;
-    const bound = seriesBound({ windows: 3, cgroupsMax: 20, topN: 20, mounts: last.filesystems.length, disks: last.disks.length, interfaces: last.net.length });
+    const bound = seriesBound({ windows: 3, cgroupsMax: 20, topN: 20 });
     expect(count).toBeLessThanOrEqual(bound);
     const byName = new Map(families.map((f) => [f.name, f]));
     expect(byName.get('patrol_process_cpu_percent')!.metrics.length).toBeLessThanOrEqual(2 * 20 * 3);
@@ -119,5 +118,30 @@ describe('/metrics', () => {
     expect(byName.has('patrol_node_cpu_percent')).toBe(true);
     expect(byName.has('patrol_events_total')).toBe(true);
     expect(byName.has('patrol_agent_process_cpu_seconds_total')).toBe(true);
+  });
+});
+
+describe('ProcessWindows memory bound', () => {
+  it('100 ms sweeps over a 5 min window: a busy process keeps exact mode and a bounded number of samples', () => {
+    const pw = new ProcessWindows(() => undefined, ids, { series, maxKeys: 10 });
+    const M = 1_000_000n;
+    for (let i = 0n; i < 3000n; i++) pw.applySweep(10n * S + i * 100n * M, [usage(5, { cpuNs: i * 37n * M + (i % 7n) * M, writeBytes: Number(i) * 4096 })]);
+    const e = pw.windows.get(ids(5, S))!;
+    expect(e.series.cpu!.mode).toBe('exact');
+    expect(e.series.cpu!.figures(310_000, 300_000)!.count).toBeLessThanOrEqual(400);
+    // the coarser samples still add up to every byte written
+    expect(e.series.io_write!.figures(310_000, 300_000)!.sum).toBeGreaterThan(2990 * 4096 - 10 * 4096);
+    expect(pw.bytesPerKey()).toBeLessThan(150_000);
+  });
+
+  it('a counter that reads low once (a thread released mid-read) gives a zero, not a negative sample and a spike', () => {
+    const pw = new ProcessWindows(() => undefined, ids, { series, maxKeys: 10 });
+    pw.applySweep(10n * S, [usage(6, { cpuNs: 5n * S })]);
+    pw.applySweep(11n * S, [usage(6, { cpuNs: 5n * S + S / 2n })]);
+    pw.applySweep(12n * S, [usage(6, { cpuNs: 5n * S + S / 4n })]); // low read
+    pw.applySweep(13n * S, [usage(6, { cpuNs: 6n * S })]);
+    const f = pw.windows.get(ids(6, S))!.series.cpu!.figures(13_000, 60_000)!;
+    expect(f.min).toBe(0);
+    expect(f.max).toBe(50);
   });
 });

@@ -102,16 +102,32 @@ describe('Series', () => {
 });
 
 describe('KeyedWindows', () => {
-  it('bounds keys (ended first, else the quietest) and expires ended keys after the longest window', () => {
+  it('bounds keys: ended keys make room, live keys are never evicted (new ones are refused); expiry after the longest window', () => {
     const k = new KeyedWindows<'cpu', { n: number }>({ series: opts, maxKeys: 3 });
-    for (let i = 0; i < 3; i++) k.record(k.entry(`p${i}`, 1000 * i, () => ({ n: i })), 'cpu', 1000 * i, i);
+    for (let i = 0; i < 3; i++) k.record(k.entry(`p${i}`, 1000 * i, () => ({ n: i }))!, 'cpu', 1000 * i, i);
     k.end('p1', 2500);
-    k.record(k.entry('p3', 3000, () => ({ n: 3 })), 'cpu', 3000, 3);
+    k.record(k.entry('p3', 3000, () => ({ n: 3 }))!, 'cpu', 3000, 3);
     expect([...k.values()].map((e) => e.key)).toEqual(['p0', 'p2', 'p3']);
     expect(k.evicted).toBe(1);
-    k.record(k.entry('p4', 3000, () => ({ n: 4 })), 'cpu', 3000, 4);
-    expect(k.get('p0')).toBeUndefined(); // quietest
-    expect(k.expire(63_500)).toBe(3); // p2, p3 and p4 are older than 60 s
+    // every key is live: the newcomer is refused and counted, nobody loses a baseline
+    expect(k.entry('p4', 3000, () => ({ n: 4 }))).toBeUndefined();
+    expect(k.refused).toBe(1);
+    expect(k.get('p0')).toBeDefined();
+    expect(k.expire(63_500)).toBe(3); // p0, p2 and p3 are older than 60 s
     expect(k.size).toBe(0);
+  });
+
+  it('a sweep over more live processes than the bound keeps every tracked one sampled', () => {
+    const k = new KeyedWindows<'cpu', null>({ series: opts, maxKeys: 100 });
+    for (let sweep = 0; sweep < 5; sweep++) {
+      for (let i = 0; i < 105; i++) {
+        const e = k.entry(`p${i}`, sweep * 1000, () => null);
+        if (e) k.record(e, 'cpu', sweep * 1000, 1);
+      }
+    }
+    expect(k.size).toBe(100);
+    expect(k.evicted).toBe(0);
+    expect(k.refused).toBe(25);
+    expect([...k.values()].every((e) => e.series.cpu!.figures(4000, 60_000)!.count === 5)).toBe(true);
   });
 });

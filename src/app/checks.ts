@@ -1,0 +1,322 @@
+// Checks in the app: the sources a standalone `patrol check` uses, the replay of a recording,
+// and the agent's check service (load a directory, swap atomically on change, run the schedule,
+// store results and alerts). The only place that wires src/checks to the other stages.
+import { watch, type FSWatcher } from 'node:fs';
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Logger } from '../shared/log.js';
+import { PatrolError } from '../shared/errors.js';
+import type { LifecycleEvent, StateStreamEvent } from '../shared/events.js';
+import type { Enriched } from '../process/index.js';
+import { boottimeNs } from '../kernel/index.js';
+import {
+  EventHistory, Executor, FakeClock, FsSystemSource, Unavailable, HostNodeSource, ProcFsProcessSource, checkFilesIn, compileFiles, formatAll, lifecycleFact, stateFact,
+  type Alert, type CheckResult, type CheckSources, type CompiledCheck, type Diagnostic, type EventFact, type WindowQuery,
+} from '../checks/index.js';
+import { CheckStore } from '../store/index.js';
+import type { ChecksView } from '../api/index.js';
+import type { AgentConfig } from './config.js';
+import type { ResourcePipeline } from './resources.js';
+import { windowQuery } from './window-query.js';
+
+/** Node, process and system sources of this machine; no windows; events only when given. */
+export function localSources(events?: EventHistory): CheckSources {
+  return { node: new HostNodeSource(), processes: new ProcFsProcessSource(), system: new FsSystemSource(), ...(events ? { events } : {}) };
+}
+
+// ------------------------------------------------------------------ replay
+
+/** An NDJSON record (docs/ndjson.md) → an event fact on the recording's clock (ktime ms). */
+export function factFromRecord(r: Record<string, unknown>): EventFact | null {
+  if (typeof r.ktime_ns !== 'string' && typeof r.ktime_ns !== 'number') return null;
+  const t = Number(BigInt(r.ktime_ns) / 1_000_000n);
+  const n = (v: unknown) => (typeof v === 'number' ? v : null);
+  const s = (v: unknown) => (typeof v === 'string' ? v : null);
+  const secs = (v: unknown) => (typeof v === 'number' ? v / 1e9 : null);
+  switch (r.type) {
+    case 'exec':
+      return { kind: 'exec', t, f: { pid: n(r.pid), ppid: n(r.ppid), uid: n(r.uid), comm: s(r.comm), filename: s(r.filename) } };
+    case 'fork':
+      return r.thread === true ? null : { kind: 'fork', t, f: { pid: n(r.pid), ppid: n(r.ppid), comm: s(r.comm) } };
+    case 'exit': {
+      if (typeof r.tid === 'number' && r.tid !== r.pid) return null;
+      const usage = (r.usage ?? {}) as Record<string, unknown>;
+      return {
+        kind: 'exit', t,
+        f: {
+          pid: n(r.pid), ppid: n(r.ppid), comm: s(r.comm), exit_code: n(r.exit_code), signal: n(r.signal), core_dumped: r.core_dumped === true,
+          failed: r.signal !== null || r.exit_code !== 0, duration: secs(r.duration_ns), cpu: secs(usage.cpu_ns), max_rss: typeof usage.max_rss_kb === 'number' ? usage.max_rss_kb * 1024 : null,
+        },
+      };
+    }
+    case 'exec_failed':
+      return { kind: 'exec_failed', t, f: { pid: n(r.pid), comm: s(r.comm), filename: s(r.filename), errno: n(r.errno) } };
+    case 'reap':
+      return { kind: 'reap', t, f: { pid: n(r.pid), zombie: secs(r.zombie_ns) } };
+    case 'state':
+      return { kind: 'state', t, f: { pid: n(r.pid), comm: s(r.comm), from: s(r.from), to: s(r.to), duration: secs(r.duration_ns) } };
+    default:
+      return null;
+  }
+}
+
+export interface ReplayOutcome {
+  /** every run, in time order */
+  runs: CheckResult[];
+  alerts: Alert[];
+  /** the last result of each check */
+  final: CheckResult[];
+  events: number;
+  /** checks left out because they read more than events */
+  skipped: CompiledCheck[];
+}
+
+/** Evaluates the event-based checks against a recording, deterministically: the clock is the
+ *  recording's (ktime), each check runs on its own schedule from the first event on, and once
+ *  more after the last. Times in the outcome are wall ms, from the records' `time`. */
+export async function replayRecording(checks: readonly CompiledCheck[], path: string): Promise<ReplayOutcome> {
+  const facts: EventFact[] = [];
+  let offset: number | null = null;
+  const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
+  let lineNo = 0;
+  try {
+    for await (const line of lines) {
+      lineNo++;
+      if (line.trim() === '') continue;
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        throw new PatrolError('E_REPLAY', `${path}:${lineNo}: not a JSON record (is this a patrol record / trace --json file?)`);
+      }
+      const f = factFromRecord(rec);
+      if (f === null) continue;
+      if (offset === null && typeof rec.time === 'string' && !Number.isNaN(Date.parse(rec.time))) offset = Date.parse(rec.time) - f.t;
+      facts.push(f);
+    }
+  } catch (e) {
+    if (e instanceof PatrolError) throw e;
+    throw new PatrolError('E_REPLAY', `${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  facts.sort((a, b) => a.t - b.t);
+  const eventChecks = checks.filter((c) => c.usesEvents);
+  const skipped = checks.filter((c) => !c.usesEvents);
+  const out: ReplayOutcome = { runs: [], alerts: [], final: [], events: facts.length, skipped };
+  if (eventChecks.length === 0) return out;
+  const start = facts[0]?.t ?? 0;
+  const clock = new FakeClock(start);
+  const history = new EventHistory(Math.max(1, facts.length));
+  const toWall = (ms: number) => ms + (offset ?? 0);
+  const exec = new Executor({
+    sources: { events: history },
+    clock,
+    concurrency: 1,
+    onResult: (r) => out.runs.push({ ...r, at: toWall(r.at) }),
+    onAlert: (a) => out.alerts.push({ ...a, at: toWall(a.at) }),
+  });
+  exec.setChecks(eventChecks);
+  exec.start();
+  for (const f of facts) {
+    // runs due before this event's millisecond happen first; a run at exactly f.t sees it
+    if (f.t - 1 > clock.now()) await clock.advance(f.t - 1 - clock.now());
+    history.add(f);
+  }
+  // one more run of every check at the end of the recording
+  const longest = Math.max(...eventChecks.map((c) => c.everyMs));
+  await clock.advance(longest);
+  await exec.idle();
+  exec.stop();
+  const last = new Map<string, CheckResult>();
+  for (const r of out.runs) last.set(r.check_id, r);
+  out.final = eventChecks.flatMap((c) => (last.has(c.id) ? [last.get(c.id)!] : []));
+  return out;
+}
+
+// ------------------------------------------------------------------ the agent's check service
+
+export interface ReloadReport {
+  /** ms since the epoch */
+  at: number;
+  ok: boolean;
+  checks: number;
+  files: number;
+  /** formatted diagnostics (errors and warnings) */
+  diagnostics: string[];
+  errors: number;
+}
+
+export interface CheckServiceOptions {
+  dir: string;
+  log: Logger;
+  store: CheckStore | null;
+  concurrency: number;
+  /** resource windows, when src/metrics runs */
+  windows?: WindowQuery;
+  /** ranked causes of a firing alert (the attribution engine), stored with the alert */
+  attribute?: (a: Alert) => unknown;
+}
+
+export class CheckService {
+  readonly history = new EventHistory();
+  readonly executor: Executor;
+  lastReload: ReloadReport | null = null;
+  private watcher: FSWatcher | null = null;
+  private debounce: NodeJS.Timeout | null = null;
+
+  constructor(private readonly opts: CheckServiceOptions) {
+    const sources: CheckSources = { ...localSources(this.history), ...(opts.windows ? { windows: opts.windows } : {}) };
+    const seeded = opts.store?.lastAlertedStates();
+    this.executor = new Executor({
+      sources,
+      concurrency: opts.concurrency,
+      eventNow: () => Number(boottimeNs() / 1_000_000n),
+      onResult: (r) => opts.store?.recordResult(r),
+      onAlert: (a) => {
+        // Attribution is taken when the alert fires, so the stored alert says what the engine
+        // knew then; `patrol explain` recomputes it with whatever arrived since.
+        let attribution: unknown = null;
+        if (opts.attribute && (a.kind === 'firing' || a.kind === 'flapping')) {
+          try {
+            attribution = opts.attribute(a);
+          } catch (e) {
+            opts.log.warn({ alert_id: a.id, err: (e as Error).message }, 'checks: attribution failed');
+          }
+        }
+        opts.store?.recordAlert({ ...a, attribution });
+        const level = a.kind === 'resolved' || a.kind === 'flapping_end' ? 'info' : 'warn';
+        opts.log[level]({ alert_id: a.id, check: a.name, kind: a.kind, state: a.state, previous: a.previous }, `check alert: ${a.message}`);
+      },
+    });
+    if (seeded) this.executor.seedAlerted(seeded);
+  }
+
+  /** Loads the directory and starts the schedule; a bad set at start runs nothing until fixed. */
+  start(): ReloadReport {
+    const r = this.reload('start');
+    this.executor.start();
+    try {
+      this.watcher = watch(this.opts.dir, () => {
+        if (this.debounce) clearTimeout(this.debounce);
+        this.debounce = setTimeout(() => this.reload('change'), 300);
+        this.debounce.unref();
+      });
+      this.watcher.unref();
+      this.watcher.on('error', (e) => this.opts.log.warn({ err: e.message }, 'checks: watching the directory failed; reload with SIGHUP'));
+    } catch (e) {
+      this.opts.log.warn({ dir: this.opts.dir, err: (e as Error).message }, 'checks: cannot watch the directory; reload with SIGHUP');
+    }
+    return r;
+  }
+
+  /** Reads and compiles every file; swaps the running set only if all compiled without error. */
+  reload(why: string): ReloadReport {
+    let files: string[] = [];
+    let report: ReloadReport;
+    try {
+      files = checkFilesIn(this.opts.dir);
+      const c = compileFiles(files);
+      const errors = c.diagnostics.filter((d: Diagnostic) => d.severity === 'error').length;
+      const diagnostics = c.diagnostics.length ? formatAll(c.diagnostics, c.sources).split('\n\n') : [];
+      report = { at: Date.now(), ok: errors === 0, checks: c.checks.length, files: files.length, diagnostics, errors };
+      if (errors === 0) {
+        this.executor.setChecks(c.checks);
+        this.wantEvents = c.checks.some((x) => x.usesEvents);
+      }
+    } catch (e) {
+      report = { at: Date.now(), ok: false, checks: 0, files: files.length, diagnostics: [`${this.opts.dir}: ${(e as Error).message}`], errors: 1 };
+    }
+    this.lastReload = report;
+    if (report.ok) this.opts.log.info({ why, dir: this.opts.dir, files: report.files, checks: report.checks, warnings: report.diagnostics.length }, 'checks loaded');
+    else {
+      this.opts.log.error({ why, dir: this.opts.dir, errors: report.errors, diagnostics: report.diagnostics }, `checks: the new set has ${report.errors} error(s); the running set stays (${this.executor.checks.length} checks)`);
+    }
+    return report;
+  }
+
+  /** whether any running check reads events; the history is fed only then */
+  private wantEvents = false;
+
+  onLifecycle(ev: LifecycleEvent, en: Enriched): void {
+    if (!this.wantEvents) return;
+    this.history.add(lifecycleFact(ev, en.ppid, { durationNs: en.durationNs ?? null, zombieNs: en.zombieNs ?? null }));
+  }
+
+  onState(ev: StateStreamEvent): void {
+    if (this.wantEvents && ev.type === 'state') this.history.add(stateFact(ev));
+  }
+
+  close(): void {
+    this.executor.stop();
+    this.watcher?.close();
+    if (this.debounce) clearTimeout(this.debounce);
+  }
+}
+
+// ------------------------------------------------------------------ agent wiring
+
+export interface AgentChecks {
+  service: CheckService;
+  view: ChecksView;
+  close(): void;
+}
+
+/** The resource windows as the checks see them, once the resource pipeline runs (it starts
+ *  after the checks); with metrics disabled, windowed checks are unknown and say why. */
+export function lazyWindows(get: () => ResourcePipeline | null): WindowQuery {
+  let source: ResourcePipeline | null = null;
+  let query: ReturnType<typeof windowQuery> | null = null;
+  return {
+    aggregate(metric, agg, windowMs, by) {
+      const r = get();
+      if (r === null) throw new Unavailable('resource windows are not running (metrics.enabled: false, or still starting)');
+      if (r !== source || query === null) {
+        source = r;
+        query = windowQuery(r.processes, r.cgroups, r.node);
+      }
+      return query.aggregate(metric, agg, windowMs, by);
+    },
+  };
+}
+
+/** Starts the check service of the agent: its own store connection (same file), the schedule,
+ *  the directory watch. null when checks.dir is not set. */
+export function startAgentChecks(
+  cfg: AgentConfig,
+  log: Logger,
+  resources: () => ResourcePipeline | null = () => null,
+  attribute?: (a: Alert) => unknown,
+): AgentChecks | null {
+  if (cfg.checks.dir === null) return null;
+  const store = CheckStore.open(cfg.store.path, {
+    runs: cfg.checks.retention,
+    alerts: cfg.checks.retention,
+    flushIntervalMs: Math.max(cfg.store.flushIntervalMs, 1000),
+    log,
+  });
+  store.startTimer();
+  const service = new CheckService({ dir: cfg.checks.dir, log, store, concurrency: cfg.checks.concurrency, windows: lazyWindows(resources), ...(attribute ? { attribute } : {}) });
+  service.start();
+  const view: ChecksView = {
+    status: () => ({
+      dir: cfg.checks.dir!,
+      checks: service.executor.checks.map((c) => ({ id: c.id, name: c.name, file: c.file, line: c.line, every_ms: c.everyMs, timeout_ms: c.timeoutMs, labels: c.labels })),
+      last_reload: service.lastReload,
+    }),
+    results: (q) => {
+      store.flush();
+      return store.queryRuns(q);
+    },
+    alerts: (q) => {
+      store.flush();
+      return store.queryAlerts(q);
+    },
+  };
+  return {
+    service,
+    view,
+    close: () => {
+      service.close();
+      store.close();
+    },
+  };
+}

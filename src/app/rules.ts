@@ -1,0 +1,336 @@
+// Wires attribution into the agent: the rule set (reloaded atomically on SIGHUP), the kernel log,
+// tailed log files, and the lifecycle/state streams into the engine; adapts the process table,
+// the state tracker and (when present) the check engine's alerts to src/rules' interfaces.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../shared/log.js';
+import type { LifecycleEvent, StateStreamEvent } from '../shared/events.js';
+import type { Enriched, ProcessEntry, ProcessTable, StuckD, ZombieInfo } from '../process/index.js';
+import type { ExplainView } from '../api/index.js';
+import { nsToMs } from '../metrics/index.js';
+import type { ResourcePipeline } from './resources.js';
+import { rssFacts } from './window-query.js';
+import {
+  FileTailer,
+  KmsgReader,
+  RuleEngine,
+  RuleRegistry,
+  formatDiagnostic,
+  systemClock,
+  type AlertLike,
+  type AlertSource,
+  type LoadResult,
+  type ProcFact,
+  type ProcessFacts,
+  type RankedCause,
+  type RuleProfile,
+  type WindowFacts,
+  type WriterFigure,
+} from '../rules/index.js';
+
+/** The pack shipped in rules/ (dist/app/rules.js and src/app/rules.ts are both two levels down). */
+export const BUILTIN_RULES_DIR = fileURLToPath(new URL('../../rules', import.meta.url));
+
+export interface RulesConfig {
+  /** rule file or directory; null = the built-in pack */
+  dir: string | null;
+  /** read /dev/kmsg */
+  kmsg: boolean;
+}
+
+export const DEFAULT_RULES: RulesConfig = { dir: null, kmsg: true };
+
+interface StatesLike {
+  zombies(nowNs: bigint): ZombieInfo[];
+  stuckD(nowNs: bigint, thresholdNs: bigint): StuckD[];
+  dThresholdNs: bigint;
+}
+
+/** cgroup path of a live process: the v2 path, or the v1 memory controller's when v2 is "/"
+ *  (hybrid hosts keep memory on v1). Null once the process is gone. */
+export function readCgroupPath(pid: number): string | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  } catch {
+    return null;
+  }
+  let v2: string | null = null;
+  let mem: string | null = null;
+  for (const line of text.split('\n')) {
+    const [, ctrl, p] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
+    if (ctrl === '') v2 = p ?? null;
+    else if (ctrl?.split(',').includes('memory')) mem = p ?? null;
+  }
+  return v2 !== null && v2 !== '/' ? v2 : (mem ?? v2);
+}
+
+/** The process table as ProcessFacts. The cgroup path is read from /proc on first use and kept. */
+export class TableFacts implements ProcessFacts {
+  private readonly cgroups = new Map<string, string | null>();
+  /** pid → exec_id of its last exit: kernel lines about a process often arrive after its reap */
+  private readonly exited = new Map<number, string>();
+
+  constructor(private readonly table: ProcessTable) {}
+
+  noteExit(pid: number, execId: string): void {
+    this.exited.delete(pid);
+    this.exited.set(pid, execId);
+    if (this.exited.size > 8192) this.exited.delete(this.exited.keys().next().value!);
+  }
+
+  /** The cgroup path, read from /proc on first use while the process lives, then kept. */
+  private cgroupOf(e: ProcessEntry): string | null {
+    let cg = this.cgroups.get(e.execId);
+    if (cg === undefined && e.state === 'live') {
+      cg = readCgroupPath(e.pid);
+      if (cg !== null) {
+        if (this.cgroups.size > 10_000) this.cgroups.clear();
+        this.cgroups.set(e.execId, cg);
+      }
+    }
+    return cg ?? null;
+  }
+
+  private fact(e: ProcessEntry | undefined): ProcFact | null {
+    if (!e) return null;
+    const self = this;
+    return {
+      execId: e.execId, pid: e.pid, ppid: e.ppid, parentExecId: e.parentExecId, comm: e.comm, args: e.args, filename: e.filename,
+      // a getter: most evaluations never ask, and asking reads /proc
+      get cgroup() {
+        return self.cgroupOf(e);
+      },
+      startNs: e.startNs, exitNs: e.exitNs, exitCode: e.exit?.exitCode ?? null, signal: e.exit?.signal ?? null,
+      maxRssBytes: e.exit?.usage ? e.exit.usage.maxRssKb * 1024 : null,
+    };
+  }
+
+  /** The process holding `pid` at `atNs`: the live one if it started by then, else the one that
+   *  exited with that pid within 10 s before (the table keeps it for its grace period). */
+  byPid(pid: number, atNs: bigint): ProcFact | null {
+    // kmsg stamps with local_clock(), a few ms off CLOCK_BOOTTIME: a process that lived 1 ms
+    // can look as if it started after its own kernel line. 100 ms of slack; pid reuse is slower.
+    const slack = 100_000_000n;
+    const live = this.table.byPid(pid);
+    if (live && live.startNs <= atNs + slack) return this.fact(live);
+    const id = this.exited.get(pid);
+    const dead = id === undefined ? undefined : this.table.get(id);
+    if (dead && dead.startNs <= atNs + slack && (dead.exitNs === null || dead.exitNs >= atNs - 10_000_000_000n)) return this.fact(dead);
+    return live ? this.fact(live) : null;
+  }
+
+  get(execId: string): ProcFact | null {
+    return this.fact(this.table.get(execId));
+  }
+
+  ancestry(execId: string): ProcFact[] {
+    return this.table.ancestry(execId).slice(1).map((e) => this.fact(e)!);
+  }
+
+  /** Learns the cgroup while the process is alive (call at exec for processes of interest). */
+  remember(execId: string, pid: number): void {
+    if (!this.cgroups.has(execId)) this.cgroups.set(execId, readCgroupPath(pid));
+  }
+}
+
+export interface RulesServiceOptions {
+  config: RulesConfig;
+  table: ProcessTable;
+  log: Logger;
+  nowNs: () => bigint;
+  states?: StatesLike | null;
+  /** kernel-log records older than this many ms at start are skipped (default 60 s) */
+  kmsgBacklogMs?: number;
+  windows?: WindowFacts;
+  alerts?: AlertSource;
+}
+
+export interface ExplainResult {
+  alert: AlertLike | null;
+  causes: RankedCause[];
+}
+
+export class RulesService {
+  readonly engine: RuleEngine;
+  readonly registry = new RuleRegistry();
+  readonly facts: TableFacts;
+  private kmsg: KmsgReader | null = null;
+  private expiry: NodeJS.Timeout | null = null;
+  private tailers = new Map<string, FileTailer>();
+  alerts: AlertSource | null;
+  /** diagnostics of the last rejected reload (empty when the last load succeeded) */
+  lastDiagnostics: string[] = [];
+
+  private constructor(private readonly opts: RulesServiceOptions) {
+    this.facts = new TableFacts(opts.table);
+    this.alerts = opts.alerts ?? null;
+    const states = opts.states;
+    this.engine = new RuleEngine({
+      clock: systemClock(opts.nowNs),
+      processes: this.facts,
+      ...(opts.windows ? { windows: opts.windows } : {}),
+      ...(states
+        ? {
+            states: {
+              zombies: (now: bigint) => states.zombies(now),
+              stuckD: (now: bigint) => states.stuckD(now, states.dThresholdNs),
+            },
+          }
+        : {}),
+    });
+  }
+
+  get dir(): string {
+    return this.opts.config.dir ?? BUILTIN_RULES_DIR;
+  }
+
+  /** Loads the rules (a bad set at start is an error: the agent refuses to run with it). */
+  static start(opts: RulesServiceOptions): RulesService {
+    const s = new RulesService(opts);
+    const r = s.reload();
+    if (!r.ok) throw new Error(`rules: ${r.diagnostics.map(formatDiagnostic).join('\n')}`);
+    s.expiry = setInterval(() => s.engine.expireDeferred(), 500);
+    s.expiry.unref();
+    if (opts.config.kmsg) {
+      try {
+        s.kmsg = new KmsgReader((rec) => s.engine.onKmsg(rec), { sinceNs: opts.nowNs() - BigInt(opts.kmsgBacklogMs ?? 60_000) * 1_000_000n }).start();
+      } catch (e) {
+        opts.log.warn({ err: (e as Error).message }, 'cannot read /dev/kmsg: kernel-log rules (OOM, segfault, hung task) are off');
+      }
+    }
+    return s;
+  }
+
+  /** read → compile → swap; a failing set keeps the running one. */
+  reload(): LoadResult {
+    const r = this.registry.reload(this.dir);
+    if (r.ok) {
+      this.engine.setRules(r.set);
+      this.lastDiagnostics = [];
+      this.syncTailers();
+      this.opts.log.info({ rules: r.set.rules.length, dir: this.dir }, 'rules loaded');
+    } else {
+      this.lastDiagnostics = r.diagnostics.map(formatDiagnostic);
+      this.opts.log.error({ diagnostics: this.lastDiagnostics }, 'rule set rejected; the running set stays');
+    }
+    return r;
+  }
+
+  private syncTailers(): void {
+    const want = new Set(this.engine.logPaths());
+    for (const [p, t] of this.tailers) {
+      if (!want.has(p)) {
+        t.close();
+        this.tailers.delete(p);
+      }
+    }
+    for (const p of want) {
+      if (!this.tailers.has(p)) this.tailers.set(p, new FileTailer(p, (line) => this.engine.onLogLine(p, line, this.opts.nowNs())).start());
+    }
+  }
+
+  onLifecycle(ev: LifecycleEvent, en: Enriched): void {
+    if (ev.type === 'exit') this.facts.noteExit(ev.pid, en.execId);
+    this.engine.onLifecycle(ev, en);
+  }
+
+  onState(ev: StateStreamEvent): void {
+    if (ev.type !== 'state') return;
+    const e = this.opts.table.byPid(ev.pid);
+    this.engine.onState(ev, e && e.startNs === ev.startNs ? e.execId : (e?.execId ?? null));
+  }
+
+  /** Causes for one alert; null when the alert is unknown. */
+  explain(alertId: string): ExplainResult | null {
+    const alert = this.alerts?.get(alertId) ?? null;
+    if (!alert) return null;
+    return { alert, causes: this.engine.explain(alert) };
+  }
+
+  /** Ranked causes of an alert that is not stored yet (the check engine asks as it fires), as
+   *  plain JSON: kernel bigints become numbers. */
+  attribute(a: AlertLike): { causes: unknown[] } {
+    const causes = this.engine.explain(a);
+    return JSON.parse(JSON.stringify({ causes }, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))) as { causes: unknown[] };
+  }
+
+  /** The latest alerts with their causes, and the notable findings (OOM kills, segfaults, crash loops). */
+  explainRecent(limit = 10): { alerts: ExplainResult[]; causes: RankedCause[] } {
+    const alerts = (this.alerts?.recent(limit) ?? []).map((a) => ({ alert: a, causes: this.engine.explain(a) }));
+    return { alerts, causes: this.engine.rankRecent(limit * 2) };
+  }
+
+  profile(): RuleProfile[] {
+    return this.engine.profile();
+  }
+
+  stats() {
+    return { ...this.engine.stats(), kmsg: this.kmsg?.stats ?? null, tailers: [...this.tailers.values()].map((t) => ({ path: t.path, ...t.stats })) };
+  }
+
+  close(): void {
+    if (this.expiry) clearInterval(this.expiry);
+    this.kmsg?.close();
+    for (const t of this.tailers.values()) t.close();
+    this.tailers.clear();
+  }
+}
+
+/** The API's view of attribution. */
+export function explainView(rules: RulesService): ExplainView {
+  return {
+    explain: (id) => rules.explain(id),
+    explainRecent: (limit) => rules.explainRecent(limit),
+    rules: () => ({
+      dir: rules.dir,
+      rules: rules.registry.set.rules.length,
+      diagnostics: rules.lastDiagnostics,
+      profile: rules.profile().map((p) => ({
+        rule: p.rule, source: p.source, evaluations: p.evaluations, pattern_matches: p.patternMatches, matches: p.matches,
+        time_ms: p.timeNs / 1e6, max_us: p.maxNs / 1e3,
+      })),
+      stats: rules.stats() as unknown as Record<string, unknown>,
+    }),
+  };
+}
+
+/** The resource windows (src/metrics) as the rules' WindowFacts: RSS samples, top writers. */
+export function rssWindows(resources: ResourcePipeline): WindowFacts {
+  const procs = resources.processes;
+  return {
+    // RSS samples with the peaks (hiwater, the exit record's max RSS) merged in
+    rss: rssFacts(procs).rss,
+    topWriters(windowMs, nowNs, limit) {
+      const nowMs = nsToMs(nowNs);
+      const out: WriterFigure[] = [];
+      for (const e of procs.windows.values()) {
+        const bytes = procs.figures(e, 'io_write', nowMs, windowMs)?.sum ?? 0;
+        if (bytes > 0) out.push({ execId: e.meta.execId, pid: e.meta.pid, comm: e.meta.comm, bytes });
+      }
+      return out.sort((a, b) => b.bytes - a.bytes).slice(0, limit);
+    },
+  };
+}
+
+/** A stored alert as the check engine keeps it (issue 6: `name` is the check's name, `at` epoch ms). */
+export interface StoredAlertLike {
+  id: string;
+  name: string;
+  state: string;
+  at: number;
+  evidence: unknown;
+}
+
+/** The check engine's alert query as the rules' AlertSource: wire with
+ *  `rules.alerts = alertSource((q) => checks.alerts(q))` once both run in the agent. */
+export function alertSource(query: (q: { limit: number }) => StoredAlertLike[]): AlertSource {
+  const like = (a: StoredAlertLike): AlertLike => ({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence });
+  return {
+    get: (id) => {
+      const a = query({ limit: 1000 }).find((x) => x.id === id);
+      return a ? like(a) : null;
+    },
+    recent: (limit) => query({ limit }).map(like),
+  };
+}
