@@ -136,6 +136,22 @@ describe.skipIf(!bpfEnabled)('lifecycle capture (real kernel)', () => {
     expect(reused).toBe(true);
     expect(ids.size).toBe(2);
   });
+
+  // LifecycleConfig.batchDelayUs 'auto': at a low rate the consumer holds the records of a
+  // process (fork, exec, exit, reap) so that JS gets them in fewer batches than records.
+  it('hands a sparse stream to JS in held batches (batchDelayUs auto)', async () => {
+    const ring0 = rec.pipeline.accounting().ring!;
+    for (let i = 0; i < 5; i++) {
+      await run('/bin/true', [marker()]);
+      await sleep(30); // an idle gap: the next process starts a held batch
+    }
+    await sleep(50);
+    const ring1 = rec.pipeline.accounting().ring!;
+    const records = ring1.records - ring0.records;
+    expect(records).toBeGreaterThanOrEqual(20);
+    expect(ring1.holdWaits - ring0.holdWaits).toBeGreaterThanOrEqual(1);
+    expect(ring1.batches - ring0.batches).toBeLessThan(records);
+  });
 });
 
 describe.skipIf(!bpfEnabled)('exec storm accounting (real kernel)', () => {
