@@ -5,7 +5,7 @@
 // the patrol process over the window (% of one core), split JS thread / other threads. The order
 // of the variants rotates each round; the figure to compare is the per-round ratio against the
 // first variant (both measured minutes apart under the same background load), then its median.
-//   LOWRATE_VARIANTS='new=.;main=/work/main' node bench/lowrate.mjs [ROUNDS=4] [SECONDS=10] [RATE=200]
+//   LOWRATE_VARIANTS='new=.;main=/work/main' [LOWRATE_WARMUP_S=20] node bench/lowrate.mjs [ROUNDS=4] [SECONDS=10] [RATE=200]
 // A variant is label=tree[+ENV=value...][+--patrol-flag...][+node:--node-flag...], e.g.
 // 'hold0=.+PATROL_BENCH_RING_OPTS={"batchDelayUs":0}' or 'nostates=.+--no-states' or 'gc1=.+node:--single-threaded-gc'.
 import path from 'node:path';
@@ -17,6 +17,7 @@ import { execFileSync } from 'node:child_process';
 const rounds = Number(process.argv[2] ?? 4);
 const secs = Number(process.argv[3] ?? 10);
 const rate = Number(process.argv[4] ?? 200);
+const warmupS = Number(process.env.LOWRATE_WARMUP_S ?? 0);
 const spec = process.env.LOWRATE_VARIANTS ?? 'new=.;main=/work/main';
 const variants = spec.split(';').map((v) => {
   const [label, rest] = v.split('=', 2).length === 2 ? [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)] : [v, v];
@@ -60,6 +61,10 @@ async function measure(v) {
   };
   await waitAttached(c.pid, 5);
   await sleep(1500);
+  // Warm-up at the same rate: V8 keeps compiling newly hot functions for tens of seconds at
+  // low rates (TurboFan jobs on its worker threads, ~2-4 ms each here), a start-up cost that a
+  // long-running agent does not pay in steady state.
+  if (warmupS > 0) await runJson(FORKEXEC, ['-r', String(rate), '-d', String(warmupS)]);
   const l0 = lines();
   const a = procUsage(c.pid);
   const m0 = machineBusyTicks();
@@ -116,4 +121,4 @@ const lines = [
   ...variants.slice(1).map((v) => `${v.label} / ${variants[0].label} cpu per round: ${ratios[v.label].join(' ')} (median ${median(ratios[v.label])})`),
   ...variants.slice(1).map((v) => `${v.label} / ${variants[0].label} µs per event per round: ${ratiosPerEvent[v.label].join(' ')} (median ${median(ratiosPerEvent[v.label])})`),
 ];
-report('lowrate', { rate, seconds: secs, rounds, summary, ratios, ratios_per_event: ratiosPerEvent, rows }, lines);
+report('lowrate', { rate, seconds: secs, warmup_seconds: warmupS, rounds, summary, ratios, ratios_per_event: ratiosPerEvent, rows }, lines);
