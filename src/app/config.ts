@@ -30,7 +30,7 @@ export interface AgentConfig {
   log: { level: LogLevel; format: LogFormat };
   lifecycle: Pick<
     LifecycleConfig,
-    'argsCap' | 'filenameCap' | 'ringBytes' | 'emitThreads' | 'execFailed' | 'tableMaxEntries' | 'tableGraceMs' | 'queueBytes' | 'consumerRealtimePriority'
+    'argsCap' | 'filenameCap' | 'ringBytes' | 'emitThreads' | 'execFailed' | 'tableMaxEntries' | 'tableGraceMs' | 'queueBytes' | 'consumerRealtimePriority' | 'batchDelayUs'
   >;
   state: Pick<StateConfig, 'dThresholdMs' | 'budgetPerSec' | 'sweepMs'>;
   store: {
@@ -191,6 +191,11 @@ const FileSchema = section({
     table_grace: duration(0, MS.h).default('30s'),
     queue_size: size(1 << 20, 1 << 30).default('16M'),
     realtime_priority: integer(0, 99).default(0),
+    batch_delay_us: leaf((v): number | 'auto' | Bad => {
+      if (v === 'auto') return 'auto';
+      if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 100_000) return v;
+      return new Bad('expected auto or microseconds, 0..100000');
+    }).default('auto'),
   }).default({}),
   state: section({
     d_threshold: duration(10, 10 * MS.m).default('1s'),
@@ -268,6 +273,7 @@ function fromFile(f: FileConfig): AgentConfig {
       tableGraceMs: f.lifecycle.table_grace,
       queueBytes: f.lifecycle.queue_size,
       consumerRealtimePriority: f.lifecycle.realtime_priority,
+      batchDelayUs: f.lifecycle.batch_delay_us,
     },
     state: {
       dThresholdMs: f.state.d_threshold,
@@ -325,6 +331,7 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
       table_grace: dur(lc.tableGraceMs),
       queue_size: bytes(lc.queueBytes),
       realtime_priority: lc.consumerRealtimePriority,
+      batch_delay_us: lc.batchDelayUs,
     },
     state: state && {
       d_threshold: dur(state.dThresholdMs),

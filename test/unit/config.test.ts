@@ -63,6 +63,7 @@ const DEFAULTS: AgentConfig = {
     tableGraceMs: 30_000,
     queueBytes: 16 << 20,
     consumerRealtimePriority: 0,
+    batchDelayUs: 'auto',
   },
   state: { dThresholdMs: 1000, budgetPerSec: 2000, sweepMs: 250 },
   store: { path: '/var/lib/patrol/patrol.db', flushIntervalMs: 200, retention: { maxAgeMs: 7 * 86_400_000, maxRows: 1_000_000 } },
@@ -94,6 +95,7 @@ const CUSTOM: AgentConfig = {
     tableGraceMs: 90_000,
     queueBytes: 64 << 20,
     consumerRealtimePriority: 1,
+    batchDelayUs: 250,
   },
   state: { dThresholdMs: 500, budgetPerSec: 100, sweepMs: 1000 },
   store: { path: '/data/patrol.db', flushIntervalMs: 1500, retention: { maxAgeMs: 36 * 3_600_000, maxRows: 5000 } },
@@ -124,6 +126,7 @@ lifecycle:
   table_grace: 1.5m
   queue_size: 64M
   realtime_priority: 1
+  batch_delay_us: 250
 state: { d_threshold: 500ms, budget_per_sec: 100, sweep_interval: 1s }
 store:
   path: /data/patrol.db
@@ -457,7 +460,7 @@ describe('shipped files', () => {
     };
     walk(parseYaml(configToYaml(DEFAULTS)), '');
 
-    expect(paths).toHaveLength(43);
+    expect(paths).toHaveLength(44);
     for (const p of paths) expect(md, p).toContain(`\`${p}\``);
   });
 });
