@@ -10,7 +10,7 @@ import { decodeUsageSweep } from '../wire/index.js';
 import { execIdFactory, readBootId, readProcUsage, type Enriched, type ProcessTable } from '../process/index.js';
 import { CgroupResolver } from '../host/index.js';
 import {
-  CgroupWindows, NodeWindows, PatrolMetrics, ProcessWindows, nsToMs, topGroups, topRows,
+  CgroupWindows, MAX_SAMPLES_PER_WINDOW, NodeWindows, PatrolMetrics, ProcessWindows, nsToMs, topGroups, topRows,
   type AgentHealth, type SeriesOptions, type TopGroup, type TopRow, type TopSort,
 } from '../metrics/index.js';
 import { formatDurationMs } from './duration.js';
@@ -43,6 +43,7 @@ export class ResourcePipeline {
   readonly metrics: PatrolMetrics;
   readonly sweep: SweepStats;
   private timer: NodeJS.Timeout | null = null;
+  private lastNodeSampleMs = -Infinity;
   private server: FastifyInstance | null = null;
   listenAddress: string | null = null;
 
@@ -113,8 +114,13 @@ export class ResourcePipeline {
     const tMs = nsToMs(tNs);
     this.processes.applySweep(tNs, procs);
     try {
-      this.node.sample(tNs, tMs);
-      this.cgroups.sample(tNs, tMs, procs);
+      // Node and cgroup series get at most MAX_SAMPLES_PER_WINDOW samples per longest window,
+      // like processes: a sub-second sweep then costs no more memory or merge time there.
+      if (tMs - this.lastNodeSampleMs >= (Math.max(...this.cfg.windowsMs) / MAX_SAMPLES_PER_WINDOW) * 0.75) {
+        this.lastNodeSampleMs = tMs;
+        this.node.sample(tNs, tMs);
+        this.cgroups.sample(tNs, tMs, procs);
+      }
     } catch (e) {
       this.sweep.errors++;
       this.log.warn({ err: (e as Error).message }, 'node sample failed');

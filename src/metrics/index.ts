@@ -1,7 +1,7 @@
 // Resource windows: per process, cgroup and node; top queries; Prometheus exposition.
 export { Series, DEFAULT_SERIES_OPTIONS, type SeriesOptions, type WindowFigures } from './series.js';
 export { KeyedWindows, type KeyEntry, type KeyedOptions } from './keyed.js';
-export { ProcessWindows, type ProcMetric, type ProcMeta, type Identify, type ProcIdentity, type ExitFacts } from './processes.js';
+export { ProcessWindows, MAX_SAMPLES_PER_WINDOW, type ProcMetric, type ProcMeta, type Identify, type ProcIdentity, type ExitFacts } from './processes.js';
 export { NodeWindows, type NodeMetric, type NodeSnapshot } from './node.js';
 export { CgroupWindows, type CgroupMetric, type CgroupMeta } from './cgroups.js';
 export { topRows, topGroups, type TopRow, type TopGroup, type TopQuery, type TopSort } from './top.js';

@@ -172,27 +172,55 @@ export class Series {
     // Percentiles are weighted by the time each sample stands for, so the short first and last
     // samples of a process (born or exited mid-interval) count for what they cover: p95 is the
     // level exceeded 5 % of the time. Series without weights (gauges) weigh 1 per sample.
-    const parts: { v: number; w: number }[] = [];
-    let wAll = 0;
-    for (let i = first; i < runs.length; i++) {
-      const r = runs[i]!;
-      if (r.t0 > now) continue;
-      const f = r.t0 > start || r.n < 2 ? 1 : Math.min(r.n, Math.ceil((r.t1 - start) / ((r.t1 - r.t0) / (r.n - 1)) - 1e-9)) / r.n;
-      const w = r.w > 0 ? r.w * f : r.n * f;
-      parts.push({ v: r.v, w });
-      wAll += w;
-    }
-    parts.sort((a, b) => a.v - b.v);
-    const q = (p: number) => {
-      const rank = p * wAll;
-      let acc = 0;
-      for (const x of parts) {
-        acc += x.w;
-        if (acc >= rank - 1e-9 * wAll) return x.v;
+    // They are computed on first access only: `top` reads a process's CPU p95 but not the
+    // percentiles of its RSS or IO.
+    let sorted: { vals: Float64Array; cum: Float64Array; total: number } | undefined;
+    const sortParts = () => {
+      const m = runs.length - first;
+      const vals = new Float64Array(m);
+      const ws = new Float64Array(m);
+      // a plain array of indices: V8 sorts it with a comparator far faster than a typed array
+      const order: number[] = [];
+      let k = 0;
+      for (let i = first; i < runs.length; i++) {
+        const r = runs[i]!;
+        if (r.t0 > now) continue;
+        const f = r.t0 > start || r.n < 2 ? 1 : Math.min(r.n, Math.ceil((r.t1 - start) / ((r.t1 - r.t0) / (r.n - 1)) - 1e-9)) / r.n;
+        vals[k] = r.v;
+        ws[k] = r.w > 0 ? r.w * f : r.n * f;
+        order.push(k);
+        k++;
       }
-      return parts[parts.length - 1]!.v;
+      const idx = order.sort((a, b) => vals[a]! - vals[b]!);
+      const sv = new Float64Array(k);
+      const cum = new Float64Array(k);
+      let acc = 0;
+      for (let j = 0; j < k; j++) {
+        sv[j] = vals[idx[j]!]!;
+        acc += ws[idx[j]!]!;
+        cum[j] = acc;
+      }
+      return { vals: sv, cum, total: acc };
     };
-    return { count, min, max, avg: wtotal > 0 ? wsum / wtotal : sum / count, p50: q(0.5), p90: q(0.9), p95: q(0.95), p99: q(0.99), last, sum, rate: sum / (windowMs / 1000), weight: wtotal };
+    const q = (p: number): number => {
+      sorted ??= sortParts();
+      const rank = p * sorted.total - 1e-9 * sorted.total;
+      // first position whose cumulative weight reaches the rank (binary search)
+      let lo = 0, hi = sorted.cum.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (sorted.cum[mid]! >= rank) hi = mid;
+        else lo = mid + 1;
+      }
+      return sorted.vals[lo]!;
+    };
+    return {
+      count, min, max, avg: wtotal > 0 ? wsum / wtotal : sum / count, last, sum, rate: sum / (windowMs / 1000), weight: wtotal,
+      get p50() { return q(0.5); },
+      get p90() { return q(0.9); },
+      get p95() { return q(0.95); },
+      get p99() { return q(0.99); },
+    };
   }
 
   private promote(): void {
