@@ -89,6 +89,13 @@ describe.skipIf(!bpfEnabled)('resource windows (real kernel)', () => {
     // The truth is what the kernel counted: on a busy machine the burner gets less than its 50 %.
     // The windows' time-weighted average is the kernel's own figure, exactly.
     expect(Math.abs(row.cpu.avg - truth)).toBeLessThanOrEqual(1);
+    // ...and it was built from the live sweeps, not only from the exit record: 3 s of 200 ms
+    // sweeps, sampled per process at most every 750 ms (300 samples per 5 min window), give 4+
+    // interval samples, each a plausible share of one CPU.
+    const cpu = res.processes.windows.get(row.exec_id)!.series.cpu!.figures(1e15, 1e15)!;
+    expect(cpu.count).toBeGreaterThanOrEqual(4);
+    expect(cpu.max).toBeLessThanOrEqual(101);
+    expect(cpu.min).toBeGreaterThanOrEqual(0);
     if (truth >= 45) {
       // The burner got its duty: every interval sits near 50 %, and so must the p95.
       expect(Math.abs(row.cpu.p95 - 50)).toBeLessThanOrEqual(10);
