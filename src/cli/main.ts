@@ -15,6 +15,13 @@ import { registerRecord } from './record.js';
 import { registerResults } from './results.js';
 import { VERSION } from '../shared/version.js';
 
+// `patrol results | head`: the reader went away; that ends the command, quietly, like any Unix
+// tool (not an unhandled 'error' with a stack trace).
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 const program = new Command();
 program
   .name('patrol')
