@@ -22,26 +22,10 @@ function pick(f: WindowFigures, metric: string, agg: string): number {
   const io = metric === 'io_read' || metric === 'io_write';
   const perSecond = io ? (f.weight > 0 ? f.count / f.weight : 1) : 1; // samples per second
   const scale = metric === 'cpu' ? 0.01 : 1;
-  switch (agg) {
-    case 'avg':
-      return (io ? (f.weight > 0 ? f.sum / f.weight : 0) : f.avg) * scale;
-    case 'sum':
-      return f.sum * scale;
-    case 'min':
-      return f.min * scale * perSecond;
-    case 'max':
-      return f.max * scale * perSecond;
-    case 'p50':
-      return f.p50 * scale * perSecond;
-    case 'p90':
-      return f.p90 * scale * perSecond;
-    case 'p95':
-      return f.p95 * scale * perSecond;
-    case 'p99':
-      return f.p99 * scale * perSecond;
-    default:
-      throw new Error(`unknown aggregate ${agg}`);
-  }
+  if (agg === 'avg') return (io ? (f.weight > 0 ? f.sum / f.weight : 0) : f.avg) * scale;
+  if (agg === 'sum') return f.sum * scale;
+  if (agg === 'min' || agg === 'max' || agg === 'p50' || agg === 'p90' || agg === 'p95' || agg === 'p99') return f[agg] * scale * perSecond;
+  throw new Error(`unknown aggregate ${agg}`);
 }
 
 export function windowQuery(processes: ProcessWindows, cgroups: CgroupWindows, node: NodeWindows, nowMs: () => number = () => nsToMs(boottimeNs())) {
