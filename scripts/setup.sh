@@ -25,12 +25,12 @@ else
   log "apt packages present"
 fi
 
-# 2. Node.js >= 20.19 must already be there (nodejs.org is not reachable from CI).
-if ! command -v node >/dev/null; then
-  log "installing nodejs and npm from apt"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
-fi
-node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error("setup: Node >= 20.19 required, found "+process.versions.node); process.exit(1) }'
+# 2. The Node runtime: Node 24 from the npm registry into .runtime/node (stock distros ship 18;
+#    nodejs.org is not reachable). scripts/runtime.sh says how and why.
+source scripts/runtime.sh
+patrol_runtime_provision
+patrol_runtime_env
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<22||(a===22&&b<12)) { console.error("setup: Node >= 22.12 required, found "+process.versions.node); process.exit(1) }'
 
 # 3. Kernel filesystems: bpffs for pins and tracefs for classic tracepoints (failed-exec
 #    reporting, peers such as execsnoop). The BTF tracepoints patrol uses need neither.
@@ -41,13 +41,13 @@ fi
 
 # 4. npm dependencies, exactly as locked. Skipped when the lockfile has not changed.
 stamp=node_modules/.patrol-lock-stamp
-if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp" || [ "$(cat node_modules/.patrol-node 2>/dev/null)" != "$(node -p process.versions.node)" ]; then
   log "npm ci (builds better-sqlite3 and re2 from source: no prebuilt downloads are reachable)"
-  # Native modules compile against the distro's Node headers; skip the GitHub download attempts.
-  [ -d /usr/include/node ] && export npm_config_nodedir="${npm_config_nodedir:-/usr}"
-  export RE2_DOWNLOAD_FORCE_BUILD=1 npm_config_build_from_source=true
-  npm ci --no-audit --no-fund --loglevel=error
+  # Native modules compile against the runtime's headers (npm_config_nodedir, set above).
+  RE2_DOWNLOAD_FORCE_BUILD=1 npm_config_build_from_source=true npm_config_nodedir="$PATROL_NODEDIR" \
+    npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
+  node -p process.versions.node > node_modules/.patrol-node  # native modules match this runtime
 else
   log "node_modules up to date"
 fi

@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+source scripts/runtime.sh
+patrol_runtime_env
 npx --no-install vitest run "$@"
