@@ -167,7 +167,7 @@ static __always_inline __u64 next_seq(void)
 
 static __always_inline __u64 submit_flags(void)
 {
-	return rb_submit_flags(&pt_ring_ctl, wakeup_mode);
+	return rb_submit_flags(&pt_events, &pt_ring_ctl, wakeup_mode);
 }
 
 static __always_inline void wake_if_sleeping(__u64 flags_used)

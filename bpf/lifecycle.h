@@ -134,7 +134,8 @@ struct pt_counters {
 
 /* Shared with the consumer thread through an mmapable array (map pt_ring_ctl). */
 struct pt_ring_ctl {
-	__u32 consumer_sleeping; /* set by the consumer before it blocks; producers then wake it */
+	__u32 consumer_sleeping; /* when producers wake the consumer: 0 never, 1 any record,
+	                          * k > 1 once k - 1 pages are pending (ringbuf.bpf.h) */
 	__u32 pad0;
 };
 

@@ -18,7 +18,13 @@
  *  record is never left unannounced. Claims are plain stores: two producers may both claim and
  *  both wake (harmless), and a stale claim from an older sleep still wakes (a spurious wakeup).
  *  Limit: a wakeup needs a reservation; when the ring is full the consumer may sleep until its
- *  idleTimeoutMs, which only happens when records are already being lost (lost_reserve). */
+ *  idleTimeoutMs, which only happens when records are already being lost (lost_reserve).
+ *
+ *  The flag's value says when to wake: 0 = never (the consumer is awake), 1 = on any record
+ *  (it sleeps), k > 1 = once (k - 1) pages or more are pending. The last is the efficient
+ *  delivery's watermark: that consumer drains on a timer while awake, and only a backlog past
+ *  the watermark (a burst) wakes it early. One word, so a producer never pairs a new flag with
+ *  a stale threshold; the claim (store 0) is the same for both, so one wakeup per arming. */
 #ifndef PATROL_RINGBUF_BPF_H
 #define PATROL_RINGBUF_BPF_H
 
@@ -30,13 +36,22 @@ static __always_inline __u32 *rb_sleep_flag(void *ctl_map)
 	return ctl ? &ctl->consumer_sleeping : NULL;
 }
 
-/* True if the consumer was sleeping; the caller then owes it a FORCE_WAKEUP, and must hold a
- * reservation it will submit or discard (a commit cannot fail, so the wakeup is certain). */
-static __always_inline bool rb_claim_sleeping(void *ctl_map)
+/* True if the flag asks for a wakeup now: set to 1, or set to k > 1 with (k - 1) pages pending
+ * (our own reservation included: BPF_RB_AVAIL_DATA counts from the consumer's position). */
+static __always_inline bool rb_wake_wanted(void *rb, __u32 v)
+{
+	if (v <= 1)
+		return v == 1;
+	return bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) >= ((__u64)(v - 1) << 12);
+}
+
+/* True if the consumer asked to be woken; the caller then owes it a FORCE_WAKEUP, and must hold
+ * a reservation it will submit or discard (a commit cannot fail, so the wakeup is certain). */
+static __always_inline bool rb_claim_sleeping(void *rb, void *ctl_map)
 {
 	__u32 *flag = rb_sleep_flag(ctl_map);
 
-	if (!flag || !*(volatile __u32 *)flag)
+	if (!flag || !rb_wake_wanted(rb, *(volatile __u32 *)flag))
 		return false;
 	*(volatile __u32 *)flag = 0;
 	return true;
@@ -44,11 +59,11 @@ static __always_inline bool rb_claim_sleeping(void *ctl_map)
 
 /* Flags for bpf_ringbuf_submit() of a record already reserved. mode: the sensor's wakeup_mode,
  * 0 = wake only a sleeping consumer, 1 = kernel adaptive (every record that catches up). */
-static __always_inline __u64 rb_submit_flags(void *ctl_map, __u32 mode)
+static __always_inline __u64 rb_submit_flags(void *rb, void *ctl_map, __u32 mode)
 {
 	if (mode == 1)
 		return 0;
-	return rb_claim_sleeping(ctl_map) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	return rb_claim_sleeping(rb, ctl_map) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 /* Flags for bpf_ringbuf_output(), which reserves inside and may fail: no claim before it (a
@@ -70,12 +85,12 @@ static __always_inline void rb_wake_if_sleeping(void *rb, void *ctl_map, __u32 m
 	if (mode == 1 || flags_used == BPF_RB_FORCE_WAKEUP)
 		return;
 	flag = rb_sleep_flag(ctl_map);
-	if (!flag || !*(volatile __u32 *)flag)
+	if (!flag || !rb_wake_wanted(rb, *(volatile __u32 *)flag))
 		return;
 	p = bpf_ringbuf_reserve(rb, 8, 0);
 	if (!p)
 		return;
-	bpf_ringbuf_discard(p, rb_claim_sleeping(ctl_map) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_discard(p, rb_claim_sleeping(rb, ctl_map) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 #endif

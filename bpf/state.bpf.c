@@ -122,7 +122,7 @@ static __always_inline void fill_hdr(struct pt_hdr *h, __u8 op, __u32 size, __u6
 
 static __always_inline void submit(void *rec)
 {
-	__u64 f = rb_submit_flags(&st_ring_ctl, wakeup_mode);
+	__u64 f = rb_submit_flags(&st_events, &st_ring_ctl, wakeup_mode);
 
 	bpf_ringbuf_submit(rec, f);
 	rb_wake_if_sleeping(&st_events, &st_ring_ctl, wakeup_mode, f);

@@ -11,7 +11,8 @@
         "src/object.cc",
         "src/maps.cc",
         "src/ring.cc",
-        "src/ring_api.cc"
+        "src/ring_api.cc",
+        "src/ring_pull.cc"
       ],
       # C++ exceptions carry the typed errors; std::exception is converted too.
       "dependencies": [

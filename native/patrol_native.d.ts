@@ -244,6 +244,32 @@ export interface RingStats {
 }
 export function ringStats(consumer: RingConsumer): RingStats;
 
+/** A ring drained on the JS thread (the efficient delivery policy): no thread, no hand-off. */
+export interface RingPull { readonly __brand: 'RingPull' }
+export interface RingPullOptions {
+  /** The mmapable array word producers read to decide whether to wake us (bpf/ringbuf.bpf.h):
+   *  0 never, 1 any record (asleep), k > 1 once k - 1 pages are pending (the watermark). */
+  sleepFlag: { map: string; offset: number };
+  /** While awake, a backlog of this many pages makes a producer wake JS. 0: never. */
+  wakeAbovePages?: number;
+  tagOffset?: number;
+}
+/** The ring's epoll fd joins libuv (uv_poll); `onWake` runs on the JS thread when a producer
+ *  wakes us. The poll stops at each wake and is re-armed by the next drain or sleep. */
+export function ringPullOpen(obj: BpfObject, map: string, opts: RingPullOptions, onWake: () => void): RingPull;
+/** Every record in the ring, framed like onBatch batches, written into `target`: returns the
+ *  bytes written, or a new Buffer holding them all when they did not fit. Re-arms the
+ *  watermark (flag k) and the poll. */
+export function ringPullDrain(h: RingPull, target: Buffer): number | Buffer;
+/** Sets the flag to 1 (wake on any record), then drains: -1 = asleep, nothing was pending;
+ *  otherwise the drain's result and still awake (records came, or a producer claimed). */
+export function ringPullSleep(h: RingPull, target: Buffer): number | Buffer;
+export function ringPullClose(h: RingPull): void;
+export function ringPullStats(h: RingPull): {
+  records: number; drains: number; overflows: number; wakeups: number; sleeps: number;
+  sleepAborts: number; droppedRecords: number; running: boolean;
+};
+
 /** The calling thread to SCHED_FIFO at `priority` (1-99), or back to SCHED_OTHER (0). Returns
  *  null, or why the kernel refused (strerror: no CAP_SYS_NICE, no RT budget in the cgroup). */
 export function setThreadRealtime(priority: number): string | null;

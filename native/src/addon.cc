@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common.h"
+#include "ring_pull.h"
 
 namespace patrol {
 namespace {
@@ -58,6 +59,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Export<RingStart>(env, exports, "ringStart");
   Export<RingStop>(env, exports, "ringStop");
   Export<RingStats>(env, exports, "ringStats");
+  Export<RingPullOpen>(env, exports, "ringPullOpen");
+  Export<RingPullClose>(env, exports, "ringPullClose");
+  Export<RingPullStats>(env, exports, "ringPullStats");
+  // Per tick: no log-capture wrapper.
+  exports.Set("ringPullDrain", Napi::Function::New<RingPullDrain>(env, "ringPullDrain"));
+  exports.Set("ringPullSleep", Napi::Function::New<RingPullSleep>(env, "ringPullSleep"));
   Export<SetLogger>(env, exports, "setLogger");
   Export<SetThreadRealtime>(env, exports, "setThreadRealtime");
   exports.Set("clockBoottimeNs", Napi::Function::New<ClockBoottimeNs>(env, "clockBoottimeNs"));

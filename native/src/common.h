@@ -14,6 +14,7 @@
 namespace patrol {
 
 class RingConsumer;
+class RingPull;
 
 // One bpf_link created by attach(). Owned by its ObjState so close() can destroy it; the
 // JS link handle shares it so detach() after close() is a harmless no-op.
@@ -27,6 +28,7 @@ struct ObjState {
   bpf_object* obj = nullptr;
   std::vector<std::shared_ptr<LinkRec>> links;
   std::vector<std::shared_ptr<RingConsumer>> rings;
+  std::vector<std::shared_ptr<RingPull>> pulls;
 
   ~ObjState() { Close(); }
   // Stops consumers, destroys links, closes the object. Idempotent.
@@ -46,7 +48,7 @@ struct RingHandle {
   std::shared_ptr<RingConsumer> ring;
 };
 
-extern const napi_type_tag kObjTag, kLinkTag, kRingTag;
+extern const napi_type_tag kObjTag, kLinkTag, kRingTag, kPullTag;
 
 template <typename H>
 Napi::Value MakeHandle(Napi::Env env, std::unique_ptr<H> h, const napi_type_tag* tag) {

@@ -1,4 +1,6 @@
 // Object lifecycle: open/load/close, .rodata patching, attach/detach, iterators, test runs.
+#include <pthread.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -7,6 +9,7 @@
 
 #include "common.h"
 #include "ring.h"
+#include "ring_pull.h"
 
 namespace patrol {
 
@@ -15,6 +18,9 @@ void ObjState::Close() {
   std::vector<std::shared_ptr<RingConsumer>> rs;
   rs.swap(rings);
   for (auto& r : rs) r->Stop();
+  std::vector<std::shared_ptr<RingPull>> ps;
+  ps.swap(pulls);
+  for (auto& p : ps) p->Close();
   for (auto& l : links) {
     if (l->link) bpf_link__destroy(l->link);
     l->link = nullptr;
@@ -116,7 +122,15 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
     auto a = ro.As<Napi::Uint8Array>();
     ApplyRodata(env, "load", st.obj, {a.Data(), a.ByteLength()});
   }
+  // The verifier gives up with EAGAIN when a signal is pending, and a long verification under
+  // a sampling profiler (SIGPROF every ms) or a busy signal source always has one. Blocked
+  // signals do not count as pending for it, so block them for the load: they are delivered
+  // right after (SIGKILL and SIGSTOP cannot be blocked, and need not be).
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
   int err = bpf_object__load(st.obj);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (err) {
     std::string prog, verdict;
     DescribeLoadFailure(WarnLinesOfCall(), &prog, &verdict);

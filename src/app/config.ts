@@ -15,7 +15,7 @@ import { LineCounter, parseDocument, stringify } from 'yaml';
 import { z } from 'zod';
 import { PatrolError } from '../shared/errors.js';
 import { formatDurationMs, formatSizeBytes, parseDurationMs, parseSizeBytes } from './duration.js';
-import type { LifecycleConfig } from './lifecycle.js';
+import { DELIVERY_POLICIES, type LifecycleConfig } from './lifecycle.js';
 import type { StateConfig } from './states.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/patrol/patrol.yaml';
@@ -30,7 +30,7 @@ export interface AgentConfig {
   log: { level: LogLevel; format: LogFormat };
   lifecycle: Pick<
     LifecycleConfig,
-    'argsCap' | 'filenameCap' | 'ringBytes' | 'emitThreads' | 'execFailed' | 'tableMaxEntries' | 'tableGraceMs' | 'queueBytes' | 'consumerRealtimePriority' | 'batchDelayUs'
+    'argsCap' | 'filenameCap' | 'ringBytes' | 'emitThreads' | 'execFailed' | 'tableMaxEntries' | 'tableGraceMs' | 'queueBytes' | 'consumerRealtimePriority' | 'batchDelayUs' | 'delivery' | 'deliveryIntervalMs'
   >;
   state: Pick<StateConfig, 'dThresholdMs' | 'budgetPerSec' | 'sweepMs'>;
   store: {
@@ -189,6 +189,8 @@ const FileSchema = section({
     exec_failed: autoBool().default('auto'),
     table_max_entries: integer(1024, 16 << 20).default(65536),
     table_grace: duration(0, MS.h).default('30s'),
+    delivery: oneOf(DELIVERY_POLICIES).default('efficient'),
+    delivery_interval: duration(1, 1000).default('10ms'),
     queue_size: size(1 << 20, 1 << 30).default('16M'),
     realtime_priority: integer(0, 99).default(0),
     batch_delay_us: leaf((v): number | 'auto' | Bad => {
@@ -274,6 +276,8 @@ function fromFile(f: FileConfig): AgentConfig {
       queueBytes: f.lifecycle.queue_size,
       consumerRealtimePriority: f.lifecycle.realtime_priority,
       batchDelayUs: f.lifecycle.batch_delay_us,
+      delivery: f.lifecycle.delivery,
+      deliveryIntervalMs: f.lifecycle.delivery_interval,
     },
     state: {
       dThresholdMs: f.state.d_threshold,
@@ -332,6 +336,8 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
       queue_size: bytes(lc.queueBytes),
       realtime_priority: lc.consumerRealtimePriority,
       batch_delay_us: lc.batchDelayUs,
+      delivery: lc.delivery,
+      delivery_interval: dur(lc.deliveryIntervalMs),
     },
     state: state && {
       d_threshold: dur(state.dThresholdMs),

@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../shared/log.js';
 import { EVENT_TYPES, type Accounting, type EventType, type LifecycleEvent } from '../shared/events.js';
-import { Sensor, native, probeKernel, type RingStats } from '../kernel/index.js';
+import { DEFAULT_PULL_POLICY, Sensor, native, probeKernel, type RingStats } from '../kernel/index.js';
 import {
   LAYOUT,
   OP_EVENT_TYPE,
@@ -49,7 +49,19 @@ export interface LifecycleConfig {
   batchDelayUs: number | 'auto';
   tableMaxEntries: number;
   tableGraceMs: number;
+  /** How records reach JS (docs/architecture.md, "Delivery policies"):
+   *  - 'efficient': the JS thread drains the ring every deliveryIntervalMs, one addon call per
+   *    tick, and sleeps when the stream stops; no consumer thread, no wakeup per record. Events
+   *    arrive within ~deliveryIntervalMs of happening. The agent's default.
+   *  - 'low_latency': a consumer thread woken by producers (sub-millisecond), `patrol trace`'s.
+   *  consumerRealtimePriority > 0 implies low_latency. */
+  delivery: DeliveryPolicy;
+  /** efficient delivery: ms between drains, the latency bound */
+  deliveryIntervalMs: number;
 }
+
+export const DELIVERY_POLICIES = ['efficient', 'low_latency'] as const;
+export type DeliveryPolicy = (typeof DELIVERY_POLICIES)[number];
 
 export const DEFAULT_LIFECYCLE: LifecycleConfig = {
   argsCap: 4096,
@@ -66,7 +78,14 @@ export const DEFAULT_LIFECYCLE: LifecycleConfig = {
   batchDelayUs: 'auto',
   tableMaxEntries: 65536,
   tableGraceMs: 30_000,
+  delivery: 'low_latency',
+  deliveryIntervalMs: 10,
 };
+
+/** The policy in force: realtime priority asks for latency first. */
+export function resolveDelivery(config: Pick<LifecycleConfig, 'delivery' | 'consumerRealtimePriority'>): DeliveryPolicy {
+  return config.consumerRealtimePriority > 0 ? 'low_latency' : config.delivery;
+}
 
 // BTF tracepoints: always there on a 5.8+ BTF kernel, no tracefs needed.
 const CORE_PROGS = ['handle_exec', 'handle_fork', 'handle_exit', 'handle_switch', 'handle_free'];
@@ -164,7 +183,19 @@ export class LifecyclePipeline {
     p.sink = sink;
     try {
       // Consumer first, programs second: the ring then holds every record from sequence 0.
-      sensor.startRing(
+      if (resolveDelivery(config) === 'efficient') {
+        sensor.startRingPull(
+          'pt_events',
+          { tagOffset: ptHdrOpOffset(), sleepFlag: { map: 'pt_ring_ctl', offset: 0 } },
+          {
+            ...DEFAULT_PULL_POLICY,
+            tickMs: config.deliveryIntervalMs,
+            // A burst that fills a quarter of the ring is drained at once, not at the next tick.
+            wakeAboveBytes: config.ringBytes / 4,
+          },
+          (batch) => p.onBatch(batch),
+        );
+      } else sensor.startRing(
         'pt_events',
         {
           batchBytes: config.batchBytes,

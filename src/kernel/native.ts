@@ -7,6 +7,25 @@ import { PatrolError } from '../shared/errors.js';
 export type BpfObject = { readonly __brand: 'BpfObject' };
 export type BpfLink = { readonly __brand: 'BpfLink' };
 export type RingConsumer = { readonly __brand: 'RingConsumer' };
+export type RingPullHandle = { readonly __brand: 'RingPull' };
+
+export interface RingPullOptions {
+  sleepFlag: { map: string; offset: number };
+  /** while awake, a backlog of this many pages makes a producer wake JS (0: never) */
+  wakeAbovePages?: number;
+  tagOffset?: number;
+}
+
+export interface RingPullStats {
+  records: number;
+  drains: number;
+  overflows: number;
+  wakeups: number;
+  sleeps: number;
+  sleepAborts: number;
+  droppedRecords: number;
+  running: boolean;
+}
 
 export interface RingOptions {
   batchBytes?: number;
@@ -26,6 +45,15 @@ export interface RingOptions {
 }
 
 export interface RingStats {
+  /** 'efficient': drained on the JS thread (RingPuller); absent: the consumer thread */
+  delivery?: 'efficient' | 'low_latency';
+  /** efficient delivery: timer ticks, drains, wakes from sleep, watermark wakes, drains that
+   *  did not fit the reused buffer */
+  ticks?: number;
+  drains?: number;
+  sleepWakes?: number;
+  watermarkWakes?: number;
+  overflows?: number;
   records: number;
   batches: number;
   deliveredBatches: number;
@@ -66,6 +94,15 @@ export interface NativeAddon {
   ringStart(obj: BpfObject, map: string, opts: RingOptions, onBatch: (batch: Buffer, records: number) => void): RingConsumer;
   ringStop(c: RingConsumer): Promise<void>;
   ringStats(c: RingConsumer): RingStats;
+  /** Opens a JS-thread consumer: the ring's epoll fd joins libuv, `onWake` runs when a producer
+   *  wakes it (asleep, or past the watermark). */
+  ringPullOpen(obj: BpfObject, map: string, opts: RingPullOptions, onWake: () => void): RingPullHandle;
+  /** Drains the ring into `target`: the bytes written, or a new Buffer when they did not fit. */
+  ringPullDrain(h: RingPullHandle, target: Buffer): number | Buffer;
+  /** Like ringPullDrain, but first asks producers to wake us: -1 = asleep (nothing was there). */
+  ringPullSleep(h: RingPullHandle, target: Buffer): number | Buffer;
+  ringPullClose(h: RingPullHandle): void;
+  ringPullStats(h: RingPullHandle): RingPullStats;
   setThreadRealtime?(priority: number): string | null;
   clockBoottimeNs?(): bigint;
 }

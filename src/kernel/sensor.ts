@@ -3,7 +3,8 @@
 // caller (src/app), so this stage knows nothing of event semantics.
 import type { Logger } from '../shared/log.js';
 import { BpfError } from './errors.js';
-import { native, type BpfLink, type BpfObject, type RingConsumer, type RingOptions, type RingStats } from './native.js';
+import { native, type BpfLink, type BpfObject, type RingConsumer, type RingOptions, type RingPullOptions, type RingStats } from './native.js';
+import { RingPuller, type PullBatchHandler, type PullPolicy } from './ring-pull.js';
 
 export interface SensorSpec {
   name: string;
@@ -26,6 +27,7 @@ export class Sensor {
   private obj: BpfObject | null = null;
   private readonly links = new Map<string, BpfLink>();
   private consumer: RingConsumer | null = null;
+  private puller: RingPuller | null = null;
   private lastRingStats: RingStats | null = null;
 
   private constructor(
@@ -110,7 +112,18 @@ export class Sensor {
     }
   }
 
+  /** The efficient delivery: drained on the JS thread on a timer (src/kernel/ring-pull.ts). */
+  startRingPull(map: string, opts: Omit<RingPullOptions, 'wakeAbovePages'>, policy: PullPolicy, onBatch: PullBatchHandler): void {
+    if (this.consumer || this.puller) throw new BpfError('ringStart', 0, 'EBUSY', 'ring consumer already running');
+    try {
+      this.puller = new RingPuller(this.object, map, opts, policy, onBatch);
+    } catch (e) {
+      throw BpfError.from(`ringPullOpen ${map}`, e);
+    }
+  }
+
   ringStats(): RingStats | null {
+    if (this.puller) return this.puller.stats();
     return this.consumer ? native().ringStats(this.consumer) : this.lastRingStats;
   }
 
@@ -130,6 +143,12 @@ export class Sensor {
   /** Stops the consumer after a final drain; resolves once every batch read from the ring has
    *  been handed to the batch handler. */
   async stopRing(): Promise<RingStats | null> {
+    if (this.puller) {
+      this.puller.close();
+      this.lastRingStats = this.puller.stats();
+      this.puller = null;
+      return this.lastRingStats;
+    }
     const c = this.consumer;
     if (!c) return this.lastRingStats;
     const n = native();
@@ -152,6 +171,8 @@ export class Sensor {
   close(): void {
     this.detach();
     this.consumer = null;
+    this.puller?.close();
+    this.puller = null;
     if (this.obj) {
       native().close(this.obj);
       this.obj = null;

@@ -91,7 +91,7 @@ describe.skipIf(!bpfEnabled)('attribution in the agent', () => {
     const r = patrol(['explain', alert!.id, '--json', '--socket', socket]);
     expect(r.code, r.err).toBe(0);
     const ex = JSON.parse(r.out) as { causes: Array<{ cause: string; exec_id: string | null }> };
-    expect(ex.causes[0]!.cause).toBe('segfault');
+    expect(ex.causes[0]!.cause, JSON.stringify(ex.causes.map((c) => c.cause))).toBe('segfault');
     expect(ex.causes[0]!.exec_id).toMatch(/^[0-9a-f]{16}$/);
   });
 

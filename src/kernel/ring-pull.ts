@@ -1,0 +1,187 @@
+// The efficient delivery policy's consumer: the JS thread drains the ring on a timer, through
+// one synchronous addon call per tick, and sleeps when the stream stops (docs/architecture.md,
+// "Delivery policies"). No consumer thread, no cross-thread hand-off, no wakeup per record:
+// - awake: a drain every `tickMs`; producers wake us early only past the watermark;
+// - after `idleTicks` empty drains: asleep (flag 1, no timer); the next record wakes us, and
+//   its drain comes one tick later, so the records around it (a process's fork, exec, exit and
+//   reap) arrive together;
+// - asleep: a drain every `sleepCheckMs` anyway, in case a wakeup could not be sent (a full
+//   ring: records are then already being lost and counted).
+import { native, type BpfObject, type RingPullHandle, type RingPullOptions, type RingStats } from './native.js';
+
+export interface PullPolicy {
+  /** ms between drains while records flow: the delivery latency bound */
+  tickMs: number;
+  /** empty drains in a row before sleeping */
+  idleTicks: number;
+  /** ms between safety drains while asleep */
+  sleepCheckMs: number;
+  /** bytes pending in the ring that wake JS before the tick (0: never) */
+  wakeAboveBytes: number;
+  /** the reused drain buffer; larger drains get a buffer of their own */
+  bufferBytes: number;
+}
+
+export const DEFAULT_PULL_POLICY: PullPolicy = {
+  tickMs: 10,
+  idleTicks: 2,
+  sleepCheckMs: 1000,
+  wakeAboveBytes: 0,
+  bufferBytes: 256 << 10,
+};
+
+export type PullBatchHandler = (batch: Buffer) => void;
+
+const NO_DROPS: number[] = new Array(256).fill(0);
+
+export class RingPuller {
+  private readonly handle: RingPullHandle;
+  private readonly buf: Buffer;
+  private timer: NodeJS.Timeout | null = null;
+  private timerMs = 0;
+  private asleep = false;
+  private idle = 0;
+  private closed = false;
+  private ticks = 0;
+  private batches = 0;
+  private sleepWakes = 0;
+  private watermarkWakes = 0;
+  private timedDrains = 0;
+
+  constructor(
+    obj: BpfObject,
+    map: string,
+    opts: Omit<RingPullOptions, 'wakeAbovePages'>,
+    readonly policy: PullPolicy,
+    private readonly onBatch: PullBatchHandler,
+  ) {
+    const n = native();
+    this.buf = Buffer.allocUnsafe(policy.bufferBytes);
+    const pages = policy.wakeAboveBytes > 0 ? Math.max(1, Math.ceil(policy.wakeAboveBytes / 4096)) : 0;
+    this.handle = n.ringPullOpen(obj, map, { ...opts, wakeAbovePages: pages }, this.onWake);
+    this.schedule(policy.tickMs);
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed) return;
+    // Reuse the timer object: refresh() re-arms it without allocating.
+    if (this.timer && this.timerMs === ms) {
+      this.timer.refresh();
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timerMs = ms;
+    this.timer = setTimeout(this.tick, ms);
+    // The uv_poll keeps the loop alive while we consume; the timer need not.
+    this.timer.unref();
+  }
+
+  /** Hands a drain's result to the handler; false if it held nothing. */
+  private deliver(r: number | Buffer): boolean {
+    if (typeof r === 'number') {
+      if (r <= 0) return false;
+      this.batches++;
+      this.onBatch(this.buf.subarray(0, r));
+      return true;
+    }
+    this.batches++;
+    this.onBatch(r);
+    return true;
+  }
+
+  private readonly tick = (): void => {
+    if (this.closed) return;
+    this.ticks++;
+    const n = native();
+    if (this.asleep) {
+      // Safety drain: stay asleep (flag 1) unless it finds records.
+      const r = n.ringPullSleep(this.handle, this.buf);
+      if (r === -1) {
+        this.schedule(this.policy.sleepCheckMs);
+        return;
+      }
+      this.asleep = false;
+      this.timedDrains++;
+      this.idle = 0;
+      this.schedule(this.policy.tickMs);
+      this.deliver(r);
+      return;
+    }
+    // Re-arm before delivering: a handler that throws must not stop the stream.
+    this.schedule(this.policy.tickMs);
+    if (this.deliver(n.ringPullDrain(this.handle, this.buf))) {
+      this.idle = 0;
+      return;
+    }
+    if (++this.idle < this.policy.idleTicks) return;
+    const r = n.ringPullSleep(this.handle, this.buf);
+    if (r === -1) {
+      this.asleep = true;
+      this.schedule(this.policy.sleepCheckMs);
+      return;
+    }
+    this.idle = 0;
+    this.deliver(r);
+  };
+
+  private readonly onWake = (): void => {
+    if (this.closed) return;
+    if (this.asleep) {
+      // A record after an idle spell: drain one tick from now, with what follows it.
+      this.asleep = false;
+      this.sleepWakes++;
+      this.idle = 0;
+      this.schedule(this.policy.tickMs);
+      return;
+    }
+    // Awake and woken: the backlog passed the watermark. Drain now.
+    this.watermarkWakes++;
+    this.tick();
+  };
+
+  /** Drains until the ring is empty, then closes. Detach the programs first: the ring then
+   *  holds the stream's tail, and every record of it is handed over before this returns. */
+  close(): void {
+    if (this.closed) return;
+    const n = native();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    for (let i = 0; i < 1024 && this.deliver(n.ringPullDrain(this.handle, this.buf)); i++);
+    this.closed = true;
+    this.finalStats = this.stats();
+    n.ringPullClose(this.handle);
+  }
+
+  private finalStats: RingStats | null = null;
+
+  /** In the shape of the threaded consumer's stats, so accounting and status read both. */
+  stats(): RingStats {
+    if (this.finalStats) return this.finalStats;
+    const s = native().ringPullStats(this.handle);
+    return {
+      delivery: 'efficient',
+      records: s.records,
+      batches: this.batches,
+      deliveredBatches: this.batches,
+      pendingBatches: 0,
+      pendingBytes: 0,
+      sleeps: s.sleeps,
+      timedRecords: this.timedDrains,
+      running: s.running,
+      droppedRecords: s.droppedRecords,
+      droppedBatches: 0,
+      droppedByTag: NO_DROPS,
+      wakeups: s.wakeups,
+      timedConsumes: this.timedDrains,
+      lingerRecords: 0,
+      lingerSteps: 0,
+      holdWaits: 0,
+      realtimeError: null,
+      ticks: this.ticks,
+      drains: s.drains,
+      sleepWakes: this.sleepWakes,
+      watermarkWakes: this.watermarkWakes,
+      overflows: s.overflows,
+    };
+  }
+}
