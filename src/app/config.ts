@@ -202,7 +202,7 @@ const FileSchema = section({
   state: section({
     d_threshold: duration(10, 10 * MS.m).default('1s'),
     budget_per_sec: integer(1, 1_000_000).default(2000),
-    sweep_interval: duration(10, 10 * MS.s).default('250ms'),
+    sweep_interval: duration(10, 10 * MS.s).default('2s'),
   }).default({}),
   store: section({
     path: path().default('/var/lib/patrol/patrol.db'),

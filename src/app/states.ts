@@ -18,7 +18,11 @@ export interface StateConfig {
   sweepMs: number;
 }
 
-export const DEFAULT_STATE: StateConfig = { dThresholdMs: 1000, budgetPerSec: 2000, sweepMs: 250 };
+export const DEFAULT_STATE: StateConfig = { dThresholdMs: 1000, budgetPerSec: 2000, sweepMs: 2000 };
+
+/** A reader (ps, stuck-D) gets a sweep at most this old: one is taken on demand if needed, so
+ *  the background interval can stay slow without serving stale states. */
+const FRESH_MS = 250;
 
 const OP_OFFSET = (STATE_LAYOUT.structs.pt_hdr.fields as ReadonlyArray<{ name: string; offset: number }>).find((f) => f.name === 'op')!.offset;
 
@@ -90,10 +94,18 @@ export class StatePipeline {
     }
   }
 
+  /** Sweeps now if the last sweep is older than FRESH_MS (readers call it before reading). */
+  freshen(): void {
+    if (performance.now() - this.lastSweepAt > FRESH_MS) this.sweep();
+  }
+
+  private lastSweepAt = -Infinity;
+
   /** Reads every thread's accounting; also callable on demand (e.g. before answering ps). */
   sweep(): void {
     if (this.stopped) return;
     const t0 = performance.now();
+    this.lastSweepAt = t0;
     try {
       this.states.applySweep(decodeThreadSnaps(this.sensor.iterate('st_snapshot')));
       this.sweeps++;
@@ -148,6 +160,7 @@ export class StatePipeline {
   }
 
   stateOf(execId: string, nowNs: bigint) {
+    this.freshen();
     return this.states.stateOf(execId, nowNs);
   }
 
@@ -156,6 +169,7 @@ export class StatePipeline {
   }
 
   stuckD(nowNs: bigint, thresholdNs: bigint) {
+    this.freshen();
     return this.states.stuckD(nowNs, thresholdNs);
   }
 

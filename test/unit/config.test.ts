@@ -65,7 +65,7 @@ const DEFAULTS: AgentConfig = {
     consumerRealtimePriority: 0,
     batchDelayUs: 'auto',
   },
-  state: { dThresholdMs: 1000, budgetPerSec: 2000, sweepMs: 250 },
+  state: { dThresholdMs: 1000, budgetPerSec: 2000, sweepMs: 2000 },
   store: { path: '/var/lib/patrol/patrol.db', flushIntervalMs: 200, retention: { maxAgeMs: 7 * 86_400_000, maxRows: 1_000_000 } },
   api: { socket: '/run/patrol/patrol.sock', tcp: { enabled: false, host: '127.0.0.1', port: 9465, tokenFile: '/etc/patrol/token' } },
   agent: { lockFile: '/run/patrol/patrol.pid', pinDir: '/sys/fs/bpf/patrol' },
