@@ -47,6 +47,9 @@ export interface ProcWindowOptions {
 
 export const DEFAULT_MAX_EXITED = 10_000;
 
+/** Exited processes that keep their samples (series) at most, for a given metrics.max_exited. */
+export const endedWithSamplesBound = (maxExited: number): number => Math.max(64, Math.floor(maxExited / 32));
+
 /** Samples per process per longest window, at most: short sweeps or long windows coarsen the
  *  per-process samples (the differences accumulate), so a busy process costs at most this many
  *  runs per series whatever the configuration. 300 = one per second over 5 minutes. */
@@ -73,13 +76,14 @@ export class ProcessWindows {
     const maxExited = opts.maxExited ?? DEFAULT_MAX_EXITED;
     this.maxWindowMs = opts.series.maxWindowMs;
     this.exited = new ExitedProcesses({ capacity: maxExited, maxWindowMs: opts.series.maxWindowMs, slotMs: opts.series.slotMs });
-    // Exited processes a sweep saw keep their samples while few: an eighth of max_exited. Past
-    // that the first ended becomes one record too (retire), coarsened to one sample.
+    // Exited processes a sweep saw keep their samples while few: 1/32 of max_exited (their series
+    // cost ~3–6 KB each, a record ~250 B). Past that the first ended becomes one record too
+    // (retire), coarsened to one sample.
     this.windows = new KeyedWindows<ProcMetric, ProcMeta>({
       series: opts.series,
       maxKeys: opts.maxKeys,
       resolution: RESOLUTION,
-      maxEnded: Math.max(64, Math.floor(maxExited / 8)),
+      maxEnded: endedWithSamplesBound(maxExited),
       onEvict: (e) => this.retire(e),
     });
     // three quarters: a sweep timer firing a little early must not skip every other sweep
