@@ -5,6 +5,7 @@
 //
 //   node --expose-gc bench/exits-memory.mjs                 # 200 exec/s for 10 min, then 2,000 exec/s for 5 min
 //   EXITS_RATES=200 EXITS_MINUTES=10 node --expose-gc bench/exits-memory.mjs
+//   EXITS_COMMS=1 EXITS_CGROUPS=1 node --expose-gc bench/exits-memory.mjs   # one command in one cgroup (default 8 × 5)
 //   BENCH_TREE=/path/to/other/checkout node --expose-gc bench/exits-memory.mjs   # the same on another build
 import { dist, report, round } from './lib.mjs';
 
@@ -18,8 +19,8 @@ const S = 1_000_000_000n;
 const MS = 1_000_000n;
 const RATES = (process.env.EXITS_RATES ?? '200,2000').split(',').map(Number);
 const MINUTES = (process.env.EXITS_MINUTES ?? '10,5').split(',').map(Number);
-const COMMS = ['sh', 'true', 'date', 'git', 'sed', 'awk', 'cat', 'grep'];
-const CGROUPS = [101n, 102n, 103n, 104n, 105n];
+const COMMS = ['sh', 'true', 'date', 'git', 'sed', 'awk', 'cat', 'grep'].slice(0, Number(process.env.EXITS_COMMS ?? 8));
+const CGROUPS = [101n, 102n, 103n, 104n, 105n].slice(0, Number(process.env.EXITS_CGROUPS ?? 5));
 // Of the exits, this share lived through a sweep first (they have window samples when they exit).
 const SWEPT_SHARE = 0.02;
 const series = { maxWindowMs: 300_000, slotMs: 1000, maxEntries: 512, resolution: 0.01 };
