@@ -85,7 +85,7 @@ for (const n of COUNTS) {
   const { ResourcePipeline } = await dist('app/resources.js');
   const stop = await population(1000);
   try {
-    const cfg = { enabled: true, sweepMs: 60_000, source: 'bpf', windowsMs: [10_000, 60_000, 300_000], maxProcesses: 10_000, cgroupsMax: 256, prometheus: { enabled: false, host: '127.0.0.1', port: 0, topN: 20, windowMs: 60_000 } };
+    const cfg = { enabled: true, sweepMs: 60_000, source: 'bpf', windowsMs: [10_000, 60_000, 300_000], maxProcesses: 10_000, maxExited: 10_000, cgroupsMax: 256, prometheus: { enabled: false, host: '127.0.0.1', port: 0, topN: 20, windowMs: 60_000 } };
     const health = () => ({ events: {}, lostKernel: {}, lostUserspace: {}, tableEntries: 0 });
     const rp = await ResourcePipeline.start(cfg, pipe.table, () => pipe.readUsage(), health, log);
     const xs = [];

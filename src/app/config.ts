@@ -60,6 +60,8 @@ export interface MetricsConfig {
   source: 'auto' | 'bpf' | 'proc';
   windowsMs: number[];
   maxProcesses: number;
+  /** exited processes kept individually; beyond, aggregated by comm and cgroup */
+  maxExited: number;
   cgroupsMax: number;
   prometheus: { enabled: boolean; host: string; port: number; topN: number; windowMs: number };
 }
@@ -243,6 +245,7 @@ const FileSchema = section({
       .max(8, 'at most 8 windows')
       .default(['10s', '1m', '5m']),
     max_processes: integer(64, 1_000_000).default(10_000),
+    max_exited: integer(64, 1_000_000).default(10_000),
     cgroups_max: integer(1, 100_000).default(256),
     prometheus: section({
       enabled: boolean().default(true),
@@ -306,6 +309,7 @@ function fromFile(f: FileConfig): AgentConfig {
       source: f.metrics.source,
       windowsMs: [...f.metrics.windows].sort((a, b) => a - b),
       maxProcesses: f.metrics.max_processes,
+      maxExited: f.metrics.max_exited,
       cgroupsMax: f.metrics.cgroups_max,
       prometheus: {
         enabled: f.metrics.prometheus.enabled,
@@ -366,6 +370,7 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
       source: mx.source,
       windows: mx.windowsMs?.map((w) => dur(w)),
       max_processes: mx.maxProcesses,
+      max_exited: mx.maxExited,
       cgroups_max: mx.cgroupsMax,
       prometheus: mx.prometheus && {
         enabled: mx.prometheus.enabled,

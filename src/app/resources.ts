@@ -60,7 +60,7 @@ export class ResourcePipeline {
     const slotMs = Math.max(cfg.sweepMs, Math.floor(Math.min(...cfg.windowsMs) / 10));
     const series: SeriesOptions = { maxWindowMs, slotMs, maxEntries: 512, resolution: 0.01 };
     const idOf = execIdFactory(readBootId());
-    this.processes = new ProcessWindows((pid, startNs) => this.identify(pid, startNs), idOf, { series, maxKeys: cfg.maxProcesses });
+    this.processes = new ProcessWindows((pid, startNs) => this.identify(pid, startNs), idOf, { series, maxKeys: cfg.maxProcesses, maxExited: cfg.maxExited });
     this.node = new NodeWindows(series);
     this.cgroups = new CgroupWindows((id) => this.resolver.resolve(id), cfg.cgroupsMax, series);
     this.sweep = { sweeps: 0, source: cfg.source === 'proc' || !readBpf ? 'proc' : 'bpf', lastMs: 0, lastProcesses: 0, errors: 0 };
@@ -89,7 +89,7 @@ export class ResourcePipeline {
     if (!e) return undefined;
     const d = e.startNs - startNs;
     if (d !== 0n && (d >= COARSE_NS || d <= -COARSE_NS)) return undefined;
-    return { execId: e.execId, comm: e.comm, cgroupId: e.cgroupId };
+    return { execId: e.execId, comm: e.comm, cgroupId: e.cgroupId, exited: e.exitNs !== null };
   }
 
   /** One sweep: read every process, then node and cgroup counters, into the windows. */

@@ -308,6 +308,9 @@ export function rssWindows(resources: ResourcePipeline): WindowFacts {
         const bytes = procs.figures(e, 'io_write', nowMs, windowMs)?.sum ?? 0;
         if (bytes > 0) out.push({ execId: e.meta.execId, pid: e.meta.pid, comm: e.meta.comm, bytes });
       }
+      for (const r of procs.exited.records(nowMs - windowMs, nowMs)) {
+        if (r.writeBytes > 0) out.push({ execId: r.execId, pid: r.pid, comm: r.comm, bytes: r.writeBytes });
+      }
       return out.sort((a, b) => b.bytes - a.bytes).slice(0, limit);
     },
   };

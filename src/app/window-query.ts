@@ -1,7 +1,7 @@
 // Adapts the resource windows (src/metrics) to the check engine's windowed aggregates:
 // agg(metric, window) [by exec_id | cgroup | comm]. Without `by`, the metric is the node's.
 // Percentages are returned as fractions (90 % = 0.9), IO as bytes per second, as the DSL expects.
-import { nsToMs, type ProcessWindows, type CgroupWindows, type NodeWindows, type WindowFigures } from '../metrics/index.js';
+import { nsToMs, recordFigures, type AggregateCell, type ProcessWindows, type CgroupWindows, type NodeWindows, type ProcMetric, type WindowFigures } from '../metrics/index.js';
 import { boottimeNs } from '../kernel/index.js';
 
 type By = 'exec_id' | 'cgroup' | 'comm' | null;
@@ -16,6 +16,17 @@ const SERIES_OF: Record<string, { proc: string; cgroup: string; node: string }> 
   io_read: { proc: 'io_read', cgroup: 'io_read', node: 'read_bytes' },
   io_write: { proc: 'io_write', cgroup: 'io_write', node: 'write_bytes' },
 };
+
+/** One figure of the exits aggregated by (comm, cgroup), combined as `by comm` combines
+ *  processes (additive aggregates add up, the others take the largest); null for RSS, which
+ *  aggregated exits have no samples of. */
+function pickAggregate(c: AggregateCell, metric: string, agg: string): number | null {
+  const additive = agg === 'avg' || agg === 'sum';
+  if (metric === 'cpu') return (additive ? c.cpuPctSum : c.cpuPctMax) * 0.01;
+  if (metric === 'io_read') return agg === 'sum' ? c.readBytes : additive ? c.readRateSum : c.readRateMax;
+  if (metric === 'io_write') return agg === 'sum' ? c.writeBytes : additive ? c.writeRateSum : c.writeRateMax;
+  return null;
+}
 
 /** One figure of a series, in the DSL's units. IO series hold bytes per sample interval. */
 function pick(f: WindowFigures, metric: string, agg: string): number {
@@ -67,13 +78,29 @@ export function windowQuery(processes: ProcessWindows, cgroups: CgroupWindows, n
       } else {
         const byComm = new Map<string, number>();
         const additive = agg === 'avg' || agg === 'sum';
+        const add = (execId: string, comm: string, v: number) => {
+          if (by === 'exec_id') groups.push({ key: execId, value: v });
+          else byComm.set(comm, additive ? (byComm.get(comm) ?? 0) + v : Math.max(byComm.get(comm) ?? -Infinity, v));
+        };
         for (const e of processes.windows.values()) {
           const f = e.series[names.proc as 'cpu']?.figures(now, windowMs);
           if (!f) continue;
-          const v = pick(f, metric, agg);
           firstT = Math.min(firstT, e.firstT);
-          if (by === 'exec_id') groups.push({ key: e.meta.execId, value: v });
-          else byComm.set(e.meta.comm, additive ? (byComm.get(e.meta.comm) ?? 0) + v : Math.max(byComm.get(e.meta.comm) ?? -Infinity, v));
+          add(e.meta.execId, e.meta.comm, pick(f, metric, agg));
+        }
+        // exited processes kept as records: one sample each
+        for (const r of processes.exited.records(now - windowMs, now)) {
+          const f = recordFigures(r, names.proc as ProcMetric);
+          if (!f) continue;
+          firstT = Math.min(firstT, r.t0Ms);
+          add(r.execId, r.comm, pick(f, metric, agg));
+        }
+        // exits aggregated by (comm, cgroup) have no exec_id: they count by comm only
+        if (by === 'comm') {
+          for (const c of processes.exited.aggregateRows(now - windowMs, now)) {
+            const v = pickAggregate(c, metric, agg);
+            if (v !== null) add('', c.comm, v);
+          }
         }
         for (const [k, v] of byComm) groups.push({ key: k, value: v });
       }
@@ -88,8 +115,13 @@ export function rssFacts(processes: ProcessWindows) {
   return {
     rss(execId: string, windowMs: number, nowNs: bigint): { tNs: bigint; bytes: number }[] {
       const e = processes.windows.get(execId);
-      if (!e) return [];
       const now = nsToMs(nowNs);
+      if (!e) {
+        // an exited process kept as a record: its one figure is the exit record's peak
+        const r = processes.exited.find(execId);
+        if (!r || r.t1Ms <= now - windowMs || r.t1Ms > now || r.rssMaxBytes <= 0) return [];
+        return [{ tNs: BigInt(Math.round(r.t1Ms * 1000)) * 1000n, bytes: r.rssMaxBytes }];
+      }
       const pts = [...(e.series.rss?.points(now, windowMs) ?? []), ...(e.series.rss_peak?.points(now, windowMs) ?? [])];
       pts.sort((a, b) => a.t - b.t);
       return pts.map((p) => ({ tNs: BigInt(Math.round(p.t * 1000)) * 1000n, bytes: p.v }));

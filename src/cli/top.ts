@@ -43,8 +43,10 @@ function processTable(rows: TopRow[]): string[] {
   const out = [`${'PID'.padEnd(7)} ${'COMM'.padEnd(16)} ${'CPU s'.padStart(7)} ${'CPU%avg'.padStart(7)} ${'p95'.padStart(6)} ${'max'.padStart(6)} ${'RSS max'.padStart(9)} ${'READ'.padStart(9)} ${'WRITE'.padStart(9)}  CGROUP`];
   for (const r of rows) {
     const comm = (r.exited ? `${r.comm}†` : r.comm).slice(0, 16);
+    // an aggregate row has no pid: it shows how many exits it sums
+    const pid = r.aggregate ? `×${r.aggregate.count}` : String(r.pid);
     out.push(
-      `${String(r.pid).padEnd(7)} ${comm.padEnd(16)} ${r.cpu_seconds.toFixed(2).padStart(7)} ${pct(r.cpu.avg).padStart(7)} ${pct(r.cpu.p95)} ${pct(r.cpu.max)} ${fmtBytes(r.rss_bytes.max).padStart(9)} ${fmtBytes(r.io_read_bytes).padStart(9)} ${fmtBytes(r.io_write_bytes).padStart(9)}  ${r.owner ?? r.cgroup ?? ''}`,
+      `${pid.padEnd(7)} ${comm.padEnd(16)} ${r.cpu_seconds.toFixed(2).padStart(7)} ${pct(r.cpu.avg).padStart(7)} ${pct(r.cpu.p95)} ${pct(r.cpu.max)} ${fmtBytes(r.rss_bytes.max).padStart(9)} ${fmtBytes(r.io_read_bytes).padStart(9)} ${fmtBytes(r.io_write_bytes).padStart(9)}  ${r.owner ?? r.cgroup ?? ''}`,
     );
   }
   return out;
@@ -55,7 +57,7 @@ function groupTable(groups: TopGroup[]): string[] {
   for (const g of groups) {
     const who = g.cgroup ? `${g.cgroup}${g.owner && g.owner !== g.cgroup ? ` (${g.owner})` : ''}` : '(unknown cgroup)';
     out.push(
-      `${String(g.processes).padStart(5)} ${g.cpu_seconds.toFixed(2).padStart(7)} ${pct(g.cpu.avg).padStart(7)} ${fmtBytes(g.rss_bytes.max).padStart(9)} ${fmtBytes(g.io_read_bytes).padStart(9)} ${fmtBytes(g.io_write_bytes).padStart(9)}  ${who}: ${g.rows.map((r) => `${r.comm}[${r.pid}]`).join(' ')}`,
+      `${String(g.processes).padStart(5)} ${g.cpu_seconds.toFixed(2).padStart(7)} ${pct(g.cpu.avg).padStart(7)} ${fmtBytes(g.rss_bytes.max).padStart(9)} ${fmtBytes(g.io_read_bytes).padStart(9)} ${fmtBytes(g.io_write_bytes).padStart(9)}  ${who}: ${g.rows.map((r) => `${r.comm}[${r.aggregate ? `×${r.aggregate.count}` : r.pid}]`).join(' ')}`,
     );
   }
   return out;
@@ -94,7 +96,7 @@ export async function runTop(opts: TopOptions, out: { write(s: string): unknown 
     while (!stop) {
       const r = await fetch();
       const lines = r.group === 'cgroup' ? groupTable(r.rows as TopGroup[]) : processTable(r.rows as TopRow[]);
-      const head = `patrol top — window ${r.window}, sorted by ${r.sort}; sweep ${r.sweep.source} ${r.sweep.lastMs.toFixed(1)} ms over ${r.sweep.lastProcesses} processes; † exited; q quits`;
+      const head = `patrol top — window ${r.window}, sorted by ${r.sort}; sweep ${r.sweep.source} ${r.sweep.lastMs.toFixed(1)} ms over ${r.sweep.lastProcesses} processes; † exited, ×N: N exits summed by comm and cgroup; q quits`;
       out.write('\x1b[H\x1b[2J' + [head, '', ...lines].join('\n') + '\n');
       const until = Date.now() + intervalMs;
       while (!stop && Date.now() < until) await new Promise((res) => setTimeout(res, 50));

@@ -12,11 +12,15 @@ export interface KeyEntry<M extends string, Meta> {
   endedT?: number;
 }
 
-export interface KeyedOptions<M extends string> {
+export interface KeyedOptions<M extends string, Meta = unknown> {
   series: SeriesOptions;
   maxKeys: number;
   /** Per-metric histogram resolution (see SeriesOptions.resolution). */
   resolution?: Partial<Record<M, number>>;
+  /** Ended keys kept at most; over it the first ended goes (default: no bound but maxKeys). */
+  maxEnded?: number;
+  /** Called with an ended entry just before it is evicted (not when it expires). */
+  onEvict?: (e: KeyEntry<M, Meta>) => void;
 }
 
 export class KeyedWindows<M extends string, Meta> {
@@ -24,12 +28,15 @@ export class KeyedWindows<M extends string, Meta> {
   evicted = 0;
   expired = 0;
 
-  constructor(private readonly opts: KeyedOptions<M> = { series: DEFAULT_SERIES_OPTIONS, maxKeys: 10_000 }) {}
+  constructor(private readonly opts: KeyedOptions<M, Meta> = { series: DEFAULT_SERIES_OPTIONS, maxKeys: 10_000 }) {}
 
   /** New keys refused because the bound was reached with no ended key to make room. */
   refused = 0;
-  /** Keys in the order they ended: the first candidates for eviction. */
+  /** Keys in the order they ended, from endedHead on: the first candidates for eviction. */
   private endedOrder: string[] = [];
+  private endedHead = 0;
+  /** Entries with endedT set. */
+  private endedCount = 0;
 
   /** The entry for key, created with meta() when new; undefined when the bound is reached and
    *  no ended key can make room. Live keys are never evicted: evicting a live key only to see it
@@ -63,7 +70,14 @@ export class KeyedWindows<M extends string, Meta> {
     if (e && e.endedT === undefined) {
       e.endedT = t;
       this.endedOrder.push(key);
+      this.endedCount++;
+      if (this.endedCount > (this.opts.maxEnded ?? Infinity)) this.evictEnded();
     }
+  }
+
+  /** Keys whose subject ended and that are still kept. */
+  get ended(): number {
+    return this.endedCount;
   }
 
   get(key: string): KeyEntry<M, Meta> | undefined {
@@ -89,6 +103,7 @@ export class KeyedWindows<M extends string, Meta> {
     for (const [k, e] of this.entries) {
       if (e.lastT < horizon) {
         this.entries.delete(k);
+        if (e.endedT !== undefined) this.endedCount--;
         n++;
       } else {
         for (const s of Object.values(e.series) as Series[]) s.prune(now);
@@ -96,7 +111,10 @@ export class KeyedWindows<M extends string, Meta> {
     }
     this.expired += n;
     // keys that expired without being evicted leave the queue here, so it stays bounded
-    if (this.endedOrder.length > this.entries.size) this.endedOrder = this.endedOrder.filter((k) => this.entries.get(k)?.endedT !== undefined);
+    if (this.endedOrder.length - this.endedHead > this.endedCount) {
+      this.endedOrder = this.endedOrder.slice(this.endedHead).filter((k) => this.entries.get(k)?.endedT !== undefined);
+      this.endedHead = 0;
+    }
     return n;
   }
 
@@ -111,14 +129,27 @@ export class KeyedWindows<M extends string, Meta> {
 
   // Over the bound: the key that ended first goes (its figures are the least likely asked for).
   private evictEnded(): boolean {
-    while (this.endedOrder.length > 0) {
-      const key = this.endedOrder.shift()!;
-      if (this.entries.get(key)?.endedT !== undefined) {
+    while (this.endedHead < this.endedOrder.length) {
+      const key = this.endedOrder[this.endedHead++]!;
+      const e = this.entries.get(key);
+      if (e?.endedT !== undefined) {
+        this.opts.onEvict?.(e);
         this.entries.delete(key);
+        this.endedCount--;
         this.evicted++;
+        this.compactEndedOrder();
         return true;
       }
     }
+    this.compactEndedOrder();
     return false;
+  }
+
+  // The queue is consumed from endedHead (no O(n) shift per eviction); the consumed half goes now and then.
+  private compactEndedOrder(): void {
+    if (this.endedHead > 1024 && this.endedHead * 2 > this.endedOrder.length) {
+      this.endedOrder = this.endedOrder.slice(this.endedHead);
+      this.endedHead = 0;
+    }
   }
 }

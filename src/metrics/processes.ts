@@ -1,11 +1,14 @@
 // Per-process resource windows. Live processes are sampled by the sweep (differences between
 // consecutive sweeps); an exit closes the process with the exact totals of its exit record, so
 // a process that lived 50 ms between two sweeps is accounted as exactly as one that lived hours.
+// A process no sweep saw is one exact sample, kept as a fixed-size record (ExitedProcesses), not
+// as series: at 200 exec/s those are nearly all of them.
 import type { ExitEvent } from '../shared/events.js';
 import type { ProcUsage } from '../shared/usage.js';
+import { ExitInput, ExitedProcesses, type ExitFacts } from './exited.js';
 import { KeyedWindows, type KeyEntry } from './keyed.js';
 import { DEFAULT_SERIES_OPTIONS, type SeriesOptions, type WindowFigures } from './series.js';
-import { nsToMs } from './time.js';
+import { nsNumberToMs, nsToMs } from './time.js';
 
 export type ProcMetric = 'cpu' | 'rss' | 'rss_peak' | 'io_read' | 'io_write';
 
@@ -14,20 +17,13 @@ export interface ProcIdentity {
   execId: string;
   comm: string;
   cgroupId: bigint | null;
+  /** the table already has its exit: a sweep that still sees it must not open new windows */
+  exited?: boolean;
 }
 export type Identify = (pid: number, startNs: bigint) => ProcIdentity | undefined;
 export type ExecIdOf = (pid: number, startNs: bigint) => string;
 
-export interface ExitFacts {
-  exitNs: bigint;
-  durationNs: number;
-  cpuNs: number;
-  maxRssBytes: number;
-  readBytes: number;
-  writeBytes: number;
-  exitCode: number | null;
-  signal: number | null;
-}
+export type { ExitFacts };
 
 export interface ProcMeta {
   pid: number;
@@ -45,7 +41,14 @@ export interface ProcMeta {
 export interface ProcWindowOptions {
   series: SeriesOptions;
   maxKeys: number;
+  /** exited processes kept individually (metrics.max_exited); beyond, aggregated by comm and cgroup */
+  maxExited?: number;
 }
+
+export const DEFAULT_MAX_EXITED = 10_000;
+
+/** Exited processes that keep their samples (series) at most, for a given metrics.max_exited. */
+export const endedWithSamplesBound = (maxExited: number): number => Math.max(64, Math.floor(maxExited / 32));
 
 /** Samples per process per longest window, at most: short sweeps or long windows coarsen the
  *  per-process samples (the differences accumulate), so a busy process costs at most this many
@@ -56,6 +59,10 @@ const RESOLUTION: Partial<Record<ProcMetric, number>> = { cpu: 0.01, rss: 4096, 
 
 export class ProcessWindows {
   readonly windows: KeyedWindows<ProcMetric, ProcMeta>;
+  readonly exited: ExitedProcesses;
+  /** reused for every exit: the exit path allocates no record */
+  private readonly input = new ExitInput();
+  private readonly maxWindowMs: number;
   /** exec_id of each pid at the last sweep, to notice pid reuse and exits the stream missed. */
   private sweeps = 0;
   lastSweepNs = 0n;
@@ -66,7 +73,19 @@ export class ProcessWindows {
     private readonly execIdOf: ExecIdOf,
     opts: ProcWindowOptions = { series: DEFAULT_SERIES_OPTIONS, maxKeys: 10_000 },
   ) {
-    this.windows = new KeyedWindows<ProcMetric, ProcMeta>({ ...opts, resolution: RESOLUTION });
+    const maxExited = opts.maxExited ?? DEFAULT_MAX_EXITED;
+    this.maxWindowMs = opts.series.maxWindowMs;
+    this.exited = new ExitedProcesses({ capacity: maxExited, maxWindowMs: opts.series.maxWindowMs, slotMs: opts.series.slotMs });
+    // Exited processes a sweep saw keep their samples while few: 1/32 of max_exited (their series
+    // cost ~3–6 KB each, a record ~250 B). Past that the first ended becomes one record too
+    // (retire), coarsened to one sample.
+    this.windows = new KeyedWindows<ProcMetric, ProcMeta>({
+      series: opts.series,
+      maxKeys: opts.maxKeys,
+      resolution: RESOLUTION,
+      maxEnded: endedWithSamplesBound(maxExited),
+      onEvict: (e) => this.retire(e),
+    });
     // three quarters: a sweep timer firing a little early must not skip every other sweep
     this.minSampleNs = BigInt(Math.floor((opts.series.maxWindowMs / MAX_SAMPLES_PER_WINDOW) * 0.75 * 1e6));
   }
@@ -76,6 +95,7 @@ export class ProcessWindows {
     const execId = who?.execId ?? this.execIdOf(pid, startNs);
     let e = this.windows.get(execId);
     if (!e) {
+      if (who?.exited) return undefined; // its exit record already closed it
       e = this.windows.entry(execId, tMs, () => ({
         pid,
         ppid: seed.ppid,
@@ -133,19 +153,20 @@ export class ProcessWindows {
     // Expiry walks every key: once every few seconds is enough (keys live for minutes).
     if (tMs - this.lastExpireMs >= 5000) {
       this.windows.expire(tMs);
+      this.exited.expire(tMs);
       this.lastExpireMs = tMs;
     }
   }
   private lastExpireMs = -Infinity;
 
-  /** Closes a process with the exact totals of its exit record. */
+  /** Closes a process with the exact totals of its exit record. Runs once per exit: a process
+   *  no sweep saw becomes one record, with no allocation here. */
   applyExit(ev: ExitEvent, execId: string, cgroupId: bigint | null): void {
+    const e = this.windows.get(execId);
+    if (e === undefined) return this.pushWholeLife(ev, execId, cgroupId);
+    if (e.meta.exit) return;
     const tNs = ev.ktimeNs;
     const tMs = nsToMs(tNs);
-    const e = this.windows.get(execId) ?? this.windows.entry(execId, tMs, () => ({
-      pid: ev.pid, ppid: ev.ppid, execId, comm: ev.comm.text, cgroupId, startNs: ev.startNs, kthread: false,
-    }));
-    if (!e || e.meta.exit) return;
     const u = ev.usage;
     const prev = e.meta.prev ?? { tNs: ev.startNs, cpuNs: 0n, readBytes: 0, writeBytes: 0, peakRss: 0 };
     const dtNs = Number(tNs - prev.tNs);
@@ -171,8 +192,83 @@ export class ProcessWindows {
     this.windows.end(execId, tMs);
   }
 
+  // Born and dead between two sweeps: its whole life is one exact sample, from the exit record.
+  private pushWholeLife(ev: ExitEvent, execId: string, cgroupId: bigint | null): void {
+    const x = this.input;
+    const u = ev.usage;
+    // numbers, not bigint arithmetic (which allocates): exact below 2^53 ns (104 days of uptime),
+    // within a few ns after, which a percentage does not see; durations are kept exact as bigints
+    const dtNs = Number(ev.ktimeNs) - Number(ev.startNs);
+    const cpuNs = Number(u.cpuNs);
+    const pct = dtNs > 0 ? (100 * cpuNs) / dtNs : 0;
+    x.execId = execId;
+    x.comm = ev.comm.text;
+    x.pid = ev.pid;
+    x.ppid = ev.ppid;
+    x.cgroupId = cgroupId;
+    x.startNs = ev.startNs;
+    x.exitNs = ev.ktimeNs;
+    x.t0Ms = nsNumberToMs(ev.startNs);
+    x.t1Ms = nsNumberToMs(ev.ktimeNs);
+    x.weightS = dtNs > 0 ? dtNs / 1e9 : 0;
+    x.cpuNs = cpuNs;
+    x.cpuMaxPct = x.cpuP95Pct = x.cpuLastPct = pct;
+    x.rssMaxBytes = x.exitMaxRssBytes = u.maxRssKb * 1024;
+    x.rssAvgBytes = x.rssLastBytes = 0; // no sweep saw its RSS; its peak is the exit record's
+    x.readBytes = x.exitReadBytes = Number(u.readBytes);
+    x.writeBytes = x.exitWriteBytes = Number(u.writeBytes);
+    x.exitCpuNs = cpuNs;
+    x.exitCode = ev.exitCode;
+    x.signal = ev.signal;
+    this.exited.push(x);
+  }
+
+  // An exited process with samples leaves the windows (bound of ended keys, or max_processes):
+  // its samples become one record, coarsened to one sample over its time in the windows.
+  private retire(e: KeyEntry<ProcMetric, ProcMeta>): void {
+    const m = e.meta;
+    if (!m.exit) return;
+    const now = e.lastT;
+    const w = this.maxWindowMs;
+    const cpu = e.series.cpu?.figures(now, w);
+    const rss = e.series.rss?.figures(now, w);
+    const peak = e.series.rss_peak?.figures(now, w);
+    const x = this.input;
+    x.execId = m.execId;
+    x.comm = m.comm;
+    x.pid = m.pid;
+    x.ppid = m.ppid;
+    x.cgroupId = m.cgroupId;
+    x.startNs = m.startNs;
+    x.exitNs = m.exit.exitNs;
+    x.t0Ms = Math.max(e.firstT, now - w);
+    x.t1Ms = e.endedT ?? now;
+    x.weightS = cpu?.weight ?? 0;
+    x.cpuNs = ((cpu?.avg ?? 0) * (cpu?.weight ?? 0) * 1e9) / 100;
+    x.cpuMaxPct = cpu?.max ?? 0;
+    x.cpuP95Pct = cpu?.p95 ?? 0;
+    x.cpuLastPct = cpu?.last ?? 0;
+    x.rssMaxBytes = Math.max(rss?.max ?? 0, peak?.max ?? 0);
+    x.rssAvgBytes = rss?.avg ?? 0;
+    x.rssLastBytes = rss?.last ?? 0;
+    x.readBytes = e.series.io_read?.figures(now, w)?.sum ?? 0;
+    x.writeBytes = e.series.io_write?.figures(now, w)?.sum ?? 0;
+    x.exitCpuNs = m.exit.cpuNs;
+    x.exitMaxRssBytes = m.exit.maxRssBytes;
+    x.exitReadBytes = m.exit.readBytes;
+    x.exitWriteBytes = m.exit.writeBytes;
+    x.exitCode = m.exit.exitCode;
+    x.signal = m.exit.signal;
+    this.exited.push(x);
+  }
+
   figures(e: KeyEntry<ProcMetric, ProcMeta>, metric: ProcMetric, nowMs: number, windowMs: number): WindowFigures | undefined {
     return this.windows.figures(e, metric, nowMs, windowMs);
+  }
+
+  /** Approximate heap held: windows and exited records. */
+  approxBytes(): number {
+    return this.windows.approxBytes() + this.exited.approxBytes();
   }
 
   /** Heap bytes per tracked process, for the memory bound. */

@@ -164,14 +164,19 @@ export class PatrolMetrics {
     });
     g('patrol_windows_keys', 'Keys held by the resource windows', ['kind'], function () {
       this.set({ kind: 'process' }, src.processes.windows.size);
+      this.set({ kind: 'exited' }, src.processes.exited.size + src.processes.exited.aggregates.keptCount);
+      this.set({ kind: 'exited_aggregate' }, src.processes.exited.aggregates.cellCount);
       this.set({ kind: 'cgroup' }, src.cgroups.windows.size);
       this.set({ kind: 'node' }, src.node.windows.size);
     });
     counter('patrol_windows_refused_total', 'Processes not tracked because metrics.max_processes live ones already were', [], function () {
       this.inc(src.processes.windows.refused);
     });
+    counter('patrol_windows_exited_aggregated_total', 'Exited processes summed into a (comm, cgroup) aggregate because metrics.max_exited were kept', [], function () {
+      this.inc(src.processes.exited.aggregated);
+    });
     g('patrol_windows_bytes', 'Approximate heap held by the resource windows', [], function () {
-      this.set(src.processes.windows.approxBytes() + src.cgroups.windows.approxBytes() + src.node.windows.approxBytes());
+      this.set(src.processes.approxBytes() + src.cgroups.windows.approxBytes() + src.node.windows.approxBytes());
     });
     this.sweepSeconds = new Histogram({
       name: 'patrol_sweep_duration_seconds',
@@ -187,7 +192,8 @@ export class PatrolMetrics {
   topProcesses(): ReturnType<typeof topRows> {
     const now = this.src.nowMs();
     if (this.topCache && now - this.topCache.at < 500) return this.topCache.rows;
-    const q = { nowMs: now, windowMs: this.src.keyWindow.ms, limit: this.src.topN };
+    // processes only: an aggregate row is not one, and has no pid or exec_id to label
+    const q = { nowMs: now, windowMs: this.src.keyWindow.ms, limit: this.src.topN, aggregates: false };
     const byCpu = topRows(this.src.processes, { ...q, sort: 'cpu' });
     const byRss = topRows(this.src.processes, { ...q, sort: 'rss' });
     const seen = new Set(byCpu.map((r) => r.exec_id));
@@ -222,6 +228,6 @@ export function seriesBound(c: { windows: number; cgroupsMax: number; topN: numb
   const node = 2 * o.windows * 3 + 5 + 3 + 18 + 2 * o.disks + 3 * o.mounts + 2 * o.interfaces + 2;
   const cgroup = o.cgroupsMax * (3 + 1 + 2 + 1);
   const proc = 2 * o.topN * (3 + 1 + 2);
-  const agent = 5 * 2 + 5 * 2 * 2 + 1 + 3 + 1 + 13 * 2;
+  const agent = 5 * 2 + 5 * 2 * 2 + 1 + 5 + 1 + 1 + 13 * 2;
   return node + cgroup + proc + agent + 80; // + prom-client's default process metrics
 }

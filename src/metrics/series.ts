@@ -64,7 +64,9 @@ export class Series {
   private runs: Run[] = [];
   private slots: (Slot | undefined)[] | undefined;
   private version = 0;
-  private cache = new Map<number, { version: number; bucket: number; figures: WindowFigures | undefined }>();
+  // One entry per window read, created on first read: a few entries in an array cost less than
+  // a Map, and most series are read for one window (a Map costs more than an idle series' runs).
+  private cache: { windowMs: number; version: number; bucket: number; figures: WindowFigures | undefined }[] | undefined;
   lastT = -Infinity;
   lastValue = NaN;
 
@@ -104,10 +106,16 @@ export class Series {
   /** Figures over (now − windowMs, now]; undefined when no sample falls in it. */
   figures(now: number, windowMs: number): WindowFigures | undefined {
     const bucket = Math.floor(now / this.opts.slotMs);
-    const hit = this.cache.get(windowMs);
+    const hit = this.cache?.find((c) => c.windowMs === windowMs);
     if (hit && hit.version === this.version && hit.bucket === bucket) return hit.figures;
     const figures = this.slots ? this.mergeSlots(now, windowMs) : this.mergeRuns(now, windowMs);
-    this.cache.set(windowMs, { version: this.version, bucket, figures });
+    if (hit) {
+      hit.version = this.version;
+      hit.bucket = bucket;
+      hit.figures = figures;
+    } else {
+      (this.cache ??= []).push({ windowMs, version: this.version, bucket, figures });
+    }
     return figures;
   }
 
@@ -141,86 +149,36 @@ export class Series {
 
   private mergeRuns(now: number, windowMs: number): WindowFigures | undefined {
     const start = now - windowMs;
-    let count = 0, sum = 0, wsum = 0, wtotal = 0;
-    let min = Infinity, max = -Infinity, last = NaN, lastT = -Infinity;
     const runs = this.runs;
     let first = runs.length;
     for (let i = runs.length - 1; i >= 0; i--) {
-      const r = runs[i]!;
-      if (r.t1 <= start) break; // runs are in time order
+      if (runs[i]!.t1 <= start) break; // runs are in time order
       first = i;
     }
+    const f = new RunFigures(runs, first, start, now);
+    let sum = 0, wsum = 0, wtotal = 0, lastT = -Infinity;
     for (let i = first; i < runs.length; i++) {
       const r = runs[i]!;
       if (r.t0 > now) continue;
-      // A run cut by the window edge counts only its samples inside: they are evenly spaced
-      // (one per sweep), the newest at t1.
-      const f = r.t0 > start || r.n < 2 ? 1 : Math.min(r.n, Math.ceil((r.t1 - start) / ((r.t1 - r.t0) / (r.n - 1)) - 1e-9)) / r.n;
-      const n = r.n * f;
-      count += n;
+      const frac = edgeFraction(r, start);
+      const n = r.n * frac;
+      f.count += n;
       sum += r.v * n;
-      wsum += r.v * r.w * f;
-      wtotal += r.w * f;
-      if (r.v < min) min = r.v;
-      if (r.v > max) max = r.v;
+      wsum += r.v * r.w * frac;
+      wtotal += r.w * frac;
+      if (r.v < f.min) f.min = r.v;
+      if (r.v > f.max) f.max = r.v;
       if (r.t1 >= lastT) {
         lastT = r.t1;
-        last = r.v;
+        f.last = r.v;
       }
     }
-    if (count === 0) return undefined;
-    // Percentiles are weighted by the time each sample stands for, so the short first and last
-    // samples of a process (born or exited mid-interval) count for what they cover: p95 is the
-    // level exceeded 5 % of the time. Series without weights (gauges) weigh 1 per sample.
-    // They are computed on first access only: `top` reads a process's CPU p95 but not the
-    // percentiles of its RSS or IO.
-    let sorted: { vals: Float64Array; cum: Float64Array; total: number } | undefined;
-    const sortParts = () => {
-      const m = runs.length - first;
-      const vals = new Float64Array(m);
-      const ws = new Float64Array(m);
-      // a plain array of indices: V8 sorts it with a comparator far faster than a typed array
-      const order: number[] = [];
-      let k = 0;
-      for (let i = first; i < runs.length; i++) {
-        const r = runs[i]!;
-        if (r.t0 > now) continue;
-        const f = r.t0 > start || r.n < 2 ? 1 : Math.min(r.n, Math.ceil((r.t1 - start) / ((r.t1 - r.t0) / (r.n - 1)) - 1e-9)) / r.n;
-        vals[k] = r.v;
-        ws[k] = r.w > 0 ? r.w * f : r.n * f;
-        order.push(k);
-        k++;
-      }
-      const idx = order.sort((a, b) => vals[a]! - vals[b]!);
-      const sv = new Float64Array(k);
-      const cum = new Float64Array(k);
-      let acc = 0;
-      for (let j = 0; j < k; j++) {
-        sv[j] = vals[idx[j]!]!;
-        acc += ws[idx[j]!]!;
-        cum[j] = acc;
-      }
-      return { vals: sv, cum, total: acc };
-    };
-    const q = (p: number): number => {
-      sorted ??= sortParts();
-      const rank = p * sorted.total - 1e-9 * sorted.total;
-      // first position whose cumulative weight reaches the rank (binary search)
-      let lo = 0, hi = sorted.cum.length - 1;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (sorted.cum[mid]! >= rank) hi = mid;
-        else lo = mid + 1;
-      }
-      return sorted.vals[lo]!;
-    };
-    return {
-      count, min, max, avg: wtotal > 0 ? wsum / wtotal : sum / count, last, sum, rate: sum / (windowMs / 1000), weight: wtotal,
-      get p50() { return q(0.5); },
-      get p90() { return q(0.9); },
-      get p95() { return q(0.95); },
-      get p99() { return q(0.99); },
-    };
+    if (f.count === 0) return undefined;
+    f.sum = sum;
+    f.weight = wtotal;
+    f.avg = wtotal > 0 ? wsum / wtotal : sum / f.count;
+    f.rate = sum / (windowMs / 1000);
+    return f;
   }
 
   private promote(): void {
@@ -263,13 +221,14 @@ export class Series {
 
   // Closed sub-windows never change, so their merge is kept per window and rebuilt only when
   // the window slides to the next sub-window; a read then adds just the open one.
-  private closed = new Map<number, { newest: number; oldest: number; hist: hdr.Histogram; agg: Agg }>();
+  private closed: Map<number, { newest: number; oldest: number; hist: hdr.Histogram; agg: Agg }> | undefined;
 
   private mergeSlots(now: number, windowMs: number): WindowFigures | undefined {
     const slots = this.slots!;
     const newest = Math.floor(now / this.opts.slotMs);
     // Every sub-window that overlaps the window: it covers windowMs plus up to one sub-window.
     const oldest = Math.floor((now - windowMs) / this.opts.slotMs);
+    this.closed ??= new Map();
     let c = this.closed.get(windowMs);
     if (!c || c.newest !== newest || c.oldest !== oldest) {
       c?.hist.destroy();
@@ -303,6 +262,87 @@ export class Series {
     };
     if (hist !== c.hist) hist.destroy();
     return out;
+  }
+}
+
+// A run cut by the window edge counts only its samples inside: they are evenly spaced (one per
+// sweep), the newest at t1.
+function edgeFraction(r: Run, start: number): number {
+  return r.t0 > start || r.n < 2 ? 1 : Math.min(r.n, Math.ceil((r.t1 - start) / ((r.t1 - r.t0) / (r.n - 1)) - 1e-9)) / r.n;
+}
+
+/** Figures of the exact representation. Percentiles are weighted by the time each sample stands
+ *  for, so the short first and last samples of a process (born or exited mid-interval) count for
+ *  what they cover: p95 is the level exceeded 5 % of the time. Series without weights (gauges)
+ *  weigh 1 per sample. They are computed on first access only (`top` reads a process's CPU p95
+ *  but not the percentiles of its RSS or IO), by prototype getters: a cached figure is one small
+ *  object, not a set of closures (it stays cached for every key between reads). */
+class RunFigures implements WindowFigures {
+  count = 0;
+  min = Infinity;
+  max = -Infinity;
+  avg = 0;
+  last = NaN;
+  sum = 0;
+  rate = 0;
+  weight = 0;
+  private sorted: { vals: Float64Array; cum: Float64Array; total: number } | undefined;
+
+  constructor(private readonly runs: Run[], private readonly first: number, private readonly start: number, private readonly now: number) {}
+
+  get p50(): number {
+    return this.quantile(0.5);
+  }
+  get p90(): number {
+    return this.quantile(0.9);
+  }
+  get p95(): number {
+    return this.quantile(0.95);
+  }
+  get p99(): number {
+    return this.quantile(0.99);
+  }
+
+  private quantile(p: number): number {
+    const sorted = (this.sorted ??= this.sortParts());
+    const rank = p * sorted.total - 1e-9 * sorted.total;
+    // first position whose cumulative weight reaches the rank (binary search)
+    let lo = 0, hi = sorted.cum.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted.cum[mid]! >= rank) hi = mid;
+      else lo = mid + 1;
+    }
+    return sorted.vals[lo]!;
+  }
+
+  private sortParts(): { vals: Float64Array; cum: Float64Array; total: number } {
+    const { runs, first, start, now } = this;
+    const m = runs.length - first;
+    const vals = new Float64Array(m);
+    const ws = new Float64Array(m);
+    // a plain array of indices: V8 sorts it with a comparator far faster than a typed array
+    const order: number[] = [];
+    let k = 0;
+    for (let i = first; i < runs.length; i++) {
+      const r = runs[i]!;
+      if (r.t0 > now) continue;
+      const f = edgeFraction(r, start);
+      vals[k] = r.v;
+      ws[k] = r.w > 0 ? r.w * f : r.n * f;
+      order.push(k);
+      k++;
+    }
+    const idx = order.sort((a, b) => vals[a]! - vals[b]!);
+    const sv = new Float64Array(k);
+    const cum = new Float64Array(k);
+    let acc = 0;
+    for (let j = 0; j < k; j++) {
+      sv[j] = vals[idx[j]!]!;
+      acc += ws[idx[j]!]!;
+      cum[j] = acc;
+    }
+    return { vals: sv, cum, total: acc };
   }
 }
 

@@ -1,6 +1,9 @@
 // `patrol top` rows: the processes with the most CPU, memory or IO over a window, exited ones
-// included (their last samples come from the exit record).
+// included (their last samples come from the exit record), and the exits beyond
+// metrics.max_exited as one aggregate row per (comm, cgroup).
 import { cgroupOwner } from '../host/index.js';
+import type { ExitedRecord, ExitFacts } from './exited.js';
+import type { AggregateCell } from './exited-aggregates.js';
 import type { ProcessWindows } from './processes.js';
 
 export type TopSort = 'cpu' | 'rss' | 'io';
@@ -22,8 +25,20 @@ export interface TopRow {
   /** bytes of storage IO inside the window */
   io_read_bytes: number;
   io_write_bytes: number;
-  /** exact totals from the exit record; null while alive */
+  /** exact totals from the exit record; null while alive, and on aggregate rows */
   exit: { ktime_ns: string; duration_ns: number; cpu_ns: number; max_rss_bytes: number; read_bytes: number; write_bytes: number; exit_code: number | null; signal: number | null } | null;
+  /** null for one process; on a row of exits aggregated by (comm, cgroup), what it sums */
+  aggregate: TopAggregate | null;
+}
+
+/** Exited processes summed into one row: pid and ppid 0, exec_id '', exited true, exit null. */
+export interface TopAggregate {
+  /** processes in the row */
+  count: number;
+  /** Σ of their CPU time, ns (exact: each exit record's own figure) */
+  cpu_ns: number;
+  /** Σ of their lifetimes (the time their CPU figures cover), ns */
+  duration_ns: number;
 }
 
 export interface TopGroup {
@@ -46,6 +61,8 @@ export interface TopQuery {
   sort: TopSort;
   limit: number;
   resolveCgroup?: (id: bigint) => string | undefined;
+  /** include aggregate rows (default true; the Prometheus exposition wants processes only) */
+  aggregates?: boolean;
 }
 
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
@@ -62,34 +79,81 @@ export function topRows(pw: ProcessWindows, q: TopQuery): TopRow[] {
     const wr = pw.figures(e, 'io_write', q.nowMs, q.windowMs);
     if (!cpu && !rss && !peak) continue;
     const m = e.meta;
-    const path = m.cgroupId !== null && m.cgroupId !== 0n ? q.resolveCgroup?.(m.cgroupId) : undefined;
     const x = m.exit;
     rows.push({
       pid: m.pid,
       ppid: m.ppid,
       exec_id: m.execId,
       comm: m.comm,
-      cgroup_id: m.cgroupId !== null ? String(m.cgroupId) : null,
-      cgroup: path ?? null,
-      owner: path !== undefined ? cgroupOwner(path).name : null,
+      ...place(m.cgroupId, q),
       exited: x !== undefined,
       cpu: { avg: round(cpu?.avg ?? 0), p95: round(cpu?.p95 ?? 0), max: round(cpu?.max ?? 0), last: round(cpu?.last ?? 0) },
       cpu_seconds: round(((cpu?.avg ?? 0) * (cpu?.weight ?? 0)) / 100, 3),
       rss_bytes: { max: Math.max(rss?.max ?? 0, peak?.max ?? 0), avg: Math.round(rss?.avg ?? 0), last: rss?.last ?? 0 },
       io_read_bytes: rd?.sum ?? 0,
       io_write_bytes: wr?.sum ?? 0,
-      exit: x
-        ? { ktime_ns: String(x.exitNs), duration_ns: x.durationNs, cpu_ns: x.cpuNs, max_rss_bytes: x.maxRssBytes, read_bytes: x.readBytes, write_bytes: x.writeBytes, exit_code: x.exitCode, signal: x.signal }
-        : null,
+      exit: x ? exitFields(x) : null,
+      aggregate: null,
     });
   }
+  for (const r of pw.exited.records(start, q.nowMs)) rows.push(recordRow(r, q));
+  if (q.aggregates !== false) for (const c of pw.exited.aggregateRows(start, q.nowMs)) rows.push(aggregateRow(c, q));
   const key: Record<TopSort, (r: TopRow) => number> = {
     cpu: (r) => r.cpu_seconds,
     rss: (r) => r.rss_bytes.max,
     io: (r) => r.io_read_bytes + r.io_write_bytes,
   };
-  rows.sort((a, b) => key[q.sort](b) - key[q.sort](a) || a.pid - b.pid);
+  rows.sort((a, b) => key[q.sort](b) - key[q.sort](a) || a.pid - b.pid || (a.comm < b.comm ? -1 : a.comm > b.comm ? 1 : 0));
   return rows.slice(0, q.limit);
+}
+
+function place(cgroupId: bigint | null, q: TopQuery): Pick<TopRow, 'cgroup_id' | 'cgroup' | 'owner'> {
+  const path = cgroupId !== null && cgroupId !== 0n ? q.resolveCgroup?.(cgroupId) : undefined;
+  return { cgroup_id: cgroupId !== null ? String(cgroupId) : null, cgroup: path ?? null, owner: path !== undefined ? cgroupOwner(path).name : null };
+}
+
+const exitFields = (x: ExitFacts): NonNullable<TopRow['exit']> => ({
+  ktime_ns: String(x.exitNs), duration_ns: x.durationNs, cpu_ns: x.cpuNs, max_rss_bytes: x.maxRssBytes, read_bytes: x.readBytes, write_bytes: x.writeBytes, exit_code: x.exitCode, signal: x.signal,
+});
+
+/** An exited process kept as one record: its one sample gives every figure. */
+function recordRow(r: ExitedRecord, q: TopQuery): TopRow {
+  const avg = r.weightS > 0 ? r.cpuNs / 1e7 / r.weightS : 0;
+  return {
+    pid: r.pid,
+    ppid: r.ppid,
+    exec_id: r.execId,
+    comm: r.comm,
+    ...place(r.cgroupId, q),
+    exited: true,
+    cpu: { avg: round(avg), p95: round(r.cpuP95Pct), max: round(r.cpuMaxPct), last: round(r.cpuLastPct) },
+    cpu_seconds: round(r.cpuNs / 1e9, 3),
+    rss_bytes: { max: r.rssMaxBytes, avg: Math.round(r.rssAvgBytes), last: r.rssLastBytes },
+    io_read_bytes: r.readBytes,
+    io_write_bytes: r.writeBytes,
+    exit: exitFields(r.exit),
+    aggregate: null,
+  };
+}
+
+/** Exits summed by (comm, cgroup). cpu.avg: their CPU time over their lifetimes; p95 and max:
+ *  the highest of their averages (an upper bound); last: the newest one's. */
+function aggregateRow(c: AggregateCell, q: TopQuery): TopRow {
+  return {
+    pid: 0,
+    ppid: 0,
+    exec_id: '',
+    comm: c.comm,
+    ...place(c.cgroupId, q),
+    exited: true,
+    cpu: { avg: round(c.weightS > 0 ? c.cpuNs / 1e7 / c.weightS : 0), p95: round(c.cpuPctMax), max: round(c.cpuPctMax), last: round(c.lastPct) },
+    cpu_seconds: round(c.cpuNs / 1e9, 3),
+    rss_bytes: { max: c.rssMaxBytes, avg: 0, last: 0 },
+    io_read_bytes: c.readBytes,
+    io_write_bytes: c.writeBytes,
+    exit: null,
+    aggregate: { count: c.count, cpu_ns: c.cpuNs, duration_ns: Math.round(c.weightS * 1e9) },
+  };
 }
 
 /** Rows grouped by cgroup; the group figures are sums over all its processes in the window. */
@@ -103,7 +167,7 @@ export function topGroups(pw: ProcessWindows, q: TopQuery): TopGroup[] {
       g = { cgroup: r.cgroup, cgroup_id: r.cgroup_id, owner: r.owner, processes: 0, cpu: { avg: 0, max: 0 }, cpu_seconds: 0, rss_bytes: { max: 0 }, io_read_bytes: 0, io_write_bytes: 0, rows: [] };
       groups.set(k, g);
     }
-    g.processes++;
+    g.processes += r.aggregate?.count ?? 1;
     g.cpu.max = round(g.cpu.max + r.cpu.max);
     g.cpu_seconds = round(g.cpu_seconds + r.cpu_seconds, 3);
     g.rss_bytes.max += r.rss_bytes.max;

@@ -26,6 +26,7 @@ const cfg: MetricsConfig = {
   source: 'bpf',
   windowsMs: [10_000, 60_000, 300_000],
   maxProcesses: 10_000,
+  maxExited: 10_000,
   cgroupsMax: 64,
   prometheus: { enabled: true, host: '127.0.0.1', port: 0, topN: 20, windowMs: 60_000 },
 };

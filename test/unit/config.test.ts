@@ -76,6 +76,7 @@ const DEFAULTS: AgentConfig = {
     source: 'auto',
     windowsMs: [10_000, 60_000, 300_000],
     maxProcesses: 10_000,
+    maxExited: 10_000,
     cgroupsMax: 256,
     prometheus: { enabled: true, host: '127.0.0.1', port: 9464, topN: 20, windowMs: 60_000 },
   },
@@ -108,6 +109,7 @@ const CUSTOM: AgentConfig = {
     source: 'proc',
     windowsMs: [5_000, 120_000],
     maxProcesses: 500,
+    maxExited: 2000,
     cgroupsMax: 16,
     prometheus: { enabled: false, host: '0.0.0.0', port: 9100, topN: 5, windowMs: 5_000 },
   },
@@ -154,6 +156,7 @@ metrics:
   source: proc
   windows: [2m, 5s]
   max_processes: 500
+  max_exited: 2000
   cgroups_max: 16
   prometheus: { enabled: false, host: 0.0.0.0, port: 9100, top_n: 5, window: 5s }
 rules: { enabled: false, dir: /etc/patrol/rules, kmsg: false }
@@ -460,7 +463,7 @@ describe('shipped files', () => {
     };
     walk(parseYaml(configToYaml(DEFAULTS)), '');
 
-    expect(paths).toHaveLength(44);
+    expect(paths).toHaveLength(45);
     for (const p of paths) expect(md, p).toContain(`\`${p}\``);
   });
 });
