@@ -46,7 +46,7 @@ function progStats(ids) {
 async function window(mode) {
   const { wakeupMode, policy, load: loadArgs = [] } = MODES[mode];
   setRingPolicy(policy);
-  const p = LifecyclePipeline.start({ wakeupMode }, createLogger({ level: 'error' }), () => {});
+  const p = LifecyclePipeline.start({ delivery: 'low_latency', wakeupMode }, createLogger({ level: 'error' }), () => {});
   setRingPolicy(null);
   await sleep(500);
   const ids = bpfFds(process.pid).progIds;

@@ -15,7 +15,7 @@ const clock = native().clockBoottimeNs;
 async function run(batchDelayUs, args) {
   const marker = `pbhold-${nonce()}`;
   const lat = [];
-  const p = LifecyclePipeline.start({ batchDelayUs }, createLogger({ level: 'error' }), (ev) => {
+  const p = LifecyclePipeline.start({ delivery: 'low_latency', batchDelayUs }, createLogger({ level: 'error' }), (ev) => {
     if (ev.type === 'exec' && ev.args.length > 1 && ev.args[1].text === marker) lat.push(Number(clock() - ev.ktimeNs));
   });
   await sleep(300);

@@ -65,7 +65,7 @@ async function runTs(s, { policy = 'default', fifo = false, realtime = false } =
   const sink = (ev) => {
     if (ev.type === 'exec' && ev.args.length > 1 && ev.args[1].text === marker) lat.push(Number(clock() - ev.ktimeNs));
   };
-  const p = LifecyclePipeline.start(realtime ? { consumerRealtimePriority: 1 } : {}, createLogger({ level: 'error' }), sink);
+  const p = LifecyclePipeline.start({ delivery: process.env.LATENCY_DELIVERY ?? 'low_latency', ...(realtime ? { consumerRealtimePriority: 1 } : {}) }, createLogger({ level: 'error' }), sink);
   setRingPolicy(null);
   if (fifo) execFileSync('chrt', ['-f', '-a', '-p', '1', String(process.pid)]);
   try {

@@ -11,7 +11,7 @@ const secs = Number(process.argv[3] ?? 8);
 ensureBuilt();
 const { LifecyclePipeline } = await dist('app/lifecycle.js');
 const { createLogger } = await dist('shared/log.js');
-const p = LifecyclePipeline.start({}, createLogger({ level: 'error' }), () => {});
+const p = LifecyclePipeline.start({ delivery: 'low_latency' }, createLogger({ level: 'error' }), () => {});
 await sleep(500);
 const s0 = p.accounting().ring;
 const c0 = process.cpuUsage();

@@ -52,7 +52,7 @@ export interface LifecycleConfig {
   /** How records reach JS (docs/architecture.md, "Delivery policies"):
    *  - 'efficient': the JS thread drains the ring every deliveryIntervalMs, one addon call per
    *    tick, and sleeps when the stream stops; no consumer thread, no wakeup per record. Events
-   *    arrive within ~deliveryIntervalMs of happening. The agent's default.
+   *    arrive within ~deliveryIntervalMs of happening. The default (the agent's).
    *  - 'low_latency': a consumer thread woken by producers (sub-millisecond), `patrol trace`'s.
    *  consumerRealtimePriority > 0 implies low_latency. */
   delivery: DeliveryPolicy;
@@ -78,7 +78,7 @@ export const DEFAULT_LIFECYCLE: LifecycleConfig = {
   batchDelayUs: 'auto',
   tableMaxEntries: 65536,
   tableGraceMs: 30_000,
-  delivery: 'low_latency',
+  delivery: 'efficient',
   deliveryIntervalMs: 10,
 };
 

@@ -88,6 +88,8 @@ export async function runTrace(opts: TraceOptions, out: NodeJS.WritableStream = 
 
   pipeline = LifecyclePipeline.start(
     {
+      // A live view: sub-millisecond delivery (the agent's default is the cheap timer drain).
+      delivery: 'low_latency',
       emitThreads: Boolean(opts.threads),
       ...(opts.argsCap !== undefined ? { argsCap: opts.argsCap } : {}),
       ...(opts.ringSize !== undefined ? { ringBytes: opts.ringSize } : {}),

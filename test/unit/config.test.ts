@@ -64,6 +64,8 @@ const DEFAULTS: AgentConfig = {
     queueBytes: 16 << 20,
     consumerRealtimePriority: 0,
     batchDelayUs: 'auto',
+    delivery: 'efficient',
+    deliveryIntervalMs: 10,
   },
   state: { dThresholdMs: 1000, budgetPerSec: 2000, sweepMs: 2000 },
   store: { path: '/var/lib/patrol/patrol.db', flushIntervalMs: 200, retention: { maxAgeMs: 7 * 86_400_000, maxRows: 1_000_000 } },
@@ -97,6 +99,8 @@ const CUSTOM: AgentConfig = {
     queueBytes: 64 << 20,
     consumerRealtimePriority: 1,
     batchDelayUs: 250,
+    delivery: 'low_latency',
+    deliveryIntervalMs: 20,
   },
   state: { dThresholdMs: 500, budgetPerSec: 100, sweepMs: 1000 },
   store: { path: '/data/patrol.db', flushIntervalMs: 1500, retention: { maxAgeMs: 36 * 3_600_000, maxRows: 5000 } },
@@ -129,6 +133,8 @@ lifecycle:
   queue_size: 64M
   realtime_priority: 1
   batch_delay_us: 250
+  delivery: low_latency
+  delivery_interval: 20ms
 state: { d_threshold: 500ms, budget_per_sec: 100, sweep_interval: 1s }
 store:
   path: /data/patrol.db
@@ -463,7 +469,7 @@ describe('shipped files', () => {
     };
     walk(parseYaml(configToYaml(DEFAULTS)), '');
 
-    expect(paths).toHaveLength(45);
+    expect(paths).toHaveLength(47);
     for (const p of paths) expect(md, p).toContain(`\`${p}\``);
   });
 });
