@@ -296,6 +296,9 @@ function startWindow(roots) {
       background_pct: round((100 * Math.max(0, other)) / (m1.total - m0.total), 1),
       // every fork on the machine (the workload's included), per second
       machine_forks_per_s: round((m1.forks - m0.forks) / wall, 0),
+      // the tool's CPU per fork on the machine: both tools trace every process of the machine,
+      // so this is less sensitive than cpu_pct to the rate the workload reached under contention
+      cpu_us_per_machine_fork: m1.forks > m0.forks ? round((ns + reapedNs) / 1000 / (m1.forks - m0.forks), 1) : null,
     };
   };
 }
@@ -494,6 +497,7 @@ for (const load of LOADS) {
     const t = (s.tools[tool] = {
       cpu_pct: rs.map((x) => x.cpu_pct),
       cpu_pct_median: med(rs.map((x) => x.cpu_pct)),
+      cpu_us_per_machine_fork_median: med(rs.map((x) => x.cpu_us_per_machine_fork)),
       rss_mb_end_median: med(rs.map((x) => x.rss_mb_end)),
       rss_mb_peak_max: rs.length && rs[0].rss_mb_peak !== undefined ? Math.max(...rs.map((x) => x.rss_mb_peak)) : null,
       exec_rate_median: load === 'idle' ? null : med(rs.map((x) => x.exec_rate)),
@@ -502,6 +506,7 @@ for (const load of LOADS) {
     if (tool === 'bare') {
       delete t.cpu_pct;
       delete t.cpu_pct_median;
+      delete t.cpu_us_per_machine_fork_median;
       delete t.rss_mb_end_median;
       delete t.rss_mb_peak_max;
     }
@@ -541,6 +546,7 @@ for (const load of LOADS) {
   const one = (tool, r) => rows.find((x) => x.load === load && x.tool === tool && x.round === r);
   for (const a of AGENTS) {
     s.ratios[`${a.label}_cpu_over_snoops`] = perRound((r) => one(a.label, r).cpu_pct / one('snoops', r).cpu_pct);
+    if (load !== 'idle') s.ratios[`${a.label}_us_per_fork_over_snoops`] = perRound((r) => one(a.label, r).cpu_us_per_machine_fork / one('snoops', r).cpu_us_per_machine_fork);
     if (load === 'flat') s.ratios[`${a.label}_rate_over_bare`] = perRound((r) => one(a.label, r).exec_rate / one('bare', r).exec_rate);
     if (load === 'flat') s.ratios[`${a.label}_rate_over_snoops`] = perRound((r) => one(a.label, r).exec_rate / one('snoops', r).exec_rate);
   }
@@ -551,8 +557,8 @@ for (const load of LOADS) {
 // markdown table
 const f = (x, d = 2) => (x === null || x === undefined ? '–' : String(round(x, d)));
 const table = [
-  '| load | tool | CPU, % of a core (per round) | RSS end / peak, MB | workload exec/s | exec → client p50 / p99 / max, ms | agent ÷ snoops CPU (per round) | other load, % of all CPUs |',
-  '|---|---|---|---|---|---|---|---|',
+  '| load | tool | CPU, % of a core (per round) | CPU µs per machine fork | RSS end / peak, MB | workload exec/s | exec → client p50 / p99 / max, ms | agent ÷ snoops CPU (per round) | other load, % of all CPUs |',
+  '|---|---|---|---|---|---|---|---|---|',
 ];
 for (const load of LOADS) {
   const s = summary[load];
@@ -564,7 +570,8 @@ for (const load of LOADS) {
     if (load === 'flat' && tool !== 'bare') rate += ` (×${f(s.ratios[tool === 'snoops' ? 'snoops_rate_over_bare' : `${tool}_rate_over_bare`].median, 3)} bare)`;
     const lat = t.latency ? `${f(t.latency.p50_ms)} / ${f(t.latency.p99_ms)} / ${f(t.latency.max_ms)}` : '–';
     const ratio = s.ratios[`${tool}_cpu_over_snoops`] ? `×${f(s.ratios[`${tool}_cpu_over_snoops`].median, 1)} (${s.ratios[`${tool}_cpu_over_snoops`].per_round.map((x) => f(x, 1)).join(' / ')})` : '';
-    table.push(`| ${loadName[load]} | ${label} | ${cpu} | ${rss} | ${rate} | ${lat} | ${ratio} | ${t.background_pct.map((x) => f(x, 0)).join(' / ')} |`);
+    const perFork = load === 'idle' || t.cpu_us_per_machine_fork_median === undefined ? '–' : f(t.cpu_us_per_machine_fork_median, 0);
+    table.push(`| ${loadName[load]} | ${label} | ${cpu} | ${perFork} | ${rss} | ${rate} | ${lat} | ${ratio} | ${t.background_pct.map((x) => f(x, 0)).join(' / ')} |`);
   }
 }
 const threadLines = [];
