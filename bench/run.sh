@@ -2,7 +2,7 @@
 # Runs every patrol benchmark; results go to bench/results/<name>.json (gitignored) and the
 # printed output to bench/results/<name>.log, one JSON line and a summary per benchmark. Needs root and a built tree (bash scripts/build.sh).
 #
-#   bash bench/run.sh                 # all, ~10 minutes on a 2 vCPU VM
+#   bash bench/run.sh                 # all, ~20 minutes on a 2 vCPU VM (agent-cost alone ~10)
 #   bash bench/run.sh latency agent   # some
 #   BENCH_QUICK=1 bash bench/run.sh   # shorter windows, ~3 minutes (smoke test, noisier)
 #   bash bench/run.sh --build ...     # run scripts/build.sh first
@@ -23,7 +23,7 @@ fi
 make -s -C bench
 mkdir -p bench/results
 
-ALL=(latency throughput overhead completeness agent bpfcost switch windows exits-memory checks rules)
+ALL=(latency throughput overhead completeness agent agent-cost bpfcost switch windows exits-memory checks rules)
 SEL=("$@")
 [ ${#SEL[@]} -gt 0 ] || SEL=("${ALL[@]}")
 start=$(date +%s)
