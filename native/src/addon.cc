@@ -1,4 +1,5 @@
 // Module entry: the exported functions and constants. See ../patrol_native.d.ts for the API.
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <time.h>
@@ -18,6 +19,13 @@ Napi::Value ClockBoottimeNs(const Napi::CallbackInfo& info) {
   timespec ts;
   if (clock_gettime(CLOCK_BOOTTIME, &ts)) ThrowErrno(info.Env(), "clockBoottimeNs", errno, "clock_gettime");
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(ts.tv_sec) * 1000000000u + ts.tv_nsec);
+}
+
+// trimHeap(): gives freed malloc memory back to the kernel. Loading a BPF object parses the
+// kernel's BTF (tens of MB in libbpf's structures), freed after the load but kept by malloc in
+// the process's RSS unless trimmed. Returns whether anything was released.
+Napi::Value TrimHeap(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
 }
 
 // setThreadRealtime(priority): the calling thread to SCHED_FIFO at priority (1-99), or back to
@@ -67,6 +75,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ringPullSleep", Napi::Function::New<RingPullSleep>(env, "ringPullSleep"));
   Export<SetLogger>(env, exports, "setLogger");
   Export<SetThreadRealtime>(env, exports, "setThreadRealtime");
+  exports.Set("trimHeap", Napi::Function::New<TrimHeap>(env, "trimHeap"));
   exports.Set("clockBoottimeNs", Napi::Function::New<ClockBoottimeNs>(env, "clockBoottimeNs"));
 
   exports.Set("pageSize", Napi::Number::New(env, getpagesize()));

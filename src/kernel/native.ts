@@ -104,6 +104,8 @@ export interface NativeAddon {
   ringPullClose(h: RingPullHandle): void;
   ringPullStats(h: RingPullHandle): RingPullStats;
   setThreadRealtime?(priority: number): string | null;
+  /** malloc_trim(0): hands freed native memory (libbpf's BTF after a load) back to the kernel */
+  trimHeap?(): boolean;
   clockBoottimeNs?(): bigint;
 }
 
