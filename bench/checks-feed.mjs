@@ -53,9 +53,14 @@ export async function eventFeed({ quick = false } = {}) {
   writeFileSync(path.join(dir, 'segv.patrol'), CHECK);
   const en = { execId: 'e', parentExecId: null, ppid: 1, comm: 'true', durationNs: 2_000_000n };
   const stream = streamOf();
-  // 0.1 ms apart, ending about now on the event clock, so the check's window sees them
-  const end = boottimeNs();
-  const times = Array.from({ length: N }, (_, i) => end - BigInt(N - i) * 100_000n);
+  // 0.1 ms apart, ending now on the event clock, so the check's window sees them; rebuilt before
+  // each measured feed, outside the timing
+  let times = [];
+  const stamp = () => {
+    const end = boottimeNs();
+    times = Array.from({ length: N }, (_, i) => end - BigInt(N - i) * 100_000n);
+  };
+  stamp();
   /** ns per event: [process CPU, wall] */
   const run = (feed) => {
     const c0 = process.cpuUsage();
@@ -83,6 +88,7 @@ export async function eventFeed({ quick = false } = {}) {
     for (const s of order) {
       // a fresh service each round: the same event times again would count twice
       s.svc = await serviceOf(s.tree, dir);
+      stamp();
       s.ns.push(run((ev, e) => s.svc.onLifecycle(ev, e)));
       // one run of the check against what was just fed: a scan of the facts, or a sum of buckets
       const t0 = nowMs();
