@@ -90,11 +90,17 @@ export async function eventFeed({ quick = false } = {}) {
       s.svc = await serviceOf(s.tree, dir);
       stamp();
       s.ns.push(run((ev, e) => s.svc.onLifecycle(ev, e)));
-      // one run of the check against what was just fed: a scan of the facts, or a sum of buckets
-      const t0 = nowMs();
-      const [res] = await s.svc.executor.runAll();
-      s.runUs.push((nowMs() - t0) * 1000);
-      s.lastValue = res?.evidence?.values?.[0]?.value;
+      // runs of the check against what was just fed: a scan of the facts, or a sum of buckets
+      // (after the first, which pays for the new service's alert and its set-up)
+      await s.svc.executor.runAll();
+      const runs = [];
+      for (let k = 0; k < 20; k++) {
+        const t0 = nowMs();
+        const [res] = await s.svc.executor.runAll();
+        runs.push((nowMs() - t0) * 1000);
+        s.lastValue = res?.evidence?.values?.[0]?.value;
+      }
+      s.runUs.push(median(runs));
       s.svc.close();
     }
   }
