@@ -1,11 +1,13 @@
 // Checks: parse + check time for 1,000 checks, executor overhead per check run (no I/O), the
-// real cost of one run of the default pack (and what that is in CPU at every 30 s), and the
-// check store's write rate. No root needed. Prints one JSON line, then a summary.
+// per-event cost of the checks' event feed (checks-feed.mjs), the real cost of one run of the
+// default pack (and what that is in CPU at every 30 s), and the check store's write rate. No
+// root needed. Prints one JSON line, then a summary. BENCH_CHECKS_FEED_ONLY=1: the feed only.
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { ROOT, PATROL, dist, median, round, machine, nowMs, sleep, startChild, stopChild, procUsage } from './lib.mjs';
+import { eventFeed } from './checks-feed.mjs';
 
 const checks = await dist('checks/index.js');
 const { CheckStore } = await dist('store/index.js');
@@ -13,6 +15,17 @@ const { localSources } = await dist('app/checks.js');
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const ROUNDS = QUICK ? 5 : 15;
+
+// ------------------------------------------------------------------ event feed (first: a fresh heap)
+const feed = await eventFeed({ quick: QUICK });
+const feedSummary = () =>
+  `event feed, one count(exit where signal == 11, 1m) check, per event net of the loop (${feed.loop_cpu_ns_per_event} ns CPU), background ${feed.background_cpu_pct_during}%:\n` +
+  feed.trees.map((t) => `  ${t.label}: ${t.cpu_ns_per_event_net} ns CPU (${t.wall_ns_per_event_net} ns wall), a check run ${t.check_run_us} µs (count read ${t.count_read}), retains ${JSON.stringify(t.retained)}`).join('\n');
+if (process.env.BENCH_CHECKS_FEED_ONLY === '1') {
+  console.log(JSON.stringify({ bench: 'checks', machine: machine(), event_feed: feed }));
+  console.log(feedSummary());
+  process.exit(0);
+}
 
 // ------------------------------------------------------------------ 1,000 checks
 const forms = [
@@ -40,7 +53,7 @@ const node = {
 };
 const light = Array.from({ length: 200 }, (_, i) => `check n${i} { warning disk_usage("/") > 80%; critical load1 > 8 for 5m; }`).join('\n');
 const lightChecks = checks.compileSource(light, 'light.patrol').checks;
-const ex = new checks.Executor({ sources: { node, events: new checks.EventHistory(1024) }, concurrency: 4 });
+const ex = new checks.Executor({ sources: { node, events: checks.EventCounters ? new checks.EventCounters() : new checks.EventHistory(1024) }, concurrency: 4 });
 ex.setChecks(lightChecks);
 await ex.runAll(); // warm up
 const perRunUs = [];
@@ -137,10 +150,12 @@ const result = {
   store_batch_rows: BATCH,
   rounds: ROUNDS,
   agent_one_core_pct: agent,
+  event_feed: feed,
 };
 console.log(JSON.stringify(result));
 console.log(`parse + check 1,000 checks: ${result.parse_check_1000_ms_median} ms (median of ${ROUNDS})
 executor overhead per check run (no I/O): ${result.executor_overhead_per_run_us_median} µs
 default pack (${pack.checks.length} checks) one run: ${result.default_pack_cpu_ms_per_run_median} ms CPU, ${result.default_pack_wall_ms_per_run_median} ms wall → ${result.default_pack_cpu_pct_of_one_core_at_30s}% of one core every 30 s
+${feedSummary()}
 check store: ${result.store_rows_per_s} rows/s (flush per ${BATCH} rows)${
   agent ? `\nagent CPU over ${agent.window_s} s, % of one core: ${agent.cpu_pct_without_checks} without checks, ${agent.cpu_pct_with_pack_every_30s} with the default pack every 30 s (difference ${agent.difference_pct})` : ''}`);

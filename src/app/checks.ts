@@ -10,8 +10,8 @@ import type { LifecycleEvent, StateStreamEvent } from '../shared/events.js';
 import type { Enriched } from '../process/index.js';
 import { boottimeNs } from '../kernel/index.js';
 import {
-  EventHistory, Executor, FakeClock, FsSystemSource, Unavailable, HostNodeSource, ProcFsProcessSource, checkFilesIn, compileFiles, formatAll, lifecycleFact, stateFact,
-  type Alert, type CheckResult, type CheckSources, type CompiledCheck, type Diagnostic, type EventFact, type WindowQuery,
+  EventCounters, Executor, FakeClock, FsSystemSource, Unavailable, HostNodeSource, ProcFsProcessSource, checkFilesIn, collectAggregates, compileFiles, formatAll,
+  type Alert, type CheckResult, type CheckSources, type CompiledCheck, type Diagnostic, type EventCountSource, type EventFact, type WindowQuery,
 } from '../checks/index.js';
 import { CheckStore } from '../store/index.js';
 import type { ChecksView } from '../api/index.js';
@@ -20,7 +20,7 @@ import type { ResourcePipeline } from './resources.js';
 import { windowQuery } from './window-query.js';
 
 /** Node, process and system sources of this machine; no windows; events only when given. */
-export function localSources(events?: EventHistory): CheckSources {
+export function localSources(events?: EventCountSource): CheckSources {
   return { node: new HostNodeSource(), processes: new ProcFsProcessSource(), system: new FsSystemSource(), ...(events ? { events } : {}) };
 }
 
@@ -105,10 +105,12 @@ export async function replayRecording(checks: readonly CompiledCheck[], path: st
   if (eventChecks.length === 0) return out;
   const start = facts[0]?.t ?? 0;
   const clock = new FakeClock(start);
-  const history = new EventHistory(Math.max(1, facts.length));
+  // the same counters the agent keeps, fed on the recording's clock
+  const counters = new EventCounters();
+  counters.configure(collectAggregates(eventChecks), start);
   const toWall = (ms: number) => ms + (offset ?? 0);
   const exec = new Executor({
-    sources: { events: history },
+    sources: { events: counters },
     clock,
     concurrency: 1,
     onResult: (r) => out.runs.push({ ...r, at: toWall(r.at) }),
@@ -119,7 +121,7 @@ export async function replayRecording(checks: readonly CompiledCheck[], path: st
   for (const f of facts) {
     // runs due before this event's millisecond happen first; a run at exactly f.t sees it
     if (f.t - 1 > clock.now()) await clock.advance(f.t - 1 - clock.now());
-    history.add(f);
+    counters.addFact(f);
   }
   // one more run of every check at the end of the recording
   const longest = Math.max(...eventChecks.map((c) => c.everyMs));
@@ -154,22 +156,29 @@ export interface CheckServiceOptions {
   windows?: WindowQuery;
   /** ranked causes of a firing alert (the attribution engine), stored with the alert */
   attribute?: (a: Alert) => unknown;
+  /** ms on the event clock (default CLOCK_BOOTTIME, the clock of event ktimes) */
+  eventNow?: () => number;
 }
 
+const bootMs = () => Number(boottimeNs() / 1_000_000n);
+
 export class CheckService {
-  readonly history = new EventHistory();
+  /** one counter per event aggregate of the running set; events feed only these */
+  readonly counters = new EventCounters();
   readonly executor: Executor;
+  private readonly eventNow: () => number;
   lastReload: ReloadReport | null = null;
   private watcher: FSWatcher | null = null;
   private debounce: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: CheckServiceOptions) {
-    const sources: CheckSources = { ...localSources(this.history), ...(opts.windows ? { windows: opts.windows } : {}) };
+    this.eventNow = opts.eventNow ?? bootMs;
+    const sources: CheckSources = { ...localSources(this.counters), ...(opts.windows ? { windows: opts.windows } : {}) };
     const seeded = opts.store?.lastAlertedStates();
     this.executor = new Executor({
       sources,
       concurrency: opts.concurrency,
-      eventNow: () => Number(boottimeNs() / 1_000_000n),
+      eventNow: this.eventNow,
       onResult: (r) => opts.store?.recordResult(r),
       onAlert: (a) => {
         // Attribution is taken when the alert fires, so the stored alert says what the engine
@@ -219,8 +228,9 @@ export class CheckService {
       const diagnostics = c.diagnostics.length ? formatAll(c.diagnostics, c.sources).split('\n\n') : [];
       report = { at: Date.now(), ok: errors === 0, checks: c.checks.length, files: files.length, diagnostics, errors };
       if (errors === 0) {
+        // counters first: the new set's first run must find every aggregate it reads
+        this.counters.configure(collectAggregates(c.checks), this.eventNow());
         this.executor.setChecks(c.checks);
-        this.wantEvents = c.checks.some((x) => x.usesEvents);
       }
     } catch (e) {
       report = { at: Date.now(), ok: false, checks: 0, files: files.length, diagnostics: [`${this.opts.dir}: ${(e as Error).message}`], errors: 1 };
@@ -233,16 +243,13 @@ export class CheckService {
     return report;
   }
 
-  /** whether any running check reads events; the history is fed only then */
-  private wantEvents = false;
-
+  /** On the agent's hot path: an event of a kind no check reads costs one lookup. */
   onLifecycle(ev: LifecycleEvent, en: Enriched): void {
-    if (!this.wantEvents) return;
-    this.history.add(lifecycleFact(ev, en.ppid, { durationNs: en.durationNs ?? null, zombieNs: en.zombieNs ?? null }));
+    this.counters.onLifecycle(ev, en);
   }
 
   onState(ev: StateStreamEvent): void {
-    if (this.wantEvents && ev.type === 'state') this.history.add(stateFact(ev));
+    if (ev.type === 'state') this.counters.onState(ev);
   }
 
   close(): void {

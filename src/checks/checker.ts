@@ -47,7 +47,7 @@ export interface CompiledCheck {
   onTimeout: TimeoutAction;
   /** states whose arrival raises an alert (a return to ok after an alert always does) */
   alertOn: ReadonlySet<AlertState>;
-  /** some condition reads the event history (count, rate, exec_rate, exit_failures) */
+  /** some condition reads event counts (count, rate, exec_rate, exit_failures) */
   usesEvents: boolean;
 }
 

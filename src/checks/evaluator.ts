@@ -11,7 +11,8 @@ import { PatrolError } from '../shared/errors.js';
 import type { Expr } from './ast.js';
 import { FIELD_BY_NAME, WINDOW_METRICS, type FieldSpec } from './catalogue.js';
 import type { CompiledCondition } from './checker.js';
-import type { EventFact, FactValue } from './history.js';
+import { eventReads, type EventAggregate } from './aggregates.js';
+import { binop, type Scalar } from './predicate.js';
 import type { CheckSources } from './sources.js';
 import { PERCENT, formatQuantity, literal, type Dim } from './units.js';
 import { printExpr } from './printer.js';
@@ -24,7 +25,6 @@ export class Unavailable extends PatrolError {
   }
 }
 
-type Scalar = number | boolean | string | null;
 interface Grouped {
   groups: Map<string, Scalar>;
 }
@@ -57,7 +57,7 @@ export interface EvalContext {
   sources: CheckSources;
   /** wall clock, ms since the epoch */
   nowMs: number;
-  /** "now" on the event history's clock */
+  /** "now" on the event counters' clock */
   eventNowMs: number;
   memory: CheckMemory;
   evidence: EvidenceValue[];
@@ -99,39 +99,6 @@ function lift(a: Value, b: Value, f: (x: Scalar, y: Scalar) => Scalar): Value {
   if (isGrouped(a)) return { groups: new Map([...a.groups].map(([k, x]) => [k, f(x, b as Scalar)])) };
   if (isGrouped(b)) return { groups: new Map([...b.groups].map(([k, y]) => [k, f(a, y)])) };
   return f(a, b);
-}
-
-function binop(op: string, x: Scalar, y: Scalar): Scalar {
-  switch (op) {
-    case 'and':
-      return x === true && y === true;
-    case 'or':
-      return x === true || y === true;
-    case '==':
-      return x === y;
-    case '!=':
-      return x !== y;
-  }
-  if (typeof x !== 'number' || typeof y !== 'number') return op === '+' || op === '-' || op === '*' || op === '/' ? null : false;
-  switch (op) {
-    case '<':
-      return x < y;
-    case '<=':
-      return x <= y;
-    case '>':
-      return x > y;
-    case '>=':
-      return x >= y;
-    case '+':
-      return x + y;
-    case '-':
-      return x - y;
-    case '*':
-      return x * y;
-    case '/':
-      return y === 0 ? null : x / y;
-  }
-  return null;
 }
 
 export async function evalExpr(e: Expr, cx: EvalContext): Promise<Value> {
@@ -194,7 +161,17 @@ function record(cx: EvalContext, node: Expr, value: Scalar, dim: Dim | null, ext
   cx.evidence.push({ field: printExpr(node), value, text, ...extra });
 }
 
-const events = (cx: EvalContext) => need(cx.sources.events, 'event histories (they need the agent, or patrol check --replay)');
+const events = (cx: EvalContext) => need(cx.sources.events, 'event counters (they need the agent, or patrol check --replay)');
+
+/** Events of one aggregate in its window; the counters exist for every aggregate of the loaded
+ *  checks (the service configures them with the set), so a missing one is a wiring defect. */
+function countEvents(cx: EvalContext, a: EventAggregate): { n: number; usedMs: number } {
+  const r = events(cx).count(a, cx.eventNowMs);
+  if (r === null) throw new Unavailable(`events of ${a.kind}${a.predText ? ` where ${a.predText}` : ''} over ${a.windowMs / 1000}s are not being counted`);
+  return r;
+}
+
+const windowUsed = (w: number, usedMs: number): Partial<EvidenceValue> => ({ window_s: w / 1000, window_used_s: Math.round(usedMs) / 1000 });
 
 function need<T>(v: T | undefined, what: string): T {
   if (v === undefined) throw new Unavailable(`${what} are not available here`);
@@ -295,13 +272,15 @@ async function collect(spec: FieldSpec, args: Expr[], cx: EvalContext, node: Exp
     case 'd_state_count':
       return { value: (await procs()).filter((p) => p.state === 'D').length };
     case 'exec_rate': {
-      const w = (arg(spec, args, 0) as number) * 1000;
-      return { value: events(cx).count('exec', w, cx.eventNowMs, null) / (w / 1000), extra: windowUsed(cx, w) };
+      const [a] = eventReads(spec.name, args)!;
+      const { n, usedMs } = countEvents(cx, a!);
+      return { value: n / (a!.windowMs / 1000), extra: windowUsed(a!.windowMs, usedMs) };
     }
     case 'exit_failures': {
-      const w = (arg(spec, args, 0) as number) * 1000;
-      const n = events(cx).count('exit', w, cx.eventNowMs, (f) => f.f.failed === true) + events(cx).count('exec_failed', w, cx.eventNowMs, null);
-      return { value: n, extra: windowUsed(cx, w) };
+      const [exits, failedExecs] = eventReads(spec.name, args)!;
+      const x = countEvents(cx, exits!);
+      const y = countEvents(cx, failedExecs!);
+      return { value: x.n + y.n, extra: windowUsed(exits!.windowMs, Math.min(x.usedMs, y.usedMs)) };
     }
     case 'port_listening':
       return { value: (await sys().listeningPorts()).has(arg(spec, args, 0) as number) };
@@ -319,12 +298,6 @@ async function collect(spec: FieldSpec, args: Expr[], cx: EvalContext, node: Exp
       return logMatches(cx, arg(spec, args, 0) as string, arg(spec, args, 1) as string, (arg(spec, args, 2) as number) * 1000);
   }
   throw new Unavailable(`no collector for ${spec.name}`);
-}
-
-function windowUsed(cx: EvalContext, w: number): Partial<EvidenceValue> {
-  const oldest = events(cx).oldest();
-  const used = oldest === null ? 0 : Math.min(w, Math.max(0, cx.eventNowMs - oldest));
-  return { window_s: w / 1000, window_used_s: Math.round(used) / 1000 };
 }
 
 /** Increase of a monotonic counter over the window, from samples this check took earlier. The
@@ -422,37 +395,9 @@ function windowAgg(agg: string, args: Expr[], node: Expr, cx: EvalContext, by: s
 }
 
 function eventAgg(name: string, args: Expr[], node: Expr, cx: EvalContext): number {
-  const sel = args[0]!;
-  const subject = (sel.kind === 'where' ? sel.subject : sel) as Extract<Expr, { kind: 'ident' }>;
-  const pred = sel.kind === 'where' ? sel.pred : null;
-  const a1 = args[1] as Extract<Expr, { kind: 'number' }>;
-  const windowMs = literal(a1.value, a1.unit, a1.rate).value * 1000;
-  const n = events(cx).count(subject.name as EventFact['kind'], windowMs, cx.eventNowMs, pred === null ? null : (f) => evalFact(pred, f.f) === true);
-  const v = name === 'rate' ? n / (windowMs / 1000) : n;
-  cx.evidence.push({ field: printExpr(node), value: v, text: name === 'rate' ? `${Math.round(v * 100) / 100}/s` : String(v), ...windowUsed(cx, windowMs) });
+  const [a] = eventReads(name, args)!;
+  const { n, usedMs } = countEvents(cx, a!);
+  const v = name === 'rate' ? n / (a!.windowMs / 1000) : n;
+  cx.evidence.push({ field: printExpr(node), value: v, text: name === 'rate' ? `${Math.round(v * 100) / 100}/s` : String(v), ...windowUsed(a!.windowMs, usedMs) });
   return v;
-}
-
-/** A `where` predicate over one event's fields (synchronous: it runs per event). */
-export function evalFact(e: Expr, f: Record<string, FactValue>): Scalar {
-  switch (e.kind) {
-    case 'number':
-      return literal(e.value, e.unit, e.rate).value;
-    case 'string':
-      return e.value;
-    case 'bool':
-      return e.value;
-    case 'ident':
-      return f[e.name] ?? null;
-    case 'unary': {
-      const v = evalFact(e.operand, f);
-      return e.op === 'not' ? v !== true : typeof v === 'number' ? -v : null;
-    }
-    case 'binary':
-      if (e.op === 'and') return evalFact(e.left, f) === true && evalFact(e.right, f) === true;
-      if (e.op === 'or') return evalFact(e.left, f) === true || evalFact(e.right, f) === true;
-      return binop(e.op, evalFact(e.left, f), evalFact(e.right, f));
-    default:
-      return null;
-  }
 }

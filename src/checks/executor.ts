@@ -75,7 +75,7 @@ export interface ExecutorOptions {
   clock?: Clock;
   /** checks evaluated at the same time (default 4) */
   concurrency?: number;
-  /** "now" on the event history's clock (default: the clock's now) */
+  /** "now" on the event counters' clock (default: the clock's now) */
   eventNow?: () => number;
   onResult?: (r: CheckResult) => void;
   onAlert?: (a: Alert) => void;

@@ -71,6 +71,7 @@ export interface CheckSources {
   processes?: ProcessSource;
   windows?: WindowQuery;
   system?: SystemSource;
-  /** events for count/rate/exec_rate/exit_failures (the agent's live stream, or a recording) */
-  events?: import('./history.js').EventHistory;
+  /** event counters for count/rate/exec_rate/exit_failures (fed by the agent's live stream, or
+   *  a recording) */
+  events?: import('./counters.js').EventCountSource;
 }

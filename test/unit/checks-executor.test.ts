@@ -2,7 +2,7 @@
 // concurrency limit, alert deduplication and flap guarding, atomic set swaps.
 import { describe, expect, it } from 'vitest';
 import {
-  EventHistory, Executor, FakeClock, compileSource, type Alert, type EventFact, type CheckResult, type CheckSources, type CompiledCheck, type NodeSource, type ProcessInfo,
+  EventCounters, Executor, FakeClock, collectAggregates, compileSource, eventAggregate, type Alert, type EventFact, type CheckResult, type CheckSources, type CompiledCheck, type NodeSource, type ProcessInfo,
 } from '../../src/checks/index.js';
 
 function compile(src: string): CompiledCheck[] {
@@ -31,7 +31,7 @@ function harness(src: string, sources: Partial<CheckSources>, opts: { concurrenc
   const results: CheckResult[] = [];
   const alerts: Alert[] = [];
   const ex = new Executor({
-    sources: { events: new EventHistory(16), ...sources },
+    sources: { events: new EventCounters(), ...sources },
     clock,
     concurrency: opts.concurrency ?? 4,
     onResult: (r) => results.push(r),
@@ -220,12 +220,14 @@ describe('executor', () => {
   });
 
   it('counts events in a window with where filters', async () => {
-    const h = new EventHistory(1000);
+    const src = 'check w { critical count(exit where exit_code != 0 and comm == "worker", 10m) >= 3; warning rate(exec, 1m) > 1/s; }';
+    const h = new EventCounters();
+    h.configure([...collectAggregates(compile(src)), eventAggregate('exit', null, 600_000)], 0);
     const clock = new FakeClock(1_000_000);
     const results: CheckResult[] = [];
     const ex = new Executor({ sources: { events: h }, clock, onResult: (r) => results.push(r) });
-    ex.setChecks(compile('check w { critical count(exit where exit_code != 0 and comm == "worker", 10m) >= 3; warning rate(exec, 1m) > 1/s; }'));
-    // the history expects facts in (about) time order, as the event stream delivers them
+    ex.setChecks(compile(src));
+    // facts in (about) time order, as the event stream delivers them
     const facts: EventFact[] = [];
     const exit = (t: number, comm: string, code: number | null, signal: number | null = null) =>
       facts.push({ kind: 'exit', t, f: { comm, exit_code: code, signal, failed: code !== 0 } });
@@ -235,16 +237,15 @@ describe('executor', () => {
     exit(1_000_000 - 300_000, 'other', 1);
     exit(1_000_000 - 200_000, 'worker', null, 9); // killed: exit_code null counts as != 0
     for (let i = 0; i < 150; i++) facts.push({ kind: 'exec', t: 1_000_000 - 500 * i, f: { comm: 'x' } });
-    for (const f of facts.sort((a, b) => a.t - b.t)) h.add(f);
-    expect(h.count('exit', 600_000, 1_000_000, null)).toBe(4);
-    ex.setChecks(compile('check w { critical count(exit where exit_code != 0 and comm == "worker", 10m) >= 3; warning rate(exec, 1m) > 1/s; }'));
+    for (const f of facts.sort((a, b) => a.t - b.t)) h.addFact(f);
+    expect(h.count(eventAggregate('exit', null, 600_000), 1_000_000)?.n).toBe(4);
     await ex.runAll();
     expect(results[0]!.state, JSON.stringify(results[0])).toBe('warning');
     expect(results[0]!.evidence.values.map((v) => [v.field, v.value])).toEqual([
       ['count(exit where exit_code != 0 and comm == "worker", 10m)', 2],
       ['rate(exec, 1m)', 120 / 60],
     ]);
-    h.add({ kind: 'exit', t: 1_000_000, f: { comm: 'worker', exit_code: 2, failed: true } });
+    h.addFact({ kind: 'exit', t: 1_000_000, f: { comm: 'worker', exit_code: 2, failed: true } });
     await ex.runAll();
     expect(results[1]!.state).toBe('critical');
   });
