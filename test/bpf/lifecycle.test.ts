@@ -139,18 +139,40 @@ describe.skipIf(!bpfEnabled)('lifecycle capture (real kernel)', () => {
 
   // LifecycleConfig.batchDelayUs 'auto': at a low rate the consumer holds the records of a
   // process (fork, exec, exit, reap) so that JS gets them in fewer batches than records.
-  it('hands a sparse stream to JS in held batches (batchDelayUs auto)', async () => {
+  it('efficient delivery: a sparse stream sleeps between processes and hands each one over in one drain', async () => {
     const ring0 = rec.pipeline.accounting().ring!;
+    expect(ring0.delivery).toBe('efficient');
     for (let i = 0; i < 5; i++) {
       await run('/bin/true', [marker()]);
-      await sleep(30); // an idle gap: the next process starts a held batch
+      await sleep(60); // an idle gap: the reader falls asleep, the next process wakes it
     }
     await sleep(50);
     const ring1 = rec.pipeline.accounting().ring!;
     const records = ring1.records - ring0.records;
     expect(records).toBeGreaterThanOrEqual(20);
-    expect(ring1.holdWaits - ring0.holdWaits).toBeGreaterThanOrEqual(1);
-    expect(ring1.batches - ring0.batches).toBeLessThan(records);
+    expect(ring1.sleepWakes! - ring0.sleepWakes!).toBeGreaterThanOrEqual(1);
+    // fork, exec, exit and reap of one process arrive together: far fewer drains than records
+    expect((ring1.batches - ring0.batches) * 2).toBeLessThanOrEqual(records);
+  });
+
+  it('low_latency delivery: hands a sparse stream to JS in held batches (batchDelayUs auto)', async () => {
+    const ll = Recorder.start({ delivery: 'low_latency' });
+    try {
+      const ring0 = ll.pipeline.accounting().ring!;
+      expect(ring0.delivery).toBeUndefined();
+      for (let i = 0; i < 5; i++) {
+        await run('/bin/true', [marker()]);
+        await sleep(30); // an idle gap: the next process starts a held batch
+      }
+      await sleep(50);
+      const ring1 = ll.pipeline.accounting().ring!;
+      const records = ring1.records - ring0.records;
+      expect(records).toBeGreaterThanOrEqual(20);
+      expect(ring1.holdWaits - ring0.holdWaits).toBeGreaterThanOrEqual(1);
+      expect(ring1.batches - ring0.batches).toBeLessThan(records);
+    } finally {
+      await ll.stop();
+    }
   });
 });
 

@@ -1,5 +1,8 @@
 // `patrol trace` as a user runs it: the NDJSON contract, filters, and clear errors.
 import { spawn, spawnSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { bpfEnabled, marker, run, sleep } from './helpers.js';
@@ -78,11 +81,16 @@ describe.skipIf(!bpfEnabled)('patrol trace --json (real kernel)', () => {
   it('--pid follows a subtree, --failed keeps only failures', async () => {
     const m = marker();
     const script = `/bin/true ${m}; /bin/sh -c 'exit 2'; /nonexistent-${m} 2>/dev/null; true`;
-    const parent = spawn('/bin/sh', ['-c', `sleep 0.5; ${script}`], { stdio: 'ignore' });
+    // The parent waits for trace to be ready (a fixed sleep raced a slow start on a busy box).
+    const go = join(tmpdir(), `${m}.go`);
+    const parent = spawn('/bin/sh', ['-c', `while [ ! -e ${go} ]; do sleep 0.02; done; ${script}`], { stdio: 'ignore' });
+    const exited = new Promise((res) => parent.on('exit', res));
     const r = await traceJson(['--pid', String(parent.pid), '--failed'], async () => {
-      await new Promise((res) => parent.on('exit', res));
+      writeFileSync(go, '');
+      await exited;
       await sleep(200);
     });
+    rmSync(go, { force: true });
     const events = r.records.filter((x) => x.type !== 'ready' && x.type !== 'summary');
     expect(events.length).toBeGreaterThan(0);
     for (const e of events) {
