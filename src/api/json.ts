@@ -108,6 +108,7 @@ export interface StatsJson {
   table: Record<string, number>;
   ring: Record<string, unknown> | null;
   store: Record<string, unknown> | null;
+  consumers: Record<string, { errors: number; last_error: string | null; last_error_at: string | null }>;
 }
 
 export interface ErrorJson {
@@ -228,5 +229,8 @@ export function statsJson(view: AgentView, now = Date.now()): StatsJson {
     table: snakeJson(s.table) as Record<string, number>,
     ring: s.ring === null ? null : (snakeJson(s.ring) as Record<string, unknown>),
     store: s.store === null ? null : (snakeJson(s.store) as Record<string, unknown>),
+    consumers: Object.fromEntries(
+      Object.entries(s.consumers ?? {}).map(([k, c]) => [k, { errors: c.errors, last_error: c.lastError, last_error_at: c.lastErrorAt === null ? null : new Date(c.lastErrorAt).toISOString() }]),
+    ),
   };
 }

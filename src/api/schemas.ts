@@ -136,6 +136,17 @@ export const statsRoute = {
         table: counts,
         ring: { type: ['object', 'null'], additionalProperties: true },
         store: { type: ['object', 'null'], additionalProperties: true },
+        consumers: {
+          type: 'object',
+          additionalProperties: {
+            type: 'object',
+            properties: {
+              errors: { type: 'integer' },
+              last_error: { type: ['string', 'null'] },
+              last_error_at: { type: ['string', 'null'] },
+            },
+          },
+        },
       },
     },
     ...errors,

@@ -48,6 +48,8 @@ export interface AgentStats {
   /** opaque store statistics (keys are converted to snake_case, bigints to numbers); null when
    *  there is no store */
   store: Record<string, unknown> | null;
+  /** throws caught at each event consumer's boundary (states, rules, checks, store, ...) */
+  consumers?: Record<string, { errors: number; lastError: string | null; lastErrorAt: number | null }>;
 }
 
 export type EventListener = (ev: LifecycleEvent, en: Enriched) => void;

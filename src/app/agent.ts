@@ -18,6 +18,7 @@ import { removeStalePins } from './hygiene.js';
 import { loadConfig, type AgentConfig, type LoadConfigOptions } from './config.js';
 import { RulesService, alertSource, explainView, rssWindows } from './rules.js';
 import { startAgentChecks } from './checks.js';
+import { Consumers } from './consumers.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -78,16 +79,70 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     // rules start later (they need the state pipeline); alerts ask them through this closure
     const checks = startAgentChecks(cfg, log, () => resources, (a) => rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null);
     if (checks) cleanups.push(() => checks.close());
+    // Each consumer behind its own boundary (consumers.ts): a throw is counted and logged, and
+    // the event still reaches the others.
+    const consumers = new Consumers(log);
+    const gStates = consumers.guard('states');
+    const gRules = consumers.guard('rules');
+    const gChecks = consumers.guard('checks');
+    const gStore = consumers.guard('store');
+    const gResources = consumers.guard('resources');
+    const gStream = consumers.guard('api_stream');
     const onEvent = (ev: LifecycleEvent, en: Enriched) => {
-      states?.states.applyLifecycle(ev, en);
-      rules?.onLifecycle(ev, en);
-      checks?.service.onLifecycle(ev, en);
-      if (ev.type === 'exit') {
-        store.recordExit(exitSummary(ev, en));
-        resources?.onExit(ev, en);
+      if (states) {
+        try {
+          gStates.inject();
+          states.states.applyLifecycle(ev, en);
+        } catch (e) {
+          gStates.fail(e);
+        }
       }
-      else if (ev.type === 'reap' && en.zombieNs !== undefined) store.recordReap(en.execId, en.zombieNs);
-      for (const l of listeners) l(ev, en);
+      if (rules) {
+        try {
+          gRules.inject();
+          rules.onLifecycle(ev, en);
+        } catch (e) {
+          gRules.fail(e);
+        }
+      }
+      if (checks) {
+        try {
+          gChecks.inject();
+          checks.service.onLifecycle(ev, en);
+        } catch (e) {
+          gChecks.fail(e);
+        }
+      }
+      if (ev.type === 'exit') {
+        try {
+          gStore.inject();
+          store.recordExit(exitSummary(ev, en));
+        } catch (e) {
+          gStore.fail(e);
+        }
+        if (resources) {
+          try {
+            gResources.inject();
+            resources.onExit(ev, en);
+          } catch (e) {
+            gResources.fail(e);
+          }
+        }
+      } else if (ev.type === 'reap' && en.zombieNs !== undefined) {
+        try {
+          gStore.inject();
+          store.recordReap(en.execId, en.zombieNs);
+        } catch (e) {
+          gStore.fail(e);
+        }
+      }
+      for (const l of listeners) {
+        try {
+          l(ev, en);
+        } catch (e) {
+          gStream.fail(e);
+        }
+      }
     };
     const pipeline = LifecyclePipeline.start(cfg.lifecycle, log, onEvent);
     cleanups.push(() => pipeline.close());
@@ -124,7 +179,14 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       nowNs: boottimeNs,
       stats: () => {
         const a = pipeline.accounting();
-        return { programs: [...pipeline.attached, ...['st_switch', 'st_wakeup', 'st_wakeup_new']], accounting: a, table: pipeline.table.stats(), ring: a.ring, store: { ...store.stats() } };
+        return {
+          programs: [...pipeline.attached, ...['st_switch', 'st_wakeup', 'st_wakeup_new']],
+          accounting: a,
+          table: pipeline.table.stats(),
+          ring: a.ring,
+          store: { ...store.stats() },
+          consumers: { ...consumers.faults(), ...pipeline.faults() },
+        };
       },
       subscribe: (l) => {
         listeners.add(l);

@@ -15,6 +15,7 @@ import {
   encodeRodata,
 } from '../wire/index.js';
 import { ProcessTable, readBootId, type Enriched } from '../process/index.js';
+import { ConsumerGuard, type ConsumerFaults } from './consumers.js';
 
 export const LIFECYCLE_OBJECT = fileURLToPath(new URL('../../bpf/.output/lifecycle.bpf.o', import.meta.url));
 
@@ -141,6 +142,8 @@ export class LifecyclePipeline {
     readonly attached: string[],
     private readonly log: Logger,
   ) {
+    this.tableGuard = new ConsumerGuard('table', log);
+    this.sinkGuard = new ConsumerGuard('sink', log);
     this.table = new ProcessTable({
       bootId: readBootId(),
       maxEntries: config.tableMaxEntries,
@@ -248,8 +251,28 @@ export class LifecyclePipeline {
     for (let i = 0; i < events.length; i++) {
       const ev = events[i]!;
       this.captured[ev.type]++;
-      this.sink(ev, this.table.apply(ev));
+      // A throw is counted and logged, and the rest of the batch goes on.
+      let en: Enriched;
+      try {
+        en = this.table.apply(ev);
+      } catch (e) {
+        this.tableGuard.fail(e);
+        continue;
+      }
+      try {
+        this.sink(ev, en);
+      } catch (e) {
+        this.sinkGuard.fail(e);
+      }
     }
+  }
+
+  private readonly tableGuard: ConsumerGuard;
+  private readonly sinkGuard: ConsumerGuard;
+
+  /** Throws caught in the pipeline itself (the table, the sink as a whole). */
+  faults(): Record<string, ConsumerFaults> {
+    return { table: this.tableGuard.faults(), sink: this.sinkGuard.faults() };
   }
 
   /** Current accounting. Exact after stop(); while running, records in flight may be missing. */

@@ -49,6 +49,8 @@ export function humanStatus(s: StatsJson): string {
     'table',
     `${plural(t.size ?? 0, 'process', 'processes')}: ${t.live ?? 0} live, ${plural(t.zombies ?? 0, 'zombie')}, ${t.dead ?? 0} dead`,
   );
+  const failing = Object.entries(s.consumers ?? {}).filter(([, c]) => c.errors > 0);
+  if (failing.length) text += row('faults', failing.map(([k, c]) => `${k} ${c.errors} (last: ${c.last_error ?? '?'})`).join(' · '));
   if (s.store !== null) {
     const kv = Object.entries(s.store)
       .filter(([, v]) => typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean')

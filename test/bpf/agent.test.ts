@@ -194,6 +194,50 @@ describe.skipIf(!bpfEnabled)('patrol agent (real kernel)', () => {
   });
 });
 
+describe.skipIf(!bpfEnabled)('isolated consumers (PATROL_FAULT_INJECT)', () => {
+  it('a consumer that throws on every 10th event: the agent lives, the others see every event, status counts the faults', async () => {
+    const p = paths();
+    const agent = spawn(PATROL, ['agent', '--config', p.config], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATROL_FAULT_INJECT: 'rules:10,checks:10' } });
+    try {
+      await waitReady(p);
+      const m = marker();
+      const ev = spawn(PATROL, ['events', '--json', '--socket', p.socket, '--comm', 'true'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      ev.stdout!.on('data', (d) => (out += d));
+      await until(() => out.includes('"ready"'), 5000);
+      const pids: number[] = [];
+      for (let i = 0; i < 40; i++) pids.push((await run('/bin/true', [m])).pid);
+      const seen = () => out.split('\n').filter((l) => l.includes(m) && l.includes('"type":"exec"')).length;
+      await until(() => seen() >= 40, 5000);
+      ev.kill('SIGINT');
+      expect(seen()).toBe(40); // the stream consumer saw every exec
+      // the store saw every exit
+      await until(() => {
+        const db = new Database(p.db, { readonly: true });
+        try {
+          return (db.prepare(`SELECT count(*) AS n FROM process_exits WHERE pid IN (${pids.join(',')})`).get() as { n: number }).n === 40;
+        } finally {
+          db.close();
+        }
+      }, 5000);
+      const db = new Database(p.db, { readonly: true });
+      expect((db.prepare(`SELECT count(*) AS n FROM process_exits WHERE pid IN (${pids.join(',')})`).get() as { n: number }).n).toBe(40);
+      db.close();
+      const st = JSON.parse(spawnSync(PATROL, ['status', '--json', '--socket', p.socket], { encoding: 'utf8' }).stdout);
+      expect(st.consumers.rules.errors).toBeGreaterThanOrEqual(16); // ≥ 160 events / 10
+      expect(st.consumers.rules.last_error).toMatch(/injected fault/);
+      expect(st.consumers.store.errors).toBe(0);
+      expect(st.accounting.identity_holds).toBe(true);
+      const text = spawnSync(PATROL, ['status', '--socket', p.socket], { encoding: 'utf8' }).stdout;
+      expect(text).toMatch(/faults\s+.*rules \d+/);
+      expect(agent.exitCode).toBeNull(); // still running
+    } finally {
+      agent.kill('SIGTERM');
+      await exited(agent);
+    }
+  });
+});
+
 describe.skipIf(!bpfEnabled)('agent TCP listener', () => {
   it('refuses requests without the token or with a wrong one', async () => {
     const p = paths();
