@@ -8,6 +8,7 @@ import { PatrolError } from '../shared/errors.js';
 import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
 import { HEADER, fmtBytes, fmtNs, localTime, shellQuote } from './format.js';
 import { collectList, parseIntArg } from './parse.js';
+import { term } from '../shared/terminal.js';
 
 export interface EventsOptions extends ClientOptions {
   comm?: string[];
@@ -74,7 +75,7 @@ function details(r: EventRecordJson): string {
     case 'reap':
       return `zombie=${fmtNs(r.zombie_ns)}`;
     case 'exec_failed':
-      return `${r.error} ${r.filename ?? ''}`;
+      return `${r.error} ${term(r.filename)}`;
     default:
       return '';
   }
@@ -82,7 +83,7 @@ function details(r: EventRecordJson): string {
 
 /** One event record as `patrol trace` prints the event (same columns, same details). */
 export function recordLine(r: EventRecordJson): string {
-  return `${localTime(Date.parse(r.time)).padEnd(13)} ${r.type.padEnd(11)} ${String(r.pid).padEnd(7)} ${String(r.ppid).padEnd(7)} ${r.comm.padEnd(16)} ${details(r)}`;
+  return `${localTime(Date.parse(r.time)).padEnd(13)} ${r.type.padEnd(11)} ${String(r.pid).padEnd(7)} ${String(r.ppid).padEnd(7)} ${term(r.comm).padEnd(16)} ${details(r)}`;
 }
 
 const EVENT_TYPES = new Set(['exec', 'fork', 'exit', 'reap', 'exec_failed']);

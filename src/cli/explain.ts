@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { PatrolError } from '../shared/errors.js';
 import type { CauseJson, ExplainJson, ExplainRecentJson } from '../api/index.js';
 import { ApiClient, ApiError, addClientOptions, type ClientOptions } from './client.js';
+import { term } from '../shared/terminal.js';
 
 type Out = { write(s: string): unknown };
 
@@ -20,9 +21,9 @@ export function formatCauses(causes: readonly CauseJson[], indent = ''): string 
   causes.forEach((c, i) => {
     const seen = c.count > 1 ? `, seen ${c.count}×` : '';
     s += `${indent}${i + 1}. ${c.cause}  (confidence ${c.confidence.toFixed(2)}${seen}, rule ${c.rule}, ${time(c.ts)})\n`;
-    s += `${indent}   ${c.explanation}\n`;
+    s += `${indent}   ${term(c.explanation)}\n`;
     for (const e of c.evidence) {
-      s += `${indent}     ${time(e.ts)}  ${e.kind.padEnd(11)} ${e.summary.length > 200 ? e.summary.slice(0, 200) + '…' : e.summary}\n`;
+      s += `${indent}     ${time(e.ts)}  ${e.kind.padEnd(11)} ${term(e.summary.length > 200 ? e.summary.slice(0, 200) + '…' : e.summary)}\n`;
     }
   });
   return s;

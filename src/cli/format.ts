@@ -2,6 +2,7 @@
 import type { LifecycleEvent, StateStreamEvent } from '../shared/events.js';
 import type { Enriched } from '../process/index.js';
 import { errnoName } from '../export/index.js';
+import { TERM_UNSAFE, term, termText } from '../shared/terminal.js';
 
 export const HEADER = `${'TIME'.padEnd(13)} ${'EVENT'.padEnd(11)} ${'PID'.padEnd(7)} ${'PPID'.padEnd(7)} ${'COMM'.padEnd(16)} DETAILS`;
 
@@ -30,10 +31,13 @@ export function localTime(epochMs: number): string {
 
 /** Quote an argument only when a shell would need it, so lines stay copy-pasteable. */
 export function shellQuote(a: string): string {
-  // Control characters would break the one-line-per-event layout: use bash's $'..' escapes.
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(a)) {
-    return `$'${a.replace(/[\\']/g, (c) => `\\${c}`).replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}'`;
+  // Control characters (and C1, bidi overrides, invalid UTF-8) would reach the terminal or
+  // break the one-line-per-event layout: use bash's $'..' escapes.
+  if (term(a) !== a) {
+    return `$'${a.replace(/[\\']/g, (c) => `\\${c}`).replace(TERM_UNSAFE, (c) => {
+      const cp = c.charCodeAt(0);
+      return cp < 0x100 ? `\\x${cp.toString(16).padStart(2, '0')}` : `\\u${cp.toString(16).padStart(4, '0')}`;
+    })}'`;
   }
   return a === '' || /[^\w@%+=:,./-]/.test(a) ? `'${a.replace(/'/g, `'\\''`)}'` : a;
 }
@@ -51,12 +55,12 @@ function details(ev: LifecycleEvent, en: Enriched): string {
     case 'reap':
       return `zombie=${fmtNs(en.zombieNs)}`;
     case 'exec_failed':
-      return `${errnoName(ev.errno)} ${ev.filename.text}`;
+      return `${errnoName(ev.errno)} ${termText(ev.filename)}`;
   }
 }
 
 export function humanLine(ev: LifecycleEvent, en: Enriched, epochMs: number): string {
-  return `${localTime(epochMs).padEnd(13)} ${ev.type.padEnd(11)} ${String(ev.pid).padEnd(7)} ${String(en.ppid).padEnd(7)} ${en.comm.padEnd(16)} ${details(ev, en)}`;
+  return `${localTime(epochMs).padEnd(13)} ${ev.type.padEnd(11)} ${String(ev.pid).padEnd(7)} ${String(en.ppid).padEnd(7)} ${term(en.comm).padEnd(16)} ${details(ev, en)}`;
 }
 
 /** A state or throttle record of the state sensor, in the trace layout. */
@@ -67,5 +71,5 @@ export function stateLine(ev: StateStreamEvent, ppid: number, epochMs: number): 
     return `${t} ${'throttle'.padEnd(11)} ${'-'.padEnd(7)} ${'-'.padEnd(7)} ${'-'.padEnd(16)} ${what}`;
   }
   const who = ev.tid !== ev.pid ? ` tid=${ev.tid}` : '';
-  return `${t} ${'state'.padEnd(11)} ${String(ev.pid).padEnd(7)} ${String(ppid).padEnd(7)} ${ev.comm.text.padEnd(16)} ${ev.from}→${ev.to} after ${fmtNs(ev.durationNs)}${who}${ev.reason === 'd_long' ? ' (long D)' : ''}`;
+  return `${t} ${'state'.padEnd(11)} ${String(ev.pid).padEnd(7)} ${String(ppid).padEnd(7)} ${termText(ev.comm).padEnd(16)} ${ev.from}→${ev.to} after ${fmtNs(ev.durationNs)}${who}${ev.reason === 'd_long' ? ' (long D)' : ''}`;
 }

@@ -4,6 +4,7 @@ import type { ProcessJson, ProcessListJson, TreeJson, TreeNodeJson } from '../ap
 import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
 import { shellQuote } from './format.js';
 import { collectList, parseIntArg } from './parse.js';
+import { term } from '../shared/terminal.js';
 
 export interface PsOptions extends ClientOptions {
   comm?: string[];
@@ -76,12 +77,12 @@ function fmtUs(us: number | null): string {
 
 /** argv as a copy-pasteable command line; [comm] when no argv is known (like ps). */
 export function argsText(p: ProcessJson): string {
-  if (p.args === null || p.args.length === 0) return `[${p.comm}]`;
+  if (p.args === null || p.args.length === 0) return `[${term(p.comm)}]`;
   return p.args.map(shellQuote).join(' ') + (p.args_truncated ? ' [truncated]' : '');
 }
 
 export function psLine(p: ProcessJson): string {
-  return `${String(p.pid).padEnd(7)} ${String(p.ppid).padEnd(7)} ${p.state} ${fmtMs(p.state_ms).padStart(9)} ${fmtUs(p.rq_p95_us).padStart(8)} ${p.comm.padEnd(16)} ${argsText(p)}`;
+  return `${String(p.pid).padEnd(7)} ${String(p.ppid).padEnd(7)} ${p.state} ${fmtMs(p.state_ms).padStart(9)} ${fmtUs(p.rq_p95_us).padStart(8)} ${term(p.comm).padEnd(16)} ${argsText(p)}`;
 }
 
 function cut(line: string, width: number): string {
@@ -108,7 +109,7 @@ export function pruneTree(nodes: TreeNodeJson[], o: PsOptions): TreeNodeJson[] {
 }
 
 function nodeText(p: ProcessJson): string {
-  let s = `${p.pid} ${p.comm}`;
+  let s = `${p.pid} ${term(p.comm)}`;
   if (p.args !== null && p.args.length > 0) s += `  ${argsText(p)}`;
   if (p.state === 'Z') s += `  [zombie ${fmtMs(p.state_ms)}]`;
   else if (p.state === 'D') s += `  [D ${fmtMs(p.state_ms)}]`;

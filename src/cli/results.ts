@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { AlertJson, CheckRunJson } from '../api/checks.js';
 import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
 import { parseIntArg } from './parse.js';
+import { term } from '../shared/terminal.js';
 
 interface ResultsOptions extends ClientOptions {
   all?: boolean;
@@ -37,7 +38,7 @@ export function registerResults(program: Command): void {
       return;
     }
     if (r.results.length === 0) process.stdout.write('no check results yet\n');
-    for (const x of r.results) process.stdout.write(`${time(x.at)}  ${x.state.toUpperCase().padEnd(8)} ${x.name} — ${x.message}\n`);
+    for (const x of r.results) process.stdout.write(`${time(x.at)}  ${x.state.toUpperCase().padEnd(8)} ${term(x.name)} — ${term(x.message)}\n`);
   });
 
   addClientOptions(
@@ -54,10 +55,10 @@ export function registerResults(program: Command): void {
     }
     if (r.alerts.length === 0) process.stdout.write('no alerts\n');
     for (const a of r.alerts) {
-      process.stdout.write(`${time(a.at)}  ${a.kind.padEnd(12)} ${a.previous} → ${a.state}  ${a.name} — ${a.message}  [${a.id}]\n`);
+      process.stdout.write(`${time(a.at)}  ${a.kind.padEnd(12)} ${a.previous} → ${a.state}  ${term(a.name)} — ${term(a.message)}  [${a.id}]\n`);
       // the attribution engine's best cause when the alert fired; `patrol explain ID` for all
       const best = (a.attribution as { causes?: Array<{ cause: string; confidence: number; explanation: string }> } | null | undefined)?.causes?.[0];
-      if (best) process.stdout.write(`${' '.repeat(14)}likely cause: ${best.cause} (confidence ${best.confidence}): ${best.explanation}\n`);
+      if (best) process.stdout.write(`${' '.repeat(14)}likely cause: ${best.cause} (confidence ${best.confidence}): ${term(best.explanation)}\n`);
     }
   });
 }

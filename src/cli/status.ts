@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { StatsJson } from '../api/json.js';
 import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
+import { term } from '../shared/terminal.js';
 
 export type StatusOptions = ClientOptions;
 
@@ -50,7 +51,7 @@ export function humanStatus(s: StatsJson): string {
     `${plural(t.size ?? 0, 'process', 'processes')}: ${t.live ?? 0} live, ${plural(t.zombies ?? 0, 'zombie')}, ${t.dead ?? 0} dead`,
   );
   const failing = Object.entries(s.consumers ?? {}).filter(([, c]) => c.errors > 0);
-  if (failing.length) text += row('faults', failing.map(([k, c]) => `${k} ${c.errors} (last: ${c.last_error ?? '?'})`).join(' · '));
+  if (failing.length) text += row('faults', failing.map(([k, c]) => `${k} ${c.errors} (last: ${term(c.last_error ?? '?')})`).join(' · '));
   if (s.store !== null) {
     const kv = Object.entries(s.store)
       .filter(([, v]) => typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean')

@@ -6,6 +6,7 @@ import { parseDurationMs } from '../shared/duration.js';
 import type { TopGroup, TopRow } from '../metrics/index.js';
 import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
 import { fmtBytes } from './format.js';
+import { term } from '../shared/terminal.js';
 
 export interface TopOptions extends ClientOptions {
   window: string;
@@ -42,11 +43,11 @@ const pct = (x: number) => x.toFixed(1).padStart(6);
 function processTable(rows: TopRow[]): string[] {
   const out = [`${'PID'.padEnd(7)} ${'COMM'.padEnd(16)} ${'CPU s'.padStart(7)} ${'CPU%avg'.padStart(7)} ${'p95'.padStart(6)} ${'max'.padStart(6)} ${'RSS max'.padStart(9)} ${'READ'.padStart(9)} ${'WRITE'.padStart(9)}  CGROUP`];
   for (const r of rows) {
-    const comm = (r.exited ? `${r.comm}†` : r.comm).slice(0, 16);
+    const comm = (r.exited ? `${term(r.comm)}†` : term(r.comm)).slice(0, 16);
     // an aggregate row has no pid: it shows how many exits it sums
     const pid = r.aggregate ? `×${r.aggregate.count}` : String(r.pid);
     out.push(
-      `${pid.padEnd(7)} ${comm.padEnd(16)} ${r.cpu_seconds.toFixed(2).padStart(7)} ${pct(r.cpu.avg).padStart(7)} ${pct(r.cpu.p95)} ${pct(r.cpu.max)} ${fmtBytes(r.rss_bytes.max).padStart(9)} ${fmtBytes(r.io_read_bytes).padStart(9)} ${fmtBytes(r.io_write_bytes).padStart(9)}  ${r.owner ?? r.cgroup ?? ''}`,
+      `${pid.padEnd(7)} ${comm.padEnd(16)} ${r.cpu_seconds.toFixed(2).padStart(7)} ${pct(r.cpu.avg).padStart(7)} ${pct(r.cpu.p95)} ${pct(r.cpu.max)} ${fmtBytes(r.rss_bytes.max).padStart(9)} ${fmtBytes(r.io_read_bytes).padStart(9)} ${fmtBytes(r.io_write_bytes).padStart(9)}  ${term(r.owner ?? r.cgroup ?? '')}`,
     );
   }
   return out;
@@ -55,9 +56,9 @@ function processTable(rows: TopRow[]): string[] {
 function groupTable(groups: TopGroup[]): string[] {
   const out = [`${'PROCS'.padStart(5)} ${'CPU s'.padStart(7)} ${'CPU%avg'.padStart(7)} ${'RSS max'.padStart(9)} ${'READ'.padStart(9)} ${'WRITE'.padStart(9)}  CGROUP (owner): top processes`];
   for (const g of groups) {
-    const who = g.cgroup ? `${g.cgroup}${g.owner && g.owner !== g.cgroup ? ` (${g.owner})` : ''}` : '(unknown cgroup)';
+    const who = g.cgroup ? `${term(g.cgroup)}${g.owner && g.owner !== g.cgroup ? ` (${term(g.owner)})` : ''}` : '(unknown cgroup)';
     out.push(
-      `${String(g.processes).padStart(5)} ${g.cpu_seconds.toFixed(2).padStart(7)} ${pct(g.cpu.avg).padStart(7)} ${fmtBytes(g.rss_bytes.max).padStart(9)} ${fmtBytes(g.io_read_bytes).padStart(9)} ${fmtBytes(g.io_write_bytes).padStart(9)}  ${who}: ${g.rows.map((r) => `${r.comm}[${r.aggregate ? `×${r.aggregate.count}` : r.pid}]`).join(' ')}`,
+      `${String(g.processes).padStart(5)} ${g.cpu_seconds.toFixed(2).padStart(7)} ${pct(g.cpu.avg).padStart(7)} ${fmtBytes(g.rss_bytes.max).padStart(9)} ${fmtBytes(g.io_read_bytes).padStart(9)} ${fmtBytes(g.io_write_bytes).padStart(9)}  ${who}: ${g.rows.map((r) => `${term(r.comm)}[${r.aggregate ? `×${r.aggregate.count}` : r.pid}]`).join(' ')}`,
     );
   }
   return out;

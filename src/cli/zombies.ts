@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
 import { fmtMs } from './ps.js';
+import { term } from '../shared/terminal.js';
 
 export interface ZombieJson {
   pid: number;
@@ -33,8 +34,8 @@ export function registerZombies(program: Command): void {
 
 const HEADER = `${'PID'.padEnd(7)} ${'COMM'.padEnd(16)} ${'ZOMBIE FOR'.padStart(10)}  PARENT (not reaping)`;
 
-function line(z: ZombieJson): string {
-  return `${String(z.pid).padEnd(7)} ${z.comm.padEnd(16)} ${fmtMs(z.zombie_ms).padStart(10)}  ${z.ppid} (${z.parent_comm ?? '?'})`;
+export function zombieLine(z: ZombieJson): string {
+  return `${String(z.pid).padEnd(7)} ${term(z.comm).padEnd(16)} ${fmtMs(z.zombie_ms).padStart(10)}  ${z.ppid} (${z.parent_comm === null ? '?' : term(z.parent_comm)})`;
 }
 
 export async function runZombies(opts: ZombiesOptions, out: { write(s: string): unknown } = process.stdout): Promise<void> {
@@ -48,7 +49,7 @@ export async function runZombies(opts: ZombiesOptions, out: { write(s: string): 
     if (r.zombies.length === 0) out.write('no zombies\n');
     else {
       out.write(HEADER + '\n');
-      for (const z of r.zombies) out.write(line(z) + '\n');
+      for (const z of r.zombies) out.write(zombieLine(z) + '\n');
     }
     return;
   }
@@ -62,11 +63,11 @@ export async function runZombies(opts: ZombiesOptions, out: { write(s: string): 
     const now = new Map(r.zombies.map((z) => [z.exec_id, z]));
     for (const [id, z] of now) {
       if (known.has(id)) continue;
-      out.write(opts.json ? JSON.stringify({ type: 'zombie', ...z }) + '\n' : `${line(z)}  zombie\n`);
+      out.write(opts.json ? JSON.stringify({ type: 'zombie', ...z }) + '\n' : `${zombieLine(z)}  zombie\n`);
     }
     for (const [id, z] of known) {
       if (now.has(id)) continue;
-      out.write(opts.json ? JSON.stringify({ type: 'gone', ...z }) + '\n' : `${String(z.pid).padEnd(7)} ${z.comm.padEnd(16)} ${'gone'.padStart(10)}  after ≥${fmtMs(z.zombie_ms)}\n`);
+      out.write(opts.json ? JSON.stringify({ type: 'gone', ...z }) + '\n' : `${String(z.pid).padEnd(7)} ${term(z.comm).padEnd(16)} ${'gone'.padStart(10)}  after ≥${fmtMs(z.zombie_ms)}\n`);
     }
     known.clear();
     for (const [id, z] of now) known.set(id, z);

@@ -1,6 +1,6 @@
 // `patrol trace` as a user runs it: the NDJSON contract, filters, and clear errors.
 import { spawn, spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,6 +98,30 @@ describe.skipIf(!bpfEnabled)('patrol trace --json (real kernel)', () => {
     }
     expect(events.some((e) => e.type === 'exit' && e.exit_code === 2)).toBe(true);
     expect(events.some((e) => e.type === 'exec_failed' && String(e.filename).includes(m) && e.error === 'ENOENT')).toBe(true);
+  }, 30_000);
+});
+
+describe.skipIf(!bpfEnabled)('patrol trace: hostile process text', () => {
+  it('a comm and arguments with escape sequences are escaped for the terminal', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'patrol-hostile-'));
+    const evil = join(dir, '\x1b[2Jclear');
+    copyFileSync('/bin/true', evil);
+    chmodSync(evil, 0o755);
+    const m = marker();
+    const p = spawn(PATROL, ['trace', '--pid', String(process.pid)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    for (const end = Date.now() + 15_000; !out.includes('COMM') && Date.now() < end; ) await sleep(20);
+    await run(evil, [m, '\x1b]0;title\x07', 'é\x9b']);
+    for (const end = Date.now() + 5_000; !out.includes(m) && Date.now() < end; ) await sleep(20);
+    p.kill('SIGINT');
+    await new Promise((r) => p.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+    const line = out.split('\n').find((l) => l.includes(m) && l.includes(' exec '));
+    expect(line, out).toBeDefined();
+    expect(out).not.toMatch(/[\x1b\x07]/); // nothing raw reached the terminal
+    expect(line).toContain('\\x1b[2Jclear');
+    expect(line).toContain("$'\\x1b]0;title\\x07'");
   }, 30_000);
 });
 
