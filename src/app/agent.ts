@@ -1,6 +1,6 @@
 // `patrol agent`: the long-running daemon. Composition root: it holds the lock, the sensors, the
 // process table and states, the store and the local API, and owns their start and stop order.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from '../shared/log.js';
 import { createLogger, setLogger } from '../shared/log.js';
 import { VERSION } from '../shared/version.js';
@@ -33,6 +33,15 @@ function makeLogger(cfg: AgentConfig): Logger {
 
 function readToken(path: string): string {
   let token: string;
+  // The token guards the API: a copy readable by others is a leaked credential.
+  try {
+    const st = statSync(path);
+    if ((st.mode & 0o077) !== 0) {
+      throw new PatrolError('E_CONFIG', `api.tcp.token_file: ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`);
+    }
+  } catch (e) {
+    if (e instanceof PatrolError) throw e;
+  }
   try {
     token = readFileSync(path, 'utf8').trim();
   } catch (e) {

@@ -259,6 +259,20 @@ describe.skipIf(!bpfEnabled)('agent TCP listener', () => {
       await exited(agent);
     }
   });
+
+  it('refuses a token file that group or others can read, naming the fix', () => {
+    const p = paths();
+    const tokenFile = join(p.dir, 'token');
+    writeFileSync(tokenFile, 'correct-horse-battery-staple\n', { mode: 0o644 });
+    chmodSync(tokenFile, 0o644);
+    writeFileSync(
+      p.config,
+      `store: { path: ${p.db} }\napi: { socket: ${p.socket}, tcp: { enabled: true, host: 127.0.0.1, port: 19466, token_file: ${tokenFile} } }\nagent: { lock_file: ${p.lock} }\nlog: { level: warn }\nmetrics: { prometheus: { enabled: false } }\n`,
+    );
+    const r = spawnSync(PATROL, ['agent', '--config', p.config], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${tokenFile} is readable by group or others (mode 644); run: chmod 600`);
+  });
 });
 
 describe.skipIf(!bpfEnabled)('agent crash hygiene', () => {
