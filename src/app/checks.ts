@@ -1,7 +1,7 @@
 // Checks in the app: the sources a standalone `patrol check` uses, the replay of a recording,
 // and the agent's check service (load a directory, swap atomically on change, run the schedule,
 // store results and alerts). The only place that wires src/checks to the other stages.
-import { watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../shared/log.js';
@@ -294,6 +294,15 @@ export function startAgentChecks(
   attribute?: (a: Alert) => unknown,
 ): AgentChecks | null {
   if (cfg.checks.dir === null) return null;
+  // A wrong directory is a typo, not an empty pack: stop before running zero checks silently
+  // (a bad rules directory stops the agent too).
+  let dirStat;
+  try {
+    dirStat = statSync(cfg.checks.dir);
+  } catch (e) {
+    throw new PatrolError('E_CONFIG', `checks.dir: ${cfg.checks.dir}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : ((e as NodeJS.ErrnoException).code ?? (e as Error).message)}`);
+  }
+  if (!dirStat.isDirectory()) throw new PatrolError('E_CONFIG', `checks.dir: ${cfg.checks.dir} is not a directory`);
   const store = CheckStore.open(cfg.store.path, {
     runs: cfg.checks.retention,
     alerts: cfg.checks.retention,

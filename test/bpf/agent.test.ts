@@ -335,4 +335,11 @@ describe('agent configuration errors', () => {
     expect(r.stderr).toContain(`${f}: lifecycle.arg_cap: unknown key (did you mean args_cap?)`);
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
+
+  it('a checks directory that does not exist stops the agent with one clear line', () => {
+    const p = paths();
+    const r = spawnSync(PATROL, ['agent', '--config', p.config, '--checks', join(p.dir, 'typo')], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe(`patrol: checks.dir: ${join(p.dir, 'typo')}: no such directory`);
+  });
 });
