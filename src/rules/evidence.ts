@@ -3,8 +3,8 @@
 import type { ExitEvent } from '../shared/events.js';
 import type { EvidenceKind } from './catalogue.js';
 import type { ProcFact, RuleClock } from './facts.js';
-import type { RuleEngine, Scope } from './engine.js';
-import { rssWindow, signalName, topWriters } from './engine.js';
+import { signalName } from './event-fields.js';
+import { msOf, rssWindow, topWriters, type Scope, type ScopeHost } from './scope.js';
 import type { CompiledRule } from './tree.js';
 import { formatBytes, formatMs, type Value } from './units.js';
 
@@ -18,7 +18,7 @@ export interface Evidence {
 }
 
 export interface EvidenceInput {
-  engine: RuleEngine;
+  engine: ScopeHost;
   clock: RuleClock;
   rule: CompiledRule;
   trigger: { source: string; tNs: bigint; line?: string; summary: string; fields: Record<string, Value>; execId?: string | null; parentExecId?: string | null; command?: string; alert?: { id: string; check: string; state: string; evidence: unknown } };
@@ -47,7 +47,7 @@ function one(k: EvidenceKind, x: EvidenceInput): Evidence | Evidence[] | null {
   const { trigger: t, proc: p, clock, engine } = x;
   const ts = iso(clock, t.tNs);
   const windowOf = (fn: string) => x.scope.windowFor(fn) ?? DEFAULT_WINDOW_MS;
-  const toMs = Number(t.tNs / 1_000_000n);
+  const toMs = msOf(t.tNs);
   switch (k) {
     case 'line':
       if (t.line === undefined) return null;
