@@ -449,6 +449,7 @@ export class RuleEngine implements ScopeHost {
   stats() {
     return {
       rules: this.rules.length, findings: this.findings.size, errors: this.errors, treeRuns: this.treeRuns, gateSkips: this.gateSkips,
+      evidenceBuilds: this.findings.evidenceBuilds,
       pending: this.deferred.pending, ...this.deferred.stats, history: this.history.stats(),
     };
   }

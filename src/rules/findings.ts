@@ -57,6 +57,8 @@ export class FindingStore {
   private readonly byKey = new Map<string, Finding>();
   private readonly alertIds = new Set<string>();
   private nextId = 1;
+  /** evidence chains built: one per firing, never for an event that fired nothing */
+  evidenceBuilds = 0;
 
   constructor(
     private readonly host: ScopeHost,
@@ -77,6 +79,7 @@ export class FindingStore {
     const subject = execId ?? (pid !== null ? `pid:${pid}` : (t.alert?.id ?? r.id));
     const key = `${leaf.cause}|${leaf.key ? render(leaf.key, scope) : subject}`;
     const explanation = render(leaf.explanation, scope);
+    this.evidenceBuilds++;
     const evidence = buildEvidence(leaf.evidence, { engine: this.host, clock: this.clock, rule: r, trigger: t, proc, scope });
     const alertId = t.alert?.id ?? null;
     const prev = this.byKey.get(key);
