@@ -119,7 +119,7 @@ function perEvent(set, prefilter, n = 60_000) {
 
 /** An ordinary stream, nothing failing: `exit0` is exits with code 0 only; `lifecycle` is fork,
  *  exec, exit 0 and reap of each process, 64 parents taking turns (no parent near the exec-storm
- *  threshold). Events are made up front and replayed, so the loop itself allocates nothing; the
+ *  threshold). For contrast, `storm` is execs by one parent at 200/s, where a rule does fire. Events are made up front and replayed, so the loop itself allocates nothing; the
  *  figure is wall time per event over `n` events after a warm-up pass, and the young-generation
  *  GCs the engine caused. */
 async function ordinaryStream(set, kind, n = 400_000) {
@@ -132,7 +132,10 @@ async function ordinaryStream(set, kind, n = 400_000) {
   for (let i = 0; i < N; i++) {
     const p = procs.get(`e${64 + (i % 4000)}`);
     const parent = procs.get(`e${2 + (i % 64)}`);
-    const en = { execId: p.execId, parentExecId: parent.execId, ppid: parent.pid, comm: p.comm, durationNs: 5_000_000n, zombieNs: 10_000n };
+    // storm: every exec by one parent, 5 ms apart (200 exec/s): past the exec-storm threshold
+    // (200 in 10 s), so the storm rule fires on each exec, merging into one finding
+    const par = kind === 'storm' ? procs.get('e2') : parent;
+    const en = { execId: p.execId, parentExecId: par.execId, ppid: par.pid, comm: p.comm, durationNs: 5_000_000n, zombieNs: 10_000n };
     const t = 1000n * S + BigInt(i) * 5_000_000n; // 200 events/s of simulated time
     const exit = { type: 'exit', ktimeNs: t, seq: 0n, cpu: 0, flags: 0, pid: p.pid, tid: p.pid, ppid: parent.pid, startNs: 0n, status: 0, exitCode: 0, signal: null, coreDumped: false, comm: kt(p.comm), usage };
     if (kind === 'exit0') {
@@ -140,7 +143,7 @@ async function ordinaryStream(set, kind, n = 400_000) {
       ens.push(en);
       continue;
     }
-    const k = i & 3;
+    const k = kind === 'storm' ? 1 : i & 3;
     const ev =
       k === 0 ? { type: 'fork', ktimeNs: t, seq: 0n, cpu: 0, flags: 0, pid: p.pid, tid: p.pid, startNs: 0n, ppid: parent.pid, parentTid: parent.pid, parentStartNs: 0n, comm: kt(parent.comm), thread: false }
       : k === 1 ? { type: 'exec', ktimeNs: t, seq: 0n, cpu: 0, flags: 0, pid: p.pid, oldTid: p.pid, ppid: parent.pid, startNs: 0n, parentStartNs: 0n, cgroupId: 0n, uid: 0, gid: 0, euid: 0, comm: kt(p.comm), filename: kt(p.filename), filenameTruncated: false, args: p.args.map(kt), argsTruncated: false, argsFault: false, argsFullLen: 8 }
@@ -227,9 +230,10 @@ const pack = loadSet(0);
 if (process.argv.includes('--ordinary')) {
   // just the ordinary-stream figures (quick before/after comparisons)
   const plus = loadSet(1000);
-  const result = { builtin_rules: pack.rules.length, ordinary: [await ordinaryStream(pack, 'exit0'), await ordinaryStream(pack, 'lifecycle'), await ordinaryStream(plus, 'exit0'), await ordinaryStream(plus, 'lifecycle')] };
+  const result = { builtin_rules: pack.rules.length, ordinary: [await ordinaryStream(pack, 'exit0'), await ordinaryStream(pack, 'lifecycle'), await ordinaryStream(plus, 'exit0'), await ordinaryStream(plus, 'lifecycle')], storm: await ordinaryStream(pack, 'storm', 100_000) };
   const tag = (o, i) => `${o.kind}${i >= 2 ? ' +1,000 rules' : ''}`;
-  report('rules-ordinary', result, result.ordinary.map((o, i) => `ordinary ${tag(o, i)}: ${o.ns_per_event} ns/event, ${o.events_per_s.toLocaleString('en')} events/s, ${o.minor_gcs} minor GCs, tree runs ${o.tree_runs}`));
+  const line = (o, label) => `${label}: ${o.ns_per_event} ns/event, ${o.events_per_s.toLocaleString('en')} events/s, ${o.minor_gcs} minor GCs, tree runs ${o.tree_runs}`;
+  report('rules-ordinary', result, [...result.ordinary.map((o, i) => line(o, `ordinary ${tag(o, i)}`)), line(result.storm, 'exec storm (firing on every exec)')]);
   process.exit(0);
 }
 const plus = loadSet(1000);

@@ -103,15 +103,13 @@ function one(k: EvidenceKind, x: EvidenceInput): Evidence | Evidence[] | null {
       const win = windowOf('history.execs_by_parent');
       const parent = t.parentExecId ?? p?.parentExecId ?? null;
       if (!parent) return null;
-      const list = engine.history.execsBy(parent, toMs - win, toMs);
+      const { count, byComm } = engine.history.execCommCounts(parent, toMs - win, toMs);
       const pp = engine.facts().processes?.get(parent);
-      const byComm = new Map<string, number>();
-      for (const e of list) byComm.set(e.comm, (byComm.get(e.comm) ?? 0) + 1);
       const top = [...byComm].sort((a, b) => b[1] - a[1]).slice(0, 5);
       return {
         kind: 'children', ts, exec_id: parent,
-        summary: `${list.length} execs by parent ${pp ? `pid ${pp.pid} (${pp.comm})` : parent} in ${formatMs(win)}: ${top.map(([c, n]) => `${c}×${n}`).join(', ')}`,
-        data: { window_ms: win, count: list.length, top: top.map(([comm, n]) => ({ comm, n })) },
+        summary: `${count} execs by parent ${pp ? `pid ${pp.pid} (${pp.comm})` : parent} in ${formatMs(win)}: ${top.map(([c, n]) => `${c}×${n}`).join(', ')}`,
+        data: { window_ms: win, count, top: top.map(([comm, n]) => ({ comm, n })) },
       };
     }
     case 'zombies': {

@@ -96,9 +96,11 @@ export class FindingStore {
       mergeEvidence(prev.evidence, evidence, better);
       prev.execId = execId ?? prev.execId;
       prev.pid = pid ?? prev.pid;
-      // most recent last, so eviction keeps live findings
-      this.list.splice(this.list.indexOf(prev), 1);
-      this.list.push(prev);
+      // most recent last, so eviction keeps live findings (a storm merges into the last one)
+      if (this.list[this.list.length - 1] !== prev) {
+        this.list.splice(this.list.indexOf(prev), 1);
+        this.list.push(prev);
+      }
       return;
     }
     const f: Finding = {

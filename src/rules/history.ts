@@ -209,6 +209,17 @@ export class History {
     return r.slots(this.from(fromMs, toMs), toMs).map((i) => ({ tMs: r.tMs[i]!, execId: r.execId[i]!, comm: r.comm[i]!, pid: r.pid[i]! }));
   }
 
+  /** Execs by a parent in the window, counted by comm in order of first appearance (the
+   *  storm's evidence, built at each firing: no record objects). */
+  execCommCounts(parentExecId: string, fromMs: number, toMs: number): { count: number; byComm: Map<string, number> } {
+    const byComm = new Map<string, number>();
+    const r = this.execsByParent.get(parentExecId);
+    if (!r) return { count: 0, byComm };
+    const slots = r.slots(this.from(fromMs, toMs), toMs);
+    for (const i of slots) byComm.set(r.comm[i]!, (byComm.get(r.comm[i]!) ?? 0) + 1);
+    return { count: slots.length, byComm };
+  }
+
   /** Exits that wrote, in [fromMs, toMs], oldest first. */
   writersWithin(fromMs: number, toMs: number): WriterRecord[] {
     const r = this.writers;
