@@ -392,12 +392,14 @@ export class RuleEngine implements ScopeHost {
 
   private retryDeferred(pid: number, nowNs: bigint): void {
     for (const d of this.deferred.takePid(pid)) this.run([d.rule], { ...d.trigger, retried: true });
-    this.expireDeferred(nowNs);
+    for (const d of this.deferred.takeExpired(nowNs)) this.run([d.rule], { ...d.trigger, retried: true });
   }
 
-  /** Evaluates, without the process, deferred lines whose wait is over. Call periodically. */
+  /** Evaluates, without the process, deferred lines whose wait is over, and renders coalesced
+   *  firings. Call periodically (the agent: every 500 ms). */
   expireDeferred(nowNs: bigint = this.opts.clock.nowNs()): void {
     for (const d of this.deferred.takeExpired(nowNs)) this.run([d.rule], { ...d.trigger, retried: true });
+    this.findings.flush();
   }
 
   // ------------------------------------------------------------------ facts for scopes

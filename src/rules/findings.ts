@@ -46,6 +46,16 @@ export interface RankedCause {
   finding_id: number;
 }
 
+/** Repeat firings of one leaf into one finding closer than this are coalesced: counted at once,
+ *  rendered (explanation, evidence) once, from the latest, when read or flushed. */
+const COALESCE_NS = 1_000_000_000n;
+
+interface FindingState {
+  leaf: Leaf;
+  builtNs: bigint;
+  pending: { rule: CompiledRule; trigger: Trigger; scope: Scope } | null;
+}
+
 export interface FindingLimits {
   maxFindings: number;
   /** findings with the same cause and key closer than this merge */
@@ -57,6 +67,10 @@ export class FindingStore {
   private readonly byKey = new Map<string, Finding>();
   private readonly alertIds = new Set<string>();
   private nextId = 1;
+  /** per finding: the leaf that last rendered it, when, and a firing not rendered yet */
+  private readonly state = new WeakMap<Finding, FindingState>();
+  /** findings with a coalesced firing to render */
+  private readonly pending = new Set<Finding>();
   /** evidence chains built: one per firing, never for an event that fired nothing */
   evidenceBuilds = 0;
 
@@ -78,22 +92,12 @@ export class FindingStore {
     const pid = proc?.pid ?? (typeof pidField === 'number' ? pidField : null);
     const subject = execId ?? (pid !== null ? `pid:${pid}` : (t.alert?.id ?? r.id));
     const key = `${leaf.cause}|${leaf.key ? render(leaf.key, scope) : subject}`;
-    const explanation = render(leaf.explanation, scope);
-    this.evidenceBuilds++;
-    const evidence = buildEvidence(leaf.evidence, { engine: this.host, clock: this.clock, rule: r, trigger: t, proc, scope });
     const alertId = t.alert?.id ?? null;
     const prev = this.byKey.get(key);
     if (prev && t.tNs - prev.tNs < this.limits.mergeNs && prev.alertId === alertId) {
       prev.count++;
       if (execId !== null && prev.processes.size < 1024) prev.processes.add(execId);
       if (t.tNs > prev.tNs) prev.tNs = t.tNs;
-      const better = leaf.confidence >= prev.confidence;
-      if (better) {
-        prev.confidence = leaf.confidence;
-        prev.explanation = explanation;
-        prev.rule = r.id;
-      }
-      mergeEvidence(prev.evidence, evidence, better);
       prev.execId = execId ?? prev.execId;
       prev.pid = pid ?? prev.pid;
       // most recent last, so eviction keeps live findings (a storm merges into the last one)
@@ -101,8 +105,21 @@ export class FindingStore {
         this.list.splice(this.list.indexOf(prev), 1);
         this.list.push(prev);
       }
+      const st = this.state.get(prev);
+      if (st && st.leaf === leaf && t.tNs >= st.builtNs && t.tNs - st.builtNs < COALESCE_NS) {
+        // the same leaf again within the coalescing time (a storm, a fast crash loop): counted
+        // now, rendered from this latest firing when the finding is next read or flushed
+        st.pending = { rule: r, trigger: t, scope };
+        this.pending.add(prev);
+        return;
+      }
+      if (st?.pending) this.materialize(prev, st);
+      this.content(prev, r, leaf, t, scope);
       return;
     }
+    const explanation = render(leaf.explanation, scope);
+    this.evidenceBuilds++;
+    const evidence = buildEvidence(leaf.evidence, { engine: this.host, clock: this.clock, rule: r, trigger: t, proc, scope });
     const f: Finding = {
       id: this.nextId++, rule: r.id, cause: leaf.cause, confidence: leaf.confidence, explanation, tNs: t.tNs, firstNs: t.tNs, count: 1,
       execId, pid, key, evidence, alertId,
@@ -110,12 +127,48 @@ export class FindingStore {
     };
     this.list.push(f);
     this.byKey.set(key, f);
+    this.state.set(f, { leaf, builtNs: t.tNs, pending: null });
     if (alertId !== null) this.alertIds.add(alertId);
     if (this.list.length > this.limits.maxFindings) {
       const old = this.list.shift()!;
+      this.pending.delete(old);
       if (this.byKey.get(old.key) === old) this.byKey.delete(old.key);
       if (old.alertId !== null && !this.list.some((x) => x.alertId === old.alertId)) this.alertIds.delete(old.alertId);
     }
+  }
+
+  /** Explanation and evidence of one firing merged into `f`: a figure (window, failures,
+   *  children) and the explanation are replaced by an equally or more confident leaf's. */
+  private content(f: Finding, r: CompiledRule, leaf: Leaf, t: Trigger, scope: Scope): void {
+    const explanation = render(leaf.explanation, scope);
+    this.evidenceBuilds++;
+    const evidence = buildEvidence(leaf.evidence, { engine: this.host, clock: this.clock, rule: r, trigger: t, proc: scope.proc(), scope });
+    const better = leaf.confidence >= f.confidence;
+    if (better) {
+      f.confidence = leaf.confidence;
+      f.explanation = explanation;
+      f.rule = r.id;
+    }
+    mergeEvidence(f.evidence, evidence, better);
+    this.state.set(f, { leaf, builtNs: t.tNs, pending: null });
+  }
+
+  private materialize(f: Finding, st: FindingState): void {
+    const p = st.pending!;
+    st.pending = null;
+    this.pending.delete(f);
+    this.content(f, p.rule, st.leaf, p.trigger, p.scope);
+  }
+
+  /** Renders every coalesced firing (before any read, and periodically: the figures then come
+   *  from history that has not moved on far). */
+  flush(): void {
+    if (this.pending.size === 0) return;
+    for (const f of [...this.pending]) {
+      const st = this.state.get(f);
+      if (st?.pending) this.materialize(f, st);
+    }
+    this.pending.clear();
   }
 
   /** Whether the check rules already ran for this alert. */
@@ -131,7 +184,10 @@ export class FindingStore {
     for (let i = this.list.length - 1; i >= 0; i--) {
       const f = this.list[i]!;
       if (at - Number(f.tNs) > 60e9) break;
-      if (f.execId !== execId || f.evidence.some((e) => e.kind === 'exit')) continue;
+      if (f.execId !== execId) continue;
+      const st = this.state.get(f);
+      if (st?.pending) this.materialize(f, st);
+      if (f.evidence.some((e) => e.kind === 'exit')) continue;
       f.evidence.push(exitEvidence(ev, execId, this.clock));
       // RSS evidence made before the exit had only samples; the exit adds the max RSS.
       const rss = f.evidence.find((e) => e.kind === 'window' && e.data?.metric === 'rss');
@@ -147,14 +203,17 @@ export class FindingStore {
 
   /** Newest first. */
   recent(limit: number): Finding[] {
+    this.flush();
     return this.list.slice(-limit).reverse();
   }
 
   get(id: number): Finding | undefined {
+    this.flush();
     return this.list.find((f) => f.id === id);
   }
 
   filter(pred: (f: Finding) => boolean): Finding[] {
+    this.flush();
     return this.list.filter(pred);
   }
 }

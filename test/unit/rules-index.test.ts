@@ -91,10 +91,17 @@ describe('trigger index', () => {
     expect(e.stats()).toMatchObject({ treeRuns: 3, evidenceBuilds: 3 });
   });
 
-  it('runs the exec-storm tree only once the parent is near the threshold', () => {
-    const { e } = engine(pack());
+  it('runs the exec-storm tree only past the threshold, and renders a burst of firings once', () => {
+    const { e, add } = engine(pack());
+    for (let i = 0; i < 210; i++) add(`x${i}`, 4000 + i, 'sleep');
     for (let i = 0; i < 210; i++) e.onLifecycle(execEv(4000 + i, 'sleep', 1000n * S + BigInt(i) * 1_000_000n), ctx(`x${i}`, 'sleep'));
     expect(e.profile().find((p) => p.rule === 'exec-storm')).toMatchObject({ evaluations: 210, treeRuns: 11, matches: 11 });
+    // eleven firings within a second: counted at once, rendered once more, from the latest, on read
+    expect(e.stats()).toMatchObject({ evidenceBuilds: 1, findings: 1 });
+    const [storm] = e.rankRecent();
+    expect(storm).toMatchObject({ cause: 'exec_storm', count: 11, explanation: 'bash (exec_id sh0) started 210 programs in 10 s, the latest sleep' });
+    expect(storm!.evidence.find((x) => x.kind === 'children')!.data).toMatchObject({ count: 210, top: [{ comm: 'sleep', n: 210 }] });
+    expect(e.stats()).toMatchObject({ evidenceBuilds: 2 });
   });
 
   it('never turns away an event whose tree would fire (gates against a plain tree walk)', () => {
