@@ -2,14 +2,16 @@
 // it, walks those rules' decision trees, and keeps what they find. The pieces:
 //   trigger-index.ts  which rules an event can fire (gates, exit classes), decided at load
 //   event-fields.ts   an event's fields, read one at a time or as a record
+//   event-view.ts     the event as gates read it (no allocation) and as a tree run gets it
 //   scope.ts          a tree run's view of the event: process facts, windows, history figures
 //   findings.ts       recording, merging and ranking findings; evidence is built there
 //   kernel-join.ts    kernel lines waiting for the process they name
 //   line-prefilter.ts one RE2.Set scan per line
 //   history.ts        counters and rings of recent exits and execs
 import type { LifecycleEvent, StateEvent } from '../shared/events.js';
-import type { FieldRef, SourceKind } from './catalogue.js';
-import { LIFECYCLE_SOURCES, lifecycleField, lifecycleFields, signalName, stateField, stateFields, type EventContext } from './event-fields.js';
+import type { SourceKind } from './catalogue.js';
+import { LIFECYCLE_SOURCES, type EventContext } from './event-fields.js';
+import { EventReader, lifecycleTrigger, stateTrigger } from './event-view.js';
 import type { AlertLike, NodeStateFacts, ProcessFacts, RuleClock, WindowFacts } from './facts.js';
 import { FindingStore, rank, type Finding, type RankedCause } from './findings.js';
 import { History, commandKey, type HistoryLimits } from './history.js';
@@ -18,8 +20,8 @@ import { prefilter, type Prefilter } from './line-prefilter.js';
 import type { RuleSet } from './loader.js';
 import { Scope, msOf, type EngineFacts, type ScopeHost, type Trigger } from './scope.js';
 import { decide, type CompiledRule } from './tree.js';
-import { EXIT_CLASSES, evalGate, exitClass, exitClassesOf, gateOf, type Gate, type GateReader } from './trigger-index.js';
-import { convert, formatMs, type Value } from './units.js';
+import { EXIT_CLASSES, evalGate, exitClass, exitClassesOf, gateOf, type Gate } from './trigger-index.js';
+import { convert, type Value } from './units.js';
 
 export interface RuleProfile {
   rule: string;
@@ -58,52 +60,6 @@ interface IndexedRule {
   /** the gate is "true": nothing to test */
   always: boolean;
   profile: RuleProfile;
-}
-
-/** The event a gate reads: one object for the engine's life, pointed at each event in turn. */
-class EventReader implements GateReader {
-  ev: LifecycleEvent | null = null;
-  en: EventContext | null = null;
-  st: StateEvent | null = null;
-  toMs = 0;
-  private cmd: string | null = null;
-
-  constructor(private readonly engine: RuleEngine) {}
-
-  lifecycle(ev: LifecycleEvent, en: EventContext, toMs: number): void {
-    this.ev = ev;
-    this.en = en;
-    this.st = null;
-    this.toMs = toMs;
-    this.cmd = null;
-  }
-
-  state(ev: StateEvent): void {
-    this.ev = null;
-    this.en = null;
-    this.st = ev;
-  }
-
-  /** The exit's command (comm + executable), asked of the process table once per event. */
-  command(): string {
-    if (this.cmd === null) this.cmd = this.engine.commandOf(this.ev!, this.en!);
-    return this.cmd;
-  }
-
-  value(ref: FieldRef): Value | undefined {
-    if (this.st !== null) return stateField(ref.name, this.st);
-    if (ref.fn === undefined) return lifecycleField(ref.name, this.ev!, this.en!);
-    // the same figures a Scope computes (scope.ts figure()), from the counters
-    const from = this.toMs - ref.windowMs!;
-    const h = this.engine.history;
-    return ref.fn === 'history.failures' ? h.countFailures(this.command(), from, this.toMs) : h.countExecs(this.en!.parentExecId!, from, this.toMs);
-  }
-
-  hasCounter(ref: FieldRef): boolean {
-    if (this.ev === null) return false;
-    if (ref.fn === 'history.failures') return this.ev.type === 'exit';
-    return ref.fn === 'history.execs_by_parent' && this.en!.parentExecId !== null;
-  }
 }
 
 export class RuleEngine implements ScopeHost {
@@ -242,7 +198,7 @@ export class RuleEngine implements ScopeHost {
       const x = list[i]!;
       x.profile.evaluations++;
       if (!x.always && !this.gate(x.gate)) continue;
-      t ??= this.lifecycleTrigger(ev, en);
+      t ??= lifecycleTrigger(ev, en, this.reader);
       this.runRule(x.rule, t, x.profile);
     }
   }
@@ -256,13 +212,7 @@ export class RuleEngine implements ScopeHost {
       const x = list[i]!;
       x.profile.evaluations++;
       if (!x.always && !this.gate(x.gate)) continue;
-      if (t === null) {
-        const dMs = Number(ev.durationNs) / 1e6;
-        t = {
-          source: 'state', tNs: ev.ktimeNs, execId, fields: stateFields(ev),
-          summary: `pid ${ev.pid} tid ${ev.tid} (${ev.comm.text}) ${ev.from}→${ev.to} after ${formatMs(dMs)} in ${ev.from}`,
-        };
-      }
+      t ??= stateTrigger(ev, execId);
       this.runRule(x.rule, t, x.profile);
     }
   }
@@ -298,26 +248,6 @@ export class RuleEngine implements ScopeHost {
     }
     if (!pass) this.gateSkips++;
     return pass;
-  }
-
-  /** The event as a tree run sees it: built once per event, and only when some gate passed. */
-  private lifecycleTrigger(ev: LifecycleEvent, en: EventContext): Trigger {
-    const base = { tNs: ev.ktimeNs, execId: en.execId, parentExecId: en.parentExecId };
-    switch (ev.type) {
-      case 'exec':
-        return { ...base, source: 'exec', fields: lifecycleFields('exec', ev, en), summary: `exec pid ${ev.pid} (${ev.comm.text}) ${ev.args.map((a) => a.text).join(' ').slice(0, 200)}` };
-      case 'exit':
-        return {
-          ...base, source: 'exit', command: this.reader.command(), fields: lifecycleFields('exit', ev, en),
-          summary: `exit pid ${ev.pid} (${ev.comm.text}) ${ev.signal !== null ? `killed by ${signalName(ev.signal)}` : `code ${ev.exitCode}`}`,
-        };
-      case 'exec_failed':
-        return { ...base, source: 'exec_failed', fields: lifecycleFields('exec_failed', ev, en), summary: `exec of ${ev.filename.text} by pid ${ev.pid} failed (errno ${ev.errno})` };
-      case 'reap':
-        return { ...base, source: 'reap', fields: lifecycleFields('reap', ev, en), summary: `reap pid ${ev.pid} after ${en.zombieNs === undefined ? '?' : formatMs(Number(en.zombieNs) / 1e6)} as a zombie` };
-      default:
-        throw new Error(`no rules take ${ev.type} events`);
-    }
   }
 
   // ------------------------------------------------------------------ evaluation

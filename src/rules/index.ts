@@ -10,6 +10,7 @@ export * from './facts.js';
 export * from './history.js';
 export * from './evidence.js';
 export * from './event-fields.js';
+export * from './event-view.js';
 export * from './scope.js';
 export * from './findings.js';
 export * from './trigger-index.js';
