@@ -184,7 +184,7 @@ export class RuleEngine implements ScopeHost {
     reader.lifecycle(ev, en, tMs);
     let cls = 0;
     if (ev.type === 'exec') {
-      if (en.parentExecId !== null) this.history.recordExec(en.parentExecId, tMs, en.execId, ev.comm.text, ev.pid);
+      if (en.parentExecId) this.history.recordExec(en.parentExecId, tMs, en.execId, ev.comm.text, ev.pid);
     } else if (ev.type === 'exit') {
       this.history.recordWriter(tMs, en.execId, ev.pid, ev.comm.text, Number(ev.usage.writeBytes));
       cls = exitClass(ev.exitCode, ev.signal);

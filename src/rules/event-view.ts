@@ -57,7 +57,7 @@ export class EventReader implements GateReader {
   hasCounter(ref: FieldRef): boolean {
     if (this.ev === null) return false;
     if (ref.fn === 'history.failures') return this.ev.type === 'exit';
-    return ref.fn === 'history.execs_by_parent' && this.en!.parentExecId !== null;
+    return ref.fn === 'history.execs_by_parent' && !!this.en!.parentExecId;
   }
 }
 
