@@ -48,8 +48,11 @@ export interface ExplainRecentJson {
 export interface RuleProfileJson {
   rule: string;
   source: string;
+  /** times the index offered the rule an event (its gate ran), or its pattern/alert was tried */
   evaluations: number;
   pattern_matches: number;
+  /** decision-tree walks: only when the gate (or pattern) let the event through */
+  tree_runs: number;
   matches: number;
   time_ms: number;
   max_us: number;

@@ -287,7 +287,7 @@ export function explainView(rules: RulesService): ExplainView {
       rules: rules.registry.set.rules.length,
       diagnostics: rules.lastDiagnostics,
       profile: rules.profile().map((p) => ({
-        rule: p.rule, source: p.source, evaluations: p.evaluations, pattern_matches: p.patternMatches, matches: p.matches,
+        rule: p.rule, source: p.source, evaluations: p.evaluations, pattern_matches: p.patternMatches, tree_runs: p.treeRuns, matches: p.matches,
         time_ms: p.timeNs / 1e6, max_us: p.maxNs / 1e3,
       })),
       stats: rules.stats() as unknown as Record<string, unknown>,

@@ -67,10 +67,12 @@ export async function runRulesProfile(opts: ClientOptions, out: Out = process.st
   }
   out.write(`${r.rules} rules from ${r.dir}\n`);
   for (const d of r.diagnostics) out.write(`last reload rejected: ${d}\n`);
-  out.write(`${'RULE'.padEnd(24)} ${'SOURCE'.padEnd(11)} ${'EVALS'.padStart(10)} ${'MATCHES'.padStart(8)} ${'TIME'.padStart(10)} ${'MAX'.padStart(9)}\n`);
+  out.write(`${'RULE'.padEnd(24)} ${'SOURCE'.padEnd(11)} ${'EVALS'.padStart(10)} ${'TREES'.padStart(10)} ${'MATCHES'.padStart(8)} ${'TIME'.padStart(10)} ${'MAX'.padStart(9)}\n`);
   for (const p of r.profile) {
-    out.write(`${p.rule.padEnd(24)} ${p.source.padEnd(11)} ${String(p.evaluations).padStart(10)} ${String(p.matches).padStart(8)} ${`${p.time_ms.toFixed(1)} ms`.padStart(10)} ${`${Math.round(p.max_us)} µs`.padStart(9)}\n`);
+    out.write(`${p.rule.padEnd(24)} ${p.source.padEnd(11)} ${String(p.evaluations).padStart(10)} ${String(p.tree_runs ?? '-').padStart(10)} ${String(p.matches).padStart(8)} ${`${p.time_ms.toFixed(1)} ms`.padStart(10)} ${`${Math.round(p.max_us)} µs`.padStart(9)}\n`);
   }
+  const st = r.stats as { treeRuns?: number; gateSkips?: number; evidenceBuilds?: number };
+  if (typeof st.treeRuns === 'number') out.write(`tree runs ${st.treeRuns}, turned away by the index's gates ${st.gateSkips ?? 0}, evidence chains built ${st.evidenceBuilds ?? 0}\n`);
 }
 
 export function registerRules(program: Command): void {

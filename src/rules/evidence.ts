@@ -3,8 +3,8 @@
 import type { ExitEvent } from '../shared/events.js';
 import type { EvidenceKind } from './catalogue.js';
 import type { ProcFact, RuleClock } from './facts.js';
-import type { RuleEngine, Scope } from './engine.js';
-import { rssWindow, signalName, topWriters } from './engine.js';
+import { signalName } from './event-fields.js';
+import { msOf, rssWindow, topWriters, type Scope, type ScopeHost } from './scope.js';
 import type { CompiledRule } from './tree.js';
 import { formatBytes, formatMs, type Value } from './units.js';
 
@@ -18,7 +18,7 @@ export interface Evidence {
 }
 
 export interface EvidenceInput {
-  engine: RuleEngine;
+  engine: ScopeHost;
   clock: RuleClock;
   rule: CompiledRule;
   trigger: { source: string; tNs: bigint; line?: string; summary: string; fields: Record<string, Value>; execId?: string | null; parentExecId?: string | null; command?: string; alert?: { id: string; check: string; state: string; evidence: unknown } };
@@ -47,7 +47,7 @@ function one(k: EvidenceKind, x: EvidenceInput): Evidence | Evidence[] | null {
   const { trigger: t, proc: p, clock, engine } = x;
   const ts = iso(clock, t.tNs);
   const windowOf = (fn: string) => x.scope.windowFor(fn) ?? DEFAULT_WINDOW_MS;
-  const toMs = Number(t.tNs / 1_000_000n);
+  const toMs = msOf(t.tNs);
   switch (k) {
     case 'line':
       if (t.line === undefined) return null;
@@ -103,15 +103,13 @@ function one(k: EvidenceKind, x: EvidenceInput): Evidence | Evidence[] | null {
       const win = windowOf('history.execs_by_parent');
       const parent = t.parentExecId ?? p?.parentExecId ?? null;
       if (!parent) return null;
-      const list = engine.history.execsBy(parent, toMs - win, toMs);
+      const { count, byComm } = engine.history.execCommCounts(parent, toMs - win, toMs);
       const pp = engine.facts().processes?.get(parent);
-      const byComm = new Map<string, number>();
-      for (const e of list) byComm.set(e.comm, (byComm.get(e.comm) ?? 0) + 1);
       const top = [...byComm].sort((a, b) => b[1] - a[1]).slice(0, 5);
       return {
         kind: 'children', ts, exec_id: parent,
-        summary: `${list.length} execs by parent ${pp ? `pid ${pp.pid} (${pp.comm})` : parent} in ${formatMs(win)}: ${top.map(([c, n]) => `${c}×${n}`).join(', ')}`,
-        data: { window_ms: win, count: list.length, top: top.map(([comm, n]) => ({ comm, n })) },
+        summary: `${count} execs by parent ${pp ? `pid ${pp.pid} (${pp.comm})` : parent} in ${formatMs(win)}: ${top.map(([c, n]) => `${c}×${n}`).join(', ')}`,
+        data: { window_ms: win, count, top: top.map(([comm, n]) => ({ comm, n })) },
       };
     }
     case 'zombies': {

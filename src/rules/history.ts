@@ -1,24 +1,39 @@
 // Bounded memory of recent lifecycle facts the trees ask about: failing exits per command, execs
-// per parent, exited processes' I/O. Times are ms since boot (numbers: an hour fits easily).
+// per parent, exited processes' writes. Times are ms since boot (numbers: an hour fits easily).
+//
+// Every list is a ring of parallel columns that grows to its bound and then overwrites its
+// oldest slot: recording a fact stores numbers and references to strings the event already
+// holds, and allocates nothing once the ring is full. Counting (what a gate asks at every exec
+// or failed exit) walks numbers; objects are made only for evidence, when a rule fires.
 
-export interface ExitRecord {
+export interface FailureRecord {
   tMs: number;
   execId: string;
   pid: number;
-  ppid: number;
   comm: string;
-  command: string;
   exitCode: number | null;
   signal: number | null;
-  failed: boolean;
+}
+
+export interface ExecRecord {
+  tMs: number;
+  execId: string;
+  comm: string;
+  pid: number;
+}
+
+export interface WriterRecord {
+  tMs: number;
+  execId: string;
+  pid: number;
+  comm: string;
   writeBytes: number;
-  readBytes: number;
-  maxRssBytes: number;
 }
 
 export interface HistoryLimits {
   /** oldest fact kept */
   horizonMs: number;
+  /** exits that wrote (for the top writers) */
   maxExits: number;
   maxKeys: number;
   maxPerKey: number;
@@ -26,24 +41,94 @@ export interface HistoryLimits {
 
 export const DEFAULT_HISTORY: HistoryLimits = { horizonMs: 3_600_000, maxExits: 50_000, maxKeys: 10_000, maxPerKey: 512 };
 
-/** Insertion-ordered map of bounded time lists; the least recently written key goes first. */
-class KeyedTimes<T extends { tMs: number }> {
-  private readonly m = new Map<string, T[]>();
-  constructor(private readonly limits: HistoryLimits) {}
+/** Events reach us in ring order, which can be a little out of time order across CPUs: a
+ *  backward scan stops only this far before the window, so a late entry is still counted. */
+const DISORDER_MS = 1000;
 
-  add(key: string, item: T): void {
-    let list = this.m.get(key);
-    if (list) this.m.delete(key); // re-insert: most recent last
-    else list = [];
-    list.push(item);
-    if (list.length > this.limits.maxPerKey) list.splice(0, list.length - this.limits.maxPerKey);
-    this.m.set(key, list);
-    if (this.m.size > this.limits.maxKeys) this.m.delete(this.m.keys().next().value!);
+/** Times and parallel columns of the last `cap` facts; slot order is insertion order. */
+class Ring {
+  readonly tMs: number[] = [];
+  readonly execId: string[] = [];
+  readonly comm: string[] = [];
+  readonly pid: number[] = [];
+  /** per ring kind: exit code (NaN for none) or bytes written */
+  readonly a: number[] = [];
+  /** signal (NaN for none) */
+  readonly b: number[] = [];
+  /** next slot to write once full (the oldest) */
+  private next = 0;
+
+  constructor(private readonly cap: number) {}
+
+  get length(): number {
+    return this.tMs.length;
   }
 
-  within(key: string, fromMs: number, toMs: number): T[] {
-    const list = this.m.get(key);
-    return list ? list.filter((x) => x.tMs >= fromMs && x.tMs <= toMs) : [];
+  /** Index of the slot to fill: append while growing, then overwrite the oldest. */
+  claim(): number {
+    if (this.tMs.length < this.cap) return this.tMs.length;
+    const i = this.next;
+    this.next = i + 1 === this.cap ? 0 : i + 1;
+    return i;
+  }
+
+  /** Slot of the k-th newest fact (k = 0 is the newest). */
+  newest(k: number): number {
+    const n = this.tMs.length;
+    const i = (n < this.cap ? n : this.next) - 1 - k;
+    return i < 0 ? i + n : i;
+  }
+
+  /** Facts in [fromMs, toMs]: newest first, stopping once well before the window. */
+  count(fromMs: number, toMs: number): number {
+    const n = this.tMs.length;
+    const ts = this.tMs;
+    let c = 0;
+    for (let k = 0; k < n; k++) {
+      const t = ts[this.newest(k)]!;
+      if (t < fromMs - DISORDER_MS) break;
+      if (t >= fromMs && t <= toMs) c++;
+    }
+    return c;
+  }
+
+  /** Slots of the facts in [fromMs, toMs], oldest first (for evidence: allocates). */
+  slots(fromMs: number, toMs: number): number[] {
+    const out: number[] = [];
+    const n = this.tMs.length;
+    for (let k = 0; k < n; k++) {
+      const i = this.newest(k);
+      const t = this.tMs[i]!;
+      if (t < fromMs - DISORDER_MS) break;
+      if (t >= fromMs && t <= toMs) out.push(i);
+    }
+    return out.reverse();
+  }
+}
+
+/** Rings by key; the least recently written key goes first when there are too many. */
+class KeyedRings {
+  private readonly m = new Map<string, Ring>();
+  /** the key written last: a burst by one key (a storm) skips the re-insert */
+  private last: string | null = null;
+  constructor(private readonly limits: HistoryLimits) {}
+
+  ring(key: string): Ring {
+    let r = this.m.get(key);
+    if (r === undefined) {
+      r = new Ring(this.limits.maxPerKey);
+      this.m.set(key, r);
+      if (this.m.size > this.limits.maxKeys) this.m.delete(this.m.keys().next().value!);
+    } else if (this.last !== key) {
+      this.m.delete(key); // re-insert: most recent last
+      this.m.set(key, r);
+    }
+    this.last = key;
+    return r;
+  }
+
+  get(key: string): Ring | undefined {
+    return this.m.get(key);
   }
 
   get size(): number {
@@ -51,49 +136,98 @@ class KeyedTimes<T extends { tMs: number }> {
   }
 }
 
+const orNaN = (v: number | null) => (v === null ? Number.NaN : v);
+const orNull = (v: number) => (Number.isNaN(v) ? null : v);
+
 export class History {
-  private exits: ExitRecord[] = [];
-  private readonly failuresByCommand: KeyedTimes<ExitRecord>;
-  private readonly execsByParent: KeyedTimes<{ tMs: number; execId: string; comm: string; pid: number }>;
+  private readonly writers: Ring;
+  private readonly failuresByCommand: KeyedRings;
+  private readonly execsByParent: KeyedRings;
 
   constructor(private readonly limits: HistoryLimits = DEFAULT_HISTORY) {
-    this.failuresByCommand = new KeyedTimes(limits);
-    this.execsByParent = new KeyedTimes(limits);
+    this.writers = new Ring(limits.maxExits);
+    this.failuresByCommand = new KeyedRings(limits);
+    this.execsByParent = new KeyedRings(limits);
   }
 
-  recordExit(r: ExitRecord): void {
-    this.exits.push(r);
-    if (this.exits.length > this.limits.maxExits * 2 || (this.exits.length & 1023) === 0) this.trim(r.tMs);
-    if (r.failed) this.failuresByCommand.add(r.command, r);
+  /** An exit that wrote: remembered for the top writers (exits that wrote nothing never rank). */
+  recordWriter(tMs: number, execId: string, pid: number, comm: string, writeBytes: number): void {
+    if (!(writeBytes > 0)) return;
+    const r = this.writers;
+    const i = r.claim();
+    r.tMs[i] = tMs;
+    r.execId[i] = execId;
+    r.pid[i] = pid;
+    r.comm[i] = comm;
+    r.a[i] = writeBytes;
   }
 
-  recordExec(parentExecId: string, e: { tMs: number; execId: string; comm: string; pid: number }): void {
-    this.execsByParent.add(parentExecId, e);
+  /** A failed exit (non-zero code or a signal) of `command`. */
+  recordFailure(command: string, tMs: number, execId: string, pid: number, comm: string, exitCode: number | null, signal: number | null): void {
+    const r = this.failuresByCommand.ring(command);
+    const i = r.claim();
+    r.tMs[i] = tMs;
+    r.execId[i] = execId;
+    r.pid[i] = pid;
+    r.comm[i] = comm;
+    r.a[i] = orNaN(exitCode);
+    r.b[i] = orNaN(signal);
   }
 
-  failures(command: string, fromMs: number, toMs: number): ExitRecord[] {
-    return this.failuresByCommand.within(command, fromMs, toMs);
+  recordExec(parentExecId: string, tMs: number, execId: string, comm: string, pid: number): void {
+    const r = this.execsByParent.ring(parentExecId);
+    const i = r.claim();
+    r.tMs[i] = tMs;
+    r.execId[i] = execId;
+    r.comm[i] = comm;
+    r.pid[i] = pid;
   }
 
-  execsBy(parentExecId: string, fromMs: number, toMs: number) {
-    return this.execsByParent.within(parentExecId, fromMs, toMs);
+  private from(fromMs: number, toMs: number): number {
+    return Math.max(fromMs, toMs - this.limits.horizonMs);
   }
 
-  exitsWithin(fromMs: number, toMs: number): ExitRecord[] {
-    return this.exits.filter((x) => x.tMs >= fromMs && x.tMs <= toMs);
+  countFailures(command: string, fromMs: number, toMs: number): number {
+    return this.failuresByCommand.get(command)?.count(this.from(fromMs, toMs), toMs) ?? 0;
   }
 
-  private trim(nowMs: number): void {
-    const cut = nowMs - this.limits.horizonMs;
-    let i = 0;
-    while (i < this.exits.length && this.exits[i]!.tMs < cut) i++;
-    const over = this.exits.length - i - this.limits.maxExits;
-    if (over > 0) i += over;
-    if (i > 0) this.exits = this.exits.slice(i);
+  countExecs(parentExecId: string, fromMs: number, toMs: number): number {
+    return this.execsByParent.get(parentExecId)?.count(this.from(fromMs, toMs), toMs) ?? 0;
+  }
+
+  /** Oldest first. */
+  failures(command: string, fromMs: number, toMs: number): FailureRecord[] {
+    const r = this.failuresByCommand.get(command);
+    if (!r) return [];
+    return r.slots(this.from(fromMs, toMs), toMs).map((i) => ({ tMs: r.tMs[i]!, execId: r.execId[i]!, pid: r.pid[i]!, comm: r.comm[i]!, exitCode: orNull(r.a[i]!), signal: orNull(r.b[i]!) }));
+  }
+
+  /** Oldest first. */
+  execsBy(parentExecId: string, fromMs: number, toMs: number): ExecRecord[] {
+    const r = this.execsByParent.get(parentExecId);
+    if (!r) return [];
+    return r.slots(this.from(fromMs, toMs), toMs).map((i) => ({ tMs: r.tMs[i]!, execId: r.execId[i]!, comm: r.comm[i]!, pid: r.pid[i]! }));
+  }
+
+  /** Execs by a parent in the window, counted by comm in order of first appearance (the
+   *  storm's evidence, built at each firing: no record objects). */
+  execCommCounts(parentExecId: string, fromMs: number, toMs: number): { count: number; byComm: Map<string, number> } {
+    const byComm = new Map<string, number>();
+    const r = this.execsByParent.get(parentExecId);
+    if (!r) return { count: 0, byComm };
+    const slots = r.slots(this.from(fromMs, toMs), toMs);
+    for (const i of slots) byComm.set(r.comm[i]!, (byComm.get(r.comm[i]!) ?? 0) + 1);
+    return { count: slots.length, byComm };
+  }
+
+  /** Exits that wrote, in [fromMs, toMs], oldest first. */
+  writersWithin(fromMs: number, toMs: number): WriterRecord[] {
+    const r = this.writers;
+    return r.slots(this.from(fromMs, toMs), toMs).map((i) => ({ tMs: r.tMs[i]!, execId: r.execId[i]!, pid: r.pid[i]!, comm: r.comm[i]!, writeBytes: r.a[i]! }));
   }
 
   stats() {
-    return { exits: this.exits.length, commands: this.failuresByCommand.size, parents: this.execsByParent.size };
+    return { writers: this.writers.length, commands: this.failuresByCommand.size, parents: this.execsByParent.size };
   }
 }
 

@@ -8,7 +8,7 @@ import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node, type Pai
 import { EVIDENCE_KINDS, SOURCES, resolveField, type EvidenceKind, type FieldRef, type SourceKind } from './catalogue.js';
 import type { Diagnostic, DiagnosticCode } from './diagnostics.js';
 import { MAX_PATTERN_LENGTH, compilePattern } from './pattern.js';
-import { OPS, compareTest, type CompiledRule, type Leaf, type Op, type Template, type Test, type TreeNode } from './tree.js';
+import { OPS, compareTest, type CompiledRule, type Cond, type Leaf, type Op, type Template, type Test, type TreeNode } from './tree.js';
 import { FIELD_TYPES, literal, type FieldType, type Value } from './units.js';
 
 export interface RuleLimits {
@@ -245,14 +245,14 @@ class FileCompiler {
     }
     if (n.has('if')) {
       this.unknownKeys(n, ['if', 'then', 'else'], ' in a branch');
-      const test = this.cond(n.get('if', true) as Node, ctx, depth);
+      const cond = this.cond(n.get('if', true) as Node, ctx, depth);
       const thenN = n.get('then', true) as Node | undefined;
       if (thenN === undefined) this.err('E_RULE_SHAPE', "a branch needs 'then'", n);
       const t = thenN === undefined ? null : this.node(thenN, ctx, depth + 1);
       const elseN = n.get('else', true) as Node | undefined;
       const e = elseN === undefined ? null : this.node(elseN, ctx, depth + 1);
-      if (!test || !t || (elseN !== undefined && !e)) return null;
-      return { kind: 'if', test, then: t, else: e };
+      if (!cond || !t || (elseN !== undefined && !e)) return null;
+      return { kind: 'if', test: cond.test, cond, then: t, else: e };
     }
     return this.leaf(n, ctx);
   }
@@ -304,7 +304,7 @@ class FileCompiler {
     return { kind: 'leaf', cause: cause.v, confidence, explanation, evidence, key };
   }
 
-  private cond(n: Node | undefined, ctx: Ctx, depth: number): Test | null {
+  private cond(n: Node | undefined, ctx: Ctx, depth: number): Cond | null {
     if (n === undefined || !isMap(n)) {
       this.err('E_CONDITION', 'a condition is a mapping: {field: F, OP: V}, {all: [...]}, {any: [...]} or {not: C}', n ?? null);
       return null;
@@ -321,15 +321,19 @@ class FileCompiler {
         this.err('E_CONDITION', `'${combinator}' takes a non-empty list of conditions`, list);
         return null;
       }
-      const tests = (list.items as Node[]).map((c) => this.cond(c, ctx, depth + 1));
-      if (tests.some((t) => t === null)) return null;
-      const ts = tests as Test[];
-      return combinator === 'all' ? (s) => ts.every((t) => t(s)) : (s) => ts.some((t) => t(s));
+      const conds = (list.items as Node[]).map((c) => this.cond(c, ctx, depth + 1));
+      if (conds.some((c) => c === null)) return null;
+      const items = conds as Cond[];
+      const ts: Test[] = items.map((c) => c.test);
+      const test: Test = combinator === 'all' ? (s) => ts.every((t) => t(s)) : (s) => ts.some((t) => t(s));
+      return { kind: combinator, items, test };
     }
     if (n.has('not')) {
       this.unknownKeys(n, ['not'], " next to 'not'");
-      const t = this.cond(n.get('not', true) as Node, ctx, depth + 1);
-      return t ? (s) => !t(s) : null;
+      const c = this.cond(n.get('not', true) as Node, ctx, depth + 1);
+      if (!c) return null;
+      const t = c.test;
+      return { kind: 'not', item: c, test: (s) => !t(s) };
     }
     const f = this.str(n, 'field', true);
     if (!f) return null;
@@ -352,6 +356,12 @@ class FileCompiler {
       this.err('E_VALUE', `${f.v} ${op}: ${why}`, vn ?? opPair.key);
       return null;
     };
+    const t = this.test(ref, op, raw, vn, bad);
+    return t ? { kind: 'cmp', ref, op, test: t } : null;
+  }
+
+  private test(ref: FieldRef, op: Op, raw: unknown, vn: Node | null, bad: (why: string) => null): Test | null {
+    const name = ref.name;
     switch (op) {
       case 'exists':
         return typeof raw === 'boolean' ? compareTest(ref, op, raw) : bad('takes true or false');
@@ -370,7 +380,7 @@ class FileCompiler {
       }
       default: {
         if (['gt', 'gte', 'lt', 'lte'].includes(op) && (ref.type === 'string' || ref.type === 'bool')) {
-          return bad(`'${f.v}' is a ${ref.type}; order comparisons need a number`);
+          return bad(`'${name}' is a ${ref.type}; order comparisons need a number`);
         }
         const v = literal(raw, ref.type);
         if (v === undefined) return bad(`${JSON.stringify(raw)} is not a ${ref.type}${ref.type === 'bytes' ? ' (e.g. 64M)' : ref.type === 'duration' ? ' (e.g. 5m)' : ''}`);

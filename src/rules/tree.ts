@@ -25,9 +25,17 @@ export interface Leaf {
   key: Template | null;
 }
 
+/** A condition as written, kept next to its compiled test so the trigger index can reason about
+ *  which events could pass it (src/rules/trigger-index.ts). */
+export type Cond =
+  | { kind: 'cmp'; ref: FieldRef; op: Op; test: Test }
+  | { kind: 'all' | 'any'; items: readonly Cond[]; test: Test }
+  | { kind: 'not'; item: Cond; test: Test };
+
 export interface Branch {
   kind: 'if';
   test: Test;
+  cond: Cond;
   then: TreeNode;
   else: TreeNode | null;
 }
