@@ -76,7 +76,9 @@ export interface TreeJson {
 }
 
 export interface HealthJson {
-  status: 'ok';
+  status: 'ok' | 'degraded';
+  /** why degraded, each with its kind: store, consumer, loss, sensor (empty when ok) */
+  reasons: Array<{ kind: string; message: string }>;
   version: string;
   pid: number;
   uptime_s: number;
@@ -109,6 +111,7 @@ export interface StatsJson {
   ring: Record<string, unknown> | null;
   store: Record<string, unknown> | null;
   consumers: Record<string, { errors: number; last_error: string | null; last_error_at: string | null }>;
+  health: { status: 'ok' | 'degraded'; reasons: Array<{ kind: string; message: string }> };
 }
 
 export interface ErrorJson {
@@ -229,6 +232,7 @@ export function statsJson(view: AgentView, now = Date.now()): StatsJson {
     table: snakeJson(s.table) as Record<string, number>,
     ring: s.ring === null ? null : (snakeJson(s.ring) as Record<string, unknown>),
     store: s.store === null ? null : (snakeJson(s.store) as Record<string, unknown>),
+    health: s.health ?? { status: 'ok', reasons: [] },
     consumers: Object.fromEntries(
       Object.entries(s.consumers ?? {}).map(([k, c]) => [k, { errors: c.errors, last_error: c.lastError, last_error_at: c.lastErrorAt === null ? null : new Date(c.lastErrorAt).toISOString() }]),
     ),

@@ -86,18 +86,21 @@ const errors = {
 
 const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
 
+const HEALTH_REASONS = { type: 'array', items: { type: 'object', properties: { kind: { type: 'string' }, message: { type: 'string' } }, required: ['kind', 'message'] } } as const;
+
 export const healthRoute = {
   querystring: noQuery,
   response: {
     200: {
       type: 'object',
       properties: {
-        status: { type: 'string' },
+        status: { type: 'string', enum: ['ok', 'degraded'] },
+        reasons: HEALTH_REASONS,
         version: { type: 'string' },
         pid: { type: 'integer' },
         uptime_s: { type: 'integer' },
       },
-      required: ['status', 'version', 'uptime_s'],
+      required: ['status', 'reasons', 'version', 'uptime_s'],
     },
     ...errors,
   },
@@ -136,6 +139,7 @@ export const statsRoute = {
         table: counts,
         ring: { type: ['object', 'null'], additionalProperties: true },
         store: { type: ['object', 'null'], additionalProperties: true },
+        health: { type: 'object', properties: { status: { type: 'string', enum: ['ok', 'degraded'] }, reasons: HEALTH_REASONS } },
         consumers: {
           type: 'object',
           additionalProperties: {

@@ -197,7 +197,7 @@ function buildApp(
   registerExplainRoutes(app, P, () => view.explain ?? null);
 
   app.get(`${P}/health`, { schema: healthRoute }, async (): Promise<HealthJson> => ({
-    status: 'ok',
+    ...(view.health?.() ?? { status: 'ok', reasons: [] }),
     version: view.version,
     pid: view.pid,
     uptime_s: uptimeS(view.startedAt),

@@ -48,8 +48,15 @@ export interface AgentStats {
   /** opaque store statistics (keys are converted to snake_case, bigints to numbers); null when
    *  there is no store */
   store: Record<string, unknown> | null;
+  /** ok, or degraded with reasons (store failing, a consumer erroring, loss, a sensor missing) */
+  health?: HealthReportView;
   /** throws caught at each event consumer's boundary (states, rules, checks, store, ...) */
   consumers?: Record<string, { errors: number; lastError: string | null; lastErrorAt: number | null }>;
+}
+
+export interface HealthReportView {
+  status: 'ok' | 'degraded';
+  reasons: Array<{ kind: 'store' | 'consumer' | 'loss' | 'sensor'; message: string }>;
 }
 
 export type EventListener = (ev: LifecycleEvent, en: Enriched) => void;
@@ -75,6 +82,8 @@ export interface AgentView {
   /** static configuration echoed in the `ready` record of the event stream */
   config: { ringBytes: number; argsCap: number };
   stats(): AgentStats;
+  /** the health report; absent: always ok (tests, fakes) */
+  health?(): HealthReportView;
   /** read-only use: the API never calls apply(), bootstrap() or sweep() */
   table: ProcessTable;
   clock: { iso(ktimeNs: bigint): string };

@@ -19,6 +19,7 @@ import { loadConfig, type AgentConfig, type LoadConfigOptions } from './config.j
 import { RulesService, alertSource, explainView, rssWindows } from './rules.js';
 import { startAgentChecks } from './checks.js';
 import { Consumers } from './consumers.js';
+import { HealthMonitor } from './health.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -81,6 +82,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     });
 
     const listeners = new Set<EventListener>();
+    let healthRef: HealthMonitor | null = null;
     const stateListeners = new Set<(ev: StateStreamEvent) => void>();
     let states: StatePipeline | null = null;
     let rules: RulesService | null = null;
@@ -162,8 +164,18 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     });
     cleanups.push(() => states!.close());
     if (cfg.metrics.enabled) {
-      const health = ResourcePipeline.health(() => pipeline.accounting(), () => pipeline.table.size);
-      resources = await ResourcePipeline.start(cfg.metrics, pipeline.table, () => pipeline.readUsage(), health, log);
+      const agentHealth = ResourcePipeline.health(
+        () => pipeline.accounting(),
+        () => pipeline.table.size,
+        () => {
+          const r = healthRef?.report();
+          return {
+            consumerErrors: Object.fromEntries(Object.entries({ ...consumers.faults(), ...pipeline.faults() }).map(([k, f]) => [k, f.errors])),
+            degraded: [...new Set(r?.reasons.map((x) => x.kind) ?? [])],
+          };
+        },
+      );
+      resources = await ResourcePipeline.start(cfg.metrics, pipeline.table, () => pipeline.readUsage(), agentHealth, log);
       cleanups.push(() => resources!.close());
     }
     if (cfg.rules.enabled) {
@@ -174,6 +186,23 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       });
       cleanups.push(() => rules!.close());
     }
+
+    const faults = () => ({ ...consumers.faults(), ...pipeline.faults() });
+    const health = new HealthMonitor({
+      storeError: () => store.stats().lastError,
+      consumerErrors: () => Object.fromEntries(Object.entries(faults()).map(([k, f]) => [k, f.errors])),
+      lost: () => {
+        const t = pipeline.accounting().totals;
+        return Number(t.lostReserve + t.lostUserspace);
+      },
+      missing: () => {
+        const m = pipeline.missingPrograms();
+        return m.length ? [`lifecycle programs not attached: ${m.join(', ')}`] : [];
+      },
+    });
+    health.start();
+    healthRef = health;
+    cleanups.push(() => health.stop());
 
     const startedAt = Date.now();
     const clock = new WallClock();
@@ -194,7 +223,8 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           table: pipeline.table.stats(),
           ring: a.ring,
           store: { ...store.stats() },
-          consumers: { ...consumers.faults(), ...pipeline.faults() },
+          consumers: faults(),
+          health: health.report(),
         };
       },
       subscribe: (l) => {
@@ -202,6 +232,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
         return () => listeners.delete(l);
       },
       subscribeState,
+      health: () => health.report(),
       ...(rules ? { explain: explainView(rules) } : {}),
       ...(checks ? { checks: checks.view } : {}),
       ...(resources ? { resources: resourcesView(resources) } : {}),

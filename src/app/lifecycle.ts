@@ -218,6 +218,7 @@ export class LifecyclePipeline {
       }
       p.bootstrap();
       (p as { attached: string[] }).attached = sensor.attach();
+      p.wanted = [...CORE_PROGS, ...(sensor.spec.optionalPrograms ?? [])];
     } catch (e) {
       sensor.close();
       throw e;
@@ -269,6 +270,13 @@ export class LifecyclePipeline {
 
   private readonly tableGuard: ConsumerGuard;
   private readonly sinkGuard: ConsumerGuard;
+
+  private wanted: string[] = [];
+
+  /** Programs this kernel should have taken that did not attach (the health report names them). */
+  missingPrograms(): string[] {
+    return this.wanted.filter((x) => !this.attached.includes(x));
+  }
 
   /** Throws caught in the pipeline itself (the table, the sink as a whole). */
   faults(): Record<string, ConsumerFaults> {

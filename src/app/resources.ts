@@ -133,7 +133,11 @@ export class ResourcePipeline {
   }
 
     /** Health figures for /metrics from the lifecycle accounting. */
-  static health(acc: () => AccountingReport, tableSize: () => number): () => AgentHealth {
+  static health(
+    acc: () => AccountingReport,
+    tableSize: () => number,
+    extra: () => { consumerErrors: Record<string, number>; degraded: string[] } = () => ({ consumerErrors: {}, degraded: [] }),
+  ): () => AgentHealth {
     return () => {
       const a = acc();
       const events: Record<string, bigint> = {};
@@ -144,7 +148,7 @@ export class ResourcePipeline {
         lostKernel[t] = x.lostReserve;
         lostUserspace[t] = x.lostUserspace;
       }
-      return { events, lostKernel, lostUserspace, tableEntries: tableSize() };
+      return { events, lostKernel, lostUserspace, tableEntries: tableSize(), ...extra() };
     };
   }
 

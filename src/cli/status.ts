@@ -17,6 +17,8 @@ export function registerStatus(program: Command): void {
 export async function runStatus(opts: StatusOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   const stats = await new ApiClient(opts.socket).get<StatsJson>('/stats');
   out.write(opts.json ? JSON.stringify(stats, null, 2) + '\n' : humanStatus(stats));
+  // Scripts and probes read the exit code: 2 = up but degraded (1 stays "cannot ask").
+  if (stats.health?.status === 'degraded') process.exitCode = 2;
 }
 
 export function fmtUptime(s: number): string {
@@ -41,6 +43,7 @@ export function humanStatus(s: StatsJson): string {
   const t = s.table;
   let text =
     row('agent', `up · version ${s.version} · pid ${s.pid} · uptime ${fmtUptime(s.uptime_s)}`) +
+    (s.health?.status === 'degraded' ? row('health', `DEGRADED: ${s.health.reasons.map((r) => term(r.message)).join('; ')}`) : row('health', 'ok')) +
     row('programs', `${s.programs.length} attached${s.programs.length ? `: ${s.programs.join(', ')}` : ''}`) +
     row('captured', Object.entries(a.captured).map(([k, v]) => `${k} ${v}`).join(' · ')) +
     row('lost', `${a.totals.lost} (reserve ${reserve}, user space ${user}); ${mark}`);

@@ -13,6 +13,10 @@ export interface AgentHealth {
   lostKernel: Record<string, bigint>;
   lostUserspace: Record<string, bigint>;
   tableEntries: number;
+  /** throws caught per event consumer (absent: none tracked) */
+  consumerErrors?: Record<string, number>;
+  /** kinds of the current degradation reasons (store, consumer, loss, sensor); empty when ok */
+  degraded?: string[];
 }
 
 export interface PrometheusSources {
@@ -158,6 +162,13 @@ export class PatrolMetrics {
       const h = src.health();
       for (const [t, n] of Object.entries(h.lostKernel)) this.inc({ type: t, where: 'kernel' }, Number(n));
       for (const [t, n] of Object.entries(h.lostUserspace)) this.inc({ type: t, where: 'userspace' }, Number(n));
+    });
+    counter('patrol_consumer_errors_total', 'Throws caught at an event consumer boundary (the event went on to the others)', ['consumer'], function () {
+      for (const [c, n] of Object.entries(src.health().consumerErrors ?? {})) this.inc({ consumer: c }, n);
+    });
+    g('patrol_health_degraded', '1 while the agent is degraded for this kind of reason (store, consumer, loss, sensor)', ['kind'], function () {
+      const kinds = new Set(src.health().degraded ?? []);
+      for (const k of ['store', 'consumer', 'loss', 'sensor']) this.set({ kind: k }, kinds.has(k) ? 1 : 0);
     });
     g('patrol_process_table_entries', 'Entries in the process table (live, zombie and recently dead)', [], function () {
       this.set(src.health().tableEntries);

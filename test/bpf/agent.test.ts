@@ -228,8 +228,14 @@ describe.skipIf(!bpfEnabled)('isolated consumers (PATROL_FAULT_INJECT)', () => {
       expect(st.consumers.rules.last_error).toMatch(/injected fault/);
       expect(st.consumers.store.errors).toBe(0);
       expect(st.accounting.identity_holds).toBe(true);
-      const text = spawnSync(PATROL, ['status', '--socket', p.socket], { encoding: 'utf8' }).stdout;
-      expect(text).toMatch(/faults\s+.*rules \d+/);
+      expect(st.health.status).toBe('degraded');
+      expect(st.health.reasons).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'consumer', message: expect.stringMatching(/^consumer rules: \d+ errors in the last minute$/) })]));
+      const human = spawnSync(PATROL, ['status', '--socket', p.socket], { encoding: 'utf8' });
+      expect(human.status).toBe(2); // up but degraded
+      expect(human.stdout).toMatch(/health\s+DEGRADED: consumer rules/);
+      expect(human.stdout).toMatch(/faults\s+.*rules \d+/);
+      const health = await get(p.socket, '/v1/health');
+      expect(health.body.status).toBe('degraded');
       expect(agent.exitCode).toBeNull(); // still running
     } finally {
       agent.kill('SIGTERM');

@@ -204,7 +204,7 @@ describe('GET /v1/health and /v1/stats', () => {
     const r = await get(sock, '/v1/health');
     expect(r.status).toBe(200);
     expect(r.headers['content-type']).toMatch(/^application\/json/);
-    expect(r.body).toEqual({ status: 'ok', version: '9.9.9-test', pid: 4242, uptime_s: expect.any(Number) });
+    expect(r.body).toEqual({ status: 'ok', reasons: [], version: '9.9.9-test', pid: 4242, uptime_s: expect.any(Number) });
     expect(r.body.uptime_s).toBeGreaterThanOrEqual(41);
   });
 

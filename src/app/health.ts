@@ -1,0 +1,78 @@
+// The agent's health: ok, or degraded with reasons an operator can act on. Served by
+// GET /v1/health and /v1/stats, shown by `patrol status` (which exits 2 when degraded), and
+// exported to /metrics. Loss and consumer errors count over the last minute, so a burst an
+// hour ago does not keep the agent "degraded" forever, while the counters keep the totals.
+
+export interface HealthProbes {
+  /** the store's last flush error, null while writes succeed */
+  storeError: () => string | null;
+  /** errors so far per event consumer */
+  consumerErrors: () => Record<string, number>;
+  /** records lost so far (kernel and user space) */
+  lost: () => number;
+  /** sensors or programs that should run and do not, each named */
+  missing: () => string[];
+}
+
+export type HealthKind = 'store' | 'consumer' | 'loss' | 'sensor';
+
+export interface HealthReport {
+  status: 'ok' | 'degraded';
+  reasons: Array<{ kind: HealthKind; message: string }>;
+}
+
+interface Sample {
+  t: number;
+  lost: number;
+  errors: Record<string, number>;
+}
+
+const WINDOW_MS = 60_000;
+const SAMPLE_MS = 1_000;
+
+export class HealthMonitor {
+  private readonly samples: Sample[] = [];
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly probes: HealthProbes,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Samples every second: loss and errors are then judged over the last minute. */
+  start(): void {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), SAMPLE_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private sample(): Sample {
+    const s = { t: this.now(), lost: this.probes.lost(), errors: { ...this.probes.consumerErrors() } };
+    this.samples.push(s);
+    while (this.samples.length > 2 && this.samples[1]!.t <= s.t - WINDOW_MS) this.samples.shift();
+    return s;
+  }
+
+  report(): HealthReport {
+    const cur = { t: this.now(), lost: this.probes.lost(), errors: this.probes.consumerErrors() };
+    // The base: the newest sample at least a minute old, else the oldest there is (start-up).
+    let base = this.samples[0] ?? { t: cur.t, lost: 0, errors: {} };
+    for (const s of this.samples) if (s.t <= cur.t - WINDOW_MS) base = s;
+    const reasons: HealthReport['reasons'] = [];
+    const storeError = this.probes.storeError();
+    if (storeError !== null) reasons.push({ kind: 'store', message: `store writes failing: ${storeError}` });
+    for (const [name, n] of Object.entries(cur.errors)) {
+      const d = n - (base.errors[name] ?? 0);
+      if (d > 0) reasons.push({ kind: 'consumer', message: `consumer ${name}: ${d} error${d === 1 ? '' : 's'} in the last minute` });
+    }
+    const lost = cur.lost - base.lost;
+    if (lost > 0) reasons.push({ kind: 'loss', message: `${lost} record${lost === 1 ? '' : 's'} lost in the last minute` });
+    for (const m of this.probes.missing()) reasons.push({ kind: 'sensor', message: m });
+    return { status: reasons.length ? 'degraded' : 'ok', reasons };
+  }
+}
