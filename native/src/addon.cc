@@ -1,5 +1,6 @@
 // Module entry: the exported functions and constants. See ../patrol_native.d.ts for the API.
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <time.h>
@@ -26,6 +27,15 @@ Napi::Value ClockBoottimeNs(const Napi::CallbackInfo& info) {
 // the process's RSS unless trimmed. Returns whether anything was released.
 Napi::Value TrimHeap(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+}
+
+// fdReadable(fd): poll(2) with a zero timeout. Lets a poller of a non-blocking fd (/dev/kmsg)
+// skip the read when nothing is there: an EAGAIN from fs.readSync costs an Error with a stack.
+Napi::Value FdReadable(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber()) ThrowInvalid(info.Env(), "fdReadable", "fd must be a number");
+  pollfd p{info[0].As<Napi::Number>().Int32Value(), POLLIN, 0};
+  int r = poll(&p, 1, 0);
+  return Napi::Boolean::New(info.Env(), r != 0);  // an error (r < 0): let the read report it
 }
 
 // setThreadRealtime(priority): the calling thread to SCHED_FIFO at priority (1-99), or back to
@@ -75,6 +85,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ringPullSleep", Napi::Function::New<RingPullSleep>(env, "ringPullSleep"));
   Export<SetLogger>(env, exports, "setLogger");
   Export<SetThreadRealtime>(env, exports, "setThreadRealtime");
+  exports.Set("fdReadable", Napi::Function::New<FdReadable>(env, "fdReadable"));
   exports.Set("trimHeap", Napi::Function::New<TrimHeap>(env, "trimHeap"));
   exports.Set("clockBoottimeNs", Napi::Function::New<ClockBoottimeNs>(env, "clockBoottimeNs"));
 

@@ -10,6 +10,7 @@ import type { ExplainView } from '../api/index.js';
 import { nsToMs } from '../metrics/index.js';
 import type { ResourcePipeline } from './resources.js';
 import { rssFacts } from './window-query.js';
+import { native } from '../kernel/index.js';
 import {
   FileTailer,
   KmsgReader,
@@ -151,6 +152,16 @@ export interface ExplainResult {
   causes: RankedCause[];
 }
 
+/** The addon's zero-timeout poll, when the addon is there (rules also run without BPF). */
+function fdReadableOption(): { readable?: (fd: number) => boolean } {
+  try {
+    const f = native().fdReadable;
+    return f ? { readable: (fd) => f(fd) } : {};
+  } catch {
+    return {};
+  }
+}
+
 export class RulesService {
   readonly engine: RuleEngine;
   readonly registry = new RuleRegistry();
@@ -194,7 +205,7 @@ export class RulesService {
     s.expiry.unref();
     if (opts.config.kmsg) {
       try {
-        s.kmsg = new KmsgReader((rec) => s.engine.onKmsg(rec), { sinceNs: opts.nowNs() - BigInt(opts.kmsgBacklogMs ?? 60_000) * 1_000_000n }).start();
+        s.kmsg = new KmsgReader((rec) => s.engine.onKmsg(rec), { sinceNs: opts.nowNs() - BigInt(opts.kmsgBacklogMs ?? 60_000) * 1_000_000n, ...fdReadableOption() }).start();
       } catch (e) {
         opts.log.warn({ err: (e as Error).message }, 'cannot read /dev/kmsg: kernel-log rules (OOM, segfault, hung task) are off');
       }

@@ -1,6 +1,6 @@
 // Readers of node facts from procfs, sysfs and cgroupfs. Every reader takes the filesystem root
 // as an optional argument so tests can point it at a recorded tree.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { PatrolError } from '../shared/errors.js';
 
 export class HostReadError extends PatrolError {}
@@ -23,6 +23,9 @@ export function readText(path: string): string {
 
 /** Like readText, but undefined when the file does not exist (optional kernel features). */
 export function readOptional(path: string): string | undefined {
+  // Ask first: a missing file is the common case for optional interfaces (cgroup files of
+  // controllers not enabled), and a thrown ENOENT costs an Error with a stack, every sweep.
+  if (!existsSync(path)) return undefined;
   try {
     return readFileSync(path, 'utf8');
   } catch {

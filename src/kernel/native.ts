@@ -106,6 +106,8 @@ export interface NativeAddon {
   setThreadRealtime?(priority: number): string | null;
   /** malloc_trim(0): hands freed native memory (libbpf's BTF after a load) back to the kernel */
   trimHeap?(): boolean;
+  /** poll(2) with a zero timeout: true when a read would not block (or would fail) */
+  fdReadable?(fd: number): boolean;
   clockBoottimeNs?(): bigint;
 }
 

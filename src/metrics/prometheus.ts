@@ -40,7 +40,10 @@ export class PatrolMetrics {
 
   constructor(private readonly src: PrometheusSources) {
     const r = this.registry;
-    collectDefaultMetrics({ register: r, prefix: 'patrol_agent_' });
+    // The event-loop lag monitor samples on a timer of this resolution: prom-client's default
+    // (10 ms) woke the agent 100 times a second, most of its idle CPU. One sample a second
+    // still shows a stalled loop.
+    collectDefaultMetrics({ register: r, prefix: 'patrol_agent_', eventLoopMonitoringPrecision: 1000 });
     const self = this;
     const g = <L extends string>(name: string, help: string, labelNames: L[], collect: (this: Gauge<L>) => void) =>
       new Gauge<L>({ name, help, labelNames, registers: [r], collect() { this.reset(); collect.call(this); } });

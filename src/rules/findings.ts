@@ -185,6 +185,10 @@ export class FindingStore {
       const f = this.list[i]!;
       if (at - Number(f.tNs) > 60e9) break;
       if (f.execId !== execId) continue;
+      // A finding about many processes (a storm's children, a crash loop) is about them as a
+      // group: one child's exit adds nothing, and rendering it at every exit would undo the
+      // coalescing (a 200 exec/s storm would rebuild its evidence 200 times a second).
+      if (f.processes.size > 1) continue;
       const st = this.state.get(f);
       if (st?.pending) this.materialize(f, st);
       if (f.evidence.some((e) => e.kind === 'exit')) continue;

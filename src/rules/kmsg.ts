@@ -64,6 +64,8 @@ export interface KmsgReaderOptions {
   sinceNs?: bigint;
   /** poll period, ms (default 200) */
   intervalMs?: number;
+  /** readiness probe of the fd (src/app passes the addon's poll); without it, every poll reads */
+  readable?: (fd: number) => boolean;
 }
 
 /** Polls /dev/kmsg (read-only, O_NONBLOCK) and hands each record to `onRecord`. */
@@ -98,6 +100,8 @@ export class KmsgReader {
   /** Reads every record available now. */
   poll(): number {
     let n = 0;
+    // Nothing new (nearly every poll): skip the read, whose EAGAIN would be thrown.
+    if (this.fd >= 0 && this.opts.readable && !this.opts.readable(this.fd)) return 0;
     for (;;) {
       let len: number;
       try {
