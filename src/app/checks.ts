@@ -245,6 +245,8 @@ export class CheckService {
 
   /** On the agent's hot path: an event of a kind no check reads costs one lookup. */
   onLifecycle(ev: LifecycleEvent, en: Enriched): void {
+    // PATH-search probes are not failures: exec_failed counts and exit_failures leave them out
+    if (ev.type === 'exec_failed' && ev.pathProbe === true) return;
     this.counters.onLifecycle(ev, en);
   }
 

@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../shared/log.js';
 import { EVENT_TYPES, type Accounting, type EventType, type LifecycleEvent } from '../shared/events.js';
-import { DEFAULT_PULL_POLICY, Sensor, native, probeKernel, type RingStats } from '../kernel/index.js';
+import { DEFAULT_PULL_POLICY, Sensor, boottimeNs, native, probeKernel, type RingStats } from '../kernel/index.js';
 import {
   LAYOUT,
   OP_EVENT_TYPE,
@@ -14,7 +14,7 @@ import {
   decodeTaskSnaps,
   encodeRodata,
 } from '../wire/index.js';
-import { ProcessTable, readBootId, type Enriched } from '../process/index.js';
+import { PATH_PROBE_HOLD_NS, PathProbeMarker, ProcessTable, readBootId, type Enriched } from '../process/index.js';
 import { ConsumerGuard, type ConsumerFaults } from './consumers.js';
 
 export const LIFECYCLE_OBJECT = fileURLToPath(new URL('../../bpf/.output/lifecycle.bpf.o', import.meta.url));
@@ -249,9 +249,37 @@ export class LifecyclePipeline {
     events.length = 0;
     const r = decodeBatch(batch, { events, seq: this.seq });
     this.malformed += r.malformed;
+    for (let i = 0; i < events.length; i++) this.captured[events[i]!.type]++;
+    // PATH-search probes are marked before anyone sees them; a failure whose verdict is not in
+    // this batch waits for the next one (or PATH_PROBE_HOLD_NS).
+    const ready = this.ready;
+    ready.length = 0;
+    this.probes.process(events, ready);
+    this.dispatch(ready);
+    if (this.probes.waiting > 0 && this.probeTimer === null && !this.stopped) {
+      this.probeTimer = setTimeout(this.flushProbes, Number(PATH_PROBE_HOLD_NS / 1_000_000n) + 1);
+      this.probeTimer.unref();
+    }
+  }
+
+  readonly probes = new PathProbeMarker();
+  private readonly ready: LifecycleEvent[] = [];
+  private probeTimer: NodeJS.Timeout | null = null;
+  private readonly flushProbes = (): void => {
+    this.probeTimer = null;
+    const out: LifecycleEvent[] = [];
+    if (this.stopped) this.probes.flushAll(out);
+    else this.probes.flushStale(boottimeNs(), out);
+    this.dispatch(out);
+    if (this.probes.waiting > 0 && !this.stopped) {
+      this.probeTimer = setTimeout(this.flushProbes, 10);
+      this.probeTimer.unref();
+    }
+  };
+
+  private dispatch(events: readonly LifecycleEvent[]): void {
     for (let i = 0; i < events.length; i++) {
       const ev = events[i]!;
-      this.captured[ev.type]++;
       // A throw is counted and logged, and the rest of the batch goes on.
       let en: Enriched;
       try {
@@ -346,6 +374,12 @@ export class LifecyclePipeline {
       this.stopped = true;
       this.sensor.detach();
       await this.sensor.stopRing();
+      // the stream is complete: failures still waiting for a verdict were final
+      if (this.probeTimer) clearTimeout(this.probeTimer);
+      this.probeTimer = null;
+      const out: LifecycleEvent[] = [];
+      this.probes.flushAll(out);
+      this.dispatch(out);
     }
     return this.accounting();
   }

@@ -242,6 +242,7 @@ export class RulesService {
   }
 
   onLifecycle(ev: LifecycleEvent, en: Enriched): void {
+    if (ev.type === 'exec_failed' && ev.pathProbe === true) return; // a search step, not a failure
     if (ev.type === 'exit') this.facts.noteExit(ev.pid, en.execId);
     this.engine.onLifecycle(ev, en);
   }

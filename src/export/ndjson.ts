@@ -95,6 +95,7 @@ export function eventRecord(ev: LifecycleEvent, en: Enriched, clock: TimeSource)
       o.error = errnoName(ev.errno);
       o.filename = ev.filename.text;
       raw(o, 'filename', ev.filename);
+      o.path_probe = ev.pathProbe === true;
       break;
   }
   return o;

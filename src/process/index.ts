@@ -1,4 +1,5 @@
 // Process table stage: exec_id identity, the table itself, and the /proc reader it uses.
+export { PathProbeMarker, PATH_PROBE_HOLD_NS } from './path-probe.js';
 export { execId, execIdFactory, readBootId, BOOT_ID_PATH, type ExecIdFn } from './exec-id.js';
 export {
   ProcessTable,

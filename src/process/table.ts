@@ -195,6 +195,8 @@ export interface ProcessTableStats {
   inferred: number;
   threadForks: number;
   execFailed: number;
+  /** failed execs that were one step of a PATH search (not counted in execFailed) */
+  pathProbes: number;
   /** apply() calls */
   events: number;
 }
@@ -232,6 +234,7 @@ export class ProcessTable {
   private nInferred = 0;
   private nThreadForks = 0;
   private nExecFailed = 0;
+  private nPathProbes = 0;
   private nEvents = 0;
 
   constructor(opts: ProcessTableOptions) {
@@ -488,7 +491,8 @@ export class ProcessTable {
   }
 
   private onExecFailed(ev: ExecFailedEvent): Enriched {
-    this.nExecFailed++;
+    if (ev.pathProbe === true) this.nPathProbes++;
+    else this.nExecFailed++;
     let e = this.find(ev.pid, ev.startNs);
     if (e === undefined) {
       e = this.create(this.missId, ev.pid, ev.startNs, 'inferred', ev.ktimeNs);
@@ -817,6 +821,7 @@ export class ProcessTable {
       inferred: this.nInferred,
       threadForks: this.nThreadForks,
       execFailed: this.nExecFailed,
+      pathProbes: this.nPathProbes,
       events: this.nEvents,
     };
   }

@@ -104,6 +104,9 @@ export interface ExecFailedEvent extends EventBase {
   errno: number;
   filename: KText;
   comm: KText;
+  /** one step of a PATH search: the same task's next attempt named the same program
+   *  (src/process/path-probe.ts); left out of failure counts by default */
+  pathProbe?: boolean;
 }
 
 export type LifecycleEvent = ExecEvent | ForkEvent | ExitEvent | ReapEvent | ExecFailedEvent;
@@ -154,5 +157,6 @@ export type StateStreamEvent = StateEvent | ThrottleEvent;
 
 /** A failure, as `--failed` filters mean it: a non-zero exit, a death by signal, a failed exec. */
 export function isFailure(ev: LifecycleEvent): boolean {
-  return ev.type === 'exec_failed' || (ev.type === 'exit' && (ev.signal !== null || ev.exitCode !== 0));
+  // a PATH-search probe is a step of a search that went on, not a failure
+  return (ev.type === 'exec_failed' && ev.pathProbe !== true) || (ev.type === 'exit' && (ev.signal !== null || ev.exitCode !== 0));
 }

@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ExecEvent, ExitEvent, ForkEvent, ReapEvent } from '../../src/shared/events.js';
+import type { ExecEvent, ExecFailedEvent, ExitEvent, ForkEvent, ReapEvent } from '../../src/shared/events.js';
 import { Recorder, bpfEnabled, marker, run, sleep, type Captured } from './helpers.js';
 
 describe.skipIf(!bpfEnabled)('lifecycle capture (real kernel)', () => {
@@ -106,6 +106,24 @@ describe.skipIf(!bpfEnabled)('lifecycle capture (real kernel)', () => {
     expect(e2.argsTruncated).toBe(true);
     expect(e2.args[0]!.text).toBe('/bin/true');
     expect(e2.args[1]!.text.length).toBe(4096 - '/bin/true'.length - 1);
+  });
+
+  it('marks the misses of a PATH search as path_probe; the last miss of a failed search stays a failure', async () => {
+    const m = marker();
+    const dirs = `/nonexistent-${m}-a:/nonexistent-${m}-b`;
+    const ok = await run('/usr/bin/env', [`PATH=${dirs}:/usr/bin:/bin`, 'sh', '-c', 'true']);
+    const miss = await run('/usr/bin/env', [`PATH=${dirs}`, `nosuch-${m}`]);
+    expect(miss.code).toBe(127);
+    await sleep(150); // past the hold for the final failure
+    const fails = (pid: number) => rec.of(pid, 'exec_failed').map((c) => c.ev as ExecFailedEvent);
+    const okFails = fails(ok.pid);
+    expect(okFails.map((e) => e.filename.text)).toEqual([`/nonexistent-${m}-a/sh`, `/nonexistent-${m}-b/sh`]);
+    expect(okFails.every((e) => e.pathProbe === true && e.errno === 2)).toBe(true);
+    const missFails = fails(miss.pid);
+    expect(missFails.map((e) => [e.filename.text, e.pathProbe === true])).toEqual([
+      [`/nonexistent-${m}-a/nosuch-${m}`, true],
+      [`/nonexistent-${m}-b/nosuch-${m}`, false],
+    ]);
   });
 
   it('keeps non-UTF-8 argv bytes losslessly', async () => {
