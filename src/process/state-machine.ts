@@ -1,4 +1,4 @@
-// Per-process scheduler state machine (R, S, D, T, Z, X). It applies only transitions that can
+// Per-process scheduler state machine (R, S, D, T, I, Z, X). It applies only transitions that can
 // happen; anything else is counted and reported as an anomaly, never applied blindly.
 //
 // Observations come from three places: lifecycle events (exit → Z, reap → X), transitions of
@@ -6,11 +6,13 @@
 // can miss short R periods, so S → D is accepted as S → R → D).
 import type { StateLetter } from '../shared/events.js';
 
-export type ProcState = Exclude<StateLetter, 'I'>;
+/** I: an idle kernel thread (TASK_IDLE: uninterruptible without load contribution), shown as
+ *  procps `ps` shows it, not as S. */
+export type ProcState = StateLetter;
 
-const LIVE: ReadonlySet<ProcState> = new Set(['R', 'S', 'D', 'T']);
+const LIVE: ReadonlySet<ProcState> = new Set(['R', 'S', 'D', 'T', 'I']);
 
-/** Whether `from → to` is possible for a process (idle kernel threads count as S). */
+/** Whether `from → to` is possible for a process. */
 export function validTransition(from: ProcState, to: ProcState): boolean {
   if (from === to) return false;
   if (LIVE.has(from)) return LIVE.has(to) || to === 'Z';
@@ -19,7 +21,7 @@ export function validTransition(from: ProcState, to: ProcState): boolean {
 }
 
 export function normalize(letter: StateLetter): ProcState {
-  return letter === 'I' ? 'S' : letter;
+  return letter;
 }
 
 export interface Anomaly {

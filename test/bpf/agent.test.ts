@@ -170,6 +170,24 @@ describe.skipIf(!bpfEnabled)('patrol agent (real kernel)', () => {
     expect(metrics.body).toMatch(/^patrol_events_total\{type="exec"\} [1-9]/m);
   });
 
+  it('idle kernel threads show as I, as procps ps shows them', async () => {
+    await sleep(300);
+    const r = spawnSync(PATROL, ['ps', '--json', '--socket', p.socket, '--state', 'I'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const rows = JSON.parse(r.stdout) as Array<{ pid: number; ppid: number; state: string }>;
+    expect(rows.length).toBeGreaterThan(0);
+    // the kernel agrees for most of them (a thread may have woken since the sweep)
+    const agree = rows.filter((x) => {
+      try {
+        return readFileSync(`/proc/${x.pid}/stat`, 'utf8').split(') ')[1]!.startsWith('I');
+      } catch {
+        return false;
+      }
+    });
+    expect(agree.length / rows.length).toBeGreaterThan(0.5);
+    expect(rows.every((x) => x.ppid === 2 || x.pid === 2)).toBe(true);
+  });
+
   it('the socket is root-only: another user gets EACCES', () => {
     spawnSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', 'patroltest'], { stdio: 'ignore' });
     const r = spawnSync('setpriv', ['--reuid=patroltest', '--regid=patroltest', '--init-groups', PATROL, 'status', '--socket', p.socket], {

@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { StateMachine, validTransition, type ProcState } from '../../src/process/state-machine.js';
 
-const ALL: ProcState[] = ['R', 'S', 'D', 'T', 'Z', 'X'];
+const ALL: ProcState[] = ['R', 'S', 'D', 'T', 'I', 'Z', 'X'];
 const VALID = new Set([
-  'R>S', 'R>D', 'R>T', 'R>Z',
-  'S>R', 'S>D', 'S>T', 'S>Z',
-  'D>R', 'D>S', 'D>T', 'D>Z',
-  'T>R', 'T>S', 'T>D', 'T>Z',
+  'R>S', 'R>D', 'R>T', 'R>I', 'R>Z',
+  'S>R', 'S>D', 'S>T', 'S>I', 'S>Z',
+  'D>R', 'D>S', 'D>T', 'D>I', 'D>Z',
+  'T>R', 'T>S', 'T>D', 'T>I', 'T>Z',
+  'I>R', 'I>S', 'I>D', 'I>T', 'I>Z',
   'Z>X',
 ]);
 
