@@ -13,6 +13,7 @@ import { LAYOUT } from '../../src/wire/generated/lifecycle.js';
 const required = process.env.PATROL_REQUIRE_BPF === '1';
 const v = kernelVersion();
 const hasBpfLoop = v.major > 5 || (v.major === 5 && v.minor >= 17);
+if (required && !hasBpfLoop) throw new Error(`PATROL_REQUIRE_BPF=1 but bench_produce needs bpf_loop (5.17+); kernel ${v.major}.${v.minor}`);
 const enabled = (required || process.getuid?.() === 0) && hasBpfLoop;
 const OBJECT = fileURLToPath(new URL('../../bpf/.output/lifecycle.bpf.o', import.meta.url));
 const OP_OFFSET = LAYOUT.structs.pt_hdr.fields.find((f) => f.name === 'op')!.offset;
