@@ -27,6 +27,8 @@ export function localSources(events?: EventCountSource): CheckSources {
 // ------------------------------------------------------------------ replay
 
 /** An NDJSON record (docs/ndjson.md) → an event fact on the recording's clock (ktime ms). */
+const EVENT_RECORD_TYPES: ReadonlySet<string> = new Set(['exec', 'fork', 'exit', 'reap', 'exec_failed', 'state']);
+
 export function factFromRecord(r: Record<string, unknown>): EventFact | null {
   if (typeof r.ktime_ns !== 'string' && typeof r.ktime_ns !== 'number') return null;
   const t = Number(BigInt(r.ktime_ns) / 1_000_000n);
@@ -50,6 +52,8 @@ export function factFromRecord(r: Record<string, unknown>): EventFact | null {
       };
     }
     case 'exec_failed':
+      // a PATH-search probe is not a failure (the agent does not count it either)
+      if (r.path_probe === true) return null;
       return { kind: 'exec_failed', t, f: { pid: n(r.pid), comm: s(r.comm), filename: s(r.filename), errno: n(r.errno) } };
     case 'reap':
       return { kind: 'reap', t, f: { pid: n(r.pid), zombie: secs(r.zombie_ns) } };
@@ -90,7 +94,13 @@ export async function replayRecording(checks: readonly CompiledCheck[], path: st
         throw new PatrolError('E_REPLAY', `${path}:${lineNo}: not a JSON record (is this a patrol record / trace --json file?)`);
       }
       const f = factFromRecord(rec);
-      if (f === null) continue;
+      if (f === null) {
+        // an event record that cannot be placed in time would silently change every count
+        if (EVENT_RECORD_TYPES.has(rec.type as string) && typeof rec.ktime_ns !== 'string' && typeof rec.ktime_ns !== 'number') {
+          throw new PatrolError('E_REPLAY', `${path}:${lineNo}: ${String(rec.type)} record without ktime_ns (record with patrol record or patrol trace --json)`);
+        }
+        continue;
+      }
       if (offset === null && typeof rec.time === 'string' && !Number.isNaN(Date.parse(rec.time))) offset = Date.parse(rec.time) - f.t;
       facts.push(f);
     }

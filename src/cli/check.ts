@@ -95,6 +95,12 @@ export async function runCheck(paths: string[], opts: CheckOptions, out: NodeJS.
   if (opts.replay !== undefined) {
     const { replayRecording } = await import('../app/checks.js');
     const r = await replayRecording(c.checks, opts.replay);
+    if (r.skipped.length === c.checks.length) {
+      // nothing ran: that is not a success (docs/dsl.md: exit 3 when nothing could be run)
+      if (opts.json) out.write(JSON.stringify({ results: [], alerts: [], events: r.events, runs: 0 }, null, 2) + '\n');
+      err.write(`patrol: no check in these files reads events, so the recording was not replayed (replay evaluates event-based checks only)\n`);
+      return 3;
+    }
     if (r.skipped.length) err.write(`patrol: replay evaluates event-based checks only; skipped: ${r.skipped.map((x) => x.name).join(', ')}\n`);
     if (!opts.json) {
       for (const a of r.alerts) out.write(`${new Date(a.at).toISOString()}  ${a.kind.padEnd(12)} ${a.name}: ${a.message}\n`);

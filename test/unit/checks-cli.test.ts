@@ -108,6 +108,22 @@ describe('patrol check --replay', () => {
     expect(j.alerts).toHaveLength(2);
   });
 
+  it('nothing to replay is not a success: no event-based check exits 3; an event record without ktime_ns is an error', async () => {
+    const recording = file('rec2.ndjson', rec('exit', 1, { pid: 1, tid: 1, comm: 'x', exit_code: 1, signal: null }) + '\n');
+    const plain = file('plain.patrol', 'check disk_usage > 1%;\n');
+    const r = await check([plain], { replay: recording });
+    expect(r.code).toBe(3);
+    expect(r.err).toContain('no check in these files reads events');
+    const bad = file('rec3.ndjson', JSON.stringify({ type: 'exit', time: '2026-01-01T00:00:00.000Z', pid: 1, tid: 1, exit_code: 1 }) + '\n');
+    const ev = file('ev2.patrol', 'check c { every 30s; critical count(exit, 1m) > 0; }\n');
+    await expect(check([ev], { replay: bad })).rejects.toThrow(/rec3\.ndjson:1: exit record without ktime_ns/);
+  });
+
+  it('a PATH-search probe in a recording is not a failed exec', () => {
+    expect(factFromRecord({ type: 'exec_failed', ktime_ns: '2000000', pid: 3, errno: 2, path_probe: true })).toBeNull();
+    expect(factFromRecord({ type: 'exec_failed', ktime_ns: '2000000', pid: 3, errno: 2, path_probe: false })).toMatchObject({ kind: 'exec_failed' });
+  });
+
   it('maps NDJSON records to event facts', () => {
     expect(factFromRecord({ type: 'exit', ktime_ns: '2000000', pid: 1, tid: 2, exit_code: 0 })).toBeNull(); // a thread exit
     expect(factFromRecord({ type: 'fork', ktime_ns: '2000000', pid: 1, thread: true })).toBeNull();
