@@ -1,5 +1,5 @@
 {
-  # Build: npx node-gyp rebuild --directory native --nodedir=/usr
+  # Build: scripts/build.sh (node-gyp rebuild --directory native --nodedir=<the runtime: .runtime/node>)
   # Needs libbpf-dev (>= 1.0), libelf-dev, zlib1g-dev.
   "targets": [
     {
