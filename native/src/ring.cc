@@ -190,11 +190,7 @@ int RingConsumer::OnSample(void* ctx, void* data, size_t size) {
     }
     self->holdCur_ = self->heldSinceNs_ - self->lastHandoffNs_ >= 2 * self->opts_.batchDelayUs * 1000;
   }
-  uint8_t* p = b->data() + b->len;
-  uint32_t hdr[2] = {static_cast<uint32_t>(size), 0};
-  memcpy(p, hdr, 8);
-  memcpy(p + 8, data, size);
-  memset(p + 8 + size, 0, need - 8 - size);
+  WriteFrame(b->data() + b->len, data, size);
   b->len += need;
   b->records++;
   return 0;

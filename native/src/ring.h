@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstring>
 #include <thread>
 
 #include "common.h"
@@ -40,6 +41,26 @@ inline size_t Pad8(size_t n) { return (n + 7) & ~size_t{7}; }
 // What a queued batch costs JS memory: its block plus a rough per-batch overhead (malloc
 // header, napi queue node, later the Buffer object), so many tiny batches count too.
 inline size_t QueueCost(const Batch* b) { return sizeof(Batch) + b->len + 256; }
+
+// The sleep flag, a u32 in an mmapable BPF array shared with the producers (bpf/ringbuf.bpf.h).
+struct FlagMapping {
+  void* map = nullptr;  // the mmapped pages
+  size_t len = 0;
+  uint32_t* flag = nullptr;
+};
+// Maps `name` and points at `offset`; throws a typed error if it is not an mmapable array or
+// the offset is not an aligned u32 inside it. The caller munmaps `map` (`len` bytes).
+FlagMapping MapFlag(Napi::Env env, const char* op, ObjState& owner, const std::string& name, size_t offset);
+
+// One record framed as batches carry it: [u32 LE length][u32 0][bytes][zero padding to 8].
+// `p` has room for 8 + Pad8(size) bytes.
+inline void WriteFrame(uint8_t* p, const void* data, size_t size) {
+  size_t need = 8 + Pad8(size);
+  uint32_t hdr[2] = {static_cast<uint32_t>(size), 0};
+  memcpy(p, hdr, 8);
+  memcpy(p + 8, data, size);
+  memset(p + 8 + size, 0, need - 8 - size);
+}
 
 class RingConsumer {
  public:

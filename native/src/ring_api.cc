@@ -19,6 +19,22 @@
 
 namespace patrol {
 
+FlagMapping MapFlag(Napi::Env env, const char* op, ObjState& owner, const std::string& name, size_t offset) {
+  bpf_map* fm = FindMap(env, op, owner, name);
+  size_t total = Pad8(bpf_map__value_size(fm)) * bpf_map__max_entries(fm);
+  if (bpf_map__type(fm) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(fm) & BPF_F_MMAPABLE))
+    ThrowErrno(env, op, EINVAL, "sleepFlag map '" + name + "' is not an mmapable array");
+  if (offset % 4 || offset + 4 > total) ThrowErrno(env, op, EINVAL, "sleepFlag offset must be 4-byte aligned and inside the map");
+  size_t page = static_cast<size_t>(getpagesize());
+  FlagMapping m;
+  m.len = (total + page - 1) / page * page;
+  void* p = mmap(nullptr, m.len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(fm), 0);
+  if (p == MAP_FAILED) ThrowErrno(env, op, errno, "mmap of sleepFlag map '" + name + "'");
+  m.map = p;
+  m.flag = reinterpret_cast<uint32_t*>(static_cast<uint8_t*>(p) + offset);
+  return m;
+}
+
 std::shared_ptr<RingConsumer> RingConsumer::Start(Napi::Env env, const std::shared_ptr<ObjState>& owner,
                                                   bpf_map* ring, const RingOptions& opts,
                                                   Napi::Function onBatch) {
@@ -32,18 +48,10 @@ std::shared_ptr<RingConsumer> RingConsumer::Start(Napi::Env env, const std::shar
   if (bpf_map__fd(ring) < 0) ThrowErrno(env, op, EINVAL, "object is not loaded");
 
   if (!opts.sleepMap.empty() && opts.pollIntervalUs < 0) {
-    bpf_map* fm = FindMap(env, op, *owner, opts.sleepMap);
-    size_t total = Pad8(bpf_map__value_size(fm)) * bpf_map__max_entries(fm);
-    if (bpf_map__type(fm) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(fm) & BPF_F_MMAPABLE))
-      ThrowErrno(env, op, EINVAL, "sleepFlag map '" + opts.sleepMap + "' is not an mmapable array");
-    if (opts.sleepOffset % 4 || opts.sleepOffset + 4 > total)
-      ThrowErrno(env, op, EINVAL, "sleepFlag offset must be 4-byte aligned and inside the map");
-    size_t page = static_cast<size_t>(getpagesize());
-    c->flagLen_ = (total + page - 1) / page * page;
-    void* p = mmap(nullptr, c->flagLen_, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(fm), 0);
-    if (p == MAP_FAILED) ThrowErrno(env, op, errno, "mmap of sleepFlag map '" + opts.sleepMap + "'");
-    c->flagMap_ = p;
-    c->flag_ = reinterpret_cast<uint32_t*>(static_cast<uint8_t*>(p) + opts.sleepOffset);
+    FlagMapping m = MapFlag(env, op, *owner, opts.sleepMap, opts.sleepOffset);
+    c->flagMap_ = m.map;
+    c->flagLen_ = m.len;
+    c->flag_ = m.flag;
   }
 
   c->stopFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -36,18 +36,10 @@ std::shared_ptr<RingPull> RingPull::Open(Napi::Env env, const std::shared_ptr<Ob
     ThrowErrno(env, op, EINVAL, std::string("map '") + bpf_map__name(ring) + "' is not a ring buffer");
   if (bpf_map__fd(ring) < 0) ThrowErrno(env, op, EINVAL, "object is not loaded");
 
-  bpf_map* fm = FindMap(env, op, *owner, opts.sleepMap);
-  size_t total = Pad8(bpf_map__value_size(fm)) * bpf_map__max_entries(fm);
-  if (bpf_map__type(fm) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(fm) & BPF_F_MMAPABLE))
-    ThrowErrno(env, op, EINVAL, "sleepFlag map '" + opts.sleepMap + "' is not an mmapable array");
-  if (opts.sleepOffset % 4 || opts.sleepOffset + 4 > total)
-    ThrowErrno(env, op, EINVAL, "sleepFlag offset must be 4-byte aligned and inside the map");
-  size_t page = static_cast<size_t>(getpagesize());
-  c->flagLen_ = (total + page - 1) / page * page;
-  void* p = mmap(nullptr, c->flagLen_, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(fm), 0);
-  if (p == MAP_FAILED) ThrowErrno(env, op, errno, "mmap of sleepFlag map '" + opts.sleepMap + "'");
-  c->flagMap_ = p;
-  c->flag_ = reinterpret_cast<uint32_t*>(static_cast<uint8_t*>(p) + opts.sleepOffset);
+  FlagMapping m = MapFlag(env, op, *owner, opts.sleepMap, opts.sleepOffset);
+  c->flagMap_ = m.map;
+  c->flagLen_ = m.len;
+  c->flag_ = m.flag;
 
   c->rb_ = ring_buffer__new(bpf_map__fd(ring), OnSample, c.get(), nullptr);
   if (!c->rb_) {
@@ -121,11 +113,7 @@ int RingPull::OnSample(void* ctx, void* data, size_t size) {
     self->dst_ = h;
     self->cap_ = cap;
   }
-  uint8_t* p = self->dst_ + self->len_;
-  uint32_t hdr[2] = {static_cast<uint32_t>(size), 0};
-  memcpy(p, hdr, 8);
-  memcpy(p + 8, data, size);
-  memset(p + 8 + size, 0, need - 8 - size);
+  WriteFrame(self->dst_ + self->len_, data, size);
   self->len_ += need;
   self->records_++;
   return 0;
