@@ -52,6 +52,12 @@ struct FlagMapping {
 // the offset is not an aligned u32 inside it. The caller munmaps `map` (`len` bytes).
 FlagMapping MapFlag(Napi::Env env, const char* op, ObjState& owner, const std::string& name, size_t offset);
 
+// Options shared by both consumers. `sleepFlag: { map, offset }` into *map/*offset (left as
+// they are when absent and not required).
+void ParseSleepFlag(Napi::Env env, Napi::Object o, const char* op, bool required, std::string* map, size_t* offset);
+// EBUSY when `ring` already has a consumer of either kind: two would race on its consumer position.
+void ThrowIfRingBusy(Napi::Env env, const char* op, ObjState& st, const bpf_map* ring, const std::string& name);
+
 // One record framed as batches carry it: [u32 LE length][u32 0][bytes][zero padding to 8].
 // `p` has room for 8 + Pad8(size) bytes.
 inline void WriteFrame(uint8_t* p, const void* data, size_t size) {

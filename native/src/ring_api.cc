@@ -19,6 +19,15 @@
 
 namespace patrol {
 
+void ParseSleepFlag(Napi::Env env, Napi::Object o, const char* op, bool required, std::string* map, size_t* offset) {
+  Napi::Value sf = o.Get("sleepFlag");
+  if (sf.IsUndefined() && !required) return;
+  if (!sf.IsObject() || !sf.As<Napi::Object>().Get("map").IsString())
+    ThrowInvalid(env, op, "sleepFlag must be { map: string, offset: number }");
+  *map = sf.As<Napi::Object>().Get("map").As<Napi::String>().Utf8Value();
+  *offset = OptInt(sf.As<Napi::Object>(), "offset", 0, 0, INT_MAX, op);
+}
+
 FlagMapping MapFlag(Napi::Env env, const char* op, ObjState& owner, const std::string& name, size_t offset) {
   bpf_map* fm = FindMap(env, op, owner, name);
   size_t total = Pad8(bpf_map__value_size(fm)) * bpf_map__max_entries(fm);
@@ -224,16 +233,9 @@ Napi::Value RingStart(const Napi::CallbackInfo& info) {
   opts.realtimePriority = OptInt(o, "realtimePriority", 0, 0, 99, op);
   opts.batchDelayUs = OptInt(o, "batchDelayUs", 0, 0, 999999, op);
   opts.timeOffset = OptInt(o, "timeOffset", -1, 0, 1 << 30, op);
-  Napi::Value sf = o.Get("sleepFlag");
-  if (!sf.IsUndefined()) {
-    if (!sf.IsObject() || !sf.As<Napi::Object>().Get("map").IsString())
-      ThrowInvalid(env, op, "sleepFlag must be { map: string, offset: number }");
-    opts.sleepMap = sf.As<Napi::Object>().Get("map").As<Napi::String>().Utf8Value();
-    opts.sleepOffset = OptInt(sf.As<Napi::Object>(), "offset", 0, 0, INT_MAX, op);
-  }
+  ParseSleepFlag(env, o, op, false, &opts.sleepMap, &opts.sleepOffset);
   bpf_map* ring = FindMap(env, op, st, name);
-  for (auto& r : st.rings)  // two consumers would race on the ring's consumer position
-    if (r->running() && r->map() == ring) ThrowErrno(env, op, EBUSY, "map '" + name + "' already has a consumer");
+  ThrowIfRingBusy(env, op, st, ring, name);
   auto c = RingConsumer::Start(env, h->obj, ring, opts, info[3].As<Napi::Function>());
   return MakeHandle(env, std::make_unique<RingHandle>(RingHandle{h->obj, c}), &kRingTag);
 }

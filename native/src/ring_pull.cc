@@ -201,11 +201,20 @@ struct PullHandle {
   std::shared_ptr<RingPull> pull;
 };
 
-static RingPull* ArgPull(const Napi::CallbackInfo& info, const char* op) {
+static PullHandle* ArgPullHandle(const Napi::CallbackInfo& info, const char* op) {
   Napi::Value v = info[0];
   if (!v.IsExternal() || !v.As<Napi::External<PullHandle>>().CheckTypeTag(&kPullTag))
     ThrowInvalid(info.Env(), op, "expected a RingPull handle");
-  return v.As<Napi::External<PullHandle>>().Data()->pull.get();
+  return v.As<Napi::External<PullHandle>>().Data();
+}
+
+static RingPull* ArgPull(const Napi::CallbackInfo& info, const char* op) { return ArgPullHandle(info, op)->pull.get(); }
+
+void ThrowIfRingBusy(Napi::Env env, const char* op, ObjState& st, const bpf_map* ring, const std::string& name) {
+  for (auto& r : st.rings)
+    if (r->running() && r->map() == ring) ThrowErrno(env, op, EBUSY, "map '" + name + "' already has a consumer");
+  for (auto& r : st.pulls)
+    if (r->open() && r->map() == ring) ThrowErrno(env, op, EBUSY, "map '" + name + "' already has a consumer");
 }
 
 Napi::Value RingPullOpen(const Napi::CallbackInfo& info) {
@@ -219,16 +228,9 @@ Napi::Value RingPullOpen(const Napi::CallbackInfo& info) {
   PullOptions opts;
   opts.tagOffset = OptInt(o, "tagOffset", -1, 0, 1 << 30, op);
   opts.wakeAbovePages = static_cast<uint32_t>(OptInt(o, "wakeAbovePages", 0, 0, 1 << 20, op));
-  Napi::Value sf = o.Get("sleepFlag");
-  if (!sf.IsObject() || !sf.As<Napi::Object>().Get("map").IsString())
-    ThrowInvalid(env, op, "sleepFlag must be { map: string, offset: number }");
-  opts.sleepMap = sf.As<Napi::Object>().Get("map").As<Napi::String>().Utf8Value();
-  opts.sleepOffset = OptInt(sf.As<Napi::Object>(), "offset", 0, 0, INT_MAX, op);
+  ParseSleepFlag(env, o, op, true, &opts.sleepMap, &opts.sleepOffset);
   bpf_map* ring = FindMap(env, op, st, name);
-  for (auto& r : st.rings)
-    if (r->running() && r->map() == ring) ThrowErrno(env, op, EBUSY, "map '" + name + "' already has a consumer");
-  for (auto& r : st.pulls)
-    if (r->open() && r->map() == ring) ThrowErrno(env, op, EBUSY, "map '" + name + "' already has a consumer");
+  ThrowIfRingBusy(env, op, st, ring, name);
   auto c = RingPull::Open(env, h->obj, ring, opts, info[3].As<Napi::Function>());
   return MakeHandle(env, std::make_unique<PullHandle>(PullHandle{h->obj, c}), &kPullTag);
 }
@@ -247,10 +249,7 @@ Napi::Value RingPullDrain(const Napi::CallbackInfo& info) { return DrainOrSleep(
 Napi::Value RingPullSleep(const Napi::CallbackInfo& info) { return DrainOrSleep(info, true); }
 
 Napi::Value RingPullClose(const Napi::CallbackInfo& info) {
-  Napi::Value v = info[0];
-  if (!v.IsExternal() || !v.As<Napi::External<PullHandle>>().CheckTypeTag(&kPullTag))
-    ThrowInvalid(info.Env(), "ringPullClose", "expected a RingPull handle");
-  PullHandle* h = v.As<Napi::External<PullHandle>>().Data();
+  PullHandle* h = ArgPullHandle(info, "ringPullClose");
   h->pull->Close();
   auto& pulls = h->obj->pulls;
   for (auto it = pulls.begin(); it != pulls.end(); ++it)

@@ -119,6 +119,13 @@ describe.skipIf(!enabled)('efficient delivery (RingPuller) on the live kernel', 
     expect(p.stats().wakeups).toBe(0);
   });
 
+  it('a ring has one consumer: a threaded consumer or a second drain on a drained ring is EBUSY', () => {
+    obj = load(1);
+    start(obj, {}, () => {});
+    expect(() => native.ringStart(obj!, 'pt_events', { tagOffset: OP_OFFSET }, () => {})).toThrow(/already has a consumer/);
+    expect(() => native.ringPullOpen(obj!, 'pt_events', { sleepFlag: { map: 'pt_ring_ctl', offset: 0 } }, () => {})).toThrow(/already has a consumer/);
+  });
+
   it('close() drains the tail, past the reused buffer too: every record produced before it is delivered', () => {
     obj = load(1024);
     let received = 0;
