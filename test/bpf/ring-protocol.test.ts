@@ -2,35 +2,17 @@
 // bench_produce (fork-shaped records through bpf_loop, run with BPF_PROG_TEST_RUN).
 // Needs root; skipped otherwise unless PATROL_REQUIRE_BPF=1.
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type * as Native from '../../native/patrol_native.js';
-import { kernelVersion } from '../../src/kernel/probes.js';
-import { decodeCounters, encodeRodata } from '../../src/wire/index.js';
 import { LAYOUT } from '../../src/wire/generated/lifecycle.js';
-
-const required = process.env.PATROL_REQUIRE_BPF === '1';
-const v = kernelVersion();
-const hasBpfLoop = v.major > 5 || (v.major === 5 && v.minor >= 17);
-if (required && !hasBpfLoop) throw new Error(`PATROL_REQUIRE_BPF=1 but bench_produce needs bpf_loop (5.17+); kernel ${v.major}.${v.minor}`);
-const enabled = (required || process.getuid?.() === 0) && hasBpfLoop;
-const OBJECT = fileURLToPath(new URL('../../bpf/.output/lifecycle.bpf.o', import.meta.url));
-const OP_OFFSET = LAYOUT.structs.pt_hdr.fields.find((f) => f.name === 'op')!.offset;
-const KTIME_OFFSET = LAYOUT.structs.pt_hdr.fields.find((f) => f.name === 'ktime_ns')!.offset;
-const OTHER_PROGS = [
-  'handle_exec', 'handle_fork', 'handle_exit', 'handle_switch', 'handle_free',
-  'handle_wait4_exit', 'handle_waitid_enter', 'handle_waitid_exit',
-  'handle_execve_enter', 'handle_execveat_enter', 'handle_execve_exit', 'handle_execveat_exit',
-  'snapshot_tasks',
-];
+import { KTIME_OFFSET, OP_OFFSET, addon, benchProduceEnabled, loadBenchProduce, produced } from './bench-produce.js';
 
 const sleepMs = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Blocks the JS thread (batches cannot be delivered meanwhile), not the poll thread. */
 const blockMs = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
-describe.skipIf(!enabled)('ring consumer protocol on the live kernel', () => {
-  const native = createRequire(import.meta.url)('../../native/build/Release/patrol_native.node') as typeof Native;
+describe.skipIf(!benchProduceEnabled)('ring consumer protocol on the live kernel', () => {
+  const native = addon();
   let obj: Native.BpfObject | null = null;
 
   afterEach(() => {
@@ -38,17 +20,9 @@ describe.skipIf(!enabled)('ring consumer protocol on the live kernel', () => {
     obj = null;
   });
 
-  function load(burst: number): Native.BpfObject {
-    const o = native.open(OBJECT, {
-      maxEntries: { pt_scratch: native.numPossibleCpus },
-      autoload: Object.fromEntries([...OTHER_PROGS.map((p) => [p, false]), ['bench_produce', true]]),
-    });
-    native.load(o, { rodata: encodeRodata(native.readRodata(o), { benchBurst: burst, pageKb: native.pageSize / 1024 }) });
-    return o;
-  }
+  const load = (burst: number) => loadBenchProduce(native, burst);
 
-  const generated = (o: Native.BpfObject) =>
-    Number(decodeCounters(native.mapLookup(o, 'pt_counters', Buffer.alloc(4))!, native.numPossibleCpus).total.generated.reduce((a, b) => a + b, 0n));
+  const generated = (o: Native.BpfObject) => produced(native, o).generated;
 
   // lingerUs 0 makes the consumer announce sleep right after it drained a record, while that
   // record's producer is about to re-read the flag: the claim races with the last drain.

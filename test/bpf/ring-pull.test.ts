@@ -1,34 +1,19 @@
 // The efficient delivery (RingPuller: the JS thread drains the ring on a timer, producers wake
 // it only when it sleeps or past the watermark) against the real kernel, driven by
 // bench_produce (fork-shaped records through bpf_loop, BPF_PROG_TEST_RUN).
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type * as Native from '../../native/patrol_native.js';
-import { kernelVersion } from '../../src/kernel/probes.js';
 import { DEFAULT_PULL_POLICY, RingPuller, type PullPolicy } from '../../src/kernel/ring-pull.js';
-import { decodeBatch, decodeCounters, encodeRodata } from '../../src/wire/index.js';
+import { decodeBatch } from '../../src/wire/index.js';
 import { LAYOUT } from '../../src/wire/generated/lifecycle.js';
+import { OP_OFFSET, addon, benchProduceEnabled, loadBenchProduce, produced } from './bench-produce.js';
 
-const required = process.env.PATROL_REQUIRE_BPF === '1';
-const v = kernelVersion();
-const hasBpfLoop = v.major > 5 || (v.major === 5 && v.minor >= 17);
-if (required && !hasBpfLoop) throw new Error(`PATROL_REQUIRE_BPF=1 but bench_produce needs bpf_loop (5.17+); kernel ${v.major}.${v.minor}`);
-const enabled = (required || process.getuid?.() === 0) && hasBpfLoop;
-const OBJECT = fileURLToPath(new URL('../../bpf/.output/lifecycle.bpf.o', import.meta.url));
-const OP_OFFSET = LAYOUT.structs.pt_hdr.fields.find((f) => f.name === 'op')!.offset;
 const FRAME = 8 + LAYOUT.structs.pt_fork.size; // ring header + record
-const OTHER_PROGS = [
-  'handle_exec', 'handle_fork', 'handle_exit', 'handle_switch', 'handle_free',
-  'handle_wait4_exit', 'handle_waitid_enter', 'handle_waitid_exit',
-  'handle_execve_enter', 'handle_execveat_enter', 'handle_execve_exit', 'handle_execveat_exit',
-  'snapshot_tasks', 'usage_tasks',
-];
 
 const sleepMs = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe.skipIf(!enabled)('efficient delivery (RingPuller) on the live kernel', () => {
-  const native = createRequire(import.meta.url)('../../native/build/Release/patrol_native.node') as typeof Native;
+describe.skipIf(!benchProduceEnabled)('efficient delivery (RingPuller) on the live kernel', () => {
+  const native = addon();
   let obj: Native.BpfObject | null = null;
   let puller: RingPuller | null = null;
 
@@ -39,19 +24,8 @@ describe.skipIf(!enabled)('efficient delivery (RingPuller) on the live kernel', 
     obj = null;
   });
 
-  function load(burst: number): Native.BpfObject {
-    const o = native.open(OBJECT, {
-      maxEntries: { pt_scratch: native.numPossibleCpus },
-      autoload: Object.fromEntries([...OTHER_PROGS.map((p) => [p, false]), ['bench_produce', true]]),
-    });
-    native.load(o, { rodata: encodeRodata(native.readRodata(o), { benchBurst: burst, pageKb: native.pageSize / 1024 }) });
-    return o;
-  }
-
-  const generated = (o: Native.BpfObject) => {
-    const c = decodeCounters(native.mapLookup(o, 'pt_counters', Buffer.alloc(4))!, native.numPossibleCpus).total;
-    return { generated: Number(c.generated.reduce((a, b) => a + b, 0n)), lost: Number(c.lostReserve.reduce((a, b) => a + b, 0n)) };
-  };
+  const load = (burst: number) => loadBenchProduce(native, burst);
+  const generated = (o: Native.BpfObject) => produced(native, o);
 
   function start(o: Native.BpfObject, policy: Partial<PullPolicy>, onRecords: (n: number) => void): RingPuller {
     const p = new RingPuller(o as never, 'pt_events', { tagOffset: OP_OFFSET, sleepFlag: { map: 'pt_ring_ctl', offset: 0 } }, { ...DEFAULT_PULL_POLICY, ...policy }, (batch) => {
