@@ -51,7 +51,7 @@ function paths(): Paths {
   const p = { dir, socket: join(dir, 'patrol.sock'), db: join(dir, 'state', 'patrol.db'), lock: join(dir, 'patrol.pid'), config: join(dir, 'patrol.yaml') };
   writeFileSync(
     p.config,
-    `store: { path: ${p.db}, flush_interval: 50ms }\napi: { socket: ${p.socket} }\nagent: { lock_file: ${p.lock}, pin_dir: /sys/fs/bpf/patrol-test }\nlog: { level: warn, format: json }\nmetrics: { sweep_interval: 200ms, prometheus: { port: 0 } }\n`,
+    `store: { path: ${p.db}, flush_interval: 50ms }\napi: { socket: ${p.socket} }\nagent: { lock_file: ${p.lock}, pin_dir: /sys/fs/bpf/patrol-test-${process.pid} }\nlog: { level: warn, format: json }\nmetrics: { sweep_interval: 200ms, prometheus: { port: 0 } }\n`,
   );
   return p;
 }

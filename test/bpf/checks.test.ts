@@ -78,7 +78,7 @@ check hogs { every 1s; critical max(cpu, 5s) by comm > 50%; }
     const config = join(dir, 'patrol.yaml');
     writeFileSync(
       config,
-      `store: { path: ${join(dir, 'state', 'patrol.db')}, flush_interval: 50ms }\napi: { socket: ${socket} }\nagent: { lock_file: ${join(dir, 'patrol.pid')}, pin_dir: /sys/fs/bpf/patrol-checks-test }\nlog: { level: warn, format: json }\n`,
+      `store: { path: ${join(dir, 'state', 'patrol.db')}, flush_interval: 50ms }\napi: { socket: ${socket} }\nagent: { lock_file: ${join(dir, 'patrol.pid')}, pin_dir: /sys/fs/bpf/patrol-checks-test-${process.pid} }\nlog: { level: warn, format: json }\n`,
     );
     agent = spawn(PATROL, ['agent', '--config', config, '--checks', checks], { stdio: ['ignore', 'pipe', 'pipe'] });
     agent.stderr!.on('data', (d) => (agentErr += d));

@@ -37,7 +37,7 @@ describe.skipIf(!bpfEnabled)('attribution in the agent', () => {
     const config = join(dir, 'patrol.yaml');
     writeFileSync(
       config,
-      `store: { path: ${join(dir, 'patrol.db')}, flush_interval: 50ms }\napi: { socket: ${socket} }\nagent: { lock_file: ${join(dir, 'patrol.pid')}, pin_dir: /sys/fs/bpf/patrol-rules-test }\nlog: { level: warn, format: json }\nmetrics: { prometheus: { enabled: false } }\nrules: { dir: ${rulesDir} }\nchecks: { dir: ${checksDir} }\n`,
+      `store: { path: ${join(dir, 'patrol.db')}, flush_interval: 50ms }\napi: { socket: ${socket} }\nagent: { lock_file: ${join(dir, 'patrol.pid')}, pin_dir: /sys/fs/bpf/patrol-rules-test-${process.pid} }\nlog: { level: warn, format: json }\nmetrics: { prometheus: { enabled: false } }\nrules: { dir: ${rulesDir} }\nchecks: { dir: ${checksDir} }\n`,
     );
     try {
       trace = readFileSync('/proc/sys/debug/exception-trace', 'utf8').trim();
