@@ -16,6 +16,8 @@ export interface CheckRunJson {
   message: string;
   evidence: unknown;
   labels: Record<string, string>;
+  /** version of the check set that produced the run (sha256), null for older rows */
+  version?: string | null;
 }
 
 /** A stored alert (shape of src/store's AlertRecord): `id` is stable, `seq` orders. */
@@ -31,14 +33,18 @@ export interface AlertJson {
   message: string;
   labels: Record<string, string>;
   evidence: unknown;
-  /** {causes: [...]} from the attribution engine when the alert fired, or null */
+  /** {causes: [...], version} from the attribution engine when the alert fired, or null */
   attribution?: unknown;
+  /** version of the check set that raised it (sha256), null for older rows */
+  version?: string | null;
 }
 
 export interface ChecksStatusJson {
   dir: string;
   checks: { id: string; name: string; file: string; line: number; every_ms: number; timeout_ms: number; labels: Record<string, string> }[];
-  last_reload: { at: number; ok: boolean; checks: number; files: number; errors: number; diagnostics: string[] } | null;
+  /** version of the running check set (sha256 of its canonical content), null before one loads */
+  version: string | null;
+  last_reload: { at: number; ok: boolean; checks: number; files: number; errors: number; diagnostics: string[]; version: string | null; changed: boolean; code?: string } | null;
 }
 
 export interface ChecksView {
@@ -54,9 +60,13 @@ function none(reply: FastifyReply) {
   return reply.code(404).send({ error: 'not_found', message: 'this agent runs no checks (start it with --checks DIR or set checks.dir)', status: 404 });
 }
 
-export function registerCheckRoutes(app: FastifyInstance, checks: ChecksView | undefined): void {
+/** `get` is asked per request: a reload can start or stop the agent's checks. */
+export function registerCheckRoutes(app: FastifyInstance, get: () => ChecksView | undefined): void {
   const P = API_PREFIX;
-  app.get(`${P}/checks`, { schema: { response: { 200: anyObject } } }, async (_req, reply) => (checks ? checks.status() : none(reply)));
+  app.get(`${P}/checks`, { schema: { response: { 200: anyObject } } }, async (_req, reply) => {
+    const checks = get();
+    return checks ? checks.status() : none(reply);
+  });
 
   app.get<{ Querystring: { check_id?: string; state?: string; latest?: boolean; since?: number; before_id?: number; limit: number } }>(
     `${P}/checks/results`,
@@ -78,6 +88,7 @@ export function registerCheckRoutes(app: FastifyInstance, checks: ChecksView | u
       },
     },
     async (req, reply) => {
+      const checks = get();
       if (!checks) return none(reply);
       const q = req.query;
       return {
@@ -111,6 +122,7 @@ export function registerCheckRoutes(app: FastifyInstance, checks: ChecksView | u
       },
     },
     async (req, reply) => {
+      const checks = get();
       if (!checks) return none(reply);
       const q = req.query;
       return {

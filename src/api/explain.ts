@@ -24,6 +24,8 @@ export interface CauseJson {
   processes: number;
   exec_id: string | null;
   pid: number | null;
+  /** version of the rule set that made the finding */
+  version?: string;
 }
 
 export interface AlertJson {
@@ -38,11 +40,14 @@ export interface AlertJson {
 export interface ExplainJson {
   alert: AlertJson | null;
   causes: CauseJson[];
+  /** version of the rule set that ranked the causes */
+  version?: string;
 }
 
 export interface ExplainRecentJson {
   alerts: ExplainJson[];
   causes: CauseJson[];
+  version?: string;
 }
 
 export interface RuleProfileJson {
@@ -60,6 +65,8 @@ export interface RuleProfileJson {
 
 export interface RulesJson {
   dir: string;
+  /** sha256 of the running set's canonical content */
+  version?: string;
   rules: number;
   /** diagnostics of the last rejected reload, empty when the active set is the latest */
   diagnostics: string[];
@@ -69,7 +76,7 @@ export interface RulesJson {
 
 /** What the routes need from the agent. */
 export interface ExplainView {
-  explain(alertId: string): { alert: AlertJson | null; causes: CauseJson[] } | null;
+  explain(alertId: string): ExplainJson | null;
   explainRecent(limit: number): ExplainRecentJson;
   rules(): RulesJson;
 }

@@ -37,6 +37,7 @@ import {
 import { registerExplainRoutes } from './explain.js';
 import { chmodOwnerOnly, ownerOnlyListen, prepareSocketPath } from './socket.js';
 import { registerCheckRoutes } from './checks.js';
+import { registerReloadRoutes } from './reload.js';
 
 export interface ApiOptions {
   /** unix socket path (root-only, mode 0600) */
@@ -205,7 +206,8 @@ function buildApp(
 
   app.get(`${P}/stats`, { schema: statsRoute }, async () => statsJson(view));
 
-  registerCheckRoutes(app, view.checks);
+  registerCheckRoutes(app, () => view.checks);
+  registerReloadRoutes(app, P, view);
 
   app.get<{ Querystring: ProcessesQuery }>(`${P}/processes`, { schema: processesRoute }, async (req): Promise<ProcessListJson> => {
     const q = req.query;

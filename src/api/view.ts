@@ -98,4 +98,20 @@ export interface AgentView {
   checks?: ChecksView;
   /** Resource windows and /metrics; absent when metrics are disabled. */
   resources?: ResourcesView;
+  /** `patrol reload` (POST /v1/reload): config, sensors, rules and checks; absent: 404 */
+  reload?(req: { sensors?: boolean }): Promise<ReloadReplyJson>;
+  /** versions, generation and the last reload (GET /v1/status) */
+  reloadStatus?(): ReloadStatusJson;
+}
+
+/** The reply of a reload, as src/app/reload.ts builds it (served as is). */
+export interface ReloadReplyJson {
+  ok: boolean;
+  parts: { [part: string]: { result: 'applied' | 'unchanged' | 'rejected'; version: string | null; code?: string } };
+}
+
+/** Versions and the last reload, as src/app/reload.ts reports them. */
+export interface ReloadStatusJson {
+  versions: { [part: string]: string | null };
+  generation: number;
 }

@@ -16,10 +16,12 @@ import { ResourcePipeline, resourcesView } from './resources.js';
 import { PidLock } from './lock.js';
 import { removeStalePins } from './hygiene.js';
 import { loadConfig, type AgentConfig, type LoadConfigOptions } from './config.js';
-import { RulesService, alertSource, explainView, rssWindows } from './rules.js';
+import { RulesService, alertSource, explainView, lazyRssWindows } from './rules.js';
 import { startAgentChecks } from './checks.js';
 import { Consumers } from './consumers.js';
 import { HealthMonitor } from './health.js';
+import { ReloadCoordinator } from './reload.js';
+import { buildReloadParts, type LiveSlots } from './live.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -54,7 +56,7 @@ function readToken(path: string): string {
 
 /** Starts every part in dependency order; any failure unwinds what was started. */
 export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHandle> {
-  let cfg = loadConfig(loadOpts);
+  const cfg = loadConfig(loadOpts);
   const log = makeLogger(cfg);
   setLogger(log);
   const lock = new PidLock(cfg.agent.lockFile);
@@ -85,11 +87,13 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     let healthRef: HealthMonitor | null = null;
     const stateListeners = new Set<(ev: StateStreamEvent) => void>();
     let states: StatePipeline | null = null;
-    let rules: RulesService | null = null;
-    let resources: ResourcePipeline | null = null;
+    // Parts a reload can start, stop or replace: read through `slots` at every use.
+    const slots: LiveSlots = { rules: null, checks: null, resources: null };
     // rules start later (they need the state pipeline); alerts ask them through this closure
-    const checks = startAgentChecks(cfg, log, () => resources, (a) => rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null);
-    if (checks) cleanups.push(() => checks.close());
+    const startChecks = (c: AgentConfig) =>
+      startAgentChecks(c, log, () => slots.resources, (a) => slots.rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null);
+    slots.checks = startChecks(cfg);
+    cleanups.push(() => slots.checks?.close());
     // Each consumer behind its own boundary (consumers.ts): a throw is counted and logged, and
     // the event still reaches the others.
     const consumers = new Consumers(log);
@@ -108,6 +112,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           gStates.fail(e);
         }
       }
+      const rules = slots.rules;
       if (rules) {
         try {
           gRules.inject();
@@ -116,6 +121,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           gRules.fail(e);
         }
       }
+      const checks = slots.checks;
       if (checks) {
         try {
           gChecks.inject();
@@ -131,6 +137,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
         } catch (e) {
           gStore.fail(e);
         }
+        const resources = slots.resources;
         if (resources) {
           try {
             gResources.inject();
@@ -158,12 +165,12 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     const pipeline = LifecyclePipeline.start(cfg.lifecycle, log, onEvent);
     cleanups.push(() => pipeline.close());
     states = StatePipeline.start(cfg.state, pipeline.table, log, (ev) => {
-      rules?.onState(ev);
-      checks?.service.onState(ev);
+      slots.rules?.onState(ev);
+      slots.checks?.service.onState(ev);
       for (const l of stateListeners) l(ev);
     });
     cleanups.push(() => states!.close());
-    if (cfg.metrics.enabled) {
+    const startResources = (c: AgentConfig) => {
       const agentHealth = ResourcePipeline.health(
         () => pipeline.accounting(),
         () => pipeline.table.size,
@@ -175,17 +182,19 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           };
         },
       );
-      resources = await ResourcePipeline.start(cfg.metrics, pipeline.table, () => pipeline.readUsage(), agentHealth, log);
-      cleanups.push(() => resources!.close());
-    }
-    if (cfg.rules.enabled) {
-      rules = RulesService.start({
-        config: cfg.rules, table: pipeline.table, log, nowNs: boottimeNs, states,
-        ...(resources ? { windows: rssWindows(resources) } : {}),
-        ...(checks ? { alerts: alertSource((q) => checks.view.alerts({ limit: q.limit })) } : {}),
+      return ResourcePipeline.start(c.metrics, pipeline.table, () => pipeline.readUsage(), agentHealth, log);
+    };
+    if (cfg.metrics.enabled) slots.resources = await startResources(cfg);
+    cleanups.push(() => slots.resources?.close());
+    const startRules = (c: AgentConfig) =>
+      RulesService.start({
+        config: c.rules, table: pipeline.table, log, nowNs: boottimeNs, states,
+        // both read the current part: a reload may restart the windows or the checks
+        windows: lazyRssWindows(() => slots.resources),
+        alerts: alertSource((q) => slots.checks?.view.alerts({ limit: q.limit }) ?? []),
       });
-      cleanups.push(() => rules!.close());
-    }
+    if (cfg.rules.enabled) slots.rules = startRules(cfg);
+    cleanups.push(() => slots.rules?.close());
 
     const faults = () => ({ ...consumers.faults(), ...pipeline.faults() });
     const health = new HealthMonitor({
@@ -206,6 +215,10 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
 
     const startedAt = Date.now();
     const clock = new WallClock();
+    const coordinator = new ReloadCoordinator(
+      cfg,
+      buildReloadParts({ log, loadOpts, store, table: pipeline.table, states, sensors: null, slots, startRules, startChecks, startResources }),
+    );
     const view: AgentView = {
       version: VERSION,
       startedAt,
@@ -233,9 +246,17 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       },
       subscribeState,
       health: () => health.report(),
-      ...(rules ? { explain: explainView(rules) } : {}),
-      ...(checks ? { checks: checks.view } : {}),
-      ...(resources ? { resources: resourcesView(resources) } : {}),
+      get explain() {
+        return slots.rules ? explainView(slots.rules) : undefined;
+      },
+      get checks() {
+        return slots.checks?.view;
+      },
+      get resources() {
+        return slots.resources ? resourcesView(slots.resources) : undefined;
+      },
+      reload: (req) => coordinator.reload({ trigger: 'api', ...(req.sensors ? { sensors: true } : {}) }),
+      reloadStatus: () => coordinator.status(),
     };
     function subscribeState(l: (ev: StateStreamEvent) => void): () => void {
       stateListeners.add(l);
@@ -264,21 +285,8 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       return stopping;
     };
 
-    const onHup = () => {
-      checks?.service.reload('SIGHUP');
-      try {
-        const next = loadConfig(loadOpts);
-        const restartNeeded = ['lifecycle', 'state', 'store', 'api', 'agent'].filter(
-          (k) => JSON.stringify(next[k as keyof AgentConfig]) !== JSON.stringify(cfg[k as keyof AgentConfig]),
-        );
-        log.level = next.log.level;
-        rules?.reload();
-        cfg = { ...cfg, log: next.log };
-        log.info({ restartNeeded }, restartNeeded.length ? 'config reloaded; these sections take effect at restart' : 'config reloaded');
-      } catch (e) {
-        log.error({ err: (e as Error).message }, 'config reload rejected; the running config stays');
-      }
-    };
+    // SIGHUP is `patrol reload`: the reply goes to the log.
+    const onHup = () => void coordinator.reload({ trigger: 'signal' });
     process.on('SIGHUP', onHup);
     process.once('SIGTERM', () => void stop('SIGTERM'));
     process.once('SIGINT', () => void stop('SIGINT'));

@@ -155,6 +155,12 @@ export interface ReloadReport {
   /** formatted diagnostics (errors and warnings) */
   diagnostics: string[];
   errors: number;
+  /** version of the set read (null when it could not be read); running only when `ok` */
+  version: string | null;
+  /** the running set changed (ok and a different version) */
+  changed: boolean;
+  /** code of the first error, when not ok */
+  code?: string;
 }
 
 export interface CheckServiceOptions {
@@ -178,6 +184,8 @@ export class CheckService {
   readonly executor: Executor;
   private readonly eventNow: () => number;
   lastReload: ReloadReport | null = null;
+  /** version of the running set (null until a set loads) */
+  version: string | null = null;
   private watcher: FSWatcher | null = null;
   private debounce: NodeJS.Timeout | null = null;
 
@@ -234,21 +242,29 @@ export class CheckService {
     try {
       files = checkFilesIn(this.opts.dir);
       const c = compileFiles(files);
-      const errors = c.diagnostics.filter((d: Diagnostic) => d.severity === 'error').length;
+      const errs = c.diagnostics.filter((d: Diagnostic) => d.severity === 'error');
+      const errors = errs.length;
       const diagnostics = c.diagnostics.length ? formatAll(c.diagnostics, c.sources).split('\n\n') : [];
-      report = { at: Date.now(), ok: errors === 0, checks: c.checks.length, files: files.length, diagnostics, errors };
+      const changed = errors === 0 && c.version !== this.version;
+      report = { at: Date.now(), ok: errors === 0, checks: c.checks.length, files: files.length, diagnostics, errors, version: c.version, changed, ...(errors ? { code: errs[0]!.code } : {}) };
       if (errors === 0) {
-        // counters first: the new set's first run must find every aggregate it reads
+        // counters first: the new set's first run must find every aggregate it reads. One
+        // synchronous step: no run starts between the two, and every later run carries the new
+        // version (a run already going keeps the version it started under).
         this.counters.configure(collectAggregates(c.checks), this.eventNow());
-        this.executor.setChecks(c.checks);
+        this.executor.setChecks(c.checks, c.version);
+        this.version = c.version;
       }
     } catch (e) {
-      report = { at: Date.now(), ok: false, checks: 0, files: files.length, diagnostics: [`${this.opts.dir}: ${(e as Error).message}`], errors: 1 };
+      report = {
+        at: Date.now(), ok: false, checks: 0, files: files.length, diagnostics: [`${this.opts.dir}: ${(e as Error).message}`], errors: 1, version: null, changed: false,
+        code: (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'E_CHECKS_DIR' : 'E_CHECKS_READ',
+      };
     }
     this.lastReload = report;
-    if (report.ok) this.opts.log.info({ why, dir: this.opts.dir, files: report.files, checks: report.checks, warnings: report.diagnostics.length }, 'checks loaded');
+    if (report.ok) this.opts.log.info({ why, dir: this.opts.dir, files: report.files, checks: report.checks, warnings: report.diagnostics.length, version: report.version, changed: report.changed }, 'checks loaded');
     else {
-      this.opts.log.error({ why, dir: this.opts.dir, errors: report.errors, diagnostics: report.diagnostics }, `checks: the new set has ${report.errors} error(s); the running set stays (${this.executor.checks.length} checks)`);
+      this.opts.log.error({ why, dir: this.opts.dir, code: report.code, errors: report.errors, diagnostics: report.diagnostics, version: this.version }, `checks: the new set has ${report.errors} error(s); the running set stays (${this.executor.checks.length} checks)`);
     }
     return report;
   }
@@ -328,6 +344,7 @@ export function startAgentChecks(
     status: () => ({
       dir: cfg.checks.dir!,
       checks: service.executor.checks.map((c) => ({ id: c.id, name: c.name, file: c.file, line: c.line, every_ms: c.everyMs, timeout_ms: c.timeoutMs, labels: c.labels })),
+      version: service.version,
       last_reload: service.lastReload,
     }),
     results: (q) => {

@@ -14,6 +14,7 @@ import { extname, isAbsolute } from 'node:path';
 import { LineCounter, parseDocument, stringify } from 'yaml';
 import { z } from 'zod';
 import { PatrolError } from '../shared/errors.js';
+import { canonicalJson, sha256Hex } from '../shared/canonical.js';
 import { formatDurationMs, formatSizeBytes, parseDurationMs, parseSizeBytes } from './duration.js';
 import { DELIVERY_POLICIES, type LifecycleConfig } from './lifecycle.js';
 import type { StateConfig } from './states.js';
@@ -44,7 +45,9 @@ export interface AgentConfig {
     /** tokenFile: null only while TCP is disabled */
     tcp: { enabled: boolean; host: string; port: number; tokenFile: string | null };
   };
-  agent: { lockFile: string; pinDir: string };
+  /** bpfDir: the directory of the sensors' objects (lifecycle.bpf.o, state.bpf.o); null = the
+   *  ones built with patrol. A reload loads them again when they changed there. */
+  agent: { lockFile: string; pinDir: string; bpfDir: string | null };
   /** attribution: rule file or directory (null = the built-in pack in rules/), kernel log on/off */
   rules: { enabled: boolean; dir: string | null; kmsg: boolean };
   /** inspection checks (docs/dsl.md); dir null: none */
@@ -221,6 +224,7 @@ const FileSchema = section({
   agent: section({
     lock_file: path().default('/run/patrol/patrol.pid'),
     pin_dir: path().default('/sys/fs/bpf/patrol'),
+    bpf_dir: optionalPath().default(null),
   }).default({}),
   rules: section({
     enabled: boolean().default(true),
@@ -296,7 +300,7 @@ function fromFile(f: FileConfig): AgentConfig {
       socket: f.api.socket,
       tcp: { enabled: f.api.tcp.enabled, host: f.api.tcp.host, port: f.api.tcp.port, tokenFile: f.api.tcp.token_file },
     },
-    agent: { lockFile: f.agent.lock_file, pinDir: f.agent.pin_dir },
+    agent: { lockFile: f.agent.lock_file, pinDir: f.agent.pin_dir, bpfDir: f.agent.bpf_dir },
     rules: { enabled: f.rules.enabled, dir: f.rules.dir, kmsg: f.rules.kmsg },
     checks: {
       dir: f.checks.dir,
@@ -357,7 +361,7 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
       socket: api.socket,
       tcp: api.tcp && { enabled: api.tcp.enabled, host: api.tcp.host, port: api.tcp.port, token_file: api.tcp.tokenFile },
     },
-    agent: agent && { lock_file: agent.lockFile, pin_dir: agent.pinDir },
+    agent: agent && { lock_file: agent.lockFile, pin_dir: agent.pinDir, bpf_dir: agent.bpfDir },
     rules: rules && { enabled: rules.enabled, dir: rules.dir, kmsg: rules.kmsg },
     checks: checks && {
       dir: checks.dir,
@@ -587,4 +591,51 @@ export function defaultConfig(): AgentConfig {
  *  `patrol agent --print-config`; loading the output gives the same configuration back. */
 export function configToYaml(cfg: AgentConfig): string {
   return `# patrol agent configuration (effective values; keys: docs/config.md)\n${stringify(toFile(cfg, true), { lineWidth: 0 })}`;
+}
+
+// ------------------------------------------------------------------ reload support
+
+/** The top-level sections, in the order a reload reports them. */
+export const CONFIG_SECTIONS = ['log', 'lifecycle', 'state', 'store', 'api', 'agent', 'rules', 'checks', 'metrics'] as const;
+export type ConfigSection = (typeof CONFIG_SECTIONS)[number];
+
+/** sha256 of the configuration's canonical content (the file form, keys sorted): the same
+ *  settings give the same version whatever file, order or units they were written with. */
+export function configVersion(cfg: AgentConfig): string {
+  return sha256Hex(canonicalJson(toFile(cfg, false)));
+}
+
+function leaves(v: unknown, prefix: string, out: Map<string, string>): void {
+  if (isPlainObject(v)) {
+    for (const [k, x] of Object.entries(v)) leaves(x, prefix ? `${prefix}.${k}` : k, out);
+  } else out.set(prefix, canonicalJson(v));
+}
+
+/** The keys (file form, dotted: `lifecycle.args_cap`) whose values differ, in file order. */
+export function changedKeys(a: AgentConfig, b: AgentConfig): string[] {
+  const la = new Map<string, string>();
+  const lb = new Map<string, string>();
+  leaves(toFile(a, false), '', la);
+  leaves(toFile(b, false), '', lb);
+  const keys = new Set([...la.keys(), ...lb.keys()]);
+  return [...keys].filter((k) => la.get(k) !== lb.get(k));
+}
+
+/** `base` with the given keys (as changedKeys names them) taken from `from`: the running config
+ *  after a reload that applied only some of the changes. */
+export function withKeys(base: AgentConfig, from: AgentConfig, keys: readonly string[]): AgentConfig {
+  const out = toFile(base, false);
+  const src = toFile(from, false);
+  for (const k of keys) {
+    const path = k.split('.');
+    const got = getPath(src, path);
+    let cur = out as Record<string, unknown>;
+    for (const p of path.slice(0, -1)) {
+      if (!isPlainObject(cur[p])) cur[p] = {};
+      cur = cur[p] as Record<string, unknown>;
+    }
+    if (got.found) cur[path[path.length - 1]!] = got.value;
+    else delete cur[path[path.length - 1]!];
+  }
+  return validate(out, () => 'reload');
 }

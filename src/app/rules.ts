@@ -150,6 +150,20 @@ export interface RulesServiceOptions {
 export interface ExplainResult {
   alert: AlertLike | null;
   causes: RankedCause[];
+  /** version of the rule set that ranked the causes (each cause names the set that found it) */
+  version: string;
+}
+
+/** What a rules reload did (ReloadCoordinator reports it per part). */
+export interface RulesReloadReport {
+  ok: boolean;
+  /** the running set changed content (its version moved) */
+  changed: boolean;
+  /** version of the running set after the reload */
+  version: string;
+  /** code of the first diagnostic, when rejected */
+  code?: string;
+  diagnostics: string[];
 }
 
 /** The addon's zero-timeout poll, when the addon is there (rules also run without BPF). */
@@ -172,6 +186,7 @@ export class RulesService {
   alerts: AlertSource | null;
   /** diagnostics of the last rejected reload (empty when the last load succeeded) */
   lastDiagnostics: string[] = [];
+  private loaded = false;
 
   private constructor(private readonly opts: RulesServiceOptions) {
     this.facts = new TableFacts(opts.table);
@@ -196,6 +211,31 @@ export class RulesService {
     return this.opts.config.dir ?? BUILTIN_RULES_DIR;
   }
 
+  /** sha256 of the running set's canonical content */
+  get version(): string {
+    return this.registry.set.version;
+  }
+
+  /** A new rules config (reload): the next reload() reads `dir`; the kernel log reader starts or
+   *  stops with `kmsg`. */
+  setConfig(config: RulesConfig): void {
+    (this.opts as { config: RulesConfig }).config = config;
+    if (config.kmsg && !this.kmsg) this.startKmsg();
+    else if (!config.kmsg && this.kmsg) {
+      this.kmsg.close();
+      this.kmsg = null;
+    }
+  }
+
+  private startKmsg(): void {
+    const opts = this.opts;
+    try {
+      this.kmsg = new KmsgReader((rec) => this.engine.onKmsg(rec), { sinceNs: opts.nowNs() - BigInt(opts.kmsgBacklogMs ?? 60_000) * 1_000_000n, ...fdReadableOption() }).start();
+    } catch (e) {
+      opts.log.warn({ err: (e as Error).message }, 'cannot read /dev/kmsg: kernel-log rules (OOM, segfault, hung task) are off');
+    }
+  }
+
   /** Loads the rules (a bad set at start is an error: the agent refuses to run with it). */
   static start(opts: RulesServiceOptions): RulesService {
     const s = new RulesService(opts);
@@ -203,29 +243,32 @@ export class RulesService {
     if (!r.ok) throw new Error(`rules: ${r.diagnostics.map(formatDiagnostic).join('\n')}`);
     s.expiry = setInterval(() => s.engine.expireDeferred(), 500);
     s.expiry.unref();
-    if (opts.config.kmsg) {
-      try {
-        s.kmsg = new KmsgReader((rec) => s.engine.onKmsg(rec), { sinceNs: opts.nowNs() - BigInt(opts.kmsgBacklogMs ?? 60_000) * 1_000_000n, ...fdReadableOption() }).start();
-      } catch (e) {
-        opts.log.warn({ err: (e as Error).message }, 'cannot read /dev/kmsg: kernel-log rules (OOM, segfault, hung task) are off');
-      }
-    }
+    if (opts.config.kmsg) s.startKmsg();
     return s;
   }
 
-  /** read → compile → swap; a failing set keeps the running one. */
+  /** read → compile → swap; a failing set keeps the running one. The swap is one assignment on
+   *  the event loop: every event before it meets the old set, every event after it the new. */
   reload(): LoadResult {
+    return this.reloadReport().result;
+  }
+
+  reloadReport(): RulesReloadReport & { result: LoadResult } {
+    const prev = this.loaded ? this.registry.set.version : null;
     const r = this.registry.reload(this.dir);
     if (r.ok) {
       this.engine.setRules(r.set);
+      this.loaded = true;
       this.lastDiagnostics = [];
       this.syncTailers();
-      this.opts.log.info({ rules: r.set.rules.length, dir: this.dir }, 'rules loaded');
-    } else {
-      this.lastDiagnostics = r.diagnostics.map(formatDiagnostic);
-      this.opts.log.error({ diagnostics: this.lastDiagnostics }, 'rule set rejected; the running set stays');
+      const changed = r.set.version !== prev;
+      this.opts.log.info({ rules: r.set.rules.length, dir: this.dir, version: r.set.version, changed }, 'rules loaded');
+      return { ok: true, changed, version: r.set.version, diagnostics: [], result: r };
     }
-    return r;
+    this.lastDiagnostics = r.diagnostics.map(formatDiagnostic);
+    const code = r.diagnostics[0]?.code ?? 'E_RULES';
+    this.opts.log.error({ code, diagnostics: this.lastDiagnostics, version: this.registry.set.version }, 'rule set rejected; the running set stays');
+    return { ok: false, changed: false, version: this.registry.set.version, code, diagnostics: this.lastDiagnostics, result: r };
   }
 
   private syncTailers(): void {
@@ -257,20 +300,22 @@ export class RulesService {
   explain(alertId: string): ExplainResult | null {
     const alert = this.alerts?.get(alertId) ?? null;
     if (!alert) return null;
-    return { alert, causes: this.engine.explain(alert) };
+    return { alert, causes: this.engine.explain(alert), version: this.version };
   }
 
   /** Ranked causes of an alert that is not stored yet (the check engine asks as it fires), as
-   *  plain JSON: kernel bigints become numbers. */
-  attribute(a: AlertLike): { causes: unknown[] } {
+   *  plain JSON: kernel bigints become numbers. `version`: the rule set that ranked them. */
+  attribute(a: AlertLike): { causes: unknown[]; version: string } {
     const causes = this.engine.explain(a);
-    return JSON.parse(JSON.stringify({ causes }, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))) as { causes: unknown[] };
+    const version = this.version;
+    return JSON.parse(JSON.stringify({ causes, version }, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))) as { causes: unknown[]; version: string };
   }
 
   /** The latest alerts with their causes, and the notable findings (OOM kills, segfaults, crash loops). */
-  explainRecent(limit = 10): { alerts: ExplainResult[]; causes: RankedCause[] } {
-    const alerts = (this.alerts?.recent(limit) ?? []).map((a) => ({ alert: a, causes: this.engine.explain(a) }));
-    return { alerts, causes: this.engine.rankRecent(limit * 2) };
+  explainRecent(limit = 10): { alerts: ExplainResult[]; causes: RankedCause[]; version: string } {
+    const version = this.version;
+    const alerts = (this.alerts?.recent(limit) ?? []).map((a) => ({ alert: a, causes: this.engine.explain(a), version }));
+    return { alerts, causes: this.engine.rankRecent(limit * 2), version };
   }
 
   profile(): RuleProfile[] {
@@ -296,6 +341,7 @@ export function explainView(rules: RulesService): ExplainView {
     explainRecent: (limit) => rules.explainRecent(limit),
     rules: () => ({
       dir: rules.dir,
+      version: rules.version,
       rules: rules.registry.set.rules.length,
       diagnostics: rules.lastDiagnostics,
       profile: rules.profile().map((p) => ({
@@ -325,6 +371,25 @@ export function rssWindows(resources: ResourcePipeline): WindowFacts {
       }
       return out.sort((a, b) => b.bytes - a.bytes).slice(0, limit);
     },
+  };
+}
+
+/** rssWindows of whatever resource pipeline runs now (a reload may restart or stop it); no
+ *  samples and no writers while none runs. */
+export function lazyRssWindows(get: () => ResourcePipeline | null): WindowFacts {
+  let source: ResourcePipeline | null = null;
+  let facts: WindowFacts | null = null;
+  const current = (): WindowFacts | null => {
+    const r = get();
+    if (r !== source) {
+      source = r;
+      facts = r ? rssWindows(r) : null;
+    }
+    return facts;
+  };
+  return {
+    rss: (execId, windowMs, nowNs) => current()?.rss(execId, windowMs, nowNs) ?? [],
+    topWriters: (windowMs, nowNs, limit) => current()?.topWriters?.(windowMs, nowNs, limit) ?? [],
   };
 }
 

@@ -155,6 +155,15 @@ export class StatePipeline {
     return boottimeNs();
   }
 
+  /** A new sweep interval (a config reload). */
+  setSweepMs(ms: number): void {
+    (this as { config: StateConfig }).config = { ...this.config, sweepMs: ms };
+    if (this.stopped) return;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = setInterval(() => this.sweep(), ms);
+    this.timer.unref();
+  }
+
   get dThresholdNs(): bigint {
     return BigInt(this.config.dThresholdMs) * 1_000_000n;
   }

@@ -1,11 +1,13 @@
 // Compiling check files: parse → check, per file, collecting every diagnostic. Never throws for
 // problems in the input; an unreadable file is a diagnostic too (PD1000).
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { DiagnosticBag, formatDiagnostic, type Diagnostic } from './diagnostics.js';
 import { parse } from './parser.js';
 import { checkProgram, type CompiledCheck } from './checker.js';
 import type { Program } from './ast.js';
+import { printProgram } from './printer.js';
+import { versionOf } from '../shared/canonical.js';
 
 export interface CompileResult {
   checks: CompiledCheck[];
@@ -13,6 +15,9 @@ export interface CompileResult {
   /** file → source text, for caret snippets */
   sources: Map<string, string>;
   programs: Program[];
+  /** sha256 of the canonical content: every file's program as the printer writes it, by base
+   *  name (comments and layout do not move it; any check change does) */
+  version: string;
 }
 
 export const errorsIn = (d: readonly Diagnostic[]) => d.filter((x) => x.severity === 'error').length;
@@ -45,7 +50,7 @@ export function checkFilesIn(dir: string): string[] {
 }
 
 export function compileFiles(paths: readonly string[]): CompileResult {
-  const out: CompileResult = { checks: [], diagnostics: [], sources: new Map(), programs: [] };
+  const out: CompileResult = { checks: [], diagnostics: [], sources: new Map(), programs: [], version: '' };
   const ids = new Map<string, CompiledCheck>();
   for (const path of paths) {
     let src: string;
@@ -75,7 +80,13 @@ export function compileFiles(paths: readonly string[]): CompileResult {
       out.checks.push(c);
     }
   }
+  out.version = checkSetVersion(out.programs);
   return out;
+}
+
+/** The version of a set of check programs; see CompileResult.version. */
+export function checkSetVersion(programs: readonly Program[]): string {
+  return versionOf(programs.map((p) => [basename(p.file), printProgram(p)] as const));
 }
 
 export function formatAll(diags: readonly Diagnostic[], sources: ReadonlyMap<string, string>): string {

@@ -42,6 +42,9 @@ export interface CheckResult {
   labels: Record<string, string>;
   message: string;
   evidence: { conditions: ConditionEvidence[]; values: EvidenceValue[]; error?: string };
+  /** version of the check set this run was started under (setChecks); absent when the caller
+   *  gave none (patrol check, replays) */
+  version?: string;
 }
 
 export type AlertKind = 'firing' | 'resolved' | 'flapping' | 'flapping_end';
@@ -59,6 +62,8 @@ export interface Alert {
   message: string;
   labels: Record<string, string>;
   evidence: CheckResult['evidence'];
+  /** version of the check set whose run raised it */
+  version?: string;
 }
 
 export interface FlapOptions {
@@ -111,6 +116,8 @@ export class Executor {
   /** runs skipped because the previous run of the same check was still going */
   skipped = 0;
   runs = 0;
+  /** version of the running set (setChecks) */
+  version: string | undefined = undefined;
 
   constructor(private readonly opts: ExecutorOptions) {
     this.clock = opts.clock ?? realClock;
@@ -125,8 +132,10 @@ export class Executor {
   }
 
   /** Replaces the check set at once. A check whose id and definition are unchanged keeps its
-   *  state (hysteresis, alerts, schedule); others start fresh. */
-  setChecks(checks: readonly CompiledCheck[]): void {
+   *  state (hysteresis, alerts, schedule); others start fresh. Runs started from here on carry
+   *  `version`. */
+  setChecks(checks: readonly CompiledCheck[], version?: string): void {
+    this.version = version;
     const next = new Map<string, Runtime>();
     const now = this.clock.now();
     for (const c of checks) {
@@ -231,6 +240,8 @@ export class Executor {
     rt.running = true;
     const c = rt.check;
     const at = this.clock.now();
+    // the set this run belongs to: a swap while it runs does not change whose result it is
+    const version = this.version;
     const ac = new AbortController();
     let timer: unknown = null;
     const timedOut = new Promise<'timeout'>((resolve) => {
@@ -249,6 +260,7 @@ export class Executor {
       this.clock.clearTimeout(timer);
       rt.running = false;
     }
+    if (version !== undefined) result.version = version;
     this.runs++;
     // a check replaced while it ran: its result belongs to a set that is gone
     if (this.runtimes.get(c.id) !== rt) return result;
@@ -317,6 +329,7 @@ export class Executor {
     const emit = (kind: AlertKind, state: CheckState) => {
       const a: Alert = {
         id: alertId(c.id, r.at, kind, state), check_id: c.id, name: c.name, kind, state, previous: rt.alerted, at: r.at, message: r.message, labels: c.labels, evidence: r.evidence,
+        ...(r.version !== undefined ? { version: r.version } : {}),
       };
       this.opts.onAlert?.(a);
     };

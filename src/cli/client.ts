@@ -66,11 +66,14 @@ export class ApiClient {
 
   /** Sends GET /v1<path>; resolves when the response head arrives. Non-2xx responses are read
    *  and thrown as ApiError with the agent's message. */
-  private open(path: string, query: Query | undefined, accept: string): { req: ClientRequest; res: Promise<IncomingMessage> } {
+  private open(path: string, query: Query | undefined, accept: string, body?: unknown): { req: ClientRequest; res: Promise<IncomingMessage> } {
     const socket = this.socket;
     let req!: ClientRequest;
     const res = new Promise<IncomingMessage>((resolve, reject) => {
-      req = request({ socketPath: socket, path: API_PREFIX + path + queryString(query), method: 'GET', headers: { accept } }, (r) => {
+      const payload = body === undefined ? null : JSON.stringify(body);
+      const headers: Record<string, string | number> = { accept };
+      if (payload !== null) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+      req = request({ socketPath: socket, path: API_PREFIX + path + queryString(query), method: payload === null ? 'GET' : 'POST', headers }, (r) => {
         req.setTimeout(0);
         const status = r.statusCode ?? 0;
         if (status >= 200 && status < 300) {
@@ -88,14 +91,23 @@ export class ApiClient {
         );
       });
       req.on('error', (e: NodeJS.ErrnoException) => reject(e instanceof PatrolError ? e : connectError(e, socket)));
-      req.end();
+      req.end(payload ?? undefined);
     });
     return { req, res };
   }
 
   /** GET a JSON document. */
-  async get<T>(path: string, query?: Query): Promise<T> {
-    const { req, res } = this.open(path, query, 'application/json');
+  get<T>(path: string, query?: Query): Promise<T> {
+    return this.json<T>(path, query);
+  }
+
+  /** POST a JSON body; resolves with the JSON answer. */
+  post<T>(path: string, body: unknown): Promise<T> {
+    return this.json<T>(path, undefined, body);
+  }
+
+  private async json<T>(path: string, query?: Query, body?: unknown): Promise<T> {
+    const { req, res } = this.open(path, query, 'application/json', body);
     const r = await res;
     // the whole body is bounded by the same timeout as the head
     const t = setTimeout(() => req.destroy(new Error('timeout reading the answer')), this.timeoutMs);

@@ -13,6 +13,7 @@ import { registerExplain } from './explain.js';
 import { registerCheck } from './check.js';
 import { registerRecord } from './record.js';
 import { registerResults } from './results.js';
+import { registerReload } from './reload.js';
 import { VERSION } from '../shared/version.js';
 
 // `patrol results | head`: the reader went away; that ends the command, quietly, like any Unix
@@ -40,6 +41,7 @@ registerExplain(program);
 registerCheck(program);
 registerRecord(program);
 registerResults(program);
+registerReload(program);
 registerTop(program);
 
 try {

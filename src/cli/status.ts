@@ -1,7 +1,7 @@
 // `patrol status`: is the agent up, what it runs, and whether its loss accounting holds.
 import type { Command } from 'commander';
 import type { StatsJson } from '../api/json.js';
-import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
+import { ApiClient, ApiError, addClientOptions, type ClientOptions } from './client.js';
 import { term } from '../shared/terminal.js';
 
 export type StatusOptions = ClientOptions;
@@ -14,9 +14,35 @@ export function registerStatus(program: Command): void {
   );
 }
 
+/** GET /v1/status: what runs (versions, generation) and the last reload. */
+export interface StatusJson {
+  version: string;
+  versions: { config: string | null; sensors: string | null; rules: string | null; checks: string | null };
+  generation: number;
+  reloads: number;
+  last_reload: {
+    at: string;
+    trigger: string;
+    ok: boolean;
+    duration_ms: number;
+    results: Record<string, string>;
+    codes: string[];
+    overlap_ms: number | null;
+    duplicates: number | null;
+  } | null;
+}
+
 export async function runStatus(opts: StatusOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
-  const stats = await new ApiClient(opts.socket).get<StatsJson>('/stats');
-  out.write(opts.json ? JSON.stringify(stats, null, 2) + '\n' : humanStatus(stats));
+  const client = new ApiClient(opts.socket);
+  const stats = await client.get<StatsJson>('/stats');
+  let reload: StatusJson | null = null;
+  try {
+    reload = await client.get<StatusJson>('/status');
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 404)) throw e; // an older agent: no versions
+  }
+  const { version: _v, ...rest } = reload ?? { version: '' };
+  out.write(opts.json ? JSON.stringify(reload ? { ...stats, reload: rest } : stats, null, 2) + '\n' : humanStatus(stats) + (reload ? humanReloadStatus(reload) : ''));
   // Scripts and probes read the exit code: 2 = up but degraded (1 stays "cannot ask").
   if (stats.health?.status === 'degraded') process.exitCode = 2;
 }
@@ -32,6 +58,20 @@ export function fmtUptime(s: number): string {
 }
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+const short = (v: string | null) => (v ? v.slice(0, 12) : '-');
+
+export function humanReloadStatus(r: StatusJson): string {
+  const row = (k: string, v: string) => `${k.padEnd(10)} ${v}\n`;
+  const v = r.versions;
+  let text = row('versions', `config ${short(v.config)} · sensors ${short(v.sensors)} (generation ${r.generation}) · rules ${short(v.rules)} · checks ${short(v.checks)}`);
+  const l = r.last_reload;
+  if (!l) return text + row('reload', 'none since start');
+  const results = Object.entries(l.results).map(([k, x]) => `${k} ${x}`).join(', ');
+  const overlap = l.overlap_ms !== null ? `; sensor overlap ${l.overlap_ms} ms, ${l.duplicates ?? 0} duplicates removed` : '';
+  text += row('reload', `${l.at} (${term(l.trigger)}): ${l.ok ? 'ok' : `rejected in part (${l.codes.map(term).join(', ')})`} in ${l.duration_ms} ms: ${results}${overlap}`);
+  return text;
+}
 
 export function humanStatus(s: StatsJson): string {
   const a = s.accounting;

@@ -205,8 +205,8 @@ const MAX_ANCESTRY = 64;
 
 export class ProcessTable {
   readonly bootId: string;
-  readonly maxEntries: number;
-  readonly graceNs: bigint;
+  maxEntries: number;
+  graceNs: bigint;
   private readonly idOf: ExecIdFn;
   private readonly procfs: ProcFs;
   private readonly now: () => bigint;
@@ -245,6 +245,12 @@ export class ProcessTable {
     this.procfs = opts.procfs ?? new RealProcFs();
     this.now = opts.now ?? (() => readUptimeNs());
     this.sweepEvery = Math.max(1, Math.floor(opts.sweepEvery ?? 1024));
+  }
+
+  /** New bounds (a config reload): they apply from the next event on. */
+  setLimits(opts: { maxEntries: number; graceMs: number }): void {
+    this.maxEntries = Math.max(1, Math.floor(opts.maxEntries));
+    this.graceNs = BigInt(Math.max(0, Math.round(opts.graceMs))) * 1_000_000n;
   }
 
   // ---------------------------------------------------------------- bootstrap

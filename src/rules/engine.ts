@@ -134,6 +134,7 @@ export class RuleEngine implements ScopeHost {
       for (const [path, rules] of logByPath) prefilters.set(`log:${path}`, prefilter(rules));
     }
     this.rules = set.rules;
+    this.findings.version = set.version;
     this.bySource = bySource;
     this.byEvent = byEvent;
     this.logByPath = logByPath;

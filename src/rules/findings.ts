@@ -25,6 +25,8 @@ export interface Finding {
   /** distinct processes (exec_ids) the finding was made for: a crash loop has many, one crash one */
   processes: Set<string>;
   evidence: Evidence[];
+  /** version of the rule set whose rule made (or last merged into) the finding */
+  version?: string;
   /** the alert a check-source rule was evaluated for */
   alertId: string | null;
 }
@@ -44,6 +46,8 @@ export interface RankedCause {
   exec_id: string | null;
   pid: number | null;
   finding_id: number;
+  /** version of the rule set that made the finding */
+  version?: string;
 }
 
 /** Repeat firings of one leaf into one finding closer than this are coalesced: counted at once,
@@ -73,6 +77,8 @@ export class FindingStore {
   private readonly pending = new Set<Finding>();
   /** evidence chains built: one per firing, never for an event that fired nothing */
   evidenceBuilds = 0;
+  /** version of the running rule set, stamped on the findings it makes (RuleEngine.setRules) */
+  version: string | undefined = undefined;
 
   constructor(
     private readonly host: ScopeHost,
@@ -100,6 +106,7 @@ export class FindingStore {
       if (t.tNs > prev.tNs) prev.tNs = t.tNs;
       prev.execId = execId ?? prev.execId;
       prev.pid = pid ?? prev.pid;
+      prev.version = this.version;
       // most recent last, so eviction keeps live findings (a storm merges into the last one)
       if (this.list[this.list.length - 1] !== prev) {
         this.list.splice(this.list.indexOf(prev), 1);
@@ -124,6 +131,7 @@ export class FindingStore {
       id: this.nextId++, rule: r.id, cause: leaf.cause, confidence: leaf.confidence, explanation, tNs: t.tNs, firstNs: t.tNs, count: 1,
       execId, pid, key, evidence, alertId,
       processes: new Set(execId === null ? [] : [execId]),
+      version: this.version,
     };
     this.list.push(f);
     this.byKey.set(key, f);
@@ -246,7 +254,7 @@ export function rank(fs: readonly Finding[], at: bigint, lookbackMs: number, clo
       return {
         cause: f.cause, confidence: f.confidence, explanation: f.explanation, evidence: f.evidence, rule: f.rule,
         score: Math.round(score * 1000) / 1000, ts: new Date(clock.epochMs(f.tNs)).toISOString(), count: f.count, processes: f.processes.size,
-        exec_id: f.execId, pid: f.pid, finding_id: f.id, _t: f.tNs,
+        exec_id: f.execId, pid: f.pid, finding_id: f.id, ...(f.version !== undefined ? { version: f.version } : {}), _t: f.tNs,
       };
     })
     .sort((a, b) => b.score - a.score || (b._t > a._t ? 1 : b._t < a._t ? -1 : 0))

@@ -2,7 +2,7 @@
 // set and never an exception other than a typed diagnostic list. Positions come from the YAML
 // node ranges, so every diagnostic points at file:line:col.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import RE2 from 're2';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node, type Pair, type YAMLMap } from 'yaml';
 import { EVIDENCE_KINDS, SOURCES, resolveField, type EvidenceKind, type FieldRef, type SourceKind } from './catalogue.js';
@@ -10,6 +10,7 @@ import type { Diagnostic, DiagnosticCode } from './diagnostics.js';
 import { MAX_PATTERN_LENGTH, compilePattern } from './pattern.js';
 import { OPS, compareTest, type CompiledRule, type Cond, type Leaf, type Op, type Template, type Test, type TreeNode } from './tree.js';
 import { FIELD_TYPES, literal, type FieldType, type Value } from './units.js';
+import { canonicalJson, versionOf } from '../shared/canonical.js';
 
 export interface RuleLimits {
   maxRules: number;
@@ -30,6 +31,9 @@ export interface RuleSet {
   files: readonly string[];
   /** Date.now() at compile */
   loadedAt: number;
+  /** sha256 of the canonical content: each file's YAML as canonical JSON, by base name. A
+   *  comment, key order or formatting change keeps it; any rule change moves it. */
+  version: string;
 }
 
 export type LoadResult = { ok: true; set: RuleSet; diagnostics: [] } | { ok: false; diagnostics: Diagnostic[] };
@@ -422,7 +426,12 @@ export function compileRuleSet(sources: readonly RuleSource[], limits: RuleLimit
     diags.push({ code: 'E_RULE_COUNT', message: `${rules.length} rules; the bound is ${limits.maxRules}`, file: sources[0]?.file ?? '(none)', line: 0, col: 0 });
   }
   if (diags.length) return { ok: false, diagnostics: diags };
-  return { ok: true, set: { rules, files: sources.map((s) => s.file), loadedAt: Date.now() }, diagnostics: [] };
+  return { ok: true, set: { rules, files: sources.map((s) => s.file), loadedAt: Date.now(), version: ruleSetVersion(sources) }, diagnostics: [] };
+}
+
+/** The version of a set of (valid) rule sources; see RuleSet.version. */
+export function ruleSetVersion(sources: readonly RuleSource[]): string {
+  return versionOf(sources.map((s) => [basename(s.file), canonicalJson(parseDocument(s.text).toJS({ maxAliasCount: 100 }))] as const));
 }
 
 /** Reads a file or every *.yaml/*.yml in a directory (sorted), then compiles. */
@@ -457,7 +466,7 @@ export class RuleRegistry {
   private current: RuleSet;
   private listeners = new Set<(s: RuleSet) => void>();
 
-  constructor(initial: RuleSet = { rules: [], files: [], loadedAt: Date.now() }) {
+  constructor(initial: RuleSet = { rules: [], files: [], loadedAt: Date.now(), version: versionOf([]) }) {
     this.current = initial;
   }
 

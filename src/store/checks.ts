@@ -23,6 +23,8 @@ export interface CheckRunInput {
   message: string;
   evidence: unknown;
   labels: Record<string, string>;
+  /** version of the check set that produced the run (null: unknown) */
+  version?: string | null;
 }
 
 export interface CheckRunRecord extends CheckRunInput {
@@ -43,6 +45,8 @@ export interface AlertInput {
   evidence: unknown;
   /** ranked causes from the attribution engine when the alert fired (issue 7), or null */
   attribution?: unknown;
+  /** version of the check set that raised it (null: unknown) */
+  version?: string | null;
 }
 
 export interface AlertRecord extends AlertInput {
@@ -121,20 +125,20 @@ export class CheckStore {
     this.runId = Math.max(seq('check_runs'), (db.prepare('SELECT max(id) AS m FROM check_runs').get() as { m: number | null }).m ?? 0);
     this.alertSeq = Math.max(seq('alerts'), (db.prepare('SELECT max(seq) AS m FROM alerts').get() as { m: number | null }).m ?? 0);
     this.insRun = db.prepare(
-      'INSERT INTO check_runs (id, check_id, name, file, state, at, duration_ms, message, evidence, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO check_runs (id, check_id, name, file, state, at, duration_ms, message, evidence, labels, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.insAlert = db.prepare(
-      'INSERT OR IGNORE INTO alerts (seq, alert_id, check_id, name, kind, state, previous, at, message, labels, evidence, attribution) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT OR IGNORE INTO alerts (seq, alert_id, check_id, name, kind, state, previous, at, message, labels, evidence, attribution, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.tx = db.transaction((runs: CheckRunInput[], alerts: AlertInput[]) => {
       let id = this.runId;
       for (const r of runs) {
-        this.insRun.run(++id, r.check_id, r.name, r.file, r.state, Math.trunc(r.at), Math.max(0, Math.trunc(r.duration_ms)), r.message, JSON.stringify(r.evidence), JSON.stringify(r.labels));
+        this.insRun.run(++id, r.check_id, r.name, r.file, r.state, Math.trunc(r.at), Math.max(0, Math.trunc(r.duration_ms)), r.message, JSON.stringify(r.evidence), JSON.stringify(r.labels), r.version ?? null);
       }
       let seqNo = this.alertSeq;
       for (const a of alerts) {
         // a replayed alert (same stable id) is stored once
-        const ch = this.insAlert.run(seqNo + 1, a.id, a.check_id, a.name, a.kind, a.state, a.previous, Math.trunc(a.at), a.message, JSON.stringify(a.labels), JSON.stringify(a.evidence), a.attribution == null ? null : JSON.stringify(a.attribution)).changes;
+        const ch = this.insAlert.run(seqNo + 1, a.id, a.check_id, a.name, a.kind, a.state, a.previous, Math.trunc(a.at), a.message, JSON.stringify(a.labels), JSON.stringify(a.evidence), a.attribution == null ? null : JSON.stringify(a.attribution), a.version ?? null).changes;
         if (ch > 0) seqNo++;
       }
       return { runs: id, alerts: seqNo };
@@ -258,6 +262,7 @@ export class CheckStore {
     return rows.map((r) => ({
       id: r.id as number, check_id: r.check_id as string, name: r.name as string, file: r.file as string, state: r.state as string, at: r.at as number,
       duration_ms: r.duration_ms as number, message: r.message as string, evidence: JSON.parse(r.evidence as string), labels: JSON.parse(r.labels as string),
+      version: (r.version as string | null) ?? null,
     }));
   }
 
@@ -273,6 +278,7 @@ export class CheckStore {
       seq: r.seq as number, id: r.alert_id as string, check_id: r.check_id as string, name: r.name as string, kind: r.kind as string, state: r.state as string,
       previous: r.previous as string, at: r.at as number, message: r.message as string, labels: JSON.parse(r.labels as string), evidence: JSON.parse(r.evidence as string),
       attribution: r.attribution == null ? null : JSON.parse(r.attribution as string),
+      version: (r.version as string | null) ?? null,
     }));
   }
 

@@ -116,6 +116,16 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE alerts ADD COLUMN attribution TEXT;
     `,
   },
+  {
+    version: 4,
+    description: 'check_runs.version, alerts.version (the check set that produced the row, issue 13)',
+    sql: `
+      -- sha256 of the check set's canonical content (src/checks compile version); NULL for rows
+      -- written before versions existed.
+      ALTER TABLE check_runs ADD COLUMN version TEXT;
+      ALTER TABLE alerts ADD COLUMN version TEXT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

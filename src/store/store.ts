@@ -32,6 +32,7 @@ import type {
   ExitRecord,
   ExitSummary,
   FlushResult,
+  RetentionOptions,
   RunRecord,
   StoreOptions,
   StoreStats,
@@ -177,9 +178,9 @@ export class Store {
   private readonly db: Database.Database;
   private readonly log: Logger | undefined;
   private readonly now: () => number;
-  private readonly maxAgeMs: number;
-  private readonly maxRows: number;
-  readonly flushIntervalMs: number;
+  private maxAgeMs: number;
+  private maxRows: number;
+  flushIntervalMs: number;
   private readonly maxPending: number;
   private readonly pruneIntervalMs: number;
   private readonly pruneBatchRows: number;
@@ -420,6 +421,18 @@ export class Store {
   stopTimer(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+  }
+
+  /** New retention and flush interval (a config reload); a running timer is re-armed. */
+  setOptions(opts: { flushIntervalMs: number; retention: RetentionOptions }): void {
+    this.maxAgeMs = opts.retention.maxAgeMs;
+    this.maxRows = opts.retention.maxRows;
+    const rearm = this.timer !== null && opts.flushIntervalMs !== this.flushIntervalMs;
+    this.flushIntervalMs = opts.flushIntervalMs;
+    if (rearm) {
+      this.stopTimer();
+      this.startTimer();
+    }
   }
 
   private tick(): void {

@@ -70,7 +70,7 @@ const DEFAULTS: AgentConfig = {
   state: { dThresholdMs: 1000, budgetPerSec: 2000, sweepMs: 2000 },
   store: { path: '/var/lib/patrol/patrol.db', flushIntervalMs: 200, retention: { maxAgeMs: 7 * 86_400_000, maxRows: 1_000_000 } },
   api: { socket: '/run/patrol/patrol.sock', tcp: { enabled: false, host: '127.0.0.1', port: 9465, tokenFile: '/etc/patrol/token' } },
-  agent: { lockFile: '/run/patrol/patrol.pid', pinDir: '/sys/fs/bpf/patrol' },
+  agent: { lockFile: '/run/patrol/patrol.pid', pinDir: '/sys/fs/bpf/patrol', bpfDir: null },
   checks: { dir: null, concurrency: 4, retention: { maxAgeMs: 30 * 86_400_000, maxRows: 500_000 } },
   metrics: {
     enabled: true,
@@ -105,7 +105,7 @@ const CUSTOM: AgentConfig = {
   state: { dThresholdMs: 500, budgetPerSec: 100, sweepMs: 1000 },
   store: { path: '/data/patrol.db', flushIntervalMs: 1500, retention: { maxAgeMs: 36 * 3_600_000, maxRows: 5000 } },
   api: { socket: '/tmp/p.sock', tcp: { enabled: true, host: '0.0.0.0', port: 19465, tokenFile: '/etc/patrol/tcp.token' } },
-  agent: { lockFile: '/tmp/p.pid', pinDir: '/sys/fs/bpf/p2' },
+  agent: { lockFile: '/tmp/p.pid', pinDir: '/sys/fs/bpf/p2', bpfDir: '/opt/patrol/bpf' },
   checks: { dir: '/etc/patrol/checks', concurrency: 8, retention: { maxAgeMs: 2 * 86_400_000, maxRows: 1000 } },
   metrics: {
     enabled: false,
@@ -152,6 +152,7 @@ api:
 agent:
   lock_file: /tmp/p.pid
   pin_dir: /sys/fs/bpf/p2
+  bpf_dir: /opt/patrol/bpf
 checks:
   dir: /etc/patrol/checks
   concurrency: 8
@@ -469,7 +470,7 @@ describe('shipped files', () => {
     };
     walk(parseYaml(configToYaml(DEFAULTS)), '');
 
-    expect(paths).toHaveLength(47);
+    expect(paths).toHaveLength(48);
     for (const p of paths) expect(md, p).toContain(`\`${p}\``);
   });
 });
