@@ -26,6 +26,11 @@ const volatile __u32 filename_cap = 1024;  /* bytes of filename copied, <= PT_FI
 const volatile bool emit_threads = false;  /* emit fork records for threads too */
 const volatile __u32 wakeup_mode = 0;      /* 0: wake only a sleeping consumer; 1: kernel adaptive */
 const volatile __u64 page_kb = 4;          /* page size in KiB, set from user space */
+const volatile __u32 generation = 0;       /* emits while pt_gen holds this (lifecycle.h) */
+#ifdef PATROL_VARIANT
+/* A second build for the reload tests: another .rodata layout, same records. */
+const volatile __u32 variant_tag = 0xa17;
+#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -78,6 +83,9 @@ struct exit_mark {
 	__u64 exit_ns;
 	__u32 flags; /* PT_F_AUTOREAP | MARK_REAPED */
 	__u32 pad;
+#ifdef PATROL_TEST_MAP_LAYOUT
+	__u64 patrol_test_extra; /* reload refusal test: a map layout the running object cannot share */
+#endif
 };
 
 struct {
@@ -114,7 +122,43 @@ struct {
 	__type(value, struct exec_arg);
 } pt_exec_args SEC(".maps");
 
+/* The generation word, shared by every generation of this sensor (lifecycle.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} pt_gen SEC(".maps");
+
+/* The last task handle_free saw on this CPU. During a sensor reload two generations' hooks can
+ * both run for one free (back to back on this CPU: tracepoint probes run with preemption off);
+ * the second must not take the mark the first deleted for an exit it never saw. */
+struct free_last {
+	__u64 start_ns;
+	__u32 pid;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct free_last);
+} pt_free_last SEC(".maps");
+
 static const __u32 zero = 0;
+
+/* True while this object's generation is the one that emits (lifecycle.h). */
+static __always_inline bool active(void)
+{
+	__u32 *g = bpf_map_lookup_elem(&pt_gen, &zero);
+	__u32 v;
+
+	if (!g)
+		return false;
+	v = *(volatile __u32 *)g;
+	return v == generation || v == PT_GEN_ALL;
+}
 
 /* clang emits BTF only for types a global uses; this anchor puts every wire type into the
  * object's BTF so the TypeScript decoders are generated from the object alone. */
@@ -222,6 +266,8 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	long n;
 	__u8 rflags = 0;
 
+	if (!active())
+		return 0;
 	count_generated(PT_OP_EXEC);
 	s = bpf_map_lookup_elem(&pt_scratch, &cpu);
 	if (!s) {
@@ -241,7 +287,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	e->uid = (__u32)uid_gid;
 	e->gid = uid_gid >> 32;
 	e->euid = BPF_CORE_READ(p, cred, euid.val);
-	e->pad0 = 0;
+	e->exec_seq = (__u32)BPF_CORE_READ(p, self_exec_id);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
 	/* argv as the new image sees it: mm->arg_start..arg_end, never syscall-entry pointers. */
@@ -304,6 +350,8 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	__u32 pid = BPF_CORE_READ(child, tgid), tid = BPF_CORE_READ(child, pid);
 	bool thread = pid != tid;
 
+	if (!active())
+		return 0;
 	if (thread) {
 		struct pt_counters *c = counters();
 
@@ -439,6 +487,8 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	__u32 pid = BPF_CORE_READ(p, tgid), tid = BPF_CORE_READ(p, pid);
 	int code;
 
+	if (!active())
+		return 0;
 	/* Only the last live thread ends the process; the rest are counted as thread exits. */
 	if (BPF_CORE_READ(sig, live.counter) != 0)
 		goto thread_exit;
@@ -492,7 +542,7 @@ int BPF_PROG(handle_switch, bool preempt, struct task_struct *prev)
 	struct pt_exit *e;
 	__u32 tid;
 
-	if (!(prev->__state & TASK_DEAD))
+	if (!(prev->__state & TASK_DEAD) || !active())
 		return 0;
 	tid = prev->pid;
 	struct exit_mark *mark;
@@ -539,7 +589,7 @@ static __always_inline int reaped_by_wait(__u32 pid)
 SEC("tracepoint/syscalls/sys_exit_wait4")
 int handle_wait4_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return ctx->ret > 0 ? reaped_by_wait(ctx->ret) : 0;
+	return ctx->ret > 0 && active() ? reaped_by_wait(ctx->ret) : 0;
 }
 
 struct waitid_args {
@@ -561,6 +611,8 @@ int handle_waitid_enter(struct trace_event_raw_sys_enter *ctx)
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct waitid_args a = { .infop = ctx->args[2], .options = ctx->args[3] };
 
+	if (!active())
+		return 0;
 	if (!(a.options & WEXITED) || (a.options & WNOWAIT) || !a.infop)
 		return 0;
 	bpf_map_update_elem(&pt_waitid, &tid, &a, BPF_ANY);
@@ -575,7 +627,7 @@ int handle_waitid_exit(struct trace_event_raw_sys_exit *ctx)
 	int info[6]; /* siginfo: signo, errno, code, pad, then _sigchld.si_pid at [4] */
 	__u64 infop;
 
-	if (!a)
+	if (!a || !active())
 		return 0;
 	infop = a->infop;
 	bpf_map_delete_elem(&pt_waitid, &tid);
@@ -592,10 +644,18 @@ int BPF_PROG(handle_free, struct task_struct *p)
 	struct exit_mark *mark;
 	__u32 pid = BPF_CORE_READ(p, tgid);
 	__u64 start = BPF_CORE_READ(p, start_boottime), exit_ns;
+	struct free_last *last;
 	__u32 flags;
 
-	if (BPF_CORE_READ(p, pid) != pid) /* threads are not reaped by wait() */
+	if (BPF_CORE_READ(p, pid) != pid || !active()) /* threads are not reaped by wait() */
 		return 0;
+	last = bpf_map_lookup_elem(&pt_free_last, &zero);
+	if (last) {
+		if (last->start_ns == start && last->pid == pid)
+			return 0; /* another generation's hook handled this free */
+		last->start_ns = start;
+		last->pid = pid;
+	}
 	mark = bpf_map_lookup_elem(&pt_exits, &pid);
 	if (!mark || mark->start_ns != start) /* exit never seen (e.g. a zombie older than us) */
 		return emit_reap(pid, start, 0, PT_F_REAP_DEFERRED);
@@ -615,6 +675,8 @@ static __always_inline int exec_enter(const char *filename)
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct exec_arg a = {};
 
+	if (!active())
+		return 0;
 	bpf_probe_read_user_str(a.filename, sizeof(a.filename), filename);
 	bpf_map_update_elem(&pt_exec_args, &tid, &a, BPF_ANY);
 	return 0;
@@ -632,7 +694,7 @@ static __always_inline int exec_exit(long ret)
 	} *e;
 	long n;
 
-	if (!a)
+	if (!a || !active())
 		return 0;
 	if (ret >= 0) {
 		bpf_map_delete_elem(&pt_exec_args, &tid);
@@ -796,6 +858,44 @@ int usage_tasks(struct bpf_iter__task *ctx)
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;
 }
+
+#ifdef PATROL_TEST_MISSING_TP
+/* Reload refusal test: a hook on a tracepoint this kernel does not have. */
+SEC("tp_btf/patrol_no_such_tracepoint")
+int BPF_PROG(handle_missing_tp, struct task_struct *p)
+{
+	return 0;
+}
+#endif
+
+#ifdef PATROL_TEST_CORE_MISSING
+/* Reload refusal test: a CO-RE read of a field this kernel's task_struct lacks. */
+struct task_struct___patrol_test {
+	int patrol_no_such_field;
+} __attribute__((preserve_access_index));
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_core_missing, struct task_struct *parent, struct task_struct *child)
+{
+	struct task_struct___patrol_test *t = (void *)child;
+
+	return BPF_CORE_READ(t, patrol_no_such_field) == 12345;
+}
+#endif
+
+#ifdef PATROL_TEST_VERIFIER_REJECT
+/* Reload refusal test: an unbounded index into a map value, which the verifier refuses. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_verifier_reject, struct task_struct *parent, struct task_struct *child)
+{
+	struct pt_counters *c = counters();
+	__u32 i = bpf_get_prandom_u32();
+
+	if (c)
+		c->generated[i]++;
+	return 0;
+}
+#endif
 
 /* Benchmark producer: run with BPF_PROG_TEST_RUN; emits bench_burst fork-shaped records per run
  * so the consumer can be driven far past what real exec storms reach. Through bpf_loop (5.17+):

@@ -59,7 +59,9 @@ struct pt_exec {
 	__u32 filename_len;    /* bytes of filename copied */
 	__u32 args_len;        /* bytes of argv copied */
 	__u32 args_full_len;   /* mm->arg_end - mm->arg_start: full length before the cap */
-	__u32 pad0;
+	__u32 exec_seq;        /* low 32 bits of the task's self_exec_id: tells one process's execs
+	                        * apart (a record captured twice across a sensor reload is found
+	                        * by pid, start_ns and exec_seq) */
 	char comm[PT_COMM_LEN];
 };
 
@@ -121,6 +123,13 @@ struct pt_exec_failed {
 	__u32 filename_len; /* followed by the filename bytes */
 	char comm[PT_COMM_LEN];
 };
+
+/* Generations (sensor hot reload, docs/reload.md): every hook emits only while the shared
+ * generation word (map pt_gen, key 0) holds its object's `generation`. A reload attaches the
+ * new object's hooks while the word still names the old one, flips the word, then detaches the
+ * old hooks. PT_GEN_ALL makes every attached generation emit: the overlap's duplicates made
+ * visible, for the tests and the benchmark of their removal. */
+#define PT_GEN_ALL 0xffffffffU
 
 /* One per-CPU value (key 0) of map pt_counters. */
 struct pt_counters {

@@ -20,9 +20,14 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TASK_DEAD 0x0080
 #define TASK_NOLOAD 0x0400
 
+#ifdef PATROL_VARIANT
+/* A second build for the reload tests: another .rodata layout, same records. */
+const volatile __u32 variant_tag = 0xa17;
+#endif
 const volatile __u64 d_threshold_ns = 1000000000ULL; /* report leaving D after this long */
 const volatile __u32 budget_per_sec = 2000;          /* transition records per CPU per second */
 const volatile __u32 wakeup_mode = 0;
+const volatile __u32 generation = 0; /* emits while st_gen holds this (PT_GEN_ALL, lifecycle.h) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -94,7 +99,28 @@ struct st_wire_types {
 };
 struct st_wire_types *const st_wire_types_btf __attribute__((unused)) = 0;
 
+/* The generation word, shared by every generation of this sensor (lifecycle.h, "Generations").
+ * Only one generation's hooks account a switch: the task storage is shared, so two would count
+ * it twice. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} st_gen SEC(".maps");
+
 static const __u32 zero = 0;
+
+static __always_inline bool active(void)
+{
+	__u32 *g = bpf_map_lookup_elem(&st_gen, &zero);
+	__u32 v;
+
+	if (!g)
+		return false;
+	v = *(volatile __u32 *)g;
+	return v == generation || v == PT_GEN_ALL;
+}
 
 static __always_inline struct st_counters *counters(void)
 {
@@ -272,9 +298,12 @@ static __always_inline __u32 log2_slot(__u64 us)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(st_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 now;
 	struct st_task *st;
 
+	if (!active())
+		return 0;
+	now = bpf_ktime_get_boot_ns();
 	if (prev->pid) {
 		__u32 s = prev->__state;
 
@@ -313,9 +342,13 @@ int BPF_PROG(st_switch, bool preempt, struct task_struct *prev, struct task_stru
 
 static __always_inline int on_wakeup(struct task_struct *p)
 {
-	__u64 now = bpf_ktime_get_boot_ns();
-	struct st_task *st = task_acct(p);
+	__u64 now;
+	struct st_task *st;
 
+	if (!active())
+		return 0;
+	now = bpf_ktime_get_boot_ns();
+	st = task_acct(p);
 	if (!st)
 		return 0;
 	st->enq_ns = now;

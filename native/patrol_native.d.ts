@@ -55,7 +55,37 @@ export interface OpenOptions {
 export interface LoadOptions {
   /** New initial value of .rodata; start from readRodata(obj), patch at BTF offsets. */
   rodata?: Uint8Array;
+  /** bpf_map__reuse_fd: these maps of the object become the loaded maps of `from`, shared by
+   *  both (a sensor reload keeps its state). The definitions are taken from `from`; check the
+   *  layouts before (inspect). */
+  reuse?: { from: BpfObject; maps: string[] };
 }
+
+export interface InspectProgram {
+  name: string;
+  /** ELF section, e.g. tp_btf/sched_process_exec */
+  section: string;
+  autoload: boolean;
+}
+
+export interface InspectMap {
+  name: string;
+  /** enum bpf_map_type */
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  /** 0 when the map has no BTF for it */
+  btfKeyTypeId: number;
+  btfValueTypeId: number;
+  /** .rodata, .bss, .data, .kconfig */
+  internal: boolean;
+  loaded: boolean;
+}
+
+/** What an opened object holds: programs, maps, and its BTF (raw; null without BTF). */
+export function inspect(obj: BpfObject): { programs: InspectProgram[]; maps: InspectMap[]; btf: Buffer | null };
 
 /** bpf_object__open_file + options. Throws ENOENT for unknown map/program names. */
 export function open(path: string, opts?: OpenOptions): BpfObject;
@@ -68,12 +98,22 @@ export function readRodata(obj: BpfObject): Buffer;
  *  loaded again: close it. */
 export function load(obj: BpfObject, opts?: LoadOptions): void;
 
+/** load() on a worker thread: the verifier's hundreds of milliseconds do not stop the event
+ *  loop. Rejects with the same errors. Do not use the object until it settles. */
+export function loadAsync(obj: BpfObject, opts?: LoadOptions): Promise<void>;
+
 /** bpf_program__attach (FD-based link; tp_btf, raw_tp, tracepoint, iter... from the section
  *  name). A 'tracepoint/' program failing with ENOENT says tracefs may be unmounted. */
 export function attach(obj: BpfObject, progName: string): BpfLink;
 
 /** bpf_link__destroy. Idempotent; a no-op after close() of the object. */
 export function detach(link: BpfLink): void;
+
+/** bpf_link__destroy of every link, each on its own thread started at once: classic tracepoint
+ *  links wait out an RCU grace period when destroyed, and side by side they share it. Resolves
+ *  when all are gone (the JS thread keeps running meanwhile), with the ms from the call until
+ *  the last destroy began (its program unhooked) and until the last one returned. */
+export function detachAll(links: BpfLink[]): Promise<{ unhookedMs: number; doneMs: number }>;
 
 /** Stops the object's ring consumers (as ringStop does), destroys its remaining links and
  *  closes it. Idempotent. Other functions then throw EBADF. The kernel frees the programs

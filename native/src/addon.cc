@@ -64,9 +64,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitLog(env);
   Export<Open>(env, exports, "open");
   Export<Load>(env, exports, "load");
+  Export<LoadAsync>(env, exports, "loadAsync");
   Export<ReadRodata>(env, exports, "readRodata");
+  Export<Inspect>(env, exports, "inspect");
   Export<Attach>(env, exports, "attach");
   Export<Detach>(env, exports, "detach");
+  Export<DetachAll>(env, exports, "detachAll");
   Export<Close>(env, exports, "close");
   Export<MapLookup>(env, exports, "mapLookup");
   Export<MapUpdate>(env, exports, "mapUpdate");

@@ -90,6 +90,18 @@ void InitLog(Napi::Env env);
 Napi::Value SetLogger(const Napi::CallbackInfo& info);
 // Warn-level libbpf lines emitted since the current native call started.
 std::vector<std::string> WarnLinesOfCall();
+// While alive, warn-level libbpf lines printed on this thread are also appended to `into`
+// (a worker thread's load: loadAsync).
+class CaptureWarnings {
+ public:
+  explicit CaptureWarnings(std::vector<std::string>* into);
+  ~CaptureWarnings();
+  CaptureWarnings(const CaptureWarnings&) = delete;
+  CaptureWarnings& operator=(const CaptureWarnings&) = delete;
+
+ private:
+  std::vector<std::string>* prev_;
+};
 // Entry point wrapper: remembers where this call's log lines start, and forwards the
 // lines to the JS logger once libbpf has returned (never from inside libbpf: the logger
 // could re-enter the addon) and before an error reaches JS.
@@ -99,9 +111,12 @@ Napi::Value CallWithLog(const Napi::CallbackInfo& info,
 // ---- exported functions -------------------------------------------------------------
 Napi::Value Open(const Napi::CallbackInfo& info);
 Napi::Value Load(const Napi::CallbackInfo& info);
+Napi::Value LoadAsync(const Napi::CallbackInfo& info);
 Napi::Value ReadRodata(const Napi::CallbackInfo& info);
+Napi::Value Inspect(const Napi::CallbackInfo& info);
 Napi::Value Attach(const Napi::CallbackInfo& info);
 Napi::Value Detach(const Napi::CallbackInfo& info);
+Napi::Value DetachAll(const Napi::CallbackInfo& info);
 Napi::Value Close(const Napi::CallbackInfo& info);
 Napi::Value IterRead(const Napi::CallbackInfo& info);
 Napi::Value ProgRun(const Napi::CallbackInfo& info);

@@ -33,6 +33,9 @@ bool haveLogger = false;    // guarded by mu
 Napi::FunctionReference& logger = *new Napi::FunctionReference();
 napi_env loggerEnv = nullptr;
 thread_local size_t callMark = 0;  // pending.size() when the current call started
+// A worker thread's load (loadAsync) collects its warnings here, whatever the JS thread's calls
+// do with the shared queue meanwhile.
+thread_local std::vector<std::string>* capture = nullptr;
 
 void Append(libbpf_print_level level, const char* p, size_t n) {
   if (pendingBytes + n > kMaxPendingBytes) {
@@ -58,6 +61,15 @@ int Print(libbpf_print_level level, const char* fmt, va_list ap) {
   va_end(ap2);
   if (n <= 0) return 0;
 
+  if (capture && level == LIBBPF_WARN) {
+    const char* end = text + n;
+    for (const char* s = text; s < end;) {
+      const char* nl = static_cast<const char*>(memchr(s, '\n', end - s));
+      const char* e = nl ? nl : end;
+      if (e > s) capture->emplace_back(s, e - s);
+      s = e + 1;
+    }
+  }
   std::lock_guard<std::mutex> lock(mu);
   if (!haveLogger) {
     // libbpf's own default: warnings and info to stderr, debug dropped. Warnings are
@@ -117,6 +129,9 @@ void InitLog(Napi::Env env) {
     haveLogger = false;
   });
 }
+
+CaptureWarnings::CaptureWarnings(std::vector<std::string>* into) : prev_(capture) { capture = into; }
+CaptureWarnings::~CaptureWarnings() { capture = prev_; }
 
 std::vector<std::string> WarnLinesOfCall() {
   std::vector<std::string> out;

@@ -41,7 +41,7 @@ export const PART_FIELDS = ['result', 'version', 'previous_version', 'code', 're
 export const CONFIG_PART_FIELDS = ['sections'] as const;
 export const SECTION_FIELDS = ['result', 'keys', 'applied', 'not_live', 'code', 'reason'] as const;
 export const SENSORS_PART_FIELDS = ['generation', 'reason_loaded', 'overlap_ms', 'duplicates', 'sensors'] as const;
-export const SENSOR_OBJECT_FIELDS = ['result', 'version', 'code', 'reason', 'maps_reused', 'programs', 'overlap_ms'] as const;
+export const SENSOR_OBJECT_FIELDS = ['result', 'version', 'code', 'reason', 'maps_reused', 'programs', 'overlap_ms', 'detach_ms'] as const;
 
 export const statusRoute = {
   querystring: { type: 'object', additionalProperties: false, properties: {} },

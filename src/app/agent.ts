@@ -22,6 +22,7 @@ import { Consumers } from './consumers.js';
 import { HealthMonitor } from './health.js';
 import { ReloadCoordinator } from './reload.js';
 import { buildReloadParts, type LiveSlots } from './live.js';
+import { SensorReloader, objectPaths } from './sensor-reload.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -162,13 +163,14 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
         }
       }
     };
-    const pipeline = LifecyclePipeline.start(cfg.lifecycle, log, onEvent);
+    const objects = objectPaths(cfg.agent.bpfDir);
+    const pipeline = LifecyclePipeline.start(cfg.lifecycle, log, onEvent, { objectPath: objects.lifecycle });
     cleanups.push(() => pipeline.close());
     states = StatePipeline.start(cfg.state, pipeline.table, log, (ev) => {
       slots.rules?.onState(ev);
       slots.checks?.service.onState(ev);
       for (const l of stateListeners) l(ev);
-    });
+    }, { objectPath: objects.state });
     cleanups.push(() => states!.close());
     const startResources = (c: AgentConfig) => {
       const agentHealth = ResourcePipeline.health(
@@ -217,7 +219,10 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     const clock = new WallClock();
     const coordinator = new ReloadCoordinator(
       cfg,
-      buildReloadParts({ log, loadOpts, store, table: pipeline.table, states, sensors: null, slots, startRules, startChecks, startResources }),
+      buildReloadParts({
+        log, loadOpts, store, table: pipeline.table, states, slots, startRules, startChecks, startResources,
+        sensors: new SensorReloader({ lifecycle: pipeline, states, log, config: cfg }),
+      }),
     );
     const view: AgentView = {
       version: VERSION,

@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../shared/log.js';
 import { EVENT_TYPES, type Accounting, type EventType, type LifecycleEvent } from '../shared/events.js';
-import { DEFAULT_PULL_POLICY, Sensor, boottimeNs, native, probeKernel, type RingStats } from '../kernel/index.js';
+import { DEFAULT_PULL_POLICY, Sensor, boottimeNs, native, probeKernel, type ProbeResult, type RingStats, type SensorSpec } from '../kernel/index.js';
 import {
   LAYOUT,
   OP_EVENT_TYPE,
@@ -16,6 +16,7 @@ import {
 } from '../wire/index.js';
 import { PATH_PROBE_HOLD_NS, PathProbeMarker, ProcessTable, readBootId, type Enriched } from '../process/index.js';
 import { ConsumerGuard, type ConsumerFaults } from './consumers.js';
+import { OverlapDedupe } from './overlap.js';
 
 export const LIFECYCLE_OBJECT = fileURLToPath(new URL('../../bpf/.output/lifecycle.bpf.o', import.meta.url));
 
@@ -98,7 +99,10 @@ export type EventSink = (ev: LifecycleEvent, enriched: Enriched) => void;
 
 export interface AccountingReport {
   perType: Accounting;
-  totals: { generated: bigint; captured: bigint; lostReserve: bigint; lostUserspace: bigint };
+  totals: { generated: bigint; captured: bigint; lostReserve: bigint; lostUserspace: bigint; duplicates: bigint };
+  /** records captured twice during a sensor reload's overlap and removed (counted in captured:
+   *  the identity is about the ring; what reached the consumers is captured − duplicates) */
+  duplicates: Record<EventType, bigint>;
   /** generated = captured + lost_reserve + lost_userspace (+ in flight while running) */
   identityHolds: boolean;
   /** records generated but not yet decoded: in the ring or the queue. Exactly 0 after stop(). */
@@ -137,7 +141,7 @@ export class LifecyclePipeline {
   private stopped = false;
 
   private constructor(
-    private readonly sensor: Sensor,
+    private sensor: Sensor,
     readonly config: LifecycleConfig,
     readonly attached: string[],
     private readonly log: Logger,
@@ -151,54 +155,84 @@ export class LifecyclePipeline {
     });
   }
 
-  /** Probes, loads and attaches the sensor, bootstraps the table, then starts the stream. */
-  static start(cfg: Partial<LifecycleConfig>, log: Logger, sink: EventSink): LifecyclePipeline {
-    const config = { ...DEFAULT_LIFECYCLE, ...cfg };
-    const probe = probeKernel();
+/** The records the decoders read: a successor object must lay them out the same way. */
+  static readonly WIRE_TYPES = ['pt_hdr', 'pt_exec', 'pt_fork', 'pt_exit', 'pt_reap', 'pt_exec_failed', 'pt_counters', 'pt_ring_ctl', 'pt_task_snap', 'pt_task_usage'];
+
+  /** The sensor as this config, kernel and object want it; `generation` goes to .rodata. */
+  static spec(config: LifecycleConfig, probe: ProbeResult, objectPath: string, generation: number): SensorSpec {
     const execFailed = config.execFailed === 'auto' ? probe.tracefs : config.execFailed;
     const n = native();
     const autoload: Record<string, boolean> = { bench_produce: false };
     for (const p of EXEC_FAILED_PROGS) autoload[p] = execFailed;
     for (const p of WAIT_PROGS) autoload[p] = probe.tracefs;
-    if (!probe.tracefs) {
-      log.warn('tracefs not mounted at /sys/kernel/tracing: reap times fall back to task free (late by an RCU grace period); failed execs are not reported');
-    }
-    const sensor = Sensor.load(
-      {
-        name: 'lifecycle',
-        objectPath: LIFECYCLE_OBJECT,
-        maxEntries: { pt_scratch: n.numPossibleCpus, pt_events: config.ringBytes },
-        autoload,
-        rodata: (base) =>
-          encodeRodata(base, {
+    return {
+      name: 'lifecycle',
+      objectPath,
+      maxEntries: { pt_scratch: n.numPossibleCpus, pt_events: config.ringBytes },
+      autoload,
+      rodata: (base, vars) =>
+        encodeRodata(
+          base,
+          {
             argsCap: config.argsCap,
             filenameCap: config.filenameCap,
             emitThreads: config.emitThreads,
             wakeupMode: config.wakeupMode,
             pageKb: Math.max(1, n.pageSize / 1024),
-          }),
-        programs: CORE_PROGS,
-        optionalPrograms: [...(probe.tracefs ? WAIT_PROGS : []), ...(execFailed ? EXEC_FAILED_PROGS : [])],
-      },
-      log,
-    );
+            ...(generation !== 0 ? { generation } : {}),
+          },
+          vars ?? undefined,
+        ),
+      programs: CORE_PROGS,
+      optionalPrograms: [...(probe.tracefs ? WAIT_PROGS : []), ...(execFailed ? EXEC_FAILED_PROGS : [])],
+      wireTypes: LifecyclePipeline.WIRE_TYPES,
+      generation: { map: 'pt_gen', variable: 'generation' },
+    };
+  }
+
+  /** Probes, loads and attaches the sensor, bootstraps the table, then starts the stream. */
+  static start(cfg: Partial<LifecycleConfig>, log: Logger, sink: EventSink, opts: { objectPath?: string } = {}): LifecyclePipeline {
+    const config = { ...DEFAULT_LIFECYCLE, ...cfg };
+    const probe = probeKernel();
+    if (!probe.tracefs) {
+      log.warn('tracefs not mounted at /sys/kernel/tracing: reap times fall back to task free (late by an RCU grace period); failed execs are not reported');
+    }
+    const sensor = Sensor.load(LifecyclePipeline.spec(config, probe, opts.objectPath ?? LIFECYCLE_OBJECT, 0), log);
     const p = new LifecyclePipeline(sensor, config, [], log);
     p.sink = sink;
     try {
       // Consumer first, programs second: the ring then holds every record from sequence 0.
-      if (resolveDelivery(config) === 'efficient') {
-        sensor.startRingPull(
-          'pt_events',
-          { tagOffset: ptHdrOpOffset(), sleepFlag: { map: 'pt_ring_ctl', offset: 0 } },
-          {
-            ...DEFAULT_PULL_POLICY,
-            tickMs: config.deliveryIntervalMs,
-            // A burst that fills a quarter of the ring is drained at once, not at the next tick.
-            wakeAboveBytes: config.ringBytes / 4,
-          },
-          (batch) => p.onBatch(batch),
-        );
-      } else sensor.startRing(
+      p.startConsumer(sensor, config);
+      if (config.consumerRealtimePriority > 0) {
+        const err = sensor.ringStats()?.realtimeError ?? native().setThreadRealtime?.(config.consumerRealtimePriority) ?? null;
+        if (err) log.warn({ err }, 'keeping normal scheduling: SCHED_FIFO refused');
+      }
+      p.bootstrap();
+      (p as { attached: string[] }).attached = sensor.attach();
+      p.wanted = [...CORE_PROGS, ...(sensor.spec.optionalPrograms ?? [])];
+    } catch (e) {
+      sensor.close();
+      throw e;
+    }
+    return p;
+  }
+
+  /** The ring consumer the config asks for, on `sensor`'s ring. */
+  private startConsumer(sensor: Sensor, config: LifecycleConfig): void {
+    if (resolveDelivery(config) === 'efficient') {
+      sensor.startRingPull(
+        'pt_events',
+        { tagOffset: ptHdrOpOffset(), sleepFlag: { map: 'pt_ring_ctl', offset: 0 } },
+        {
+          ...DEFAULT_PULL_POLICY,
+          tickMs: config.deliveryIntervalMs,
+          // A burst that fills a quarter of the ring is drained at once, not at the next tick.
+          wakeAboveBytes: config.ringBytes / 4,
+        },
+        (batch) => this.onBatch(batch),
+      );
+    } else {
+      sensor.startRing(
         'pt_events',
         {
           batchBytes: config.batchBytes,
@@ -210,20 +244,46 @@ export class LifecyclePipeline {
           tagOffset: ptHdrOpOffset(),
           sleepFlag: { map: 'pt_ring_ctl', offset: 0 },
         },
-        (batch) => p.onBatch(batch),
+        (batch) => this.onBatch(batch),
       );
-      if (config.consumerRealtimePriority > 0) {
-        const err = sensor.ringStats()?.realtimeError ?? n.setThreadRealtime?.(config.consumerRealtimePriority) ?? null;
-        if (err) log.warn({ err }, 'keeping normal scheduling: SCHED_FIFO refused');
-      }
-      p.bootstrap();
-      (p as { attached: string[] }).attached = sensor.attach();
-      p.wanted = [...CORE_PROGS, ...(sensor.spec.optionalPrograms ?? [])];
-    } catch (e) {
-      sensor.close();
-      throw e;
     }
-    return p;
+  }
+
+  // ---------------------------------------------------------------- sensor reload (src/app/sensor-reload.ts)
+
+  /** Records seen twice while two generations overlap are removed here (overlap.ts). */
+  readonly overlap = new OverlapDedupe();
+  /** ring consumers retired by sensor reloads: their user-space drops still count */
+  private retiredDrops: number[] = new Array(256).fill(0);
+
+  /** The running sensor (the reload attaches a successor, flips, then detaches this one). */
+  get currentSensor(): Sensor {
+    return this.sensor;
+  }
+
+  /** Loads the successor of the running sensor for `config`, from `objectPath`, as
+   *  `generation` (nothing attached). Throws SensorReloadError. */
+  prepareSuccessor(config: LifecycleConfig, objectPath: string, generation: number): Promise<{ sensor: Sensor; reused: string[] }> {
+    return Sensor.successor(LifecyclePipeline.spec(config, probeKernel(), objectPath, generation), this.sensor, this.log);
+  }
+
+  /** The successor's programs are attached and the generation flipped and the old programs
+   *  detached: hands the ring to a consumer on the successor (the old one drains first, so the
+   *  stream stays in order and nothing is read twice), then closes the old object. */
+  async adopt(next: Sensor, config: LifecycleConfig, attached: string[]): Promise<void> {
+    const old = this.sensor;
+    const stats = await old.stopRing();
+    if (stats) for (let i = 0; i < this.retiredDrops.length; i++) this.retiredDrops[i]! += stats.droppedByTag[i] ?? 0;
+    this.startConsumer(next, config);
+    if (config.consumerRealtimePriority !== this.config.consumerRealtimePriority) {
+      const err = native().setThreadRealtime?.(config.consumerRealtimePriority) ?? null;
+      if (err) this.log.warn({ err }, 'keeping normal scheduling: SCHED_FIFO refused');
+    }
+    this.sensor = next;
+    (this as { attached: string[] }).attached = attached;
+    (this as { config: LifecycleConfig }).config = config;
+    this.wanted = [...CORE_PROGS, ...(next.spec.optionalPrograms ?? [])];
+    old.close();
   }
 
   /** One read of the live resource sweep iterator (pt_task_usage records, one per task). */
@@ -250,6 +310,8 @@ export class LifecyclePipeline {
     const r = decodeBatch(batch, { events, seq: this.seq });
     this.malformed += r.malformed;
     for (let i = 0; i < events.length; i++) this.captured[events[i]!.type]++;
+    // a sensor reload's overlap: the same event recorded by two generations reaches no one twice
+    if (this.overlap.active) this.overlap.filter(events);
     // PATH-search probes are marked before anyone sees them; a failure whose verdict is not in
     // this batch waits for the next one (or PATH_PROBE_HOLD_NS).
     const ready = this.ready;
@@ -319,14 +381,14 @@ export class LifecyclePipeline {
     const perType = {} as Accounting;
     let identityHolds = true;
     let inFlight = 0n;
-    const totals = { generated: 0n, captured: 0n, lostReserve: 0n, lostUserspace: 0n };
+    const totals = { generated: 0n, captured: 0n, lostReserve: 0n, lostUserspace: 0n, duplicates: this.overlap.total };
     for (const type of EVENT_TYPES) {
       const op = OP_EVENT_TYPE.indexOf(type);
       const t = {
         generated: counters?.total.generated[op] ?? 0n,
         captured: this.captured[type],
         lostReserve: counters?.total.lostReserve[op] ?? 0n,
-        lostUserspace: BigInt(ring?.droppedByTag[op] ?? 0),
+        lostUserspace: BigInt((ring?.droppedByTag[op] ?? 0) + (this.retiredDrops[op] ?? 0)),
       };
       perType[type] = t;
       const pending = t.generated - t.captured - t.lostReserve - t.lostUserspace;
@@ -352,6 +414,7 @@ export class LifecyclePipeline {
     return {
       perType,
       totals,
+      duplicates: { ...this.overlap.duplicates },
       identityHolds,
       inFlight,
       exact: this.stopped,

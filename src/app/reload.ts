@@ -51,8 +51,11 @@ export interface SensorObjectReport {
   /** maps the new object took over from the running one */
   maps_reused?: string[];
   programs?: string[];
-  /** ms from the first new program attached to the last old one detached */
+  /** ms from the first new program attached until the last old one was unhooked */
   overlap_ms?: number;
+  /** ms the old programs' detach took to return, from its start: classic tracepoint links
+   *  wait out an RCU grace period after unhooking, while the kernel no longer calls them */
+  detach_ms?: number;
 }
 
 export interface SensorsPartReport extends PartReport {

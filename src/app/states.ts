@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../shared/log.js';
 import type { StateStreamEvent } from '../shared/events.js';
-import { Sensor, boottimeNs, native } from '../kernel/index.js';
+import { Sensor, boottimeNs, native, type SensorSpec } from '../kernel/index.js';
 import { SeqTracker, STATE_LAYOUT, STATE_OPS, decodePerCpuU64, decodeStateBatch, decodeStateCounters, decodeThreadSnaps, patchRodataVars } from '../wire/index.js';
 import { ProcessStates, type ProcessTable } from '../process/index.js';
 
@@ -47,7 +47,7 @@ export class StatePipeline {
   sweeps = 0;
 
   private constructor(
-    private readonly sensor: Sensor,
+    private sensor: Sensor,
     readonly config: StateConfig,
     table: ProcessTable,
     private readonly log: Logger,
@@ -56,25 +56,29 @@ export class StatePipeline {
     this.states = new ProcessStates(table, (a, pid) => log.debug({ pid, ...a, atNs: String(a.atNs) }, 'invalid state transition ignored'), { now: boottimeNs });
   }
 
-  static start(cfg: Partial<StateConfig>, table: ProcessTable, log: Logger, sink: (ev: StateStreamEvent) => void): StatePipeline {
+  /** The sensor as this config and object want it; `generation` goes to .rodata. */
+  static spec(config: StateConfig, objectPath: string, generation: number): SensorSpec {
+    return {
+      name: 'state',
+      objectPath,
+      rodata: (base, vars) =>
+        patchRodataVars(
+          base,
+          { d_threshold_ns: BigInt(config.dThresholdMs) * 1_000_000n, budget_per_sec: config.budgetPerSec, wakeup_mode: 0, ...(generation !== 0 ? { generation } : {}) },
+          vars ?? STATE_LAYOUT.rodata.vars,
+        ),
+      programs: ['st_switch', 'st_wakeup', 'st_wakeup_new'],
+      wireTypes: ['pt_hdr', 'st_transition', 'st_throttle', 'st_task', 'st_task_snap', 'st_counters', 'st_budget'],
+      generation: { map: 'st_gen', variable: 'generation' },
+    };
+  }
+
+  static start(cfg: Partial<StateConfig>, table: ProcessTable, log: Logger, sink: (ev: StateStreamEvent) => void, opts: { objectPath?: string } = {}): StatePipeline {
     const config = { ...DEFAULT_STATE, ...cfg };
-    const sensor = Sensor.load(
-      {
-        name: 'state',
-        objectPath: STATE_OBJECT,
-        rodata: (base) =>
-          patchRodataVars(
-            base,
-            { d_threshold_ns: BigInt(config.dThresholdMs) * 1_000_000n, budget_per_sec: config.budgetPerSec, wakeup_mode: 0 },
-            STATE_LAYOUT.rodata.vars,
-          ),
-        programs: ['st_switch', 'st_wakeup', 'st_wakeup_new'],
-      },
-      log,
-    );
+    const sensor = Sensor.load(StatePipeline.spec(config, opts.objectPath ?? STATE_OBJECT, 0), log);
     const p = new StatePipeline(sensor, config, table, log, sink);
     try {
-      sensor.startRing('st_events', { tagOffset: OP_OFFSET, sleepFlag: { map: 'st_ring_ctl', offset: 0 } }, (b) => p.onBatch(b));
+      p.startConsumer(sensor);
       sensor.attach();
     } catch (e) {
       sensor.close();
@@ -83,6 +87,38 @@ export class StatePipeline {
     p.timer = setInterval(() => p.sweep(), config.sweepMs);
     p.timer.unref();
     return p;
+  }
+
+  private startConsumer(sensor: Sensor): void {
+    sensor.startRing('st_events', { tagOffset: OP_OFFSET, sleepFlag: { map: 'st_ring_ctl', offset: 0 } }, (b) => this.onBatch(b));
+  }
+
+  // ---------------------------------------------------------------- sensor reload (src/app/sensor-reload.ts)
+
+  private retiredDrops: number[] = new Array(256).fill(0);
+
+  get currentSensor(): Sensor {
+    return this.sensor;
+  }
+
+  /** Loads the successor of the running sensor (nothing attached). Throws SensorReloadError. */
+  prepareSuccessor(config: StateConfig, objectPath: string, generation: number): Promise<{ sensor: Sensor; reused: string[] }> {
+    return Sensor.successor(StatePipeline.spec(config, objectPath, generation), this.sensor, this.log);
+  }
+
+  /** After the flip and the old programs' detach: the ring to a consumer on the successor (the
+   *  old one drains first), then the old object closes. The task storage is shared, so every
+   *  thread's state, time in state and run-queue figures carry over. */
+  async adopt(next: Sensor, config: StateConfig): Promise<void> {
+    const old = this.sensor;
+    const stats = await old.stopRing();
+    if (stats) for (let i = 0; i < this.retiredDrops.length; i++) this.retiredDrops[i]! += stats.droppedByTag[i] ?? 0;
+    this.startConsumer(next);
+    this.sensor = next;
+    const sweepChanged = config.sweepMs !== this.config.sweepMs;
+    (this as { config: StateConfig }).config = config;
+    if (sweepChanged) this.setSweepMs(config.sweepMs);
+    old.close();
   }
 
   private onBatch(batch: Buffer): void {
@@ -141,7 +177,8 @@ export class StatePipeline {
     const throttled = c?.throttled[0] ?? 0n;
     const lostReserve = { state: c?.lostReserve[0] ?? 0n, throttle: c?.lostReserve[1] ?? 0n };
     const opState = STATE_OPS.state;
-    const lostUserspace = { state: BigInt(ring?.droppedByTag[opState] ?? 0), throttle: BigInt(ring?.droppedByTag[opState + 1] ?? 0) };
+    const drops = (op: number) => BigInt((ring?.droppedByTag[op] ?? 0) + (this.retiredDrops[op] ?? 0));
+    const lostUserspace = { state: drops(opState), throttle: drops(opState + 1) };
     const identityHolds =
       gen.state === this.captured.state + lostReserve.state + lostUserspace.state + throttled &&
       gen.throttle === this.captured.throttle + lostReserve.throttle + lostUserspace.throttle;

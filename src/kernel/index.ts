@@ -5,3 +5,6 @@ export { native, ADDON_PATH } from './native.js';
 export type { RingOptions, RingStats } from './native.js';
 export { DEFAULT_PULL_POLICY, type PullPolicy } from './ring-pull.js';
 export { boottimeNs, WallClock } from './clock.js';
+export { Btf, BtfError, kernelBtfTracepoints } from './btf.js';
+export { SensorReloadError, preflight, missingTracepoints, mapMismatch, loadFailure, type SensorReloadCode } from './preflight.js';
+export type { ObjectFacts, InspectMap, InspectProgram } from './native.js';

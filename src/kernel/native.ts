@@ -74,6 +74,36 @@ export interface RingStats {
   realtimeError: string | null;
 }
 
+export interface InspectProgram {
+  name: string;
+  /** ELF section, e.g. tp_btf/sched_process_exec */
+  section: string;
+  autoload: boolean;
+}
+
+export interface InspectMap {
+  name: string;
+  /** enum bpf_map_type */
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  /** 0: no BTF for it */
+  btfKeyTypeId: number;
+  btfValueTypeId: number;
+  /** .rodata, .bss, .data, .kconfig */
+  internal: boolean;
+  loaded: boolean;
+}
+
+export interface ObjectFacts {
+  programs: InspectProgram[];
+  maps: InspectMap[];
+  /** the object's BTF, raw (src/kernel/btf.ts reads it); null without BTF */
+  btf: Buffer | null;
+}
+
 export interface NativeAddon {
   pageSize: number;
   numPossibleCpus: number;
@@ -81,9 +111,16 @@ export interface NativeAddon {
   setLogger(fn: ((level: string, line: string) => void) | null): void;
   open(path: string, opts?: { maxEntries?: Record<string, number>; autoload?: Record<string, boolean> }): BpfObject;
   readRodata(obj: BpfObject): Buffer;
-  load(obj: BpfObject, opts?: { rodata?: Buffer }): void;
+  load(obj: BpfObject, opts?: { rodata?: Buffer; reuse?: { from: BpfObject; maps: string[] } }): void;
+  /** load() on a worker thread (the event loop keeps running); do not use obj until it settles */
+  loadAsync(obj: BpfObject, opts?: { rodata?: Buffer; reuse?: { from: BpfObject; maps: string[] } }): Promise<void>;
+  inspect(obj: BpfObject): ObjectFacts;
   attach(obj: BpfObject, prog: string): BpfLink;
   detach(link: BpfLink): void;
+  /** every link destroyed on a thread of its own (they share the RCU grace period classic
+   *  tracepoint links wait for); resolves when all are gone, with the ms from the call until
+   *  the last destroy began (its program unhooked) and until the last one returned */
+  detachAll(links: BpfLink[]): Promise<{ unhookedMs: number; doneMs: number }>;
   close(obj: BpfObject): void;
   mapLookup(obj: BpfObject, map: string, key: Buffer): Buffer | null;
   mapUpdate(obj: BpfObject, map: string, key: Buffer, value: Buffer, flags?: number): void;

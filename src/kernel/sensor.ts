@@ -3,20 +3,35 @@
 // caller (src/app), so this stage knows nothing of event semantics.
 import type { Logger } from '../shared/log.js';
 import { BpfError } from './errors.js';
-import { native, type BpfLink, type BpfObject, type RingConsumer, type RingOptions, type RingPullOptions, type RingStats } from './native.js';
+import { native, type BpfLink, type BpfObject, type ObjectFacts, type RingConsumer, type RingOptions, type RingPullOptions, type RingStats } from './native.js';
 import { RingPuller, type PullBatchHandler, type PullPolicy } from './ring-pull.js';
+import { Btf } from './btf.js';
+import { SensorReloadError, loadFailure, preflight } from './preflight.js';
+
+/** The generation word's value that makes every attached generation emit (PT_GEN_ALL in
+ *  bpf/lifecycle.h): the overlap's duplicates made visible, for tests and benchmarks. */
+export const GENERATION_ALL = 0xffffffff;
+
+/** .rodata variables of an object, from its own BTF: name → offset, size, scalar kind. */
+export type RodataVars = Record<string, { offset: number; size: number; kind: string }>;
 
 export interface SensorSpec {
   name: string;
   objectPath: string;
   maxEntries?: Record<string, number>;
   autoload?: Record<string, boolean>;
-  /** Patch the .rodata image (const volatile config) before load. */
-  rodata?: (base: Buffer) => Buffer;
+  /** Patch the .rodata image (const volatile config) before load. `vars`: where the object's
+   *  own BTF puts each variable (null when it has none). */
+  rodata?: (base: Buffer, vars: RodataVars | null) => Buffer;
   /** Programs that must attach. */
   programs: string[];
   /** Programs attached when possible; failures are logged, not fatal. */
   optionalPrograms?: string[];
+  /** Structs whose layout a successor must keep: the records the decoders read. */
+  wireTypes?: string[];
+  /** The generation word (an array map, u32 at key 0) and the .rodata variable that names the
+   *  object's generation: hooks emit only while the two agree (bpf/lifecycle.h). */
+  generation?: { map: string; variable: string };
 }
 
 const LOAD_ATTEMPTS = 4;
@@ -53,24 +68,106 @@ export class Sensor {
   private static loadOnce(spec: SensorSpec, log: Logger): Sensor {
     const s = new Sensor(spec, log);
     const n = native();
-    n.setLogger((level, line) => {
-      const msg = line.trimEnd();
-      if (level === 'warn') log.warn({ sensor: spec.name }, msg);
-      else log.debug({ sensor: spec.name }, msg);
-    });
+    Sensor.logTo(spec, log);
     try {
       s.obj = n.open(spec.objectPath, { maxEntries: spec.maxEntries ?? {}, autoload: spec.autoload ?? {} });
     } catch (e) {
       throw BpfError.from(`open ${spec.objectPath}`, e);
     }
     try {
-      const rodata = spec.rodata ? spec.rodata(n.readRodata(s.obj)) : undefined;
+      const rodata = spec.rodata ? spec.rodata(n.readRodata(s.obj), rodataVarsOf(n.inspect(s.obj))) : undefined;
       n.load(s.obj, rodata ? { rodata } : {});
     } catch (e) {
       s.close();
       throw BpfError.from(`load ${spec.name}`, e);
     }
     return s;
+  }
+
+  private static logTo(spec: SensorSpec, log: Logger): void {
+    native().setLogger((level, line) => {
+      const msg = line.trimEnd();
+      if (level === 'warn') log.warn({ sensor: spec.name }, msg);
+      else log.debug({ sensor: spec.name }, msg);
+    });
+  }
+
+  /** Loads the object that is to replace `running` (make-before-break; nothing is attached):
+   *  pre-flight (programs, the kernel's BTF, shared maps, record layouts, the generation word),
+   *  then a load that takes over every map the two share, so state in flight (the ring, counters,
+   *  sequence numbers, pending exits, task storage) carries over. Throws SensorReloadError; the
+   *  running sensor is not touched either way. The verifier runs off the event loop. */
+  static async successor(spec: SensorSpec, running: Sensor, log: Logger): Promise<{ sensor: Sensor; reused: string[] }> {
+    const n = native();
+    Sensor.logTo(spec, log);
+    // An object built for another patrol may lack a program we would set autoload for: open
+    // once to list them, then again with only the settings that apply.
+    let programs: Set<string>;
+    try {
+      const probe = n.open(spec.objectPath, {});
+      try {
+        programs = new Set(n.inspect(probe).programs.map((p) => p.name));
+      } finally {
+        n.close(probe);
+      }
+    } catch (e) {
+      throw new SensorReloadError('E_SENSOR_OBJECT', `${spec.name}: cannot open ${spec.objectPath}: ${(e as Error).message}`);
+    }
+    const s = new Sensor(spec, log);
+    try {
+      const autoload = Object.fromEntries(Object.entries(spec.autoload ?? {}).filter(([k]) => programs.has(k)));
+      s.obj = n.open(spec.objectPath, { maxEntries: spec.maxEntries ?? {}, autoload });
+      const facts = n.inspect(s.obj);
+      const pf = preflight({
+        sensor: spec.name,
+        running: running.facts(),
+        next: facts,
+        programs: spec.programs,
+        ...(spec.wireTypes ? { wireTypes: spec.wireTypes } : {}),
+        ...(spec.generation ? { generation: spec.generation } : {}),
+      });
+      const rodata = spec.rodata ? spec.rodata(n.readRodata(s.obj), pf.rodataVars) : undefined;
+      try {
+        // off the event loop: verifying takes hundreds of ms, seconds on a busy machine
+        await n.loadAsync(s.obj, { ...(rodata ? { rodata } : {}), reuse: { from: running.object, maps: pf.reuse } });
+      } catch (e) {
+        throw loadFailure(spec.name, e as { message: string; log?: string[]; program?: string });
+      }
+      return { sensor: s, reused: pf.reuse };
+    } catch (e) {
+      s.close();
+      if (e instanceof SensorReloadError) throw e;
+      throw new SensorReloadError('E_SENSOR_OBJECT', `${spec.name}: ${spec.objectPath}: ${(e as Error).message}`);
+    }
+  }
+
+  private factsCache: ObjectFacts | null = null;
+
+  /** What the loaded object holds (programs, maps, BTF). */
+  facts(): ObjectFacts {
+    this.factsCache ??= native().inspect(this.object);
+    return this.factsCache;
+  }
+
+  /** Writes the generation word (spec.generation): hooks of the object whose generation it
+   *  names emit from now on, the others stop. */
+  setGeneration(g: number): void {
+    const gen = this.spec.generation;
+    if (!gen) throw new SensorReloadError('E_SENSOR_GENERATION', `${this.spec.name} has no generation word`);
+    const v = Buffer.alloc(4);
+    v.writeUInt32LE(g >>> 0);
+    native().mapUpdate(this.object, gen.map, Buffer.alloc(4), v);
+  }
+
+  /** Attaches every program, all or nothing (a failure detaches what was attached): the
+   *  successor's attach during a reload. Optional programs that fail are skipped. */
+  attachAll(): string[] {
+    try {
+      return this.attach();
+    } catch (e) {
+      this.detach();
+      throw new SensorReloadError('E_SENSOR_ATTACH', `${this.spec.name}: ${(e as Error).message}`);
+    }
   }
 
   get object(): BpfObject {
@@ -140,6 +237,28 @@ export class Sensor {
     this.links.clear();
   }
 
+  /** Detach, side by side: what detach() does, in one grace period instead of one per classic
+   *  tracepoint (a sensor reload's "break" step). Resolves when every link is gone, with when
+   *  the last program was unhooked and when the last link was released (ms from the call): the
+   *  kernel stops calling a program as its detach begins, then may wait out a grace period. */
+  async detachAsync(): Promise<{ unhookedMs: number; doneMs: number }> {
+    // Every link on a thread of its own, started at once (SCHED_FIFO when allowed): a tp_btf
+    // detach unhooks, then may wait for an RCU grace period (the tracepoint's static call going
+    // back to one probe); a perf event tracepoint detach unhooks, then waits for a tasks-trace
+    // grace period. One after another, each later link would stay hooked through the earlier
+    // ones' waits.
+    const links = [...this.links.values()];
+    this.links.clear();
+    const t0 = performance.now();
+    try {
+      return await native().detachAll(links);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'detach failed');
+      const ms = performance.now() - t0;
+      return { unhookedMs: ms, doneMs: ms };
+    }
+  }
+
   /** Stops the consumer after a final drain; resolves once every batch read from the ring has
    *  been handed to the batch handler. */
   async stopRing(): Promise<RingStats | null> {
@@ -178,4 +297,9 @@ export class Sensor {
       this.obj = null;
     }
   }
+}
+
+function rodataVarsOf(facts: ObjectFacts): RodataVars | null {
+  if (!facts.btf) return null;
+  return Object.fromEntries(Btf.parse(facts.btf).sectionVars('.rodata').map((v) => [v.name, { offset: v.offset, size: v.size, kind: v.kind }]));
 }

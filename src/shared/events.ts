@@ -41,6 +41,9 @@ export interface ExecEvent extends EventBase {
   /** argv could not be read from the new image (page not present) */
   argsFault: boolean;
   argsFullLen: number;
+  /** low 32 bits of the task's exec counter: with pid and startNs, identifies this exec (how a
+   *  record captured twice across a sensor reload is recognized); absent in old recordings */
+  execSeq?: number;
 }
 
 export interface ForkEvent extends EventBase {

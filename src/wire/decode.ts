@@ -191,6 +191,7 @@ function exec(buf: Buffer, rec: number, len: number, h: PtHdr): ExecEvent | Reco
     argsTruncated: (h.flags & PT_F_ARGS_TRUNCATED) !== 0,
     argsFault: (h.flags & PT_F_ARGS_FAULT) !== 0,
     argsFullLen: b.argsFullLen,
+    execSeq: b.execSeq,
   };
 }
 

@@ -10,6 +10,8 @@ export interface RodataValues {
   wakeupMode: number;
   pageKb: number | bigint;
   benchBurst: number;
+  /** the object's generation (sensor reload): it emits while the generation word holds this */
+  generation: number;
 }
 
 const VAR_NAMES: Record<keyof RodataValues, string> = {
@@ -19,6 +21,7 @@ const VAR_NAMES: Record<keyof RodataValues, string> = {
   wakeupMode: 'wakeup_mode',
   pageKb: 'page_kb',
   benchBurst: 'bench_burst',
+  generation: 'generation',
 };
 
 interface VarLayout {
