@@ -98,6 +98,9 @@ export interface AccountingJson {
   malformed: number;
   thread_exits: number;
   thread_forks: number;
+  /** records two sensor generations both captured during a reload's overlap, removed (counted
+   *  in captured); absent where no reload can happen */
+  duplicates?: Record<string, number>;
 }
 
 export interface StatsJson {
@@ -217,6 +220,7 @@ export function accountingJson(a: AgentStats['accounting']): AccountingJson {
     malformed: a.malformed,
     thread_exits: Number(a.threadExits),
     thread_forks: Number(a.threadForks),
+    ...(a.duplicates ? { duplicates: Object.fromEntries(Object.entries(a.duplicates).map(([k, v]) => [k, Number(v)])) } : {}),
   };
 }
 

@@ -134,6 +134,7 @@ export const statsRoute = {
             malformed: { type: 'integer' },
             thread_exits: { type: 'integer' },
             thread_forks: { type: 'integer' },
+            duplicates: counts,
           },
         },
         table: counts,

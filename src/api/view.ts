@@ -34,6 +34,8 @@ export interface AccountingStats {
   malformed: number;
   threadExits: bigint;
   threadForks: bigint;
+  /** per type: records captured twice during a sensor reload's overlap, removed */
+  duplicates?: Record<EventType, bigint>;
 }
 
 /** A snapshot of the agent's counters. Served by GET /v1/stats in snake_case (see docs/api.md);

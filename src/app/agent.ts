@@ -228,7 +228,10 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       version: VERSION,
       startedAt,
       pid: process.pid,
-      config: { ringBytes: pipeline.config.ringBytes, argsCap: pipeline.config.argsCap },
+      // a getter: a sensor reload can change args_cap
+      get config() {
+        return { ringBytes: pipeline.config.ringBytes, argsCap: pipeline.config.argsCap };
+      },
       table: pipeline.table,
       clock,
       states,
@@ -282,6 +285,8 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       stopping ??= (async () => {
         const t0 = performance.now();
         stopReason = reason;
+        // a reload in progress finishes first: its sensors are half swapped until it does
+        await coordinator.settled();
         // Detach first: within milliseconds nothing of ours is attached, whatever follows.
         await unwind();
         log.info({ reason, ms: Math.round(performance.now() - t0) }, 'patrol agent stopped');

@@ -170,6 +170,11 @@ export class ReloadCoordinator {
     return this.running;
   }
 
+  /** Resolves once no reload runs (the agent waits for it before it stops). */
+  settled(): Promise<void> {
+    return this.chain.then(() => {});
+  }
+
   /** Queued behind a reload in progress; never rejects (failures are in the reply). */
   reload(req: ReloadRequest): Promise<ReloadReply> {
     const p = this.chain.then(() => this.run(req));
@@ -241,7 +246,15 @@ export class ReloadCoordinator {
       const st = sensors.status();
       sensorsReport = { result: 'unchanged', version: st.version, previous_version: st.version, generation: st.generation, reason_loaded: null, overlap_ms: null, duplicates: null, sensors: {} };
     } else {
-      sensorsReport = await sensors.reload(candidate, why);
+      try {
+        sensorsReport = await sensors.reload(candidate, why);
+      } catch (e) {
+        // not expected (refusals are reports): an agent stopping under a reload, a bug
+        const st = sensors.status();
+        const code = codeOf(e, 'E_SENSOR_LOAD');
+        log.error({ err: (e as Error).message, code }, 'sensor reload failed');
+        sensorsReport = { result: 'rejected', version: st.version, previous_version: st.version, generation: st.generation, reason_loaded: why, overlap_ms: null, duplicates: null, sensors: {}, code, reason: (e as Error).message };
+      }
       if (sensorsReport.result === 'rejected' && sensorKeys.length) {
         // the keys that needed the new sensors are not in effect
         for (const k of sensorKeys) rejectKey(sections, k, sensorsReport.code ?? 'E_SENSOR', `${k} needs the sensors loaded again, which was refused: ${sensorsReport.reason ?? ''}`);

@@ -213,7 +213,7 @@ export class SensorReloader implements SensorsReloader {
     const detached = old.detachAsync(); // its threads are started before this returns
     rt.end();
     const d = await detached;
-    if (process.env.PATROL_DEBUG_RELOAD) console.error(`${name}: attach+flip ${(t1 - t0).toFixed(2)} ms, unhooked +${d.unhookedMs.toFixed(2)} ms, released +${d.doneMs.toFixed(2)} ms`);
+    this.opts.log.debug({ sensor: name, attach_flip_ms: t1 - t0, unhooked_ms: d.unhookedMs, released_ms: d.doneMs }, 'sensor generation swapped');
     // the overlap ends when the last old program is unhooked; its release may take a grace
     // period more (detach_ms), during which the kernel calls it no longer
     return { error: null, attached, overlapMs: t1 - t0 + d.unhookedMs, detachMs: d.doneMs };

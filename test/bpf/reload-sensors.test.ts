@@ -125,7 +125,8 @@ describe.skipIf(!bpfEnabled)('sensor reload under load (real kernel)', () => {
     rules.close();
     accounting = await lifecycle.stop();
     stateAccounting = await states.stop();
-  }, 600_000);
+    // 50 verifier runs of both objects under load: ~2 min on a quiet 2 vCPU VM, far more on a busy one
+  }, 1_500_000);
 
   afterAll(async () => {
     await states?.close();

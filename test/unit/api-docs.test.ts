@@ -4,6 +4,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { healthRoute, processSchema, processesRoute, statsRoute } from '../../src/api/schemas.js';
+import {
+  CONFIG_PART_FIELDS, LAST_RELOAD_FIELDS, PART_FIELDS, SECTION_FIELDS, SENSORS_PART_FIELDS, SENSOR_OBJECT_FIELDS, reloadRoute, statusRoute,
+} from '../../src/api/reload.js';
+import { CONFIG_SECTIONS } from '../../src/app/config.js';
 
 const DOC = readFileSync(fileURLToPath(new URL('../../docs/api.md', import.meta.url)), 'utf8');
 
@@ -58,5 +62,26 @@ describe('docs/api.md matches the schemas', () => {
   it('GET /v1/stats: every documented field is in the schema, and the reverse', () => {
     const doc = tableNames(section('### `GET /v1/stats`'), '| field |');
     expect(sorted(doc)).toEqual(sorted(Object.keys(statsRoute.response[200].properties)));
+  });
+
+  it('POST /v1/reload: the body parameter and every field of the reply, its parts and sections', () => {
+    const sec = section('### `POST /v1/reload`');
+    expect(sorted(tableNames(sec, '| parameter |'))).toEqual(sorted(Object.keys(reloadRoute.body.properties)));
+    expect(sorted(tableNames(sec, '| field |'))).toEqual(sorted(Object.keys(reloadRoute.response[200].properties)));
+    // the tables after the reply's: one part; what config adds; a section; what sensors add; a sensor
+    const tables = sec.split('\n| field |').slice(2).map((t) => tableNames(`| field |${t}`, '| field |'));
+    expect(sorted(tables[0]!)).toEqual(sorted(PART_FIELDS));
+    expect(sorted(tables[1]!)).toEqual(sorted(CONFIG_PART_FIELDS));
+    expect(sorted(tables[2]!)).toEqual(sorted(SENSORS_PART_FIELDS));
+    expect(sorted(tableNames(sec, '| section field |'))).toEqual(sorted(SECTION_FIELDS));
+    expect(sorted(tableNames(sec, '| sensor field |'))).toEqual(sorted(SENSOR_OBJECT_FIELDS));
+    expect(sorted(Object.keys(reloadRoute.response[200].properties.parts.properties))).toEqual(['checks', 'config', 'rules', 'sensors']);
+    for (const s of CONFIG_SECTIONS) expect(sec).toContain(`\`${s}\``);
+  });
+
+  it('GET /v1/status: every documented field is in the schema, and the reverse', () => {
+    const sec = section('### `GET /v1/status`');
+    expect(sorted(tableNames(sec, '| field |'))).toEqual(sorted(Object.keys(statusRoute.response[200].properties)));
+    expect(sorted(tableNames(sec, '| last_reload field |'))).toEqual(sorted(LAST_RELOAD_FIELDS));
   });
 });

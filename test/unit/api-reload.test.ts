@@ -13,6 +13,7 @@ import { ReloadCoordinator, type ReloadParts } from '../../src/app/reload.js';
 import { runReload } from '../../src/cli/reload.js';
 import { runStatus } from '../../src/cli/status.js';
 import { FakeAgent, populate } from './api-fake.js';
+import { CONFIG_PART_FIELDS, LAST_RELOAD_FIELDS, PART_FIELDS, SECTION_FIELDS, SENSORS_PART_FIELDS } from '../../src/api/reload.js';
 
 const log = pino({ level: 'silent' });
 
@@ -84,6 +85,16 @@ describe('POST /v1/reload, GET /v1/status', () => {
     expect(forced.body.parts.sensors).toMatchObject({ result: 'rejected', code: 'E_SENSOR_UNAVAILABLE' });
     expect(forced.body.ok).toBe(false);
     expect((await raw(sock, 'GET', '/v1/reload')).status).toBe(404);
+    // every field served is a documented one (docs/api.md; api-docs.test.ts holds the docs to these lists)
+    const within = (o: object, allowed: readonly string[]) => expect(Object.keys(o).filter((k) => !allowed.includes(k))).toEqual([]);
+    const p = forced.body.parts;
+    within(p.config, [...PART_FIELDS, ...CONFIG_PART_FIELDS]);
+    within(p.sensors, [...PART_FIELDS, ...SENSORS_PART_FIELDS]);
+    within(p.rules, PART_FIELDS);
+    within(p.checks, PART_FIELDS);
+    for (const sec of Object.values(p.config.sections)) within(sec as object, SECTION_FIELDS);
+    const st = await raw(sock, 'GET', '/v1/status');
+    within(st.body.last_reload, LAST_RELOAD_FIELDS);
   });
 
   it('patrol reload: one line per part, exit 1 when a part is rejected, escapes what it prints', async () => {
