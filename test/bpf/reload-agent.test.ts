@@ -104,6 +104,7 @@ describe.skipIf(!bpfEnabled)('patrol reload against the agent (real kernel)', ()
     const r = cli(p, 'reload', '--json');
     expect(r.code).toBe(1);
     expect(r.json.parts.sensors).toMatchObject({ result: 'rejected', code: 'E_SENSOR_VERIFIER', generation: 2 });
+    expect(r.json.parts.sensors.reason).toContain('handle_verifier_reject');
     // back to what runs: the next reloads find nothing new on disk
     copyFileSync(join(VARIANTS, 'lifecycle-variant.bpf.o'), join(p.bpf, 'lifecycle.bpf.o'));
   });
@@ -128,12 +129,16 @@ describe.skipIf(!bpfEnabled)('patrol reload against the agent (real kernel)', ()
     expect(JSON.parse(line)).toMatchObject({ level: 50, rules: 'rejected', rejected: { rules: expect.stringContaining('E_PATTERN_SYNTAX: ') } });
   });
 
-  it('a config with one bad key: rejected whole with E_CONFIG; a good one applies live, not-live keys named', () => {
+  it('a config with one bad key: rejected whole with E_CONFIG; a good one applies live, not-live keys named', async () => {
     writeFileSync(p.config, config('lifecycle: { argscap: 1024 }\n'));
     const bad = cli(p, 'reload', '--json');
     expect(bad.code).toBe(1);
     expect(bad.json.parts.config).toMatchObject({ result: 'rejected', code: 'E_CONFIG' });
     expect(bad.json.parts.config.diagnostics[0]).toContain('lifecycle.argscap: unknown key (did you mean args_cap?)');
+    // the verifier's refusal and this one are in the log, with their codes
+    for (let i = 0; i < 50 && !agentLog.includes('"codes":["E_CONFIG"]'); i++) await sleep(100);
+    expect(agentLog).toContain('"codes":["E_CONFIG"]');
+    expect(agentLog).toContain('"codes":["E_SENSOR_VERIFIER"]');
     writeFileSync(p.config, config('lifecycle: { args_cap: 1024, ring_size: 8M }\nstate: { d_threshold: 500ms }\n').replace('level: info', 'level: debug'));
     const r = cli(p, 'reload', '--json');
     expect(r.code).toBe(1); // ring_size cannot change live

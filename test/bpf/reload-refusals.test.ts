@@ -5,7 +5,8 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/shared/log.js';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { LifecyclePipeline, type AccountingReport } from '../../src/app/lifecycle.js';
 import { StatePipeline } from '../../src/app/states.js';
 import { SensorReloader } from '../../src/app/sensor-reload.js';
@@ -13,7 +14,9 @@ import { defaultConfig, type AgentConfig } from '../../src/app/config.js';
 import { bpfEnabled, marker, run, sleep } from './helpers.js';
 import { BUILT, VARIANTS, buildVariants, compileHelper, markedProcesses, notExactlyOnce, objectDir, waitAllReaped, type Seen } from './reload-helpers.js';
 
-const log = createLogger({ level: 'silent' as 'error' });
+// the log, kept: a refusal must be in it with its code
+const logLines: string[] = [];
+const log = pino({ level: 'info', base: undefined }, new Writable({ write: (c, _e, cb) => (logLines.push(String(c)), cb()) }));
 
 describe.skipIf(!bpfEnabled)('sensor reload refusals (real kernel)', () => {
   const events: Seen[] = [];
@@ -72,6 +75,8 @@ describe.skipIf(!bpfEnabled)('sensor reload refusals (real kernel)', () => {
       expect(reloader.status()).toEqual(before);
       expect(lifecycle.attached).toEqual(programs);
       expect(lifecycle.missingPrograms()).toEqual([]);
+      const logged = logLines.map((l) => JSON.parse(l) as { level: number; code?: string; err?: string }).filter((l) => l.code === code && l.level === 50).at(-1);
+      expect(logged?.err).toMatch(reason);
       await stillRecording();
     });
   }
