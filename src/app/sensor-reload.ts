@@ -76,7 +76,7 @@ export class SensorReloader implements SensorsReloader {
   constructor(private readonly opts: SensorReloaderOptions) {
     this.forceOverlapMs = opts.forceOverlapMs ?? 0;
     const paths = objectPaths(opts.config.agent.bpfDir);
-    this.objects = { lifecycle: { path: paths.lifecycle, hash: fileHash(paths.lifecycle) }, state: opts.states ? { path: paths.state, hash: fileHash(paths.state) } : null };
+    this.objects = { lifecycle: { path: paths.lifecycle, hash: safeHash(paths.lifecycle) }, state: opts.states ? { path: paths.state, hash: safeHash(paths.state) } : null };
   }
 
   takesKey(key: string): boolean {
