@@ -1,7 +1,7 @@
 // Shared by the reload tests: the other builds of the sensors (bpf/Makefile `variants`), the
 // marker workload, and the exactly-once verdict over a recording.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,10 +74,21 @@ export function markedProcesses(events: readonly Seen[], tag: string): Map<strin
   return out;
 }
 
-/** What is wrong with a process's record: each of fork, exec, exit, reap exactly once. */
+/** What is wrong with a process's record: each of fork, exec, exit, reap exactly once. Says
+ *  whether the task is still there (a zombie not reaped yet, or released but not yet freed: a
+ *  reap seen only at free waits for an RCU grace period) when it was not reaped. */
 export function notExactlyOnce(m: MarkedProcess): string | null {
   const c = [m.fork.length, m.exec.length, m.exit.length, m.reap.length];
-  return c.every((x) => x === 1) ? null : `pid ${m.pid} n=${m.n}: fork ${c[0]} exec ${c[1]} exit ${c[2]} reap ${c[3]}`;
+  if (c.every((x) => x === 1)) return null;
+  let task = '';
+  if (m.reap.length === 0) {
+    try {
+      task = `; /proc: ${readFileSync(`/proc/${m.pid}/stat`, 'utf8').split(') ')[1]?.slice(0, 1) ?? '?'}`;
+    } catch {
+      task = '; /proc: gone';
+    }
+  }
+  return `pid ${m.pid} n=${m.n}: fork ${c[0]} exec ${c[1]} exit ${c[2]} reap ${c[3]}${task}`;
 }
 
 export function percentile(xs: readonly number[], p: number): number {
@@ -87,7 +98,7 @@ export function percentile(xs: readonly number[], p: number): number {
 
 /** Waits until every marked process has been reaped (orphans are reaped by whoever adopted them,
  *  and a reap seen only at task free comes an RCU grace period late: seconds on a busy machine). */
-export async function waitAllReaped(events: readonly Seen[], tag: string, ms = 15_000): Promise<void> {
+export async function waitAllReaped(events: readonly Seen[], tag: string, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if ([...markedProcesses(events, tag).values()].every((m) => m.reap.length > 0 && m.exit.length > 0)) return;
