@@ -435,6 +435,12 @@ export class LifecyclePipeline {
   async stop(): Promise<AccountingReport> {
     if (!this.stopped) {
       this.stopped = true;
+      // An exit is counted and prepared at sched_process_exit, and emitted at the task's final
+      // switch, moments later. Detaching both at once strands the exits in between (counted,
+      // never emitted: the identity would not be exact on a busy machine). So the preparing hook
+      // goes first, and the others once what it prepared has been emitted (or 200 ms at most).
+      this.sensor.detachPrograms(['handle_exit']);
+      for (const end = performance.now() + 200; performance.now() < end && this.parkedExits() > 0; ) await new Promise((r) => setTimeout(r, 2));
       this.sensor.detach();
       await this.sensor.stopRing();
       // the stream is complete: failures still waiting for a verdict were final
@@ -445,6 +451,15 @@ export class LifecyclePipeline {
       this.dispatch(out);
     }
     return this.accounting();
+  }
+
+  /** Exits prepared at sched_process_exit, waiting for their task's final switch. */
+  private parkedExits(): number {
+    try {
+      return native().mapEntries(this.sensor.object, 'pt_pending_exit', 1).length;
+    } catch {
+      return 0;
+    }
   }
 
   async close(): Promise<void> {

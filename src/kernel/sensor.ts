@@ -237,6 +237,21 @@ export class Sensor {
     this.links.clear();
   }
 
+  /** Detaches these programs only (the others stay attached). */
+  detachPrograms(names: readonly string[]): void {
+    const n = native();
+    for (const prog of names) {
+      const link = this.links.get(prog);
+      if (!link) continue;
+      this.links.delete(prog);
+      try {
+        n.detach(link);
+      } catch (e) {
+        this.log.warn({ prog, err: (e as Error).message }, 'detach failed');
+      }
+    }
+  }
+
   /** Detach, side by side: what detach() does, in one grace period instead of one per classic
    *  tracepoint (a sensor reload's "break" step). Resolves when every link is gone, with when
    *  the last program was unhooked and when the last link was released (ms from the call): the

@@ -198,6 +198,8 @@ describe.skipIf(!bpfEnabled)('sensor reload under load (real kernel)', () => {
 
   it('loss accounting holds exactly: nothing lost, no sequence gap, duplicates counted apart', () => {
     expect(accounting.exact).toBe(true);
+    const pending = Object.entries(accounting.perType).map(([k, t]) => [k, t.generated - t.captured - t.lostReserve - t.lostUserspace] as const).filter(([, n]) => n !== 0n);
+    expect(pending, 'generated but neither captured nor lost, per type').toEqual([]);
     expect(accounting.identityHolds).toBe(true);
     expect(accounting.totals.lostReserve).toBe(0n);
     expect(accounting.totals.lostUserspace).toBe(0n);
@@ -245,6 +247,8 @@ describe.skipIf(!bpfEnabled)('sensor reload under load (real kernel)', () => {
     };
     const unexplained = gaps.filter(([a, b]) => b - a > 1900 + stalledIn(a, b));
     console.log(`checks: ${results.length} results, steady max gap ${Math.max(...gaps.map(([a, b]) => b - a))} ms, event loop max delay ${(loopDelay.max / 1e6).toFixed(0)} ms`);
-    expect(unexplained.map(([a, b]) => `${b - a} ms from ${a}, stalled ${stalledIn(a, b)} ms`)).toEqual([]);
+    const around = (a: number, b: number) =>
+      `swaps ${checkSwaps.filter((x) => x.at >= a - 1000 && x.at <= b).map((x) => x.at - a).join(',')}; runs ${results.filter((r) => r.at >= a && r.at <= b).map((r) => `${r.name}@${r.at - a}`).join(',')}; skipped ${checks.executor.skipped}`;
+    expect(unexplained.map(([a, b]) => `${b - a} ms from ${a}, stalled ${stalledIn(a, b)} ms; ${around(a, b)}`)).toEqual([]);
   });
 });
