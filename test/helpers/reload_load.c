@@ -3,8 +3,11 @@
  *                             SIGTERM), then waits for every one of them to be reaped, prints
  *                             how many it started, and exits.
  *   reload_load leaf TAG N    a marked process: exits at once (exit code N % 3)
- *   reload_load orphan TAG N  forks a child that outlives it (reparented: an orphan), then
- *                             exits; the child sleeps 50 ms, then execs a leaf
+ *   reload_load reaper TAG N  a child subreaper: runs "orphan TAG N+1", reaps every descendant
+ *                             left to it, then exits
+ *   reload_load orphan TAG N  forks a child that outlives it (reparented to the reaper: an
+ *                             orphan), then exits; the child execs "leaf TAG N+1" once it has
+ *                             its new parent
  * Every marked process execs once, with TAG and a unique N in its arguments, so the test finds
  * each one by its exec and checks its fork, exec, exit and reap. Of every ten: one is reaped
  * only after 300 ms (a zombie across a reload, blamed on this process), one sleeps 20-120 ms
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,6 +70,19 @@ int main(int argc, char **argv)
 	if (r <= 0)
 		return 2;
 	self[r] = 0;
+	if (!strcmp(argv[1], "reaper")) {
+		char num[32];
+		prctl(PR_SET_CHILD_SUBREAPER, 1);
+		snprintf(num, sizeof num, "%ld", atol(argv[3]) + 1);
+		pid_t c = fork();
+		if (c == 0) {
+			execl(self, "reload_load", "orphan", argv[2], num, (char *)NULL);
+			_exit(127);
+		}
+		while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+			;
+		return 0;
+	}
 	if (!strcmp(argv[1], "orphan")) {
 		pid_t parent = getpid();
 		pid_t c = fork();
@@ -95,7 +112,7 @@ int main(int argc, char **argv)
 		if (due > t)
 			sleep_ms(due - t);
 		int kind = i % 10;
-		n += 2;
+		n += 4; /* a reaper takes n, its orphan's parent n + 1, the orphan n + 2 */
 		pid_t p = fork();
 		if (p == 0) {
 			char num[32];
@@ -105,7 +122,7 @@ int main(int argc, char **argv)
 				sleep_ms(20 + n % 100);
 				exec_leaf(tag, n);
 			} else if (kind == 8)
-				execl(self, "reload_load", "orphan", tag, num, (char *)NULL);
+				execl(self, "reload_load", "reaper", tag, num, (char *)NULL);
 			else
 				exec_leaf(tag, n);
 			_exit(127);
@@ -155,8 +172,6 @@ int main(int argc, char **argv)
 			sleep_ms(wait);
 		waitpid(kids[k].pid, NULL, 0);
 	}
-	/* the orphans' leaves are reaped by their new parent; give them time to finish */
-	sleep_ms(300);
-	printf("%ld\n", n / 2);
+	printf("%ld\n", n / 4);
 	return 0;
 }
