@@ -60,6 +60,9 @@ export interface ProcessDetailJson {
   /** parent first, up to the oldest known ancestor */
   ancestry: ProcessJson[];
   children: ProcessJson[];
+  /** the states the process went through as the agent observed them, oldest first (bounded;
+   *  empty without the state sensor, or once reaped) */
+  states: { state: string; since: string }[];
 }
 
 export interface TreeNodeJson {

@@ -11,6 +11,7 @@ import type { AgentView } from './view.js';
 import { bearerChecker } from './auth.js';
 import { EventHub } from './events.js';
 import { registerTopRoutes } from './top.js';
+import { registerHistoryRoutes } from './history.js';
 import { API_PREFIX, DEFAULT_EVENTS_BUFFER_BYTES, DEFAULT_TCP_HOST } from './defaults.js';
 import {
   processJson,
@@ -224,6 +225,7 @@ function buildApp(
   });
 
   registerTopRoutes(app, view, P);
+  registerHistoryRoutes(app, view, P);
 
   app.get(`${P}/zombies`, { schema: zombiesRoute }, async () => {
     const now = view.nowNs();
@@ -257,6 +259,7 @@ function buildApp(
         process: processJson(e, view.clock, view.states, view.nowNs()),
         ancestry: view.table.ancestry(id).slice(1).map((a) => processJson(a, view.clock, view.states, view.nowNs())),
         children: view.table.children(id).sort(byStart).map((c) => processJson(c, view.clock, view.states, view.nowNs())),
+        states: view.states?.history?.(id).map((h) => ({ state: h.state, since: view.clock.iso(h.sinceNs) })) ?? [],
       };
     },
   );
