@@ -4,7 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import { formatDurationMs, parseDurationMs } from '../shared/duration.js';
 import type { NodeStrip, ProcessHistory } from '../metrics/index.js';
-import { ApiRequestError } from './top.js';
+import { ApiRequestError } from './errors.js';
 import type { AgentView, ResourcesView } from './view.js';
 
 /** Processes one /v1/history request may name (a screenful of sparklines and then some). */

@@ -5,6 +5,8 @@
 // Response objects allow additional properties, so fields added to the converters in json.ts are
 // served before the schema learns about them (fields are only added, never renamed).
 
+import { fieldsParam } from './fields.js';
+
 const PID_MAX = 4194304; // PID_MAX_LIMIT on 64-bit kernels
 const UID_MAX = 4294967295;
 
@@ -203,6 +205,7 @@ export const processesRoute = {
       lifecycle: { type: 'string', enum: ['live', 'zombie', 'dead'] },
       sort: { type: 'string', enum: ['pid', 'start', 'comm', 'state_ms', 'rq_p95', 'state'], default: 'pid' },
       limit: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+      fields: fieldsParam,
     },
   },
   response: {

@@ -12,6 +12,7 @@ import { bearerChecker } from './auth.js';
 import { EventHub } from './events.js';
 import { registerTopRoutes } from './top.js';
 import { registerHistoryRoutes } from './history.js';
+import { parseFields, pick, sendPlain } from './fields.js';
 import { API_PREFIX, DEFAULT_EVENTS_BUFFER_BYTES, DEFAULT_TCP_HOST } from './defaults.js';
 import {
   processJson,
@@ -27,6 +28,7 @@ import {
 } from './json.js';
 import {
   SHARED_SCHEMAS,
+  processSchema,
   eventsRoute,
   healthRoute,
   processRoute,
@@ -61,6 +63,8 @@ export interface ApiHandle {
   close(): Promise<void>;
 }
 
+const PROCESS_FIELDS = Object.keys(processSchema.properties);
+
 /** Deepest tree level rendered; deeper descendants are cut (`children_truncated`). */
 export const TREE_MAX_DEPTH = 256;
 
@@ -73,6 +77,7 @@ interface ProcessesQuery {
   lifecycle?: ProcessState;
   sort: 'pid' | 'start' | 'comm' | 'state' | 'state_ms' | 'rq_p95';
   limit?: number;
+  fields?: string;
 }
 
 interface EventsQuery {
@@ -208,8 +213,9 @@ function buildApp(
 
   registerCheckRoutes(app, view.checks);
 
-  app.get<{ Querystring: ProcessesQuery }>(`${P}/processes`, { schema: processesRoute }, async (req): Promise<ProcessListJson> => {
+  app.get<{ Querystring: ProcessesQuery }>(`${P}/processes`, { schema: processesRoute }, async (req, reply): Promise<ProcessListJson | FastifyReply> => {
     const q = req.query;
+    const fields = parseFields(q.fields, PROCESS_FIELDS);
     let list = view.table.list({ uid: q.uid, state: q.lifecycle, pidSubtree: q.pid });
     if (q.comm !== undefined && q.comm.length > 0) {
       const comms = new Set(q.comm);
@@ -221,6 +227,7 @@ function buildApp(
     rows.sort(JSON_SORTS[q.sort] ?? JSON_SORTS.pid);
     const total = rows.length;
     if (q.limit !== undefined && rows.length > q.limit) rows.length = q.limit;
+    if (fields !== null) return sendPlain(reply, { total, processes: pick(rows, fields) });
     return { total, processes: rows };
   });
 

@@ -1,16 +1,17 @@
 // GET /v1/top (resource windows: the top processes or cgroups over a window) and GET /v1/metrics
 // (the Prometheus exposition, also served on the metrics listener).
 import type { FastifyInstance } from 'fastify';
-import { PatrolError } from '../shared/errors.js';
+import { ApiRequestError } from './errors.js';
+import type { TopGroup, TopRow } from '../metrics/index.js';
 import { formatDurationMs, parseDurationMs } from '../shared/duration.js';
 import type { AgentView } from './view.js';
+import { fieldsParam, parseFields, pick, sendPlain } from './fields.js';
 
-/** An error the client caused or can act on; fastify's error handler uses statusCode. */
-export class ApiRequestError extends PatrolError {
-  constructor(code: string, message: string, readonly statusCode: number) {
-    super(code, message);
-  }
-}
+/** Fields of a TopRow and of a TopGroup (docs/metrics.md), for `fields=`. */
+export const TOP_ROW_FIELDS = ['pid', 'ppid', 'exec_id', 'comm', 'cgroup_id', 'cgroup', 'owner', 'exited', 'cpu', 'cpu_seconds', 'rss_bytes', 'io_read_bytes', 'io_write_bytes', 'exit', 'aggregate'] as const satisfies readonly (keyof TopRow)[];
+export const TOP_GROUP_FIELDS = ['cgroup', 'cgroup_id', 'owner', 'processes', 'cpu', 'cpu_seconds', 'rss_bytes', 'io_read_bytes', 'io_write_bytes', 'rows'] as const satisfies readonly (keyof TopGroup)[];
+
+export { ApiRequestError } from './errors.js';
 
 export const topRoute = {
   querystring: {
@@ -21,15 +22,16 @@ export const topRoute = {
       sort: { type: 'string', enum: ['cpu', 'rss', 'io'] },
       limit: { type: 'integer', minimum: 1, maximum: 10000 },
       group: { type: 'string', enum: ['process', 'cgroup'] },
+      fields: fieldsParam,
     },
   },
 } as const;
 
 export function registerTopRoutes(app: FastifyInstance, view: AgentView, prefix: string): void {
-  app.get<{ Querystring: { window?: string; sort?: 'cpu' | 'rss' | 'io'; limit?: number; group?: 'process' | 'cgroup' } }>(
+  app.get<{ Querystring: { window?: string; sort?: 'cpu' | 'rss' | 'io'; limit?: number; group?: 'process' | 'cgroup'; fields?: string } }>(
     `${prefix}/top`,
     { schema: topRoute },
-    async (req) => {
+    async (req, reply) => {
       const r = view.resources;
       if (!r) throw new ApiRequestError('E_METRICS_DISABLED', 'resource windows are disabled in this agent (metrics.enabled: false)', 404);
       const windowMs = req.query.window === undefined ? 60_000 : parseDurationMs(req.query.window);
@@ -38,7 +40,11 @@ export function registerTopRoutes(app: FastifyInstance, view: AgentView, prefix:
         throw new ApiRequestError('E_BAD_REQUEST', `invalid query: window ${req.query.window} is longer than the longest kept window (${formatDurationMs(r.maxWindowMs)})`, 400);
       }
       const byCgroup = req.query.group === 'cgroup';
+      const fields = parseFields(req.query.fields, byCgroup ? TOP_GROUP_FIELDS : TOP_ROW_FIELDS);
       const rows = r.top({ windowMs, sort: req.query.sort ?? 'cpu', limit: req.query.limit ?? 20, byCgroup });
+      if (fields !== null) {
+        return sendPlain(reply, { window: formatDurationMs(windowMs), window_ms: windowMs, sort: req.query.sort ?? 'cpu', group: byCgroup ? 'cgroup' : 'process', sweep: r.sweep, rows: pick(rows as object[], fields) });
+      }
       return { window: formatDurationMs(windowMs), window_ms: windowMs, sort: req.query.sort ?? 'cpu', group: byCgroup ? 'cgroup' : 'process', sweep: r.sweep, rows };
     },
   );

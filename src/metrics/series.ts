@@ -122,7 +122,8 @@ export class Series {
   /** The samples in (now − windowMs, now] as points, oldest first: each run gives its first and
    *  last sample (a flat stretch needs no more), each sub-window its last. For evidence such as
    *  "RSS grew from 300 MB to 2 GB in 4 min". With `perSecond`, a delta series (bytes per
-   *  interval, weighted by the interval in seconds) reads as a rate: bytes/s. */
+   *  interval, weighted by the interval in seconds) reads as a rate: bytes/s (a run of equal
+   *  deltas, at its average rate). */
   points(now: number, windowMs: number, perSecond = false): { t: number; v: number }[] {
     const start = now - windowMs;
     const out: { t: number; v: number }[] = [];

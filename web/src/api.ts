@@ -136,9 +136,12 @@ export class Poller {
       this.ac = null;
     }
     if (this.stopped) return;
+    // a slow answer (a huge table, a busy agent) spaces the polls out: at most half the time
+    // is spent waiting for answers, so the dashboard never keeps the agent busy
+    const took = performance.now() - t0;
     this.timer = setTimeout(() => {
       this.timer = null;
       if (!document.hidden) void this.run();
-    }, Math.max(50, this.intervalMs - (performance.now() - t0)));
+    }, Math.max(50, this.intervalMs - took, took));
   }
 }

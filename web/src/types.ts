@@ -36,6 +36,14 @@ export interface Proc {
   child_count: number;
 }
 
+/** The fields the processes page asks for (`fields=` of /v1/processes): a third of the bytes. */
+export const PROC_LIST_FIELDS = ['exec_id', 'pid', 'ppid', 'parent_exec_id', 'comm', 'args', 'uid', 'state', 'state_ms', 'lifecycle', 'start_time', 'exit_code', 'signal', 'core_dumped'] as const;
+export type ProcListRow = Pick<Proc, (typeof PROC_LIST_FIELDS)[number]>;
+
+/** And of /v1/top. */
+export const TOP_LIST_FIELDS = ['pid', 'ppid', 'exec_id', 'comm', 'exited', 'cpu_seconds', 'rss_bytes', 'io_read_bytes', 'io_write_bytes', 'exit', 'aggregate'] as const;
+export type TopListRow = Pick<TopRow, (typeof TOP_LIST_FIELDS)[number]>;
+
 export interface ProcDetail {
   process: Proc;
   ancestry: Proc[];

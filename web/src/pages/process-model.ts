@@ -3,7 +3,7 @@
 // sorted, or nested as a tree. Plain arrays and one pass per step: 10,000 rows in a few ms.
 import { show } from '../dom.js';
 import { exitText, shellQuote } from '../format.js';
-import type { Proc, TopRow } from '../types.js';
+import type { ProcListRow, TopListRow } from '../types.js';
 
 export interface Row {
   id: string;
@@ -52,18 +52,29 @@ export interface ViewQuery {
 }
 
 type Cmp = (a: Row, b: Row) => number;
-const nullLast = (x: number | null, y: number | null) => (x === null ? (y === null ? 0 : 1) : y === null ? -1 : x - y);
-const SORTS: Record<string, Cmp> = {
-  pid: (a, b) => a.pid - b.pid,
-  state: (a, b) => (a.state < b.state ? -1 : a.state > b.state ? 1 : 0),
-  state_ms: (a, b) => nullLast(a.stateMs, b.stateMs),
-  cpu: (a, b) => nullLast(a.cpu, b.cpu),
-  rss: (a, b) => nullLast(a.rss, b.rss),
-  io: (a, b) => nullLast(a.io, b.io),
-  uid: (a, b) => nullLast(a.uid, b.uid),
-  comm: (a, b) => (a.comm < b.comm ? -1 : a.comm > b.comm ? 1 : 0),
-  start: (a, b) => a.start - b.start,
+type Key = (r: Row) => number | string | null;
+const KEYS: Record<string, Key> = {
+  pid: (r) => r.pid,
+  state: (r) => r.state,
+  state_ms: (r) => r.stateMs,
+  cpu: (r) => r.cpu,
+  rss: (r) => r.rss,
+  io: (r) => r.io,
+  uid: (r) => r.uid,
+  comm: (r) => r.comm,
+  start: (r) => r.start,
 };
+
+/** Sorted by `key`, either way; rows without the figure (null) last either way; pid breaks ties. */
+function comparator(key: Key, desc: boolean): Cmp {
+  const dir = desc ? -1 : 1;
+  return (a, b) => {
+    const x = key(a);
+    const y = key(b);
+    if (x === null || y === null) return x === y ? a.pid - b.pid : x === null ? 1 : -1;
+    return (x < y ? -dir : x > y ? dir : 0) || a.pid - b.pid;
+  };
+}
 
 export class ProcessModel {
   private rows: Row[] = [];
@@ -74,9 +85,9 @@ export class ProcessModel {
 
   /** windowS: the window's length, s (CPU % is the CPU time used in it over its length, as
    *  `patrol top` ranks: a 5 ms helper at 100 % does not outrank a daemon busy all along) */
-  update(procs: readonly Proc[], top: readonly TopRow[] | null, windowS: number): void {
-    const cpuPct = (t: TopRow) => (100 * t.cpu_seconds) / windowS;
-    const byId = new Map<string, TopRow>();
+  update(procs: readonly ProcListRow[], top: readonly TopListRow[] | null, windowS: number): void {
+    const cpuPct = (t: TopListRow) => (100 * t.cpu_seconds) / windowS;
+    const byId = new Map<string, TopListRow>();
     if (top) for (const t of top) if (t.exec_id) byId.set(t.exec_id, t);
     const texts = new Map<string, Text>();
     const rows: Row[] = [];
@@ -182,8 +193,7 @@ export class ProcessModel {
           return r.state === q.state;
       }
     };
-    const base = SORTS[q.sort] ?? SORTS.cpu!;
-    const cmp: Cmp = q.desc ? (a, b) => base(b, a) || a.pid - b.pid : (a, b) => base(a, b) || a.pid - b.pid;
+    const cmp = comparator(KEYS[q.sort] ?? KEYS.cpu!, q.desc);
     if (!q.tree) {
       const out = this.rows.filter(match);
       for (const r of out) {

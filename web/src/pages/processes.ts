@@ -6,7 +6,7 @@ import { h, fill, setText } from '../dom.js';
 import { bytes, dur } from '../format.js';
 import { getWindow, onWindow, WINDOW_MS } from '../settings.js';
 import { drawSpark } from '../spark.js';
-import type { HistoryReply, Point, Proc, TopReply } from '../types.js';
+import { PROC_LIST_FIELDS, TOP_LIST_FIELDS, type HistoryReply, type Point, type ProcListRow, type TopListRow } from '../types.js';
 import { VirtualTable, type Column } from '../vtable.js';
 import type { Page } from '../page.js';
 import { ProcessModel, type Row } from './process-model.js';
@@ -120,8 +120,8 @@ export class ProcessesPage implements Page {
     const w = getWindow();
     const t0 = performance.now();
     const [list, top] = await Promise.all([
-      getJson<{ total: number; processes: Proc[] }>('/processes', {}, signal),
-      this.metrics ? getOptional<TopReply>('/top', { window: w, limit: 10000, sort: 'cpu' }, signal) : Promise.resolve(null),
+      getJson<{ total: number; processes: ProcListRow[] }>('/processes', { fields: PROC_LIST_FIELDS.join(',') }, signal),
+      this.metrics ? getOptional<{ rows: TopListRow[] }>('/top', { window: w, limit: 10000, sort: 'cpu', fields: TOP_LIST_FIELDS.join(',') }, signal) : Promise.resolve(null),
     ]);
     if (top === null) this.metrics = false;
     this.error.hidden = true;
