@@ -14,7 +14,22 @@ export interface SparkOptions {
   color: string;
 }
 
+/** canvases with something drawn on them: the others need no context (creating 2D contexts is
+ *  what a first render of the table would otherwise spend its time on) */
+const drawn = new WeakMap<HTMLCanvasElement, readonly Point[]>();
+
+/** Draws `points` on `c`, unless these very points are already there (a scroll or a poll that
+ *  brought nothing new redraws nothing). */
 export function drawSpark(c: HTMLCanvasElement, points: readonly Point[] | undefined, o: SparkOptions): void {
+  if (!points || points.length === 0) {
+    if (drawn.has(c)) {
+      c.getContext('2d')?.clearRect(0, 0, c.width, c.height);
+      drawn.delete(c);
+    }
+    return;
+  }
+  if (drawn.get(c) === points) return;
+  drawn.set(c, points);
   const dpr = window.devicePixelRatio || 1;
   const w = c.clientWidth || c.width;
   const hgt = c.clientHeight || c.height;
@@ -26,7 +41,6 @@ export function drawSpark(c: HTMLCanvasElement, points: readonly Point[] | undef
   if (!g) return;
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.clearRect(0, 0, w, hgt);
-  if (!points || points.length === 0) return;
   let max = o.scale === 'zero' ? (o.floor ?? 0) : -Infinity;
   let min = o.scale === 'zero' ? 0 : Infinity;
   for (const p of points) {

@@ -36,11 +36,14 @@ export interface Row {
   collapsed: boolean;
 }
 
+/** What is made once per process and kept while it does not exec again: escaped text, the
+ *  filter's haystack, the parsed start time. */
 interface Text {
   key: string;
   comm: string;
   args: string;
   search: string;
+  start: number;
 }
 
 export interface ViewQuery {
@@ -76,6 +79,16 @@ function comparator(key: Key, desc: boolean): Cmp {
   };
 }
 
+/** the argv a Text was made from (compared element by element on the next poll) */
+const argsOf = new WeakMap<Text, string[] | null>();
+function sameArgs(t: Text, args: string[] | null): boolean {
+  const prev = argsOf.get(t);
+  if (prev === args) return true;
+  if (!prev || !args || prev.length !== args.length) return false;
+  for (let i = 0; i < args.length; i++) if (prev[i] !== args[i]) return false;
+  return true;
+}
+
 export class ProcessModel {
   private rows: Row[] = [];
   /** escaped display text per exec_id, rebuilt only when comm or args change (exec) */
@@ -97,7 +110,7 @@ export class ProcessModel {
     for (const p of procs) {
       const t = byId.get(p.exec_id);
       if (t) byId.delete(p.exec_id);
-      const txt = this.text(p.exec_id, p.comm, p.args, p.pid, texts);
+      const txt = this.text(p.exec_id, p.comm, p.args, p.pid, texts, p.start_time);
       const gone = p.lifecycle !== 'live';
       if (p.lifecycle === 'live') live++;
       else if (p.lifecycle === 'zombie') zombies++;
@@ -119,7 +132,7 @@ export class ProcessModel {
         io: t ? t.io_read_bytes + t.io_write_bytes : null,
         exited: gone || (t?.exited ?? false),
         exit: gone ? exitText(p.exit_code, p.signal, p.core_dumped) : '',
-        start: Date.parse(p.start_time),
+        start: txt.start,
         detail: true,
         inWindows: t !== undefined,
         depth: 0,
@@ -130,7 +143,7 @@ export class ProcessModel {
     // exited inside the window but no longer in the table: the windows still remember them
     for (const t of byId.values()) {
       if (!t.exited || t.aggregate) continue;
-      const txt = this.text(t.exec_id, t.comm, null, t.pid, texts);
+      const txt = this.text(t.exec_id, t.comm, null, t.pid, texts, null);
       exited++;
       rows.push({
         id: t.exec_id,
@@ -162,13 +175,14 @@ export class ProcessModel {
     this.counts = { total: rows.length, live, zombies, exited };
   }
 
-  private text(id: string, comm: string, args: string[] | null, pid: number, into: Map<string, Text>): Text {
-    const key = args === null ? comm : `${comm}\0${args.length}\0${args[0] ?? ''}\0${args[args.length - 1] ?? ''}`;
+  private text(id: string, comm: string, args: string[] | null, pid: number, into: Map<string, Text>, startTime: string | null): Text {
     let t = this.texts.get(id);
-    if (t === undefined || t.key !== key) {
+    // an exec changes comm and argv; comparing them costs no allocation
+    if (t === undefined || t.key !== comm || !sameArgs(t, args)) {
       const c = show(comm);
       const a = args === null ? '' : args.map((x) => shellQuote(show(x))).join(' ');
-      t = { key, comm: c, args: a, search: `${pid} ${c} ${a}`.toLowerCase() };
+      t = { key: comm, comm: c, args: a, search: `${pid} ${c} ${a}`.toLowerCase(), start: startTime === null ? 0 : Date.parse(startTime) };
+      argsOf.set(t, args);
     }
     into.set(id, t);
     return t;
