@@ -11,6 +11,8 @@ import { VirtualTable, type Column } from '../vtable.js';
 import type { Page } from '../page.js';
 import { ProcessModel, type Row } from './process-model.js';
 
+const sharedModel = new ProcessModel();
+
 /** History requests name at most this many processes (the API's bound is 200). */
 const SPARK_BATCH = 120;
 
@@ -18,7 +20,9 @@ export class ProcessesPage implements Page {
   readonly title = 'Processes';
   readonly el: HTMLElement;
   private readonly table: VirtualTable<Row>;
-  private readonly model = new ProcessModel();
+  /** one model for every visit of the page: coming back, the display text of the processes
+   *  is already made */
+  private readonly model = sharedModel;
   private readonly summary = h('span.summary');
   private readonly filterInput: HTMLInputElement;
   private readonly stateSelect: HTMLSelectElement;
