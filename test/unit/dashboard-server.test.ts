@@ -2,8 +2,10 @@
 // becomes an HttpOnly cookie, every request without it is 401, every answer carries the strict
 // CSP, /api/v1/... reaches the agent (JSON and the live stream), and the new read-only routes
 // (/v1/node, /v1/history, states of /v1/processes/:exec_id) validate their input.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -11,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiHandle } from '../../src/api/index.js';
 import { CSP, startDashboard, type DashboardHandle } from '../../src/cli/dashboard/server.js';
 import { Sessions } from '../../src/cli/dashboard/session.js';
+import { openBrowser } from '../../src/cli/dashboard/open.js';
 import type { NodeStrip } from '../../src/metrics/index.js';
 import { FakeAgent, SEC, ev, populate, startOf } from './api-fake.js';
 
@@ -220,5 +223,49 @@ describe('the read-only routes the dashboard added', () => {
     } finally {
       (agent as unknown as { states: unknown }).states = null;
     }
+  });
+});
+
+describe('--open', () => {
+  it('starts an opener with the URL where there is a graphical session; says why not elsewhere', async () => {
+    const bin = join(dir, 'bin');
+    mkdirSync(bin, { recursive: true });
+    const out = join(dir, 'opened');
+    writeFileSync(join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s' "$1" > ${out}\n`);
+    chmodSync(join(bin, 'xdg-open'), 0o755);
+    expect(openBrowser('http://127.0.0.1:1/?token=t', { PATH: bin })).toEqual({ opened: false, why: expect.stringMatching(/no graphical session/) });
+    expect(openBrowser('http://127.0.0.1:1/?token=t', { PATH: join(dir, 'empty'), DISPLAY: ':0' })).toEqual({ opened: false, why: expect.stringMatching(/no browser opener found/) });
+    expect(openBrowser('http://127.0.0.1:1/?token=t', { PATH: bin, DISPLAY: ':0' })).toEqual({ opened: true, with: join(bin, 'xdg-open') });
+    for (let i = 0; i < 100 && !existsSync(out); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(readFileSync(out, 'utf8')).toBe('http://127.0.0.1:1/?token=t');
+  });
+});
+
+describe('patrol dashboard (the command)', () => {
+  const PATROL = fileURLToPath(new URL('../../bin/patrol', import.meta.url));
+
+  it('without an agent: one clear line, exit 1; a bad port is a usage error', () => {
+    const r = spawnSync(PATROL, ['dashboard', '--socket', join(dir, 'none.sock'), '--port', '0'], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(`patrol: no agent is running (no socket at ${join(dir, 'none.sock')}); start it with: sudo patrol agent\n`);
+    const p = spawnSync(PATROL, ['dashboard', '--port', '70000'], { encoding: 'utf8', timeout: 20_000 });
+    expect(p.status).not.toBe(0);
+    expect(p.stderr).toMatch(/--port must be between 0 and 65535/);
+  });
+
+  it('prints the URL on a line of its own on stdout; the port defaults to 9466', async () => {
+    const { spawn } = await import('node:child_process');
+    const c = spawn(PATROL, ['dashboard', '--socket', join(dir, 'patrol.sock'), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout!.on('data', (d) => (out += d));
+    for (let i = 0; i < 200 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
+    c.kill('SIGINT');
+    const code = await new Promise((r) => c.once('exit', r));
+    expect(out).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{43}\n$/);
+    expect(code).toBe(0);
+    const help = spawnSync(PATROL, ['dashboard', '--help'], { encoding: 'utf8' });
+    expect(help.stdout).toMatch(/--port <port>.*\(default: 9466\)/);
+    expect(help.stdout).toMatch(/--open/);
   });
 });

@@ -8,11 +8,26 @@ import { ago, clock, datetime, dur } from '../format.js';
 import type { Alert, Cause, CheckRun, ChecksStatus, Evidence } from '../types.js';
 import type { Page } from '../page.js';
 
+/** Causes shown at once; the others (a busy node has many crash loops) fold under one line. */
+const CAUSES_SHOWN = 3;
+
 function causeList(causes: readonly Cause[]): HTMLElement {
   if (causes.length === 0) return h('p.muted', null, 'no cause ranked');
+  if (causes.length > CAUSES_SHOWN) {
+    return h(
+      'div',
+      null,
+      causeItems(causes.slice(0, CAUSES_SHOWN), 1),
+      h('details.more', null, h('summary', null, `${causes.length - CAUSES_SHOWN} more causes, less likely`), causeItems(causes.slice(CAUSES_SHOWN), CAUSES_SHOWN + 1)),
+    );
+  }
+  return causeItems(causes, 1);
+}
+
+function causeItems(causes: readonly Cause[], start: number): HTMLElement {
   return h(
     'ol.causes',
-    null,
+    { start },
     ...causes.map((c) =>
       h(
         'li.cause',

@@ -95,6 +95,8 @@ export class EventsPage implements Page {
     this.stream?.stop();
     this.buf = [];
     this.shownSeq = this.seq;
+    this.received = 0;
+    this.droppedByAgent = 0;
     this.body.replaceChildren();
     const comm = this.comm.value.split(',').map((s) => s.trim()).filter(Boolean);
     const pid = Number(this.pid.value);

@@ -48,7 +48,15 @@ export class ProcessesPage implements Page {
       { key: 'io', title: 'IO', width: '72px', sortable: true, num: true, title_: 'storage read + write in the window', render: (c, r) => setText(c, r.io === null ? '' : bytes(r.io)) },
       { key: 'uid', title: 'UID', width: '56px', sortable: true, num: true, render: (c, r) => setText(c, r.uid === null ? '' : String(r.uid)) },
       { key: 'comm', title: 'COMM', width: 'minmax(140px, 1fr)', sortable: true, render: (c, r) => this.commCell(c, r) },
-      { key: 'args', title: 'ARGS', width: 'minmax(160px, 2.5fr)', render: (c, r) => setText(c, r.args) },
+      {
+        key: 'args',
+        title: 'ARGS',
+        width: 'minmax(160px, 2.5fr)',
+        render: (c, r) => {
+          setText(c, r.args);
+          if (c.title !== r.args) c.title = r.args; // the whole command line on hover
+        },
+      },
     ];
     this.table = new VirtualTable(cols, {
       onSort: (key) => {

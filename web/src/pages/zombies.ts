@@ -56,7 +56,7 @@ export class ZombiesPage implements Page {
         : h(
             'table.list',
             null,
-            h('thead', null, h('tr', null, h('th', null, 'PARENT PID'), h('th', null, 'PARENT'), h('th.num', null, 'ZOMBIES'), h('th.num', null, 'OLDEST'))),
+            h('thead', null, h('tr', null, h('th.num', null, 'PARENT PID'), h('th', null, 'PARENT'), h('th.num', null, 'ZOMBIES'), h('th.num', null, 'OLDEST'))),
             h('tbody', null, ...parents.map((p) => h('tr', null, h('td.num', null, String(p.pid)), h('td', null, procLink(p.execId, show(p.comm ?? '?'))), h('td.num', null, String(p.n)), h('td.num', null, dur(p.oldest))))),
           ),
     ]);
