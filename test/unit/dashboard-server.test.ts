@@ -117,7 +117,7 @@ describe('patrol dashboard: auth', () => {
     while (!text.includes('marker-cmd')) text += dec.decode((await reader.read()).value);
     expect(agent.listeners.size).toBe(1);
     ac.abort();
-    for (let i = 0; i < 100 && agent.listeners.size > 0; i++) await new Promise((res) => setTimeout(res, 10));
+    for (let i = 0; i < 500 && agent.listeners.size > 0; i++) await new Promise((res) => setTimeout(res, 10));
     expect(agent.listeners.size).toBe(0);
   });
 

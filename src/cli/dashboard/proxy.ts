@@ -19,9 +19,8 @@ function sendError(res: ServerResponse, status: number, error: string, message: 
   res.end(JSON.stringify({ error, message, status }));
 }
 
-/** Forwards `req` (its URL under /api/v1/) to the agent. */
-export function proxy(socket: string, req: IncomingMessage, res: ServerResponse, extraHeaders: Record<string, string>): void {
-  const path = (req.url ?? '').slice(API_MOUNT.length);
+/** Forwards `req` to the agent as GET `path` (/v1/…, with its query). */
+export function proxy(socket: string, path: string, req: IncomingMessage, res: ServerResponse, extraHeaders: Record<string, string>): void {
   const accept = req.headers.accept ?? 'application/json';
   const up = request({ socketPath: socket, path, method: 'GET', headers: { accept } }, (ur) => {
     up.setTimeout(0);

@@ -98,7 +98,8 @@ function handler(sessions: Sessions, assets: Map<string, Asset>, socket: string)
       return;
     }
     if (url.pathname.startsWith(`${API_MOUNT}/v1/`)) {
-      proxy(socket, req, res, SECURITY_HEADERS);
+      // the normalized path: what was checked is what is forwarded
+      proxy(socket, `${url.pathname.slice(API_MOUNT.length)}${url.search}`, req, res, SECURITY_HEADERS);
       return;
     }
     if (url.pathname.startsWith(`${API_MOUNT}/`)) {
