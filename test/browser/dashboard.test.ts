@@ -273,6 +273,10 @@ describe.skipIf(!enabled)('patrol dashboard in Chromium (real agent)', () => {
     await until('2,000 idle processes in the agent', async () => (await apiGet(agent.socket, `/v1/processes?pid=${sh.pid}&lifecycle=live&limit=1`)).body.total >= 2001, 60_000, 250);
     await sleep(1500); // swept: they have CPU and RSS figures
     const p2 = await ctx.newPage();
+    p2.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    p2.on('console', (m) => {
+      if (/Content.Security.Policy|Refused to/i.test(m.text())) problems.push(`csp: ${m.text()}`);
+    });
     const figures = async () => JSON.stringify(await p2.evaluate(() => ({ ...(document.querySelector('[data-page=processes]') as HTMLElement).dataset })));
     try {
       // a cold load (a new renderer process, the bundle, then the data): reported
