@@ -167,6 +167,18 @@ describe('the read-only routes the dashboard added', () => {
       req.end();
     });
 
+  it('fields= on /v1/processes: only those fields, same rows and order; unknown names are a 400', async () => {
+    const full = await q('/v1/processes?sort=comm');
+    const slim = await q('/v1/processes?sort=comm&fields=pid,comm,args');
+    expect(slim.status).toBe(200);
+    expect(slim.body.total).toBe(full.body.total);
+    expect(slim.body.processes).toEqual(full.body.processes.map((p: { pid: number; comm: string; args: string[] | null }) => ({ pid: p.pid, comm: p.comm, args: p.args })));
+    const bad = await q('/v1/processes?fields=pid,colour');
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toMatch(/unknown field 'colour'/);
+    expect((await q('/v1/processes?fields=')).status).toBe(400);
+  });
+
   it('without resource windows: 404 E_METRICS_DISABLED', async () => {
     expect((await q('/v1/node')).status).toBe(404);
     expect((await q('/v1/history?exec_id=0123456789abcdef')).status).toBe(404);
@@ -175,7 +187,7 @@ describe('the read-only routes the dashboard added', () => {
   it('/v1/node and /v1/history with windows; input validated', async () => {
     const seen: string[] = [];
     agent.resources = {
-      top: () => [],
+      top: () => [{ pid: 5, ppid: 1, exec_id: 'aaaaaaaaaaaaaaaa', comm: 'x', cgroup_id: null, cgroup: null, owner: null, exited: false, cpu: { avg: 1, p95: 1, max: 1, last: 1 }, cpu_seconds: 0.5, rss_bytes: { max: 1, avg: 1, last: 1 }, io_read_bytes: 0, io_write_bytes: 0, exit: null, aggregate: null }],
       windowsMs: [10_000, 60_000, 300_000],
       maxWindowMs: 300_000,
       sweep: { sweeps: 1, source: 'proc', lastMs: 1, lastProcesses: 1, errors: 0 },
@@ -192,6 +204,10 @@ describe('the read-only routes the dashboard added', () => {
       expect(n.status).toBe(200);
       expect(n.body).toMatchObject({ window: '10s', window_ms: 10_000, cpu: { avg: 12 }, cpus: 2, series: { cpu: [[1000, 10]] } });
       expect((await q('/v1/node?window=1h')).status).toBe(400);
+      const top = await q('/v1/top?fields=pid,cpu_seconds');
+      expect(top.body.rows).toEqual([{ pid: 5, cpu_seconds: 0.5 }]);
+      expect((await q('/v1/top?fields=pid,processes')).status).toBe(400);
+      expect((await q('/v1/top?group=cgroup&fields=processes')).status).toBe(200);
       const h = await q('/v1/history?exec_id=aaaaaaaaaaaaaaaa&exec_id=bbbbbbbbbbbbbbbb&window=5m');
       expect(h.body).toEqual({ window: '5m', window_ms: 300_000, processes: [{ exec_id: 'aaaaaaaaaaaaaaaa', cpu: [[1, 2]], rss: [], io_read: [], io_write: [] }], missing: ['bbbbbbbbbbbbbbbb'] });
       expect(seen).toEqual(['aaaaaaaaaaaaaaaa@300000', 'bbbbbbbbbbbbbbbb@300000']);
