@@ -196,6 +196,7 @@ async function soak(route, seconds) {
   await page.goto(`${base}/#${route}`);
   await page.reload();
   await page.waitForSelector(`[data-page]`);
+  await page.evaluate(() => performance.setResourceTimingBufferSize(1_000_000));
   await sleep(3000);
   const samples = [];
   const polls0 = await page.evaluate(() => performance.getEntriesByType('resource').length);

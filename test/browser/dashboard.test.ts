@@ -266,6 +266,29 @@ describe.skipIf(!enabled)('patrol dashboard in Chromium (real agent)', () => {
     expect(await page.locator('.strip canvas').count()).toBeGreaterThanOrEqual(5);
   });
 
+  it('a hidden tab polls nothing; shown again, each poller catches up with one request', async () => {
+    await go('/processes');
+    await page.waitForSelector('[data-page=processes][data-ready=true]');
+    await page.evaluate(() => performance.setResourceTimingBufferSize(100_000)); // not capped at 250
+    const apiCalls = () => page.evaluate(() => performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/v1/')).length);
+    const setHidden = (hidden: boolean) =>
+      page.evaluate((h) => {
+        Object.defineProperty(document, 'hidden', { value: h, configurable: true });
+        Object.defineProperty(document, 'visibilityState', { value: h ? 'hidden' : 'visible', configurable: true });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, hidden);
+    await setHidden(true);
+    await sleep(1500); // a request in flight when hidden may still finish
+    const n0 = await apiCalls();
+    await sleep(3000);
+    expect(await apiCalls()).toBe(n0);
+    await setHidden(false);
+    await until('polling again', async () => (await apiCalls()) > n0, 3000);
+    await sleep(300);
+    // the strip, the processes and the windows: one round, not three seconds' worth
+    expect((await apiCalls()) - n0).toBeLessThanOrEqual(5);
+  });
+
   it('with 2,000 extra idle processes the process page renders in < 1 s; its heap stays bounded', async () => {
     const before = (await apiGet(agent.socket, '/v1/processes?lifecycle=live&limit=1')).body.total as number;
     // forks without exec: the quickest way to 2,000 idle processes (one process group)
