@@ -110,7 +110,7 @@ describe.skipIf(!enabled)('patrol dashboard in Chromium (real agent)', () => {
     const ms = Date.now() - t0;
     expect(ms).toBeLessThan(2000);
     expect(await row.first().locator('.vtd').first().textContent()).toBe(String(child.pid));
-    await sleep(1500); // a sweep or two: sparklines and charts have samples
+    await sleep(2500); // two sweeps: sparklines and charts have samples
     await page.fill('#proc-filter', '');
     await page.fill('#proc-filter', marker);
     await shot('processes');

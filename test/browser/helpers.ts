@@ -45,7 +45,7 @@ export async function startAgent(checks: string): Promise<Agent> {
   const config = join(dir, 'patrol.yaml');
   writeFileSync(
     config,
-    `store: { path: ${join(dir, 'state', 'patrol.db')}, flush_interval: 50ms }\napi: { socket: ${socket} }\nagent: { lock_file: ${join(dir, 'patrol.pid')}, pin_dir: /sys/fs/bpf/patrol-dash-test-${process.pid} }\nlog: { level: warn, format: json }\nmetrics: { sweep_interval: 500ms, prometheus: { enabled: false } }\nrules: { dir: ${RULES} }\nchecks: { dir: ${join(dir, 'checks')} }\n`,
+    `store: { path: ${join(dir, 'state', 'patrol.db')}, flush_interval: 50ms }\napi: { socket: ${socket} }\nagent: { lock_file: ${join(dir, 'patrol.pid')}, pin_dir: /sys/fs/bpf/patrol-dash-test-${process.pid} }\nlog: { level: warn, format: json }\nmetrics: { prometheus: { enabled: false } }\nrules: { dir: ${RULES} }\nchecks: { dir: ${join(dir, 'checks')} }\n`,
   );
   const proc = spawn(PATROL, ['agent', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
