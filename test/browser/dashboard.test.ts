@@ -123,7 +123,9 @@ describe.skipIf(!enabled)('patrol dashboard in Chromium (real agent)', () => {
     expect(await page.textContent('#proc-args')).toBe(`perl -e 'sleep 60' ${marker}`);
     // ancestry: this test runner is the parent
     expect(await page.textContent('.ancestry')).toContain(`(${process.pid})`);
-    await until('the state timeline', async () => (await page.locator('.timeline-bar .seg').count()) > 0);
+    // the states the agent observed (a sleeping perl), drawn on the timeline
+    await until('observed states', async () => (await apiGet(agent.socket, `/v1/processes/${execId}`)).body.states.some((x: { state: string }) => x.state === 'S'), 5000);
+    await until('the state timeline', async () => (await page.locator('.timeline-bar .seg[data-state=S]').count()) > 0);
     await until('the CPU chart', async () => (await page.locator('.chart canvas').count()) >= 3);
     await sleep(500);
     await shot('process');
