@@ -103,6 +103,31 @@ describe('patrol dashboard: auth', () => {
     expect(post.status).toBe(405);
   });
 
+  it('large JSON is gzipped for a browser that accepts it; small answers and the stream are not', async () => {
+    for (let pid = 1000; pid < 1300; pid++) agent.publish(ev.fork(pid, 1, startOf(pid), `filler-${pid}`));
+    const { gunzipSync } = await import('node:zlib');
+    const raw = (path: string, enc: string) =>
+      new Promise<{ headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
+        request(base + path, { headers: { cookie, 'accept-encoding': enc } }, (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(parts) }));
+        })
+          .on('error', reject)
+          .end();
+      });
+    const big = await raw('/api/v1/processes', 'gzip, deflate, br');
+    expect(big.headers['content-encoding']).toBe('gzip');
+    const json = JSON.parse(gunzipSync(big.body).toString('utf8'));
+    expect(json.total).toBeGreaterThanOrEqual(300);
+    expect(big.body.length).toBeLessThan(JSON.stringify(json).length / 4);
+    const plain = await raw('/api/v1/processes', 'identity');
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(JSON.parse(plain.body.toString('utf8')).total).toBe(json.total);
+    const small = await raw('/api/v1/health', 'gzip');
+    expect(small.headers['content-encoding']).toBeUndefined();
+  });
+
   it('the live stream passes through; leaving it ends the agent subscription', async () => {
     const ac = new AbortController();
     const r = await fetch(base + '/api/v1/events', { headers: { cookie }, signal: ac.signal });

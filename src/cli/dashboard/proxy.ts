@@ -3,7 +3,13 @@
 // one that may open it. Streams (the NDJSON events) pass through as they come; when the browser
 // goes away the upstream request is dropped, which ends the agent's subscription.
 import { request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { constants, createGzip } from 'node:zlib';
 import { connectError } from '../client.js';
+
+/** JSON answers this large are gzipped when the browser accepts it: the process list of a big
+ *  node is megabytes a second, which level 1 shrinks ~8× for a few ms (and over an ssh tunnel
+ *  the bytes are what counts). The event stream is never compressed (it must flow as it comes). */
+const GZIP_MIN_BYTES = 16 << 10;
 
 export const API_MOUNT = '/api';
 
@@ -28,9 +34,21 @@ export function proxy(socket: string, path: string, req: IncomingMessage, res: S
     const type = ur.headers['content-type'];
     if (type !== undefined) headers['content-type'] = type;
     if (type?.includes('ndjson')) headers['x-accel-buffering'] = 'no';
-    res.writeHead(ur.statusCode ?? 502, headers);
-    res.flushHeaders();
-    ur.pipe(res);
+    const length = Number(ur.headers['content-length'] ?? NaN);
+    const gzip = type?.includes('application/json') && length >= GZIP_MIN_BYTES && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    if (gzip) {
+      headers['content-encoding'] = 'gzip';
+      headers.vary = 'accept-encoding';
+      res.writeHead(ur.statusCode ?? 502, headers);
+      const z = createGzip({ level: 1, strategy: constants.Z_DEFAULT_STRATEGY });
+      z.on('error', () => res.destroy());
+      ur.pipe(z).pipe(res);
+    } else {
+      if (!Number.isNaN(length)) headers['content-length'] = String(length);
+      res.writeHead(ur.statusCode ?? 502, headers);
+      res.flushHeaders();
+      ur.pipe(res);
+    }
     ur.on('error', () => res.destroy());
     ur.on('aborted', () => res.destroy());
   });
