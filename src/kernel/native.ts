@@ -108,7 +108,14 @@ export interface NativeAddon {
   trimHeap?(): boolean;
   /** poll(2) with a zero timeout: true when a read would not block (or would fail) */
   fdReadable?(fd: number): boolean;
+  /** a libuv poll handle on `fd`: `onReadable` runs on the JS thread whenever a read would not
+   *  block (level-triggered: read until EAGAIN). Does not keep the process alive. */
+  FdWatch?: new (fd: number, onReadable: () => void) => FdWatchHandle;
   clockBoottimeNs?(): bigint;
+}
+
+export interface FdWatchHandle {
+  close(): void;
 }
 
 export const ADDON_PATH = fileURLToPath(new URL('../../native/build/Release/patrol_native.node', import.meta.url));
