@@ -42,6 +42,35 @@ function harness(src: string, sources: Partial<CheckSources>, opts: { concurrenc
 }
 
 describe('executor', () => {
+  it('events_lost: the default pack\'s lost check fires within two seconds of a loss, and resolves a minute after the last', async () => {
+    const agent = { lost: 0 };
+    const { readFileSync } = await import('node:fs');
+    const { clock, alerts, ex } = harness(readFileSync(new URL('../../checks/agent.patrol', import.meta.url), 'utf8'), { agent: { lostRecords: () => agent.lost } });
+    ex.start();
+    await clock.advance(5_000);
+    expect(alerts).toEqual([]);
+    agent.lost = 40; // records lost now
+    const lostAt = clock.now();
+    await clock.advance(2_000);
+    expect(alerts.map((a) => [a.name, a.kind, a.state])).toEqual([['lost', 'firing', 'warning']]);
+    expect(alerts[0]!.at - lostAt).toBeLessThanOrEqual(2_000);
+    expect(alerts[0]!.message).toMatch(/events_lost\(1m\) = 40/);
+    await clock.advance(55_000);
+    expect(alerts.length).toBe(1); // still within the minute
+    await clock.advance(7_000);
+    expect(alerts.map((a) => a.kind)).toEqual(['firing', 'resolved']);
+    ex.stop();
+  });
+
+  it('events_lost without an agent: unknown, saying the agent is needed', async () => {
+    const { clock, results, ex } = harness('check l { every 1s; warning events_lost(1m) > 0; }', {});
+    ex.start();
+    await clock.advance(0);
+    expect(results[0]!.state).toBe('unknown');
+    expect(results[0]!.message).toMatch(/need the agent/);
+    ex.stop();
+  });
+
   it('runs each check on its interval', async () => {
     const { clock, results, ex } = harness('check a { every 10s; critical load1 > 5; }\ncheck b { every 25s; critical load1 > 5; }', { node: fakeNode({ load: 1 }) });
     ex.start();
