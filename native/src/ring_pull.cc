@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -41,7 +42,7 @@ std::shared_ptr<RingPull> RingPull::Open(Napi::Env env, const std::shared_ptr<Ob
   c->flagLen_ = m.len;
   c->flag_ = m.flag;
 
-  c->limit_ = bpf_map__max_entries(ring);
+  c->limit_ = std::min<size_t>(bpf_map__max_entries(ring), kMaxDrainBytes);
   c->rb_ = ring_buffer__new(bpf_map__fd(ring), OnSample, c.get(), nullptr);
   if (!c->rb_) {
     int err = errno;
