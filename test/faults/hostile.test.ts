@@ -74,7 +74,8 @@ if ($mode eq 'zombie') { my $pid = fork(); if (!$pid) { exec {$bin} @argv or exi
 exec {$bin} @argv or die "exec: $!";
 `,
     );
-    d = agentDir();
+    // every process exported to /metrics (top_n), so the hostile comm is a label there
+    d = agentDir({ metrics: '{ sweep_interval: 200ms, prometheus: { port: 0, top_n: 1000 } }' });
     agent = startAgent(d);
     await waitReady(d, agent);
   });
@@ -181,8 +182,8 @@ exec {$bin} @argv or die "exec: $!";
     db.close();
     expect(row.comm).toBe(COMM);
     const families = parsePrometheus(metricsText) as Array<{ name: string; metrics: Array<{ labels?: Record<string, string> }> }>;
-    // the live one burned a second of CPU: among the top processes, unless the machine is busier
     const commLabel = families.some((f) => f.metrics.some((m) => m.labels?.comm === COMM));
+    expect(commLabel, 'the comm, exact, as a label value').toBe(true);
     const st = await stats(d);
     for (const [k, v] of Object.entries(st.consumers as Record<string, { errors: number }>)) expect(v.errors, k).toBe(0);
     expect(after.code).toBe(0);
