@@ -211,7 +211,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
         const m = pipeline.missingPrograms();
         return m.length ? [`lifecycle programs not attached: ${m.join(', ')}`] : [];
       },
-    });
+    }, Date.now, () => checks?.service.agentFiguresChanged());
     health.start();
     healthRef = health;
     cleanups.push(() => health.stop());

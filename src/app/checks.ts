@@ -262,6 +262,12 @@ export class CheckService {
     this.counters.onLifecycle(ev, en);
   }
 
+  /** The agent's own figures changed (a record was lost): the checks reading them run now, so
+   *  their alert does not wait for the schedule. */
+  agentFiguresChanged(): void {
+    this.executor.runNow((c) => c.usesAgent);
+  }
+
   onState(ev: StateStreamEvent): void {
     if (ev.type === 'state') this.counters.onState(ev);
   }
