@@ -159,7 +159,10 @@ export class LifecyclePipeline {
     const probe = probeKernel();
     const execFailed = config.execFailed === 'auto' ? probe.tracefs : config.execFailed;
     const n = native();
-    const autoload: Record<string, boolean> = { bench_produce: false };
+    // Test hook (test/faults, bench/soak.mjs): PATROL_BENCH_PRODUCE=1 also loads bench_produce,
+    // never attached, so bench/build/bpf-produce can drive this agent's own ring past what its
+    // consumer takes (found by lifecycle.filename_cap, its token). Needs bpf_loop (5.17+).
+    const autoload: Record<string, boolean> = { bench_produce: process.env.PATROL_BENCH_PRODUCE === '1' };
     for (const p of EXEC_FAILED_PROGS) autoload[p] = execFailed;
     for (const p of WAIT_PROGS) autoload[p] = probe.tracefs;
     if (!probe.tracefs) {

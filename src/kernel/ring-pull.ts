@@ -182,6 +182,7 @@ export class RingPuller {
       sleepWakes: this.sleepWakes,
       watermarkWakes: this.watermarkWakes,
       overflows: s.overflows,
+      cutDrains: s.cutDrains,
     };
   }
 }
