@@ -1,37 +1,23 @@
 // GET /v1/top (resource windows: the top processes or cgroups over a window) and GET /v1/metrics
 // (the Prometheus exposition, also served on the metrics listener).
-import type { FastifyInstance } from 'fastify';
-import { ApiRequestError } from './errors.js';
-import type { TopGroup, TopRow } from '../metrics/index.js';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { formatDurationMs, parseDurationMs } from '../shared/duration.js';
 import type { AgentView } from './view.js';
-import { fieldsParam, parseFields, pick, sendPlain } from './fields.js';
-
-/** Fields of a TopRow and of a TopGroup (docs/metrics.md), for `fields=`. */
-export const TOP_ROW_FIELDS = ['pid', 'ppid', 'exec_id', 'comm', 'cgroup_id', 'cgroup', 'owner', 'exited', 'cpu', 'cpu_seconds', 'rss_bytes', 'io_read_bytes', 'io_write_bytes', 'exit', 'aggregate'] as const satisfies readonly (keyof TopRow)[];
-export const TOP_GROUP_FIELDS = ['cgroup', 'cgroup_id', 'owner', 'processes', 'cpu', 'cpu_seconds', 'rss_bytes', 'io_read_bytes', 'io_write_bytes', 'rows'] as const satisfies readonly (keyof TopGroup)[];
+import type { TopJson } from './json.js';
+import { metricsRoute, topGroupFields, topRoute, topRowFields } from './schemas.js';
+import { ApiRequestError } from './errors.js';
+import { parseFields, pick, sendPlain } from './fields.js';
 
 export { ApiRequestError } from './errors.js';
 
-export const topRoute = {
-  querystring: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      window: { type: 'string' },
-      sort: { type: 'string', enum: ['cpu', 'rss', 'io'] },
-      limit: { type: 'integer', minimum: 1, maximum: 10000 },
-      group: { type: 'string', enum: ['process', 'cgroup'] },
-      fields: fieldsParam,
-    },
-  },
-} as const;
+const TOP_ROW_FIELDS = Object.keys(topRowFields);
+const TOP_GROUP_FIELDS = Object.keys(topGroupFields);
 
 export function registerTopRoutes(app: FastifyInstance, view: AgentView, prefix: string): void {
   app.get<{ Querystring: { window?: string; sort?: 'cpu' | 'rss' | 'io'; limit?: number; group?: 'process' | 'cgroup'; fields?: string } }>(
     `${prefix}/top`,
     { schema: topRoute },
-    async (req, reply) => {
+    async (req, reply): Promise<TopJson | FastifyReply> => {
       const r = view.resources;
       if (!r) throw new ApiRequestError('E_METRICS_DISABLED', 'resource windows are disabled in this agent (metrics.enabled: false)', 404);
       const windowMs = req.query.window === undefined ? 60_000 : parseDurationMs(req.query.window);
@@ -48,7 +34,7 @@ export function registerTopRoutes(app: FastifyInstance, view: AgentView, prefix:
       return { window: formatDurationMs(windowMs), window_ms: windowMs, sort: req.query.sort ?? 'cpu', group: byCgroup ? 'cgroup' : 'process', sweep: r.sweep, rows };
     },
   );
-  app.get(`${prefix}/metrics`, async (_req, reply) => {
+  app.get(`${prefix}/metrics`, { schema: metricsRoute }, async (_req, reply) => {
     const r = view.resources;
     if (!r) throw new ApiRequestError('E_METRICS_DISABLED', 'resource windows are disabled in this agent (metrics.enabled: false)', 404);
     reply.header('content-type', r.metricsContentType);

@@ -11,7 +11,7 @@
 import type { LifecycleEvent, StateEvent } from '../shared/events.js';
 import type { SourceKind } from './catalogue.js';
 import { LIFECYCLE_SOURCES, type EventContext } from './event-fields.js';
-import { EventReader, lifecycleTrigger, stateTrigger } from './event-view.js';
+import { EventReader, lifecycleTrigger, plainTrigger, stateTrigger } from './event-view.js';
 import type { AlertLike, NodeStateFacts, ProcessFacts, RuleClock, WindowFacts } from './facts.js';
 import { FindingStore, rank, type Finding, type RankedCause } from './findings.js';
 import { History, commandKey, type HistoryLimits } from './history.js';
@@ -321,14 +321,19 @@ export class RuleEngine implements ScopeHost {
   }
 
   private retryDeferred(pid: number, nowNs: bigint): void {
-    for (const d of this.deferred.takePid(pid)) this.run([d.rule], { ...d.trigger, retried: true });
-    for (const d of this.deferred.takeExpired(nowNs)) this.run([d.rule], { ...d.trigger, retried: true });
+    for (const d of this.deferred.takePid(pid)) this.run([d.rule], plainTrigger(d.trigger, { retried: true }));
+    for (const d of this.deferred.takeExpired(nowNs)) this.run([d.rule], plainTrigger(d.trigger, { retried: true }));
+  }
+
+  /** Whether expireDeferred() has anything to do: deferred lines or coalesced firings. */
+  hasPendingWork(): boolean {
+    return this.deferred.pending > 0 || this.findings.hasPending;
   }
 
   /** Evaluates, without the process, deferred lines whose wait is over, and renders coalesced
    *  firings. Call periodically (the agent: every 500 ms). */
   expireDeferred(nowNs: bigint = this.opts.clock.nowNs()): void {
-    for (const d of this.deferred.takeExpired(nowNs)) this.run([d.rule], { ...d.trigger, retried: true });
+    for (const d of this.deferred.takeExpired(nowNs)) this.run([d.rule], plainTrigger(d.trigger, { retried: true }));
     this.findings.flush();
   }
 
