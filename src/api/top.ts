@@ -4,6 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { PatrolError } from '../shared/errors.js';
 import { formatDurationMs, parseDurationMs } from '../shared/duration.js';
 import type { AgentView } from './view.js';
+import { identityFilters } from './schemas.js';
+import { hasIdentityFilter, identityFromPath, identityMatches, type IdentityFilter } from '../process/index.js';
 
 /** An error the client caused or can act on; fastify's error handler uses statusCode. */
 export class ApiRequestError extends PatrolError {
@@ -21,12 +23,13 @@ export const topRoute = {
       sort: { type: 'string', enum: ['cpu', 'rss', 'io'] },
       limit: { type: 'integer', minimum: 1, maximum: 10000 },
       group: { type: 'string', enum: ['process', 'cgroup'] },
+      ...identityFilters,
     },
   },
 } as const;
 
 export function registerTopRoutes(app: FastifyInstance, view: AgentView, prefix: string): void {
-  app.get<{ Querystring: { window?: string; sort?: 'cpu' | 'rss' | 'io'; limit?: number; group?: 'process' | 'cgroup' } }>(
+  app.get<{ Querystring: { window?: string; sort?: 'cpu' | 'rss' | 'io'; limit?: number; group?: 'process' | 'cgroup' } & IdentityFilter }>(
     `${prefix}/top`,
     { schema: topRoute },
     async (req) => {
@@ -38,7 +41,12 @@ export function registerTopRoutes(app: FastifyInstance, view: AgentView, prefix:
         throw new ApiRequestError('E_BAD_REQUEST', `invalid query: window ${req.query.window} is longer than the longest kept window (${formatDurationMs(r.maxWindowMs)})`, 400);
       }
       const byCgroup = req.query.group === 'cgroup';
-      const rows = r.top({ windowMs, sort: req.query.sort ?? 'cpu', limit: req.query.limit ?? 20, byCgroup });
+      const limit = req.query.limit ?? 20;
+      let rows = r.top({ windowMs, sort: req.query.sort ?? 'cpu', limit: hasIdentityFilter(req.query) ? 10_000 : limit, byCgroup });
+      if (hasIdentityFilter(req.query)) {
+        // a row's identity is what its cgroup path proves (exited and aggregated rows keep the path)
+        rows = (rows as Array<{ cgroup: string | null }>).filter((x) => x.cgroup !== null && identityMatches(identityFromPath(x.cgroup), req.query)).slice(0, limit) as typeof rows;
+      }
       return { window: formatDurationMs(windowMs), window_ms: windowMs, sort: req.query.sort ?? 'cpu', group: byCgroup ? 'cgroup' : 'process', sweep: r.sweep, rows };
     },
   );

@@ -20,6 +20,7 @@ import { RulesService, alertSource, explainView, rssWindows } from './rules.js';
 import { startAgentChecks } from './checks.js';
 import { Consumers } from './consumers.js';
 import { HealthMonitor } from './health.js';
+import { startIntegrations } from './integrations.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -81,6 +82,10 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       store.close();
     });
 
+    // redaction, identity, alert delivery, OTLP (issue 17)
+    const integ = startIntegrations(cfg, log);
+    cleanups.push(() => integ.close());
+
     const listeners = new Set<EventListener>();
     let healthRef: HealthMonitor | null = null;
     const stateListeners = new Set<(ev: StateStreamEvent) => void>();
@@ -88,7 +93,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     let rules: RulesService | null = null;
     let resources: ResourcePipeline | null = null;
     // rules start later (they need the state pipeline); alerts ask them through this closure
-    const checks = startAgentChecks(cfg, log, () => resources, (a) => rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null);
+    const checks = startAgentChecks(cfg, log, () => resources, (a) => rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null, integ.deliver);
     if (checks) cleanups.push(() => checks.close());
     // Each consumer behind its own boundary (consumers.ts): a throw is counted and logged, and
     // the event still reaches the others.
@@ -155,7 +160,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
         }
       }
     };
-    const pipeline = LifecyclePipeline.start(cfg.lifecycle, log, onEvent);
+    const pipeline = LifecyclePipeline.start({ ...cfg.lifecycle, ...integ.tableHooks }, log, onEvent);
     cleanups.push(() => pipeline.close());
     states = StatePipeline.start(cfg.state, pipeline.table, log, (ev) => {
       rules?.onState(ev);
@@ -225,6 +230,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           store: { ...store.stats() },
           consumers: faults(),
           health: health.report(),
+          ...integ.stats(),
         };
       },
       subscribe: (l) => {

@@ -1,0 +1,107 @@
+// Issue 17's wiring: argv redaction and cgroup identity (hooks of the process table), alert
+// delivery (the store's outbox + src/export/alerts), OTLP export. The agent and `patrol trace`
+// call this; the logic lives in src/export and src/process.
+import type { Logger } from '../shared/log.js';
+import { PatrolError } from '../shared/errors.js';
+import type { LifecycleEvent } from '../shared/events.js';
+import type { Alert } from '../checks/index.js';
+import { IdentityCache, identityMatches, hasIdentityFilter, type Enriched, type IdentityFilter, type ProcessIdentity, type ProcessTableOptions } from '../process/index.js';
+import { Outbox } from '../store/index.js';
+import { Redactor } from '../export/redact.js';
+import { AlertDelivery, createSender, type OutboundAlert, type OutputStats } from '../export/alerts/index.js';
+import { loadConfig, type AgentConfig } from './config.js';
+import type { ExportConfig } from './config-integrations.js';
+
+export interface TableHooks {
+  redactArgv?: ProcessTableOptions['redactArgv'];
+  identify?: ProcessTableOptions['identify'];
+}
+
+function hooks(redactor: Redactor | null, identity: IdentityCache): TableHooks {
+  return {
+    ...(redactor !== null && redactor.patterns.length > 0 ? { redactArgv: (argv) => redactor.argv(argv) } : {}),
+    identify: (id, pid) => identity.get(id, pid),
+  };
+}
+
+// ------------------------------------------------------------------ patrol trace
+
+export interface TraceIntegrations {
+  tableHooks: TableHooks;
+  /** --unit/--container/--pod, or null without them */
+  filter: ((id: ProcessIdentity | null) => boolean) | null;
+}
+
+/** Redaction (the agent config's export section, or the defaults) and identity for `trace`.
+ *  `--no-redact` is for root looking at a terminal: argv unmasked must not land in a file or
+ *  a pipe, so anything else is refused (E_NO_REDACT). */
+export function traceIntegrations(o: { redact: boolean; config?: string; out: NodeJS.WritableStream; filter?: IdentityFilter }): TraceIntegrations {
+  let redactor: Redactor | null = null;
+  if (o.redact) {
+    const cfg = loadConfig(o.config !== undefined ? { path: o.config } : {});
+    redactor = Redactor.fromConfig(cfg.export);
+  } else {
+    const tty = o.out === process.stdout && process.stdout.isTTY === true;
+    if (process.getuid?.() !== 0 || !tty) {
+      throw new PatrolError('E_NO_REDACT', '--no-redact shows arguments unmasked: it is for root, writing to a terminal only (not a file or a pipe)');
+    }
+  }
+  const f = o.filter ?? {};
+  return { tableHooks: hooks(redactor, new IdentityCache()), filter: hasIdentityFilter(f) ? (id) => identityMatches(id, f) : null };
+}
+
+// ------------------------------------------------------------------ the agent
+
+export interface AgentIntegrations {
+  redactor: Redactor;
+  identity: IdentityCache;
+  tableHooks: TableHooks;
+  delivery: AlertDelivery | null;
+  /** queues an alert for the outputs (the check service calls it); undefined without outputs */
+  deliver?: (a: Alert, attribution: unknown) => OutboundAlert | null;
+  /** a lifecycle event, after the table applied it (OTLP logs) */
+  onLifecycle?: (ev: LifecycleEvent, en: Enriched) => void;
+  stats(): { alerts?: Record<string, OutputStats>; export: Record<string, unknown> };
+  close(): Promise<void>;
+}
+
+export function startIntegrations(cfg: AgentConfig, log: Logger): AgentIntegrations {
+  const redactor = Redactor.fromConfig(cfg.export);
+  const identity = new IdentityCache();
+  let delivery: AlertDelivery | null = null;
+  let outbox: Outbox<OutboundAlert> | null = null;
+  const closers: Array<() => Promise<void> | void> = [];
+  try {
+    if (cfg.alerts.outputs.length > 0) {
+      const senders = cfg.alerts.outputs.map(createSender);
+      outbox = Outbox.open<OutboundAlert>(cfg.store.path, { maxRows: cfg.alerts.queueMax });
+      const ob = outbox;
+      closers.push(() => ob.close());
+      delivery = new AlertDelivery({ config: cfg.alerts, outbox, senders, log, redactText: (s) => redactor.text(s) });
+      const d = delivery;
+      closers.push(() => d.close());
+      delivery.start();
+      log.info({ outputs: cfg.alerts.outputs.map((o) => o.name) }, 'alerts: delivering to outputs');
+    }
+  } catch (e) {
+    void Promise.all(closers.reverse().map((c) => c()));
+    throw e;
+  }
+  const d = delivery;
+  return {
+    redactor,
+    identity,
+    tableHooks: hooks(redactor, identity),
+    delivery,
+    ...(d ? { deliver: (a: Alert, attribution: unknown) => d.enqueue(a, attribution) } : {}),
+    stats: () => ({
+      ...(d ? { alerts: d.stats() } : {}),
+      export: { redaction: { patterns: redactor.patterns.length, redacted: redactor.redacted }, identity: { ...identity.stats } },
+    }),
+    close: async () => {
+      for (const c of closers.reverse()) await c();
+    },
+  };
+}
+
+export type { ExportConfig };
