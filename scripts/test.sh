@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# servers only the tests talk to (Alertmanager): not part of an agent's setup
+bash scripts/test-deps.sh
 source scripts/runtime.sh
 patrol_runtime_env
 npx --no-install vitest run "$@"
