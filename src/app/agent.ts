@@ -159,6 +159,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           gStream.fail(e);
         }
       }
+      if (integ.onLifecycle) integ.onLifecycle(ev, en);
     };
     const pipeline = LifecyclePipeline.start({ ...cfg.lifecycle, ...integ.tableHooks }, log, onEvent);
     cleanups.push(() => pipeline.close());
@@ -182,6 +183,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       );
       resources = await ResourcePipeline.start(cfg.metrics, pipeline.table, () => pipeline.readUsage(), agentHealth, log);
       cleanups.push(() => resources!.close());
+      integ.attachResources(resources);
     }
     if (cfg.rules.enabled) {
       rules = RulesService.start({

@@ -8,7 +8,12 @@ import type { Alert } from '../checks/index.js';
 import { IdentityCache, identityMatches, hasIdentityFilter, type Enriched, type IdentityFilter, type ProcessIdentity, type ProcessTableOptions } from '../process/index.js';
 import { Outbox } from '../store/index.js';
 import { Redactor } from '../export/redact.js';
-import { AlertDelivery, createSender, type OutboundAlert, type OutputStats } from '../export/alerts/index.js';
+import { AlertDelivery, createSender, outboundAlert, type OutboundAlert, type OutputStats } from '../export/alerts/index.js';
+import { OtlpExport, type OtlpProcessRow } from '../export/otlp/index.js';
+import { WallClock } from '../kernel/index.js';
+import { hostname } from 'node:os';
+import { VERSION } from '../shared/version.js';
+import type { ResourcePipeline } from './resources.js';
 import { loadConfig, type AgentConfig } from './config.js';
 import type { ExportConfig } from './config-integrations.js';
 
@@ -61,6 +66,9 @@ export interface AgentIntegrations {
   deliver?: (a: Alert, attribution: unknown) => OutboundAlert | null;
   /** a lifecycle event, after the table applied it (OTLP logs) */
   onLifecycle?: (ev: LifecycleEvent, en: Enriched) => void;
+  otlp: OtlpExport | null;
+  /** OTLP metrics, once the resource windows run */
+  attachResources(r: ResourcePipeline): void;
   stats(): { alerts?: Record<string, OutputStats>; export: Record<string, unknown> };
   close(): Promise<void>;
 }
@@ -70,6 +78,8 @@ export function startIntegrations(cfg: AgentConfig, log: Logger): AgentIntegrati
   const identity = new IdentityCache();
   let delivery: AlertDelivery | null = null;
   let outbox: Outbox<OutboundAlert> | null = null;
+  let otlp: OtlpExport | null = null;
+  const node = cfg.alerts.node ?? hostname();
   const closers: Array<() => Promise<void> | void> = [];
   try {
     if (cfg.alerts.outputs.length > 0) {
@@ -83,25 +93,65 @@ export function startIntegrations(cfg: AgentConfig, log: Logger): AgentIntegrati
       delivery.start();
       log.info({ outputs: cfg.alerts.outputs.map((o) => o.name) }, 'alerts: delivering to outputs');
     }
+    if (cfg.export.otlp !== null) {
+      const clock = new WallClock();
+      otlp = new OtlpExport(cfg.export.otlp, { log, version: VERSION, node, epochMs: (ns) => clock.epochMs(ns) });
+      const o = otlp;
+      closers.push(() => o.close());
+      log.info({ endpoint: cfg.export.otlp.endpoint, protocol: cfg.export.otlp.protocol }, 'otlp: exporting metrics and logs');
+    }
   } catch (e) {
     void Promise.all(closers.reverse().map((c) => c()));
     throw e;
   }
   const d = delivery;
+  const ox = otlp;
+  const deliver = (a: Alert, attribution: unknown): OutboundAlert | null => {
+    const out = d ? d.enqueue(a, attribution) : outboundAlert(a, attribution, node, (s) => redactor.text(s));
+    if (out !== null) ox?.onAlert(out);
+    return out;
+  };
   return {
     redactor,
     identity,
     tableHooks: hooks(redactor, identity),
     delivery,
-    ...(d ? { deliver: (a: Alert, attribution: unknown) => d.enqueue(a, attribution) } : {}),
+    ...(d || ox ? { deliver } : {}),
+    ...(ox ? { onLifecycle: (ev: LifecycleEvent, en: Enriched) => ox.onLifecycle(ev, en) } : {}),
+    otlp: ox,
+    attachResources: (r) => {
+      if (ox === null) return;
+      const names = r.metrics.registry.getMetricsAsArray().map((m) => ({ name: m.name, type: String(m.type), help: m.help }));
+      ox.attachMetrics({ processes: () => topProcessRows(r, identity), registry: () => r.metrics.registry.getMetricsAsJSON() as never }, names);
+    },
     stats: () => ({
       ...(d ? { alerts: d.stats() } : {}),
-      export: { redaction: { patterns: redactor.patterns.length, redacted: redactor.redacted }, identity: { ...identity.stats } },
+      export: {
+        redaction: { patterns: redactor.patterns.length, redacted: redactor.redacted },
+        identity: { ...identity.stats },
+        ...(ox ? { otlp: ox.stats() } : {}),
+      },
     }),
     close: async () => {
       for (const c of closers.reverse()) await c();
     },
   };
+}
+
+/** The top processes of /metrics, with the cumulative figures OTLP's process.* metrics need. */
+function topProcessRows(r: ResourcePipeline, identity: IdentityCache): OtlpProcessRow[] {
+  const out: OtlpProcessRow[] = [];
+  for (const row of r.metrics.topProcesses()) {
+    const e = r.processes.windows.get(row.exec_id);
+    const prev = e?.meta.prev;
+    if (prev === undefined) continue;
+    const cg = e!.meta.cgroupId;
+    out.push({
+      pid: row.pid, comm: row.comm, execId: row.exec_id, cpuSeconds: Number(prev.cpuNs) / 1e9, rssBytes: row.rss_bytes.last,
+      readBytes: prev.readBytes, writeBytes: prev.writeBytes, identity: cg === null ? null : identity.get(cg, row.pid),
+    });
+  }
+  return out;
 }
 
 export type { ExportConfig };

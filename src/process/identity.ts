@@ -42,15 +42,19 @@ const CONTAINER_SEGMENTS: ReadonlyArray<readonly [RegExp, ContainerRuntime | nul
   // a bare id: the runtime shows only in the parent (/docker/<id>) or not at all (kubepods)
   [new RegExp(`^${HEX64}$`), null],
 ];
-const POD = /^(?:kubepods(?:-(besteffort|burstable))?-)?pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})(?:\.slice)?$/;
+// kubepods-burstable-pod<uid>.slice (systemd driver, also kind's kubelet-kubepods-…) or pod<uid>
+// below a kubepods level (cgroupfs driver)
+const POD = /^(?:[a-z0-9]+-)*?(?:kubepods(?:-(besteffort|burstable))?-)?pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})(?:\.slice)?$/;
+const KUBEPODS = /(?:^|-)kubepods(?:\.slice)?$/;
 const UNIT = /\.(service|scope)$/;
 
 /** What `path` (a cgroup v2 path) proves. Pure. */
 export function identityFromPath(path: string): ProcessIdentity {
   const id: ProcessIdentity = { cgroup: path === '' ? '/' : path };
   const parts = path.split('/').filter(Boolean);
+  // the innermost container: a pod's container inside a node container (kind) is the process's own
   let containerAt = -1;
-  for (let i = 0; i < parts.length && containerAt < 0; i++) {
+  for (let i = parts.length - 1; i >= 0 && containerAt < 0; i--) {
     const seg = parts[i]!;
     for (const [re, runtime] of CONTAINER_SEGMENTS) {
       const m = re.exec(seg);
@@ -63,9 +67,10 @@ export function identityFromPath(path: string): ProcessIdentity {
       break;
     }
   }
-  const kubepods = parts[0] === 'kubepods' || parts[0] === 'kubepods.slice';
-  if (kubepods) {
-    for (let i = 1; i < parts.length && (containerAt < 0 || i < containerAt); i++) {
+  // a pod level: below a kubepods level, above the container
+  const kube = parts.findIndex((p) => KUBEPODS.test(p) || /(?:^|-)kubepods-(?:besteffort|burstable)(?:\.slice)?$/.test(p));
+  if (kube >= 0) {
+    for (let i = kube + 1; i < parts.length && (containerAt < 0 || i < containerAt); i++) {
       const m = POD.exec(parts[i]!);
       if (m === null) continue;
       id.podUid = m[2]!.replace(/_/g, '-');

@@ -72,6 +72,15 @@ export function mapStrings(v: unknown, f: (s: string) => string, depth = 0): unk
   return o;
 }
 
+/** A check's alert as it leaves the agent: node, top cause, every string through `redactText`. */
+export function outboundAlert(a: Alert, attribution: unknown, node: string, redactText?: (s: string) => string): OutboundAlert {
+  const out: OutboundAlert = {
+    id: a.id, check_id: a.check_id, name: a.name, kind: a.kind, state: a.state, previous: a.previous, at: a.at,
+    message: a.message, labels: { ...a.labels }, node, top_cause: topCause(attribution), attribution: attribution ?? null, evidence: a.evidence,
+  };
+  return redactText ? (mapStrings(out, redactText) as OutboundAlert) : out;
+}
+
 export class AlertDelivery {
   private readonly outputs: Runtime[];
   private readonly now: () => number;
@@ -103,12 +112,7 @@ export class AlertDelivery {
 
   /** The alert, as the outputs receive it. */
   outbound(a: Alert, attribution: unknown): OutboundAlert {
-    const out: OutboundAlert = {
-      id: a.id, check_id: a.check_id, name: a.name, kind: a.kind, state: a.state, previous: a.previous, at: a.at,
-      message: a.message, labels: { ...a.labels }, node: this.node, top_cause: topCause(attribution), attribution: attribution ?? null, evidence: a.evidence,
-    };
-    const f = this.opts.redactText;
-    return f ? (mapStrings(out, f) as OutboundAlert) : out;
+    return outboundAlert(a, attribution, this.node, this.opts.redactText);
   }
 
   /** Queues the alert for every output; durable when this returns. Never throws: a store that

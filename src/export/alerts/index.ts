@@ -5,7 +5,7 @@ import { WebhookSender } from './webhook.js';
 import type { AlertOutputConfig, AlertSender } from './types.js';
 
 export * from './types.js';
-export { AlertDelivery, topCause, mapStrings, type DeliveryOptions, type OutputStats } from './delivery.js';
+export { AlertDelivery, outboundAlert, topCause, mapStrings, type DeliveryOptions, type OutputStats } from './delivery.js';
 export { AlertmanagerSender, amAlerts, activeKey, type AmAlert } from './alertmanager.js';
 export { WebhookSender, sign, webhookBody, readSecret, WEBHOOK_SCHEMA } from './webhook.js';
 export { FileSender } from './file.js';
