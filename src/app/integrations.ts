@@ -79,7 +79,8 @@ export function startIntegrations(cfg: AgentConfig, log: Logger): AgentIntegrati
   let delivery: AlertDelivery | null = null;
   let outbox: Outbox<OutboundAlert> | null = null;
   let otlp: OtlpExport | null = null;
-  const node = cfg.alerts.node ?? hostname();
+  // the node's name: the config, else $PATROL_NODE (a DaemonSet sets it from spec.nodeName), else the host name
+  const node = cfg.alerts.node ?? (process.env.PATROL_NODE || hostname());
   const closers: Array<() => Promise<void> | void> = [];
   try {
     if (cfg.alerts.outputs.length > 0) {
@@ -87,7 +88,7 @@ export function startIntegrations(cfg: AgentConfig, log: Logger): AgentIntegrati
       outbox = Outbox.open<OutboundAlert>(cfg.store.path, { maxRows: cfg.alerts.queueMax });
       const ob = outbox;
       closers.push(() => ob.close());
-      delivery = new AlertDelivery({ config: cfg.alerts, outbox, senders, log, redactText: (s) => redactor.text(s) });
+      delivery = new AlertDelivery({ config: { ...cfg.alerts, node }, outbox, senders, log, redactText: (s) => redactor.text(s) });
       const d = delivery;
       closers.push(() => d.close());
       delivery.start();

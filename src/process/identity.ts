@@ -179,6 +179,8 @@ export class IdentityCache {
     const line = text.split('\n').find((l) => l.startsWith('0::'));
     if (line === undefined) return null;
     const path = line.slice(3);
+    // outside our cgroup namespace (a container's view: "/../../kubepods.slice/…"): not a host path
+    if (path.startsWith('/..')) return null;
     try {
       return statSync(`${this.root}${path === '/' ? '' : path}`, { bigint: true }).ino === cgroupId ? path : null;
     } catch {
