@@ -172,18 +172,32 @@ describe('alert delivery', () => {
 
   it('rate limited: a check\'s storm collapses to its newest alert; other checks still go', async () => {
     const r = await receiver();
-    const { d, outbox } = delivery(join(dir, 'rate.db'), cfg([webhook(r.url, { ratePerMinute: 3, groupWaitMs: 50 })]));
+    // a clock of its own: the storm is queued at one instant, then falls due at once
+    let t = 1_000_000;
+    const config = cfg([webhook(r.url, { ratePerMinute: 3, groupWaitMs: 50 })]);
+    const outbox = Outbox.open<OutboundAlert>(join(dir, 'rate.db'), { maxRows: config.queueMax, now: () => t });
+    const d = new AlertDelivery({ config, outbox, senders: config.outputs.map(createSender), log, now: () => t });
     const storm = Array.from({ length: 40 }, (_, i) => alert({ kind: i % 2 ? 'resolved' : 'firing', state: i % 2 ? 'ok' : 'critical' }));
     const other = alert({ check_id: 'd'.repeat(16), name: 'disk' });
     for (const a of storm) d.enqueue(a);
     d.enqueue(other);
-    await until(() => r.hits.length >= 1);
-    await sleep(200);
+    t += 100;
+    await d.flush();
     const got = r.hits.flatMap((h) => h.body.alerts.map((x) => x.id));
     expect(got).toEqual([storm.at(-1)!.id, other.id]);
     const st = d.stats()[`webhook:${r.url}`]!;
     expect(st.superseded).toBe(39);
     expect(st.pending).toBe(0);
+    // one token left this minute: the next two alerts of one check go one now, one later
+    d.enqueue(alert());
+    d.enqueue(alert({ check_id: 'e'.repeat(16) }));
+    t += 100;
+    await d.flush();
+    expect(r.hits.length).toBe(2);
+    expect(d.stats()[`webhook:${r.url}`]!.pending).toBe(1);
+    t += 20_000; // a token back (3 per minute)
+    await d.flush();
+    expect(d.stats()[`webhook:${r.url}`]!.pending).toBe(0);
     await d.close();
     outbox.close();
     await r.close();
