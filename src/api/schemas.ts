@@ -68,6 +68,13 @@ export const processSchema = {
     comm_raw: { type: 'string' },
     filename_raw: { type: 'string' },
     args_raw: { type: 'array', items: nullable('string') },
+    args_redacted: { type: 'boolean' },
+    cgroup: nullable('string'),
+    unit: nullable('string'),
+    container_runtime: nullable('string'),
+    container_id: nullable('string'),
+    pod_uid: nullable('string'),
+    pod_qos: nullable('string'),
   } satisfies Fields<ProcessJson>,
   required: ['exec_id', 'pid', 'ppid', 'parent_exec_id', 'comm', 'state', 'start_time', 'start_ns'],
 } as const;
@@ -147,6 +154,8 @@ export const statsRoute = {
         ring: { type: ['object', 'null'], additionalProperties: true },
         store: { type: ['object', 'null'], additionalProperties: true },
         health: { type: 'object', properties: { status: { type: 'string', enum: ['ok', 'degraded'] }, reasons: HEALTH_REASONS } },
+        alerts: { type: 'object', additionalProperties: { type: 'object', additionalProperties: true } },
+        export: { type: 'object', additionalProperties: true },
         consumers: {
           type: 'object',
           additionalProperties: {
@@ -167,6 +176,12 @@ export const statsRoute = {
 const commFilter = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 64 } as const;
 const uidFilter = { type: 'integer', minimum: 0, maximum: UID_MAX } as const;
 const pidFilter = { type: 'integer', minimum: 1, maximum: PID_MAX } as const;
+/** cgroup identity filters (issue 17): a unit name, a container id or pod uid (or a prefix) */
+export const identityFilters = {
+  unit: { type: 'string', minLength: 1, maxLength: 256 },
+  container: { type: 'string', pattern: '^[0-9a-fA-F]{1,64}$' },
+  pod: { type: 'string', pattern: '^[0-9a-fA-F-]{1,36}$' },
+} as const;
 
 export const processesRoute = {
   querystring: {
@@ -181,6 +196,7 @@ export const processesRoute = {
       sort: { type: 'string', enum: ['pid', 'start', 'comm', 'state_ms', 'rq_p95', 'state'], default: 'pid' },
       limit: { type: 'integer', minimum: 1, maximum: 1_000_000 },
       fields: fieldsParam,
+      ...identityFilters,
     },
   },
   response: {
@@ -247,6 +263,7 @@ export const eventsRoute = {
       pid: pidFilter,
       failed: { type: 'boolean' },
       threads: { type: 'boolean' },
+      ...identityFilters,
     },
   },
   // 200 is an NDJSON stream, not serialized by fastify
@@ -522,6 +539,7 @@ export const topRoute = {
       limit: { type: 'integer', minimum: 1, maximum: 10000 },
       group: { type: 'string', enum: ['process', 'cgroup'] },
       fields: fieldsParam,
+      ...identityFilters,
     },
   },
   response: {

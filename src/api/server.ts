@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { PatrolError } from '../shared/errors.js';
-import type { ProcessEntry, ProcessState } from '../process/index.js';
+import { hasIdentityFilter, identityMatches, type ProcessEntry, type ProcessState } from '../process/index.js';
 import type { AgentView } from './view.js';
 import { bearerChecker } from './auth.js';
 import { EventHub } from './events.js';
@@ -81,6 +81,9 @@ interface ProcessesQuery {
   sort: 'pid' | 'start' | 'comm' | 'state' | 'state_ms' | 'rq_p95';
   limit?: number;
   fields?: string;
+  unit?: string;
+  container?: string;
+  pod?: string;
 }
 
 interface EventsQuery {
@@ -89,6 +92,9 @@ interface EventsQuery {
   pid?: number;
   failed?: boolean;
   threads?: boolean;
+  unit?: string;
+  container?: string;
+  pod?: string;
 }
 
 const ERROR_NAMES: Record<number, string> = {
@@ -226,6 +232,7 @@ function buildApp(
       const comms = new Set(q.comm);
       list = list.filter((e) => comms.has(e.comm));
     }
+    if (hasIdentityFilter(q)) list = list.filter((e) => identityMatches(e.identity, q));
     const now = view.nowNs();
     let rows = list.map((e) => processJson(e, view.clock, view.states, now));
     if (q.state !== undefined) rows = rows.filter((r) => r.state === q.state);
@@ -310,7 +317,7 @@ function buildApp(
 
   app.get<{ Querystring: EventsQuery }>(`${P}/events`, { schema: eventsRoute }, async (req, reply) => {
     const q = req.query;
-    const stream = hub.open({ comm: q.comm, uid: q.uid, pid: q.pid, failed: q.failed, threads: q.threads });
+    const stream = hub.open({ comm: q.comm, uid: q.uid, pid: q.pid, failed: q.failed, threads: q.threads, unit: q.unit, container: q.container, pod: q.pod });
     const res = reply.raw;
     streams.add(res);
     res.once('close', () => {

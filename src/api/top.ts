@@ -7,6 +7,7 @@ import type { TopJson } from './json.js';
 import { metricsRoute, topGroupFields, topRoute, topRowFields } from './schemas.js';
 import { ApiRequestError } from './errors.js';
 import { parseFields, pick, sendPlain } from './fields.js';
+import { hasIdentityFilter, identityFromPath, identityMatches, type IdentityFilter } from '../process/index.js';
 
 export { ApiRequestError } from './errors.js';
 
@@ -14,7 +15,7 @@ const TOP_ROW_FIELDS = Object.keys(topRowFields);
 const TOP_GROUP_FIELDS = Object.keys(topGroupFields);
 
 export function registerTopRoutes(app: FastifyInstance, view: AgentView, prefix: string): void {
-  app.get<{ Querystring: { window?: string; sort?: 'cpu' | 'rss' | 'io'; limit?: number; group?: 'process' | 'cgroup'; fields?: string } }>(
+  app.get<{ Querystring: { window?: string; sort?: 'cpu' | 'rss' | 'io'; limit?: number; group?: 'process' | 'cgroup'; fields?: string } & IdentityFilter }>(
     `${prefix}/top`,
     { schema: topRoute },
     async (req, reply): Promise<TopJson | FastifyReply> => {
@@ -27,7 +28,12 @@ export function registerTopRoutes(app: FastifyInstance, view: AgentView, prefix:
       }
       const byCgroup = req.query.group === 'cgroup';
       const fields = parseFields(req.query.fields, byCgroup ? TOP_GROUP_FIELDS : TOP_ROW_FIELDS);
-      const rows = r.top({ windowMs, sort: req.query.sort ?? 'cpu', limit: req.query.limit ?? 20, byCgroup });
+      const limit = req.query.limit ?? 20;
+      let rows = r.top({ windowMs, sort: req.query.sort ?? 'cpu', limit: hasIdentityFilter(req.query) ? 10_000 : limit, byCgroup });
+      if (hasIdentityFilter(req.query)) {
+        // a row's identity is what its cgroup path proves (exited and aggregated rows keep the path)
+        rows = (rows as Array<{ cgroup: string | null }>).filter((x) => x.cgroup !== null && identityMatches(identityFromPath(x.cgroup), req.query)).slice(0, limit) as typeof rows;
+      }
       if (fields !== null) {
         return sendPlain(reply, { window: formatDurationMs(windowMs), window_ms: windowMs, sort: req.query.sort ?? 'cpu', group: byCgroup ? 'cgroup' : 'process', sweep: r.sweep, rows: pick(rows as object[], fields) });
       }

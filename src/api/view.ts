@@ -56,6 +56,11 @@ export interface AgentStats {
   health?: HealthReportView;
   /** throws caught at each event consumer's boundary (states, rules, checks, store, ...) */
   consumers?: Record<string, { errors: number; lastError: string | null; lastErrorAt: number | null }>;
+  /** alert delivery per output (issue 17): delivered, pending, dropped, failures, ...; absent
+   *  without outputs (opaque: keys converted to snake_case) */
+  alerts?: Record<string, unknown>;
+  /** redaction, identity and OTLP counters (opaque, snake_case) */
+  export?: Record<string, unknown>;
 }
 
 export interface HealthReportView {

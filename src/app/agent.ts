@@ -21,6 +21,7 @@ import { startAgentChecks } from './checks.js';
 import { Consumers } from './consumers.js';
 import { HealthMonitor } from './health.js';
 import { Unavailable } from '../checks/index.js';
+import { startIntegrations } from './integrations.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -82,6 +83,10 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       store.close();
     });
 
+    // redaction, identity, alert delivery, OTLP (issue 17)
+    const integ = startIntegrations(cfg, log);
+    cleanups.push(() => integ.close());
+
     const listeners = new Set<EventListener>();
     let healthRef: HealthMonitor | null = null;
     const stateListeners = new Set<(ev: StateStreamEvent) => void>();
@@ -99,7 +104,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       },
     };
     // rules start later (they need the state pipeline); alerts ask them through this closure
-    const checks = startAgentChecks(cfg, log, () => resources, (a) => rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null, agentFacts);
+    const checks = startAgentChecks(cfg, log, () => resources, (a) => rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null, agentFacts, integ.deliver);
     if (checks) cleanups.push(() => checks.close());
     // Each consumer behind its own boundary (consumers.ts): a throw is counted and logged, and
     // the event still reaches the others.
@@ -165,8 +170,9 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           gStream.fail(e);
         }
       }
+      if (integ.onLifecycle) integ.onLifecycle(ev, en);
     };
-    const pipeline = LifecyclePipeline.start(cfg.lifecycle, log, onEvent);
+    const pipeline = LifecyclePipeline.start({ ...cfg.lifecycle, ...integ.tableHooks }, log, onEvent);
     lifecycle = pipeline;
     cleanups.push(() => pipeline.close());
     states = StatePipeline.start(cfg.state, pipeline.table, log, (ev) => {
@@ -189,6 +195,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       );
       resources = await ResourcePipeline.start(cfg.metrics, pipeline.table, () => pipeline.readUsage(), agentHealth, log);
       cleanups.push(() => resources!.close());
+      integ.attachResources(resources);
     }
     if (cfg.rules.enabled) {
       rules = RulesService.start({
@@ -237,6 +244,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           store: { ...store.stats() },
           consumers: faults(),
           health: health.report(),
+          ...integ.stats(),
         };
       },
       subscribe: (l) => {

@@ -170,6 +170,8 @@ export interface CheckServiceOptions {
   eventNow?: () => number;
   /** the agent's own figures (events_lost) */
   agent?: AgentSource;
+  /** alert delivery (issue 17): queues the alert durably for the configured outputs */
+  deliver?: (a: Alert, attribution: unknown) => void;
 }
 
 const bootMs = () => Number(boottimeNs() / 1_000_000n);
@@ -203,7 +205,11 @@ export class CheckService {
             opts.log.warn({ alert_id: a.id, err: (e as Error).message }, 'checks: attribution failed');
           }
         }
+        // Delivery first, then the check store at once: a kill between them re-alerts after the
+        // restart (a duplicate page) instead of never delivering (a lost one).
+        opts.deliver?.(a, attribution);
         opts.store?.recordAlert({ ...a, attribution });
+        if (opts.deliver) opts.store?.flush();
         const level = a.kind === 'resolved' || a.kind === 'flapping_end' ? 'info' : 'warn';
         opts.log[level]({ alert_id: a.id, check: a.name, kind: a.kind, state: a.state, previous: a.previous }, `check alert: ${a.message}`);
       },
@@ -313,6 +319,7 @@ export function startAgentChecks(
   resources: () => ResourcePipeline | null = () => null,
   attribute?: (a: Alert) => unknown,
   agent?: AgentSource,
+  deliver?: (a: Alert, attribution: unknown) => void,
 ): AgentChecks | null {
   if (cfg.checks.dir === null) return null;
   // A wrong directory is a typo, not an empty pack: stop before running zero checks silently
@@ -331,7 +338,10 @@ export function startAgentChecks(
     log,
   });
   store.startTimer();
-  const service = new CheckService({ dir: cfg.checks.dir, log, store, concurrency: cfg.checks.concurrency, windows: lazyWindows(resources), ...(attribute ? { attribute } : {}), ...(agent ? { agent } : {}) });
+  const service = new CheckService({
+    dir: cfg.checks.dir, log, store, concurrency: cfg.checks.concurrency, windows: lazyWindows(resources),
+    ...(attribute ? { attribute } : {}), ...(agent ? { agent } : {}), ...(deliver ? { deliver } : {}),
+  });
   service.start();
   const view: ChecksView = {
     status: () => ({

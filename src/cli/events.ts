@@ -9,8 +9,9 @@ import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
 import { HEADER, argvText, fmtBytes, fmtNs, localTime } from './format.js';
 import { collectList, parseIntArg } from './parse.js';
 import { term } from '../shared/terminal.js';
+import { addIdentityOptions, identityQuery, type IdentityOptions } from './identity.js';
 
-export interface EventsOptions extends ClientOptions {
+export interface EventsOptions extends ClientOptions, IdentityOptions {
   comm?: string[];
   pid?: number;
   uid?: number;
@@ -19,7 +20,7 @@ export interface EventsOptions extends ClientOptions {
 }
 
 export function registerEvents(program: Command): void {
-  addClientOptions(program.command('events').description("the agent's live event stream (like trace, without loading BPF)"))
+  addIdentityOptions(addClientOptions(program.command('events').description("the agent's live event stream (like trace, without loading BPF)")))
     .option('--comm <name>', 'only these process names (repeatable or comma-separated)', collectList)
     .option('--pid <pid>', 'only this pid and its descendants', parseIntArg('--pid', 1))
     .option('--uid <uid>', 'only processes of this uid', parseIntArg('--uid', 0, 0xffffffff))
@@ -109,6 +110,7 @@ export async function runEvents(opts: EventsOptions, io: EventsIo = {}): Promise
     uid: opts.uid,
     failed: opts.failed,
     threads: opts.threads,
+    ...identityQuery(opts),
   });
   let aborted = false;
   const onAbort = () => {

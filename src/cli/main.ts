@@ -14,6 +14,7 @@ import { registerCheck } from './check.js';
 import { registerRecord } from './record.js';
 import { registerResults } from './results.js';
 import { registerDashboard } from './dashboard.js';
+import { registerCompletion } from './completion.js';
 import { VERSION } from '../shared/version.js';
 
 // `patrol results | head`: the reader went away; that ends the command, quietly, like any Unix
@@ -43,6 +44,7 @@ registerRecord(program);
 registerResults(program);
 registerTop(program);
 registerDashboard(program);
+registerCompletion(program);
 
 try {
   await program.parseAsync(process.argv);

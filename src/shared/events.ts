@@ -41,6 +41,8 @@ export interface ExecEvent extends EventBase {
   /** argv could not be read from the new image (page not present) */
   argsFault: boolean;
   argsFullLen: number;
+  /** set when redaction (export.redact) masked part of args; args then hold the masked copy */
+  argsRedacted?: boolean;
 }
 
 export interface ForkEvent extends EventBase {
