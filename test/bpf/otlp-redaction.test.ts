@@ -132,7 +132,7 @@ describe.skipIf(!bpfEnabled)('OTLP and redaction through the agent (root)', () =
 api: { socket: ${socket} }
 agent: { lock_file: ${join(dir, 'patrol.pid')}, pin_dir: /sys/fs/bpf/patrol-otlp-${process.pid} }
 log: { level: warn, format: json }
-metrics: { sweep_interval: 500ms, prometheus: { enabled: false } }
+metrics: { sweep_interval: 500ms, prometheus: { enabled: false, top_n: 1000 } }
 alerts:
   outputs:
     - { type: file, path: ${join(dir, 'alerts.ndjson')}, group_wait: 0s }
