@@ -105,7 +105,7 @@ describe.skipIf(!benchProduceEnabled)('efficient delivery (RingPuller) on the li
       worstGap = Math.max(worstGap, now - lastTurn);
       lastTurn = now;
     }, 5);
-    const producer = spawn(BPF_PRODUCE, ['-t', String(token), '-n', String(1e12), '-d', '1.5'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const producer = spawn(BPF_PRODUCE, ['-t', String(token), '-n', String(1e12), '-d', '3'], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     producer.stdout!.on('data', (b) => (out += b));
     await new Promise((r) => producer.on('exit', r));
@@ -117,9 +117,9 @@ describe.skipIf(!benchProduceEnabled)('efficient delivery (RingPuller) on the li
     expect(received + g.lost).toBe(g.generated); // every record delivered or counted
     expect(largest).toBeLessThanOrEqual(ringBytes + FRAME);
     expect(p.stats().cutDrains).toBeGreaterThan(0);
-    // a drain lasts at most a ring's worth of copying plus its handling (~25 ms here); without
-    // the bound, one drain lasts as long as the producer runs (1.5 s)
-    expect(worstGap).toBeLessThan(500);
+    // a drain lasts at most a ring's worth of copying plus its handling (~25 ms here on a quiet
+    // machine); without the bound, one drain lasts as long as the producer runs (3 s)
+    expect(worstGap).toBeLessThan(1500);
   }, 30_000);
 
   it('a backlog under the watermark wakes nobody: it waits for the tick', async () => {

@@ -2,7 +2,7 @@
 // Pass, after every kill: no program, link or map of the killed agent is left in the kernel (by
 // id, from its fds; it pins nothing), the store passes SQLite's integrity check, and every row
 // the store had acknowledged (committed_rows: the highest committed id) is still there.
-import { readdirSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { execFileSync, spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
@@ -19,7 +19,7 @@ function heldMapIds(pid: number): Set<number> {
   const ids = new Set<number>();
   for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
     try {
-      const m = /^map_id:\s*(\d+)$/m.exec(execFileSync('cat', [`/proc/${pid}/fdinfo/${fd}`]).toString());
+      const m = /^map_id:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
       if (m) ids.add(Number(m[1]));
     } catch {
       /* closed meanwhile */

@@ -100,6 +100,23 @@ describe.skipIf(!bpfEnabled || !benchProduceEnabled)('fault: 5× overload of the
     agents.push(agent);
     const base = await stats(d);
     expect(base.accounting.totals.lost).toBe(0);
+    // patrol status prints /v1/stats: its answer is what status shows (the CLI is run at the end;
+    // a Node start every 100 ms would load a 2-CPU machine more than the fault does)
+    const statsLost = async () => ((await get(d.socket, '/v1/stats')).body.accounting.totals.lost as number) > 0;
+    const metricsLost = async () => metric(await httpGet(port, '/metrics'), 'patrol_events_lost_total') > 0;
+    const alertRaised = async () => ((await get(d.socket, '/v1/alerts')).body.alerts as Array<{ name: string; kind: string }>).some((a) => a.name === 'lost' && a.kind === 'firing');
+    // What the machine itself adds: the slowest of five answers before the overload (ms on a
+    // quiet machine; on a shared VM under load it can be far more, and counts on top of 1 s)
+    const slowest = async (probe: () => Promise<boolean>) => {
+      let worst = 0;
+      for (let i = 0; i < 5; i++) {
+        const t = Date.now();
+        expect(await probe()).toBe(false);
+        worst = Math.max(worst, Date.now() - t);
+      }
+      return worst;
+    };
+    const baseline = { stats: await slowest(statsLost), metrics: await slowest(metricsLost), alerts: await slowest(alertRaised) };
     const offered = 5 * capacity;
     const producer = spawn(BPF_PRODUCE, ['-t', String(token), '-n', String(1e12), '-r', String(Math.round(offered)), '-d', '4', '-L'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -107,11 +124,6 @@ describe.skipIf(!bpfEnabled || !benchProduceEnabled)('fault: 5× overload of the
     producer.stdout!.on('data', (b) => (out += b));
     producer.stderr!.on('data', (b) => (err += b));
 
-    // patrol status prints /v1/stats: its answer is what status shows (the CLI is run at the end;
-    // a Node start every 100 ms would load a 2-CPU machine more than the fault does)
-    const statsLost = async () => ((await get(d.socket, '/v1/stats')).body.accounting.totals.lost as number) > 0;
-    const metricsLost = async () => metric(await httpGet(port, '/metrics'), 'patrol_events_lost_total') > 0;
-    const alertRaised = async () => ((await get(d.socket, '/v1/alerts')).body.alerts as Array<{ name: string; kind: string }>).some((a) => a.name === 'lost' && a.kind === 'firing');
     const [statsAt, metricsAt, alertAt] = await Promise.all([firstTrue(statsLost, 100, 6000), firstTrue(metricsLost, 100, 6000), firstTrue(alertRaised, 100, 6000)]);
     await exited(producer);
     const prod = JSON.parse(out) as Produced;
@@ -126,15 +138,15 @@ describe.skipIf(!bpfEnabled || !benchProduceEnabled)('fault: 5× overload of the
     figure('5x overload', {
       consumer_rec_per_s: Math.round(capacity), offered_rec_per_s: Math.round(prod.offered_rate), offered_over_captured: Number(ratio.toFixed(2)),
       first_loss_after_s: onset.after_s, lost: after.accounting.totals.lost, status_ms: ms(statsAt), status_cli_run_ms: cliMs, metrics_ms: ms(metricsAt), alert_ms: ms(alertAt),
-      cut_drains: after.ring?.cut_drains, health: after.health.reasons,
+      baseline_answer_ms: baseline, cut_drains: after.ring?.cut_drains, health: after.health.reasons,
     });
     expect(ratio, 'the producer really outran the consumer (5× asked; the consumer\'s pace on a shared VM varies)').toBeGreaterThanOrEqual(3);
     expect(ms(statsAt), 'loss in /v1/stats (what patrol status shows)').not.toBeNull();
-    expect(ms(statsAt)!).toBeLessThanOrEqual(1000);
+    expect(ms(statsAt)!).toBeLessThanOrEqual(1000 + baseline.stats);
     expect(ms(metricsAt), 'loss in /metrics').not.toBeNull();
-    expect(ms(metricsAt)!).toBeLessThanOrEqual(1000);
+    expect(ms(metricsAt)!).toBeLessThanOrEqual(1000 + baseline.metrics);
     expect(ms(alertAt), 'the lost alert').not.toBeNull();
-    expect(ms(alertAt)!).toBeLessThanOrEqual(2000);
+    expect(ms(alertAt)!).toBeLessThanOrEqual(2000 + baseline.alerts);
     expect(human.code).toBe(2); // degraded
     expect(human.out).toMatch(/health\s+DEGRADED: \d+ records? lost in the last minute/);
     expect(after.health.reasons).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'loss' })]));
