@@ -1,8 +1,10 @@
 // Adapts the resource windows (src/metrics) to the check engine's windowed aggregates:
 // agg(metric, window) [by exec_id | cgroup | comm]. Without `by`, the metric is the node's.
 // Percentages are returned as fractions (90 % = 0.9), IO as bytes per second, as the DSL expects.
-import { nsToMs, recordFigures, type AggregateCell, type ProcessWindows, type CgroupWindows, type NodeWindows, type ProcMetric, type WindowFigures } from '../metrics/index.js';
+import { nsToMs, recordFigures, type AggregateCell, type KeyedWindows, type KeyEntry, type ProcessWindows, type CgroupWindows, type NodeWindows, type ProcMetric, type WindowFigures, type NodeMetric, type CgroupMetric } from '../metrics/index.js';
 import { boottimeNs } from '../kernel/index.js';
+import { cgroupV1MemoryLimit, cgroupV2MemoryLimit, memoryV1Root, processCgroups, processMemoryLimit, readMeminfo } from '../host/index.js';
+import { Moments, fitOf, type TrendFit } from '../shared/trend.js';
 
 type By = 'exec_id' | 'cgroup' | 'comm' | null;
 export interface WindowAnswer {
@@ -39,7 +41,70 @@ function pick(f: WindowFigures, metric: string, agg: string): number {
   throw new Error(`unknown aggregate ${agg}`);
 }
 
+/** A fit in the DSL's units: CPU percent → fraction. */
+function scaled(f: TrendFit, k: number): TrendFit {
+  return k === 1 ? f : { ...f, slope: f.slope * k, level: f.level * k, rise: f.rise * k, fall: f.fall * k, last: f.last * k };
+}
+
+/** Memory limits change rarely: read again after this long. */
+const LIMIT_TTL_MS = 30_000;
+
 export function windowQuery(processes: ProcessWindows, cgroups: CgroupWindows, node: NodeWindows, nowMs: () => number = () => nsToMs(boottimeNs())) {
+  const moments = new Moments();
+  /** the fit of one key's series over the window: the exact series up to their longest
+   *  window, the long trend series beyond (armed by this very ask) */
+  function fitKey<M extends string, Meta>(kw: KeyedWindows<M, Meta>, e: KeyEntry<M, Meta>, series: M, windowMs: number, now: number, perWeight: boolean, scale: number): TrendFit | null {
+    moments.reset();
+    if (windowMs <= kw.maxWindowMs) {
+      const s = e.series[series];
+      if (s === undefined) return null;
+      s.trend(now, windowMs, moments, perWeight);
+    } else {
+      const tb = kw.trendOf(e, series, windowMs);
+      if (tb === undefined) return null;
+      tb.sums(now, windowMs, moments, now);
+    }
+    return moments.n === 0 ? null : scaled(fitOf(moments, 0), scale);
+  }
+  const limits = new Map<string, { at: number; bytes: number | null }>();
+  const cached = (key: string, read: () => number | undefined): number | null => {
+    const now = Date.now();
+    const hit = limits.get(key);
+    if (hit !== undefined && now - hit.at < LIMIT_TTL_MS) return hit.bytes;
+    let bytes: number | null;
+    try {
+      bytes = read() ?? nodeMemory();
+    } catch {
+      bytes = null;
+    }
+    if (limits.size > 10_000) limits.clear();
+    limits.set(key, { at: now, bytes });
+    return bytes;
+  };
+  const nodeMemory = (): number | null => {
+    const t = node.last?.memory.totalBytes ?? readMeminfo().totalBytes;
+    return t > 0 ? t : null;
+  };
+  /** a cgroup's limit: its v2 memory.max (ancestors included), else (memory on v1) the tightest
+   *  v1 limit among its live member processes */
+  const cgroupLimit = (path: string): number | undefined => {
+    const v2 = cgroupV2MemoryLimit(path);
+    if (v2 !== undefined || memoryV1Root() === undefined) return v2;
+    let id: bigint | null = null;
+    for (const e of cgroups.windows.values()) if (e.meta.path === path) id = BigInt(e.meta.id);
+    if (id === null) return undefined;
+    let best: number | undefined;
+    const seen = new Set<string>();
+    for (const e of processes.windows.values()) {
+      if (e.meta.cgroupId !== id || e.endedT !== undefined) continue;
+      const v1 = processCgroups(e.meta.pid)?.memoryV1;
+      if (v1 == null || seen.has(v1)) continue;
+      seen.add(v1);
+      const l = cgroupV1MemoryLimit(v1);
+      if (l !== undefined && (best === undefined || l < best)) best = l;
+    }
+    return best;
+  };
   return {
     aggregate(metric: string, agg: string, windowMs: number, by: By): WindowAnswer | null {
       const names = SERIES_OF[metric];
@@ -105,6 +170,61 @@ export function windowQuery(processes: ProcessWindows, cgroups: CgroupWindows, n
         for (const [k, v] of byComm) groups.push({ key: k, value: v });
       }
       return groups.length ? { groups, usedMs: used(firstT) } : null;
+    },
+
+    /** Least-squares fits per group over the window: live processes and cgroups only. Members
+     *  that share a key (by comm; the node's disks) come one by one; the DSL combines them. */
+    trend(metric: string, windowMs: number, by: By): { groups: { key: string | null; member?: string; fit: TrendFit }[]; usedMs: number } | null {
+      const names = SERIES_OF[metric];
+      if (!names) throw new Error(`unknown windowed metric ${metric}`);
+      const now = nowMs();
+      const io = metric === 'io_read' || metric === 'io_write';
+      const scale = metric === 'cpu' ? 0.01 : 1;
+      const out: { key: string | null; member?: string; fit: TrendFit }[] = [];
+      let firstT = now;
+      if (by === null) {
+        const nw = node.windows;
+        if (windowMs > nw.maxWindowMs) nw.armTrend(names.node as NodeMetric, windowMs, now, io);
+        for (const e of nw.values()) {
+          const mine = io ? e.meta.kind === 'disk' : e.key === 'node';
+          if (!mine) continue;
+          const f = fitKey(nw, e, names.node as NodeMetric, windowMs, now, io, scale);
+          if (f === null) continue;
+          out.push({ key: null, member: e.meta.name, fit: f });
+          firstT = Math.min(firstT, e.firstT);
+        }
+      } else if (by === 'cgroup') {
+        const cw = cgroups.windows;
+        if (windowMs > cw.maxWindowMs) cw.armTrend(names.cgroup as CgroupMetric, windowMs, now, io);
+        for (const e of cw.values()) {
+          if (e.endedT !== undefined) continue;
+          const f = fitKey(cw, e, names.cgroup as CgroupMetric, windowMs, now, io, scale);
+          if (f === null) continue;
+          out.push({ key: e.meta.path, fit: f });
+          firstT = Math.min(firstT, e.firstT);
+        }
+      } else {
+        const pw = processes.windows;
+        if (windowMs > pw.maxWindowMs) pw.armTrend(names.proc as ProcMetric, windowMs, now, io);
+        for (const e of pw.values()) {
+          if (e.endedT !== undefined || e.meta.exit !== undefined) continue;
+          const f = fitKey(pw, e, names.proc as ProcMetric, windowMs, now, io, scale);
+          if (f === null) continue;
+          out.push({ key: by === 'exec_id' ? e.meta.execId : e.meta.comm, member: e.meta.execId, fit: f });
+          firstT = Math.min(firstT, e.firstT);
+        }
+      }
+      return out.length ? { groups: out, usedMs: Math.min(windowMs, Math.max(0, now - firstT)) } : null;
+    },
+
+    /** The memory limit of a group (cached for 30 s): by exec_id the process's cgroup's, by
+     *  cgroup that cgroup's, else (or when none is set) the node's memory. */
+    memoryLimit(by: 'exec_id' | 'cgroup' | null, key: string | null): number | null {
+      if (by === null || key === null) return nodeMemory();
+      if (by === 'cgroup') return cached(`c:${key}`, () => cgroupLimit(key));
+      const e = processes.windows.get(key);
+      if (e === undefined) return nodeMemory();
+      return cached(`p:${key}`, () => processMemoryLimit(e.meta.pid));
     },
   };
 }

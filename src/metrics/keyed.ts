@@ -1,6 +1,7 @@
 // Windowed series grouped by key (an exec_id, a cgroup, the node), with a bound on keys and
 // expiry of keys nobody can ask about any more (ended longer ago than the longest window).
 import { DEFAULT_SERIES_OPTIONS, Series, type SeriesOptions, type WindowFigures } from './series.js';
+import { TREND_BUCKETS, TrendBuckets, bucketMsFor } from '../shared/trend.js';
 
 export interface KeyEntry<M extends string, Meta> {
   key: string;
@@ -10,7 +11,20 @@ export interface KeyEntry<M extends string, Meta> {
   lastT: number;
   /** Set when the key's subject ended (process exit, cgroup removed). */
   endedT?: number;
+  /** Compact series for trends over windows longer than the series keep (armTrend). */
+  trends?: Partial<Record<M, TrendBuckets>>;
 }
+
+/** A metric whose long trend is being kept: for windows up to windowMs, asked for last at askedMs. */
+interface TrendArm {
+  windowMs: number;
+  bucketMs: number;
+  perWeight: boolean;
+  askedMs: number;
+}
+
+/** A long trend nobody asked for in this long (and twice its window) stops being kept. */
+export const TREND_IDLE_MS = 600_000;
 
 export interface KeyedOptions<M extends string, Meta = unknown> {
   series: SeriesOptions;
@@ -63,6 +77,66 @@ export class KeyedWindows<M extends string, Meta> {
     }
     s.record(t, value, weight);
     if (t > e.lastT) e.lastT = t;
+    const arm = this.arms?.[metric];
+    if (arm !== undefined) this.recordTrend(e, metric, arm, t, arm.perWeight ? (weight > 0 ? value / weight : 0) : value);
+  }
+
+  /** Longest window the series serve, ms. */
+  get maxWindowMs(): number {
+    return this.opts.series.maxWindowMs;
+  }
+
+  // ------------------------------------------------------------------ long trends
+  // Trends (slope, eta, leak) over windows longer than the series keep are served from a compact
+  // bucketed series per key (TrendBuckets: 17 buckets of moments, ~1.9 KB, whatever the sample
+  // rate), kept only for metrics a check asked about: the first ask arms it (seeded from the
+  // samples the series still hold), and it is dropped once nobody has asked for TREND_IDLE_MS.
+
+  private arms: Partial<Record<M, TrendArm>> | undefined;
+
+  /** Keeps (or keeps on keeping) a long trend of `metric` for every key, for windows up to
+   *  windowMs. `perWeight`: the series holds amounts per interval; the trend is of the rate. */
+  armTrend(metric: M, windowMs: number, nowMs: number, perWeight = false): void {
+    const arms = (this.arms ??= {} as Partial<Record<M, TrendArm>>);
+    const a = arms[metric];
+    if (a !== undefined && a.windowMs >= windowMs) {
+      a.askedMs = nowMs;
+      return;
+    }
+    const arm: TrendArm = { windowMs, bucketMs: bucketMsFor(windowMs), perWeight, askedMs: nowMs };
+    arms[metric] = arm;
+    for (const e of this.entries.values()) {
+      const s = e.series[metric];
+      if (s === undefined) continue;
+      const tb = new TrendBuckets(arm.bucketMs, TREND_BUCKETS + 1);
+      s.samples((t, v) => tb.record(t, v), perWeight);
+      (e.trends ??= {} as Partial<Record<M, TrendBuckets>>)[metric] = tb;
+    }
+  }
+
+  /** The long trend series of a key, when armed for windows of at least windowMs. */
+  trendOf(e: KeyEntry<M, Meta>, metric: M, windowMs: number): TrendBuckets | undefined {
+    const a = this.arms?.[metric];
+    if (a === undefined || a.windowMs < windowMs) return undefined;
+    const tb = e.trends?.[metric];
+    return tb !== undefined && tb.bucketMs === a.bucketMs ? tb : undefined;
+  }
+
+  private recordTrend(e: KeyEntry<M, Meta>, metric: M, arm: TrendArm, t: number, v: number): void {
+    const trends = (e.trends ??= {} as Partial<Record<M, TrendBuckets>>);
+    let tb = trends[metric];
+    if (tb === undefined || tb.bucketMs !== arm.bucketMs) trends[metric] = tb = new TrendBuckets(arm.bucketMs, TREND_BUCKETS + 1);
+    tb.record(t, v);
+  }
+
+  private disarmIdle(now: number): void {
+    if (this.arms === undefined) return;
+    for (const m of Object.keys(this.arms) as M[]) {
+      const a = this.arms[m]!;
+      if (now - a.askedMs <= Math.max(TREND_IDLE_MS, 2 * a.windowMs)) continue;
+      delete this.arms[m];
+      for (const e of this.entries.values()) if (e.trends) delete e.trends[m];
+    }
   }
 
   end(key: string, t: number): void {
@@ -110,6 +184,7 @@ export class KeyedWindows<M extends string, Meta> {
       }
     }
     this.expired += n;
+    this.disarmIdle(now);
     // keys that expired without being evicted leave the queue here, so it stays bounded
     if (this.endedOrder.length - this.endedHead > this.endedCount) {
       this.endedOrder = this.endedOrder.slice(this.endedHead).filter((k) => this.entries.get(k)?.endedT !== undefined);
@@ -123,6 +198,7 @@ export class KeyedWindows<M extends string, Meta> {
     for (const e of this.entries.values()) {
       b += 200;
       for (const s of Object.values(e.series) as Series[]) b += s.approxBytes();
+      if (e.trends) for (const t of Object.values(e.trends) as TrendBuckets[]) b += t.approxBytes();
     }
     return b;
   }
