@@ -55,14 +55,16 @@ export async function evalTrend(
   let usedMs: number;
   let dim: Dim;
   const windows = cx.sources.windows;
+  let none: string | null = null;
   if (m.kind === 'ident' && WINDOW_METRICS[m.name] !== undefined) {
-    if (windows === undefined) throw new Unavailable('resource windows (they need the agent) are not available here');
-    if (windows.trend === undefined) throw new Unavailable('trends over the resource windows are not available here');
-    const r = windows.trend(m.name, windowMs, by, cx.nowMs);
-    if (r === null) throw new Unavailable(`no ${m.name} data for ${printExpr(w)} yet`);
-    members = r.groups;
-    usedMs = r.usedMs;
     dim = WINDOW_METRICS[m.name]!.dim;
+    // no windows, or no data yet: no samples, so unknown (the check stays ok and says why);
+    // a trend never makes a check `unknown` for want of history
+    const r = windows?.trend?.(m.name, windowMs, by, cx.nowMs) ?? null;
+    if (windows?.trend === undefined) none = 'no resource windows here: they need the agent';
+    else if (r === null) none = `no ${m.name} samples yet`;
+    members = r?.groups ?? [];
+    usedMs = r?.usedMs ?? 0;
   } else {
     const spec = FIELD_BY_NAME.get((m as Extract<Expr, { kind: 'ident' | 'call' }>).name);
     dim = spec?.result.k === 'num' ? spec.result.dim : NONE;
@@ -115,7 +117,7 @@ export async function evalTrend(
   const windowEv = { window_s: windowS, window_used_s: Math.round(usedMs) / 1000 };
   const json = (v: number | null) => (v === null || !Number.isFinite(v) ? null : v);
   if (by === null) {
-    const v = groups.get('') ?? { value: null, reason: 'no data', fit: null, members: 0 };
+    const v = groups.get('') ?? { value: null, reason: none ?? 'no samples', fit: null, members: 0 };
     const f = v.fit;
     const ev: EvidenceValue = {
       field, value: json(v.value), text: text(v), ...windowEv,
@@ -135,7 +137,7 @@ export async function evalTrend(
   cx.evidence.push({
     field,
     value: first ? json(first[1].value) : null,
-    text: first ? `${fn === 'eta' ? 'soonest' : 'max'} ${text(first[1])} (${first[0]})` : 'no groups',
+    text: first ? `${fn === 'eta' ? 'soonest' : 'max'} ${text(first[1])} (${first[0]})` : `unknown (${none ?? 'no groups'})`,
     ...windowEv,
     trend: trendInfo,
     groups: order.slice(0, 20).map(([key, v]) => ({
