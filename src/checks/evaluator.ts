@@ -43,7 +43,7 @@ export interface EvidenceValue {
   window_s?: number;
   window_used_s?: number;
   /** per-group values of a grouped aggregate (the first 20 by value) */
-  groups?: { key: string; value: Scalar; text?: string; r2?: number; limit?: number }[];
+  groups?: { key: string; value: Scalar; text?: string; samples?: number; r2?: number; slope?: number; limit?: number }[];
   /** a trend (slope, eta, leak): what was fitted, and how well (docs/dsl.md, "Trends") */
   trend?: {
     fn: string;

@@ -142,7 +142,7 @@ export async function evalTrend(
     trend: trendInfo,
     groups: order.slice(0, 20).map(([key, v]) => ({
       key, value: json(v.value), text: text(v),
-      ...(v.fit !== null && v.members === 1 && !Number.isNaN(v.fit.r2) ? { r2: ratio(v.fit.r2) } : {}),
+      ...(v.fit !== null && v.members === 1 ? { samples: v.fit.n, ...(Number.isNaN(v.fit.r2) ? {} : { r2: ratio(v.fit.r2) }), ...(Number.isNaN(v.fit.slope) ? {} : { slope: v.fit.slope }) } : {}),
       ...(v.limit !== undefined ? { limit: v.limit } : {}),
     })),
   });
