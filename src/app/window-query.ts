@@ -1,7 +1,7 @@
 // Adapts the resource windows (src/metrics) to the check engine's windowed aggregates:
 // agg(metric, window) [by exec_id | cgroup | comm]. Without `by`, the metric is the node's.
 // Percentages are returned as fractions (90 % = 0.9), IO as bytes per second, as the DSL expects.
-import { nsToMs, recordFigures, type AggregateCell, type KeyedWindows, type KeyEntry, type ProcessWindows, type CgroupWindows, type NodeWindows, type ProcMetric, type WindowFigures, type NodeMetric, type CgroupMetric } from '../metrics/index.js';
+import { nsToMs, recordFigures, type AggregateCell, type KeyedWindows, type KeyEntry, type ProcessWindows, type CgroupWindows, type NodeWindows, type ProcMetric, type WindowFigures, type NodeMetric, type CgroupMetric, type TrendArm } from '../metrics/index.js';
 import { boottimeNs } from '../kernel/index.js';
 import { cgroupV1MemoryLimit, cgroupV2MemoryLimit, memoryV1Root, processCgroups, processMemoryLimit, readMeminfo } from '../host/index.js';
 import { Moments, fitOf, type TrendFit } from '../shared/trend.js';
@@ -51,19 +51,12 @@ const LIMIT_TTL_MS = 30_000;
 
 export function windowQuery(processes: ProcessWindows, cgroups: CgroupWindows, node: NodeWindows, nowMs: () => number = () => nsToMs(boottimeNs())) {
   const moments = new Moments();
-  /** the fit of one key's series over the window: the exact series up to their longest
-   *  window, the long trend series beyond (armed by this very ask) */
-  function fitKey<M extends string, Meta>(kw: KeyedWindows<M, Meta>, e: KeyEntry<M, Meta>, series: M, windowMs: number, now: number, perWeight: boolean, scale: number): TrendFit | null {
+  /** the fit of one key's compact series over the window (armed by this very ask) */
+  function fitKey<M extends string, Meta>(kw: KeyedWindows<M, Meta>, e: KeyEntry<M, Meta>, arm: TrendArm, windowMs: number, now: number, scale: number): TrendFit | null {
+    const tb = kw.trendOf(e, arm);
+    if (tb === undefined) return null;
     moments.reset();
-    if (windowMs <= kw.maxWindowMs) {
-      const s = e.series[series];
-      if (s === undefined) return null;
-      s.trend(now, windowMs, moments, perWeight);
-    } else {
-      const tb = kw.trendOf(e, series, windowMs);
-      if (tb === undefined) return null;
-      tb.sums(now, windowMs, moments, now);
-    }
+    tb.sums(now, windowMs, moments, now);
     return moments.n === 0 ? null : scaled(fitOf(moments, 0), scale);
   }
   const limits = new Map<string, { at: number; bytes: number | null }>();
@@ -184,31 +177,31 @@ export function windowQuery(processes: ProcessWindows, cgroups: CgroupWindows, n
       let firstT = now;
       if (by === null) {
         const nw = node.windows;
-        if (windowMs > nw.maxWindowMs) nw.armTrend(names.node as NodeMetric, windowMs, now, io);
+        const arm = nw.armTrend(names.node as NodeMetric, windowMs, now, io);
         for (const e of nw.values()) {
           const mine = io ? e.meta.kind === 'disk' : e.key === 'node';
           if (!mine) continue;
-          const f = fitKey(nw, e, names.node as NodeMetric, windowMs, now, io, scale);
+          const f = fitKey(nw, e, arm, windowMs, now, scale);
           if (f === null) continue;
           out.push({ key: null, member: e.meta.name, fit: f });
           firstT = Math.min(firstT, e.firstT);
         }
       } else if (by === 'cgroup') {
         const cw = cgroups.windows;
-        if (windowMs > cw.maxWindowMs) cw.armTrend(names.cgroup as CgroupMetric, windowMs, now, io);
+        const arm = cw.armTrend(names.cgroup as CgroupMetric, windowMs, now, io);
         for (const e of cw.values()) {
           if (e.endedT !== undefined) continue;
-          const f = fitKey(cw, e, names.cgroup as CgroupMetric, windowMs, now, io, scale);
+          const f = fitKey(cw, e, arm, windowMs, now, scale);
           if (f === null) continue;
           out.push({ key: e.meta.path, fit: f });
           firstT = Math.min(firstT, e.firstT);
         }
       } else {
         const pw = processes.windows;
-        if (windowMs > pw.maxWindowMs) pw.armTrend(names.proc as ProcMetric, windowMs, now, io);
+        const arm = pw.armTrend(names.proc as ProcMetric, windowMs, now, io);
         for (const e of pw.values()) {
           if (e.endedT !== undefined || e.meta.exit !== undefined) continue;
-          const f = fitKey(pw, e, names.proc as ProcMetric, windowMs, now, io, scale);
+          const f = fitKey(pw, e, arm, windowMs, now, scale);
           if (f === null) continue;
           out.push({ key: by === 'exec_id' ? e.meta.execId : e.meta.comm, member: e.meta.execId, fit: f });
           firstT = Math.min(firstT, e.firstT);

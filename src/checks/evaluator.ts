@@ -105,8 +105,16 @@ export async function evalCondition(c: CompiledCondition, cx: EvalContext): Prom
   const v = await evalExpr(c.expr, cx);
   const fire = (s: Scalar) => (c.negate ? s !== true : s === true);
   if (isGrouped(v)) {
-    const groups = [...v.groups].filter(([, s]) => fire(s)).map(([k]) => k);
-    return { fired: groups.length > 0, groups: groups.slice(0, 20) };
+    // one pass, no intermediate arrays: a grouped value may have thousands of groups
+    const groups: string[] = [];
+    let fired = false;
+    for (const [k, s] of v.groups) {
+      if (!fire(s)) continue;
+      fired = true;
+      groups.push(k);
+      if (groups.length === 20) break;
+    }
+    return { fired, groups };
   }
   return { fired: fire(v) };
 }
@@ -117,8 +125,12 @@ function lift(a: Value, b: Value, f: (x: Scalar, y: Scalar) => Scalar): Value {
     for (const [k, x] of a.groups) if (b.groups.has(k)) out.set(k, f(x, b.groups.get(k)!));
     return { groups: out };
   }
-  if (isGrouped(a)) return { groups: new Map([...a.groups].map(([k, x]) => [k, f(x, b as Scalar)])) };
-  if (isGrouped(b)) return { groups: new Map([...b.groups].map(([k, y]) => [k, f(a, y)])) };
+  if (isGrouped(a) || isGrouped(b)) {
+    const out = new Map<string, Scalar>();
+    if (isGrouped(a)) for (const [k, x] of a.groups) out.set(k, f(x, b as Scalar));
+    else for (const [k, y] of (b as Grouped).groups) out.set(k, f(a, y));
+    return { groups: out };
+  }
   return f(a, b);
 }
 

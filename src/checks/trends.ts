@@ -2,7 +2,7 @@
 // least squares (src/shared/trend.ts); the rules for "unknown" and "infinite" are there and in
 // docs/dsl.md. Over a windowed metric the fits come from the resource windows (WindowQuery.trend);
 // over a field (disk_usage("/")) from the readings this check recorded on its earlier runs,
-// kept in its memory as a fixed ring of 17 buckets per (field, window), whatever the interval.
+// kept in its memory as a fixed ring of 13 buckets per (field, window), whatever the interval.
 //
 // Unknown is null, which every comparison treats as false: a check whose trend is not known yet
 // stays ok and its evidence says why; it never fires on a number it cannot stand behind.
@@ -81,31 +81,29 @@ export async function evalTrend(
   }
 
   const verdictOf = (x: TrendMember): Verdict => {
-    if (fn === 'slope') return { ...slopeOf(x.fit, windowS), fit: x.fit, members: 1 };
-    if (fn === 'leak') return { ...leakOf(x.fit, windowS), fit: x.fit, members: 1 };
-    const early = etaWithoutLimit(x.fit, windowS);
-    if (early !== null) return { ...early, fit: x.fit, members: 1 };
-    // a limit is looked up only for a group that is rising on a good fit
+    const f = x.fit;
+    const v = fn === 'slope' ? slopeOf(f, windowS) : fn === 'leak' ? leakOf(f, windowS) : etaWithoutLimit(f, windowS);
+    if (v !== null) return { value: v.value, reason: v.reason, fit: f, members: 1 };
+    // eta of a group rising on a good fit: only now is a limit looked up
     let limit = fixedLimit;
     if (limit === null) {
       const who: 'exec_id' | 'cgroup' | null = by === 'comm' ? 'exec_id' : by;
       limit = windows?.memoryLimit?.(who, by === 'comm' ? (x.member ?? null) : x.key) ?? null;
-      if (limit === null) return { value: null, reason: `${perKeyLimit} is not known`, fit: x.fit, members: 1 };
+      if (limit === null) return { value: null, reason: `${perKeyLimit} is not known`, fit: f, members: 1 };
     }
-    const f = x.fit;
-    const value = f.level >= limit ? 0 : (limit - f.level) / f.slope;
-    return { value, fit: f, limit, members: 1 };
+    return { value: f.level >= limit ? 0 : (limit - f.level) / f.slope, fit: f, limit, members: 1 };
   };
 
   // members sharing a key combine: rates of growth add up; the group reaches a limit when its
-  // first member does; it leaks as much as its leakiest member
+  // first member does; it leaks as much as its leakiest member. One pass, one map: a check over
+  // every process of a node has a thousand groups.
   const groups = new Map<string, Verdict>();
-  for (const x of members) {
+  for (let i = 0; i < members.length; i++) {
+    const x = members[i]!;
     const v = verdictOf(x);
     const k = x.key ?? '';
     const prev = groups.get(k);
-    if (prev === undefined) groups.set(k, v);
-    else groups.set(k, combine(fn, prev, v));
+    groups.set(k, prev === undefined ? v : combine(fn, prev, v));
   }
 
   const outDim = fn === 'slope' ? dimDiv(dim, TIME) : fn === 'eta' ? TIME : NONE;
@@ -132,21 +130,41 @@ export async function evalTrend(
     cx.evidence.push(ev);
     return v.value;
   }
-  const order = [...groups].sort(([, a], [, b]) => rankOf(fn, a) - rankOf(fn, b));
-  const first = order[0];
+  const top = topGroups(fn, groups, 20);
+  // the soonest (largest) first, so a condition's first 20 firing groups are the most urgent
+  const values = new Map<string, Scalar>();
+  for (const [k, v] of top) values.set(k, v.value);
+  for (const [k, v] of groups) values.set(k, v.value);
+  const first = top[0];
   cx.evidence.push({
     field,
     value: first ? json(first[1].value) : null,
     text: first ? `${fn === 'eta' ? 'soonest' : 'max'} ${text(first[1])} (${first[0]})` : `unknown (${none ?? 'no groups'})`,
     ...windowEv,
     trend: trendInfo,
-    groups: order.slice(0, 20).map(([key, v]) => ({
+    groups: top.map(([key, v]) => ({
       key, value: json(v.value), text: text(v),
       ...(v.fit !== null && v.members === 1 ? { samples: v.fit.n, ...(Number.isNaN(v.fit.r2) ? {} : { r2: ratio(v.fit.r2) }), ...(Number.isNaN(v.fit.slope) ? {} : { slope: v.fit.slope }) } : {}),
       ...(v.limit !== undefined ? { limit: v.limit } : {}),
     })),
   });
-  return { groups: new Map(order.map(([k, v]) => [k, v.value])) };
+  return { groups: values };
+}
+
+/** The first `k` groups in evidence order, without sorting them all. */
+function topGroups(fn: TrendFunction, groups: Map<string, Verdict>, k: number): [string, Verdict][] {
+  const out: [string, Verdict][] = [];
+  let worst = -Infinity; // rank of out's last entry once full
+  for (const [key, v] of groups) {
+    const r = rankOf(fn, v);
+    if (out.length === k && r >= worst) continue;
+    let i = out.length;
+    while (i > 0 && rankOf(fn, out[i - 1]![1]) > r) i--;
+    out.splice(i, 0, [key, v]);
+    if (out.length > k) out.pop();
+    if (out.length === k) worst = rankOf(fn, out[k - 1]![1]);
+  }
+  return out;
 }
 
 /** Evidence order: the soonest eta first (then infinite, then unknown); the largest slope or
@@ -157,13 +175,15 @@ function rankOf(fn: TrendFunction, v: Verdict): number {
   return -v.value;
 }
 
+/** Combines two verdicts of one group (`a` is the group's so far, and may be updated). */
 function combine(fn: TrendFunction, a: Verdict, b: Verdict): Verdict {
-  if (a.value === null) return b.value === null ? a : { ...b, members: a.members + b.members };
-  if (b.value === null) return { ...a, members: a.members + b.members };
   const members = a.members + b.members;
-  if (fn === 'slope') return { value: a.value + b.value, fit: a.fit, members };
-  const pick = fn === 'eta' ? (b.value < a.value ? b : a) : b.value > a.value ? b : a;
-  return { ...pick, members };
+  let out: Verdict;
+  if (a.value === null) out = b.value === null ? a : b;
+  else if (b.value === null) out = a;
+  else if (fn === 'slope') out = { value: a.value + b.value, fit: a.fit, members };
+  else out = (fn === 'eta' ? b.value < a.value : b.value > a.value) ? b : a;
+  return out.members === members ? out : { value: out.value, reason: out.reason, fit: out.fit, limit: out.limit, members };
 }
 
 function readings(cx: EvalContext, key: string, windowMs: number): TrendReadings {

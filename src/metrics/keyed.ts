@@ -11,20 +11,25 @@ export interface KeyEntry<M extends string, Meta> {
   lastT: number;
   /** Set when the key's subject ended (process exit, cgroup removed). */
   endedT?: number;
-  /** Compact series for trends over windows longer than the series keep (armTrend). */
-  trends?: Partial<Record<M, TrendBuckets>>;
+  /** Compact series for trends (armTrend), by TrendArm.key. */
+  trends?: Record<string, TrendBuckets>;
 }
 
-/** A metric whose long trend is being kept: for windows up to windowMs, asked for last at askedMs. */
-interface TrendArm {
+/** A trend being kept: of `metric` over `windowMs`, asked for last at askedMs. */
+export interface TrendArm {
+  /** metric/window: the key of its rings in each entry */
+  key: string;
+  metric: string;
   windowMs: number;
   bucketMs: number;
   perWeight: boolean;
   askedMs: number;
 }
 
-/** A long trend nobody asked for in this long (and twice its window) stops being kept. */
+/** A trend nobody asked for in this long (and twice its window) stops being kept. */
 export const TREND_IDLE_MS = 600_000;
+/** Trend windows kept per metric at most; asking for another drops the least recently asked. */
+export const MAX_TREND_WINDOWS = 4;
 
 export interface KeyedOptions<M extends string, Meta = unknown> {
   series: SeriesOptions;
@@ -77,8 +82,8 @@ export class KeyedWindows<M extends string, Meta> {
     }
     s.record(t, value, weight);
     if (t > e.lastT) e.lastT = t;
-    const arm = this.arms?.[metric];
-    if (arm !== undefined) this.recordTrend(e, metric, arm, t, arm.perWeight ? (weight > 0 ? value / weight : 0) : value);
+    const arms = this.arms?.[metric];
+    if (arms !== undefined) for (let i = 0; i < arms.length; i++) this.recordTrend(e, arms[i]!, t, value, weight);
   }
 
   /** Longest window the series serve, ms. */
@@ -86,56 +91,71 @@ export class KeyedWindows<M extends string, Meta> {
     return this.opts.series.maxWindowMs;
   }
 
-  // ------------------------------------------------------------------ long trends
-  // Trends (slope, eta, leak) over windows longer than the series keep are served from a compact
-  // bucketed series per key (TrendBuckets: 17 buckets of moments, ~1.9 KB, whatever the sample
-  // rate), kept only for metrics a check asked about: the first ask arms it (seeded from the
-  // samples the series still hold), and it is dropped once nobody has asked for TREND_IDLE_MS.
+  // ------------------------------------------------------------------ trends
+  // Trends (slope, eta, leak) are served from a compact series per key and (metric, window):
+  // TrendBuckets, 13 buckets of moments (~1.4 KB), whatever the sample rate, so a fit costs 13
+  // merges per key, not one step per sample (a busy process has 300 runs per 5 minutes). Kept
+  // only for what a check asked about: the first ask arms it, seeded from the samples the series
+  // still hold (all of a window up to the longest; what there is of a longer one), and it is
+  // dropped once nobody has asked for TREND_IDLE_MS (or twice its window).
 
-  private arms: Partial<Record<M, TrendArm>> | undefined;
+  private arms: Partial<Record<M, TrendArm[]>> | undefined;
 
-  /** Keeps (or keeps on keeping) a long trend of `metric` for every key, for windows up to
-   *  windowMs. `perWeight`: the series holds amounts per interval; the trend is of the rate. */
-  armTrend(metric: M, windowMs: number, nowMs: number, perWeight = false): void {
-    const arms = (this.arms ??= {} as Partial<Record<M, TrendArm>>);
-    const a = arms[metric];
-    if (a !== undefined && a.windowMs >= windowMs) {
-      a.askedMs = nowMs;
-      return;
+  /** Keeps (or keeps on keeping) the trend of `metric` over `windowMs` for every key.
+   *  `perWeight`: the series holds amounts per interval; the trend is of the rate. */
+  armTrend(metric: M, windowMs: number, nowMs: number, perWeight = false): TrendArm {
+    const arms = (this.arms ??= {} as Partial<Record<M, TrendArm[]>>);
+    const list = (arms[metric] ??= []);
+    const hit = list.find((a) => a.windowMs === windowMs);
+    if (hit !== undefined) {
+      hit.askedMs = nowMs;
+      return hit;
     }
-    const arm: TrendArm = { windowMs, bucketMs: bucketMsFor(windowMs), perWeight, askedMs: nowMs };
-    arms[metric] = arm;
+    if (list.length >= MAX_TREND_WINDOWS) {
+      const lru = list.reduce((a, b) => (b.askedMs < a.askedMs ? b : a));
+      this.disarm(metric, lru);
+    }
+    const arm: TrendArm = { key: `${metric}/${windowMs}`, metric, windowMs, bucketMs: bucketMsFor(windowMs), perWeight, askedMs: nowMs };
+    list.push(arm);
     for (const e of this.entries.values()) {
       const s = e.series[metric];
       if (s === undefined) continue;
       const tb = new TrendBuckets(arm.bucketMs, TREND_BUCKETS + 1);
       s.samples((t, v) => tb.record(t, v), perWeight);
-      (e.trends ??= {} as Partial<Record<M, TrendBuckets>>)[metric] = tb;
+      (e.trends ??= {})[arm.key] = tb;
     }
+    return arm;
   }
 
-  /** The long trend series of a key, when armed for windows of at least windowMs. */
-  trendOf(e: KeyEntry<M, Meta>, metric: M, windowMs: number): TrendBuckets | undefined {
-    const a = this.arms?.[metric];
-    if (a === undefined || a.windowMs < windowMs) return undefined;
-    const tb = e.trends?.[metric];
-    return tb !== undefined && tb.bucketMs === a.bucketMs ? tb : undefined;
+  /** A key's compact series for an armed trend. */
+  trendOf(e: KeyEntry<M, Meta>, arm: TrendArm): TrendBuckets | undefined {
+    return e.trends?.[arm.key];
   }
 
-  private recordTrend(e: KeyEntry<M, Meta>, metric: M, arm: TrendArm, t: number, v: number): void {
-    const trends = (e.trends ??= {} as Partial<Record<M, TrendBuckets>>);
-    let tb = trends[metric];
-    if (tb === undefined || tb.bucketMs !== arm.bucketMs) trends[metric] = tb = new TrendBuckets(arm.bucketMs, TREND_BUCKETS + 1);
-    tb.record(t, v);
+  /** Trends kept, for tests and the memory figure. */
+  trendArms(): TrendArm[] {
+    return Object.values(this.arms ?? {}).flat() as TrendArm[];
+  }
+
+  private recordTrend(e: KeyEntry<M, Meta>, arm: TrendArm, t: number, value: number, weight: number): void {
+    const trends = (e.trends ??= {});
+    let tb = trends[arm.key];
+    if (tb === undefined) trends[arm.key] = tb = new TrendBuckets(arm.bucketMs, TREND_BUCKETS + 1);
+    tb.record(t, arm.perWeight ? (weight > 0 ? value / weight : 0) : value);
+  }
+
+  private disarm(metric: M, arm: TrendArm): void {
+    const list = this.arms?.[metric];
+    if (list === undefined) return;
+    list.splice(list.indexOf(arm), 1);
+    if (list.length === 0) delete this.arms![metric];
+    for (const e of this.entries.values()) if (e.trends) delete e.trends[arm.key];
   }
 
   private disarmIdle(now: number): void {
     if (this.arms === undefined) return;
     for (const m of Object.keys(this.arms) as M[]) {
-      const a = this.arms[m]!;
-      if (now - a.askedMs <= Math.max(TREND_IDLE_MS, 2 * a.windowMs)) continue;
-      delete this.arms[m];
-      for (const e of this.entries.values()) if (e.trends) delete e.trends[m];
+      for (const a of [...this.arms[m]!]) if (now - a.askedMs > Math.max(TREND_IDLE_MS, 2 * a.windowMs)) this.disarm(m, a);
     }
   }
 
@@ -198,7 +218,7 @@ export class KeyedWindows<M extends string, Meta> {
     for (const e of this.entries.values()) {
       b += 200;
       for (const s of Object.values(e.series) as Series[]) b += s.approxBytes();
-      if (e.trends) for (const t of Object.values(e.trends) as TrendBuckets[]) b += t.approxBytes();
+      if (e.trends) for (const t of Object.values(e.trends)) b += t.approxBytes();
     }
     return b;
   }

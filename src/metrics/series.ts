@@ -11,7 +11,6 @@
 //   is why idle per-process series do not start there.
 // Reads are cached until the next sample or the next sub-window boundary.
 import * as hdr from 'hdr-histogram-js';
-import type { Moments } from '../shared/trend.js';
 
 export interface WindowFigures {
   /** Samples in the window (fractional when the window edge cuts a run). */
@@ -138,46 +137,6 @@ export class Series {
       if (r.t1 !== r.t0 || r.t0 <= start) out.push({ t: r.t1, v: r.v });
     }
     return out;
-  }
-
-  /** Folds the samples in (now − windowMs, now] into `m`, oldest first, with t in seconds
-   *  relative to `now`, for a least-squares trend (slope, eta, leak). A run adds its samples in
-   *  one step; a run cut by the window's start adds only the samples inside. `perWeight`: a
-   *  sample's value is v ÷ its weight (bytes per sweep interval → bytes per second). A series in
-   *  histogram mode adds each sub-window as its mean at its newest sample (an approximation: such
-   *  series are sampled faster than the windows keep exactly). */
-  trend(now: number, windowMs: number, m: Moments, perWeight = false): Moments {
-    const start = now - windowMs;
-    if (this.slots) {
-      const slots = [...this.slots].filter((s): s is Slot => s !== undefined && s.lastT > start && s.lastT <= now).sort((a, b) => a.index - b.index);
-      for (const s of slots) {
-        const v = perWeight ? (s.wtotal > 0 ? s.sum / s.wtotal : 0) : s.sum / s.count;
-        m.addRun((s.lastT - now) / 1000, (s.lastT - now) / 1000, s.count, v);
-      }
-      return m;
-    }
-    const runs = this.runs;
-    let first = runs.length;
-    for (let i = runs.length - 1; i >= 0; i--) {
-      if (runs[i]!.t1 <= start) break;
-      first = i;
-    }
-    for (let i = first; i < runs.length; i++) {
-      const r = runs[i]!;
-      if (r.t0 > now) break;
-      let t0 = r.t0;
-      let n = r.n;
-      if (t0 <= start && n > 1) {
-        const d = (r.t1 - r.t0) / (n - 1);
-        const skip = Math.floor((start - r.t0) / d) + 1;
-        n -= skip;
-        t0 = r.t0 + skip * d;
-      }
-      if (n <= 0) continue;
-      const v = perWeight ? (r.w > 0 ? (r.v * r.n) / r.w : 0) : r.v;
-      m.addRun((t0 - now) / 1000, (r.t1 - now) / 1000, n, v);
-    }
-    return m;
   }
 
   /** Every sample kept, oldest first (a run's samples evenly spaced over it; a sub-window's as
