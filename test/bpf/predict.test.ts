@@ -234,6 +234,8 @@ check scratch_disk_full { every 1s; critical disk_usage(${JSON.stringify(mnt)}) 
     expect(g.value).not.toBeNull();
     expect(g.value!).toBeGreaterThan(0);
     expect(g.value!).toBeLessThan(60);
+    // and not late: the line does not overshoot the kill by more than a quarter
+    expect(g.value!).toBeLessThanOrEqual(lead * 1.25);
     console.log('mem_eta group at the alert:', JSON.stringify(g));
     // attributed to the growing process (other processes of a busy machine may fire first and
     // hold the alert: the runs say who fired when)
