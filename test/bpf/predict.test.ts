@@ -8,7 +8,8 @@
 // - a sawtooth (100 MiB mapped and unmapped every 4 s) in its own limited cgroup: neither eta
 //   nor leak fires for it, while leak does for the grower;
 // - a file growing at 200 KiB/s on an 8 MiB tmpfs: the disk-full ETA fires within 20 % of the
-//   truth, and the full-disk alert that follows carries the prediction.
+//   truth, and the full-disk alert that follows carries the prediction;
+// - unknown, not wrong: one reading, or a flat series (the tmpfs's inodes), never gives a number.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -147,6 +148,7 @@ check leaks { every 1s; warning leak(rss, 30s) by exec_id > 0.8; }
 check oom { every 1s; critical oom_kills(1h) > 0; }
 check scratch_disk_filling { every 1s; critical eta(disk_usage(${JSON.stringify(mnt)}), 100%, 10s) < 30s; }
 check scratch_disk_full { every 1s; critical disk_usage(${JSON.stringify(mnt)}) > 99%; }
+check scratch_inodes_filling { every 1s; warning eta(inode_usage(${JSON.stringify(mnt)}), 100%, 10s) < 1h; }
 `,
     );
     socket = join(dir, 'patrol.sock');
@@ -166,7 +168,7 @@ check scratch_disk_full { every 1s; critical disk_usage(${JSON.stringify(mnt)}) 
       }
     }
     for (const c of (await get(socket, '/v1/checks')).body.checks as { id: string; name: string }[]) checkIds.set(c.name, c.id);
-    expect(checkIds.size, agentErr).toBe(6);
+    expect(checkIds.size, agentErr).toBe(7);
     // the three workloads, at once
     grow = makeGroup(`patrol-predict-grow-${pid}`, 256 * MB);
     saw = makeGroup(`patrol-predict-saw-${pid}`, 256 * MB);
@@ -300,4 +302,20 @@ check scratch_disk_full { every 1s; critical disk_usage(${JSON.stringify(mnt)}) 
     const causes = JSON.parse(out).causes as { evidence: { kind: string; data?: { alert_id?: string } }[] }[];
     expect(causes.some((c) => c.evidence.some((e) => e.kind === 'prediction' && e.data?.alert_id === pred.id))).toBe(true);
   }, 90_000);
+
+  it('unknown, not wrong: one reading, or a flat series, never gives a number', async () => {
+    const eta = (r: Run) => r.evidence.values.find((v) => v.field.startsWith('eta('))!;
+    // runs are newest first: the first run had one reading
+    const disk = await runsOf('scratch_disk_filling');
+    expect(eta(disk.at(-1)!)).toMatchObject({ value: null, text: expect.stringMatching(/^unknown \(1 sample in the window, needs 5\)/) });
+    // one file on the tmpfs all along: its inode usage is flat (after the step of creating it)
+    const flat = await runsOf('scratch_inodes_filling');
+    expect(flat.length).toBeGreaterThan(30);
+    for (const r of flat) {
+      expect(r.state).toBe('ok');
+      expect(eta(r).value).toBeNull();
+      expect(eta(r).text).toMatch(/^unknown \(|^infinite$/);
+    }
+    expect(flat.filter((r) => eta(r).text === 'infinite').length).toBeGreaterThan(20);
+  });
 });
