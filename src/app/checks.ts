@@ -295,13 +295,7 @@ export function lazyWindows(get: () => ResourcePipeline | null): WindowQuery {
   };
   return {
     aggregate(metric, agg, windowMs, by) {
-      const r = get();
-      if (r === null) throw new Unavailable('resource windows are not running (metrics.enabled: false, or still starting)');
-      if (r !== source || query === null) {
-        source = r;
-        query = windowQuery(r.processes, r.cgroups, r.node);
-      }
-      return query.aggregate(metric, agg, windowMs, by);
+      return current().aggregate(metric, agg, windowMs, by);
     },
     trend(metric, windowMs, by) {
       return current().trend(metric, windowMs, by);

@@ -3,7 +3,8 @@
 // Percentages are returned as fractions (90 % = 0.9), IO as bytes per second, as the DSL expects.
 import { nsToMs, recordFigures, type AggregateCell, type KeyedWindows, type KeyEntry, type ProcessWindows, type CgroupWindows, type NodeWindows, type ProcMetric, type WindowFigures, type NodeMetric, type CgroupMetric, type TrendArm } from '../metrics/index.js';
 import { boottimeNs } from '../kernel/index.js';
-import { cgroupV1MemoryLimit, cgroupV2MemoryLimit, memoryV1Root, processCgroups, processMemoryLimit, readMeminfo } from '../host/index.js';
+import { readMeminfo } from '../host/index.js';
+import { MemoryLimits } from './memory-limits.js';
 import { Moments, fitOf, type TrendFit } from '../shared/trend.js';
 
 type By = 'exec_id' | 'cgroup' | 'comm' | null;
@@ -46,9 +47,6 @@ function scaled(f: TrendFit, k: number): TrendFit {
   return k === 1 ? f : { ...f, slope: f.slope * k, level: f.level * k, rise: f.rise * k, fall: f.fall * k, last: f.last * k };
 }
 
-/** Memory limits change rarely: read again after this long. */
-const LIMIT_TTL_MS = 30_000;
-
 export function windowQuery(processes: ProcessWindows, cgroups: CgroupWindows, node: NodeWindows, nowMs: () => number = () => nsToMs(boottimeNs())) {
   const moments = new Moments();
   /** the fit of one key's compact series over the window (armed by this very ask) */
@@ -59,45 +57,10 @@ export function windowQuery(processes: ProcessWindows, cgroups: CgroupWindows, n
     tb.sums(now, windowMs, moments, now);
     return moments.n === 0 ? null : scaled(fitOf(moments, 0), scale);
   }
-  const limits = new Map<string, { at: number; bytes: number | null }>();
-  const cached = (key: string, read: () => number | undefined): number | null => {
-    const now = Date.now();
-    const hit = limits.get(key);
-    if (hit !== undefined && now - hit.at < LIMIT_TTL_MS) return hit.bytes;
-    let bytes: number | null;
-    try {
-      bytes = read() ?? nodeMemory();
-    } catch {
-      bytes = null;
-    }
-    if (limits.size > 10_000) limits.clear();
-    limits.set(key, { at: now, bytes });
-    return bytes;
-  };
-  const nodeMemory = (): number | null => {
+  const limits = new MemoryLimits(processes, cgroups, () => {
     const t = node.last?.memory.totalBytes ?? readMeminfo().totalBytes;
     return t > 0 ? t : null;
-  };
-  /** a cgroup's limit: its v2 memory.max (ancestors included), else (memory on v1) the tightest
-   *  v1 limit among its live member processes */
-  const cgroupLimit = (path: string): number | undefined => {
-    const v2 = cgroupV2MemoryLimit(path);
-    if (v2 !== undefined || memoryV1Root() === undefined) return v2;
-    let id: bigint | null = null;
-    for (const e of cgroups.windows.values()) if (e.meta.path === path) id = BigInt(e.meta.id);
-    if (id === null) return undefined;
-    let best: number | undefined;
-    const seen = new Set<string>();
-    for (const e of processes.windows.values()) {
-      if (e.meta.cgroupId !== id || e.endedT !== undefined) continue;
-      const v1 = processCgroups(e.meta.pid)?.memoryV1;
-      if (v1 == null || seen.has(v1)) continue;
-      seen.add(v1);
-      const l = cgroupV1MemoryLimit(v1);
-      if (l !== undefined && (best === undefined || l < best)) best = l;
-    }
-    return best;
-  };
+  });
   return {
     aggregate(metric: string, agg: string, windowMs: number, by: By): WindowAnswer | null {
       const names = SERIES_OF[metric];
@@ -210,14 +173,11 @@ export function windowQuery(processes: ProcessWindows, cgroups: CgroupWindows, n
       return out.length ? { groups: out, usedMs: Math.min(windowMs, Math.max(0, now - firstT)) } : null;
     },
 
-    /** The memory limit of a group (cached for 30 s): by exec_id the process's cgroup's, by
-     *  cgroup that cgroup's, else (or when none is set) the node's memory. */
+    /** The memory limit of a group: by exec_id the process's cgroup's, by cgroup that
+     *  cgroup's, else (or when none is set) the node's memory (memory-limits.ts). */
     memoryLimit(by: 'exec_id' | 'cgroup' | null, key: string | null): number | null {
-      if (by === null || key === null) return nodeMemory();
-      if (by === 'cgroup') return cached(`c:${key}`, () => cgroupLimit(key));
-      const e = processes.windows.get(key);
-      if (e === undefined) return nodeMemory();
-      return cached(`p:${key}`, () => processMemoryLimit(e.meta.pid));
+      if (by === null || key === null) return limits.node();
+      return by === 'cgroup' ? limits.ofCgroup(key) : limits.ofProcess(key);
     },
   };
 }

@@ -7,7 +7,7 @@
 // fires when it holds for any group, and the evidence names those groups.
 import { X509Certificate } from 'node:crypto';
 import RE2 from 're2';
-import { PatrolError } from '../shared/errors.js';
+import { Unavailable } from './unavailable.js';
 import type { Expr } from './ast.js';
 import { FIELD_BY_NAME, TREND_FUNCTIONS, WINDOW_METRICS, type FieldSpec, type TrendFunction } from './catalogue.js';
 import type { CompiledCondition } from './checker.js';
@@ -19,12 +19,7 @@ import { printExpr } from './printer.js';
 import { parse } from './parser.js';
 import { evalTrend, type TrendReadings } from './trends.js';
 
-/** A value that could not be obtained: the check is `unknown`, with this message as evidence. */
-export class Unavailable extends PatrolError {
-  constructor(message: string) {
-    super('E_CHECK_UNAVAILABLE', message);
-  }
-}
+export { Unavailable };
 
 interface Grouped {
   groups: Map<string, Scalar>;

@@ -14,7 +14,8 @@ import { printExpr } from './printer.js';
 import {
   Moments, TREND_BUCKETS, TrendBuckets, bucketMsFor, etaWithoutLimit, fitOf, leakOf, slopeOf, type TrendFit, type TrendVerdict,
 } from '../shared/trend.js';
-import { Unavailable, type EvalContext, type EvidenceValue } from './evaluator.js';
+import type { EvalContext, EvidenceValue } from './evaluator.js';
+import { Unavailable } from './unavailable.js';
 import type { Scalar } from './predicate.js';
 
 type By = 'exec_id' | 'cgroup' | 'comm' | null;
@@ -60,9 +61,16 @@ export async function evalTrend(
     dim = WINDOW_METRICS[m.name]!.dim;
     // no windows, or no data yet: no samples, so unknown (the check stays ok and says why);
     // a trend never makes a check `unknown` for want of history
-    const r = windows?.trend?.(m.name, windowMs, by, cx.nowMs) ?? null;
-    if (windows?.trend === undefined) none = 'no resource windows here: they need the agent';
-    else if (r === null) none = `no ${m.name} samples yet`;
+    let r: { groups: TrendMember[]; usedMs: number } | null = null;
+    try {
+      r = windows?.trend?.(m.name, windowMs, by, cx.nowMs) ?? null;
+      if (windows?.trend === undefined) none = 'no resource windows here: they need the agent';
+      else if (r === null) none = `no ${m.name} samples yet`;
+    } catch (e) {
+      // the agent's windows not running (metrics disabled, or starting): no samples either
+      if (!(e instanceof Unavailable)) throw e;
+      none = e.message;
+    }
     members = r?.groups ?? [];
     usedMs = r?.usedMs ?? 0;
   } else {

@@ -79,14 +79,3 @@ export function processCgroups(pid: number, procRoot = '/proc'): { v2: string | 
   }
   return { v2, memoryV1 };
 }
-
-/** The memory limit that applies to a process: its v2 cgroup's, else its v1 memory group's;
- *  undefined when neither sets one (the node's memory is then the limit). */
-export function processMemoryLimit(pid: number, procRoot = '/proc'): number | undefined {
-  const cg = processCgroups(pid, procRoot);
-  if (cg === null) return undefined;
-  const v2 = cg.v2 !== null ? cgroupV2MemoryLimit(cg.v2) : undefined;
-  const v1 = cg.memoryV1 !== null ? cgroupV1MemoryLimit(cg.memoryV1) : undefined;
-  if (v2 === undefined) return v1;
-  return v1 === undefined ? v2 : Math.min(v1, v2);
-}

@@ -86,11 +86,6 @@ export class KeyedWindows<M extends string, Meta> {
     if (arms !== undefined) for (let i = 0; i < arms.length; i++) this.recordTrend(e, arms[i]!, t, value, weight);
   }
 
-  /** Longest window the series serve, ms. */
-  get maxWindowMs(): number {
-    return this.opts.series.maxWindowMs;
-  }
-
   // ------------------------------------------------------------------ trends
   // Trends (slope, eta, leak) are served from a compact series per key and (metric, window):
   // TrendBuckets, 13 buckets of moments (~1.4 KB), whatever the sample rate, so a fit costs 13

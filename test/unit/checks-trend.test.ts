@@ -3,7 +3,7 @@
 // window query, with real ProcessWindows), evidence, and the combination of members by comm.
 import { describe, expect, it } from 'vitest';
 import {
-  EventCounters, Executor, FakeClock, compileSource, formatAll, type Alert, type CheckResult, type CheckSources, type CompiledCheck, type NodeSource,
+  EventCounters, Executor, FakeClock, Unavailable, compileSource, formatAll, type Alert, type CheckResult, type CheckSources, type CompiledCheck, type NodeSource,
   type WindowQuery,
 } from '../../src/checks/index.js';
 import type { ProcUsage } from '../../src/shared/usage.js';
@@ -273,6 +273,27 @@ describe('trends over the resource windows', () => {
     const e = pw.windows.get('x1')!;
     expect(e.trends!['rss/1200000']!.approxBytes()).toBeLessThan(1500);
     expect(pw.windows.trendArms().map((a) => a.key)).toEqual(['rss/1200000']);
+  });
+
+  it('no windows (a standalone check, or the agent with metrics off): unknown, and the check ok', async () => {
+    const off: WindowQuery = {
+      aggregate: () => null,
+      trend: () => {
+        throw new Unavailable('resource windows are not running (metrics.enabled: false, or still starting)');
+      },
+    };
+    for (const sources of [{}, { windows: off }]) {
+      const { clock, results, ex } = harness('check m { critical eta(rss, memory_limit, 5m) by cgroup < 10m; warning leak(rss, 5m) > 0.9; }', sources);
+      ex.start();
+      await clock.advance(0);
+      const r = results[0]!;
+      expect(r.state).toBe('ok');
+      expect(r.evidence.values.map((v) => v.text)).toEqual([
+        expect.stringMatching(/^unknown \((no resource windows here|resource windows are not running)/),
+        expect.stringMatching(/^unknown \((no resource windows here|resource windows are not running)/),
+      ]);
+      ex.stop();
+    }
   });
 
   it('a fit agrees with the textbook fit of the same samples', () => {
