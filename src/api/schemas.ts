@@ -5,6 +5,11 @@
 // Response objects allow additional properties, so fields added to the converters in json.ts are
 // served before the schema learns about them (fields are only added, never renamed).
 
+import type { CheckRunJson, AlertJson as CheckAlertJson, ChecksStatusJson } from './checks.js';
+import type { AlertJson as ExplainAlertJson, CauseJson, EvidenceJson, ExplainJson, ExplainRecentJson, RuleProfileJson, RulesJson } from './explain.js';
+import type { HealthJson, ProcessDetailJson, ProcessJson, StatsJson, StuckDJson, TopJson, TreeJson, TreeNodeJson, ZombieJson } from './json.js';
+import type { TopGroup, TopRow } from '../metrics/index.js';
+
 const PID_MAX = 4194304; // PID_MAX_LIMIT on 64-bit kernels
 const UID_MAX = 4294967295;
 
@@ -61,7 +66,7 @@ export const processSchema = {
     comm_raw: { type: 'string' },
     filename_raw: { type: 'string' },
     args_raw: { type: 'array', items: nullable('string') },
-  },
+  } satisfies Fields<ProcessJson>,
   required: ['exec_id', 'pid', 'ppid', 'parent_exec_id', 'comm', 'state', 'start_time', 'start_ns'],
 } as const;
 
@@ -72,7 +77,7 @@ export const treeNodeSchema = {
     process: { $ref: 'patrol.process#' },
     children: { type: 'array', items: { $ref: 'patrol.treeNode#' } },
     children_truncated: { type: 'boolean' },
-  },
+  } satisfies Fields<TreeNodeJson>,
   required: ['process', 'children'],
 } as const;
 
@@ -99,7 +104,7 @@ export const healthRoute = {
         version: { type: 'string' },
         pid: { type: 'integer' },
         uptime_s: { type: 'integer' },
-      },
+      } satisfies Fields<HealthJson>,
       required: ['status', 'reasons', 'version', 'uptime_s'],
     },
     ...errors,
@@ -151,7 +156,7 @@ export const statsRoute = {
             },
           },
         },
-      },
+      } satisfies Fields<StatsJson>,
     },
     ...errors,
   },
@@ -160,36 +165,6 @@ export const statsRoute = {
 const commFilter = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 64 } as const;
 const uidFilter = { type: 'integer', minimum: 0, maximum: UID_MAX } as const;
 const pidFilter = { type: 'integer', minimum: 1, maximum: PID_MAX } as const;
-
-export const zombiesRoute = {
-  response: {
-    200: {
-      type: 'object',
-      properties: {
-        zombies: {
-          type: 'array',
-          items: {
-            type: 'object',
-            additionalProperties: true,
-            properties: {
-              pid: { type: 'integer' },
-              exec_id: { type: 'string' },
-              comm: { type: 'string' },
-              ppid: { type: 'integer' },
-              parent_exec_id: nullable('string'),
-              parent_comm: nullable('string'),
-              zombie_ms: { type: 'integer' },
-              exit_time: { type: 'string' },
-            },
-            required: ['pid', 'exec_id', 'comm', 'ppid', 'parent_exec_id', 'parent_comm', 'zombie_ms'],
-          },
-        },
-        stuck_d: { type: 'array', items: { type: 'object', additionalProperties: true } },
-      },
-      required: ['zombies'],
-    },
-  },
-} as const;
 
 export const processesRoute = {
   querystring: {
@@ -232,7 +207,7 @@ export const processRoute = {
         process: { $ref: 'patrol.process#' },
         ancestry: { type: 'array', items: { $ref: 'patrol.process#' } },
         children: { type: 'array', items: { $ref: 'patrol.process#' } },
-      },
+      } satisfies Fields<ProcessDetailJson>,
       required: ['process', 'ancestry', 'children'],
     },
     ...errors,
@@ -251,7 +226,7 @@ export const treeRoute = {
       properties: {
         total: { type: 'integer' },
         roots: { type: 'array', items: { $ref: 'patrol.treeNode#' } },
-      },
+      } satisfies Fields<TreeJson>,
       required: ['total', 'roots'],
     },
     ...errors,
@@ -273,3 +248,308 @@ export const eventsRoute = {
   // 200 is an NDJSON stream, not serialized by fastify
   response: errors,
 } as const;
+
+// ------------------------------------------------------------------ the other routes
+// Each schema below lists every field docs/api.md documents (test/unit/api-docs.test.ts checks
+// both ways); `satisfies Fields<T>` makes the compiler hold it to the TypeScript shape the route
+// returns, so code, schema and docs cannot drift apart silently.
+
+/** Exactly the keys of T, each with a JSON schema. */
+type Fields<T> = { [K in keyof Required<T>]: object };
+
+const any = {} as const;
+const labelsSchema = { type: 'object', additionalProperties: { type: 'string' } } as const;
+const checkIdParam = { type: 'string', pattern: '^[0-9a-f]{16}$' } as const;
+
+export const zombieFields = {
+  pid: { type: 'integer' },
+  exec_id: { type: 'string' },
+  comm: { type: 'string' },
+  ppid: { type: 'integer' },
+  parent_exec_id: nullable('string'),
+  parent_comm: nullable('string'),
+  zombie_ms: { type: 'integer' },
+  exit_time: { type: 'string' },
+} as const satisfies Fields<ZombieJson>;
+
+export const stuckDFields = {
+  pid: { type: 'integer' },
+  tid: { type: 'integer' },
+  exec_id: nullable('string'),
+  comm: { type: 'string' },
+  d_ms: { type: 'integer' },
+} as const satisfies Fields<StuckDJson>;
+
+// --- checks (src/api/checks.ts)
+
+export const checkFields = {
+  id: { type: 'string' },
+  name: { type: 'string' },
+  file: { type: 'string' },
+  line: { type: 'integer' },
+  every_ms: { type: 'integer' },
+  timeout_ms: { type: 'integer' },
+  labels: labelsSchema,
+} as const satisfies Fields<ChecksStatusJson['checks'][number]>;
+
+export const reloadFields = {
+  at: { type: 'integer' },
+  ok: { type: 'boolean' },
+  checks: { type: 'integer' },
+  files: { type: 'integer' },
+  errors: { type: 'integer' },
+  diagnostics: { type: 'array', items: { type: 'string' } },
+} as const satisfies Fields<NonNullable<ChecksStatusJson['last_reload']>>;
+
+export const checksRoute = {
+  querystring: noQuery,
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        dir: { type: 'string' },
+        checks: { type: 'array', items: { type: 'object', additionalProperties: true, properties: checkFields } },
+        last_reload: { type: ['object', 'null'], additionalProperties: true, properties: reloadFields },
+      } satisfies Fields<ChecksStatusJson>,
+    },
+    ...errors,
+  },
+} as const;
+
+export const checkRunFields = {
+  id: { type: 'integer' },
+  check_id: { type: 'string' },
+  name: { type: 'string' },
+  file: { type: 'string' },
+  state: { type: 'string' },
+  at: { type: 'integer' },
+  duration_ms: { type: 'number' },
+  message: { type: 'string' },
+  evidence: any,
+  labels: labelsSchema,
+} as const satisfies Fields<CheckRunJson>;
+
+export const checkResultsRoute = {
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      latest: { type: 'boolean' },
+      check_id: checkIdParam,
+      state: { type: 'string', enum: ['ok', 'warning', 'critical', 'unknown', 'timeout'] },
+      since: { type: 'integer', minimum: 0 },
+      before_id: { type: 'integer', minimum: 1 },
+      limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 },
+    },
+  },
+  response: {
+    200: { type: 'object', properties: { results: { type: 'array', items: { type: 'object', additionalProperties: true, properties: checkRunFields } } }, required: ['results'] },
+    ...errors,
+  },
+} as const;
+
+export const alertFields = {
+  id: { type: 'string' },
+  seq: { type: 'integer' },
+  check_id: { type: 'string' },
+  name: { type: 'string' },
+  kind: { type: 'string' },
+  state: { type: 'string' },
+  previous: { type: 'string' },
+  at: { type: 'integer' },
+  message: { type: 'string' },
+  labels: labelsSchema,
+  evidence: any,
+  attribution: any,
+} as const satisfies Fields<CheckAlertJson>;
+
+export const alertsRoute = {
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      check_id: checkIdParam,
+      since: { type: 'integer', minimum: 0 },
+      before_seq: { type: 'integer', minimum: 1 },
+      limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 },
+    },
+  },
+  response: {
+    200: { type: 'object', properties: { alerts: { type: 'array', items: { type: 'object', additionalProperties: true, properties: alertFields } } }, required: ['alerts'] },
+    ...errors,
+  },
+} as const;
+
+// --- attribution (src/api/explain.ts): these routes send pre-serialized JSON (kernel bigints
+// become numbers there), so the schemas document and check, and do not serialize.
+
+export const evidenceFields = {
+  kind: { type: 'string' },
+  ts: { type: 'string' },
+  summary: { type: 'string' },
+  exec_id: { type: 'string' },
+  data: { type: 'object', additionalProperties: true },
+} as const satisfies Fields<EvidenceJson>;
+
+export const causeFields = {
+  cause: { type: 'string' },
+  confidence: { type: 'number' },
+  explanation: { type: 'string' },
+  evidence: { type: 'array', items: { type: 'object', additionalProperties: true, properties: evidenceFields } },
+  rule: { type: 'string' },
+  score: { type: 'number' },
+  ts: { type: 'string' },
+  count: { type: 'integer' },
+  processes: { type: 'integer' },
+  exec_id: nullable('string'),
+  pid: nullable('integer'),
+  finding_id: { type: 'integer' },
+} as const satisfies Fields<CauseJson>;
+
+export const explainAlertFields = {
+  id: { type: 'string' },
+  check: { type: 'string' },
+  state: { type: 'string' },
+  ts: { type: 'integer' },
+  evidence: any,
+} as const satisfies Fields<ExplainAlertJson>;
+
+const cause = { type: 'object', additionalProperties: true, properties: causeFields } as const;
+export const explainFields = {
+  alert: { type: ['object', 'null'], additionalProperties: true, properties: explainAlertFields },
+  causes: { type: 'array', items: cause },
+} as const satisfies Fields<ExplainJson>;
+
+export const explainRoute = {
+  params: { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 200 } }, required: ['id'] },
+  querystring: noQuery,
+  response: { 200: { type: 'object', properties: explainFields }, ...errors },
+} as const;
+
+export const explainRecentRoute = {
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      recent: { type: 'string', enum: ['1', 'true', '0', 'false'] },
+      limit: { type: 'integer', minimum: 1, maximum: 500 },
+    },
+  },
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        alerts: { type: 'array', items: { type: 'object', additionalProperties: true, properties: explainFields } },
+        causes: { type: 'array', items: cause },
+      } satisfies Fields<ExplainRecentJson>,
+    },
+    ...errors,
+  },
+} as const;
+
+export const ruleProfileFields = {
+  rule: { type: 'string' },
+  source: { type: 'string' },
+  evaluations: { type: 'integer' },
+  pattern_matches: { type: 'integer' },
+  tree_runs: { type: 'integer' },
+  matches: { type: 'integer' },
+  time_ms: { type: 'number' },
+  max_us: { type: 'number' },
+} as const satisfies Fields<RuleProfileJson>;
+
+export const rulesRoute = {
+  querystring: noQuery,
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        dir: { type: 'string' },
+        rules: { type: 'integer' },
+        diagnostics: { type: 'array', items: { type: 'string' } },
+        profile: { type: 'array', items: { type: 'object', additionalProperties: true, properties: ruleProfileFields } },
+        stats: { type: 'object', additionalProperties: true },
+      } satisfies Fields<RulesJson>,
+    },
+    ...errors,
+  },
+} as const;
+
+// --- resource windows (src/api/top.ts; rows are documented in docs/metrics.md)
+
+export const topRowFields = {
+  pid: { type: 'integer' },
+  ppid: { type: 'integer' },
+  exec_id: { type: 'string' },
+  comm: { type: 'string' },
+  cgroup_id: nullable('string'),
+  cgroup: nullable('string'),
+  owner: nullable('string'),
+  exited: { type: 'boolean' },
+  cpu: { type: 'object', additionalProperties: true },
+  cpu_seconds: { type: 'number' },
+  rss_bytes: { type: 'object', additionalProperties: true },
+  io_read_bytes: { type: 'number' },
+  io_write_bytes: { type: 'number' },
+  exit: { type: ['object', 'null'], additionalProperties: true },
+  aggregate: { type: ['object', 'null'], additionalProperties: true },
+} as const satisfies Fields<TopRow>;
+
+export const topGroupFields = {
+  cgroup: nullable('string'),
+  cgroup_id: nullable('string'),
+  owner: nullable('string'),
+  processes: { type: 'integer' },
+  cpu: { type: 'object', additionalProperties: true },
+  cpu_seconds: { type: 'number' },
+  rss_bytes: { type: 'object', additionalProperties: true },
+  io_read_bytes: { type: 'number' },
+  io_write_bytes: { type: 'number' },
+  rows: { type: 'array', items: { type: 'object', additionalProperties: true } },
+} as const satisfies Fields<TopGroup>;
+
+export const topRoute = {
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      window: { type: 'string' },
+      sort: { type: 'string', enum: ['cpu', 'rss', 'io'] },
+      limit: { type: 'integer', minimum: 1, maximum: 10000 },
+      group: { type: 'string', enum: ['process', 'cgroup'] },
+    },
+  },
+  response: {
+    200: {
+      type: 'object',
+      additionalProperties: true,
+      properties: {
+        window: { type: 'string' },
+        window_ms: { type: 'integer' },
+        sort: { type: 'string' },
+        group: { type: 'string' },
+        sweep: { type: 'object', additionalProperties: true },
+        // TopRow (group=process) or TopGroup (group=cgroup): topRowFields, topGroupFields
+        rows: { type: 'array', items: { type: 'object', additionalProperties: true } },
+      } satisfies Fields<TopJson>,
+    },
+    ...errors,
+  },
+} as const;
+
+export const metricsRoute = { querystring: noQuery } as const;
+
+export const zombiesRoute = {
+  querystring: noQuery,
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        zombies: { type: 'array', items: { type: 'object', additionalProperties: true, properties: zombieFields, required: ['pid', 'exec_id', 'comm', 'ppid', 'parent_exec_id', 'parent_comm', 'zombie_ms'] } },
+        stuck_d: { type: 'array', items: { type: 'object', additionalProperties: true, properties: stuckDFields } },
+      },
+      required: ['zombies'],
+    },
+  },
+} as const;
+

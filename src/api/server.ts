@@ -23,6 +23,7 @@ import {
   type ProcessJson,
   type TreeJson,
   type TreeNodeJson,
+  type ZombiesJson,
 } from './json.js';
 import {
   SHARED_SCHEMAS,
@@ -46,6 +47,8 @@ export interface ApiOptions {
   log: Logger;
   /** per-client bound on queued event-stream bytes (default 1 MiB) */
   eventsBufferBytes?: number;
+  /** sees every route as it is registered, with its schema (test/unit/api-docs.test.ts) */
+  onRoute?: (route: { method: string | string[]; url: string; schema?: Record<string, unknown> }) => void;
 }
 
 export interface ApiAddresses {
@@ -136,6 +139,7 @@ function buildApp(
   streams: Set<ServerResponse>,
   kind: 'unix' | 'tcp',
   token?: string,
+  onRoute?: ApiOptions['onRoute'],
 ): FastifyInstance {
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -157,6 +161,7 @@ function buildApp(
   });
 
   for (const s of SHARED_SCHEMAS) app.addSchema(s);
+  if (onRoute) app.addHook('onRoute', (r) => onRoute({ method: r.method, url: r.url, ...(r.schema ? { schema: r.schema as Record<string, unknown> } : {}) }));
 
   if (token !== undefined) {
     const check = bearerChecker(token);
@@ -225,7 +230,7 @@ function buildApp(
 
   registerTopRoutes(app, view, P);
 
-  app.get(`${P}/zombies`, { schema: zombiesRoute }, async () => {
+  app.get(`${P}/zombies`, { schema: zombiesRoute }, async (): Promise<ZombiesJson> => {
     const now = view.nowNs();
     const st = view.states;
     return {
@@ -329,7 +334,7 @@ export async function startApi(view: AgentView, opts: ApiOptions): Promise<ApiHa
   const replaced = await prepareSocketPath(opts.socket);
   if (replaced === 'replaced-stale') log.info({ socket: opts.socket }, 'removed a stale API socket');
 
-  const unix = buildApp(view, hub, log, streams, 'unix');
+  const unix = buildApp(view, hub, log, streams, 'unix', undefined, opts.onRoute);
   try {
     await unix.listen({ path: opts.socket });
   } catch (e) {

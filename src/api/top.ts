@@ -4,6 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { PatrolError } from '../shared/errors.js';
 import { formatDurationMs, parseDurationMs } from '../shared/duration.js';
 import type { AgentView } from './view.js';
+import type { TopJson } from './json.js';
+import { metricsRoute, topRoute } from './schemas.js';
 
 /** An error the client caused or can act on; fastify's error handler uses statusCode. */
 export class ApiRequestError extends PatrolError {
@@ -12,24 +14,11 @@ export class ApiRequestError extends PatrolError {
   }
 }
 
-export const topRoute = {
-  querystring: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      window: { type: 'string' },
-      sort: { type: 'string', enum: ['cpu', 'rss', 'io'] },
-      limit: { type: 'integer', minimum: 1, maximum: 10000 },
-      group: { type: 'string', enum: ['process', 'cgroup'] },
-    },
-  },
-} as const;
-
 export function registerTopRoutes(app: FastifyInstance, view: AgentView, prefix: string): void {
   app.get<{ Querystring: { window?: string; sort?: 'cpu' | 'rss' | 'io'; limit?: number; group?: 'process' | 'cgroup' } }>(
     `${prefix}/top`,
     { schema: topRoute },
-    async (req) => {
+    async (req): Promise<TopJson> => {
       const r = view.resources;
       if (!r) throw new ApiRequestError('E_METRICS_DISABLED', 'resource windows are disabled in this agent (metrics.enabled: false)', 404);
       const windowMs = req.query.window === undefined ? 60_000 : parseDurationMs(req.query.window);
@@ -42,7 +31,7 @@ export function registerTopRoutes(app: FastifyInstance, view: AgentView, prefix:
       return { window: formatDurationMs(windowMs), window_ms: windowMs, sort: req.query.sort ?? 'cpu', group: byCgroup ? 'cgroup' : 'process', sweep: r.sweep, rows };
     },
   );
-  app.get(`${prefix}/metrics`, async (_req, reply) => {
+  app.get(`${prefix}/metrics`, { schema: metricsRoute }, async (_req, reply) => {
     const r = view.resources;
     if (!r) throw new ApiRequestError('E_METRICS_DISABLED', 'resource windows are disabled in this agent (metrics.enabled: false)', 404);
     reply.header('content-type', r.metricsContentType);
