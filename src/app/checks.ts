@@ -298,15 +298,24 @@ export interface AgentChecks {
 export function lazyWindows(get: () => ResourcePipeline | null): WindowQuery {
   let source: ResourcePipeline | null = null;
   let query: ReturnType<typeof windowQuery> | null = null;
+  const current = (): ReturnType<typeof windowQuery> => {
+    const r = get();
+    if (r === null) throw new Unavailable('resource windows are not running (metrics.enabled: false, or still starting)');
+    if (r !== source || query === null) {
+      source = r;
+      query = windowQuery(r.processes, r.cgroups, r.node);
+    }
+    return query;
+  };
   return {
     aggregate(metric, agg, windowMs, by) {
-      const r = get();
-      if (r === null) throw new Unavailable('resource windows are not running (metrics.enabled: false, or still starting)');
-      if (r !== source || query === null) {
-        source = r;
-        query = windowQuery(r.processes, r.cgroups, r.node);
-      }
-      return query.aggregate(metric, agg, windowMs, by);
+      return current().aggregate(metric, agg, windowMs, by);
+    },
+    trend(metric, windowMs, by) {
+      return current().trend(metric, windowMs, by);
+    },
+    memoryLimit(by, key) {
+      return current().memoryLimit(by, key);
     },
   };
 }

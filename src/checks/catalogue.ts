@@ -103,6 +103,19 @@ export const WINDOW_METRICS: Record<string, { dim: Dim; doc: string }> = {
 };
 
 export const GROUP_KEYS = ['exec_id', 'cgroup', 'comm'] as const;
+
+/** Trends: slope(m, w), eta(m, limit, w), leak(m, w) [by key], over a windowed metric (m as
+ *  above) or over the readings of a numeric field that the check itself records. */
+export const TREND_FUNCTIONS = ['slope', 'eta', 'leak'] as const;
+export type TrendFunction = (typeof TREND_FUNCTIONS)[number];
+
+/** What eta takes for its limit besides a value with a unit: per-key limits. */
+export const TREND_LIMITS: Record<string, { dim: Dim; doc: string }> = {
+  memory_limit: {
+    dim: BYTES,
+    doc: "the memory limit of the group's cgroup (v2 memory.max, or v1 memory.limit_in_bytes where the memory controller is on v1), else the node's memory",
+  },
+};
 export type GroupKey = (typeof GROUP_KEYS)[number];
 
 /** Event aggregates: count(kind [where pred], window) and rate(kind [where pred], window). */
@@ -131,5 +144,5 @@ export const TIMEOUT_ACTIONS = ['alert', 'critical', 'warning', 'unknown', 'igno
 
 /** Every name the checker accepts in call position, for "did you mean". */
 export function allCallableNames(): string[] {
-  return [...FIELDS.map((f) => f.name), ...WINDOW_AGGREGATES, ...EVENT_AGGREGATES];
+  return [...FIELDS.map((f) => f.name), ...WINDOW_AGGREGATES, ...EVENT_AGGREGATES, ...TREND_FUNCTIONS];
 }

@@ -143,6 +143,21 @@ export class Series {
     return out;
   }
 
+  /** Every sample kept, oldest first (a run's samples evenly spaced over it; a sub-window's as
+   *  its mean at its newest time), to seed a longer trend series. */
+  samples(fn: (t: number, v: number) => void, perWeight = false): void {
+    if (this.slots) {
+      for (const s of [...this.slots].filter((x): x is Slot => x !== undefined).sort((a, b) => a.index - b.index)) {
+        fn(s.lastT, perWeight ? (s.wtotal > 0 ? s.sum / s.wtotal : 0) : s.sum / s.count);
+      }
+      return;
+    }
+    for (const r of this.runs) {
+      const v = perWeight ? (r.w > 0 ? (r.v * r.n) / r.w : 0) : r.v;
+      for (let i = 0; i < r.n; i++) fn(r.n === 1 ? r.t1 : r.t0 + ((r.t1 - r.t0) * i) / (r.n - 1), v);
+    }
+  }
+
   /** Approximate heap bytes held, for the memory bound. */
   approxBytes(): number {
     if (!this.slots) return 120 + this.runs.length * 72;
