@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
-# Servers the tests talk to, installed for the test run only (not by scripts/setup.sh: agents in
-# production need none of them). Idempotent; PATROL_TEST_APT adds more.
+# Test-only system packages, installed by scripts/test.sh (not by scripts/setup.sh: running
+# patrol needs none of them). Idempotent: installs only what is missing. PATROL_TEST_APT adds more.
+#   chromium, fonts-dejavu-core: the dashboard's browser tests (test/browser/) and their
+#             screenshots, driven by playwright-core with executablePath /usr/bin/chromium
+#             (never a downloaded browser)
 #   prometheus-alertmanager: the real Alertmanager of test/integ/alertmanager.test.ts
 set -euo pipefail
-TEST_APT=(prometheus-alertmanager ${PATROL_TEST_APT:-})
+log() { printf '\033[1m[test-deps]\033[0m %s\n' "$*"; }
 SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "test-deps: run as root (or install sudo)" >&2; exit 1; }
+  SUDO="sudo"
+fi
+TEST_APT=(chromium fonts-dejavu-core prometheus-alertmanager ${PATROL_TEST_APT:-})
 missing=()
 for p in "${TEST_APT[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  printf '\033[1m[test-deps]\033[0m installing apt packages: %s\n' "${missing[*]}"
+  log "installing test-only apt packages: ${missing[*]}"
   $SUDO apt-get update -qq
-  # --no-install-recommends; policy-rc.d keeps the package's own service from starting
-  # (the tests start their own instance on loopback).
-  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d.patrol >/dev/null
+  # policy-rc.d keeps the packages' own services from starting: the tests start their own
+  # instances on loopback.
   restore=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then $SUDO cp /usr/sbin/policy-rc.d.patrol /usr/sbin/policy-rc.d && $SUDO chmod +x /usr/sbin/policy-rc.d && restore=1; fi
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    restore=1
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [ "$restore" -eq 0 ] || $SUDO rm -f /usr/sbin/policy-rc.d
-  $SUDO rm -f /usr/sbin/policy-rc.d.patrol
+else
+  log "test-only apt packages present"
 fi

@@ -3,6 +3,7 @@
 // Like the NDJSON schema: fields are only ever added, never renamed or retyped.
 import type { ProcessEntry, ProcessState } from '../process/index.js';
 import type { AgentStats, AgentView, StatesView } from './view.js';
+import type { TopGroup, TopRow } from '../metrics/index.js';
 
 export interface ProcessJson {
   exec_id: string;
@@ -69,6 +70,9 @@ export interface ProcessDetailJson {
   /** parent first, up to the oldest known ancestor */
   ancestry: ProcessJson[];
   children: ProcessJson[];
+  /** the states the process went through as the agent observed them, oldest first (bounded;
+   *  empty without the state sensor, or once reaped) */
+  states: { state: string; since: string }[];
 }
 
 export interface TreeNodeJson {
@@ -82,6 +86,44 @@ export interface TreeJson {
   /** processes in the tree */
   total: number;
   roots: TreeNodeJson[];
+}
+
+/** GET /v1/zombies: a zombie, blamed on the parent that has not reaped it */
+export interface ZombieJson {
+  pid: number;
+  exec_id: string;
+  comm: string;
+  ppid: number;
+  parent_exec_id: string | null;
+  parent_comm: string | null;
+  zombie_ms: number;
+  exit_time: string;
+}
+
+/** GET /v1/zombies: a thread in D longer than state.d_threshold */
+export interface StuckDJson {
+  pid: number;
+  tid: number;
+  /** null when the thread's process is not in the table */
+  exec_id: string | null;
+  comm: string;
+  d_ms: number;
+}
+
+export interface ZombiesJson {
+  zombies: ZombieJson[];
+  stuck_d: StuckDJson[];
+}
+
+/** GET /v1/top */
+export interface TopJson {
+  window: string;
+  window_ms: number;
+  sort: string;
+  group: 'process' | 'cgroup';
+  /** the resource sweep's own counters (camelCase, opaque) */
+  sweep: unknown;
+  rows: TopRow[] | TopGroup[];
 }
 
 export interface HealthJson {

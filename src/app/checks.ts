@@ -11,7 +11,7 @@ import type { Enriched } from '../process/index.js';
 import { boottimeNs } from '../kernel/index.js';
 import {
   EventCounters, Executor, FakeClock, FsSystemSource, Unavailable, HostNodeSource, ProcFsProcessSource, checkFilesIn, collectAggregates, compileFiles, formatAll,
-  type Alert, type CheckResult, type CheckSources, type CompiledCheck, type Diagnostic, type EventCountSource, type EventFact, type WindowQuery,
+  type AgentSource, type Alert, type CheckResult, type CheckSources, type CompiledCheck, type Diagnostic, type EventCountSource, type EventFact, type WindowQuery,
 } from '../checks/index.js';
 import { CheckStore } from '../store/index.js';
 import type { ChecksView } from '../api/index.js';
@@ -168,6 +168,8 @@ export interface CheckServiceOptions {
   attribute?: (a: Alert) => unknown;
   /** ms on the event clock (default CLOCK_BOOTTIME, the clock of event ktimes) */
   eventNow?: () => number;
+  /** the agent's own figures (events_lost) */
+  agent?: AgentSource;
   /** alert delivery (issue 17): queues the alert durably for the configured outputs */
   deliver?: (a: Alert, attribution: unknown) => void;
 }
@@ -185,7 +187,7 @@ export class CheckService {
 
   constructor(private readonly opts: CheckServiceOptions) {
     this.eventNow = opts.eventNow ?? bootMs;
-    const sources: CheckSources = { ...localSources(this.counters), ...(opts.windows ? { windows: opts.windows } : {}) };
+    const sources: CheckSources = { ...localSources(this.counters), ...(opts.windows ? { windows: opts.windows } : {}), ...(opts.agent ? { agent: opts.agent } : {}) };
     const seeded = opts.store?.lastAlertedStates();
     this.executor = new Executor({
       sources,
@@ -266,6 +268,12 @@ export class CheckService {
     this.counters.onLifecycle(ev, en);
   }
 
+  /** The agent's own figures changed (a record was lost): the checks reading them run now, so
+   *  their alert does not wait for the schedule. */
+  agentFiguresChanged(): void {
+    this.executor.runNow((c) => c.usesAgent);
+  }
+
   onState(ev: StateStreamEvent): void {
     if (ev.type === 'state') this.counters.onState(ev);
   }
@@ -310,6 +318,7 @@ export function startAgentChecks(
   log: Logger,
   resources: () => ResourcePipeline | null = () => null,
   attribute?: (a: Alert) => unknown,
+  agent?: AgentSource,
   deliver?: (a: Alert, attribution: unknown) => void,
 ): AgentChecks | null {
   if (cfg.checks.dir === null) return null;
@@ -329,7 +338,10 @@ export function startAgentChecks(
     log,
   });
   store.startTimer();
-  const service = new CheckService({ dir: cfg.checks.dir, log, store, concurrency: cfg.checks.concurrency, windows: lazyWindows(resources), ...(attribute ? { attribute } : {}), ...(deliver ? { deliver } : {}) });
+  const service = new CheckService({
+    dir: cfg.checks.dir, log, store, concurrency: cfg.checks.concurrency, windows: lazyWindows(resources),
+    ...(attribute ? { attribute } : {}), ...(agent ? { agent } : {}), ...(deliver ? { deliver } : {}),
+  });
   service.start();
   const view: ChecksView = {
     status: () => ({

@@ -134,7 +134,9 @@ const ptHdrOpOffset = () => ptHdrOffset('op');
 export class LifecyclePipeline {
   readonly table: ProcessTable;
   readonly seq = new SeqTracker(0n);
-  readonly captured: Record<EventType, bigint> = { exec: 0n, fork: 0n, exit: 0n, reap: 0n, exec_failed: 0n };
+  /** records handed over, per type: numbers, not bigints (a bigint increment allocates, and
+   *  2^53 records is 285 years at a million a second); the accounting reads them as bigints */
+  readonly captured: Record<EventType, number> = { exec: 0, fork: 0, exit: 0, reap: 0, exec_failed: 0 };
   malformed = 0;
   private sink: EventSink = () => {};
   private readonly events: LifecycleEvent[] = [];
@@ -163,7 +165,10 @@ export class LifecyclePipeline {
     const probe = probeKernel();
     const execFailed = config.execFailed === 'auto' ? probe.tracefs : config.execFailed;
     const n = native();
-    const autoload: Record<string, boolean> = { bench_produce: false };
+    // Test hook (test/faults, bench/soak.mjs): PATROL_BENCH_PRODUCE=1 also loads bench_produce,
+    // never attached, so bench/build/bpf-produce can drive this agent's own ring past what its
+    // consumer takes (found by lifecycle.filename_cap, its token). Needs bpf_loop (5.17+).
+    const autoload: Record<string, boolean> = { bench_produce: process.env.PATROL_BENCH_PRODUCE === '1' };
     for (const p of EXEC_FAILED_PROGS) autoload[p] = execFailed;
     for (const p of WAIT_PROGS) autoload[p] = probe.tracefs;
     if (!probe.tracefs) {
@@ -330,7 +335,7 @@ export class LifecyclePipeline {
       const op = OP_EVENT_TYPE.indexOf(type);
       const t = {
         generated: counters?.total.generated[op] ?? 0n,
-        captured: this.captured[type],
+        captured: BigInt(this.captured[type]),
         lostReserve: counters?.total.lostReserve[op] ?? 0n,
         lostUserspace: BigInt(ring?.droppedByTag[op] ?? 0),
       };

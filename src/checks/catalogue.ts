@@ -31,7 +31,7 @@ export type ResultType = { k: 'num'; dim: Dim } | { k: 'bool' };
  *  tell users to give expensive checks longer intervals. */
 export type Cost = 'cheap' | 'moderate' | 'expensive';
 
-export type Source = 'node' | 'process' | 'system' | 'window' | 'event';
+export type Source = 'node' | 'process' | 'system' | 'window' | 'event' | 'agent';
 
 export interface FieldSpec {
   name: string;
@@ -79,6 +79,8 @@ export const FIELDS: readonly FieldSpec[] = [
   F('d_state_count', [], num(NONE), 'process', 'moderate', 'processes in uninterruptible sleep (state D)'),
   F('exec_rate', [{ name: 'window', type: 'duration', default: '1m' }], num(PER_SECOND), 'event', 'cheap', 'successful execs per second over the window'),
   F('exit_failures', [{ name: 'window', type: 'duration', default: '10m' }], num(NONE), 'event', 'cheap', 'non-zero exits, deaths by signal and failed execs in the window'),
+  // agent
+  F('events_lost', [{ name: 'window', type: 'duration', default: '1m' }], num(NONE), 'agent', 'cheap', "lifecycle records the agent lost in the window (ring full, or user-space queue full): its own loss accounting"),
   // system
   F('port_listening', [{ name: 'port', type: 'port' }], BOOL, 'system', 'moderate', 'a TCP socket listens on the port (IPv4 or IPv6): /proc/net/tcp, /proc/net/tcp6'),
   F('file_exists', [{ name: 'path', type: 'string' }], BOOL, 'system', 'cheap', 'the path exists (symlinks followed)'),

@@ -49,6 +49,8 @@ export interface CompiledCheck {
   alertOn: ReadonlySet<AlertState>;
   /** some condition reads event counts (count, rate, exec_rate, exit_failures) */
   usesEvents: boolean;
+  /** some condition reads the agent's own figures (events_lost): only the agent can run it */
+  usesAgent: boolean;
 }
 
 export const DEFAULT_EVERY_MS = 30_000;
@@ -108,6 +110,7 @@ function checkOne(s: CheckStmt, diags: DiagnosticBag, fileAlert: ReadonlySet<Ale
     diags.error('PD2008', s.nameSpan ?? s.span, `check '${name}' has no condition`, 'add `critical <condition>;` or `warning <condition>;`');
   }
   let usesEvents = false;
+  let usesAgent = false;
   const conditions: CompiledCondition[] = s.conditions.map((c) => {
     const t = cx.expr(c.expr);
     if (t.k !== 'error' && t.k !== 'bool') {
@@ -119,6 +122,7 @@ function checkOne(s: CheckStmt, diags: DiagnosticBag, fileAlert: ReadonlySet<Ale
     }
     if (t.k === 'bool' && c.expr.kind === 'bool') diags.warning('PD3002', c.expr.span, `the condition is always ${String(c.expr.value)}`);
     usesEvents ||= cx.usesEvents;
+    usesAgent ||= cx.usesAgent;
     return { severity: c.severity, negate: c.negate, expr: c.expr, forMs: c.for ? cx.durationMs(c.for, 'for', 0) : 0, text: conditionText(c) };
   });
   const labels: Record<string, string> = {};
@@ -142,7 +146,7 @@ function checkOne(s: CheckStmt, diags: DiagnosticBag, fileAlert: ReadonlySet<Ale
     }
   }
   return {
-    id: checkId(file, name), name, file, line: s.span.line, span: s.span, everyMs, timeoutMs, conditions, labels, onTimeout, alertOn, usesEvents,
+    id: checkId(file, name), name, file, line: s.span.line, span: s.span, everyMs, timeoutMs, conditions, labels, onTimeout, alertOn, usesEvents, usesAgent,
   };
 }
 
@@ -153,6 +157,7 @@ function conditionText(c: { negate: boolean; expr: Expr }): string {
 /** Type-checking context for one check. */
 class Cx {
   usesEvents = false;
+  usesAgent = false;
   /** fields of the event kind while inside `where` */
   private eventScope: Record<string, EventFieldType> | null = null;
   private eventKind = '';
@@ -329,6 +334,7 @@ class Cx {
       return ERR;
     }
     if (f.source === 'event') this.usesEvents = true;
+    if (f.source === 'agent') this.usesAgent = true;
     if (!this.arity(f.name, f.params, args, span)) return ERR;
     let ok = true;
     args.forEach((a, k) => (ok = this.param(f, f.params[k]!, a) && ok));

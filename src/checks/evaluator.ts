@@ -282,6 +282,10 @@ async function collect(spec: FieldSpec, args: Expr[], cx: EvalContext, node: Exp
       const y = countEvents(cx, failedExecs!);
       return { value: x.n + y.n, extra: windowUsed(exits!.windowMs, Math.min(x.usedMs, y.usedMs)) };
     }
+    case 'events_lost': {
+      const lost = need(s.agent, "the agent's loss counters (they need the agent)").lostRecords();
+      return counterDelta(cx, printExpr(node), lost, (arg(spec, args, 0) as number) * 1000);
+    }
     case 'port_listening':
       return { value: (await sys().listeningPorts()).has(arg(spec, args, 0) as number) };
     case 'file_exists':

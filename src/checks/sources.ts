@@ -66,6 +66,12 @@ export interface SystemSource {
   readFrom(path: string, offset: number, maxBytes: number): Promise<{ data: Buffer; size: number; ino: number }>;
 }
 
+/** The agent's own figures (the agent adapts its loss accounting to this). */
+export interface AgentSource {
+  /** lifecycle records lost so far (kernel ring full + user-space queue full), monotonic */
+  lostRecords(): number;
+}
+
 export interface CheckSources {
   node?: NodeSource;
   processes?: ProcessSource;
@@ -74,4 +80,6 @@ export interface CheckSources {
   /** event counters for count/rate/exec_rate/exit_failures (fed by the agent's live stream, or
    *  a recording) */
   events?: import('./counters.js').EventCountSource;
+  /** the running agent's own figures (absent in a standalone `patrol check` and in replay) */
+  agent?: AgentSource;
 }

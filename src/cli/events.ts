@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { PatrolError } from '../shared/errors.js';
 import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
-import { HEADER, fmtBytes, fmtNs, localTime, shellQuote } from './format.js';
+import { HEADER, argvText, fmtBytes, fmtNs, localTime } from './format.js';
 import { collectList, parseIntArg } from './parse.js';
 import { term } from '../shared/terminal.js';
 import { addIdentityOptions, identityQuery, type IdentityOptions } from './identity.js';
@@ -48,6 +48,7 @@ export interface EventRecordJson {
   ppid: number;
   comm: string;
   args?: string[] | null;
+  args_raw?: (string | null)[];
   args_truncated?: boolean;
   thread?: boolean;
   tid?: number;
@@ -66,7 +67,7 @@ export interface EventRecordJson {
 function details(r: EventRecordJson): string {
   switch (r.type) {
     case 'exec':
-      return (r.args ?? []).map(shellQuote).join(' ') + (r.args_truncated ? ' [truncated]' : '');
+      return argvText(r.args ?? [], r.args_raw?.map((b) => (b ? Buffer.from(b, 'base64') : null))) + (r.args_truncated ? ' [truncated]' : '');
     case 'fork':
       return r.thread ? `thread tid=${r.tid}` : `from ${r.ppid}`;
     case 'exit': {

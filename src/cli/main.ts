@@ -13,6 +13,7 @@ import { registerExplain } from './explain.js';
 import { registerCheck } from './check.js';
 import { registerRecord } from './record.js';
 import { registerResults } from './results.js';
+import { registerDashboard } from './dashboard.js';
 import { registerCompletion } from './completion.js';
 import { VERSION } from '../shared/version.js';
 
@@ -42,6 +43,7 @@ registerCheck(program);
 registerRecord(program);
 registerResults(program);
 registerTop(program);
+registerDashboard(program);
 registerCompletion(program);
 
 try {

@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import type { ProcessJson, ProcessListJson, TreeJson, TreeNodeJson } from '../api/json.js';
 import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
-import { shellQuote } from './format.js';
+import { argvText } from './format.js';
 import { collectList, parseIntArg } from './parse.js';
 import { term } from '../shared/terminal.js';
 import { addIdentityOptions, identityQuery, type IdentityOptions } from './identity.js';
@@ -80,7 +80,7 @@ function fmtUs(us: number | null): string {
 /** argv as a copy-pasteable command line; [comm] when no argv is known (like ps). */
 export function argsText(p: ProcessJson): string {
   if (p.args === null || p.args.length === 0) return `[${term(p.comm)}]`;
-  return p.args.map(shellQuote).join(' ') + (p.args_truncated ? ' [truncated]' : '');
+  return argvText(p.args, p.args_raw?.map((b) => (b ? Buffer.from(b, 'base64') : null))) + (p.args_truncated ? ' [truncated]' : '');
 }
 
 export function psLine(p: ProcessJson): string {

@@ -9,3 +9,4 @@ export { CgroupWindows, type CgroupMetric, type CgroupMeta } from './cgroups.js'
 export { topRows, topGroups, type TopRow, type TopAggregate, type TopGroup, type TopQuery, type TopSort } from './top.js';
 export { PatrolMetrics, seriesBound, type AgentHealth, type PrometheusSources } from './prometheus.js';
 export { nsToMs } from './time.js';
+export { nodeStrip, processHistory, type NodeStrip, type ProcessHistory, type Point, type Fig } from './history.js';
