@@ -12,7 +12,8 @@
         "src/maps.cc",
         "src/ring.cc",
         "src/ring_api.cc",
-        "src/ring_pull.cc"
+        "src/ring_pull.cc",
+        "src/fd_watch.cc"
       ],
       # C++ exceptions carry the typed errors; std::exception is converted too.
       "dependencies": [

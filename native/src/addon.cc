@@ -89,6 +89,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Export<SetLogger>(env, exports, "setLogger");
   Export<SetThreadRealtime>(env, exports, "setThreadRealtime");
   exports.Set("fdReadable", Napi::Function::New<FdReadable>(env, "fdReadable"));
+  exports.Set("FdWatch", DefineFdWatch(env));
   exports.Set("trimHeap", Napi::Function::New<TrimHeap>(env, "trimHeap"));
   exports.Set("clockBoottimeNs", Napi::Function::New<ClockBoottimeNs>(env, "clockBoottimeNs"));
 

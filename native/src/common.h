@@ -66,6 +66,9 @@ Napi::Error ErrnoError(Napi::Env env, const char* op, int err, const std::string
 // Bad arguments: TypeError with code 'EINVAL'.
 [[noreturn]] void ThrowInvalid(Napi::Env env, const char* op, const std::string& what);
 
+// fd_watch.cc: the FdWatch class (a libuv poll handle on a readable fd).
+Napi::Function DefineFdWatch(Napi::Env env);
+
 struct Bytes {
   const uint8_t* data;
   size_t len;

@@ -9,3 +9,5 @@ export type { ExplainView, ExplainJson, ExplainRecentJson, CauseJson, EvidenceJs
 export { registerCheckRoutes, type ChecksView, type CheckRunJson, type AlertJson as CheckAlertJson, type ChecksStatusJson } from './checks.js';
 export type { ReloadReplyJson, ReloadStatusJson } from './view.js';
 export { reloadRoute, statusRoute } from './reload.js';
+export { registerHistoryRoutes, type NodeJson, type HistoryJson } from './history.js';
+export { nodeRoute, historyRoute, HISTORY_MAX_IDS } from './schemas.js';

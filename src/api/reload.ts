@@ -43,6 +43,18 @@ export const SECTION_FIELDS = ['result', 'keys', 'applied', 'not_live', 'code', 
 export const SENSORS_PART_FIELDS = ['generation', 'reason_loaded', 'overlap_ms', 'duplicates', 'sensors'] as const;
 export const SENSOR_OBJECT_FIELDS = ['result', 'version', 'code', 'reason', 'maps_reused', 'programs', 'overlap_ms', 'detach_ms'] as const;
 
+/** `last_reload` of GET /v1/status. */
+export const lastReloadFields = {
+  at: { type: 'string' },
+  trigger: { type: 'string' },
+  ok: { type: 'boolean' },
+  duration_ms: { type: 'number' },
+  results: { type: 'object', additionalProperties: { type: 'string' } },
+  codes: { type: 'array', items: { type: 'string' } },
+  overlap_ms: { type: ['number', 'null'] },
+  duplicates: { type: ['integer', 'null'] },
+} as const;
+
 export const statusRoute = {
   querystring: { type: 'object', additionalProperties: false, properties: {} },
   response: {
@@ -60,7 +72,7 @@ export const statusRoute = {
         },
         generation: { type: 'integer' },
         reloads: { type: 'integer' },
-        last_reload: { type: ['object', 'null'], additionalProperties: true },
+        last_reload: { type: ['object', 'null'], additionalProperties: true, properties: lastReloadFields },
       },
       required: ['version', 'versions', 'generation', 'reloads', 'last_reload'],
     },
@@ -68,7 +80,7 @@ export const statusRoute = {
 } as const;
 
 /** Fields of `last_reload` in GET /v1/status. */
-export const LAST_RELOAD_FIELDS = ['at', 'trigger', 'ok', 'duration_ms', 'results', 'codes', 'overlap_ms', 'duplicates'] as const;
+export const LAST_RELOAD_FIELDS = Object.keys(lastReloadFields) as (keyof typeof lastReloadFields)[];
 
 export function registerReloadRoutes(app: FastifyInstance, prefix: string, view: AgentView): void {
   app.post<{ Body: { sensors?: boolean } | undefined }>(

@@ -23,6 +23,8 @@ import { HealthMonitor } from './health.js';
 import { ReloadCoordinator } from './reload.js';
 import { buildReloadParts, type LiveSlots } from './live.js';
 import { SensorReloader, objectPaths } from './sensor-reload.js';
+import { Unavailable } from '../checks/index.js';
+import { startIntegrations } from './integrations.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -84,15 +86,29 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       store.close();
     });
 
+    // redaction, identity, alert delivery, OTLP (issue 17)
+    const integ = startIntegrations(cfg, log);
+    cleanups.push(() => integ.close());
+
     const listeners = new Set<EventListener>();
     let healthRef: HealthMonitor | null = null;
     const stateListeners = new Set<(ev: StateStreamEvent) => void>();
     let states: StatePipeline | null = null;
     // Parts a reload can start, stop or replace: read through `slots` at every use.
     const slots: LiveSlots = { rules: null, checks: null, resources: null };
+    // The lifecycle pipeline starts after the checks (their counters must exist before the
+    // first event): events_lost reads its loss accounting through this closure.
+    let lifecycle: LifecyclePipeline | null = null;
+    const agentFacts = {
+      lostRecords: () => {
+        if (lifecycle === null) throw new Unavailable('the lifecycle pipeline is still starting');
+        const t = lifecycle.accounting().totals;
+        return Number(t.lostReserve + t.lostUserspace);
+      },
+    };
     // rules start later (they need the state pipeline); alerts ask them through this closure
     const startChecks = (c: AgentConfig) =>
-      startAgentChecks(c, log, () => slots.resources, (a) => slots.rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null);
+      startAgentChecks(c, log, () => slots.resources, (a) => slots.rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null, agentFacts, integ.deliver);
     slots.checks = startChecks(cfg);
     cleanups.push(() => slots.checks?.close());
     // Each consumer behind its own boundary (consumers.ts): a throw is counted and logged, and
@@ -162,9 +178,11 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           gStream.fail(e);
         }
       }
+      if (integ.onLifecycle) integ.onLifecycle(ev, en);
     };
     const objects = objectPaths(cfg.agent.bpfDir);
-    const pipeline = LifecyclePipeline.start(cfg.lifecycle, log, onEvent, { objectPath: objects.lifecycle });
+    const pipeline = LifecyclePipeline.start({ ...cfg.lifecycle, ...integ.tableHooks }, log, onEvent, { objectPath: objects.lifecycle });
+    lifecycle = pipeline;
     cleanups.push(() => pipeline.close());
     states = StatePipeline.start(cfg.state, pipeline.table, log, (ev) => {
       slots.rules?.onState(ev);
@@ -172,7 +190,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       for (const l of stateListeners) l(ev);
     }, { objectPath: objects.state });
     cleanups.push(() => states!.close());
-    const startResources = (c: AgentConfig) => {
+    const startResources = async (c: AgentConfig) => {
       const agentHealth = ResourcePipeline.health(
         () => pipeline.accounting(),
         () => pipeline.table.size,
@@ -184,7 +202,9 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           };
         },
       );
-      return ResourcePipeline.start(c.metrics, pipeline.table, () => pipeline.readUsage(), agentHealth, log);
+      const r = await ResourcePipeline.start(c.metrics, pipeline.table, () => pipeline.readUsage(), agentHealth, log);
+      integ.attachResources(r);
+      return r;
     };
     if (cfg.metrics.enabled) slots.resources = await startResources(cfg);
     cleanups.push(() => slots.resources?.close());
@@ -210,7 +230,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
         const m = pipeline.missingPrograms();
         return m.length ? [`lifecycle programs not attached: ${m.join(', ')}`] : [];
       },
-    });
+    }, Date.now, () => slots.checks?.service.agentFiguresChanged());
     health.start();
     healthRef = health;
     cleanups.push(() => health.stop());
@@ -246,6 +266,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           store: { ...store.stats() },
           consumers: faults(),
           health: health.report(),
+          ...integ.stats(),
         };
       },
       subscribe: (l) => {

@@ -10,14 +10,16 @@
 // `flushIntervalMs: 200`. `lifecycle` and `state` use LifecycleConfig's and StateConfig's names
 // so they can be handed to the pipelines as they are, and `store` has the shape Store.open takes.
 import { readFileSync } from 'node:fs';
-import { extname, isAbsolute } from 'node:path';
+import { extname } from 'node:path';
 import { LineCounter, parseDocument, stringify } from 'yaml';
 import { z } from 'zod';
 import { PatrolError } from '../shared/errors.js';
 import { canonicalJson, sha256Hex } from '../shared/canonical.js';
-import { formatDurationMs, formatSizeBytes, parseDurationMs, parseSizeBytes } from './duration.js';
+import { formatDurationMs, formatSizeBytes } from './duration.js';
+import { Bad, autoBool, boolean, duration, hostname, integer, leaf, oneOf, optionalPath, path, section, size } from './config-schema.js';
 import { DELIVERY_POLICIES, type LifecycleConfig } from './lifecycle.js';
 import type { StateConfig } from './states.js';
+import { alertsSection, exportSection, integrationsFromFile, integrationsToFile, type IntegrationsConfig } from './config-integrations.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/patrol/patrol.yaml';
 
@@ -27,7 +29,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** auto: pretty when the log goes to a terminal, else JSON lines */
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
-export interface AgentConfig {
+/** `alerts` and `export` (issue 17) are declared in config-integrations.ts. */
+export interface AgentConfig extends IntegrationsConfig {
   log: { level: LogLevel; format: LogFormat };
   lifecycle: Pick<
     LifecycleConfig,
@@ -91,78 +94,7 @@ export class ConfigError extends PatrolError {
 
 // ------------------------------------------------------------------ schema (file form)
 
-/** A value a leaf check rejects, with the reason; the formatter appends what it got. */
-class Bad {
-  constructor(readonly why: string) {}
-}
-
-function leaf<T>(check: (v: unknown) => T | Bad) {
-  return z.unknown().transform((v, ctx): T => {
-    const r = check(v);
-    if (r instanceof Bad) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: r.why });
-      return z.NEVER;
-    }
-    return r;
-  });
-}
-
-const integer = (min: number, max: number) =>
-  leaf((v) => {
-    if (typeof v !== 'number' || !Number.isInteger(v)) return new Bad('expected a whole number');
-    if (v < min || v > max) {
-      return new Bad(max === Number.MAX_SAFE_INTEGER ? `must be ${min} or more` : `must be between ${min} and ${max}`);
-    }
-    return v;
-  });
-
-const boolean = () => leaf((v) => (typeof v === 'boolean' ? v : new Bad('expected true or false')));
-
-const oneOf = <T extends string>(values: readonly T[]) =>
-  leaf((v) => ((values as readonly unknown[]).includes(v) ? (v as T) : new Bad(`expected one of ${values.join(', ')}`)));
-
-const autoBool = () =>
-  leaf((v): boolean | 'auto' | Bad => {
-    if (v === true || v === 'true') return true;
-    if (v === false || v === 'false') return false;
-    if (v === 'auto') return 'auto';
-    return new Bad('expected auto, true or false');
-  });
-
-const duration = (min: number, max: number, opts: { zeroDisables?: boolean } = {}) =>
-  leaf((v) => {
-    const ms = parseDurationMs(v);
-    if (ms === null) return new Bad('expected a duration like 30s, 5m, 7d');
-    if (ms === 0 && opts.zeroDisables) return 0;
-    if (ms < min || ms > max) {
-      const range = `between ${formatDurationMs(min)} and ${formatDurationMs(max)}`;
-      return new Bad(opts.zeroDisables ? `must be 0 (no limit) or ${range}` : `must be ${range}`);
-    }
-    return ms;
-  });
-
-const size = (min: number, max: number, opts: { powerOfTwo?: boolean } = {}) =>
-  leaf((v) => {
-    const n = parseSizeBytes(v);
-    if (n === null) return new Bad('expected a size like 64K, 4M, 1G');
-    if (n < min || n > max) return new Bad(`must be between ${formatSizeBytes(min)} and ${formatSizeBytes(max)}`);
-    if (opts.powerOfTwo && (n & (n - 1)) !== 0) return new Bad('must be a power of two (e.g. 4M, 8M, 16M)');
-    return n;
-  });
-
-const path = () =>
-  leaf((v) => (typeof v === 'string' && isAbsolute(v) ? v : new Bad('expected an absolute path')));
-
-const optionalPath = () =>
-  leaf((v) =>
-    v === null ? null : typeof v === 'string' && isAbsolute(v) ? v : new Bad('expected an absolute path or null'),
-  );
-
-const hostname = () =>
-  leaf((v) => (typeof v === 'string' && /^[^\s/]+$/.test(v) ? v : new Bad('expected a host name or IP address')));
-
-const section = <S extends z.ZodRawShape>(shape: S) =>
-  z.object(shape, { invalid_type_error: 'expected a mapping of settings' }).strict();
+// the leaf checks (Bad, leaf, integer, duration, ...) live in config-schema.ts
 
 const tcpSection = section({
   enabled: boolean().default(false),
@@ -265,6 +197,8 @@ const FileSchema = section({
       }
     })
     .default({}),
+  alerts: alertsSection,
+  export: exportSection,
 });
 
 type FileConfig = z.output<typeof FileSchema>;
@@ -323,6 +257,7 @@ function fromFile(f: FileConfig): AgentConfig {
         windowMs: f.metrics.prometheus.window,
       },
     },
+    ...integrationsFromFile(f),
   };
 }
 
@@ -384,6 +319,7 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
         window: dur(mx.prometheus.windowMs),
       },
     },
+    ...integrationsToFile(c, dur, bytes),
   }) as Record<string, unknown>;
 }
 
@@ -415,6 +351,10 @@ function deepMerge(base: unknown, over: unknown): unknown {
 function getPath(v: unknown, path: readonly PropertyKey[]): { found: boolean; value: unknown } {
   let cur = v;
   for (const k of path) {
+    if (Array.isArray(cur) && typeof k === 'number' && k < cur.length) {
+      cur = cur[k] as unknown;
+      continue;
+    }
     if (!isPlainObject(cur) || !Object.hasOwn(cur, k as string)) return { found: false, value: undefined };
     cur = cur[k as string];
   }
@@ -596,7 +536,7 @@ export function configToYaml(cfg: AgentConfig): string {
 // ------------------------------------------------------------------ reload support
 
 /** The top-level sections, in the order a reload reports them. */
-export const CONFIG_SECTIONS = ['log', 'lifecycle', 'state', 'store', 'api', 'agent', 'rules', 'checks', 'metrics'] as const;
+export const CONFIG_SECTIONS = ['log', 'lifecycle', 'state', 'store', 'api', 'agent', 'rules', 'checks', 'metrics', 'alerts', 'export'] as const;
 export type ConfigSection = (typeof CONFIG_SECTIONS)[number];
 
 /** sha256 of the configuration's canonical content (the file form, keys sorted): the same

@@ -14,7 +14,7 @@ import {
   decodeTaskSnaps,
   encodeRodata,
 } from '../wire/index.js';
-import { PATH_PROBE_HOLD_NS, PathProbeMarker, ProcessTable, readBootId, type Enriched } from '../process/index.js';
+import { PATH_PROBE_HOLD_NS, PathProbeMarker, ProcessTable, readBootId, type Enriched, type ProcessTableOptions } from '../process/index.js';
 import { ConsumerGuard, type ConsumerFaults } from './consumers.js';
 import { OverlapDedupe } from './overlap.js';
 
@@ -60,6 +60,10 @@ export interface LifecycleConfig {
   delivery: DeliveryPolicy;
   /** efficient delivery: ms between drains, the latency bound */
   deliveryIntervalMs: number;
+  /** argv redaction and cgroup identity, handed to the process table (src/app/integrations.ts);
+   *  hooks, not config keys */
+  redactArgv?: ProcessTableOptions['redactArgv'];
+  identify?: ProcessTableOptions['identify'];
 }
 
 export const DELIVERY_POLICIES = ['efficient', 'low_latency'] as const;
@@ -134,7 +138,9 @@ const ptHdrOpOffset = () => ptHdrOffset('op');
 export class LifecyclePipeline {
   readonly table: ProcessTable;
   readonly seq = new SeqTracker(0n);
-  readonly captured: Record<EventType, bigint> = { exec: 0n, fork: 0n, exit: 0n, reap: 0n, exec_failed: 0n };
+  /** records handed over, per type: numbers, not bigints (a bigint increment allocates, and
+   *  2^53 records is 285 years at a million a second); the accounting reads them as bigints */
+  readonly captured: Record<EventType, number> = { exec: 0, fork: 0, exit: 0, reap: 0, exec_failed: 0 };
   malformed = 0;
   private sink: EventSink = () => {};
   private readonly events: LifecycleEvent[] = [];
@@ -152,6 +158,8 @@ export class LifecyclePipeline {
       bootId: readBootId(),
       maxEntries: config.tableMaxEntries,
       graceMs: config.tableGraceMs,
+      ...(config.redactArgv ? { redactArgv: config.redactArgv } : {}),
+      ...(config.identify ? { identify: config.identify } : {}),
     });
   }
 
@@ -162,7 +170,10 @@ export class LifecyclePipeline {
   static spec(config: LifecycleConfig, probe: ProbeResult, objectPath: string, generation: number): SensorSpec {
     const execFailed = config.execFailed === 'auto' ? probe.tracefs : config.execFailed;
     const n = native();
-    const autoload: Record<string, boolean> = { bench_produce: false };
+    // Test hook (test/faults, bench/soak.mjs): PATROL_BENCH_PRODUCE=1 also loads bench_produce,
+    // never attached, so bench/build/bpf-produce can drive this agent's own ring past what its
+    // consumer takes (found by lifecycle.filename_cap, its token). Needs bpf_loop (5.17+).
+    const autoload: Record<string, boolean> = { bench_produce: process.env.PATROL_BENCH_PRODUCE === '1' };
     for (const p of EXEC_FAILED_PROGS) autoload[p] = execFailed;
     for (const p of WAIT_PROGS) autoload[p] = probe.tracefs;
     return {
@@ -386,7 +397,7 @@ export class LifecyclePipeline {
       const op = OP_EVENT_TYPE.indexOf(type);
       const t = {
         generated: counters?.total.generated[op] ?? 0n,
-        captured: this.captured[type],
+        captured: BigInt(this.captured[type]),
         lostReserve: counters?.total.lostReserve[op] ?? 0n,
         lostUserspace: BigInt((ring?.droppedByTag[op] ?? 0) + (this.retiredDrops[op] ?? 0)),
       };

@@ -46,7 +46,13 @@ const NOT_LIVE: Record<string, string> = {
 };
 
 function notLiveIn(section: ConfigSection, extra: (key: string) => string | null = () => null): SectionApplier['notLive'] {
-  return (key) => NOT_LIVE[key] ?? (section === 'api' ? `${key}: the API listeners carry this very request; they are bound at start` : extra(key));
+  return (key) => {
+    if (NOT_LIVE[key]) return NOT_LIVE[key]!;
+    if (section === 'api') return `${key}: the API listeners carry this very request; they are bound at start`;
+    if (section === 'alerts') return `${key}: the alert outputs and their outbox start with the agent`;
+    if (section === 'export') return `${key}: redaction, identity and the OTLP exporter start with the agent`;
+    return extra(key);
+  };
 }
 
 export function buildReloadParts(ctx: LiveContext): ReloadParts {
@@ -81,6 +87,8 @@ export function buildReloadParts(ctx: LiveContext): ReloadParts {
     // applied by the rules and checks parts themselves (below), which change nothing on failure
     rules: { notLive: notLiveIn('rules') },
     checks: { notLive: notLiveIn('checks') },
+    alerts: { notLive: notLiveIn('alerts') },
+    export: { notLive: notLiveIn('export') },
     metrics: {
       notLive: notLiveIn('metrics'),
       // The windows restart with the new settings (their history starts empty); a failure to

@@ -14,6 +14,7 @@ import { native } from '../kernel/index.js';
 import {
   FileTailer,
   KmsgReader,
+  type KmsgReaderOptions,
   RuleEngine,
   RuleRegistry,
   formatDiagnostic,
@@ -66,6 +67,30 @@ export function readCgroupPath(pid: number): string | null {
   return v2 !== null && v2 !== '/' ? v2 : (mem ?? v2);
 }
 
+/** A process table entry as a rule sees it. A class, not an object literal with a getter: a rule
+ *  that fires at every exec of a storm asks for one, and a literal's accessor made each a
+ *  dictionary-mode object with a fresh closure. */
+class EntryFact implements ProcFact {
+  constructor(
+    private readonly e: ProcessEntry,
+    private readonly facts: TableFacts,
+  ) {}
+  get execId() { return this.e.execId; }
+  get pid() { return this.e.pid; }
+  get ppid() { return this.e.ppid; }
+  get parentExecId() { return this.e.parentExecId; }
+  get comm() { return this.e.comm; }
+  get args() { return this.e.args; }
+  get filename() { return this.e.filename; }
+  /** read from /proc on first use: most evaluations never ask */
+  get cgroup() { return this.facts.cgroupFor(this.e); }
+  get startNs() { return this.e.startNs; }
+  get exitNs() { return this.e.exitNs; }
+  get exitCode() { return this.e.exit?.exitCode ?? null; }
+  get signal() { return this.e.exit?.signal ?? null; }
+  get maxRssBytes() { return this.e.exit?.usage ? this.e.exit.usage.maxRssKb * 1024 : null; }
+}
+
 /** The process table as ProcessFacts. The cgroup path is read from /proc on first use and kept. */
 export class TableFacts implements ProcessFacts {
   private readonly cgroups = new Map<string, string | null>();
@@ -94,17 +119,12 @@ export class TableFacts implements ProcessFacts {
   }
 
   private fact(e: ProcessEntry | undefined): ProcFact | null {
-    if (!e) return null;
-    const self = this;
-    return {
-      execId: e.execId, pid: e.pid, ppid: e.ppid, parentExecId: e.parentExecId, comm: e.comm, args: e.args, filename: e.filename,
-      // a getter: most evaluations never ask, and asking reads /proc
-      get cgroup() {
-        return self.cgroupOf(e);
-      },
-      startNs: e.startNs, exitNs: e.exitNs, exitCode: e.exit?.exitCode ?? null, signal: e.exit?.signal ?? null,
-      maxRssBytes: e.exit?.usage ? e.exit.usage.maxRssKb * 1024 : null,
-    };
+    return e ? new EntryFact(e, this) : null;
+  }
+
+  /** @internal EntryFact's cgroup getter */
+  cgroupFor(e: ProcessEntry): string | null {
+    return this.cgroupOf(e);
   }
 
   /** The process holding `pid` at `atNs`: the live one if it started by then, else the one that
@@ -166,11 +186,14 @@ export interface RulesReloadReport {
   diagnostics: string[];
 }
 
-/** The addon's zero-timeout poll, when the addon is there (rules also run without BPF). */
-function fdReadableOption(): { readable?: (fd: number) => boolean } {
+/** The addon's readiness poll and libuv fd watch, when the addon is there (rules also run
+ *  without BPF): /dev/kmsg is then read when the kernel logs, with no timer. */
+function fdReadableOption(): Pick<KmsgReaderOptions, 'readable' | 'watch'> {
   try {
-    const f = native().fdReadable;
-    return f ? { readable: (fd) => f(fd) } : {};
+    const n = native();
+    const f = n.fdReadable;
+    const W = n.FdWatch;
+    return { ...(f ? { readable: (fd: number) => f(fd) } : {}), ...(W ? { watch: (fd: number, cb: () => void) => new W(fd, cb) } : {}) };
   } catch {
     return {};
   }
@@ -182,6 +205,7 @@ export class RulesService {
   readonly facts: TableFacts;
   private kmsg: KmsgReader | null = null;
   private expiry: NodeJS.Timeout | null = null;
+  private closed = false;
   private tailers = new Map<string, FileTailer>();
   alerts: AlertSource | null;
   /** diagnostics of the last rejected reload (empty when the last load succeeded) */
@@ -230,7 +254,7 @@ export class RulesService {
   private startKmsg(): void {
     const opts = this.opts;
     try {
-      this.kmsg = new KmsgReader((rec) => this.engine.onKmsg(rec), { sinceNs: opts.nowNs() - BigInt(opts.kmsgBacklogMs ?? 60_000) * 1_000_000n, ...fdReadableOption() }).start();
+      this.kmsg = new KmsgReader((rec) => (this.engine.onKmsg(rec), this.armExpiry()), { sinceNs: opts.nowNs() - BigInt(opts.kmsgBacklogMs ?? 60_000) * 1_000_000n, ...fdReadableOption() }).start();
     } catch (e) {
       opts.log.warn({ err: (e as Error).message }, 'cannot read /dev/kmsg: kernel-log rules (OOM, segfault, hung task) are off');
     }
@@ -241,8 +265,6 @@ export class RulesService {
     const s = new RulesService(opts);
     const r = s.reload();
     if (!r.ok) throw new Error(`rules: ${r.diagnostics.map(formatDiagnostic).join('\n')}`);
-    s.expiry = setInterval(() => s.engine.expireDeferred(), 500);
-    s.expiry.unref();
     if (opts.config.kmsg) s.startKmsg();
     return s;
   }
@@ -280,7 +302,7 @@ export class RulesService {
       }
     }
     for (const p of want) {
-      if (!this.tailers.has(p)) this.tailers.set(p, new FileTailer(p, (line) => this.engine.onLogLine(p, line, this.opts.nowNs())).start());
+      if (!this.tailers.has(p)) this.tailers.set(p, new FileTailer(p, (line) => (this.engine.onLogLine(p, line, this.opts.nowNs()), this.armExpiry())).start());
     }
   }
 
@@ -288,12 +310,26 @@ export class RulesService {
     if (ev.type === 'exec_failed' && ev.pathProbe === true) return; // a search step, not a failure
     if (ev.type === 'exit') this.facts.noteExit(ev.pid, en.execId);
     this.engine.onLifecycle(ev, en);
+    if (this.expiry === null && this.engine.hasPendingWork()) this.armExpiry();
+  }
+
+  /** Deferred lines and coalesced firings are settled 500 ms later; the timer runs only while
+   *  there are some, so a quiet agent does not wake for it. */
+  private armExpiry(): void {
+    if (this.expiry !== null || this.closed || !this.engine.hasPendingWork()) return;
+    this.expiry = setTimeout(() => {
+      this.expiry = null;
+      this.engine.expireDeferred();
+      this.armExpiry();
+    }, 500);
+    this.expiry.unref();
   }
 
   onState(ev: StateStreamEvent): void {
     if (ev.type !== 'state') return;
     const e = this.opts.table.byPid(ev.pid);
     this.engine.onState(ev, e && e.startNs === ev.startNs ? e.execId : (e?.execId ?? null));
+    if (this.expiry === null) this.armExpiry();
   }
 
   /** Causes for one alert; null when the alert is unknown. */
@@ -327,7 +363,9 @@ export class RulesService {
   }
 
   close(): void {
-    if (this.expiry) clearInterval(this.expiry);
+    this.closed = true;
+    if (this.expiry) clearTimeout(this.expiry);
+    this.expiry = null;
     this.kmsg?.close();
     for (const t of this.tailers.values()) t.close();
     this.tailers.clear();

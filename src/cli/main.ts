@@ -14,6 +14,8 @@ import { registerCheck } from './check.js';
 import { registerRecord } from './record.js';
 import { registerResults } from './results.js';
 import { registerReload } from './reload.js';
+import { registerDashboard } from './dashboard.js';
+import { registerCompletion } from './completion.js';
 import { VERSION } from '../shared/version.js';
 
 // `patrol results | head`: the reader went away; that ends the command, quietly, like any Unix
@@ -43,6 +45,8 @@ registerRecord(program);
 registerResults(program);
 registerReload(program);
 registerTop(program);
+registerDashboard(program);
+registerCompletion(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -24,6 +24,8 @@ export interface RingPullStats {
   sleeps: number;
   sleepAborts: number;
   droppedRecords: number;
+  /** drains stopped at a ring's worth, the rest left for the next (a producer faster than us) */
+  cutDrains: number;
   running: boolean;
 }
 
@@ -54,6 +56,8 @@ export interface RingStats {
   sleepWakes?: number;
   watermarkWakes?: number;
   overflows?: number;
+  /** efficient delivery: drains stopped at a ring's worth (the producers outran the JS thread) */
+  cutDrains?: number;
   records: number;
   batches: number;
   deliveredBatches: number;
@@ -145,7 +149,14 @@ export interface NativeAddon {
   trimHeap?(): boolean;
   /** poll(2) with a zero timeout: true when a read would not block (or would fail) */
   fdReadable?(fd: number): boolean;
+  /** a libuv poll handle on `fd`: `onReadable` runs on the JS thread whenever a read would not
+   *  block (level-triggered: read until EAGAIN). Does not keep the process alive. */
+  FdWatch?: new (fd: number, onReadable: () => void) => FdWatchHandle;
   clockBoottimeNs?(): bigint;
+}
+
+export interface FdWatchHandle {
+  close(): void;
 }
 
 export const ADDON_PATH = fileURLToPath(new URL('../../native/build/Release/patrol_native.node', import.meta.url));

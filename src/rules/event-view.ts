@@ -61,22 +61,60 @@ export class EventReader implements GateReader {
   }
 }
 
-/** The event as a tree run sees it (`reader` is pointed at the same event). */
-export function lifecycleTrigger(ev: ExecEvent | ExitEvent | ExecFailedEvent | ReapEvent, en: EventContext, reader: EventReader): Trigger {
-  const base = { tNs: ev.ktimeNs, execId: en.execId, parentExecId: en.parentExecId };
+/** The event as a tree run sees it (`reader` is pointed at the same event). Its field record and
+ *  its summary are built on first read: a rule that fires at every exec of a storm reads a
+ *  history figure and the process, and its coalesced firings never render the event. */
+class LifecycleTrigger implements Trigger {
+  readonly tNs: bigint;
+  readonly execId: string;
+  readonly parentExecId: string | null;
+  readonly command?: string;
+  private fieldsVal: Record<string, Value> | null = null;
+  private summaryVal: string | null = null;
+
+  constructor(
+    readonly source: 'exec' | 'exit' | 'exec_failed' | 'reap',
+    private readonly ev: ExecEvent | ExitEvent | ExecFailedEvent | ReapEvent,
+    private readonly en: EventContext,
+    reader: EventReader,
+  ) {
+    this.tNs = ev.ktimeNs;
+    this.execId = en.execId;
+    this.parentExecId = en.parentExecId;
+    if (ev.type === 'exit') this.command = reader.command();
+  }
+
+  get fields(): Record<string, Value> {
+    return (this.fieldsVal ??= lifecycleFields(this.source, this.ev, this.en));
+  }
+
+  get summary(): string {
+    return (this.summaryVal ??= lifecycleSummary(this.ev, this.en));
+  }
+}
+
+function lifecycleSummary(ev: ExecEvent | ExitEvent | ExecFailedEvent | ReapEvent, en: EventContext): string {
   switch (ev.type) {
     case 'exec':
-      return { ...base, source: 'exec', fields: lifecycleFields('exec', ev, en), summary: `exec pid ${ev.pid} (${ev.comm.text}) ${ev.args.map((a) => a.text).join(' ').slice(0, 200)}` };
+      return `exec pid ${ev.pid} (${ev.comm.text}) ${ev.args.map((a) => a.text).join(' ').slice(0, 200)}`;
     case 'exit':
-      return {
-        ...base, source: 'exit', command: reader.command(), fields: lifecycleFields('exit', ev, en),
-        summary: `exit pid ${ev.pid} (${ev.comm.text}) ${ev.signal !== null ? `killed by ${signalName(ev.signal)}` : `code ${ev.exitCode}`}`,
-      };
+      return `exit pid ${ev.pid} (${ev.comm.text}) ${ev.signal !== null ? `killed by ${signalName(ev.signal)}` : `code ${ev.exitCode}`}`;
     case 'exec_failed':
-      return { ...base, source: 'exec_failed', fields: lifecycleFields('exec_failed', ev, en), summary: `exec of ${ev.filename.text} by pid ${ev.pid} failed (errno ${ev.errno})` };
+      return `exec of ${ev.filename.text} by pid ${ev.pid} failed (errno ${ev.errno})`;
     case 'reap':
-      return { ...base, source: 'reap', fields: lifecycleFields('reap', ev, en), summary: `reap pid ${ev.pid} after ${en.zombieNs === undefined ? '?' : formatMs(Number(en.zombieNs) / 1e6)} as a zombie` };
+      return `reap pid ${ev.pid} after ${en.zombieNs === undefined ? '?' : formatMs(Number(en.zombieNs) / 1e6)} as a zombie`;
   }
+}
+
+export function lifecycleTrigger(ev: ExecEvent | ExitEvent | ExecFailedEvent | ReapEvent, en: EventContext, reader: EventReader): Trigger {
+  return new LifecycleTrigger(ev.type, ev, en, reader);
+}
+
+/** A copy of `t` as a plain object (its lazy parts read now), for a deferred retry. */
+export function plainTrigger(t: Trigger, extra: Partial<Trigger>): Trigger {
+  return { source: t.source, tNs: t.tNs, fields: t.fields, summary: t.summary, ...(t.line !== undefined ? { line: t.line } : {}),
+    ...(t.execId !== undefined ? { execId: t.execId } : {}), ...(t.parentExecId !== undefined ? { parentExecId: t.parentExecId } : {}),
+    ...(t.command !== undefined ? { command: t.command } : {}), ...(t.alert !== undefined ? { alert: t.alert } : {}), ...extra };
 }
 
 export function stateTrigger(ev: StateEvent, execId: string | null): Trigger {

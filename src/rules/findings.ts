@@ -69,6 +69,9 @@ export interface FindingLimits {
 export class FindingStore {
   private list: Finding[] = [];
   private readonly byKey = new Map<string, Finding>();
+  /** findings by the exec_id they were made for: an exit joins its own, without a walk */
+  private readonly byExec = new Map<string, Finding[]>();
+  private readonly indexedAs = new WeakMap<Finding, string>();
   private readonly alertIds = new Set<string>();
   private nextId = 1;
   /** per finding: the leaf that last rendered it, when, and a firing not rendered yet */
@@ -91,7 +94,7 @@ export class FindingStore {
   }
 
   /** A leaf was reached: make the finding, or merge into the one about the same subject. */
-  record(r: CompiledRule, leaf: Leaf, t: Trigger, scope: Scope): void {
+  record(r: CompiledRule, leaf: Leaf, t: Trigger, scope: Scope): Finding {
     const proc = scope.proc();
     const execId = proc?.execId ?? t.execId ?? null;
     const pidField = r.processField !== null ? scope.captured?.[r.processField] : t.fields.pid;
@@ -105,6 +108,8 @@ export class FindingStore {
       if (execId !== null && prev.processes.size < 1024) prev.processes.add(execId);
       if (t.tNs > prev.tNs) prev.tNs = t.tNs;
       prev.execId = execId ?? prev.execId;
+      // a finding about one process is joined by that process's exit
+      if (prev.execId !== null && prev.processes.size === 1) this.indexExec(prev, prev.execId);
       prev.pid = pid ?? prev.pid;
       prev.version = this.version;
       // most recent last, so eviction keeps live findings (a storm merges into the last one)
@@ -118,11 +123,11 @@ export class FindingStore {
         // now, rendered from this latest firing when the finding is next read or flushed
         st.pending = { rule: r, trigger: t, scope };
         this.pending.add(prev);
-        return;
+        return prev;
       }
       if (st?.pending) this.materialize(prev, st);
       this.content(prev, r, leaf, t, scope);
-      return;
+      return prev;
     }
     const explanation = render(leaf.explanation, scope);
     this.evidenceBuilds++;
@@ -135,14 +140,17 @@ export class FindingStore {
     };
     this.list.push(f);
     this.byKey.set(key, f);
+    if (execId !== null) this.indexExec(f, execId);
     this.state.set(f, { leaf, builtNs: t.tNs, pending: null });
     if (alertId !== null) this.alertIds.add(alertId);
     if (this.list.length > this.limits.maxFindings) {
       const old = this.list.shift()!;
       this.pending.delete(old);
       if (this.byKey.get(old.key) === old) this.byKey.delete(old.key);
+      this.unindexExec(old);
       if (old.alertId !== null && !this.list.some((x) => x.alertId === old.alertId)) this.alertIds.delete(old.alertId);
     }
+    return f;
   }
 
   /** Explanation and evidence of one firing merged into `f`: a figure (window, failures,
@@ -168,6 +176,10 @@ export class FindingStore {
     this.content(f, p.rule, st.leaf, p.trigger, p.scope);
   }
 
+  get hasPending(): boolean {
+    return this.pending.size > 0;
+  }
+
   /** Renders every coalesced firing (before any read, and periodically: the figures then come
    *  from history that has not moved on far). */
   flush(): void {
@@ -184,14 +196,36 @@ export class FindingStore {
     return this.alertIds.has(alertId);
   }
 
+  private indexExec(f: Finding, execId: string): void {
+    if (this.indexedAs.get(f) === execId) return;
+    this.unindexExec(f);
+    this.indexedAs.set(f, execId);
+    const l = this.byExec.get(execId);
+    if (l) l.push(f);
+    else this.byExec.set(execId, [f]);
+  }
+
+  private unindexExec(f: Finding): void {
+    const id = this.indexedAs.get(f);
+    if (id === undefined) return;
+    this.indexedAs.delete(f);
+    const l = this.byExec.get(id);
+    if (!l) return;
+    const i = l.indexOf(f);
+    if (i >= 0) l.splice(i, 1);
+    if (l.length === 0) this.byExec.delete(id);
+  }
+
   /** An exit arrived: findings about that process made shortly before get its exit as evidence.
-   *  Walks only the last minute's findings, newest first (usually none). */
+   *  Looks up that process's findings (usually none): no walk over the list. */
   joinExit(execId: string, ev: ExitEvent): void {
-    // numbers, not bigint arithmetic: this runs at every exit
+    const mine = this.byExec.get(execId);
+    if (mine === undefined) return;
+    // numbers, not bigint arithmetic
     const at = Number(ev.ktimeNs);
-    for (let i = this.list.length - 1; i >= 0; i--) {
-      const f = this.list[i]!;
-      if (at - Number(f.tNs) > 60e9) break;
+    for (let i = mine.length - 1; i >= 0; i--) {
+      const f = mine[i]!;
+      if (at - Number(f.tNs) > 60e9) continue;
       if (f.execId !== execId) continue;
       // A finding about many processes (a storm's children, a crash loop) is about them as a
       // group: one child's exit adds nothing, and rendering it at every exit would undo the

@@ -66,6 +66,9 @@ export interface KmsgReaderOptions {
   intervalMs?: number;
   /** readiness probe of the fd (src/app passes the addon's poll); without it, every poll reads */
   readable?: (fd: number) => boolean;
+  /** calls `onReadable` whenever the fd has records (src/app passes the addon's libuv poll
+   *  handle): the reader then runs only when the kernel logged something, and has no timer */
+  watch?: (fd: number, onReadable: () => void) => { close(): void };
 }
 
 /** Polls /dev/kmsg (read-only, O_NONBLOCK) and hands each record to `onRecord`. */
@@ -73,6 +76,7 @@ export class KmsgReader {
   readonly stats: KmsgStats = { records: 0, overruns: 0, missed: 0, malformed: 0, errors: 0 };
   private fd: number;
   private timer: NodeJS.Timeout | null = null;
+  private watcher: { close(): void } | null = null;
   private readonly buf = Buffer.allocUnsafe(16384);
   private lastSeq: bigint | null = null;
 
@@ -92,6 +96,14 @@ export class KmsgReader {
       }
     };
     tick();
+    if (this.opts.watch && this.fd >= 0) {
+      try {
+        this.watcher = this.opts.watch(this.fd, tick);
+        return this;
+      } catch {
+        this.stats.errors++; // fall back to polling on a timer
+      }
+    }
     this.timer = setInterval(tick, this.opts.intervalMs ?? 200);
     this.timer.unref();
     return this;
@@ -134,6 +146,9 @@ export class KmsgReader {
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    // stop polling before the fd closes: a closed fd number can be reused
+    this.watcher?.close();
+    this.watcher = null;
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
   }

@@ -73,9 +73,12 @@ export class Scope implements EvalScope {
   }
 
   value(ref: FieldRef): Value | undefined {
-    // captures and event fields are plain lookups: no cache needed
-    if (this.captured !== null && ref.name in this.captured) return this.captured[ref.name];
-    if (ref.name in this.trigger.fields) return this.trigger.fields[ref.name];
+    // captures and event fields are plain lookups: no cache needed. A figure (a windowed
+    // function) is neither, and asking the trigger would build its field record.
+    if (ref.fn === undefined) {
+      if (this.captured !== null && ref.name in this.captured) return this.captured[ref.name];
+      if (ref.name in this.trigger.fields) return this.trigger.fields[ref.name];
+    }
     if (this.cache === null) this.cache = new Map();
     else if (this.cache.has(ref.name)) return this.cache.get(ref.name);
     const v = this.compute(ref);

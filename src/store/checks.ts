@@ -170,6 +170,7 @@ export class CheckStore {
       this.dropped++;
     }
     this.runs.push(r);
+    this.armFlush();
   }
 
   recordAlert(a: AlertInput): void {
@@ -179,6 +180,7 @@ export class CheckStore {
       this.dropped++;
     }
     this.alerts.push(a);
+    this.armFlush();
   }
 
   /** Highest committed check_runs id: every run up to it is durable. */
@@ -211,19 +213,40 @@ export class CheckStore {
     }
   }
 
+  /** Flushes within flushIntervalMs of the first buffered row (that row arms the timer, so an
+   *  idle agent never wakes for it), and prunes every pruneIntervalMs. */
   startTimer(): void {
     if (this.timer !== null || this.closed) return;
     this.timer = setInterval(() => {
-      this.flush();
       const now = this.now();
       if (now - this.lastPruneAt >= (this.opts.pruneIntervalMs ?? 60_000)) this.prune(now);
-    }, this.opts.flushIntervalMs);
+    }, Math.max(this.opts.pruneIntervalMs ?? 60_000, this.opts.flushIntervalMs, 10));
     this.timer.unref();
+    if (this.runs.length > 0 || this.alerts.length > 0) this.armFlush();
   }
 
   stopTimer(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+  }
+
+  private flushTimer: NodeJS.Timeout | null = null;
+
+  /** Whether a flush is scheduled: only while rows wait. */
+  get flushArmed(): boolean {
+    return this.flushTimer !== null;
+  }
+
+  private armFlush(): void {
+    if (this.timer === null || this.flushTimer !== null) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      this.flush();
+      if (this.runs.length > 0 || this.alerts.length > 0) this.armFlush(); // a failed flush: retry
+    }, this.opts.flushIntervalMs);
+    this.flushTimer.unref();
   }
 
   /** Deletes runs and alerts beyond their age and row limits, in batches of 1000 per table. */

@@ -320,6 +320,7 @@ export class Store {
     const p: Pending = { s: summary, zombieNs: summary.zombieNs ?? null, recordedAt: summary.recordedAt ?? this.now() };
     this.pending.push(p);
     this.pendingByExec.set(summary.execId, p);
+    if (this.flushTimer === null) this.armFlush();
   }
 
   /** Records the reap of a process whose exit was recorded: fills the buffered row, or updates
@@ -337,6 +338,7 @@ export class Store {
       this.droppedReaps++;
     }
     this.reapUpdates.set(execId, zombieNs);
+    if (this.flushTimer === null) this.armFlush();
   }
 
   private dropOldest(): void {
@@ -409,25 +411,32 @@ export class Store {
     this.failingSince ??= now;
   }
 
-  /** Flushes every flushIntervalMs and prunes every pruneIntervalMs (sooner while a backlog of
-   *  expired rows remains). The timer does not keep the process alive. */
+  /** Flushes buffered rows within flushIntervalMs of the first one, and prunes every
+   *  pruneIntervalMs (every flush interval while a backlog of expired rows remains). The flush
+   *  timer is armed by the first buffered row, so an idle agent's store never wakes it; neither
+   *  timer keeps the process alive. */
   startTimer(): void {
     if (this.timer !== null || this.closed) return;
     this.lastPruneAt = this.now();
-    this.timer = setInterval(() => this.tick(), this.flushIntervalMs);
+    this.timerOn = true;
+    this.timer = setInterval(() => this.pruneTick(), Math.max(this.pruneIntervalMs, this.flushIntervalMs, 10));
     this.timer.unref();
+    if (this.pending.length - this.head > 0 || this.reapUpdates.size > 0) this.armFlush();
   }
 
   stopTimer(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    this.timerOn = false;
   }
 
-  /** New retention and flush interval (a config reload); a running timer is re-armed. */
+  /** New retention and flush interval (a config reload); running timers are re-armed with it. */
   setOptions(opts: { flushIntervalMs: number; retention: RetentionOptions }): void {
     this.maxAgeMs = opts.retention.maxAgeMs;
     this.maxRows = opts.retention.maxRows;
-    const rearm = this.timer !== null && opts.flushIntervalMs !== this.flushIntervalMs;
+    const rearm = this.timerOn && opts.flushIntervalMs !== this.flushIntervalMs;
     this.flushIntervalMs = opts.flushIntervalMs;
     if (rearm) {
       this.stopTimer();
@@ -435,10 +444,33 @@ export class Store {
     }
   }
 
-  private tick(): void {
+  private timerOn = false;
+  private flushTimer: NodeJS.Timeout | null = null;
+
+  /** Whether a flush is scheduled: only while rows wait (an idle store sets no timer). */
+  get flushArmed(): boolean {
+    return this.flushTimer !== null;
+  }
+
+  private armFlush(): void {
+    if (!this.timerOn || this.flushTimer !== null) return;
+    this.flushTimer = setTimeout(this.flushTick, this.flushIntervalMs);
+    this.flushTimer.unref();
+  }
+
+  private readonly flushTick = (): void => {
+    this.flushTimer = null;
     this.flush();
     const now = this.now();
     if (this.pruneBacklog || now - this.lastPruneAt >= this.pruneIntervalMs) this.prune(now);
+    // rows a failed flush kept, or a prune backlog: come back at the same pace
+    if (this.pending.length - this.head > 0 || this.reapUpdates.size > 0 || this.pruneBacklog) this.armFlush();
+  };
+
+  private pruneTick(): void {
+    const now = this.now();
+    if (this.flushTimer === null && now - this.lastPruneAt >= this.pruneIntervalMs) this.prune(now);
+    if (this.pruneBacklog) this.armFlush();
   }
 
   // ---------------------------------------------------------------- retention

@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { startApi, type ApiHandle } from '../../src/api/index.js';
-import { defaultConfig } from '../../src/app/config.js';
+import { CONFIG_SECTIONS, defaultConfig } from '../../src/app/config.js';
 import { ReloadCoordinator, type ReloadParts } from '../../src/app/reload.js';
 import { runReload } from '../../src/cli/reload.js';
 import { runStatus } from '../../src/cli/status.js';
@@ -48,7 +48,7 @@ beforeAll(async () => {
   sock = join(dir, 'patrol.sock');
   const agent = new FakeAgent();
   populate(agent);
-  const sections = Object.fromEntries(['log', 'lifecycle', 'state', 'store', 'api', 'agent', 'rules', 'checks', 'metrics'].map((s) => [s, { notLive: () => null }])) as ReloadParts['sections'];
+  const sections = Object.fromEntries(CONFIG_SECTIONS.map((s) => [s, { notLive: () => null }])) as ReloadParts['sections'];
   const co = new ReloadCoordinator(defaultConfig(), {
     log,
     readConfig: () => defaultConfig(),

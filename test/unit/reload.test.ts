@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, versionOf } from '../../src/shared/canonical.js';
-import { changedKeys, configVersion, defaultConfig, loadConfig, withKeys, type AgentConfig } from '../../src/app/config.js';
+import { CONFIG_SECTIONS, changedKeys, configVersion, defaultConfig, loadConfig, withKeys, type AgentConfig } from '../../src/app/config.js';
 import { ReloadCoordinator, type ReloadParts, type SectionApplier, type SensorsReloader, type SensorsPartReport, type SetReloader } from '../../src/app/reload.js';
 import { loadRuleFiles } from '../../src/rules/index.js';
 import { EventCounters, Executor, FakeClock, compileFiles, compileSource, type Alert, type CheckResult } from '../../src/checks/index.js';
@@ -151,7 +151,7 @@ function harness(opts: { sensors?: SensorsReloader | null } = {}) {
   let fileError: Error | null = null;
   const applied: string[][] = [];
   const sections = Object.fromEntries(
-    ['log', 'lifecycle', 'state', 'store', 'api', 'agent', 'rules', 'checks', 'metrics'].map((s) => [
+    CONFIG_SECTIONS.map((s) => [
       s,
       {
         notLive: (k: string) => (k === 'lifecycle.ring_size' || s === 'api' ? `${k}: not live` : null),

@@ -347,6 +347,20 @@ describe('Store: retention', () => {
     await vi.waitFor(() => expect(s.stats()).toMatchObject({ pendingRows: 0, committedRows: 20, rows: 5 }), { timeout: 5000, interval: 20 });
     s.stopTimer();
   });
+
+  it('an idle store schedules no flush: the first buffered row arms one, and it disarms once written', async () => {
+    const s = open(undefined, { flushIntervalMs: 20 });
+    s.startTimer();
+    expect(s.flushArmed).toBe(false);
+    s.recordExit(summary(1));
+    expect(s.flushArmed).toBe(true);
+    await vi.waitFor(() => expect(s.stats()).toMatchObject({ pendingRows: 0, committedRows: 1 }), { timeout: 5000, interval: 10 });
+    expect(s.flushArmed).toBe(false);
+    s.recordReap('e1', 7n);
+    expect(s.flushArmed).toBe(true);
+    s.stopTimer();
+    expect(s.flushArmed).toBe(false);
+  });
 });
 
 describe('Store: failures', () => {
