@@ -7,3 +7,4 @@ export { DEFAULT_SOCKET, DEFAULT_TCP_HOST, DEFAULT_EVENTS_BUFFER_BYTES, API_PREF
 export * from './json.js';
 export type { ExplainView, ExplainJson, ExplainRecentJson, CauseJson, EvidenceJson, AlertJson, RulesJson, RuleProfileJson } from './explain.js';
 export { registerCheckRoutes, type ChecksView, type CheckRunJson, type AlertJson as CheckAlertJson, type ChecksStatusJson } from './checks.js';
+export { registerFleetRoutes, type FleetView, type FleetSummaryJson } from './fleet.js';

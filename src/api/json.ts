@@ -3,6 +3,7 @@
 // Like the NDJSON schema: fields are only ever added, never renamed or retyped.
 import type { ProcessEntry, ProcessState } from '../process/index.js';
 import type { AgentStats, AgentView, StatesView } from './view.js';
+import type { FleetSummaryJson } from './fleet.js';
 
 export interface ProcessJson {
   exec_id: string;
@@ -112,6 +113,8 @@ export interface StatsJson {
   store: Record<string, unknown> | null;
   consumers: Record<string, { errors: number; last_error: string | null; last_error_at: string | null }>;
   health: { status: 'ok' | 'degraded'; reasons: Array<{ kind: string; message: string }> };
+  /** this agent's fleet state; null without a fleet section */
+  fleet: FleetSummaryJson | null;
 }
 
 export interface ErrorJson {
@@ -236,5 +239,6 @@ export function statsJson(view: AgentView, now = Date.now()): StatsJson {
     consumers: Object.fromEntries(
       Object.entries(s.consumers ?? {}).map(([k, c]) => [k, { errors: c.errors, last_error: c.lastError, last_error_at: c.lastErrorAt === null ? null : new Date(c.lastErrorAt).toISOString() }]),
     ),
+    fleet: view.fleet?.summary() ?? null,
   };
 }

@@ -151,6 +151,7 @@ export const statsRoute = {
             },
           },
         },
+        fleet: { type: ['object', 'null'], additionalProperties: true },
       },
     },
     ...errors,

@@ -37,6 +37,7 @@ import {
 import { registerExplainRoutes } from './explain.js';
 import { chmodOwnerOnly, ownerOnlyListen, prepareSocketPath } from './socket.js';
 import { registerCheckRoutes } from './checks.js';
+import { registerFleetRoutes } from './fleet.js';
 
 export interface ApiOptions {
   /** unix socket path (root-only, mode 0600) */
@@ -206,6 +207,7 @@ function buildApp(
   app.get(`${P}/stats`, { schema: statsRoute }, async () => statsJson(view));
 
   registerCheckRoutes(app, view.checks);
+  registerFleetRoutes(app, view.fleet);
 
   app.get<{ Querystring: ProcessesQuery }>(`${P}/processes`, { schema: processesRoute }, async (req): Promise<ProcessListJson> => {
     const q = req.query;

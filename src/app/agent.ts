@@ -20,6 +20,7 @@ import { RulesService, alertSource, explainView, rssWindows } from './rules.js';
 import { startAgentChecks } from './checks.js';
 import { Consumers } from './consumers.js';
 import { HealthMonitor } from './health.js';
+import { createFleet } from './fleet.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -206,6 +207,20 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
 
     const startedAt = Date.now();
     const clock = new WallClock();
+    // fleet (issue 14): created here for the view, started once the API listens
+    let tcpApi: { host: string; port: number } | null = null;
+    const fleet = cfg.fleet
+      ? createFleet(cfg, cfg.fleet, log, {
+          health: () => health.report(),
+          lostTotal: () => {
+            const t = pipeline.accounting().totals;
+            return Number(t.lostReserve + t.lostUserspace);
+          },
+          checks,
+          apiAddress: () => (tcpApi ? `${tcpApi.host}:${tcpApi.port}` : null),
+          startedAt,
+        })
+      : null;
     const view: AgentView = {
       version: VERSION,
       startedAt,
@@ -236,6 +251,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       ...(rules ? { explain: explainView(rules) } : {}),
       ...(checks ? { checks: checks.view } : {}),
       ...(resources ? { resources: resourcesView(resources) } : {}),
+      ...(fleet ? { fleet: fleet.view } : {}),
     };
     function subscribeState(l: (ev: StateStreamEvent) => void): () => void {
       stateListeners.add(l);
@@ -247,6 +263,11 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       log,
     });
     cleanups.push(() => api.close());
+    if (fleet) {
+      tcpApi = api.addresses.tcp;
+      fleet.start();
+      cleanups.push(() => fleet.stop());
+    }
     log.info({ pid: process.pid, version: VERSION, socket: cfg.api.socket, store: cfg.store.path, programs: pipeline.attached.length }, 'patrol agent ready');
 
     let stopping: Promise<void> | null = null;

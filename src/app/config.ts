@@ -10,6 +10,7 @@
 // `flushIntervalMs: 200`. `lifecycle` and `state` use LifecycleConfig's and StateConfig's names
 // so they can be handed to the pipelines as they are, and `store` has the shape Store.open takes.
 import { readFileSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
 import { extname, isAbsolute } from 'node:path';
 import { LineCounter, parseDocument, stringify } from 'yaml';
 import { z } from 'zod';
@@ -50,6 +51,25 @@ export interface AgentConfig {
   /** inspection checks (docs/dsl.md); dir null: none */
   checks: { dir: string | null; concurrency: number; retention: { maxAgeMs: number; maxRows: number } };
   metrics: MetricsConfig;
+  /** fleet state on etcd (docs/fleet.md); null: no fleet section, the agent runs alone */
+  fleet: FleetConfig | null;
+}
+
+/** The `fleet` section (issue 14). */
+export interface FleetConfig {
+  /** etcd member URLs, http:// or https:// */
+  endpoints: string[];
+  node: string;
+  labels: Record<string, string>;
+  /** ends with '/' */
+  prefix: string;
+  leaseTtlMs: number;
+  /** observed/<node> is written when it changed, at most once per this */
+  observedIntervalMs: number;
+  /** fleet-level check: a node a part's newest version has been out longer than this */
+  skewBoundMs: number;
+  /** PEM files; null: plain http, or https with the system roots */
+  tls: { ca: string | null; cert: string | null; key: string | null } | null;
 }
 
 /** Resource windows (issue 5): the live sweep, windows, and the Prometheus listener. */
@@ -178,6 +198,47 @@ const tcpSection = section({
 
 const MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
+// fleet: names and labels end up in etcd keys, so their alphabet is narrow (src/fleet/keys.ts)
+const FLEET_NODE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+const fleetSection = section({
+  endpoints: z
+    .array(
+      leaf((v) =>
+        typeof v === 'string' && /^https?:\/\/[^\s/]+\/?$/.test(v) ? v.replace(/\/$/, '') : new Bad('expected an etcd member URL like http://10.0.0.1:2379'),
+      ),
+      { invalid_type_error: 'expected a list of etcd member URLs' },
+    )
+    .min(1, 'needs at least one etcd member URL'),
+  node: leaf((v) => (typeof v === 'string' && FLEET_NODE_RE.test(v) ? v : new Bad("expected a node name: letters, digits, '.', '_' or '-'"))).default(() => osHostname()),
+  labels: z
+    .record(
+      leaf((v) => (typeof v === 'string' && /^[A-Za-z0-9._-]{0,63}$/.test(v) ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : new Bad("expected a label value: letters, digits, '.', '_' or '-'"))),
+      { invalid_type_error: 'expected a mapping of labels, e.g. { role: web, zone: a }' },
+    )
+    .superRefine((m, ctx) => {
+      for (const k of Object.keys(m)) {
+        if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(k)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [k], message: "label name: letters, digits, '.', '_' or '-'" });
+      }
+    })
+    .default({}),
+  prefix: leaf((v) => (typeof v === 'string' && /^\/([\x21-\x7e]*\/)?$/.test(v) ? v : new Bad("expected a key prefix that starts and ends with '/', e.g. /patrol/"))).default('/patrol/'),
+  lease_ttl: duration(2 * MS.s, MS.h)
+    .refine((ms) => ms % MS.s === 0, 'must be whole seconds (etcd leases count seconds)')
+    .default('10s'),
+  observed_interval: duration(MS.s, MS.h).default('10s'),
+  skew_bound: duration(0, 30 * MS.d).default('1h'),
+  tls: section({ ca: optionalPath().default(null), cert: optionalPath().default(null), key: optionalPath().default(null) })
+    .superRefine((t, ctx) => {
+      if ((t.cert === null) !== (t.key === null)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [t.cert === null ? 'cert' : 'key'], message: 'cert and key go together' });
+    })
+    .nullable()
+    .default(null),
+}).superRefine((f, ctx) => {
+  const https = f.endpoints.filter((e) => e.startsWith('https://')).length;
+  if (https !== 0 && https !== f.endpoints.length) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['endpoints'], message: 'mixes http:// and https://: use one scheme for all members' });
+  if (f.tls !== null && https === 0) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tls'], message: 'set, but the endpoints are http://: use https:// URLs' });
+});
+
 const FileSchema = section({
   log: section({
     level: oneOf(LOG_LEVELS).default('info'),
@@ -261,6 +322,7 @@ const FileSchema = section({
       }
     })
     .default({}),
+  fleet: fleetSection.nullable().default(null),
 });
 
 type FileConfig = z.output<typeof FileSchema>;
@@ -319,6 +381,19 @@ function fromFile(f: FileConfig): AgentConfig {
         windowMs: f.metrics.prometheus.window,
       },
     },
+    fleet:
+      f.fleet === null
+        ? null
+        : {
+            endpoints: f.fleet.endpoints,
+            node: f.fleet.node,
+            labels: f.fleet.labels,
+            prefix: f.fleet.prefix,
+            leaseTtlMs: f.fleet.lease_ttl,
+            observedIntervalMs: f.fleet.observed_interval,
+            skewBoundMs: f.fleet.skew_bound,
+            tls: f.fleet.tls,
+          },
   };
 }
 
@@ -326,7 +401,7 @@ function fromFile(f: FileConfig): AgentConfig {
 function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unknown> {
   const dur = (ms: number | undefined) => (ms === undefined || !human ? ms : formatDurationMs(ms));
   const bytes = (n: number | undefined) => (n === undefined || !human ? n : formatSizeBytes(n));
-  const { log, lifecycle: lc, state, store, api, agent, rules, checks, metrics: mx } = c;
+  const { log, lifecycle: lc, state, store, api, agent, rules, checks, metrics: mx, fleet: fl } = c;
   return dropUndefined({
     log: log && { level: log.level, format: log.format },
     lifecycle: lc && {
@@ -380,6 +455,16 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
         window: dur(mx.prometheus.windowMs),
       },
     },
+    fleet: fl ? {
+      endpoints: fl.endpoints,
+      node: fl.node,
+      labels: fl.labels,
+      prefix: fl.prefix,
+      lease_ttl: dur(fl.leaseTtlMs),
+      observed_interval: dur(fl.observedIntervalMs),
+      skew_bound: dur(fl.skewBoundMs),
+      tls: fl.tls,
+    } : undefined,
   }) as Record<string, unknown>;
 }
 

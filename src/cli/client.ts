@@ -114,6 +114,38 @@ export class ApiClient {
     }
   }
 
+  /** POST a JSON body, read a JSON answer (non-2xx: ApiError with the agent's message). */
+  post<T>(path: string, body: unknown): Promise<T> {
+    const socket = this.socket;
+    const data = Buffer.from(JSON.stringify(body));
+    return new Promise<T>((resolve, reject) => {
+      const req = request(
+        { socketPath: socket, path: API_PREFIX + path, method: 'POST', headers: { accept: 'application/json', 'content-type': 'application/json', 'content-length': data.length } },
+        (r) => {
+          const status = r.statusCode ?? 0;
+          readAll(r).then(
+            (text) => {
+              clearTimeout(t);
+              if (status < 200 || status >= 300) return reject(new ApiError(status, apiMessage(status, text)));
+              try {
+                resolve(JSON.parse(text) as T);
+              } catch {
+                reject(new PatrolError('E_AGENT', `the agent sent invalid JSON for ${path}`));
+              }
+            },
+            (e: Error) => reject(new PatrolError('E_AGENT', `the agent's answer broke off: ${e.message}`)),
+          );
+        },
+      );
+      const t = setTimeout(() => req.destroy(new PatrolError('E_AGENT_TIMEOUT', `the agent did not answer within ${this.timeoutMs / 1000}s (socket ${socket})`)), this.timeoutMs);
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        clearTimeout(t);
+        reject(e instanceof PatrolError ? e : connectError(e, socket));
+      });
+      req.end(data);
+    });
+  }
+
   /** GET a stream (the NDJSON event stream); `close()` ends it. */
   async stream(path: string, query?: Query): Promise<{ res: IncomingMessage; close(): void }> {
     const { req, res } = this.open(path, query, 'application/x-ndjson');

@@ -13,6 +13,7 @@ import { registerExplain } from './explain.js';
 import { registerCheck } from './check.js';
 import { registerRecord } from './record.js';
 import { registerResults } from './results.js';
+import { registerFleet } from './fleet.js';
 import { VERSION } from '../shared/version.js';
 
 // `patrol results | head`: the reader went away; that ends the command, quietly, like any Unix
@@ -41,6 +42,7 @@ registerCheck(program);
 registerRecord(program);
 registerResults(program);
 registerTop(program);
+registerFleet(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -83,6 +83,7 @@ const DEFAULTS: AgentConfig = {
     prometheus: { enabled: true, host: '127.0.0.1', port: 9464, topN: 20, windowMs: 60_000 },
   },
   rules: { enabled: true, dir: null, kmsg: true },
+  fleet: null,
 };
 
 /** every setting different from its default */
@@ -118,6 +119,16 @@ const CUSTOM: AgentConfig = {
     prometheus: { enabled: false, host: '0.0.0.0', port: 9100, topN: 5, windowMs: 5_000 },
   },
   rules: { enabled: false, dir: '/etc/patrol/rules', kmsg: false },
+  fleet: {
+    endpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'],
+    node: 'web-1',
+    labels: { role: 'web', zone: 'a' },
+    prefix: '/prod/patrol/',
+    leaseTtlMs: 15_000,
+    observedIntervalMs: 30_000,
+    skewBoundMs: 2 * 3_600_000,
+    tls: { ca: '/etc/patrol/etcd-ca.pem', cert: '/etc/patrol/etcd.pem', key: '/etc/patrol/etcd-key.pem' },
+  },
 };
 
 const CUSTOM_YAML = `
@@ -166,6 +177,15 @@ metrics:
   cgroups_max: 16
   prometheus: { enabled: false, host: 0.0.0.0, port: 9100, top_n: 5, window: 5s }
 rules: { enabled: false, dir: /etc/patrol/rules, kmsg: false }
+fleet:
+  endpoints: [https://10.0.0.1:2379/, https://10.0.0.2:2379]
+  node: web-1
+  labels: { role: web, zone: a }
+  prefix: /prod/patrol/
+  lease_ttl: 15s
+  observed_interval: 30s
+  skew_bound: 2h
+  tls: { ca: /etc/patrol/etcd-ca.pem, cert: /etc/patrol/etcd.pem, key: /etc/patrol/etcd-key.pem }
 `;
 
 describe('metrics section', () => {

@@ -1,0 +1,83 @@
+// Fleet routes (docs/api.md, docs/fleet.md): this agent's place in the fleet, and the fleet-wide
+// view read from etcd through the agent's own client, for `patrol fleet ...` run on a node.
+// 404 when the agent has no `fleet` section; 503 while it is local-only (etcd unreachable or
+// without quorum), with the time it went local-only.
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { API_PREFIX } from './defaults.js';
+
+/** This agent's fleet state, as `/v1/stats` carries it (the full form is GET /v1/fleet). */
+export interface FleetSummaryJson {
+  node: string;
+  /** connecting, connected, or local-only */
+  state: string;
+  /** ISO time the state began */
+  since: string;
+  reason: string | null;
+  lease: string | null;
+  registered: boolean;
+  is_leader: boolean;
+  leader: { node: string; term: number } | null;
+  desired_bundle: string | null;
+}
+
+/** What src/app gives the API; errors carry a `code` (E_FLEET_UNAVAILABLE → 503, E_FLEET_USAGE → 400). */
+export interface FleetView {
+  summary(): FleetSummaryJson;
+  /** GET /v1/fleet */
+  local(): object;
+  /** GET /v1/fleet/status */
+  status(): Promise<object>;
+  /** GET /v1/fleet/alerts */
+  alerts(): Promise<object>;
+  /** POST /v1/fleet/desired; selector as written on the command line (role=web,zone=a) */
+  setDesired(bundle: string, target: { node?: string; selector?: string; all?: boolean }): Promise<object>;
+}
+
+const anyObject = { type: 'object', additionalProperties: true } as const;
+
+export const fleetDesiredRoute = {
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['bundle'],
+    properties: {
+      bundle: { type: 'string', minLength: 1, maxLength: 128 },
+      node: { type: 'string', minLength: 1, maxLength: 253 },
+      selector: { type: 'string', minLength: 1, maxLength: 512 },
+      all: { type: 'boolean' },
+    },
+  },
+  response: { 200: anyObject },
+} as const;
+
+function send(reply: FastifyReply, status: number, message: string) {
+  const error = status === 404 ? 'not_found' : status === 400 ? 'bad_request' : status === 503 ? 'unavailable' : 'internal_error';
+  return reply.code(status).send({ error, message, status });
+}
+
+async function guarded(reply: FastifyReply, f: () => Promise<object>) {
+  try {
+    return await f();
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const msg = (e as Error).message;
+    if (code === 'E_FLEET_USAGE') return send(reply, 400, msg);
+    if (typeof code === 'string' && code.startsWith('E_FLEET')) return send(reply, 503, msg);
+    throw e;
+  }
+}
+
+export function registerFleetRoutes(app: FastifyInstance, fleet: FleetView | undefined): void {
+  const P = `${API_PREFIX}/fleet`;
+  const none = (reply: FastifyReply) => send(reply, 404, 'this agent has no fleet section (docs/fleet.md)');
+  app.get(P, { schema: { response: { 200: anyObject } } }, async (_req, reply) => (fleet ? fleet.local() : none(reply)));
+  app.get(`${P}/status`, { schema: { response: { 200: anyObject } } }, async (_req, reply) => (fleet ? guarded(reply, () => fleet.status()) : none(reply)));
+  app.get(`${P}/alerts`, { schema: { response: { 200: anyObject } } }, async (_req, reply) => (fleet ? guarded(reply, () => fleet.alerts()) : none(reply)));
+  app.post<{ Body: { bundle: string; node?: string; selector?: string; all?: boolean } }>(`${P}/desired`, { schema: fleetDesiredRoute }, async (req, reply) => {
+    if (!fleet) return none(reply);
+    const b = req.body;
+    const n = (b.node !== undefined ? 1 : 0) + (b.selector !== undefined ? 1 : 0) + (b.all === true ? 1 : 0);
+    if (n !== 1) return send(reply, 400, 'give exactly one of node, selector or all: true');
+    return guarded(reply, () => fleet.setDesired(b.bundle, b));
+  });
+}
