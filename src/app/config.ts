@@ -223,7 +223,7 @@ const fleetSection = section({
     .default({}),
   prefix: leaf((v) => (typeof v === 'string' && /^\/([\x21-\x7e]*\/)?$/.test(v) ? v : new Bad("expected a key prefix that starts and ends with '/', e.g. /patrol/"))).default('/patrol/'),
   lease_ttl: duration(2 * MS.s, MS.h)
-    .refine((ms) => ms % MS.s === 0, 'must be whole seconds (etcd leases count seconds)')
+    .refine((ms) => typeof ms !== 'number' || ms % MS.s === 0, 'must be whole seconds (etcd leases count seconds)')
     .default('10s'),
   observed_interval: duration(MS.s, MS.h).default('10s'),
   skew_bound: duration(0, 30 * MS.d).default('1h'),
@@ -234,6 +234,8 @@ const fleetSection = section({
     .nullable()
     .default(null),
 }).superRefine((f, ctx) => {
+  // refinements run over values that already failed (zod 3): judge only well-formed ones
+  if (!f.endpoints.every((e) => typeof e === 'string')) return;
   const https = f.endpoints.filter((e) => e.startsWith('https://')).length;
   if (https !== 0 && https !== f.endpoints.length) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['endpoints'], message: 'mixes http:// and https://: use one scheme for all members' });
   if (f.tls !== null && https === 0) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tls'], message: 'set, but the endpoints are http://: use https:// URLs' });
@@ -544,6 +546,7 @@ function knownKeysAt(path: readonly PropertyKey[]): string[] {
     for (;;) {
       if (t instanceof z.ZodDefault) t = t._def.innerType;
       else if (t instanceof z.ZodEffects) t = t._def.schema;
+      else if (t instanceof z.ZodNullable || t instanceof z.ZodOptional) t = t._def.innerType;
       else return t;
     }
   };

@@ -34,8 +34,9 @@ export function fleetFindings(s: FleetSnapshot, skewBoundMs: number, now: number
   const out: Finding[] = [];
   for (const [node, m] of s.members) {
     if (s.nodes.has(node)) continue;
-    const since = s.downSince.get(node);
-    out.push({ kind: 'node_down', node, since: since !== undefined ? new Date(since).toISOString() : m.stopped_at });
+    // a clean stop says when; a crash is dated by the leader seeing the registration go
+    const seen = s.downSince.get(node);
+    out.push({ kind: 'node_down', node, since: m.stopped_at ?? (seen !== undefined ? new Date(seen).toISOString() : null) });
   }
   for (const [node, o] of s.observed) {
     if (!s.nodes.has(node)) continue;

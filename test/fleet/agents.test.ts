@@ -8,37 +8,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdClient, Keys, readFleetAlerts, readFleetStatus, readLeader, writeDesired, type KV } from '../../src/fleet/index.js';
-import { EtcdCluster, FleetAgent, PATROL, agentsReady, sleep, until } from './helpers.js';
+import { EtcdClient, Keys, readFleetAlerts, readFleetStatus, readLeader, writeDesired } from '../../src/fleet/index.js';
+import { EtcdCluster, FleetAgent, PATROL, agentsReady, history, sleep, until } from './helpers.js';
 
 const TTL_MS = 2000;
 const keys = new Keys('/patrol/');
 const hexToDec = (h: string) => BigInt(`0x${h}`).toString();
-
-/** Every event under `prefix` from revision `from` to `to`, in order (the history etcd keeps
- *  until a compaction), through the module's own exactly-once watch. */
-async function history(client: EtcdClient, prefix: string, from: number, to: number): Promise<Array<{ rev: number; type: 'put' | 'delete'; kv: KV }>> {
-  const out: Array<{ rev: number; type: 'put' | 'delete'; kv: KV }> = [];
-  await new Promise<void>((resolve, reject) => {
-    const end = Buffer.from(prefix);
-    end[end.length - 1]!++;
-    const w = client.watch(prefix, end.toString(), from, {
-      onRevision: (rev, evs) => {
-        for (const e of evs) out.push({ rev, type: e.type, kv: e.kv });
-        if (rev >= to) {
-          w.close();
-          resolve();
-        }
-      },
-      onCanceled: (why) => reject(new Error(`history watch canceled: ${why}`)),
-    });
-    setTimeout(() => {
-      w.close();
-      reject(new Error('history watch: timed out'));
-    }, 30_000).unref();
-  });
-  return out;
-}
 
 describe.skipIf(!agentsReady)('fleet: three real agents on a three-member etcd cluster', () => {
   let cluster: EtcdCluster;

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bpfEnabled, bpfRequired } from '../bpf/helpers.js';
+import type { EtcdClient, KV } from '../../src/fleet/index.js';
 import { EtcdCluster, etcdAvailable } from './etcd-cluster.mjs';
 
 export { EtcdCluster };
@@ -149,4 +150,35 @@ export class FleetAgent {
       throw new Error(`${(e as Error).message}\n--- ${this.name} log (tail) ---\n${this.log.slice(-3000)}`);
     }
   }
+}
+
+/** Every event under `prefix` from revision `from` to `to`, in order (the history etcd keeps
+ *  until a compaction), through the module's own exactly-once watch. Revision `to` must be a
+ *  write under `prefix` (the watch ends when it arrives). */
+export async function history(client: EtcdClient, prefix: string, from: number, to: number): Promise<Array<{ rev: number; type: 'put' | 'delete'; kv: KV }>> {
+  const out: Array<{ rev: number; type: 'put' | 'delete'; kv: KV }> = [];
+  if (to < from) return out;
+  await new Promise<void>((resolve, reject) => {
+    const end = Buffer.from(prefix);
+    end[end.length - 1]!++;
+    const timer = setTimeout(() => {
+      w.close();
+      reject(new Error('history watch: timed out'));
+    }, 30_000);
+    const w = client.watch(prefix, end.toString(), from, {
+      onRevision: (rev, evs) => {
+        if (rev <= to) for (const e of evs) out.push({ rev, type: e.type, kv: e.kv });
+        if (rev >= to) {
+          clearTimeout(timer);
+          w.close();
+          resolve();
+        }
+      },
+      onCanceled: (why) => {
+        clearTimeout(timer);
+        reject(new Error(`history watch canceled: ${why}`));
+      },
+    });
+  });
+  return out;
 }
