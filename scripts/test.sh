@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# test-only servers: etcd for the fleet tests (three members started by the tests themselves)
+bash scripts/etcd-server.sh
 source scripts/runtime.sh
 patrol_runtime_env
 npx --no-install vitest run "$@"

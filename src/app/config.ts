@@ -68,6 +68,8 @@ export interface FleetConfig {
   observedIntervalMs: number;
   /** fleet-level check: a node a part's newest version has been out longer than this */
   skewBoundMs: number;
+  /** linearizable read with a deadline every this long; three in a row missing: local-only */
+  probeIntervalMs: number;
   /** PEM files; null: plain http, or https with the system roots */
   tls: { ca: string | null; cert: string | null; key: string | null } | null;
 }
@@ -227,6 +229,7 @@ const fleetSection = section({
     .default('10s'),
   observed_interval: duration(MS.s, MS.h).default('10s'),
   skew_bound: duration(0, 30 * MS.d).default('1h'),
+  probe_interval: duration(200, 10 * MS.s).default('1s'),
   tls: section({ ca: optionalPath().default(null), cert: optionalPath().default(null), key: optionalPath().default(null) })
     .superRefine((t, ctx) => {
       if ((t.cert === null) !== (t.key === null)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [t.cert === null ? 'cert' : 'key'], message: 'cert and key go together' });
@@ -394,6 +397,7 @@ function fromFile(f: FileConfig): AgentConfig {
             leaseTtlMs: f.fleet.lease_ttl,
             observedIntervalMs: f.fleet.observed_interval,
             skewBoundMs: f.fleet.skew_bound,
+            probeIntervalMs: f.fleet.probe_interval,
             tls: f.fleet.tls,
           },
   };
@@ -465,6 +469,7 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
       lease_ttl: dur(fl.leaseTtlMs),
       observed_interval: dur(fl.observedIntervalMs),
       skew_bound: dur(fl.skewBoundMs),
+      probe_interval: dur(fl.probeIntervalMs),
       tls: fl.tls,
     } : undefined,
   }) as Record<string, unknown>;

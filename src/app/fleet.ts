@@ -95,6 +95,7 @@ export function createFleet(cfg: AgentConfig, fc: FleetConfig, log: Logger, deps
     pid: process.pid,
     inputs,
     log: log.child({ component: 'fleet' }),
+    timing: { probeMs: fc.probeIntervalMs, probeDeadlineMs: Math.max(500, Math.round(fc.probeIntervalMs * 1.5)), detectMs: Math.max(1000, 3 * fc.probeIntervalMs) },
   });
   const view: FleetView = {
     summary: () => {

@@ -8,7 +8,10 @@
 //     point to the newest header it saw, which can skip events when a stream breaks right
 //     after it was re-created) and reports a cancellation (compaction) instead of going quiet;
 //   - lease keepalives as request/response with a deadline, so the caller knows when its lease
-//     was last confirmed (the package's Lease declares a lease lost only after 2 × TTL).
+//     was last confirmed (the package's Lease declares a lease lost only after 2 × TTL);
+//   - streams (watches, keepalives) on connections of their own: the package closes every
+//     connection to a member when one call to it fails in a retryable way (a probe past its
+//     deadline), which would cut the watch and keepalive streams along with it.
 import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRequestOp, type ICompare, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse, type Watcher, type IWatchResponse } from 'etcd3';
 import { ConsecutiveBreaker, ConstantBackoff, ExponentialBackoff, circuitBreaker, handleWhen, retry, type IBackoff } from 'cockatiel';
 import { FleetError, describeEtcdError, toFleetError } from './errors.js';
@@ -92,7 +95,10 @@ function kvOf(kv: IKeyValue): KV {
 const keyBuf = (k: string) => Buffer.from(k, 'utf8');
 
 export class EtcdClient {
+  /** unary calls */
   readonly raw: Etcd3;
+  /** watch and keepalive streams (see the header) */
+  readonly streams: Etcd3;
   readonly timeoutMs: number;
   readonly endpoints: readonly string[];
   private closed = false;
@@ -131,6 +137,7 @@ export class EtcdClient {
     // https:// with no CA: the system roots (the package's own default for secure hosts)
     if (tls && tls.ca === null && tls.cert === null) delete options.credentials;
     this.raw = new Etcd3(options);
+    this.streams = new Etcd3(options);
   }
 
   private opts(deadlineMs?: number) {
@@ -264,6 +271,7 @@ export class EtcdClient {
     if (this.closed) return;
     this.closed = true;
     this.raw.close();
+    this.streams.close();
   }
 }
 
@@ -289,7 +297,7 @@ export class KeepAliveChannel {
 
   private open(): Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>> {
     if (this.stream) return Promise.resolve(this.stream);
-    this.opening ??= this.client.raw.leaseClient.leaseKeepAlive().then(
+    this.opening ??= this.client.streams.leaseClient.leaseKeepAlive().then(
       (s) => {
         this.opening = null;
         if (this.closed) {
@@ -415,7 +423,7 @@ export class RevisionWatch {
     private readonly h: WatchHandlers,
   ) {
     this.next = startRevision;
-    let b = client.raw.watch();
+    let b = client.streams.watch();
     b = end === null ? b.key(keyBuf(key)) : b.inRange({ start: keyBuf(key), end: keyBuf(end) });
     b = b.startRevision(String(startRevision));
     this.watcher = b.watcher();

@@ -21,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../shared/log.js';
 import { EtcdClient, prefixEnd, type KeepAliveChannel, type Op, type RevisionWatch } from './client.js';
 import { FleetError, describeEtcdError } from './errors.js';
-import { Keys, NodeValue, SCHEMA, decode, encode, leaseHex, type AlertValue, type Labels } from './keys.js';
+import { Keys, LeaderValue, NodeValue, SCHEMA, decode, encode, leaseHex, type AlertValue, type Labels } from './keys.js';
 import { DesiredWatcher } from './desired.js';
 import { ObservedBuilder, observedSignature } from './observed.js';
 import { FleetMirror } from './mirror.js';
@@ -136,6 +136,8 @@ export class FleetNode {
   private leading = false;
   private leaderSeen: { node: string; term: number } | null = null;
   private predecessor: { key: string; watch: RevisionWatch } | null = null;
+  /** the `leader` key, for who leads (one key: events only when leadership changes) */
+  private leaderWatch: RevisionWatch | null = null;
   private mirror: FleetMirror | null = null;
   private lastFindings: string | null = null;
   private lastLeaderCheck = -Infinity;
@@ -306,6 +308,7 @@ export class FleetNode {
       if (!this.registered) await this.register();
       if (this.term === null) await this.campaign();
       await this.checkLeadership();
+      await this.followLeader();
       void this.desired.ensure();
       this.needReconcile = false;
       this.lastProbeOk = performance.now();
@@ -416,7 +419,28 @@ export class FleetNode {
     this.predecessor = null;
   }
 
-  /** Leads when no election key older than ours exists; else watches the next older one. */
+  /** Follows the `leader` key (who leads, for status): read once, then watched. */
+  private async followLeader(): Promise<void> {
+    if (this.leaderWatch || this.stopped) return;
+    const r = await this.client.get(this.keys.leader);
+    if (this.leaderWatch || this.stopped) return;
+    const seen = (v: Buffer | null) => {
+      const lv = v ? decode(LeaderValue, v) : null;
+      if (!this.leading) this.leaderSeen = lv ? { node: lv.node, term: lv.term } : null;
+    };
+    seen(r.kv?.value ?? null);
+    this.leaderWatch = this.client.watch(this.keys.leader, null, r.revision + 1, {
+      onRevision: (_rev, evs) => {
+        for (const e of evs) seen(e.type === 'put' ? e.kv.value : null);
+      },
+      onCanceled: () => {
+        this.leaderWatch = null;
+      },
+    });
+  }
+
+  /** Leads when no election key older than ours exists; else watches the next older one (the
+   *  etcd election recipe: a leader's death wakes one successor, not the whole fleet). */
   private async checkLeadership(): Promise<void> {
     if (this.term === null || !this.usable() || this.inFlight.check) return;
     this.inFlight.check = true;
@@ -434,9 +458,6 @@ export class FleetNode {
         return;
       }
       if (this.leading) this.dropLeadership('an older election key exists');
-      const first = await this.client.range(k.elections, { end: prefixEnd(k.elections), sort: { target: 'CREATE', order: 'ASCEND' }, limit: 1 });
-      const f = first.kvs[0];
-      this.leaderSeen = f ? { node: f.key.slice(k.elections.length), term: f.createRevision } : null;
       if (this.predecessor?.key === pred.key) return;
       this.closePredecessor();
       const w = this.client.watch(pred.key, null, older.revision + 1, {
@@ -552,7 +573,8 @@ export class FleetNode {
     void this.publishObserved();
     void this.publishAlerts();
     if (this.leading) void this.leaderTick();
-    else if (this.term !== null && performance.now() - this.lastLeaderCheck > this.o.leaseTtlMs) void this.checkLeadership();
+    // without a predecessor watch (its set-up failed): look again once per TTL
+    else if (this.term !== null && this.predecessor === null && performance.now() - this.lastLeaderCheck > this.o.leaseTtlMs) void this.checkLeadership();
   }
 
   private async publishObserved(): Promise<void> {
@@ -666,6 +688,8 @@ export class FleetNode {
     this.timers = [];
     this.desired.close();
     this.closePredecessor();
+    this.leaderWatch?.close();
+    this.leaderWatch = null;
     this.dropLeadership('stopping');
     const lease = this.lease;
     if (lease && this.registered && this.conn === 'connected') {

@@ -15,6 +15,13 @@ export const etcdAvailable = () => existsSync(ETCD_BIN);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Members die with the process that started them, however it ends (an exception, a test
+// runner's teardown, Ctrl-C on a benchmark): never an etcd left holding loopback ports.
+const live = new Set();
+process.once('exit', () => {
+  for (const c of live) for (const m of c.members) m.proc?.kill('SIGKILL');
+});
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -50,6 +57,7 @@ export class EtcdCluster {
   }
 
   async #init() {
+    live.add(this);
     for (let i = 0; i < this.size; i++) {
       this.members.push({ name: `m${i}`, client: await freePort(), peer: await freePort(), dir: join(this.base, `m${i}`), proc: null, started: false, stderr: '' });
     }
@@ -218,6 +226,7 @@ export class EtcdCluster {
 
   async stop() {
     await Promise.all(this.members.map((_, i) => this.kill(i, 'SIGKILL')));
+    live.delete(this);
     rmSync(this.base, { recursive: true, force: true });
   }
 }

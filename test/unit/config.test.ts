@@ -127,6 +127,7 @@ const CUSTOM: AgentConfig = {
     leaseTtlMs: 15_000,
     observedIntervalMs: 30_000,
     skewBoundMs: 2 * 3_600_000,
+    probeIntervalMs: 2000,
     tls: { ca: '/etc/patrol/etcd-ca.pem', cert: '/etc/patrol/etcd.pem', key: '/etc/patrol/etcd-key.pem' },
   },
 };
@@ -185,6 +186,7 @@ fleet:
   lease_ttl: 15s
   observed_interval: 30s
   skew_bound: 2h
+  probe_interval: 2s
   tls: { ca: /etc/patrol/etcd-ca.pem, cert: /etc/patrol/etcd.pem, key: /etc/patrol/etcd-key.pem }
 `;
 

@@ -47,6 +47,7 @@ describe('config: the fleet section', () => {
       leaseTtlMs: 10_000,
       observedIntervalMs: 10_000,
       skewBoundMs: 3_600_000,
+      probeIntervalMs: 1000,
       tls: null,
     });
   });
