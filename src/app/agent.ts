@@ -266,7 +266,9 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     if (fleet) {
       tcpApi = api.addresses.tcp;
       fleet.start();
-      cleanups.push(() => fleet.stop());
+      // not awaited: leaving the fleet (two requests, 1 s deadlines each) must not hold up
+      // detaching the sensors; its pending requests keep the process alive until they end
+      cleanups.push(() => void fleet.stop());
     }
     log.info({ pid: process.pid, version: VERSION, socket: cfg.api.socket, store: cfg.store.path, programs: pipeline.attached.length }, 'patrol agent ready');
 

@@ -152,6 +152,8 @@ export class FleetNode {
   private stopped = false;
   private lastError: string | null = null;
   private registeredAt: string | null = null;
+  /** the revision our registration landed at: an older read cannot contradict it */
+  private registeredRev = 0;
   private loggedError: string | null = null;
   readonly counters = { registrations: 0, lease_losses: 0, local_only_episodes: 0, leader_terms: 0, fenced_rejects: 0, leader_writes: 0, observed_writes: 0, alert_writes: 0 };
 
@@ -246,7 +248,7 @@ export class FleetNode {
       this.lastProbeOk = t0;
       if (this.conn !== 'connected') this.needReconcile = true;
       // someone deleted our registration (etcdctl del, a restore): put it back
-      if (this.registered && this.lease && (r.kv === null || r.kv.lease !== this.lease.id)) {
+      if (this.registered && this.lease && r.revision >= this.registeredRev && (r.kv === null || r.kv.lease !== this.lease.id)) {
         this.registered = false;
         this.needReconcile = true;
       }
@@ -390,6 +392,7 @@ export class FleetNode {
     if (!r.succeeded) throw new FleetError('E_FLEET_ETCD', `registering ${node} raced with another writer; retrying`);
     this.registered = true;
     this.registeredAt = now;
+    this.registeredRev = r.revision;
     this.counters.registrations++;
     this.publishedAlerts = new Map(first);
     this.lastObservedSig = observedSignature(obs);
