@@ -7,9 +7,12 @@
  * at load), so the records go into the ring of that consumer's object and no other. Each run
  * emits bench_burst records (read from the same .rodata).
  *
- * usage: bpf-produce -t TOKEN -n RECORDS [-r RATE records/s, 0 = flat out] [-d MAX_S] [-c CPU] [-w WAIT_S]
+ * usage: bpf-produce -t TOKEN -n RECORDS [-r RATE records/s, 0 = flat out] [-d MAX_S] [-c CPU] [-w WAIT_S] [-L]
  *   stops after RECORDS/burst runs or MAX_S seconds, whichever comes first
- * prints: {"runs":R,"burst":B,"generated":G,"lost_reserve":L,"elapsed_s":T,"rate":G/T,"run_ns":..,"late_runs":..}
+ * prints: {"runs":R,"burst":B,"generated":G,"lost_reserve":L,"elapsed_s":T,"rate":G/T,"offered_rate":R*B/T,"run_ns":..,"late_runs":..}
+ *   offered_rate: what the runs asked for (a run stops at its first failed reserve, so with a
+ *   full ring generated < offered). -L: when the first record is lost, one line on stderr:
+ *   {"first_loss_epoch_ms":..,"after_s":..} (the counters are read after every run)
  */
 #include "common.h"
 #include <errno.h>
@@ -125,9 +128,9 @@ int main(int argc, char **argv)
 	uint32_t token = 0, burst = 0;
 	uint64_t records = 1000000;
 	double rate = 0, wait_s = 10, max_s = 0;
-	int cpu = -1, opt;
+	int cpu = -1, opt, report_loss = 0;
 
-	while ((opt = getopt(argc, argv, "t:n:r:c:w:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:n:r:c:w:d:L")) != -1) {
 		switch (opt) {
 		case 't': token = strtoul(optarg, NULL, 0); break;
 		case 'n': records = strtoull(optarg, NULL, 10); break;
@@ -135,8 +138,9 @@ int main(int argc, char **argv)
 		case 'c': cpu = atoi(optarg); break;
 		case 'w': wait_s = atof(optarg); break;
 		case 'd': max_s = atof(optarg); break;
+		case 'L': report_loss = 1; break;
 		default:
-			fprintf(stderr, "usage: bpf-produce -t TOKEN -n RECORDS [-r RATE] [-d MAX_S] [-c CPU] [-w WAIT_S]\n");
+			fprintf(stderr, "usage: bpf-produce -t TOKEN -n RECORDS [-r RATE] [-d MAX_S] [-c CPU] [-w WAIT_S] [-L]\n");
 			return 2;
 		}
 	}
@@ -188,6 +192,17 @@ int main(int argc, char **argv)
 		if (err)
 			die("bpf_prog_test_run_opts", errno);
 		done++;
+		if (report_loss) {
+			uint64_t g, l;
+
+			read_counters(&g, &l);
+			if (l > lost0) {
+				fprintf(stderr, "{\"first_loss_epoch_ms\":%.3f,\"after_s\":%.6f}\n",
+					clock_ns(CLOCK_REALTIME) / 1e6, (clock_ns(CLOCK_MONOTONIC) - t0) / 1e9);
+				fflush(stderr);
+				report_loss = 0;
+			}
+		}
 	}
 	runs = done;
 	double el = (clock_ns(CLOCK_MONOTONIC) - t0) / 1e9;
@@ -196,8 +211,9 @@ int main(int argc, char **argv)
 	 * ring fills: the rate is of records generated, and the loss is the kernel's count. */
 	uint64_t gen = gen1 - gen0, lost = lost1 - lost0;
 	printf("{\"runs\":%llu,\"burst\":%u,\"generated\":%llu,\"lost_reserve\":%llu,\"elapsed_s\":%.6f,"
-	       "\"rate\":%.1f,\"target_rate\":%.1f,\"run_ns\":%.1f,\"late_runs\":%llu}\n",
-	       (unsigned long long)runs, burst, (unsigned long long)gen, (unsigned long long)lost, el, gen / el, rate,
+	       "\"rate\":%.1f,\"offered_rate\":%.1f,\"target_rate\":%.1f,\"run_ns\":%.1f,\"late_runs\":%llu}\n",
+	       (unsigned long long)runs, burst, (unsigned long long)gen, (unsigned long long)lost, el, gen / el,
+	       (double)runs * burst / el, rate,
 	       runs ? (double)busy / runs : 0, (unsigned long long)late);
 	return 0;
 }

@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { TREE, backgroundCpuPct, median, nowMs, round, waitQuiet } from './lib.mjs';
 
 const CHECK = 'check segv { critical count(exit where signal == 11, 1m) > 0; }\n';
-const usage = () => ({ cpuNs: 5_000_000n, utimeNs: 0n, stimeNs: 0n, maxRssKb: 2048, readBytes: 0n, writeBytes: 0n, rchar: 0n, wchar: 0n, minflt: 90n, majflt: 0n, nvcsw: 1n, nivcsw: 0n });
+const usage = () => ({ cpuNs: 5_000_000, utimeNs: 0, stimeNs: 0, maxRssKb: 2048, readBytes: 0, writeBytes: 0, rchar: 0, wchar: 0, minflt: 90, majflt: 0, nvcsw: 1, nivcsw: 0 });
 const base = { seq: 0n, cpu: 0, flags: 0, ktimeNs: 0n };
 
 /** 30 reusable events (10 forks, 10 execs, 10 exits of which one SIGSEGV); times are set per feed. */

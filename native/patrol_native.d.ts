@@ -267,7 +267,7 @@ export function ringPullSleep(h: RingPull, target: Buffer): number | Buffer;
 export function ringPullClose(h: RingPull): void;
 export function ringPullStats(h: RingPull): {
   records: number; drains: number; overflows: number; wakeups: number; sleeps: number;
-  sleepAborts: number; droppedRecords: number; running: boolean;
+  sleepAborts: number; droppedRecords: number; cutDrains: number; running: boolean;
 };
 
 /** The calling thread to SCHED_FIFO at `priority` (1-99), or back to SCHED_OTHER (0). Returns

@@ -4,6 +4,8 @@
 # nodejs.org is not reachable from CI, so setup.sh provisions a pinned Node 24 from the npm
 # registry's `node-linux-<arch>` package (a plain Node build: bin/node plus include/node, the
 # headers our native modules compile against) into .runtime/node, and a pinned npm beside it.
+# It needs no node to do so: through a working npm if there is one, else straight from the
+# registry with curl, wget or python3 (.ci/setup-without-node checks this path in CI).
 # bin/patrol, the build and the tests then run on it. PATROL_SYSTEM_NODE=1 uses the system's
 # node instead, when it is >= 22 and has its headers in /usr/include/node.
 #
@@ -45,15 +47,49 @@ _rt_installed_version() {
   [ -x "$PATROL_RUNTIME/bin/node" ] && "$PATROL_RUNTIME/bin/node" -p process.versions.node 2>/dev/null
 }
 
-# Fetches one pinned tarball with whatever npm there is (npm verifies it against the registry's
-# integrity, and we check that integrity against our pin), then unpacks it into $3.
+# 0 when an npm that runs is on PATH (an npm whose node is missing or broken does not count).
+_rt_have_npm() {
+  command -v npm >/dev/null && npm --version >/dev/null 2>&1
+}
+
+# sha512 integrity (npm's "sha512-<base64>") of a file, with what a stock system has.
+_rt_integrity() {
+  if command -v openssl >/dev/null && command -v base64 >/dev/null; then
+    printf 'sha512-%s' "$(openssl dgst -sha512 -binary "$1" | base64 -w0)"
+  else
+    python3 -c 'import base64, hashlib, sys; print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode(), end="")' "$1"
+  fi
+}
+
+# Downloads URL to FILE with curl, wget or python3, whichever there is.
+_rt_download() {
+  if command -v curl >/dev/null; then
+    curl -fsSL --retry 3 -o "$2" "$1"
+  elif command -v wget >/dev/null; then
+    wget -q -O "$2" "$1"
+  else
+    python3 -c 'import shutil, sys, urllib.request; shutil.copyfileobj(urllib.request.urlopen(sys.argv[1], timeout=120), open(sys.argv[2], "wb"))' "$1" "$2"
+  fi
+}
+
+# Fetches one pinned tarball (spec name@version) and unpacks it into $3. With an npm that runs,
+# through it (it honours the machine's npm config: registry, proxy, CA); without one (no node at
+# all, or the distro's npm on a node too old to run it) straight from the registry over HTTPS.
+# Either way the tarball's sha512 must equal our pin.
 _rt_fetch() {
   local spec="$1" want="$2" dest="$3" tmp json got file
   tmp="$(mktemp -d)"
-  json="$(cd "$tmp" && npm pack "$spec" --json --silent 2>"$tmp/err")" || { cat "$tmp/err" >&2; rm -rf "$tmp"; _rt_die "npm pack $spec failed"; }
-  got="$(printf '%s' "$json" | grep -o '"integrity": *"[^"]*"' | head -1 | sed 's/.*"\(sha512-[^"]*\)"/\1/')"
-  file="$(printf '%s' "$json" | grep -o '"filename": *"[^"]*"' | head -1 | sed 's/.*"\([^"]*\)"$/\1/')"
-  if [ "$got" != "$want" ]; then rm -rf "$tmp"; _rt_die "$spec: registry integrity $got does not match the pinned $want"; fi
+  if _rt_have_npm; then
+    json="$(cd "$tmp" && npm pack "$spec" --json --silent 2>"$tmp/err")" || { cat "$tmp/err" >&2; rm -rf "$tmp"; _rt_die "npm pack $spec failed"; }
+    file="$(printf '%s' "$json" | grep -o '"filename": *"[^"]*"' | head -1 | sed 's/.*"\([^"]*\)"$/\1/')"
+  else
+    local name="${spec%@*}" version="${spec##*@}" registry="${npm_config_registry:-https://registry.npmjs.org/}"
+    file="$name-$version.tgz"
+    _rt_log "no working npm: downloading $file from ${registry%/}"
+    _rt_download "${registry%/}/$name/-/$file" "$tmp/$file" || { rm -rf "$tmp"; _rt_die "downloading $spec from $registry failed"; }
+  fi
+  got="$(_rt_integrity "$tmp/$file")"
+  if [ "$got" != "$want" ]; then rm -rf "$tmp"; _rt_die "$spec: tarball integrity $got does not match the pinned $want"; fi
   mkdir -p "$dest"
   tar -xzf "$tmp/$file" -C "$dest" --strip-components=1 || { rm -rf "$tmp"; _rt_die "unpacking $spec failed"; }
   rm -rf "$tmp"
@@ -70,12 +106,6 @@ patrol_runtime_provision() {
   fi
   local arch
   arch="$(_rt_arch)"
-  # Any npm can fetch a tarball; on a machine with no npm at all, the distro's brings one.
-  if ! command -v npm >/dev/null; then
-    _rt_log "no npm: installing the distro's npm to fetch Node $PATROL_NODE_VERSION"
-    DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq --no-install-recommends npm >/dev/null ||
-      _rt_die "could not install npm from apt"
-  fi
   _rt_log "fetching Node $PATROL_NODE_VERSION ($arch) and npm $PATROL_NPM_VERSION from the npm registry"
   local stage="$PATROL_ROOT/.runtime/node.new"
   rm -rf "$stage"

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -41,6 +42,7 @@ std::shared_ptr<RingPull> RingPull::Open(Napi::Env env, const std::shared_ptr<Ob
   c->flagLen_ = m.len;
   c->flag_ = m.flag;
 
+  c->limit_ = std::min<size_t>(bpf_map__max_entries(ring), kMaxDrainBytes);
   c->rb_ = ring_buffer__new(bpf_map__fd(ring), OnSample, c.get(), nullptr);
   if (!c->rb_) {
     int err = errno;
@@ -116,6 +118,12 @@ int RingPull::OnSample(void* ctx, void* data, size_t size) {
   WriteFrame(self->dst_ + self->len_, data, size);
   self->len_ += need;
   self->records_++;
+  // A ring's worth copied: stop here. libbpf has already advanced past this record, and on a
+  // negative return it publishes that position and returns, so nothing is left behind.
+  if (self->limit_ && self->len_ >= self->limit_) {
+    self->cutDrains_++;
+    return -E2BIG;
+  }
   return 0;
 }
 
@@ -124,7 +132,7 @@ int RingPull::Consume(Napi::Env env, uint8_t* dst, size_t cap) {
   cap_ = cap;
   len_ = 0;
   heap_ = nullptr;
-  int n = ring_buffer__consume(rb_);  // fails only if OnSample does, which it never does
+  int n = ring_buffer__consume(rb_);  // fails only when OnSample cut the drain (-E2BIG)
   drains_++;
   return n < 0 ? 0 : n;
 }
@@ -190,6 +198,7 @@ Napi::Object RingPull::Stats(Napi::Env env) const {
   o.Set("sleeps", num(sleeps_));
   o.Set("sleepAborts", num(sleepAborts_));
   o.Set("droppedRecords", num(droppedRecords_));
+  o.Set("cutDrains", num(cutDrains_));
   o.Set("running", Napi::Boolean::New(env, rb_ != nullptr));
   return o;
 }

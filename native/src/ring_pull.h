@@ -29,9 +29,9 @@ class RingPull {
   RingPull& operator=(const RingPull&) = delete;
   ~RingPull();
 
-  // Reads every record in the ring into `dst` (framed like RingConsumer batches). Returns the
-  // bytes written, or, when they did not fit, a new Buffer holding them all. Re-arms the
-  // watermark and the poll.
+  // Reads the records in the ring into `dst` (framed like RingConsumer batches), up to about a
+  // ring's worth. Returns the bytes written, or, when they did not fit, a new Buffer holding
+  // them all. Re-arms the watermark and the poll.
   Napi::Value Drain(Napi::Env env, uint8_t* dst, size_t cap);
   // Announces sleep (flag 1), then drains once more. Asleep (returns -1) only if that drain
   // found nothing and no producer claimed the flag meanwhile; otherwise it is Drain().
@@ -68,9 +68,18 @@ class RingPull {
   size_t len_ = 0;
   uint8_t* heap_ = nullptr;
   bool oom_ = false;
+  // A drain stops once it holds this many bytes (the ring's size, at most kMaxDrainBytes):
+  // libbpf's consume loops as long as producers keep writing, so one drain under a producer
+  // faster than us would otherwise block the JS thread and grow its copy without bound. What is
+  // left waits in the ring (bounded; a full ring drops and counts) for the next drain: the
+  // watermark wakes us again while producers write, the tick drains the rest. 1 MiB keeps one
+  // drain's handling to tens of ms, so the API still answers under overload, and is still 40×
+  // what a flat-out exec storm writes per 10 ms tick.
+  static constexpr size_t kMaxDrainBytes = 1 << 20;
+  size_t limit_ = 0;
 
   uint64_t records_ = 0, drains_ = 0, overflows_ = 0, wakeups_ = 0, sleeps_ = 0, sleepAborts_ = 0,
-           droppedRecords_ = 0;
+           droppedRecords_ = 0, cutDrains_ = 0;
 };
 
 Napi::Value RingPullOpen(const Napi::CallbackInfo& info);

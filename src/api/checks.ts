@@ -3,6 +3,7 @@
 // runs no checks (no checks.dir).
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { API_PREFIX } from './defaults.js';
+import { alertsRoute, checkResultsRoute, checksRoute } from './schemas.js';
 
 /** A stored check run (shape of src/store's CheckRunRecord). */
 export interface CheckRunJson {
@@ -47,36 +48,17 @@ export interface ChecksView {
   alerts(q: { checkId?: string; since?: number; beforeSeq?: number; limit: number }): AlertJson[];
 }
 
-const anyObject = { type: 'object', additionalProperties: true } as const;
-const checkId = { type: 'string', pattern: '^[0-9a-f]{16}$' } as const;
-
 function none(reply: FastifyReply) {
   return reply.code(404).send({ error: 'not_found', message: 'this agent runs no checks (start it with --checks DIR or set checks.dir)', status: 404 });
 }
 
 export function registerCheckRoutes(app: FastifyInstance, checks: ChecksView | undefined): void {
   const P = API_PREFIX;
-  app.get(`${P}/checks`, { schema: { response: { 200: anyObject } } }, async (_req, reply) => (checks ? checks.status() : none(reply)));
+  app.get(`${P}/checks`, { schema: checksRoute }, async (_req, reply) => (checks ? checks.status() : none(reply)));
 
   app.get<{ Querystring: { check_id?: string; state?: string; latest?: boolean; since?: number; before_id?: number; limit: number } }>(
     `${P}/checks/results`,
-    {
-      schema: {
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            check_id: checkId,
-            state: { type: 'string', enum: ['ok', 'warning', 'critical', 'unknown', 'timeout'] },
-            latest: { type: 'boolean' },
-            since: { type: 'integer', minimum: 0 },
-            before_id: { type: 'integer', minimum: 1 },
-            limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 },
-          },
-        },
-        response: { 200: { type: 'object', properties: { results: { type: 'array', items: anyObject } }, required: ['results'] } },
-      },
-    },
+    { schema: checkResultsRoute },
     async (req, reply) => {
       if (!checks) return none(reply);
       const q = req.query;
@@ -95,21 +77,7 @@ export function registerCheckRoutes(app: FastifyInstance, checks: ChecksView | u
 
   app.get<{ Querystring: { check_id?: string; since?: number; before_seq?: number; limit: number } }>(
     `${P}/alerts`,
-    {
-      schema: {
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            check_id: checkId,
-            since: { type: 'integer', minimum: 0 },
-            before_seq: { type: 'integer', minimum: 1 },
-            limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 },
-          },
-        },
-        response: { 200: { type: 'object', properties: { alerts: { type: 'array', items: anyObject } }, required: ['alerts'] } },
-      },
-    },
+    { schema: alertsRoute },
     async (req, reply) => {
       if (!checks) return none(reply);
       const q = req.query;

@@ -15,7 +15,7 @@
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { isFailure, type LifecycleEvent, type StateEvent, type StateStreamEvent } from '../shared/events.js';
-import type { Enriched, ProcessEntry } from '../process/index.js';
+import { hasIdentityFilter, identityMatches, type Enriched, type ProcessEntry } from '../process/index.js';
 import { SCHEMA_VERSION, eventRecord, stateRecord, toLine } from '../export/index.js';
 import type { AgentView } from './view.js';
 
@@ -29,6 +29,10 @@ export interface EventFilter {
   failed?: boolean;
   /** include thread creation (fork with thread: true), when the agent emits it */
   threads?: boolean;
+  /** cgroup identity: systemd unit, container id (prefix), pod uid (prefix) */
+  unit?: string;
+  container?: string;
+  pod?: string;
 }
 
 type Match = (ev: LifecycleEvent, en: Enriched) => boolean;
@@ -42,12 +46,14 @@ function matcher(view: AgentView, f: EventFilter): Match {
   const uid = f.uid;
   const failed = f.failed === true;
   const threads = f.threads === true;
+  const ident = hasIdentityFilter(f) ? { unit: f.unit, container: f.container, pod: f.pod } : null;
   return (ev, en) => {
     if (sub !== null && !sub.matches(ev, en)) return false;
     if (!threads && ev.type === 'fork' && ev.thread) return false;
     if (comms !== null && !comms.has(en.comm)) return false;
     if (uid !== undefined && en.entry.uid !== uid) return false;
     if (failed && !isFailure(ev)) return false;
+    if (ident !== null && !identityMatches(en.entry.identity, ident)) return false;
     return true;
   };
 }
@@ -77,6 +83,7 @@ export class ClientStream extends Readable {
     if (f.comm !== undefined && f.comm.length > 0 && !f.comm.includes(entry?.comm ?? ev.comm.text)) return false;
     if (f.uid !== undefined && entry?.uid !== f.uid) return false;
     if (f.pid !== undefined && ev.pid !== f.pid && !(entry && this.hub.inSubtree(entry, f.pid))) return false;
+    if (hasIdentityFilter(f) && !identityMatches(entry?.identity ?? null, f)) return false;
     return true;
   }
 

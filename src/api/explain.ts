@@ -2,6 +2,7 @@
 // (latest alerts and notable findings), GET /v1/rules (the active set and its cost profile).
 // The agent provides an ExplainView; without one (rules disabled) the routes answer 503.
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { explainRecentRoute, explainRoute, rulesRoute } from './schemas.js';
 
 export interface EvidenceJson {
   kind: string;
@@ -24,6 +25,8 @@ export interface CauseJson {
   processes: number;
   exec_id: string | null;
   pid: number | null;
+  /** the finding's number in the engine (stable while it is kept) */
+  finding_id: number;
 }
 
 export interface AlertJson {
@@ -74,7 +77,6 @@ export interface ExplainView {
   rules(): RulesJson;
 }
 
-const causeSchema = { type: 'object', additionalProperties: true, properties: { cause: { type: 'string' }, confidence: { type: 'number' }, explanation: { type: 'string' }, evidence: { type: 'array', items: { type: 'object', additionalProperties: true } } } };
 
 const bigintSafe = (_k: string, v: unknown) => (typeof v === 'bigint' ? Number(v) : v);
 
@@ -89,7 +91,7 @@ export function registerExplainRoutes(app: FastifyInstance, prefix: string, view
 
   app.get<{ Params: { id: string } }>(
     `${prefix}/explain/:id`,
-    { schema: { params: { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 200 } }, required: ['id'] }, querystring: { type: 'object', additionalProperties: false, properties: {} } } },
+    { schema: explainRoute },
     async (req, reply) => {
       const v = view();
       if (!v) return unavailable(reply);
@@ -101,12 +103,7 @@ export function registerExplainRoutes(app: FastifyInstance, prefix: string, view
 
   app.get<{ Querystring: { recent?: string; limit?: number } }>(
     `${prefix}/explain`,
-    {
-      schema: {
-        querystring: { type: 'object', additionalProperties: false, properties: { recent: { type: 'string', enum: ['1', 'true', '0', 'false'] }, limit: { type: 'integer', minimum: 1, maximum: 500 } } },
-        response: { 200: { type: 'object', properties: { alerts: { type: 'array', items: { type: 'object', additionalProperties: true } }, causes: { type: 'array', items: causeSchema } } } },
-      },
-    },
+    { schema: explainRecentRoute },
     async (req, reply) => {
       const v = view();
       if (!v) return unavailable(reply);
@@ -115,7 +112,7 @@ export function registerExplainRoutes(app: FastifyInstance, prefix: string, view
     },
   );
 
-  app.get(`${prefix}/rules`, { schema: { querystring: { type: 'object', additionalProperties: false, properties: {} } } }, async (_req, reply) => {
+  app.get(`${prefix}/rules`, { schema: rulesRoute }, async (_req, reply) => {
     const v = view();
     if (!v) return unavailable(reply);
     return send(reply, v.rules());

@@ -7,4 +7,6 @@ export { DEFAULT_SOCKET, DEFAULT_TCP_HOST, DEFAULT_EVENTS_BUFFER_BYTES, API_PREF
 export * from './json.js';
 export type { ExplainView, ExplainJson, ExplainRecentJson, CauseJson, EvidenceJson, AlertJson, RulesJson, RuleProfileJson } from './explain.js';
 export { registerCheckRoutes, type ChecksView, type CheckRunJson, type AlertJson as CheckAlertJson, type ChecksStatusJson } from './checks.js';
+export { registerHistoryRoutes, type NodeJson, type HistoryJson } from './history.js';
+export { nodeRoute, historyRoute, HISTORY_MAX_IDS } from './schemas.js';
 export { registerFleetRoutes, type FleetView, type FleetSummaryJson } from './fleet.js';

@@ -3,6 +3,7 @@
 // Like the NDJSON schema: fields are only ever added, never renamed or retyped.
 import type { ProcessEntry, ProcessState } from '../process/index.js';
 import type { AgentStats, AgentView, StatesView } from './view.js';
+import type { TopGroup, TopRow } from '../metrics/index.js';
 import type { FleetSummaryJson } from './fleet.js';
 
 export interface ProcessJson {
@@ -48,6 +49,15 @@ export interface ProcessJson {
   comm_raw?: string;
   filename_raw?: string;
   args_raw?: (string | null)[];
+  /** export.redact masked part of args */
+  args_redacted: boolean;
+  /** what the cgroup path proves (null when unknown): path, systemd unit, container, pod */
+  cgroup: string | null;
+  unit: string | null;
+  container_runtime: string | null;
+  container_id: string | null;
+  pod_uid: string | null;
+  pod_qos: string | null;
 }
 
 export interface ProcessListJson {
@@ -61,6 +71,9 @@ export interface ProcessDetailJson {
   /** parent first, up to the oldest known ancestor */
   ancestry: ProcessJson[];
   children: ProcessJson[];
+  /** the states the process went through as the agent observed them, oldest first (bounded;
+   *  empty without the state sensor, or once reaped) */
+  states: { state: string; since: string }[];
 }
 
 export interface TreeNodeJson {
@@ -74,6 +87,44 @@ export interface TreeJson {
   /** processes in the tree */
   total: number;
   roots: TreeNodeJson[];
+}
+
+/** GET /v1/zombies: a zombie, blamed on the parent that has not reaped it */
+export interface ZombieJson {
+  pid: number;
+  exec_id: string;
+  comm: string;
+  ppid: number;
+  parent_exec_id: string | null;
+  parent_comm: string | null;
+  zombie_ms: number;
+  exit_time: string;
+}
+
+/** GET /v1/zombies: a thread in D longer than state.d_threshold */
+export interface StuckDJson {
+  pid: number;
+  tid: number;
+  /** null when the thread's process is not in the table */
+  exec_id: string | null;
+  comm: string;
+  d_ms: number;
+}
+
+export interface ZombiesJson {
+  zombies: ZombieJson[];
+  stuck_d: StuckDJson[];
+}
+
+/** GET /v1/top */
+export interface TopJson {
+  window: string;
+  window_ms: number;
+  sort: string;
+  group: 'process' | 'cgroup';
+  /** the resource sweep's own counters (camelCase, opaque) */
+  sweep: unknown;
+  rows: TopRow[] | TopGroup[];
 }
 
 export interface HealthJson {
@@ -113,6 +164,10 @@ export interface StatsJson {
   store: Record<string, unknown> | null;
   consumers: Record<string, { errors: number; last_error: string | null; last_error_at: string | null }>;
   health: { status: 'ok' | 'degraded'; reasons: Array<{ kind: string; message: string }> };
+  /** per alert output: type, delivered, pending, dropped, superseded, rejected, failures, ... */
+  alerts?: Record<string, Record<string, unknown>>;
+  /** redaction, identity and OTLP counters */
+  export?: Record<string, unknown>;
   /** this agent's fleet state; null without a fleet section */
   fleet: FleetSummaryJson | null;
 }
@@ -171,6 +226,13 @@ export function processJson(e: ProcessEntry, clock: Clock, states: StatesView | 
     exit_time: e.exitNs === null ? null : clock.iso(e.exitNs),
     reap_time: e.reapNs === null ? null : clock.iso(e.reapNs),
     child_count: e.childCount,
+    args_redacted: e.argsRedacted,
+    cgroup: e.identity?.cgroup ?? null,
+    unit: e.identity?.unit ?? null,
+    container_runtime: e.identity?.containerRuntime ?? null,
+    container_id: e.identity?.containerId ?? null,
+    pod_uid: e.identity?.podUid ?? null,
+    pod_qos: e.identity?.podQos ?? null,
   };
   if (e.commRaw) o.comm_raw = e.commRaw.toString('base64');
   if (e.filenameRaw) o.filename_raw = e.filenameRaw.toString('base64');
@@ -236,6 +298,8 @@ export function statsJson(view: AgentView, now = Date.now()): StatsJson {
     ring: s.ring === null ? null : (snakeJson(s.ring) as Record<string, unknown>),
     store: s.store === null ? null : (snakeJson(s.store) as Record<string, unknown>),
     health: s.health ?? { status: 'ok', reasons: [] },
+    ...(s.alerts ? { alerts: snakeJson(s.alerts) as Record<string, Record<string, unknown>> } : {}),
+    ...(s.export ? { export: snakeJson(s.export) as Record<string, unknown> } : {}),
     consumers: Object.fromEntries(
       Object.entries(s.consumers ?? {}).map(([k, c]) => [k, { errors: c.errors, last_error: c.lastError, last_error_at: c.lastErrorAt === null ? null : new Date(c.lastErrorAt).toISOString() }]),
     ),

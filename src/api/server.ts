@@ -6,11 +6,13 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { PatrolError } from '../shared/errors.js';
-import type { ProcessEntry, ProcessState } from '../process/index.js';
+import { hasIdentityFilter, identityMatches, type ProcessEntry, type ProcessState } from '../process/index.js';
 import type { AgentView } from './view.js';
 import { bearerChecker } from './auth.js';
 import { EventHub } from './events.js';
 import { registerTopRoutes } from './top.js';
+import { registerHistoryRoutes } from './history.js';
+import { parseFields, pick, sendPlain } from './fields.js';
 import { API_PREFIX, DEFAULT_EVENTS_BUFFER_BYTES, DEFAULT_TCP_HOST } from './defaults.js';
 import {
   processJson,
@@ -23,9 +25,11 @@ import {
   type ProcessJson,
   type TreeJson,
   type TreeNodeJson,
+  type ZombiesJson,
 } from './json.js';
 import {
   SHARED_SCHEMAS,
+  processSchema,
   eventsRoute,
   healthRoute,
   processRoute,
@@ -47,6 +51,8 @@ export interface ApiOptions {
   log: Logger;
   /** per-client bound on queued event-stream bytes (default 1 MiB) */
   eventsBufferBytes?: number;
+  /** sees every route as it is registered, with its schema (test/unit/api-docs.test.ts) */
+  onRoute?: (route: { method: string | string[]; url: string; schema?: Record<string, unknown> }) => void;
 }
 
 export interface ApiAddresses {
@@ -61,6 +67,8 @@ export interface ApiHandle {
   close(): Promise<void>;
 }
 
+const PROCESS_FIELDS = Object.keys(processSchema.properties);
+
 /** Deepest tree level rendered; deeper descendants are cut (`children_truncated`). */
 export const TREE_MAX_DEPTH = 256;
 
@@ -73,6 +81,10 @@ interface ProcessesQuery {
   lifecycle?: ProcessState;
   sort: 'pid' | 'start' | 'comm' | 'state' | 'state_ms' | 'rq_p95';
   limit?: number;
+  fields?: string;
+  unit?: string;
+  container?: string;
+  pod?: string;
 }
 
 interface EventsQuery {
@@ -81,6 +93,9 @@ interface EventsQuery {
   pid?: number;
   failed?: boolean;
   threads?: boolean;
+  unit?: string;
+  container?: string;
+  pod?: string;
 }
 
 const ERROR_NAMES: Record<number, string> = {
@@ -137,6 +152,7 @@ function buildApp(
   streams: Set<ServerResponse>,
   kind: 'unix' | 'tcp',
   token?: string,
+  onRoute?: ApiOptions['onRoute'],
 ): FastifyInstance {
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -158,6 +174,7 @@ function buildApp(
   });
 
   for (const s of SHARED_SCHEMAS) app.addSchema(s);
+  if (onRoute) app.addHook('onRoute', (r) => onRoute({ method: r.method, url: r.url, ...(r.schema ? { schema: r.schema as Record<string, unknown> } : {}) }));
 
   if (token !== undefined) {
     const check = bearerChecker(token);
@@ -209,25 +226,29 @@ function buildApp(
   registerCheckRoutes(app, view.checks);
   registerFleetRoutes(app, view.fleet);
 
-  app.get<{ Querystring: ProcessesQuery }>(`${P}/processes`, { schema: processesRoute }, async (req): Promise<ProcessListJson> => {
+  app.get<{ Querystring: ProcessesQuery }>(`${P}/processes`, { schema: processesRoute }, async (req, reply): Promise<ProcessListJson | FastifyReply> => {
     const q = req.query;
+    const fields = parseFields(q.fields, PROCESS_FIELDS);
     let list = view.table.list({ uid: q.uid, state: q.lifecycle, pidSubtree: q.pid });
     if (q.comm !== undefined && q.comm.length > 0) {
       const comms = new Set(q.comm);
       list = list.filter((e) => comms.has(e.comm));
     }
+    if (hasIdentityFilter(q)) list = list.filter((e) => identityMatches(e.identity, q));
     const now = view.nowNs();
     let rows = list.map((e) => processJson(e, view.clock, view.states, now));
     if (q.state !== undefined) rows = rows.filter((r) => r.state === q.state);
     rows.sort(JSON_SORTS[q.sort] ?? JSON_SORTS.pid);
     const total = rows.length;
     if (q.limit !== undefined && rows.length > q.limit) rows.length = q.limit;
+    if (fields !== null) return sendPlain(reply, { total, processes: pick(rows, fields) });
     return { total, processes: rows };
   });
 
   registerTopRoutes(app, view, P);
+  registerHistoryRoutes(app, view, P);
 
-  app.get(`${P}/zombies`, { schema: zombiesRoute }, async () => {
+  app.get(`${P}/zombies`, { schema: zombiesRoute }, async (): Promise<ZombiesJson> => {
     const now = view.nowNs();
     const st = view.states;
     return {
@@ -259,6 +280,7 @@ function buildApp(
         process: processJson(e, view.clock, view.states, view.nowNs()),
         ancestry: view.table.ancestry(id).slice(1).map((a) => processJson(a, view.clock, view.states, view.nowNs())),
         children: view.table.children(id).sort(byStart).map((c) => processJson(c, view.clock, view.states, view.nowNs())),
+        states: view.states?.history?.(id).map((h) => ({ state: h.state, since: view.clock.iso(h.sinceNs) })) ?? [],
       };
     },
   );
@@ -297,7 +319,7 @@ function buildApp(
 
   app.get<{ Querystring: EventsQuery }>(`${P}/events`, { schema: eventsRoute }, async (req, reply) => {
     const q = req.query;
-    const stream = hub.open({ comm: q.comm, uid: q.uid, pid: q.pid, failed: q.failed, threads: q.threads });
+    const stream = hub.open({ comm: q.comm, uid: q.uid, pid: q.pid, failed: q.failed, threads: q.threads, unit: q.unit, container: q.container, pod: q.pod });
     const res = reply.raw;
     streams.add(res);
     res.once('close', () => {
@@ -331,7 +353,7 @@ export async function startApi(view: AgentView, opts: ApiOptions): Promise<ApiHa
   const replaced = await prepareSocketPath(opts.socket);
   if (replaced === 'replaced-stale') log.info({ socket: opts.socket }, 'removed a stale API socket');
 
-  const unix = buildApp(view, hub, log, streams, 'unix');
+  const unix = buildApp(view, hub, log, streams, 'unix', undefined, opts.onRoute);
   try {
     await unix.listen({ path: opts.socket });
   } catch (e) {

@@ -1,35 +1,24 @@
 // GET /v1/top (resource windows: the top processes or cgroups over a window) and GET /v1/metrics
 // (the Prometheus exposition, also served on the metrics listener).
-import type { FastifyInstance } from 'fastify';
-import { PatrolError } from '../shared/errors.js';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { formatDurationMs, parseDurationMs } from '../shared/duration.js';
 import type { AgentView } from './view.js';
+import type { TopJson } from './json.js';
+import { metricsRoute, topGroupFields, topRoute, topRowFields } from './schemas.js';
+import { ApiRequestError } from './errors.js';
+import { parseFields, pick, sendPlain } from './fields.js';
+import { hasIdentityFilter, identityFromPath, identityMatches, type IdentityFilter } from '../process/index.js';
 
-/** An error the client caused or can act on; fastify's error handler uses statusCode. */
-export class ApiRequestError extends PatrolError {
-  constructor(code: string, message: string, readonly statusCode: number) {
-    super(code, message);
-  }
-}
+export { ApiRequestError } from './errors.js';
 
-export const topRoute = {
-  querystring: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      window: { type: 'string' },
-      sort: { type: 'string', enum: ['cpu', 'rss', 'io'] },
-      limit: { type: 'integer', minimum: 1, maximum: 10000 },
-      group: { type: 'string', enum: ['process', 'cgroup'] },
-    },
-  },
-} as const;
+const TOP_ROW_FIELDS = Object.keys(topRowFields);
+const TOP_GROUP_FIELDS = Object.keys(topGroupFields);
 
 export function registerTopRoutes(app: FastifyInstance, view: AgentView, prefix: string): void {
-  app.get<{ Querystring: { window?: string; sort?: 'cpu' | 'rss' | 'io'; limit?: number; group?: 'process' | 'cgroup' } }>(
+  app.get<{ Querystring: { window?: string; sort?: 'cpu' | 'rss' | 'io'; limit?: number; group?: 'process' | 'cgroup'; fields?: string } & IdentityFilter }>(
     `${prefix}/top`,
     { schema: topRoute },
-    async (req) => {
+    async (req, reply): Promise<TopJson | FastifyReply> => {
       const r = view.resources;
       if (!r) throw new ApiRequestError('E_METRICS_DISABLED', 'resource windows are disabled in this agent (metrics.enabled: false)', 404);
       const windowMs = req.query.window === undefined ? 60_000 : parseDurationMs(req.query.window);
@@ -38,11 +27,20 @@ export function registerTopRoutes(app: FastifyInstance, view: AgentView, prefix:
         throw new ApiRequestError('E_BAD_REQUEST', `invalid query: window ${req.query.window} is longer than the longest kept window (${formatDurationMs(r.maxWindowMs)})`, 400);
       }
       const byCgroup = req.query.group === 'cgroup';
-      const rows = r.top({ windowMs, sort: req.query.sort ?? 'cpu', limit: req.query.limit ?? 20, byCgroup });
+      const fields = parseFields(req.query.fields, byCgroup ? TOP_GROUP_FIELDS : TOP_ROW_FIELDS);
+      const limit = req.query.limit ?? 20;
+      let rows = r.top({ windowMs, sort: req.query.sort ?? 'cpu', limit: hasIdentityFilter(req.query) ? 10_000 : limit, byCgroup });
+      if (hasIdentityFilter(req.query)) {
+        // a row's identity is what its cgroup path proves (exited and aggregated rows keep the path)
+        rows = (rows as Array<{ cgroup: string | null }>).filter((x) => x.cgroup !== null && identityMatches(identityFromPath(x.cgroup), req.query)).slice(0, limit) as typeof rows;
+      }
+      if (fields !== null) {
+        return sendPlain(reply, { window: formatDurationMs(windowMs), window_ms: windowMs, sort: req.query.sort ?? 'cpu', group: byCgroup ? 'cgroup' : 'process', sweep: r.sweep, rows: pick(rows as object[], fields) });
+      }
       return { window: formatDurationMs(windowMs), window_ms: windowMs, sort: req.query.sort ?? 'cpu', group: byCgroup ? 'cgroup' : 'process', sweep: r.sweep, rows };
     },
   );
-  app.get(`${prefix}/metrics`, async (_req, reply) => {
+  app.get(`${prefix}/metrics`, { schema: metricsRoute }, async (_req, reply) => {
     const r = view.resources;
     if (!r) throw new ApiRequestError('E_METRICS_DISABLED', 'resource windows are disabled in this agent (metrics.enabled: false)', 404);
     reply.header('content-type', r.metricsContentType);

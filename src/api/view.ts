@@ -6,7 +6,7 @@ import type { RingStats } from '../kernel/index.js';
 import type { ExplainView } from './explain.js';
 import type { ChecksView } from './checks.js';
 import type { FleetView } from './fleet.js';
-import type { TopGroup, TopRow, TopSort } from '../metrics/index.js';
+import type { NodeStrip, ProcessHistory, TopGroup, TopRow, TopSort } from '../metrics/index.js';
 
 /** Resource windows, when the agent runs them (metrics.enabled). */
 export interface ResourcesView {
@@ -16,6 +16,10 @@ export interface ResourcesView {
   /** the longest window a query may ask for, ms */
   maxWindowMs: number;
   sweep: { sweeps: number; source: 'bpf' | 'proc'; lastMs: number; lastProcesses: number; errors: number };
+  /** the node's figures and samples over a window (wall-clock times) */
+  node(windowMs: number): NodeStrip;
+  /** the samples of one process over a window; null when the windows do not hold it */
+  history(execId: string, windowMs: number): ProcessHistory | null;
   /** Prometheus text exposition */
   metricsText(): Promise<string>;
   metricsContentType: string;
@@ -53,6 +57,11 @@ export interface AgentStats {
   health?: HealthReportView;
   /** throws caught at each event consumer's boundary (states, rules, checks, store, ...) */
   consumers?: Record<string, { errors: number; lastError: string | null; lastErrorAt: number | null }>;
+  /** alert delivery per output (issue 17): delivered, pending, dropped, failures, ...; absent
+   *  without outputs (opaque: keys converted to snake_case) */
+  alerts?: Record<string, unknown>;
+  /** redaction, identity and OTLP counters (opaque, snake_case) */
+  export?: Record<string, unknown>;
 }
 
 export interface HealthReportView {
@@ -69,6 +78,8 @@ export interface StatesView {
   stuckD(nowNs: bigint, thresholdNs: bigint): StuckD[];
   /** stuck-D threshold, ns */
   dThresholdNs: bigint;
+  /** the process's recent states as observed (oldest first, bounded); absent: not kept */
+  history?(execId: string): { state: ProcState; sinceNs: bigint }[];
 }
 
 export interface AgentView {

@@ -20,6 +20,8 @@ import { RulesService, alertSource, explainView, rssWindows } from './rules.js';
 import { startAgentChecks } from './checks.js';
 import { Consumers } from './consumers.js';
 import { HealthMonitor } from './health.js';
+import { Unavailable } from '../checks/index.js';
+import { startIntegrations } from './integrations.js';
 import { createFleet } from './fleet.js';
 
 export interface AgentHandle {
@@ -82,14 +84,28 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       store.close();
     });
 
+    // redaction, identity, alert delivery, OTLP (issue 17)
+    const integ = startIntegrations(cfg, log);
+    cleanups.push(() => integ.close());
+
     const listeners = new Set<EventListener>();
     let healthRef: HealthMonitor | null = null;
     const stateListeners = new Set<(ev: StateStreamEvent) => void>();
     let states: StatePipeline | null = null;
     let rules: RulesService | null = null;
     let resources: ResourcePipeline | null = null;
+    // The lifecycle pipeline starts after the checks (their counters must exist before the
+    // first event): events_lost reads its loss accounting through this closure.
+    let lifecycle: LifecyclePipeline | null = null;
+    const agentFacts = {
+      lostRecords: () => {
+        if (lifecycle === null) throw new Unavailable('the lifecycle pipeline is still starting');
+        const t = lifecycle.accounting().totals;
+        return Number(t.lostReserve + t.lostUserspace);
+      },
+    };
     // rules start later (they need the state pipeline); alerts ask them through this closure
-    const checks = startAgentChecks(cfg, log, () => resources, (a) => rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null);
+    const checks = startAgentChecks(cfg, log, () => resources, (a) => rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null, agentFacts, integ.deliver);
     if (checks) cleanups.push(() => checks.close());
     // Each consumer behind its own boundary (consumers.ts): a throw is counted and logged, and
     // the event still reaches the others.
@@ -155,8 +171,10 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           gStream.fail(e);
         }
       }
+      if (integ.onLifecycle) integ.onLifecycle(ev, en);
     };
-    const pipeline = LifecyclePipeline.start(cfg.lifecycle, log, onEvent);
+    const pipeline = LifecyclePipeline.start({ ...cfg.lifecycle, ...integ.tableHooks }, log, onEvent);
+    lifecycle = pipeline;
     cleanups.push(() => pipeline.close());
     states = StatePipeline.start(cfg.state, pipeline.table, log, (ev) => {
       rules?.onState(ev);
@@ -178,6 +196,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       );
       resources = await ResourcePipeline.start(cfg.metrics, pipeline.table, () => pipeline.readUsage(), agentHealth, log);
       cleanups.push(() => resources!.close());
+      integ.attachResources(resources);
     }
     if (cfg.rules.enabled) {
       rules = RulesService.start({
@@ -200,7 +219,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
         const m = pipeline.missingPrograms();
         return m.length ? [`lifecycle programs not attached: ${m.join(', ')}`] : [];
       },
-    });
+    }, Date.now, () => checks?.service.agentFiguresChanged());
     health.start();
     healthRef = health;
     cleanups.push(() => health.stop());
@@ -240,6 +259,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           store: { ...store.stats() },
           consumers: faults(),
           health: health.report(),
+          ...integ.stats(),
         };
       },
       subscribe: (l) => {

@@ -11,7 +11,7 @@ import type { Enriched } from '../process/index.js';
 import { boottimeNs } from '../kernel/index.js';
 import {
   EventCounters, Executor, FakeClock, FsSystemSource, Unavailable, HostNodeSource, ProcFsProcessSource, checkFilesIn, collectAggregates, compileFiles, formatAll,
-  type Alert, type CheckResult, type CheckSources, type CompiledCheck, type Diagnostic, type EventCountSource, type EventFact, type WindowQuery,
+  type AgentSource, type Alert, type CheckResult, type CheckSources, type CompiledCheck, type Diagnostic, type EventCountSource, type EventFact, type WindowQuery,
 } from '../checks/index.js';
 import { CheckStore } from '../store/index.js';
 import type { ChecksView } from '../api/index.js';
@@ -168,6 +168,10 @@ export interface CheckServiceOptions {
   attribute?: (a: Alert) => unknown;
   /** ms on the event clock (default CLOCK_BOOTTIME, the clock of event ktimes) */
   eventNow?: () => number;
+  /** the agent's own figures (events_lost) */
+  agent?: AgentSource;
+  /** alert delivery (issue 17): queues the alert durably for the configured outputs */
+  deliver?: (a: Alert, attribution: unknown) => void;
 }
 
 const bootMs = () => Number(boottimeNs() / 1_000_000n);
@@ -183,7 +187,7 @@ export class CheckService {
 
   constructor(private readonly opts: CheckServiceOptions) {
     this.eventNow = opts.eventNow ?? bootMs;
-    const sources: CheckSources = { ...localSources(this.counters), ...(opts.windows ? { windows: opts.windows } : {}) };
+    const sources: CheckSources = { ...localSources(this.counters), ...(opts.windows ? { windows: opts.windows } : {}), ...(opts.agent ? { agent: opts.agent } : {}) };
     const seeded = opts.store?.lastAlertedStates();
     this.executor = new Executor({
       sources,
@@ -201,7 +205,11 @@ export class CheckService {
             opts.log.warn({ alert_id: a.id, err: (e as Error).message }, 'checks: attribution failed');
           }
         }
+        // Delivery first, then the check store at once: a kill between them re-alerts after the
+        // restart (a duplicate page) instead of never delivering (a lost one).
+        opts.deliver?.(a, attribution);
         opts.store?.recordAlert({ ...a, attribution });
+        if (opts.deliver) opts.store?.flush();
         const level = a.kind === 'resolved' || a.kind === 'flapping_end' ? 'info' : 'warn';
         opts.log[level]({ alert_id: a.id, check: a.name, kind: a.kind, state: a.state, previous: a.previous }, `check alert: ${a.message}`);
       },
@@ -260,6 +268,12 @@ export class CheckService {
     this.counters.onLifecycle(ev, en);
   }
 
+  /** The agent's own figures changed (a record was lost): the checks reading them run now, so
+   *  their alert does not wait for the schedule. */
+  agentFiguresChanged(): void {
+    this.executor.runNow((c) => c.usesAgent);
+  }
+
   onState(ev: StateStreamEvent): void {
     if (ev.type === 'state') this.counters.onState(ev);
   }
@@ -284,15 +298,24 @@ export interface AgentChecks {
 export function lazyWindows(get: () => ResourcePipeline | null): WindowQuery {
   let source: ResourcePipeline | null = null;
   let query: ReturnType<typeof windowQuery> | null = null;
+  const current = (): ReturnType<typeof windowQuery> => {
+    const r = get();
+    if (r === null) throw new Unavailable('resource windows are not running (metrics.enabled: false, or still starting)');
+    if (r !== source || query === null) {
+      source = r;
+      query = windowQuery(r.processes, r.cgroups, r.node);
+    }
+    return query;
+  };
   return {
     aggregate(metric, agg, windowMs, by) {
-      const r = get();
-      if (r === null) throw new Unavailable('resource windows are not running (metrics.enabled: false, or still starting)');
-      if (r !== source || query === null) {
-        source = r;
-        query = windowQuery(r.processes, r.cgroups, r.node);
-      }
-      return query.aggregate(metric, agg, windowMs, by);
+      return current().aggregate(metric, agg, windowMs, by);
+    },
+    trend(metric, windowMs, by) {
+      return current().trend(metric, windowMs, by);
+    },
+    memoryLimit(by, key) {
+      return current().memoryLimit(by, key);
     },
   };
 }
@@ -304,6 +327,8 @@ export function startAgentChecks(
   log: Logger,
   resources: () => ResourcePipeline | null = () => null,
   attribute?: (a: Alert) => unknown,
+  agent?: AgentSource,
+  deliver?: (a: Alert, attribution: unknown) => void,
 ): AgentChecks | null {
   if (cfg.checks.dir === null) return null;
   // A wrong directory is a typo, not an empty pack: stop before running zero checks silently
@@ -322,7 +347,10 @@ export function startAgentChecks(
     log,
   });
   store.startTimer();
-  const service = new CheckService({ dir: cfg.checks.dir, log, store, concurrency: cfg.checks.concurrency, windows: lazyWindows(resources), ...(attribute ? { attribute } : {}) });
+  const service = new CheckService({
+    dir: cfg.checks.dir, log, store, concurrency: cfg.checks.concurrency, windows: lazyWindows(resources),
+    ...(attribute ? { attribute } : {}), ...(agent ? { agent } : {}), ...(deliver ? { deliver } : {}),
+  });
   service.start();
   const view: ChecksView = {
     status: () => ({

@@ -10,14 +10,18 @@
 // `flushIntervalMs: 200`. `lifecycle` and `state` use LifecycleConfig's and StateConfig's names
 // so they can be handed to the pipelines as they are, and `store` has the shape Store.open takes.
 import { readFileSync } from 'node:fs';
-import { hostname as osHostname } from 'node:os';
-import { extname, isAbsolute } from 'node:path';
+import { extname } from 'node:path';
 import { LineCounter, parseDocument, stringify } from 'yaml';
 import { z } from 'zod';
 import { PatrolError } from '../shared/errors.js';
-import { formatDurationMs, formatSizeBytes, parseDurationMs, parseSizeBytes } from './duration.js';
+import { formatDurationMs, formatSizeBytes } from './duration.js';
+import { Bad, autoBool, boolean, duration, hostname, integer, leaf, oneOf, optionalPath, path, section, size } from './config-schema.js';
 import { DELIVERY_POLICIES, type LifecycleConfig } from './lifecycle.js';
 import type { StateConfig } from './states.js';
+import { alertsSection, exportSection, integrationsFromFile, integrationsToFile, type IntegrationsConfig } from './config-integrations.js';
+import { fleetFromFile, fleetSection, fleetToFile, type FleetConfig } from './config-fleet.js';
+
+export type { FleetConfig } from './config-fleet.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/patrol/patrol.yaml';
 
@@ -27,7 +31,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** auto: pretty when the log goes to a terminal, else JSON lines */
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
-export interface AgentConfig {
+/** `alerts` and `export` (issue 17) are declared in config-integrations.ts. */
+export interface AgentConfig extends IntegrationsConfig {
   log: { level: LogLevel; format: LogFormat };
   lifecycle: Pick<
     LifecycleConfig,
@@ -53,25 +58,6 @@ export interface AgentConfig {
   metrics: MetricsConfig;
   /** fleet state on etcd (docs/fleet.md); null: no fleet section, the agent runs alone */
   fleet: FleetConfig | null;
-}
-
-/** The `fleet` section (issue 14). */
-export interface FleetConfig {
-  /** etcd member URLs, http:// or https:// */
-  endpoints: string[];
-  node: string;
-  labels: Record<string, string>;
-  /** ends with '/' */
-  prefix: string;
-  leaseTtlMs: number;
-  /** observed/<node> is written when it changed, at most once per this */
-  observedIntervalMs: number;
-  /** fleet-level check: a node a part's newest version has been out longer than this */
-  skewBoundMs: number;
-  /** linearizable read with a deadline every this long; three in a row missing: local-only */
-  probeIntervalMs: number;
-  /** PEM files; null: plain http, or https with the system roots */
-  tls: { ca: string | null; cert: string | null; key: string | null } | null;
 }
 
 /** Resource windows (issue 5): the live sweep, windows, and the Prometheus listener. */
@@ -110,78 +96,7 @@ export class ConfigError extends PatrolError {
 
 // ------------------------------------------------------------------ schema (file form)
 
-/** A value a leaf check rejects, with the reason; the formatter appends what it got. */
-class Bad {
-  constructor(readonly why: string) {}
-}
-
-function leaf<T>(check: (v: unknown) => T | Bad) {
-  return z.unknown().transform((v, ctx): T => {
-    const r = check(v);
-    if (r instanceof Bad) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: r.why });
-      return z.NEVER;
-    }
-    return r;
-  });
-}
-
-const integer = (min: number, max: number) =>
-  leaf((v) => {
-    if (typeof v !== 'number' || !Number.isInteger(v)) return new Bad('expected a whole number');
-    if (v < min || v > max) {
-      return new Bad(max === Number.MAX_SAFE_INTEGER ? `must be ${min} or more` : `must be between ${min} and ${max}`);
-    }
-    return v;
-  });
-
-const boolean = () => leaf((v) => (typeof v === 'boolean' ? v : new Bad('expected true or false')));
-
-const oneOf = <T extends string>(values: readonly T[]) =>
-  leaf((v) => ((values as readonly unknown[]).includes(v) ? (v as T) : new Bad(`expected one of ${values.join(', ')}`)));
-
-const autoBool = () =>
-  leaf((v): boolean | 'auto' | Bad => {
-    if (v === true || v === 'true') return true;
-    if (v === false || v === 'false') return false;
-    if (v === 'auto') return 'auto';
-    return new Bad('expected auto, true or false');
-  });
-
-const duration = (min: number, max: number, opts: { zeroDisables?: boolean } = {}) =>
-  leaf((v) => {
-    const ms = parseDurationMs(v);
-    if (ms === null) return new Bad('expected a duration like 30s, 5m, 7d');
-    if (ms === 0 && opts.zeroDisables) return 0;
-    if (ms < min || ms > max) {
-      const range = `between ${formatDurationMs(min)} and ${formatDurationMs(max)}`;
-      return new Bad(opts.zeroDisables ? `must be 0 (no limit) or ${range}` : `must be ${range}`);
-    }
-    return ms;
-  });
-
-const size = (min: number, max: number, opts: { powerOfTwo?: boolean } = {}) =>
-  leaf((v) => {
-    const n = parseSizeBytes(v);
-    if (n === null) return new Bad('expected a size like 64K, 4M, 1G');
-    if (n < min || n > max) return new Bad(`must be between ${formatSizeBytes(min)} and ${formatSizeBytes(max)}`);
-    if (opts.powerOfTwo && (n & (n - 1)) !== 0) return new Bad('must be a power of two (e.g. 4M, 8M, 16M)');
-    return n;
-  });
-
-const path = () =>
-  leaf((v) => (typeof v === 'string' && isAbsolute(v) ? v : new Bad('expected an absolute path')));
-
-const optionalPath = () =>
-  leaf((v) =>
-    v === null ? null : typeof v === 'string' && isAbsolute(v) ? v : new Bad('expected an absolute path or null'),
-  );
-
-const hostname = () =>
-  leaf((v) => (typeof v === 'string' && /^[^\s/]+$/.test(v) ? v : new Bad('expected a host name or IP address')));
-
-const section = <S extends z.ZodRawShape>(shape: S) =>
-  z.object(shape, { invalid_type_error: 'expected a mapping of settings' }).strict();
+// the leaf checks (Bad, leaf, integer, duration, ...) live in config-schema.ts
 
 const tcpSection = section({
   enabled: boolean().default(false),
@@ -199,50 +114,6 @@ const tcpSection = section({
 });
 
 const MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-// fleet: names and labels end up in etcd keys, so their alphabet is narrow (src/fleet/keys.ts)
-const FLEET_NODE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
-const fleetSection = section({
-  endpoints: z
-    .array(
-      leaf((v) =>
-        typeof v === 'string' && /^https?:\/\/[^\s/]+\/?$/.test(v) ? v.replace(/\/$/, '') : new Bad('expected an etcd member URL like http://10.0.0.1:2379'),
-      ),
-      { invalid_type_error: 'expected a list of etcd member URLs' },
-    )
-    .min(1, 'needs at least one etcd member URL'),
-  node: leaf((v) => (typeof v === 'string' && FLEET_NODE_RE.test(v) ? v : new Bad("expected a node name: letters, digits, '.', '_' or '-'"))).default(() => osHostname()),
-  labels: z
-    .record(
-      leaf((v) => (typeof v === 'string' && /^[A-Za-z0-9._-]{0,63}$/.test(v) ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : new Bad("expected a label value: letters, digits, '.', '_' or '-'"))),
-      { invalid_type_error: 'expected a mapping of labels, e.g. { role: web, zone: a }' },
-    )
-    .superRefine((m, ctx) => {
-      for (const k of Object.keys(m)) {
-        if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(k)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [k], message: "label name: letters, digits, '.', '_' or '-'" });
-      }
-    })
-    .default({}),
-  prefix: leaf((v) => (typeof v === 'string' && /^\/([\x21-\x7e]*\/)?$/.test(v) ? v : new Bad("expected a key prefix that starts and ends with '/', e.g. /patrol/"))).default('/patrol/'),
-  lease_ttl: duration(2 * MS.s, MS.h)
-    .refine((ms) => typeof ms !== 'number' || ms % MS.s === 0, 'must be whole seconds (etcd leases count seconds)')
-    .default('10s'),
-  observed_interval: duration(MS.s, MS.h).default('10s'),
-  skew_bound: duration(0, 30 * MS.d).default('1h'),
-  probe_interval: duration(200, 10 * MS.s).default('1s'),
-  tls: section({ ca: optionalPath().default(null), cert: optionalPath().default(null), key: optionalPath().default(null) })
-    .superRefine((t, ctx) => {
-      if ((t.cert === null) !== (t.key === null)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [t.cert === null ? 'cert' : 'key'], message: 'cert and key go together' });
-    })
-    .nullable()
-    .default(null),
-}).superRefine((f, ctx) => {
-  // refinements run over values that already failed (zod 3): judge only well-formed ones
-  if (!f.endpoints.every((e) => typeof e === 'string')) return;
-  const https = f.endpoints.filter((e) => e.startsWith('https://')).length;
-  if (https !== 0 && https !== f.endpoints.length) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['endpoints'], message: 'mixes http:// and https://: use one scheme for all members' });
-  if (f.tls !== null && https === 0) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tls'], message: 'set, but the endpoints are http://: use https:// URLs' });
-});
 
 const FileSchema = section({
   log: section({
@@ -328,6 +199,8 @@ const FileSchema = section({
     })
     .default({}),
   fleet: fleetSection.nullable().default(null),
+  alerts: alertsSection,
+  export: exportSection,
 });
 
 type FileConfig = z.output<typeof FileSchema>;
@@ -386,20 +259,8 @@ function fromFile(f: FileConfig): AgentConfig {
         windowMs: f.metrics.prometheus.window,
       },
     },
-    fleet:
-      f.fleet === null
-        ? null
-        : {
-            endpoints: f.fleet.endpoints,
-            node: f.fleet.node,
-            labels: f.fleet.labels,
-            prefix: f.fleet.prefix,
-            leaseTtlMs: f.fleet.lease_ttl,
-            observedIntervalMs: f.fleet.observed_interval,
-            skewBoundMs: f.fleet.skew_bound,
-            probeIntervalMs: f.fleet.probe_interval,
-            tls: f.fleet.tls,
-          },
+    fleet: fleetFromFile(f.fleet),
+    ...integrationsFromFile(f),
   };
 }
 
@@ -461,17 +322,8 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
         window: dur(mx.prometheus.windowMs),
       },
     },
-    fleet: fl ? {
-      endpoints: fl.endpoints,
-      node: fl.node,
-      labels: fl.labels,
-      prefix: fl.prefix,
-      lease_ttl: dur(fl.leaseTtlMs),
-      observed_interval: dur(fl.observedIntervalMs),
-      skew_bound: dur(fl.skewBoundMs),
-      probe_interval: dur(fl.probeIntervalMs),
-      tls: fl.tls,
-    } : undefined,
+    fleet: fleetToFile(fl, dur),
+    ...integrationsToFile(c, dur, bytes),
   }) as Record<string, unknown>;
 }
 
@@ -503,6 +355,10 @@ function deepMerge(base: unknown, over: unknown): unknown {
 function getPath(v: unknown, path: readonly PropertyKey[]): { found: boolean; value: unknown } {
   let cur = v;
   for (const k of path) {
+    if (Array.isArray(cur) && typeof k === 'number' && k < cur.length) {
+      cur = cur[k] as unknown;
+      continue;
+    }
     if (!isPlainObject(cur) || !Object.hasOwn(cur, k as string)) return { found: false, value: undefined };
     cur = cur[k as string];
   }

@@ -37,6 +37,8 @@ export class HealthMonitor {
   constructor(
     private readonly probes: HealthProbes,
     private readonly now: () => number = Date.now,
+    /** called from the sampler when the loss counter went up since the previous sample */
+    private readonly onLoss: () => void = () => {},
   ) {}
 
   /** Samples every second: loss and errors are then judged over the last minute. */
@@ -53,7 +55,9 @@ export class HealthMonitor {
 
   private sample(): Sample {
     const s = { t: this.now(), lost: this.probes.lost(), errors: { ...this.probes.consumerErrors() } };
+    const prev = this.samples[this.samples.length - 1];
     this.samples.push(s);
+    if (prev !== undefined && s.lost > prev.lost) this.onLoss();
     while (this.samples.length > 2 && this.samples[1]!.t <= s.t - WINDOW_MS) this.samples.shift();
     return s;
   }

@@ -14,7 +14,7 @@ import {
   decodeTaskSnaps,
   encodeRodata,
 } from '../wire/index.js';
-import { PATH_PROBE_HOLD_NS, PathProbeMarker, ProcessTable, readBootId, type Enriched } from '../process/index.js';
+import { PATH_PROBE_HOLD_NS, PathProbeMarker, ProcessTable, readBootId, type Enriched, type ProcessTableOptions } from '../process/index.js';
 import { ConsumerGuard, type ConsumerFaults } from './consumers.js';
 
 export const LIFECYCLE_OBJECT = fileURLToPath(new URL('../../bpf/.output/lifecycle.bpf.o', import.meta.url));
@@ -59,6 +59,10 @@ export interface LifecycleConfig {
   delivery: DeliveryPolicy;
   /** efficient delivery: ms between drains, the latency bound */
   deliveryIntervalMs: number;
+  /** argv redaction and cgroup identity, handed to the process table (src/app/integrations.ts);
+   *  hooks, not config keys */
+  redactArgv?: ProcessTableOptions['redactArgv'];
+  identify?: ProcessTableOptions['identify'];
 }
 
 export const DELIVERY_POLICIES = ['efficient', 'low_latency'] as const;
@@ -150,6 +154,8 @@ export class LifecyclePipeline {
       bootId: readBootId(),
       maxEntries: config.tableMaxEntries,
       graceMs: config.tableGraceMs,
+      ...(config.redactArgv ? { redactArgv: config.redactArgv } : {}),
+      ...(config.identify ? { identify: config.identify } : {}),
     });
   }
 
@@ -159,7 +165,10 @@ export class LifecyclePipeline {
     const probe = probeKernel();
     const execFailed = config.execFailed === 'auto' ? probe.tracefs : config.execFailed;
     const n = native();
-    const autoload: Record<string, boolean> = { bench_produce: false };
+    // Test hook (test/faults, bench/soak.mjs): PATROL_BENCH_PRODUCE=1 also loads bench_produce,
+    // never attached, so bench/build/bpf-produce can drive this agent's own ring past what its
+    // consumer takes (found by lifecycle.filename_cap, its token). Needs bpf_loop (5.17+).
+    const autoload: Record<string, boolean> = { bench_produce: process.env.PATROL_BENCH_PRODUCE === '1' };
     for (const p of EXEC_FAILED_PROGS) autoload[p] = execFailed;
     for (const p of WAIT_PROGS) autoload[p] = probe.tracefs;
     if (!probe.tracefs) {

@@ -10,7 +10,7 @@ import { decodeUsageSweep } from '../wire/index.js';
 import { execIdFactory, readBootId, readProcUsage, type Enriched, type ProcessTable } from '../process/index.js';
 import { CgroupResolver } from '../host/index.js';
 import {
-  CgroupWindows, MAX_SAMPLES_PER_WINDOW, NodeWindows, PatrolMetrics, ProcessWindows, nsToMs, topGroups, topRows,
+  CgroupWindows, MAX_SAMPLES_PER_WINDOW, NodeWindows, PatrolMetrics, ProcessWindows, nodeStrip, nsToMs, processHistory, topGroups, topRows,
   type AgentHealth, type SeriesOptions, type TopGroup, type TopRow, type TopSort,
 } from '../metrics/index.js';
 import { formatDurationMs } from './duration.js';
@@ -191,8 +191,22 @@ export class ResourcePipeline {
 
 /** What the API serves from the resource windows. */
 export function resourcesView(r: ResourcePipeline): ResourcesView {
+  // the windows' CLOCK_BOOTTIME ms → wall ms, read at each request (the wall clock may step)
+  const clock = () => {
+    const nowMs = nsToMs(boottimeNs());
+    const offset = Date.now() - nowMs;
+    return { nowMs, toWall: (t: number) => t + offset };
+  };
   return {
     top: (req) => r.top(req),
+    node: (windowMs) => {
+      const c = clock();
+      return nodeStrip(r.node, c.nowMs, windowMs, c.toWall);
+    },
+    history: (execId, windowMs) => {
+      const c = clock();
+      return processHistory(r.processes, execId, c.nowMs, windowMs, c.toWall);
+    },
     windowsMs: r.cfg.windowsMs,
     maxWindowMs: Math.max(...r.cfg.windowsMs),
     sweep: r.sweep,

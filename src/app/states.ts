@@ -168,6 +168,10 @@ export class StatePipeline {
     return this.states.zombies(nowNs);
   }
 
+  history(execId: string) {
+    return this.states.history(execId) ?? [];
+  }
+
   stuckD(nowNs: bigint, thresholdNs: bigint) {
     this.freshen();
     return this.states.stuckD(nowNs, thresholdNs);

@@ -1,8 +1,11 @@
 // Adapts the resource windows (src/metrics) to the check engine's windowed aggregates:
 // agg(metric, window) [by exec_id | cgroup | comm]. Without `by`, the metric is the node's.
 // Percentages are returned as fractions (90 % = 0.9), IO as bytes per second, as the DSL expects.
-import { nsToMs, recordFigures, type AggregateCell, type ProcessWindows, type CgroupWindows, type NodeWindows, type ProcMetric, type WindowFigures } from '../metrics/index.js';
+import { nsToMs, recordFigures, type AggregateCell, type KeyedWindows, type KeyEntry, type ProcessWindows, type CgroupWindows, type NodeWindows, type ProcMetric, type WindowFigures, type NodeMetric, type CgroupMetric, type TrendArm } from '../metrics/index.js';
 import { boottimeNs } from '../kernel/index.js';
+import { readMeminfo } from '../host/index.js';
+import { MemoryLimits } from './memory-limits.js';
+import { Moments, fitOf, type TrendFit } from '../shared/trend.js';
 
 type By = 'exec_id' | 'cgroup' | 'comm' | null;
 export interface WindowAnswer {
@@ -39,7 +42,25 @@ function pick(f: WindowFigures, metric: string, agg: string): number {
   throw new Error(`unknown aggregate ${agg}`);
 }
 
+/** A fit in the DSL's units: CPU percent → fraction. */
+function scaled(f: TrendFit, k: number): TrendFit {
+  return k === 1 ? f : { ...f, slope: f.slope * k, level: f.level * k, rise: f.rise * k, fall: f.fall * k, last: f.last * k };
+}
+
 export function windowQuery(processes: ProcessWindows, cgroups: CgroupWindows, node: NodeWindows, nowMs: () => number = () => nsToMs(boottimeNs())) {
+  const moments = new Moments();
+  /** the fit of one key's compact series over the window (armed by this very ask) */
+  function fitKey<M extends string, Meta>(kw: KeyedWindows<M, Meta>, e: KeyEntry<M, Meta>, arm: TrendArm, windowMs: number, now: number, scale: number): TrendFit | null {
+    const tb = kw.trendOf(e, arm);
+    if (tb === undefined) return null;
+    moments.reset();
+    tb.sums(now, windowMs, moments, now);
+    return moments.n === 0 ? null : scaled(fitOf(moments, 0), scale);
+  }
+  const limits = new MemoryLimits(processes, cgroups, () => {
+    const t = node.last?.memory.totalBytes ?? readMeminfo().totalBytes;
+    return t > 0 ? t : null;
+  });
   return {
     aggregate(metric: string, agg: string, windowMs: number, by: By): WindowAnswer | null {
       const names = SERIES_OF[metric];
@@ -105,6 +126,58 @@ export function windowQuery(processes: ProcessWindows, cgroups: CgroupWindows, n
         for (const [k, v] of byComm) groups.push({ key: k, value: v });
       }
       return groups.length ? { groups, usedMs: used(firstT) } : null;
+    },
+
+    /** Least-squares fits per group over the window: live processes and cgroups only. Members
+     *  that share a key (by comm; the node's disks) come one by one; the DSL combines them. */
+    trend(metric: string, windowMs: number, by: By): { groups: { key: string | null; member?: string; fit: TrendFit }[]; usedMs: number } | null {
+      const names = SERIES_OF[metric];
+      if (!names) throw new Error(`unknown windowed metric ${metric}`);
+      const now = nowMs();
+      const io = metric === 'io_read' || metric === 'io_write';
+      const scale = metric === 'cpu' ? 0.01 : 1;
+      const out: { key: string | null; member?: string; fit: TrendFit }[] = [];
+      let firstT = now;
+      if (by === null) {
+        const nw = node.windows;
+        const arm = nw.armTrend(names.node as NodeMetric, windowMs, now, io);
+        for (const e of nw.values()) {
+          const mine = io ? e.meta.kind === 'disk' : e.key === 'node';
+          if (!mine) continue;
+          const f = fitKey(nw, e, arm, windowMs, now, scale);
+          if (f === null) continue;
+          out.push({ key: null, member: e.meta.name, fit: f });
+          firstT = Math.min(firstT, e.firstT);
+        }
+      } else if (by === 'cgroup') {
+        const cw = cgroups.windows;
+        const arm = cw.armTrend(names.cgroup as CgroupMetric, windowMs, now, io);
+        for (const e of cw.values()) {
+          if (e.endedT !== undefined) continue;
+          const f = fitKey(cw, e, arm, windowMs, now, scale);
+          if (f === null) continue;
+          out.push({ key: e.meta.path, fit: f });
+          firstT = Math.min(firstT, e.firstT);
+        }
+      } else {
+        const pw = processes.windows;
+        const arm = pw.armTrend(names.proc as ProcMetric, windowMs, now, io);
+        for (const e of pw.values()) {
+          if (e.endedT !== undefined || e.meta.exit !== undefined) continue;
+          const f = fitKey(pw, e, arm, windowMs, now, scale);
+          if (f === null) continue;
+          out.push({ key: by === 'exec_id' ? e.meta.execId : e.meta.comm, member: e.meta.execId, fit: f });
+          firstT = Math.min(firstT, e.firstT);
+        }
+      }
+      return out.length ? { groups: out, usedMs: Math.min(windowMs, Math.max(0, now - firstT)) } : null;
+    },
+
+    /** The memory limit of a group: by exec_id the process's cgroup's, by cgroup that
+     *  cgroup's, else (or when none is set) the node's memory (memory-limits.ts). */
+    memoryLimit(by: 'exec_id' | 'cgroup' | null, key: string | null): number | null {
+      if (by === null || key === null) return limits.node();
+      return by === 'cgroup' ? limits.ofCgroup(key) : limits.ofProcess(key);
     },
   };
 }

@@ -31,7 +31,7 @@ export type ResultType = { k: 'num'; dim: Dim } | { k: 'bool' };
  *  tell users to give expensive checks longer intervals. */
 export type Cost = 'cheap' | 'moderate' | 'expensive';
 
-export type Source = 'node' | 'process' | 'system' | 'window' | 'event';
+export type Source = 'node' | 'process' | 'system' | 'window' | 'event' | 'agent';
 
 export interface FieldSpec {
   name: string;
@@ -79,6 +79,8 @@ export const FIELDS: readonly FieldSpec[] = [
   F('d_state_count', [], num(NONE), 'process', 'moderate', 'processes in uninterruptible sleep (state D)'),
   F('exec_rate', [{ name: 'window', type: 'duration', default: '1m' }], num(PER_SECOND), 'event', 'cheap', 'successful execs per second over the window'),
   F('exit_failures', [{ name: 'window', type: 'duration', default: '10m' }], num(NONE), 'event', 'cheap', 'non-zero exits, deaths by signal and failed execs in the window'),
+  // agent
+  F('events_lost', [{ name: 'window', type: 'duration', default: '1m' }], num(NONE), 'agent', 'cheap', "lifecycle records the agent lost in the window (ring full, or user-space queue full): its own loss accounting"),
   // system
   F('port_listening', [{ name: 'port', type: 'port' }], BOOL, 'system', 'moderate', 'a TCP socket listens on the port (IPv4 or IPv6): /proc/net/tcp, /proc/net/tcp6'),
   F('file_exists', [{ name: 'path', type: 'string' }], BOOL, 'system', 'cheap', 'the path exists (symlinks followed)'),
@@ -101,6 +103,19 @@ export const WINDOW_METRICS: Record<string, { dim: Dim; doc: string }> = {
 };
 
 export const GROUP_KEYS = ['exec_id', 'cgroup', 'comm'] as const;
+
+/** Trends: slope(m, w), eta(m, limit, w), leak(m, w) [by key], over a windowed metric (m as
+ *  above) or over the readings of a numeric field that the check itself records. */
+export const TREND_FUNCTIONS = ['slope', 'eta', 'leak'] as const;
+export type TrendFunction = (typeof TREND_FUNCTIONS)[number];
+
+/** What eta takes for its limit besides a value with a unit: per-key limits. */
+export const TREND_LIMITS: Record<string, { dim: Dim; doc: string }> = {
+  memory_limit: {
+    dim: BYTES,
+    doc: "the memory limit of the group's cgroup (v2 memory.max, or v1 memory.limit_in_bytes where the memory controller is on v1), else the node's memory",
+  },
+};
 export type GroupKey = (typeof GROUP_KEYS)[number];
 
 /** Event aggregates: count(kind [where pred], window) and rate(kind [where pred], window). */
@@ -129,5 +144,5 @@ export const TIMEOUT_ACTIONS = ['alert', 'critical', 'warning', 'unknown', 'igno
 
 /** Every name the checker accepts in call position, for "did you mean". */
 export function allCallableNames(): string[] {
-  return [...FIELDS.map((f) => f.name), ...WINDOW_AGGREGATES, ...EVENT_AGGREGATES];
+  return [...FIELDS.map((f) => f.name), ...WINDOW_AGGREGATES, ...EVENT_AGGREGATES, ...TREND_FUNCTIONS];
 }

@@ -7,11 +7,12 @@ import RE2 from 're2';
 import { DiagnosticBag, suggest, type Span } from './diagnostics.js';
 import type { CheckStmt, Expr, Program } from './ast.js';
 import {
-  ALERT_STATES, EVENT_AGGREGATES, EVENT_KINDS, FIELD_BY_NAME, GROUP_KEYS, TIMEOUT_ACTIONS, WINDOW_AGGREGATES, WINDOW_METRICS,
-  allCallableNames, type EventFieldType, type FieldSpec, type Param,
+  ALERT_STATES, EVENT_AGGREGATES, EVENT_KINDS, FIELD_BY_NAME, FIELDS, GROUP_KEYS, TIMEOUT_ACTIONS, TREND_FUNCTIONS, TREND_LIMITS, WINDOW_AGGREGATES,
+  WINDOW_METRICS, allCallableNames, type EventFieldType, type FieldSpec, type Param,
 } from './catalogue.js';
 import { NONE, PER_SECOND, TIME, dimDiv, dimEq, dimExample, dimMul, dimName, isNone, literal, type Dim } from './units.js';
 import { printExpr } from './printer.js';
+import { TREND_MIN_SAMPLES } from '../shared/trend.js';
 
 export type Ty =
   | { k: 'num'; dim: Dim; grouped: boolean; literal: boolean }
@@ -49,6 +50,8 @@ export interface CompiledCheck {
   alertOn: ReadonlySet<AlertState>;
   /** some condition reads event counts (count, rate, exec_rate, exit_failures) */
   usesEvents: boolean;
+  /** some condition reads the agent's own figures (events_lost): only the agent can run it */
+  usesAgent: boolean;
 }
 
 export const DEFAULT_EVERY_MS = 30_000;
@@ -99,6 +102,7 @@ function checkOne(s: CheckStmt, diags: DiagnosticBag, fileAlert: ReadonlySet<Ale
   const cx = new Cx(diags);
   const name = s.name ?? (s.conditions[0] ? conditionText(s.conditions[0]) : '');
   const everyMs = s.every ? cx.durationMs(s.every, 'every', 1) : DEFAULT_EVERY_MS;
+  cx.everyMs = everyMs;
   let timeoutMs = s.timeout ? cx.durationMs(s.timeout, 'timeout', 0.001) : Math.min(DEFAULT_TIMEOUT_MS, everyMs);
   if (s.timeout && s.every && timeoutMs > everyMs) {
     diags.warning('PD3001', s.timeout.span, `timeout ${timeoutMs / 1000}s is longer than the interval (every ${everyMs / 1000}s)`, 'a run still in progress when the next is due skips that run');
@@ -108,6 +112,7 @@ function checkOne(s: CheckStmt, diags: DiagnosticBag, fileAlert: ReadonlySet<Ale
     diags.error('PD2008', s.nameSpan ?? s.span, `check '${name}' has no condition`, 'add `critical <condition>;` or `warning <condition>;`');
   }
   let usesEvents = false;
+  let usesAgent = false;
   const conditions: CompiledCondition[] = s.conditions.map((c) => {
     const t = cx.expr(c.expr);
     if (t.k !== 'error' && t.k !== 'bool') {
@@ -119,6 +124,7 @@ function checkOne(s: CheckStmt, diags: DiagnosticBag, fileAlert: ReadonlySet<Ale
     }
     if (t.k === 'bool' && c.expr.kind === 'bool') diags.warning('PD3002', c.expr.span, `the condition is always ${String(c.expr.value)}`);
     usesEvents ||= cx.usesEvents;
+    usesAgent ||= cx.usesAgent;
     return { severity: c.severity, negate: c.negate, expr: c.expr, forMs: c.for ? cx.durationMs(c.for, 'for', 0) : 0, text: conditionText(c) };
   });
   const labels: Record<string, string> = {};
@@ -142,7 +148,7 @@ function checkOne(s: CheckStmt, diags: DiagnosticBag, fileAlert: ReadonlySet<Ale
     }
   }
   return {
-    id: checkId(file, name), name, file, line: s.span.line, span: s.span, everyMs, timeoutMs, conditions, labels, onTimeout, alertOn, usesEvents,
+    id: checkId(file, name), name, file, line: s.span.line, span: s.span, everyMs, timeoutMs, conditions, labels, onTimeout, alertOn, usesEvents, usesAgent,
   };
 }
 
@@ -153,6 +159,9 @@ function conditionText(c: { negate: boolean; expr: Expr }): string {
 /** Type-checking context for one check. */
 class Cx {
   usesEvents = false;
+  usesAgent = false;
+  /** the check's interval: a trend over a field's readings needs several runs in its window */
+  everyMs = DEFAULT_EVERY_MS;
   /** fields of the event kind while inside `where` */
   private eventScope: Record<string, EventFieldType> | null = null;
   private eventKind = '';
@@ -304,12 +313,14 @@ class Cx {
       this.diags.error('PD2010', e.span, `a 'where' filter tests the fields of one ${this.eventKind} event; a windowed aggregate is not one of them`);
       return ERR;
     }
-    if (inner.kind !== 'call' || !(WINDOW_AGGREGATES as readonly string[]).includes(inner.name)) {
-      this.diags.error('PD2012', e.keySpan, "'by' groups only a windowed aggregate", 'p95(cpu, 1m) by exec_id');
+    const trend = inner.kind === 'call' && (TREND_FUNCTIONS as readonly string[]).includes(inner.name);
+    if (inner.kind !== 'call' || (!(WINDOW_AGGREGATES as readonly string[]).includes(inner.name) && !trend)) {
+      this.diags.error('PD2012', e.keySpan, "'by' groups only a windowed aggregate or a trend", 'p95(cpu, 1m) by exec_id, slope(rss, 10m) by cgroup');
       this.expr(inner);
       return ERR;
     }
     const t = this.call(inner.name, inner.nameSpan, inner.args, inner.span, true);
+    if (t.k === 'error') return t;
     if (!(GROUP_KEYS as readonly string[]).includes(e.key)) {
       const sg = suggest(e.key, GROUP_KEYS);
       this.diags.error('PD2012', e.keySpan, `cannot group by '${e.key}'${sg ? `; did you mean '${sg}'?` : ''}`, `keys: ${GROUP_KEYS.join(', ')}`);
@@ -321,14 +332,20 @@ class Cx {
   private call(name: string, nameSpan: Span, args: Expr[], span: Span, grouped: boolean): Ty {
     if ((WINDOW_AGGREGATES as readonly string[]).includes(name)) return this.windowAgg(name, args, span, grouped);
     if ((EVENT_AGGREGATES as readonly string[]).includes(name)) return this.eventAgg(name, args, span);
+    if ((TREND_FUNCTIONS as readonly string[]).includes(name)) return this.trend(name, args, span, grouped);
     const f = FIELD_BY_NAME.get(name);
     if (f === undefined) {
+      if (TREND_LIMITS[name] !== undefined) {
+        this.diags.error('PD2001', nameSpan, `'${name}' is a limit for eta(), not a field`, `eta(rss, ${name}, 10m) by cgroup < 10m`);
+        return ERR;
+      }
       const sg = suggest(name, allCallableNames());
       this.diags.error('PD2001', nameSpan, `unknown field '${name}'${sg ? `; did you mean '${sg}'?` : ''}`, sg ? undefined : 'docs/dsl.md lists every field');
       for (const a of args) if (a.kind !== 'where') this.expr(a);
       return ERR;
     }
     if (f.source === 'event') this.usesEvents = true;
+    if (f.source === 'agent') this.usesAgent = true;
     if (!this.arity(f.name, f.params, args, span)) return ERR;
     let ok = true;
     args.forEach((a, k) => (ok = this.param(f, f.params[k]!, a) && ok));
@@ -422,6 +439,112 @@ class Cx {
       ok = false;
     }
     return ok ? { k: 'num', dim, grouped, literal: false } : ERR;
+  }
+
+  /** slope(m, w), eta(m, limit, w), leak(m, w): m is a windowed metric (groupable) or a numeric
+   *  field whose readings the check records. */
+  private trend(name: string, args: Expr[], span: Span, grouped: boolean): Ty {
+    const want = name === 'eta' ? 3 : 2;
+    const sig = name === 'eta' ? 'eta(metric, limit, window) [by exec_id|cgroup|comm]' : `${name}(metric, window) [by exec_id|cgroup|comm]`;
+    if (args.length !== want) {
+      this.diags.error('PD2002', span, `${name} takes ${want} arguments, got ${args.length}`, `signature: ${sig}`);
+      return ERR;
+    }
+    const m = args[0]!;
+    const w = args[want - 1]!;
+    let ok = true;
+    // the metric: a windowed metric, or a numeric field (bare or called)
+    let dim: Dim = NONE;
+    let windowed = false;
+    const word = m.kind === 'ident' || m.kind === 'call' ? m.name : printExpr(m);
+    if (m.kind === 'ident' && WINDOW_METRICS[m.name] !== undefined) {
+      dim = WINDOW_METRICS[m.name]!.dim;
+      windowed = true;
+    } else if ((m.kind === 'ident' || m.kind === 'call') && FIELD_BY_NAME.get(m.name) !== undefined) {
+      const t = this.expr(m);
+      if (t.k === 'error') ok = false;
+      else if (t.k !== 'num') {
+        this.diags.error('PD2005', m.span, `${name} needs a number to follow, but ${printExpr(m)} is ${tyName(t)}`);
+        ok = false;
+      } else dim = t.dim;
+    } else {
+      const nested = m.kind === 'call' && ([...WINDOW_AGGREGATES, ...EVENT_AGGREGATES, ...TREND_FUNCTIONS] as readonly string[]).includes(m.name);
+      const numeric = FIELDS.filter((f) => f.result.k === 'num').map((f) => f.name);
+      const sg = nested ? undefined : suggest(word, [...Object.keys(WINDOW_METRICS), ...numeric]);
+      this.diags.error(
+        nested ? 'PD2003' : 'PD2001',
+        m.span,
+        nested ? `${name} follows a metric or a field, not ${word}(...)` : `'${word}' is not a windowed metric or a field${sg ? `; did you mean '${sg}'?` : ''}`,
+        `metrics: ${Object.keys(WINDOW_METRICS).join(', ')}; or a field such as disk_usage("/")`,
+      );
+      ok = false;
+    }
+    if (ok && grouped && !windowed) {
+      this.diags.error('PD2012', m.span, `'by' groups a windowed metric (${Object.keys(WINDOW_METRICS).join(', ')}); ${printExpr(m)} is one reading for the node`, `${name}(rss, …) by exec_id`);
+      ok = false;
+    }
+    // the window
+    let windowMs = 0;
+    if (w.kind !== 'number') {
+      this.diags.error('PD2003', w.span, `${name}: the window must be a duration literal such as 10m`);
+      ok = false;
+    } else {
+      windowMs = this.durationMs(w, `${name} window`, 0.001);
+      if (windowMs === 0) ok = false;
+      else if (windowMs > MAX_WINDOW_S * 1000) {
+        this.diags.error('PD2014', w.span, `${name}: a window longer than 7d is not kept`);
+        ok = false;
+      } else if (!windowed && ok && windowMs < TREND_MIN_SAMPLES * this.everyMs) {
+        this.diags.warning(
+          'PD3004',
+          w.span,
+          `${name}(${printExpr(m)}, …) fits the check's own readings, and a ${printExpr(w)} window holds at most ${Math.max(1, Math.floor(windowMs / this.everyMs))} of them (every ${this.everyMs / 1000}s); a trend needs ${TREND_MIN_SAMPLES}, so it stays unknown`,
+          `make the window at least ${(TREND_MIN_SAMPLES * this.everyMs) / 1000}s, or run the check more often`,
+        );
+      }
+    }
+    // eta's limit: a value in the metric's unit, or a per-key limit
+    if (name === 'eta' && ok) ok = this.trendLimit(args[1]!, m, dim, windowed);
+    if (!ok) return ERR;
+    const out = name === 'slope' ? dimDiv(dim, TIME) : name === 'eta' ? TIME : NONE;
+    return { k: 'num', dim: out, grouped, literal: false };
+  }
+
+  private trendLimit(l: Expr, m: Expr, dim: Dim, windowed: boolean): boolean {
+    if (l.kind === 'ident' && TREND_LIMITS[l.name] !== undefined) {
+      const lim = TREND_LIMITS[l.name]!;
+      if (!windowed || !dimEq(dim, lim.dim)) {
+        this.diags.error(
+          'PD2004',
+          l.span,
+          `${l.name} is ${dimName(lim.dim)} of a process, cgroup or the node; ${printExpr(m)} is ${windowed ? dimName(dim) : `a field (${dimName(dim)})`}`,
+          windowed ? `give a limit in ${dimName(dim)}, e.g. ${dimExample(dim)}` : `give the limit as a value, e.g. eta(${printExpr(m)}, ${dimExample(dim)}, 1h)`,
+        );
+        return false;
+      }
+      return true;
+    }
+    const lit = l.kind === 'unary' && l.op === '-' && l.operand.kind === 'number' ? l.operand : l.kind === 'number' ? l : null;
+    if (lit === null) {
+      const sg = l.kind === 'ident' ? suggest(l.name, Object.keys(TREND_LIMITS)) : undefined;
+      this.diags.error(
+        l.kind === 'ident' ? 'PD2001' : 'PD2003',
+        l.span,
+        l.kind === 'ident' ? `'${l.name}' is not a limit${sg ? `; did you mean '${sg}'?` : ''}` : 'eta: the limit must be a value with a unit, such as 2GiB or 100%, or memory_limit',
+        `limits: a value in the metric's unit, or ${Object.keys(TREND_LIMITS).join(', ')}`,
+      );
+      return false;
+    }
+    const q = literal(lit.value, lit.unit, lit.rate);
+    const zero = lit.value === 0 && lit.unit === null && lit.rate === null;
+    if (!zero && !dimEq(q.dim, dim)) {
+      const hint = dimEq(dim, { b: 0, t: 0, p: 1 }) && lit.unit === null
+        ? `${lit.value} is a plain number; write a percentage such as ${lit.value <= 1 ? Math.round(lit.value * 10000) / 100 : lit.value}%`
+        : `write it as ${dimName(dim)}, e.g. ${dimExample(dim)}`;
+      this.diags.error('PD2004', l.span, `unit mismatch in eta: ${printExpr(m)} is ${dimName(dim)}, the limit ${printExpr(l)} is ${dimName(q.dim)}`, hint);
+      return false;
+    }
+    return true;
   }
 
   private eventAgg(name: string, args: Expr[], span: Span): Ty {

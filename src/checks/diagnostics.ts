@@ -34,6 +34,7 @@ export const CODES = {
   PD3001: 'timeout not shorter than the interval',
   PD3002: 'condition is constant',
   PD3003: 'condition fires in the healthy state',
+  PD3004: 'trend window too short for the check interval',
 } as const;
 
 export type DiagnosticCode = keyof typeof CODES;

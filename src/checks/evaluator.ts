@@ -7,9 +7,9 @@
 // fires when it holds for any group, and the evidence names those groups.
 import { X509Certificate } from 'node:crypto';
 import RE2 from 're2';
-import { PatrolError } from '../shared/errors.js';
+import { Unavailable } from './unavailable.js';
 import type { Expr } from './ast.js';
-import { FIELD_BY_NAME, WINDOW_METRICS, type FieldSpec } from './catalogue.js';
+import { FIELD_BY_NAME, TREND_FUNCTIONS, WINDOW_METRICS, type FieldSpec, type TrendFunction } from './catalogue.js';
 import type { CompiledCondition } from './checker.js';
 import { eventReads, type EventAggregate } from './aggregates.js';
 import { binop, type Scalar } from './predicate.js';
@@ -17,13 +17,9 @@ import type { CheckSources } from './sources.js';
 import { PERCENT, formatQuantity, literal, type Dim } from './units.js';
 import { printExpr } from './printer.js';
 import { parse } from './parser.js';
+import { evalTrend, type TrendReadings } from './trends.js';
 
-/** A value that could not be obtained: the check is `unknown`, with this message as evidence. */
-export class Unavailable extends PatrolError {
-  constructor(message: string) {
-    super('E_CHECK_UNAVAILABLE', message);
-  }
-}
+export { Unavailable };
 
 interface Grouped {
   groups: Map<string, Scalar>;
@@ -42,13 +38,33 @@ export interface EvidenceValue {
   window_s?: number;
   window_used_s?: number;
   /** per-group values of a grouped aggregate (the first 20 by value) */
-  groups?: { key: string; value: Scalar }[];
+  groups?: { key: string; value: Scalar; text?: string; samples?: number; r2?: number; slope?: number; limit?: number }[];
+  /** a trend (slope, eta, leak): what was fitted, and how well (docs/dsl.md, "Trends") */
+  trend?: {
+    fn: string;
+    metric: string;
+    by: string | null;
+    /** eta's limit: a value in base units, or the per-key limit's name */
+    limit?: number | string | null;
+    samples?: number;
+    span_s?: number;
+    r2?: number | null;
+    slope?: number | null;
+    level?: number;
+    limit_value?: number;
+    /** eta never reaches the limit at this trend (value is null in JSON) */
+    infinite?: boolean;
+    /** why the value is unknown */
+    reason?: string;
+  };
 }
 
 /** State a check keeps between runs (counter samples, log read offsets, CPU baseline). */
 export interface CheckMemory {
   counters: Map<string, { t: number; v: number }[]>;
   logs: Map<string, { ino: number; offset: number; samples: { t: number; n: number }[] }>;
+  /** readings of fields followed by a trend, per (field, window) */
+  trends?: Map<string, TrendReadings>;
 }
 
 export const newMemory = (): CheckMemory => ({ counters: new Map(), logs: new Map() });
@@ -84,8 +100,16 @@ export async function evalCondition(c: CompiledCondition, cx: EvalContext): Prom
   const v = await evalExpr(c.expr, cx);
   const fire = (s: Scalar) => (c.negate ? s !== true : s === true);
   if (isGrouped(v)) {
-    const groups = [...v.groups].filter(([, s]) => fire(s)).map(([k]) => k);
-    return { fired: groups.length > 0, groups: groups.slice(0, 20) };
+    // one pass, no intermediate arrays: a grouped value may have thousands of groups
+    const groups: string[] = [];
+    let fired = false;
+    for (const [k, s] of v.groups) {
+      if (!fire(s)) continue;
+      fired = true;
+      groups.push(k);
+      if (groups.length === 20) break;
+    }
+    return { fired, groups };
   }
   return { fired: fire(v) };
 }
@@ -96,8 +120,12 @@ function lift(a: Value, b: Value, f: (x: Scalar, y: Scalar) => Scalar): Value {
     for (const [k, x] of a.groups) if (b.groups.has(k)) out.set(k, f(x, b.groups.get(k)!));
     return { groups: out };
   }
-  if (isGrouped(a)) return { groups: new Map([...a.groups].map(([k, x]) => [k, f(x, b as Scalar)])) };
-  if (isGrouped(b)) return { groups: new Map([...b.groups].map(([k, y]) => [k, f(a, y)])) };
+  if (isGrouped(a) || isGrouped(b)) {
+    const out = new Map<string, Scalar>();
+    if (isGrouped(a)) for (const [k, x] of a.groups) out.set(k, f(x, b as Scalar));
+    else for (const [k, y] of (b as Grouped).groups) out.set(k, f(a, y));
+    return { groups: out };
+  }
   return f(a, b);
 }
 
@@ -190,6 +218,9 @@ async function readField(name: string, args: Expr[], node: Expr, cx: EvalContext
   cx.signal?.throwIfAborted();
   if (WINDOW_METRICS[name] === undefined && ['avg', 'min', 'max', 'sum', 'p50', 'p90', 'p95', 'p99'].includes(name)) return windowAgg(name, args, node, cx, by ?? null);
   if (name === 'count' || name === 'rate') return eventAgg(name, args, node, cx);
+  if ((TREND_FUNCTIONS as readonly string[]).includes(name)) {
+    return evalTrend(name as TrendFunction, args, node, cx, (by ?? null) as 'exec_id' | 'cgroup' | 'comm' | null, (e) => evalExpr(e, cx));
+  }
   const spec = FIELD_BY_NAME.get(name);
   if (spec === undefined) throw new Unavailable(`unknown field ${name}`);
   const dim = spec.result.k === 'num' ? spec.result.dim : null;
@@ -281,6 +312,10 @@ async function collect(spec: FieldSpec, args: Expr[], cx: EvalContext, node: Exp
       const x = countEvents(cx, exits!);
       const y = countEvents(cx, failedExecs!);
       return { value: x.n + y.n, extra: windowUsed(exits!.windowMs, Math.min(x.usedMs, y.usedMs)) };
+    }
+    case 'events_lost': {
+      const lost = need(s.agent, "the agent's loss counters (they need the agent)").lostRecords();
+      return counterDelta(cx, printExpr(node), lost, (arg(spec, args, 0) as number) * 1000);
     }
     case 'port_listening':
       return { value: (await sys().listeningPorts()).has(arg(spec, args, 0) as number) };

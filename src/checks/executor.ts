@@ -182,6 +182,15 @@ export class Executor {
     return out;
   }
 
+  /** Runs the checks matching `pred` now, off their schedule (which stays as it was): for
+   *  checks whose data changes at a moment the caller sees (the agent's loss counter). A check
+   *  already running or queued is left alone. */
+  runNow(pred: (c: CompiledCheck) => boolean): void {
+    if (!this.started) return;
+    for (const r of this.runtimes.values()) if (pred(r.check) && !r.running && !this.queue.includes(r)) this.queue.push(r);
+    this.pump();
+  }
+
   /** Resolves when nothing is queued or running. */
   idle(): Promise<void> {
     if (this.active === 0 && this.queue.length === 0) return Promise.resolve();

@@ -41,6 +41,16 @@ export interface ProcessSource {
   list(): Promise<readonly ProcessInfo[]> | readonly ProcessInfo[];
 }
 
+/** One group's fit for a trend: `key` is the group (null when not grouped); several members
+ *  may share a key (`by comm`: its processes; the node's IO: its disks), and the evaluator
+ *  combines them. Values are in the DSL's base units (fractions for %, bytes/s for IO). */
+export interface TrendMember {
+  key: string | null;
+  /** the member's own key (an exec_id by comm, a disk for the node's IO) */
+  member?: string;
+  fit: import('../shared/trend.js').TrendFit;
+}
+
 /** Resource windows (src/metrics adapts to this). */
 export interface WindowQuery {
   /** One value per group (group null when not grouped), or null when the metric has no data
@@ -52,6 +62,12 @@ export interface WindowQuery {
     by: 'exec_id' | 'cgroup' | 'comm' | null,
     nowMs: number,
   ): { groups: { key: string | null; value: number }[]; usedMs: number } | null;
+  /** Least-squares fits of the metric over the window, per group (live processes and cgroups
+   *  only: an ended one has no future), t relative to nowMs; null when it has no data yet. */
+  trend?(metric: string, windowMs: number, by: 'exec_id' | 'cgroup' | 'comm' | null, nowMs: number): { groups: TrendMember[]; usedMs: number } | null;
+  /** The memory limit that applies to a group, bytes: a process's cgroup limit (by exec_id),
+   *  a cgroup's (by cgroup), else the node's memory; null when not even that is known. */
+  memoryLimit?(by: 'exec_id' | 'cgroup' | null, key: string | null): number | null;
 }
 
 /** System facts that need the file system. Defaults in collectors.ts read the real system. */
@@ -66,6 +82,12 @@ export interface SystemSource {
   readFrom(path: string, offset: number, maxBytes: number): Promise<{ data: Buffer; size: number; ino: number }>;
 }
 
+/** The agent's own figures (the agent adapts its loss accounting to this). */
+export interface AgentSource {
+  /** lifecycle records lost so far (kernel ring full + user-space queue full), monotonic */
+  lostRecords(): number;
+}
+
 export interface CheckSources {
   node?: NodeSource;
   processes?: ProcessSource;
@@ -74,4 +96,6 @@ export interface CheckSources {
   /** event counters for count/rate/exec_rate/exit_failures (fed by the agent's live stream, or
    *  a recording) */
   events?: import('./counters.js').EventCountSource;
+  /** the running agent's own figures (absent in a standalone `patrol check` and in replay) */
+  agent?: AgentSource;
 }

@@ -118,5 +118,14 @@ export function formatQuantity(v: number, d: Dim): string {
     return `${r(v * 1000)}ms`;
   }
   if (dimEq(d, PER_SECOND)) return `${r(v)}/s`;
+  // other rates (a trend's slope: %/s, bytes/s per second): the quantity, per second
+  if (d.t < 0) {
+    const base = { ...d, t: d.t + 1 };
+    // a slow trend reads better per minute or per hour (1%/h, not 0%/s)
+    for (const [k, u] of [[1, 's'], [60, 'm'], [3600, 'h']] as const) {
+      const text = formatQuantity(v * k, base);
+      if (v === 0 || !/^-?0(?![.\d])/.test(text) || u === 'h') return `${text}/${u}`;
+    }
+  }
   return r(v);
 }

@@ -112,8 +112,17 @@ export async function runCheck(paths: string[], opts: CheckOptions, out: NodeJS.
     results = r.final;
   } else {
     const { localSources } = await import('../app/checks.js');
+    // checks of the agent's own figures (events_lost) mean nothing without an agent: named, not run
+    const agentOnly = c.checks.filter((x) => x.usesAgent);
+    const runnable = c.checks.filter((x) => !x.usesAgent);
+    if (agentOnly.length) err.write(`patrol: ${agentOnly.map((x) => x.name).join(', ')}: read${agentOnly.length === 1 ? 's' : ''} the agent's own figures; run by patrol agent --checks, skipped here\n`);
+    if (runnable.length === 0) {
+      if (opts.json) out.write('[]\n');
+      err.write('patrol: nothing to run standalone\n');
+      return 3;
+    }
     const exec = new Executor({ sources: localSources(), concurrency: opts.concurrency ?? 4 });
-    exec.setChecks(c.checks);
+    exec.setChecks(runnable);
     results = await exec.runAll();
     if (opts.json) {
       out.write(JSON.stringify(results, null, 2) + '\n');

@@ -6,11 +6,12 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { PatrolError } from '../shared/errors.js';
 import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
-import { HEADER, fmtBytes, fmtNs, localTime, shellQuote } from './format.js';
+import { HEADER, argvText, fmtBytes, fmtNs, localTime } from './format.js';
 import { collectList, parseIntArg } from './parse.js';
 import { term } from '../shared/terminal.js';
+import { addIdentityOptions, identityQuery, type IdentityOptions } from './identity.js';
 
-export interface EventsOptions extends ClientOptions {
+export interface EventsOptions extends ClientOptions, IdentityOptions {
   comm?: string[];
   pid?: number;
   uid?: number;
@@ -19,7 +20,7 @@ export interface EventsOptions extends ClientOptions {
 }
 
 export function registerEvents(program: Command): void {
-  addClientOptions(program.command('events').description("the agent's live event stream (like trace, without loading BPF)"))
+  addIdentityOptions(addClientOptions(program.command('events').description("the agent's live event stream (like trace, without loading BPF)")))
     .option('--comm <name>', 'only these process names (repeatable or comma-separated)', collectList)
     .option('--pid <pid>', 'only this pid and its descendants', parseIntArg('--pid', 1))
     .option('--uid <uid>', 'only processes of this uid', parseIntArg('--uid', 0, 0xffffffff))
@@ -47,6 +48,7 @@ export interface EventRecordJson {
   ppid: number;
   comm: string;
   args?: string[] | null;
+  args_raw?: (string | null)[];
   args_truncated?: boolean;
   thread?: boolean;
   tid?: number;
@@ -65,7 +67,7 @@ export interface EventRecordJson {
 function details(r: EventRecordJson): string {
   switch (r.type) {
     case 'exec':
-      return (r.args ?? []).map(shellQuote).join(' ') + (r.args_truncated ? ' [truncated]' : '');
+      return argvText(r.args ?? [], r.args_raw?.map((b) => (b ? Buffer.from(b, 'base64') : null))) + (r.args_truncated ? ' [truncated]' : '');
     case 'fork':
       return r.thread ? `thread tid=${r.tid}` : `from ${r.ppid}`;
     case 'exit': {
@@ -108,6 +110,7 @@ export async function runEvents(opts: EventsOptions, io: EventsIo = {}): Promise
     uid: opts.uid,
     failed: opts.failed,
     threads: opts.threads,
+    ...identityQuery(opts),
   });
   let aborted = false;
   const onAbort = () => {

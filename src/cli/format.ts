@@ -2,7 +2,7 @@
 import type { LifecycleEvent, StateStreamEvent } from '../shared/events.js';
 import type { Enriched } from '../process/index.js';
 import { errnoName } from '../export/index.js';
-import { TERM_UNSAFE, term, termText } from '../shared/terminal.js';
+import { TERM_UNSAFE, term, termText, utf8SeqLen } from '../shared/terminal.js';
 
 export const HEADER = `${'TIME'.padEnd(13)} ${'EVENT'.padEnd(11)} ${'PID'.padEnd(7)} ${'PPID'.padEnd(7)} ${'COMM'.padEnd(16)} DETAILS`;
 
@@ -42,10 +42,40 @@ export function shellQuote(a: string): string {
   return a === '' || /[^\w@%+=:,./-]/.test(a) ? `'${a.replace(/'/g, `'\\''`)}'` : a;
 }
 
+/** shellQuote for an argument whose bytes were not UTF-8: bash's $'..' with each byte of an
+ *  invalid sequence as \xHH, so the line shows (and, pasted, passes) the very bytes. */
+export function shellQuoteRaw(text: string, raw: Uint8Array | null | undefined): string {
+  if (!raw) return shellQuote(text);
+  let out = '';
+  const dec = new TextDecoder('utf-8', { fatal: true });
+  for (let i = 0; i < raw.length; ) {
+    const n = utf8SeqLen(raw, i);
+    if (n === 0) {
+      out += `\\x${raw[i]!.toString(16).padStart(2, '0')}`;
+      i++;
+      continue;
+    }
+    const ch = dec.decode(raw.subarray(i, i + n));
+    out += ch === '\\' || ch === "'" ? `\\${ch}` : ch.replace(TERM_UNSAFE, (c) => {
+      const cp = c.charCodeAt(0);
+      return cp < 0x100 ? `\\x${cp.toString(16).padStart(2, '0')}` : `\\u${cp.toString(16).padStart(4, '0')}`;
+    });
+    i += n;
+  }
+  return `$'${out}'`;
+}
+
+/** An argv (text, and raw bytes where they were not UTF-8) as a copy-pasteable command line. */
+export function argvText(args: readonly string[], raw?: readonly (Uint8Array | null | undefined)[] | null): string {
+  return args.map((a, i) => shellQuoteRaw(a, raw?.[i])).join(' ');
+}
+
 function details(ev: LifecycleEvent, en: Enriched): string {
   switch (ev.type) {
-    case 'exec':
-      return (en.entry.args ?? []).map(shellQuote).join(' ') + (ev.argsTruncated ? ' [truncated]' : '');
+    case 'exec': {
+      const argv = en.entry.argv ?? [];
+      return argvText(argv.map((a) => a.text), argv.map((a) => a.raw)) + (ev.argsTruncated ? ' [truncated]' : '');
+    }
     case 'fork':
       return ev.thread ? `thread tid=${ev.tid}` : `from ${ev.ppid}`;
     case 'exit': {

@@ -13,6 +13,8 @@ import { registerExplain } from './explain.js';
 import { registerCheck } from './check.js';
 import { registerRecord } from './record.js';
 import { registerResults } from './results.js';
+import { registerDashboard } from './dashboard.js';
+import { registerCompletion } from './completion.js';
 import { registerFleet } from './fleet.js';
 import { VERSION } from '../shared/version.js';
 
@@ -42,6 +44,8 @@ registerCheck(program);
 registerRecord(program);
 registerResults(program);
 registerTop(program);
+registerDashboard(program);
+registerCompletion(program);
 registerFleet(program);
 
 try {

@@ -2,11 +2,12 @@
 import { Option, type Command } from 'commander';
 import type { ProcessJson, ProcessListJson, TreeJson, TreeNodeJson } from '../api/json.js';
 import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
-import { shellQuote } from './format.js';
+import { argvText } from './format.js';
 import { collectList, parseIntArg } from './parse.js';
 import { term } from '../shared/terminal.js';
+import { addIdentityOptions, identityQuery, type IdentityOptions } from './identity.js';
 
-export interface PsOptions extends ClientOptions {
+export interface PsOptions extends ClientOptions, IdentityOptions {
   comm?: string[];
   uid?: number;
   pid?: number;
@@ -16,7 +17,7 @@ export interface PsOptions extends ClientOptions {
 }
 
 export function registerPs(program: Command): void {
-  addClientOptions(program.command('ps').description("processes in the agent's table (live, zombie, recently dead)"))
+  addIdentityOptions(addClientOptions(program.command('ps').description("processes in the agent's table (live, zombie, recently dead)")))
     .option('--comm <name>', 'only these process names (repeatable or comma-separated)', collectList)
     .option('--uid <uid>', 'only processes of this uid', parseIntArg('--uid', 0, 0xffffffff))
     .option('--pid <pid>', 'only this pid and its descendants', parseIntArg('--pid', 1))
@@ -50,6 +51,7 @@ export async function runPs(opts: PsOptions, out: Out = process.stdout): Promise
     pid: opts.pid,
     state: opts.state,
     sort: opts.sort,
+    ...identityQuery(opts),
   });
   if (opts.json) {
     out.write(JSON.stringify(r.processes, null, 2) + '\n');
@@ -78,7 +80,7 @@ function fmtUs(us: number | null): string {
 /** argv as a copy-pasteable command line; [comm] when no argv is known (like ps). */
 export function argsText(p: ProcessJson): string {
   if (p.args === null || p.args.length === 0) return `[${term(p.comm)}]`;
-  return p.args.map(shellQuote).join(' ') + (p.args_truncated ? ' [truncated]' : '');
+  return argvText(p.args, p.args_raw?.map((b) => (b ? Buffer.from(b, 'base64') : null))) + (p.args_truncated ? ' [truncated]' : '');
 }
 
 export function psLine(p: ProcessJson): string {
@@ -93,12 +95,15 @@ function matches(p: ProcessJson, o: PsOptions): boolean {
   if (o.comm !== undefined && o.comm.length > 0 && !o.comm.includes(p.comm)) return false;
   if (o.uid !== undefined && p.uid !== o.uid) return false;
   if (o.state !== undefined && p.state !== o.state) return false;
+  if (o.unit !== undefined && p.unit !== o.unit && p.unit !== `${o.unit}.service`) return false;
+  if (o.container !== undefined && (p.container_id === null || !p.container_id.startsWith(o.container))) return false;
+  if (o.pod !== undefined && (p.pod_uid === null || !p.pod_uid.startsWith(o.pod))) return false;
   return true;
 }
 
 /** Keeps the nodes that match the filters, and their ancestors as context. */
 export function pruneTree(nodes: TreeNodeJson[], o: PsOptions): TreeNodeJson[] {
-  const filtering = (o.comm !== undefined && o.comm.length > 0) || o.uid !== undefined || o.state !== undefined;
+  const filtering = (o.comm !== undefined && o.comm.length > 0) || o.uid !== undefined || o.state !== undefined || o.unit !== undefined || o.container !== undefined || o.pod !== undefined;
   if (!filtering) return nodes;
   const out: TreeNodeJson[] = [];
   for (const n of nodes) {

@@ -73,6 +73,12 @@ export async function runRulesProfile(opts: ClientOptions, out: Out = process.st
   }
   const st = r.stats as { treeRuns?: number; gateSkips?: number; evidenceBuilds?: number };
   if (typeof st.treeRuns === 'number') out.write(`tree runs ${st.treeRuns}, turned away by the index's gates ${st.gateSkips ?? 0}, evidence chains built ${st.evidenceBuilds ?? 0}\n`);
+  const pr = (r.stats as { predictions?: { pending: number; came_true: number; false_alarms: number; precision: number | null; median_lead_s: number | null } }).predictions;
+  if (pr) {
+    const lead = pr.median_lead_s === null ? '' : `, median lead ${Math.round(pr.median_lead_s)} s`;
+    const rate = pr.precision === null ? '' : ` (${Math.round((1 - pr.precision) * 100)}% false alarms)`;
+    out.write(`predictions: ${pr.came_true} came true${lead}, ${pr.false_alarms} false alarm${pr.false_alarms === 1 ? '' : 's'}${rate}, ${pr.pending} pending\n`);
+  }
 }
 
 export function registerRules(program: Command): void {

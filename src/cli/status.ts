@@ -64,6 +64,19 @@ export function humanStatus(s: StatsJson): string {
   );
   const failing = Object.entries(s.consumers ?? {}).filter(([, c]) => c.errors > 0);
   if (failing.length) text += row('faults', failing.map(([k, c]) => `${k} ${c.errors} (last: ${term(c.last_error ?? '?')})`).join(' · '));
+  for (const [name, o] of Object.entries(s.alerts ?? {})) {
+    const n = (k: string) => Number(o[k] ?? 0);
+    let line = `${term(name)}: delivered ${n('delivered')} · pending ${n('pending')} · dropped ${n('dropped')}`;
+    if (n('superseded') > 0) line += ` · superseded ${n('superseded')}`;
+    if (n('rejected') > 0) line += ` · rejected ${n('rejected')}`;
+    if (n('failures') > 0) line += ` · failures ${n('failures')}`;
+    if (n('pending') > 0 && typeof o.last_error === 'string') line += ` (last: ${term(o.last_error)})`;
+    text += row('alerts', line);
+  }
+  const otlp = (s.export?.otlp ?? null) as Record<string, unknown> | null;
+  if (otlp !== null) {
+    text += row('otlp', Object.entries(otlp).filter(([, v]) => typeof v === 'number' || typeof v === 'string').map(([k, v]) => `${k}=${term(String(v))}`).join(' · '));
+  }
   if (s.fleet) text += row('fleet', fleetLine(s.fleet));
   if (s.store !== null) {
     const kv = Object.entries(s.store)

@@ -7,8 +7,9 @@ import type { TopGroup, TopRow } from '../metrics/index.js';
 import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
 import { fmtBytes } from './format.js';
 import { term } from '../shared/terminal.js';
+import { addIdentityOptions, identityQuery, type IdentityOptions } from './identity.js';
 
-export interface TopOptions extends ClientOptions {
+export interface TopOptions extends ClientOptions, IdentityOptions {
   window: string;
   sort: string;
   limit?: string;
@@ -26,7 +27,7 @@ interface TopReply {
 }
 
 export function registerTop(program: Command): void {
-  addClientOptions(program.command('top').description('live view of the top processes by CPU, memory or IO over a window (exited ones included)'))
+  addIdentityOptions(addClientOptions(program.command('top').description('live view of the top processes by CPU, memory or IO over a window (exited ones included)')))
     .option('-w, --window <duration>', 'window: 10s, 1m, 5m (any duration up to the longest kept)', '1m')
     .option('-s, --sort <key>', 'cpu, rss or io', 'cpu')
     .option('-n, --limit <n>', 'rows (default: 20, or what fits the terminal)')
@@ -76,7 +77,7 @@ export async function runTop(opts: TopOptions, out: { write(s: string): unknown 
   limit ??= live ? Math.max(5, (process.stdout.rows ?? 24) - 4) : 20;
   const client = new ApiClient(opts.socket);
   const fetch = () =>
-    client.get<TopReply>('/top', { window: opts.window, sort: opts.sort, limit: String(limit), group: opts.cgroup ? 'cgroup' : 'process' });
+    client.get<TopReply>('/top', { window: opts.window, sort: opts.sort, limit: String(limit), group: opts.cgroup ? 'cgroup' : 'process', ...identityQuery(opts) });
 
   if (!live) {
     const r = await fetch();

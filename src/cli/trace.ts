@@ -9,8 +9,10 @@ import { eventRecord, stateRecord, summaryRecord, toLine } from '../export/index
 import { StatePipeline } from '../app/states.js';
 import { HEADER, humanLine, stateLine } from './format.js';
 import { collectList, parseBytes, parseDuration, parseIntArg } from './parse.js';
+import { addIdentityOptions, type IdentityOptions } from './identity.js';
+import { traceIntegrations } from '../app/integrations.js';
 
-export interface TraceOptions {
+export interface TraceOptions extends IdentityOptions {
   json?: boolean;
   comm?: string[];
   pid?: number;
@@ -23,10 +25,14 @@ export interface TraceOptions {
   states?: boolean;
   dThreshold?: number;
   realtime?: boolean;
+  /** --no-redact: argv as the kernel gave it (root on a terminal only) */
+  redact?: boolean;
+  /** the agent config whose export.redact patterns apply (default: /etc/patrol/patrol.yaml if present) */
+  config?: string;
 }
 
 export function registerTrace(program: Command): void {
-  program
+  const cmd = program
     .command('trace')
     .description('live trace of exec, fork, exit, reap and failed exec, with loss accounting')
     .option('--json', 'NDJSON output: ready record, one record per event, summary record')
@@ -41,9 +47,11 @@ export function registerTrace(program: Command): void {
     .option('--no-states', 'do not load the scheduler-state sensor (no state records)')
     .option('--d-threshold <time>', 'report leaving D (uninterruptible) after this long (default 1s)', parseDuration)
     .option('--realtime', 'run the event reader and JS threads at SCHED_FIFO 1: lower latency tail (needs CAP_SYS_NICE)')
-    .action(async (opts: TraceOptions) => {
-      await runTrace(opts);
-    });
+    .option('--config <file>', 'agent config whose export.redact patterns apply (default: /etc/patrol/patrol.yaml when present)')
+    .option('--no-redact', 'show argv unmasked (root, output to a terminal only)');
+  addIdentityOptions(cmd).action(async (opts: TraceOptions) => {
+    await runTrace(opts);
+  });
 }
 
 export async function runTrace(opts: TraceOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
@@ -51,6 +59,8 @@ export async function runTrace(opts: TraceOptions, out: NodeJS.WritableStream = 
     throw new Error('--ring-size must be a power of two (e.g. 4M, 8M)');
   }
   const log = createLogger({ level: 'warn' });
+  // redaction and identity as the agent applies them (throws for --no-redact off a root terminal)
+  const integ = traceIntegrations({ redact: opts.redact !== false, ...(opts.config !== undefined ? { config: opts.config } : {}), out, filter: { unit: opts.unit, container: opts.container, pod: opts.pod } });
   const clock = new WallClock();
   const comms = opts.comm && opts.comm.length ? new Set(opts.comm) : null;
   let pending = '';
@@ -71,6 +81,7 @@ export async function runTrace(opts: TraceOptions, out: NodeJS.WritableStream = 
     if (comms && !comms.has(en.comm)) return;
     if (opts.uid !== undefined && en.entry.uid !== opts.uid) return;
     if (opts.failed && !isFailure(ev)) return;
+    if (integ.filter !== null && !integ.filter(en.entry.identity)) return;
     if (opts.pid !== undefined) {
       subtree ??= pipeline!.table.subtreeFilter(opts.pid);
       if (!subtree.matches(ev, en)) return;
@@ -94,6 +105,7 @@ export async function runTrace(opts: TraceOptions, out: NodeJS.WritableStream = 
       ...(opts.argsCap !== undefined ? { argsCap: opts.argsCap } : {}),
       ...(opts.ringSize !== undefined ? { ringBytes: opts.ringSize } : {}),
       ...(opts.realtime ? { consumerRealtimePriority: 1 } : {}),
+      ...integ.tableHooks,
     },
     log,
     sink,
@@ -107,6 +119,7 @@ export async function runTrace(opts: TraceOptions, out: NodeJS.WritableStream = 
           if (ev.type === 'state') {
             if (opts.failed || (comms && !comms.has(own?.comm ?? ev.comm.text))) return;
             if (opts.uid !== undefined && own?.uid !== opts.uid) return;
+            if (integ.filter !== null && !integ.filter(own?.identity ?? null)) return;
             if (opts.pid !== undefined && ev.pid !== opts.pid && !(own && pipeline!.table.inSubtree(own, opts.pid))) return;
           }
           shown++;

@@ -1,7 +1,7 @@
 // NDJSON schema of `patrol trace --json` and the agent's event stream. Field names are a
 // contract (docs/ndjson.md): add fields, never rename or retype them.
 import type { KText, LifecycleEvent, StateStreamEvent } from '../shared/events.js';
-import type { Enriched } from '../process/index.js';
+import type { Enriched, ProcessIdentity } from '../process/index.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -46,6 +46,9 @@ export function eventRecord(ev: LifecycleEvent, en: Enriched, clock: TimeSource)
     duration_ns: num(en.durationNs),
     zombie_ns: num(en.zombieNs),
   };
+  if (en.entry.argsRedacted) o.args_redacted = true;
+  const id = en.entry.identity;
+  if (id !== null) identityFields(o, id);
   switch (ev.type) {
     case 'exec':
       o.tid = ev.oldTid;
@@ -99,6 +102,16 @@ export function eventRecord(ev: LifecycleEvent, en: Enriched, clock: TimeSource)
       break;
   }
   return o;
+}
+
+/** What the cgroup path proves (src/process/identity.ts), as record fields; absent when unknown. */
+export function identityFields(o: Json, id: ProcessIdentity): void {
+  o.cgroup = id.cgroup;
+  if (id.unit !== undefined) o.unit = id.unit;
+  if (id.containerRuntime !== undefined) o.container_runtime = id.containerRuntime;
+  if (id.containerId !== undefined) o.container_id = id.containerId;
+  if (id.podUid !== undefined) o.pod_uid = id.podUid;
+  if (id.podQos !== undefined) o.pod_qos = id.podQos;
 }
 
 export function toLine(o: Json): string {

@@ -7,3 +7,4 @@ export * from './psi.js';
 export * from './disk.js';
 export * from './net.js';
 export * from './cgroup.js';
+export * from './memory-limit.js';

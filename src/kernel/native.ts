@@ -24,6 +24,8 @@ export interface RingPullStats {
   sleeps: number;
   sleepAborts: number;
   droppedRecords: number;
+  /** drains stopped at a ring's worth, the rest left for the next (a producer faster than us) */
+  cutDrains: number;
   running: boolean;
 }
 
@@ -54,6 +56,8 @@ export interface RingStats {
   sleepWakes?: number;
   watermarkWakes?: number;
   overflows?: number;
+  /** efficient delivery: drains stopped at a ring's worth (the producers outran the JS thread) */
+  cutDrains?: number;
   records: number;
   batches: number;
   deliveredBatches: number;

@@ -25,7 +25,7 @@ export interface PullPolicy {
 export const DEFAULT_PULL_POLICY: PullPolicy = {
   tickMs: 10,
   idleTicks: 2,
-  sleepCheckMs: 1000,
+  sleepCheckMs: 5000,
   wakeAboveBytes: 0,
   bufferBytes: 256 << 10,
 };
@@ -182,6 +182,7 @@ export class RingPuller {
       sleepWakes: this.sleepWakes,
       watermarkWakes: this.watermarkWakes,
       overflows: s.overflows,
+      cutDrains: s.cutDrains,
     };
   }
 }

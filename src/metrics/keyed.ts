@@ -1,6 +1,7 @@
 // Windowed series grouped by key (an exec_id, a cgroup, the node), with a bound on keys and
 // expiry of keys nobody can ask about any more (ended longer ago than the longest window).
 import { DEFAULT_SERIES_OPTIONS, Series, type SeriesOptions, type WindowFigures } from './series.js';
+import { TREND_BUCKETS, TrendBuckets, bucketMsFor } from '../shared/trend.js';
 
 export interface KeyEntry<M extends string, Meta> {
   key: string;
@@ -10,7 +11,25 @@ export interface KeyEntry<M extends string, Meta> {
   lastT: number;
   /** Set when the key's subject ended (process exit, cgroup removed). */
   endedT?: number;
+  /** Compact series for trends (armTrend), by TrendArm.key. */
+  trends?: Record<string, TrendBuckets>;
 }
+
+/** A trend being kept: of `metric` over `windowMs`, asked for last at askedMs. */
+export interface TrendArm {
+  /** metric/window: the key of its rings in each entry */
+  key: string;
+  metric: string;
+  windowMs: number;
+  bucketMs: number;
+  perWeight: boolean;
+  askedMs: number;
+}
+
+/** A trend nobody asked for in this long (and twice its window) stops being kept. */
+export const TREND_IDLE_MS = 600_000;
+/** Trend windows kept per metric at most; asking for another drops the least recently asked. */
+export const MAX_TREND_WINDOWS = 4;
 
 export interface KeyedOptions<M extends string, Meta = unknown> {
   series: SeriesOptions;
@@ -63,6 +82,76 @@ export class KeyedWindows<M extends string, Meta> {
     }
     s.record(t, value, weight);
     if (t > e.lastT) e.lastT = t;
+    const arms = this.arms?.[metric];
+    if (arms !== undefined) for (let i = 0; i < arms.length; i++) this.recordTrend(e, arms[i]!, t, value, weight);
+  }
+
+  // ------------------------------------------------------------------ trends
+  // Trends (slope, eta, leak) are served from a compact series per key and (metric, window):
+  // TrendBuckets, 13 buckets of moments (~1.4 KB), whatever the sample rate, so a fit costs 13
+  // merges per key, not one step per sample (a busy process has 300 runs per 5 minutes). Kept
+  // only for what a check asked about: the first ask arms it, seeded from the samples the series
+  // still hold (all of a window up to the longest; what there is of a longer one), and it is
+  // dropped once nobody has asked for TREND_IDLE_MS (or twice its window).
+
+  private arms: Partial<Record<M, TrendArm[]>> | undefined;
+
+  /** Keeps (or keeps on keeping) the trend of `metric` over `windowMs` for every key.
+   *  `perWeight`: the series holds amounts per interval; the trend is of the rate. */
+  armTrend(metric: M, windowMs: number, nowMs: number, perWeight = false): TrendArm {
+    const arms = (this.arms ??= {} as Partial<Record<M, TrendArm[]>>);
+    const list = (arms[metric] ??= []);
+    const hit = list.find((a) => a.windowMs === windowMs);
+    if (hit !== undefined) {
+      hit.askedMs = nowMs;
+      return hit;
+    }
+    if (list.length >= MAX_TREND_WINDOWS) {
+      const lru = list.reduce((a, b) => (b.askedMs < a.askedMs ? b : a));
+      this.disarm(metric, lru);
+    }
+    const arm: TrendArm = { key: `${metric}/${windowMs}`, metric, windowMs, bucketMs: bucketMsFor(windowMs), perWeight, askedMs: nowMs };
+    list.push(arm);
+    for (const e of this.entries.values()) {
+      const s = e.series[metric];
+      if (s === undefined) continue;
+      const tb = new TrendBuckets(arm.bucketMs, TREND_BUCKETS + 1);
+      s.samples((t, v) => tb.record(t, v), perWeight);
+      (e.trends ??= {})[arm.key] = tb;
+    }
+    return arm;
+  }
+
+  /** A key's compact series for an armed trend. */
+  trendOf(e: KeyEntry<M, Meta>, arm: TrendArm): TrendBuckets | undefined {
+    return e.trends?.[arm.key];
+  }
+
+  /** Trends kept, for tests and the memory figure. */
+  trendArms(): TrendArm[] {
+    return Object.values(this.arms ?? {}).flat() as TrendArm[];
+  }
+
+  private recordTrend(e: KeyEntry<M, Meta>, arm: TrendArm, t: number, value: number, weight: number): void {
+    const trends = (e.trends ??= {});
+    let tb = trends[arm.key];
+    if (tb === undefined) trends[arm.key] = tb = new TrendBuckets(arm.bucketMs, TREND_BUCKETS + 1);
+    tb.record(t, arm.perWeight ? (weight > 0 ? value / weight : 0) : value);
+  }
+
+  private disarm(metric: M, arm: TrendArm): void {
+    const list = this.arms?.[metric];
+    if (list === undefined) return;
+    list.splice(list.indexOf(arm), 1);
+    if (list.length === 0) delete this.arms![metric];
+    for (const e of this.entries.values()) if (e.trends) delete e.trends[arm.key];
+  }
+
+  private disarmIdle(now: number): void {
+    if (this.arms === undefined) return;
+    for (const m of Object.keys(this.arms) as M[]) {
+      for (const a of [...this.arms[m]!]) if (now - a.askedMs > Math.max(TREND_IDLE_MS, 2 * a.windowMs)) this.disarm(m, a);
+    }
   }
 
   end(key: string, t: number): void {
@@ -110,6 +199,7 @@ export class KeyedWindows<M extends string, Meta> {
       }
     }
     this.expired += n;
+    this.disarmIdle(now);
     // keys that expired without being evicted leave the queue here, so it stays bounded
     if (this.endedOrder.length - this.endedHead > this.endedCount) {
       this.endedOrder = this.endedOrder.slice(this.endedHead).filter((k) => this.entries.get(k)?.endedT !== undefined);
@@ -123,6 +213,7 @@ export class KeyedWindows<M extends string, Meta> {
     for (const e of this.entries.values()) {
       b += 200;
       for (const s of Object.values(e.series) as Series[]) b += s.approxBytes();
+      if (e.trends) for (const t of Object.values(e.trends)) b += t.approxBytes();
     }
     return b;
   }

@@ -11,7 +11,7 @@ import { DEFAULT_SERIES_OPTIONS, type SeriesOptions } from './series.js';
 export type NodeMetric =
   | 'cpu' | 'iowait' | 'steal' | 'memory' | 'memory_bytes' | 'swap' | 'load1' | 'load5' | 'load15'
   | 'psi_some' | 'psi_full' | 'read_bytes' | 'write_bytes' | 'busy' | 'usage' | 'inode_usage'
-  | 'rx_bytes' | 'tx_bytes' | 'fd_usage';
+  | 'rx_bytes' | 'tx_bytes' | 'fd_usage' | 'disk_read_bytes' | 'disk_write_bytes';
 
 /** The latest raw readings, for /metrics counters and the check collectors. */
 export interface NodeSnapshot {
@@ -45,7 +45,7 @@ export class NodeWindows {
   errors = 0;
 
   constructor(series: SeriesOptions = DEFAULT_SERIES_OPTIONS, private readonly procRoot = '/proc') {
-    this.windows = new KeyedWindows({ series, maxKeys: 1024, resolution: { memory_bytes: 4096, read_bytes: 1, write_bytes: 1, rx_bytes: 1, tx_bytes: 1 } });
+    this.windows = new KeyedWindows({ series, maxKeys: 1024, resolution: { memory_bytes: 4096, read_bytes: 1, write_bytes: 1, rx_bytes: 1, tx_bytes: 1, disk_read_bytes: 1, disk_write_bytes: 1 } });
   }
 
   read(tNs: bigint): NodeSnapshot {
@@ -89,15 +89,22 @@ export class NodeWindows {
       w.record(node, 'iowait', tMs, u.iowaitPct, dtS);
       w.record(node, 'steal', tMs, u.stealPct, dtS);
       const byDev = new Map(prev.disks.map((d) => [d.device, d]));
+      // all whole disks together on the node key: one series for the dashboard's disk strip
+      let diskRead = 0;
+      let diskWrite = 0;
       for (const d of cur.disks) {
         const p = byDev.get(d.device);
         if (!p) continue;
+        diskRead += Math.max(0, d.readBytes - p.readBytes);
+        diskWrite += Math.max(0, d.writeBytes - p.writeBytes);
         const e = w.entry(`disk:${d.device}`, tMs, () => ({ kind: 'disk', name: d.device }));
         if (!e) continue;
         w.record(e, 'read_bytes', tMs, Math.max(0, d.readBytes - p.readBytes), dtS);
         w.record(e, 'write_bytes', tMs, Math.max(0, d.writeBytes - p.writeBytes), dtS);
         w.record(e, 'busy', tMs, Math.min(100, (100 * (d.ioTicksMs - p.ioTicksMs)) / (dtS * 1000)), dtS);
       }
+      w.record(node, 'disk_read_bytes', tMs, diskRead, dtS);
+      w.record(node, 'disk_write_bytes', tMs, diskWrite, dtS);
       const byIf = new Map(prev.net.map((n) => [n.iface, n]));
       for (const n of cur.net) {
         const p = byIf.get(n.iface);

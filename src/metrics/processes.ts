@@ -172,7 +172,7 @@ export class ProcessWindows {
     const dtNs = Number(tNs - prev.tNs);
     if (dtNs > 0) {
       const dtS = dtNs / 1e9;
-      this.windows.record(e, 'cpu', tMs, (100 * Math.max(0, Number(u.cpuNs - prev.cpuNs))) / dtNs, dtS);
+      this.windows.record(e, 'cpu', tMs, (100 * Math.max(0, u.cpuNs - Number(prev.cpuNs))) / dtNs, dtS);
       this.windows.record(e, 'io_read', tMs, Math.max(0, Number(u.readBytes) - prev.readBytes), dtS);
       this.windows.record(e, 'io_write', tMs, Math.max(0, Number(u.writeBytes) - prev.writeBytes), dtS);
     }

@@ -121,22 +121,41 @@ export class Series {
 
   /** The samples in (now − windowMs, now] as points, oldest first: each run gives its first and
    *  last sample (a flat stretch needs no more), each sub-window its last. For evidence such as
-   *  "RSS grew from 300 MB to 2 GB in 4 min". */
-  points(now: number, windowMs: number): { t: number; v: number }[] {
+   *  "RSS grew from 300 MB to 2 GB in 4 min". With `perSecond`, a delta series (bytes per
+   *  interval, weighted by the interval in seconds) reads as a rate: bytes/s (a run of equal
+   *  deltas, at its average rate). */
+  points(now: number, windowMs: number, perSecond = false): { t: number; v: number }[] {
     const start = now - windowMs;
     const out: { t: number; v: number }[] = [];
     if (this.slots) {
       for (const s of [...this.slots].sort((a, b) => (a?.index ?? 0) - (b?.index ?? 0))) {
-        if (s && s.lastT > start && s.lastT <= now) out.push({ t: s.lastT, v: s.last });
+        if (s && s.lastT > start && s.lastT <= now) out.push({ t: s.lastT, v: perSecond ? (s.wtotal > 0 ? s.sum / s.wtotal : 0) : s.last });
       }
       return out;
     }
     for (const r of this.runs) {
       if (r.t1 <= start || r.t0 > now) continue;
-      if (r.t0 > start) out.push({ t: r.t0, v: r.v });
-      if (r.t1 !== r.t0 || r.t0 <= start) out.push({ t: r.t1, v: r.v });
+      // perSecond: a delta series (bytes per interval, weighted by the interval in s) as a rate
+      const v = perSecond ? (r.w > 0 ? (r.v * r.n) / r.w : 0) : r.v;
+      if (r.t0 > start) out.push({ t: r.t0, v });
+      if (r.t1 !== r.t0 || r.t0 <= start) out.push({ t: r.t1, v });
     }
     return out;
+  }
+
+  /** Every sample kept, oldest first (a run's samples evenly spaced over it; a sub-window's as
+   *  its mean at its newest time), to seed a longer trend series. */
+  samples(fn: (t: number, v: number) => void, perWeight = false): void {
+    if (this.slots) {
+      for (const s of [...this.slots].filter((x): x is Slot => x !== undefined).sort((a, b) => a.index - b.index)) {
+        fn(s.lastT, perWeight ? (s.wtotal > 0 ? s.sum / s.wtotal : 0) : s.sum / s.count);
+      }
+      return;
+    }
+    for (const r of this.runs) {
+      const v = perWeight ? (r.w > 0 ? (r.v * r.n) / r.w : 0) : r.v;
+      for (let i = 0; i < r.n; i++) fn(r.n === 1 ? r.t1 : r.t0 + ((r.t1 - r.t0) * i) / (r.n - 1), v);
+    }
   }
 
   /** Approximate heap bytes held, for the memory bound. */

@@ -28,5 +28,6 @@ export {
   type ProcStat,
 } from './procfs.js';
 export { StateMachine, validTransition, normalize, type Anomaly, type ProcState } from './state-machine.js';
-export { ProcessStates, histPercentile, type RqStats, type ZombieInfo, type StuckD } from './states.js';
+export { ProcessStates, STATE_LOG_MAX, histPercentile, type RqStats, type ZombieInfo, type StuckD } from './states.js';
 export { readProcUsage } from './proc-usage.js';
+export { IdentityCache, identityFromPath, identityMatches, hasIdentityFilter, type IdentityFilter, type ProcessIdentity, type ContainerRuntime, type PodQos, type IdentityStats, type IdentityCacheOptions } from './identity.js';

@@ -43,6 +43,53 @@ interface ProcAcct {
   cgroupId: bigint;
   /** cumulative histograms kept every rqSnapNs, oldest first, to read the last window */
   rqSnaps: { tNs: bigint; hist: number[] }[];
+  /** the states the process left, as observed (the dashboard's timeline); null until its first
+   *  change, so an idle process costs nothing here */
+  seen: StateLog | null;
+}
+
+/** States observed per process at most: a process flipping R/S at every sweep (2 s) keeps its
+ *  last ~2 minutes; an idle one holds one entry. */
+export const STATE_LOG_MAX = 64;
+
+/** A ring of (state, since) in typed arrays: ~0.6 KB at most per process, grown from 4 on demand.
+ *  It holds the states left; the current one is the state machine's. */
+class StateLog {
+  private letters = new Uint8Array(4);
+  private since = new BigInt64Array(4);
+  private head = 0;
+  private n = 0;
+
+  push(state: ProcState, sinceNs: bigint): void {
+    if (this.n === this.letters.length && this.n < STATE_LOG_MAX - 1) {
+      const cap = Math.min(this.n * 2, STATE_LOG_MAX - 1);
+      const l = new Uint8Array(cap);
+      const t = new BigInt64Array(cap);
+      for (let i = 0; i < this.n; i++) {
+        l[i] = this.letters[(this.head + i) % this.n]!;
+        t[i] = this.since[(this.head + i) % this.n]!;
+      }
+      this.letters = l;
+      this.since = t;
+      this.head = 0;
+    }
+    const cap = this.letters.length;
+    const at = (this.head + this.n) % cap;
+    this.letters[at] = state.charCodeAt(0);
+    this.since[at] = sinceNs;
+    if (this.n < cap) this.n++;
+    else this.head = (this.head + 1) % cap;
+  }
+
+  list(): { state: ProcState; sinceNs: bigint }[] {
+    const out: { state: ProcState; sinceNs: bigint }[] = [];
+    const cap = this.letters.length;
+    for (let i = 0; i < this.n; i++) {
+      const j = (this.head + i) % cap;
+      out.push({ state: String.fromCharCode(this.letters[j]!) as ProcState, sinceNs: this.since[j]! });
+    }
+    return out;
+  }
 }
 
 export interface ProcessStatesOptions {
@@ -117,15 +164,20 @@ export class ProcessStates {
   private acct(entry: ProcessEntry, initial: ProcState, atNs: bigint): ProcAcct {
     let a = this.procs.get(entry.execId);
     if (!a) {
-      a = { machine: new StateMachine(initial, atNs), rqHist: [], rqMaxNs: 0, nvcsw: 0n, nivcsw: 0n, cgroupId: entry.cgroupId ?? 0n, rqSnaps: [] };
+      a = { machine: new StateMachine(initial, atNs), rqHist: [], rqMaxNs: 0, nvcsw: 0n, nivcsw: 0n, cgroupId: entry.cgroupId ?? 0n, rqSnaps: [], seen: null };
       this.procs.set(entry.execId, a);
     }
     return a;
   }
 
   private move(a: ProcAcct, to: ProcState, atNs: bigint, source: string, pid: number): void {
+    const from = a.machine.state;
+    const fromSince = a.machine.sinceNs;
     const anomaly = a.machine.apply(to, atNs, source);
-    if (!anomaly) return;
+    if (!anomaly) {
+      if (a.machine.state !== from) (a.seen ??= new StateLog()).push(from, fromSince);
+      return;
+    }
     this.anomalyCount++;
     if (this.anomalies.length >= this.maxAnomaliesKept) this.anomalies.shift();
     this.anomalies.push(anomaly);
@@ -207,6 +259,18 @@ export class ProcessStates {
     const a = this.procs.get(execId);
     if (!a) return null;
     return { state: a.machine.state, stateMs: a.machine.stateMs(nowNs), rq: rqStats(this.windowHist(a, this.opts.now ? nowNs : undefined), a.rqMaxNs), nvcsw: a.nvcsw, nivcsw: a.nivcsw };
+  }
+
+  /** The states a process went through as observed, oldest first (at most STATE_LOG_MAX);
+   *  null when not tracked (never seen by the sensor, or reaped). Sweeps see a state only if it
+   *  holds at sweep time (with its exact start); D past the threshold and watched processes
+   *  arrive as exact transitions. */
+  history(execId: string): { state: ProcState; sinceNs: bigint }[] | null {
+    const a = this.procs.get(execId);
+    if (!a) return null;
+    const out = a.seen?.list() ?? [];
+    out.push({ state: a.machine.state, sinceNs: a.machine.sinceNs });
+    return out;
   }
 
   /** Current zombies, each blamed on the parent that has not reaped it. */

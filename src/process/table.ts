@@ -43,6 +43,7 @@ import type {
 } from '../shared/events.js';
 import { execIdFactory, type ExecIdFn } from './exec-id.js';
 import { NS_PER_TICK, RealProcFs, readUptimeNs, type ProcFs } from './procfs.js';
+import type { ProcessIdentity } from './identity.js';
 
 export type ProcessState = 'live' | 'zombie' | 'dead';
 
@@ -97,6 +98,10 @@ export class ProcessEntry {
   gid: number | null = null;
   euid: number | null = null;
   cgroupId: bigint | null = null;
+  /** what the cgroup's path proves (unit, container, pod); null when unresolved or not asked */
+  identity: ProcessIdentity | null = null;
+  /** argv had parts masked by the redaction patterns (export.redact) */
+  argsRedacted = false;
   state: ProcessState = 'live';
   /** CLOCK_BOOTTIME ns of the group exit */
   exitNs: bigint | null = null;
@@ -170,6 +175,11 @@ export interface ProcessTableOptions {
   now?: () => bigint;
   /** sweep expired dead entries every this many apply() calls (default 1024) */
   sweepEvery?: number;
+  /** argv redaction (export.redact), applied before argv is stored or passed on: returns the
+   *  masked copy, or null when nothing matched. An exec event's args are replaced in place. */
+  redactArgv?: (argv: readonly KText[]) => KText[] | null;
+  /** the identity of a cgroup, resolved when a process of it first appears (cached there) */
+  identify?: (cgroupId: bigint, pid: number) => ProcessIdentity | null;
 }
 
 export interface ProcessFilter {
@@ -211,6 +221,8 @@ export class ProcessTable {
   private readonly procfs: ProcFs;
   private readonly now: () => bigint;
   private readonly sweepEvery: number;
+  private readonly redactArgv: ((argv: readonly KText[]) => KText[] | null) | undefined;
+  private readonly identify: ((cgroupId: bigint, pid: number) => ProcessIdentity | null) | undefined;
 
   private readonly entries = new Map<string, ProcessEntry>();
   private readonly pids = new Map<number, ProcessEntry>();
@@ -245,6 +257,8 @@ export class ProcessTable {
     this.procfs = opts.procfs ?? new RealProcFs();
     this.now = opts.now ?? (() => readUptimeNs());
     this.sweepEvery = Math.max(1, Math.floor(opts.sweepEvery ?? 1024));
+    this.redactArgv = opts.redactArgv;
+    this.identify = opts.identify;
   }
 
   // ---------------------------------------------------------------- bootstrap
@@ -272,7 +286,10 @@ export class ProcessTable {
         else this.setComm(e, s.comm);
       }
       if (e.uid === null) e.uid = s.uid;
-      if (e.cgroupId === null) e.cgroupId = s.cgroupId;
+      if (e.cgroupId === null) {
+        e.cgroupId = s.cgroupId;
+        if (this.identify !== undefined) e.identity = this.identify(s.cgroupId, s.pid);
+      }
       if ((s.exitState & EXIT_ZOMBIE) !== 0 && e.state === 'live') this.setState(e, 'zombie');
       if (readArgs && e.argv === null && e.state === 'live') this.readArgv(e);
       loaded.push(e);
@@ -315,7 +332,7 @@ export class ProcessTable {
       if (st.state === 'Z' && e.state === 'live') this.setState(e, 'zombie');
       if (e.argv === null) {
         const argv = fs.readCmdline(pid);
-        if (argv !== null && argv.length > 0) e.argv = argv.map((text) => ({ text }));
+        if (argv !== null && argv.length > 0) this.setArgv(e, argv.map((text) => ({ text })));
       }
       if (e.uid === null) e.uid = fs.readUid(pid);
       loaded.push(e);
@@ -400,6 +417,8 @@ export class ProcessTable {
         child.gid = parent.gid;
         child.euid = parent.euid;
         child.cgroupId = parent.cgroupId;
+        child.identity = parent.identity;
+        child.argsRedacted = parent.argsRedacted;
       }
     } else if (child.source === 'inferred') {
       child.source = 'fork';
@@ -431,11 +450,20 @@ export class ProcessTable {
     this.setComm(e, ev.comm);
     e.filename = ev.filename.text;
     e.filenameRaw = ev.filename.raw;
+    if (this.redactArgv !== undefined) {
+      const masked = this.redactArgv(ev.args);
+      if (masked !== null) {
+        ev.args = masked;
+        ev.argsRedacted = true;
+      }
+    }
     e.argv = ev.args;
+    e.argsRedacted = ev.argsRedacted === true;
     e.argsTruncated = ev.argsTruncated;
     e.uid = ev.uid;
     e.gid = ev.gid;
     e.euid = ev.euid;
+    if (this.identify !== undefined && (e.identity === null || e.cgroupId !== ev.cgroupId)) e.identity = this.identify(ev.cgroupId, ev.pid);
     e.cgroupId = ev.cgroupId;
     e.execCount++;
     e.lastExecNs = ev.ktimeNs;
@@ -698,7 +726,14 @@ export class ProcessTable {
     const st = this.procfs.readStat(e.pid);
     if (st === null || BigInt(st.startTicks) !== e.startNs / NS_PER_TICK) return;
     const argv = this.procfs.readCmdline(e.pid);
-    if (argv !== null && argv.length > 0) e.argv = argv.map((text) => ({ text }));
+    if (argv !== null && argv.length > 0) this.setArgv(e, argv.map((text) => ({ text })));
+  }
+
+  /** argv read from /proc, through the redaction like an exec's. */
+  private setArgv(e: ProcessEntry, argv: KText[]): void {
+    const masked = this.redactArgv?.(argv) ?? null;
+    e.argv = masked ?? argv;
+    e.argsRedacted = masked !== null;
   }
 
   // ---------------------------------------------------------------- maintenance

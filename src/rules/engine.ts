@@ -22,6 +22,7 @@ import { Scope, msOf, type EngineFacts, type ScopeHost, type Trigger } from './s
 import { decide, type CompiledRule } from './tree.js';
 import { EXIT_CLASSES, evalGate, exitClass, exitClassesOf, gateOf, type Gate } from './trigger-index.js';
 import { convert, type Value } from './units.js';
+import { PredictionLedger, predictionsIn } from './predictions.js';
 
 export interface RuleProfile {
   rule: string;
@@ -83,9 +84,12 @@ export class RuleEngine implements ScopeHost {
   errors = 0;
   private readonly deferred = new DeferredLines();
   private readonly reader = new EventReader(this);
+  /** eta alerts of the checks, and whether the OOM kill or full disk they foresaw came */
+  readonly predictions: PredictionLedger;
 
   constructor(private readonly opts: EngineOptions) {
     this.history = new History(opts.history);
+    this.predictions = new PredictionLedger(opts.clock);
     this.findings = new FindingStore(this, opts.clock, { maxFindings: opts.maxFindings ?? 2000, mergeNs: BigInt(opts.mergeMs ?? 600_000) * 1_000_000n });
   }
 
@@ -219,6 +223,7 @@ export class RuleEngine implements ScopeHost {
 
   /** Evaluates the check rules for an alert (once per alert id; later calls reuse the findings). */
   onAlert(alert: AlertLike): void {
+    this.predictions.note(alert);
     if (this.findings.hasAlert(alert.id)) return;
     const rules = this.bySource.get('check');
     if (!rules) return;
@@ -317,7 +322,32 @@ export class RuleEngine implements ScopeHost {
     const leaf = decide(r.tree, scope);
     if (!leaf) return;
     p.matches++;
-    this.findings.record(r, leaf, t, scope);
+    const f = this.findings.record(r, leaf, t, scope);
+    // an OOM kill or a full disk: did a check predict it? (few findings have these causes)
+    if (this.predictions.size > 0 && (leaf.cause.startsWith('oom_') || leaf.cause.startsWith('disk_'))) this.linkPredictions(f, leaf.cause, t, scope, captured);
+  }
+
+  private linkPredictions(f: Finding, cause: string, t: Trigger, scope: Scope, captured: Record<string, Value> | null): void {
+    const memcgs: string[] = [];
+    for (const k of ['oom_memcg', 'task_memcg']) {
+      const v = captured?.[k];
+      if (typeof v === 'string' && v !== '') memcgs.push(v);
+    }
+    let mount: string | null = null;
+    const fromAlert = t.alert !== undefined;
+    if (fromAlert) {
+      const values = (t.alert!.evidence as { values?: { field?: unknown }[] } | null)?.values ?? [];
+      for (const v of Array.isArray(values) ? values : []) {
+        const m = typeof v?.field === 'string' ? /^(?:disk_usage|disk_free|inode_usage)\("((?:[^"\\]|\\.)*)"\)/.exec(v.field) : null;
+        if (m) mount = JSON.parse(`"${m[1]}"`) as string;
+      }
+    }
+    const items = this.predictions.confirm(cause, t.tNs, scope.proc(), {
+      memcgs, mount, fromPrediction: fromAlert && predictionsIn(t.alert!.evidence).length > 0,
+    });
+    for (const e of items) {
+      if (!f.evidence.some((x) => x.kind === 'prediction' && x.data?.alert_id === e.data?.alert_id)) f.evidence.push(e);
+    }
   }
 
   private retryDeferred(pid: number, nowNs: bigint): void {
@@ -387,7 +417,7 @@ export class RuleEngine implements ScopeHost {
     return {
       rules: this.rules.length, findings: this.findings.size, errors: this.errors, treeRuns: this.treeRuns, gateSkips: this.gateSkips,
       evidenceBuilds: this.findings.evidenceBuilds,
-      pending: this.deferred.pending, ...this.deferred.stats, history: this.history.stats(),
+      pending: this.deferred.pending, ...this.deferred.stats, history: this.history.stats(), predictions: this.predictions.stats(),
     };
   }
 }

@@ -9,7 +9,7 @@ import type { CompiledRule } from './tree.js';
 import { formatBytes, formatMs, type Value } from './units.js';
 
 export interface Evidence {
-  kind: 'kmsg' | 'log' | 'event' | 'process' | 'ancestry' | 'window' | 'exit' | 'failures' | 'children' | 'zombies' | 'stuck_d' | 'top_writers' | 'check';
+  kind: 'kmsg' | 'log' | 'event' | 'process' | 'ancestry' | 'window' | 'exit' | 'failures' | 'children' | 'zombies' | 'stuck_d' | 'top_writers' | 'check' | 'prediction';
   /** ISO time of what the item shows */
   ts: string;
   summary: string;

@@ -88,7 +88,7 @@ export class FindingStore {
   }
 
   /** A leaf was reached: make the finding, or merge into the one about the same subject. */
-  record(r: CompiledRule, leaf: Leaf, t: Trigger, scope: Scope): void {
+  record(r: CompiledRule, leaf: Leaf, t: Trigger, scope: Scope): Finding {
     const proc = scope.proc();
     const execId = proc?.execId ?? t.execId ?? null;
     const pidField = r.processField !== null ? scope.captured?.[r.processField] : t.fields.pid;
@@ -116,11 +116,11 @@ export class FindingStore {
         // now, rendered from this latest firing when the finding is next read or flushed
         st.pending = { rule: r, trigger: t, scope };
         this.pending.add(prev);
-        return;
+        return prev;
       }
       if (st?.pending) this.materialize(prev, st);
       this.content(prev, r, leaf, t, scope);
-      return;
+      return prev;
     }
     const explanation = render(leaf.explanation, scope);
     this.evidenceBuilds++;
@@ -142,6 +142,7 @@ export class FindingStore {
       this.unindexExec(old);
       if (old.alertId !== null && !this.list.some((x) => x.alertId === old.alertId)) this.alertIds.delete(old.alertId);
     }
+    return f;
   }
 
   /** Explanation and evidence of one firing merged into `f`: a figure (window, failures,

@@ -19,3 +19,4 @@ export * from './line-prefilter.js';
 export * from './engine.js';
 export * from './kmsg.js';
 export * from './tail.js';
+export * from './predictions.js';

@@ -41,6 +41,8 @@ export interface ExecEvent extends EventBase {
   /** argv could not be read from the new image (page not present) */
   argsFault: boolean;
   argsFullLen: number;
+  /** set when redaction (export.redact) masked part of args; args then hold the masked copy */
+  argsRedacted?: boolean;
 }
 
 export interface ForkEvent extends EventBase {
@@ -55,19 +57,22 @@ export interface ForkEvent extends EventBase {
   thread: boolean;
 }
 
+/** The exit's resource totals. Numbers, not bigints: counters and sizes stay below 2^53 (ns of
+ *  CPU time: 104 days; past that a double is still within a few ns), and a bigint per field
+ *  would be an allocation per field per exit. */
 export interface ExitUsage {
-  cpuNs: bigint;
-  utimeNs: bigint;
-  stimeNs: bigint;
+  cpuNs: number;
+  utimeNs: number;
+  stimeNs: number;
   maxRssKb: number;
-  readBytes: bigint;
-  writeBytes: bigint;
-  rchar: bigint;
-  wchar: bigint;
-  minflt: bigint;
-  majflt: bigint;
-  nvcsw: bigint;
-  nivcsw: bigint;
+  readBytes: number;
+  writeBytes: number;
+  rchar: number;
+  wchar: number;
+  minflt: number;
+  majflt: number;
+  nvcsw: number;
+  nivcsw: number;
 }
 
 export interface ExitEvent extends EventBase {

@@ -65,7 +65,7 @@ export function termBytes(b: Uint8Array): string {
 }
 
 /** Length of the valid UTF-8 sequence starting at i, or 0 if the byte there starts none. */
-function utf8SeqLen(b: Uint8Array, i: number): number {
+export function utf8SeqLen(b: Uint8Array, i: number): number {
   const c = b[i]!;
   if (c < 0x80) return 1;
   const cont = (k: number) => i + k < b.length && (b[i + k]! & 0xc0) === 0x80;

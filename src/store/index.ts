@@ -23,3 +23,4 @@ export {
   type CheckStoreOptions,
   type CheckStoreStats,
 } from './checks.js';
+export { Outbox, type OutboxAlert, type OutboxCounterValues, type OutboxOptions, type OutboxRowOf } from './outbox.js';

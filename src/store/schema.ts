@@ -116,6 +116,41 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE alerts ADD COLUMN attribution TEXT;
     `,
   },
+  {
+    version: 4,
+    description: 'alert outbox: deliveries to alert outputs, their counters, the alerts each output holds active (issue 17)',
+    sql: `
+      -- One row per (output, alert) still to deliver; deleted once delivered. AUTOINCREMENT: seq
+      -- is never reused, so it orders rows across restarts. alert: the JSON as delivered.
+      CREATE TABLE outbox (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        output     TEXT    NOT NULL,
+        alert_id   TEXT    NOT NULL,
+        check_id   TEXT    NOT NULL,
+        alert      TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,     -- ms since the epoch
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        next_at    INTEGER NOT NULL,     -- ms since the epoch of the next attempt
+        last_error TEXT,
+        UNIQUE (output, alert_id)
+      );
+      CREATE INDEX outbox_due ON outbox (output, next_at);
+      -- delivered, dropped, superseded, rejected, failures: per output, across restarts
+      CREATE TABLE outbox_counters (
+        output TEXT    NOT NULL,
+        name   TEXT    NOT NULL,
+        value  INTEGER NOT NULL,
+        PRIMARY KEY (output, name)
+      ) WITHOUT ROWID;
+      -- the firing alert each output announced per check, refreshed to Alertmanager until resolved
+      CREATE TABLE outbox_active (
+        output   TEXT NOT NULL,
+        check_id TEXT NOT NULL,
+        alert    TEXT NOT NULL,
+        PRIMARY KEY (output, check_id)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

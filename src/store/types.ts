@@ -32,14 +32,14 @@ export interface ExitSummary {
   /** terminating signal, else null */
   signal: number | null;
   coreDumped: boolean;
-  cpuNs: bigint;
-  utimeNs: bigint;
-  stimeNs: bigint;
+  cpuNs: number | bigint;
+  utimeNs: number | bigint;
+  stimeNs: number | bigint;
   maxRssKb: number;
-  readBytes: bigint;
-  writeBytes: bigint;
-  minflt: bigint;
-  majflt: bigint;
+  readBytes: number | bigint;
+  writeBytes: number | bigint;
+  minflt: number | bigint;
+  majflt: number | bigint;
   /** time spent as a zombie, when the reap is already known; else set later by recordReap */
   zombieNs?: bigint | null;
   /** ms since the epoch; default: when recordExit was called */
@@ -47,8 +47,19 @@ export interface ExitSummary {
 }
 
 /** A stored row: the summary plus its id (the commit order) and when it was recorded. */
-export interface ExitRecord extends Omit<ExitSummary, 'zombieNs' | 'recordedAt' | 'args'> {
+/** Usage columns: a summary takes them as the exit record's numbers (or bigints), a stored row
+ *  gives them back as bigints (SQLite int64, read with safeIntegers). */
+type UsageColumn = 'cpuNs' | 'utimeNs' | 'stimeNs' | 'readBytes' | 'writeBytes' | 'minflt' | 'majflt';
+
+export interface ExitRecord extends Omit<ExitSummary, 'zombieNs' | 'recordedAt' | 'args' | UsageColumn> {
   id: number;
+  cpuNs: bigint;
+  utimeNs: bigint;
+  stimeNs: bigint;
+  readBytes: bigint;
+  writeBytes: bigint;
+  minflt: bigint;
+  majflt: bigint;
   args: string[] | null;
   /** null until reaped */
   zombieNs: bigint | null;

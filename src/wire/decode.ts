@@ -217,7 +217,7 @@ function exit(buf: Buffer, rec: number, h: PtHdr): ExitEvent {
       cpuNs: b.cpuNs,
       utimeNs: b.utimeNs,
       stimeNs: b.stimeNs,
-      maxRssKb: Number(b.maxrssKb),
+      maxRssKb: b.maxrssKb,
       readBytes: b.readBytes,
       writeBytes: b.writeBytes,
       rchar: b.rchar,

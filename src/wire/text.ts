@@ -37,6 +37,12 @@ export function ktext(buf: Buffer, start: number, end: number): KText {
   return { text: latin1(buf, start, end) };
 }
 
+/** A little-endian u64 as a number: exact below 2^53, no bigint allocated (the generated
+ *  readers use it for counters and sizes: scripts/gen-wire.mjs NUMBERS). */
+export function u64n(buf: Buffer, off: number): number {
+  return buf.readUInt32LE(off) + buf.readUInt32LE(off + 4) * 4294967296;
+}
+
 /** A NUL-terminated string in a fixed field of `max` bytes (all `max` bytes if no NUL). */
 export function cstrText(buf: Buffer, start: number, max: number): KText {
   const limit = start + max;

@@ -28,13 +28,15 @@ const OTHER_PROGS = [
 
 export const addon = (): typeof Native => createRequire(import.meta.url)('../../native/build/Release/patrol_native.node') as typeof Native;
 
-/** Opens and loads the object with bench_produce emitting `burst` records per run. */
-export function loadBenchProduce(native: typeof Native, burst: number): Native.BpfObject {
+/** Opens and loads the object with bench_produce emitting `burst` records per run. `token`
+ *  (filename_cap, unused by bench_produce) lets bench/build/bpf-produce find this object's
+ *  program from another process; `ringBytes` sizes its ring. */
+export function loadBenchProduce(native: typeof Native, burst: number, opts: { token?: number; ringBytes?: number } = {}): Native.BpfObject {
   const o = native.open(OBJECT, {
-    maxEntries: { pt_scratch: native.numPossibleCpus },
+    maxEntries: { pt_scratch: native.numPossibleCpus, ...(opts.ringBytes ? { pt_events: opts.ringBytes } : {}) },
     autoload: Object.fromEntries([...OTHER_PROGS.map((p) => [p, false]), ['bench_produce', true]]),
   });
-  native.load(o, { rodata: encodeRodata(native.readRodata(o), { benchBurst: burst, pageKb: native.pageSize / 1024 }) });
+  native.load(o, { rodata: encodeRodata(native.readRodata(o), { benchBurst: burst, pageKb: native.pageSize / 1024, ...(opts.token ? { filenameCap: opts.token } : {}) }) });
   return o;
 }
 

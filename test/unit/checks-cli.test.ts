@@ -73,6 +73,15 @@ describe('patrol check', () => {
     expect((await check([join(dir, 'missing.patrol')], { validate: true })).err).toContain('PD1000');
   });
 
+  it('checks of the agent\'s own figures are named and skipped standalone; alone, nothing ran: exit 3', async () => {
+    const mixed = await check([file('agent.patrol', 'check lost { every 1s; warning events_lost(1m) > 0; }\ncheck up { critical uptime < 0s; }\n')], { json: true });
+    expect(mixed.code).toBe(0);
+    expect((JSON.parse(mixed.out) as { name: string }[]).map((r) => r.name)).toEqual(['up']);
+    expect(mixed.err).toContain("lost: reads the agent's own figures; run by patrol agent --checks, skipped here");
+    const alone = await check([file('agent2.patrol', 'check lost { every 1s; warning events_lost(1m) > 0; }\n')]);
+    expect(alone.code).toBe(3);
+  });
+
   it('the default pack validates and runs on this machine', async () => {
     const r = await check([join(process.cwd(), 'checks')], { json: true });
     const results = JSON.parse(r.out) as { name: string; state: string }[];

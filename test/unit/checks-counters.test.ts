@@ -23,7 +23,7 @@ function exitEv(tMs: number, o: { pid?: number; tid?: number; code?: number | nu
   return {
     type: 'exit', ktimeNs: BigInt(tMs) * MS, seq: 0n, cpu: 0, flags: 0, pid, tid: o.tid ?? pid, ppid: 1, startNs: 0n, status: 0,
     exitCode: signal !== null ? null : (o.code ?? 0), signal, coreDumped: false, comm: { text: o.comm ?? 'x' },
-    usage: { cpuNs: 5n * MS, utimeNs: 0n, stimeNs: 0n, maxRssKb: 10, readBytes: 0n, writeBytes: 0n, rchar: 0n, wchar: 0n, minflt: 0n, majflt: 0n, nvcsw: 0n, nivcsw: 0n },
+    usage: { cpuNs: 5 * Number(MS), utimeNs: 0, stimeNs: 0, maxRssKb: 10, readBytes: 0, writeBytes: 0, rchar: 0, wchar: 0, minflt: 0, majflt: 0, nvcsw: 0, nivcsw: 0 },
   };
 }
 

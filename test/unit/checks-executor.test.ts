@@ -42,6 +42,41 @@ function harness(src: string, sources: Partial<CheckSources>, opts: { concurrenc
 }
 
 describe('executor', () => {
+  it('events_lost: the default pack\'s lost check, run at once on a loss (runNow), fires then; it resolves a minute after the last', async () => {
+    const agent = { lost: 0 };
+    const { readFileSync } = await import('node:fs');
+    const { clock, alerts, results, ex } = harness(readFileSync(new URL('../../checks/agent.patrol', import.meta.url), 'utf8'), { agent: { lostRecords: () => agent.lost } });
+    ex.start();
+    await clock.advance(5_000);
+    expect(alerts).toEqual([]);
+    const runs = results.length;
+    agent.lost = 40; // records lost now; the agent's sampler sees it and asks for a run
+    const lostAt = clock.now();
+    ex.runNow((c) => c.usesAgent);
+    await clock.advance(0);
+    expect(results.length).toBe(runs + 1);
+    expect(alerts.map((a) => [a.name, a.kind, a.state])).toEqual([['lost', 'firing', 'warning']]);
+    expect(alerts[0]!.at - lostAt).toBe(0);
+    expect(alerts[0]!.message).toMatch(/events_lost\(1m\) = 40/);
+    ex.runNow((c) => !c.usesAgent); // matches nothing here: no run
+    await clock.advance(0);
+    expect(results.length).toBe(runs + 1);
+    await clock.advance(55_000); // the scheduled run at 60 s: still within the minute
+    expect(alerts.length).toBe(1);
+    await clock.advance(60_000); // the run at 120 s: no loss in its minute
+    expect(alerts.map((a) => a.kind)).toEqual(['firing', 'resolved']);
+    ex.stop();
+  });
+
+  it('events_lost without an agent: unknown, saying the agent is needed', async () => {
+    const { clock, results, ex } = harness('check l { every 1s; warning events_lost(1m) > 0; }', {});
+    ex.start();
+    await clock.advance(0);
+    expect(results[0]!.state).toBe('unknown');
+    expect(results[0]!.message).toMatch(/need the agent/);
+    ex.stop();
+  });
+
   it('runs each check on its interval', async () => {
     const { clock, results, ex } = harness('check a { every 10s; critical load1 > 5; }\ncheck b { every 25s; critical load1 > 5; }', { node: fakeNode({ load: 1 }) });
     ex.start();

@@ -84,6 +84,8 @@ const DEFAULTS: AgentConfig = {
   },
   rules: { enabled: true, dir: null, kmsg: true },
   fleet: null,
+  alerts: { node: null, queueMax: 10_000, retry: { initialMs: 1000, maxMs: 300_000 }, outputs: [] },
+  export: { redact: [], redactDefaults: true, otlp: null },
 };
 
 /** every setting different from its default */
@@ -129,6 +131,21 @@ const CUSTOM: AgentConfig = {
     skewBoundMs: 2 * 3_600_000,
     probeIntervalMs: 2000,
     tls: { ca: '/etc/patrol/etcd-ca.pem', cert: '/etc/patrol/etcd.pem', key: '/etc/patrol/etcd-key.pem' },
+  },
+  alerts: {
+    node: 'node-7',
+    queueMax: 500,
+    retry: { initialMs: 250, maxMs: 60_000 },
+    outputs: [
+      { type: 'alertmanager', name: 'alertmanager:http://127.0.0.1:9093', url: 'http://127.0.0.1:9093', timeoutMs: 5000, resendIntervalMs: 30_000, groupWaitMs: 0, maxBatch: 10, ratePerMinute: 0 },
+      { type: 'webhook', name: 'hook', url: 'https://hooks.example.com/patrol', timeoutMs: 3000, hmacSecretFile: '/etc/patrol/hook.key', groupWaitMs: 2000, maxBatch: 64, ratePerMinute: 30 },
+      { type: 'file', name: 'file:/var/log/patrol/alerts.ndjson', path: '/var/log/patrol/alerts.ndjson', maxBytes: 1 << 20, maxFiles: 3, groupWaitMs: 1000, maxBatch: 64, ratePerMinute: 60 },
+    ],
+  },
+  export: {
+    redact: ['(?i)(--password[= ])\\S+'],
+    redactDefaults: false,
+    otlp: { endpoint: 'http://127.0.0.1:4318', protocol: 'http/json', headers: { 'x-tenant': 'a' }, intervalMs: 10_000, timeoutMs: 2000, queueMax: 100, events: ['exec', 'exit'] },
   },
 };
 
@@ -188,6 +205,18 @@ fleet:
   skew_bound: 2h
   probe_interval: 2s
   tls: { ca: /etc/patrol/etcd-ca.pem, cert: /etc/patrol/etcd.pem, key: /etc/patrol/etcd-key.pem }
+alerts:
+  node: node-7
+  queue_max: 500
+  retry: { initial: 250ms, max: 1m }
+  outputs:
+    - { type: alertmanager, url: "http://127.0.0.1:9093", timeout: 5s, resend_interval: 30s, group_wait: 0s, max_batch: 10, rate_limit: 0 }
+    - { type: webhook, name: hook, url: "https://hooks.example.com/patrol", timeout: 3s, hmac_secret_file: /etc/patrol/hook.key, group_wait: 2s, rate_limit: 30 }
+    - { type: file, path: /var/log/patrol/alerts.ndjson, max_size: 1M, max_files: 3 }
+export:
+  redact: ['(?i)(--password[= ])\\S+']
+  redact_defaults: false
+  otlp: { endpoint: "http://127.0.0.1:4318", protocol: http/json, headers: { x-tenant: a }, interval: 10s, timeout: 2s, queue_max: 100, events: [exec, exit] }
 `;
 
 describe('metrics section', () => {
@@ -491,7 +520,56 @@ describe('shipped files', () => {
     };
     walk(parseYaml(configToYaml(DEFAULTS)), '');
 
-    expect(paths).toHaveLength(47);
+    expect(paths).toHaveLength(55);
     for (const p of paths) expect(md, p).toContain(`\`${p}\``);
+  });
+});
+
+describe('alerts and export sections (issue 17)', () => {
+  it('takes the issue\'s example as written', () => {
+    const c = loadConfig({
+      path: file('issue17.yaml', `alerts:
+  outputs:
+    - { type: alertmanager, url: "http://127.0.0.1:9093" }
+    - { type: webhook, url: "http://127.0.0.1:8080/hook", hmac_secret_file: /etc/patrol/hook.key }
+    - { type: file, path: /var/log/patrol/alerts.ndjson }
+export:
+  otlp: { endpoint: "http://127.0.0.1:4318", protocol: http/protobuf }
+  redact: ['(?i)(--password[= ])\\S+']
+`),
+    });
+    expect(c.alerts.outputs.map((o) => [o.type, o.name])).toEqual([
+      ['alertmanager', 'alertmanager:http://127.0.0.1:9093'],
+      ['webhook', 'webhook:http://127.0.0.1:8080/hook'],
+      ['file', 'file:/var/log/patrol/alerts.ndjson'],
+    ]);
+    expect(c.export.otlp).toMatchObject({ endpoint: 'http://127.0.0.1:4318', protocol: 'http/protobuf' });
+    expect(c.export.redact).toEqual(['(?i)(--password[= ])\\S+']);
+  });
+
+  it('a bad RE2 pattern is refused at load with its coded error; so are bad outputs and protocols', () => {
+    const p = file('bad17.yaml', `alerts:
+  outputs:
+    - { type: pagerduty, url: "http://x" }
+    - { type: webhook, url: "ftp://x" }
+    - { type: webhook, url: "http://user:pw@x/hook" }
+    - { type: file, path: relative.ndjson }
+export:
+  redact: ['ok', '(?<=x)y', 'a(']
+  otlp: { endpoint: "http://127.0.0.1:4318", protocol: grpc }
+`);
+    expect(problems(() => loadConfig({ path: p }))).toEqual([
+      `${p}: alerts.outputs.0.type: expected alertmanager, webhook or file (got "pagerduty")`,
+      `${p}: alerts.outputs.1.url: expected an http:// or https:// URL (got "ftp://x")`,
+      `${p}: alerts.outputs.2.url: credentials do not belong in the URL (use headers or hmac_secret_file) (got "http://user:pw@x/hook")`,
+      `${p}: alerts.outputs.3.path: expected an absolute path (got "relative.ndjson")`,
+      `${p}: export.redact: [1] "(?<=x)y" is not a valid RE2 pattern: invalid perl operator: (?<= (E_REDACT_PATTERN) (got a list)`,
+      `${p}: export.otlp.protocol: expected one of http/protobuf, http/json (got "grpc")`,
+    ]);
+  });
+
+  it('two outputs with one name are refused', () => {
+    const p = file('dup17.yaml', 'alerts:\n  outputs:\n    - { type: webhook, url: "http://a/x" }\n    - { type: webhook, url: "http://a/x" }\n');
+    expect(problems(() => loadConfig({ path: p }))).toEqual([`${p}: alerts.outputs.1: two outputs named webhook:http://a/x: give one a distinct name (got a mapping)`]);
   });
 });

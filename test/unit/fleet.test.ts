@@ -55,7 +55,7 @@ describe('config: the fleet section', () => {
   it('names every bad value', () => {
     expect(problems('fleet: {}\n')).toEqual(['fleet.endpoints: Required']);
     expect(problems('fleet: { endpoints: [] }\n')).toEqual(['fleet.endpoints: needs at least one etcd member URL (got a list)']);
-    expect(problems('fleet: { endpoints: [10.0.0.1:2379] }\n')).toEqual(['fleet.endpoints.0: expected an etcd member URL like http://10.0.0.1:2379']);
+    expect(problems('fleet: { endpoints: [10.0.0.1:2379] }\n')).toEqual(['fleet.endpoints.0: expected an etcd member URL like http://10.0.0.1:2379 (got "10.0.0.1:2379")']);
     expect(problems('fleet: { endpoints: [http://a:1, https://b:1] }\n')).toEqual(['fleet.endpoints: mixes http:// and https://: use one scheme for all members (got a list)']);
     expect(problems('fleet: { endpoints: [http://a:1], tls: { ca: /x.pem } }\n')).toEqual(["fleet.tls: set, but the endpoints are http://: use https:// URLs (got a mapping)"]);
     expect(problems('fleet: { endpoints: [https://a:1], tls: { cert: /c.pem } }\n')).toEqual(['fleet.tls.key: cert and key go together']);

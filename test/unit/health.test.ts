@@ -4,10 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { HealthMonitor } from '../../src/app/health.js';
 
 function rig() {
-  const st = { now: 1_000_000, storeError: null as string | null, errors: {} as Record<string, number>, lost: 0, missing: [] as string[] };
+  const st = { now: 1_000_000, storeError: null as string | null, errors: {} as Record<string, number>, lost: 0, missing: [] as string[], onLoss: 0 };
   const m = new HealthMonitor(
     { storeError: () => st.storeError, consumerErrors: () => ({ ...st.errors }), lost: () => st.lost, missing: () => st.missing },
     () => st.now,
+    () => st.onLoss++,
   );
   // drive the 1 s sampling by hand
   const tick = (s: number) => {
@@ -49,6 +50,20 @@ describe('HealthMonitor', () => {
     expect(m.report()).toEqual({ status: 'ok', reasons: [] });
     st.errors = { rules: 4 };
     expect(m.report().reasons).toEqual([{ kind: 'consumer', message: 'consumer rules: 1 error in the last minute' }]);
+  });
+
+  it('tells the agent at the first sample after the loss counter went up, once per increase', () => {
+    const { st, tick } = rig();
+    tick(3);
+    expect(st.onLoss).toBe(0);
+    st.lost = 7;
+    tick(1);
+    expect(st.onLoss).toBe(1);
+    tick(3); // no new loss
+    expect(st.onLoss).toBe(1);
+    st.lost = 9;
+    tick(1);
+    expect(st.onLoss).toBe(2);
   });
 
   it('names missing sensors', () => {

@@ -20,7 +20,7 @@ function exitEv(pid: number, startNs: bigint, atNs: bigint, cpuNs: bigint, maxRs
   return {
     type: 'exit', ktimeNs: atNs, seq: 0n, cpu: 0, flags: 0, pid, tid: pid, ppid: 1, startNs, status: 0, exitCode: 0, signal: null,
     coreDumped: false, comm: { text: comm },
-    usage: { cpuNs, utimeNs: 0n, stimeNs: 0n, maxRssKb, readBytes: 0n, writeBytes, rchar: 0n, wchar: 0n, minflt: 0n, majflt: 0n, nvcsw: 0n, nivcsw: 0n },
+    usage: { cpuNs: Number(cpuNs), utimeNs: 0, stimeNs: 0, maxRssKb, readBytes: 0, writeBytes: Number(writeBytes), rchar: 0, wchar: 0, minflt: 0, majflt: 0, nvcsw: 0, nivcsw: 0 },
   };
 }
 

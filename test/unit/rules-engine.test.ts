@@ -52,7 +52,7 @@ function exitEv(pid: number, comm: string, t: bigint, o: { code?: number | null;
   return {
     type: 'exit', ktimeNs: t, seq: 0n, cpu: 0, flags: 0, pid, tid: pid, ppid: 1, startNs: t - S, status: 0,
     exitCode: signal !== null ? null : (o.code ?? 0), signal, coreDumped: false, comm: kt(comm),
-    usage: { cpuNs: 0n, utimeNs: 0n, stimeNs: 0n, maxRssKb: o.maxRssKb ?? 1000, readBytes: 0n, writeBytes: o.writeBytes ?? 0n, rchar: 0n, wchar: 0n, minflt: 0n, majflt: 0n, nvcsw: 0n, nivcsw: 0n },
+    usage: { cpuNs: 0, utimeNs: 0, stimeNs: 0, maxRssKb: o.maxRssKb ?? 1000, readBytes: 0, writeBytes: o.writeBytes ?? 0, rchar: 0, wchar: 0, minflt: 0, majflt: 0, nvcsw: 0, nivcsw: 0 },
   };
 }
 

@@ -2,7 +2,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TERM_UNSAFE, term, termBytes, termText } from '../../src/shared/terminal.js';
-import { shellQuote } from '../../src/cli/format.js';
+import { argvText, shellQuote, shellQuoteRaw } from '../../src/cli/format.js';
+import { spawnSync } from 'node:child_process';
 import { recordLine } from '../../src/cli/events.js';
 import { zombieLine } from '../../src/cli/zombies.js';
 
@@ -59,6 +60,19 @@ describe('human formats escape process text', () => {
   it('zombies escape comm and the parent comm', () => {
     const line = zombieLine({ pid: 5, exec_id: 'x', comm: '\x1b[2J', ppid: 1, parent_exec_id: null, parent_comm: 'p\x07', zombie_ms: 10, exit_ns: 0 } as never);
     expect(line).not.toMatch(RAW_CONTROL);
+  });
+
+  it('arguments that are not UTF-8 show their bytes, as bash $\'..\' that gives them back', () => {
+    const raw = Buffer.from([0x62, 0x61, 0x64, 0xff, 0xfe, 0x80, 0x27, 0x5c, 0x1b, 0xc3, 0xa9]); // bad \xff\xfe\x80 ' \\ ESC é
+    const q = shellQuoteRaw(raw.toString('utf8'), raw);
+    expect(q).toBe("$'bad\\xff\\xfe\\x80\\'\\\\\\x1bé'");
+    expect(q).not.toMatch(RAW_CONTROL);
+    const back = spawnSync('bash', ['-c', `printf %s ${q}`]);
+    expect(back.stdout).toEqual(raw);
+    // the events and ps lines take args_raw (base64) for such arguments
+    const line = recordLine({ type: 'exec', time: '2026-01-01T00:00:00Z', pid: 1, ppid: 0, comm: 'x', args: ['x', raw.toString('utf8')], args_raw: [null, raw.toString('base64')] } as never);
+    expect(line).toContain("x $'bad\\xff\\xfe\\x80");
+    expect(argvText(['a b', 'c'], [null, null])).toBe("'a b' c");
   });
 
   it('TERM_UNSAFE is global (for replace)', () => {

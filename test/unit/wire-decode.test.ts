@@ -152,19 +152,22 @@ const exitCase = fc
         expect(x.exitCode).toBe(sig === 0 ? (v.status >>> 8) & 0xff : null);
         expect(x.signal).toBe(sig === 0 ? null : sig);
         expect(x.coreDumped).toBe((v.hdr.flags & PT_F_CORE_DUMPED) !== 0 || (v.status & 0x80) !== 0);
+        // counters and sizes come as numbers: exact below 2^53, the nearest double above
+        // (the same rounding as Number(bigint))
+        const n = (b: bigint | undefined) => Number(b);
         expect(x.usage).toEqual({
-          cpuNs: cpu_ns,
-          utimeNs: utime_ns,
-          stimeNs: stime_ns,
+          cpuNs: n(cpu_ns),
+          utimeNs: n(utime_ns),
+          stimeNs: n(stime_ns),
           maxRssKb: v.maxrss,
-          readBytes: read_bytes,
-          writeBytes: write_bytes,
-          rchar,
-          wchar,
-          minflt,
-          majflt,
-          nvcsw,
-          nivcsw,
+          readBytes: n(read_bytes),
+          writeBytes: n(write_bytes),
+          rchar: n(rchar),
+          wchar: n(wchar),
+          minflt: n(minflt),
+          majflt: n(majflt),
+          nvcsw: n(nvcsw),
+          nivcsw: n(nivcsw),
         });
         expectText(x.comm, v.comm);
       },

@@ -1,0 +1,30 @@
+// --unit, --container, --pod: the cgroup identity filters of trace, events, ps and top
+// (docs/identity.md).
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+
+export interface IdentityOptions {
+  unit?: string;
+  container?: string;
+  pod?: string;
+}
+
+const check = (flag: string, re: RegExp, what: string) => (v: string) => {
+  if (!re.test(v)) throw new InvalidArgumentError(`${flag} expects ${what}.`);
+  return v.toLowerCase();
+};
+
+export function addIdentityOptions(cmd: Command): Command {
+  return cmd
+    .option('--unit <name>', 'only processes of this systemd unit, from their cgroup (nginx.service; nginx also matches nginx.service)', (v: string) => {
+      if (v === '' || v.length > 256 || /[/\s]/.test(v)) throw new InvalidArgumentError('--unit expects a unit name like nginx.service.');
+      return v;
+    })
+    .option('--container <id>', 'only processes of this container: its id or a prefix (hex)', check('--container', /^[0-9a-fA-F]{1,64}$/, 'a container id or a prefix of it (hex digits)'))
+    .option('--pod <uid>', 'only processes of this Kubernetes pod: its uid or a prefix', check('--pod', /^[0-9a-fA-F-]{1,36}$/, 'a pod uid or a prefix of it'));
+}
+
+/** The query parameters (undefined ones are left out by the client). */
+export function identityQuery(o: IdentityOptions): { unit?: string; container?: string; pod?: string } {
+  return { unit: o.unit, container: o.container, pod: o.pod };
+}
