@@ -68,9 +68,9 @@ describe.skipIf(!bpfEnabled)('fault: hostile argv and comm', () => {
       launcher,
       `$| = 1;
 my ($mode, $bin) = @ARGV;
-my $script = $mode eq 'fail' ? 'exit 3' : $mode eq 'zombie' ? 'exit 0' : 'my $t = time; 1 while time - $t < 1; sleep 20';
+my $script = $mode eq 'fail' ? 'exit 3' : $mode eq 'zombie' ? 'exit 0' : 'my $t = time; 1 while time - $t < 1; sleep 120';
 my @argv = (${JSON.stringify(ARGV0).replace(/\\u001b/g, '\\e').replace(/\\u0007/g, '\\a')}, '-e', $script, '', "a\\nb", "esc\\e[31mred", "bad\\xff\\xfe\\x80utf8", ('A' x 131071) x ${BIG});
-if ($mode eq 'zombie') { my $pid = fork(); if (!$pid) { exec {$bin} @argv or exit 127 } print "$pid\\n"; sleep 20; exit 0 }
+if ($mode eq 'zombie') { my $pid = fork(); if (!$pid) { exec {$bin} @argv or exit 127 } print "$pid\\n"; sleep 120; exit 0 }
 exec {$bin} @argv or die "exec: $!";
 `,
     );
@@ -106,7 +106,10 @@ exec {$bin} @argv or die "exec: $!";
     zombieParent.stdout!.on('data', (b) => (zombiePid = Number(String(b).trim())));
     const failed: number[] = [];
     for (let i = 0; i < 3; i++) failed.push((await run('perl', [launcher, 'fail', bin])).pid);
-    await sleep(1300); // the live one has burned its CPU second and sleeps; the zombie waits
+    // the live one has burned its CPU second and sleeps; the zombie is one (slow machines: wait)
+    await sleep(1300);
+    expect(await until(async () => zombiePid > 0 && ((await get(d.socket, '/v1/zombies')).body.zombies as Array<{ pid: number }>).some((z) => z.pid === zombiePid), 20_000, 200)).toBe(true);
+    expect(await until(async () => ((await get(d.socket, `/v1/processes?pid=${live.pid}`)).body.processes as Array<{ comm: string }>).some((p) => p.comm === COMM), 20_000, 200)).toBe(true);
 
     // --- human output while they exist
     const ps = await runOut(PATROL, ['ps', '--socket', d.socket]);

@@ -126,7 +126,9 @@ describe('alert delivery', () => {
     first.d.enqueue(a);
     first.d.enqueue(b);
     await until(() => first.d.stats()[`webhook:http://127.0.0.1:${port}/hook`]!.failures >= 1);
-    // the process "dies": no close, no flush; a new one opens the same file
+    // the process "dies": its timers stop, nothing is flushed or closed in the outbox; a new one
+    // opens the same file
+    await first.d.close(0);
     const r2 = createServer((req, res) => {
       let raw = '';
       req.on('data', (x) => (raw += x));
@@ -139,8 +141,8 @@ describe('alert delivery', () => {
     await new Promise<void>((res) => r2.listen(port, '127.0.0.1', res));
     const second = delivery(path, cfg([webhook(`http://127.0.0.1:${port}/hook`)]));
     await until(() => got.length >= 2);
+    await sleep(100);
     expect(got).toEqual([a.id, b.id]);
-    await first.d.close();
     await second.d.close();
     first.outbox.close();
     second.outbox.close();

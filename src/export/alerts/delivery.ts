@@ -127,6 +127,8 @@ export class AlertDelivery {
         if (o.sender.config.type !== 'alertmanager') continue;
         const k = activeKey(alert);
         this.opts.outbox.setActive(o.name, k.key, k.firing ? alert : null);
+        // the refresh timer runs only while the output holds firing alerts
+        if (k.firing && o.resendTimer === null) this.armResend(o, o.sender.config.resendIntervalMs);
       }
     } catch (e) {
       this.enqueueErrors++;
@@ -236,7 +238,7 @@ export class AlertDelivery {
     o.resendTimer = setTimeout(() => {
       o.resendTimer = null;
       void this.resend(o).finally(() => {
-        if (o.sender.config.type === 'alertmanager') this.armResend(o, o.sender.config.resendIntervalMs);
+        if (o.sender.config.type === 'alertmanager' && this.opts.outbox.active(o.name).length > 0) this.armResend(o, o.sender.config.resendIntervalMs);
       });
     }, delayMs);
     o.resendTimer.unref();
