@@ -42,6 +42,8 @@ async function worker() {
   let flip = 0;
   const inputs = {
     ...fleet.quietInputs,
+    // each member reports a steady agent of its own, not this busy simulator's CPU and RSS
+    usage: () => ({ cpuPct: 0.5, rssBytes: 120 << 20 }),
     // churn: every refresh sees another health, so an observed write is always due
     health: () => (churn && flip++ & 1 ? { status: 'degraded', reasons: [{ kind: 'loss', message: `bench ${flip}` }] } : { status: 'ok', reasons: [] }),
   };

@@ -41,6 +41,8 @@ export interface FleetInputs {
   firingAlerts(): FiringAlert[];
   /** host:port of the agent's TCP API, null when it has none */
   apiAddress(): string | null;
+  /** the agent's CPU (% of one CPU, recent) and RSS (bytes); default: this process's own */
+  usage?(): { cpuPct: number; rssBytes: number };
 }
 
 /** Inputs for members without an agent behind them (bench, tests): all quiet. */

@@ -42,6 +42,7 @@ export class ObservedBuilder {
     const r = this.inputs.reload();
     const checks = this.inputs.checkStates();
     const h = this.inputs.health();
+    const usage = this.inputs.usage?.();
     const last = this.lossSamples[this.lossSamples.length - 1];
     return {
       schema: SCHEMA,
@@ -53,8 +54,8 @@ export class ObservedBuilder {
       health: { status: h.status, reasons: h.reasons.map((x) => ({ kind: x.kind, message: x.message })) },
       lost_rate: Math.round(this.lostRate() * 1000) / 1000,
       lost_total: last?.lost ?? this.inputs.lostTotal(),
-      agent_cpu: Math.round(this.cpuPct * 10) / 10,
-      agent_rss: process.memoryUsage.rss(),
+      agent_cpu: Math.round((usage?.cpuPct ?? this.cpuPct) * 10) / 10,
+      agent_rss: usage?.rssBytes ?? process.memoryUsage.rss(),
       checks,
       checks_critical: checks.critical ?? 0,
       alerts_firing: this.inputs.firingAlerts().length,
