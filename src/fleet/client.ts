@@ -12,9 +12,16 @@
 //   - streams (watches, keepalives) on connections of their own: the package closes every
 //     connection to a member when one call to it fails in a retryable way (a probe past its
 //     deadline), which would cut the watch and keepalive streams along with it.
-import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRequestOp, type ICompare, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse, type Watcher, type IWatchResponse } from 'etcd3';
+import { Etcd3, isRecoverableError, type IOptions, type IRequestOp, type ICompare } from 'etcd3';
 import { ConsecutiveBreaker, ConstantBackoff, ExponentialBackoff, circuitBreaker, handleWhen, retry, type IBackoff } from 'cockatiel';
-import { FleetError, describeEtcdError, toFleetError } from './errors.js';
+import { FleetError, toFleetError } from './errors.js';
+import { keyBuf, kvOf, type KV } from './kv.js';
+import { KeepAliveChannel } from './keepalive.js';
+import { RevisionWatch, type WatchHandlers } from './watch.js';
+
+export type { KV } from './kv.js';
+export { KeepAliveChannel } from './keepalive.js';
+export { RevisionWatch, type WatchEvent, type WatchHandlers } from './watch.js';
 
 export interface EtcdOptions {
   /** member URLs: http://host:port or https://host:port (all of one kind) */
@@ -25,15 +32,6 @@ export interface EtcdOptions {
   timeoutMs?: number;
 }
 
-export interface KV {
-  key: string;
-  value: Buffer;
-  createRevision: number;
-  modRevision: number;
-  version: number;
-  /** lease id (decimal), '0' for none */
-  lease: string;
-}
 
 export interface RangeResult {
   kvs: KV[];
@@ -81,18 +79,6 @@ export function prefixEnd(prefix: string): string {
   return '\0';
 }
 
-function kvOf(kv: IKeyValue): KV {
-  return {
-    key: kv.key.toString('utf8'),
-    value: kv.value,
-    createRevision: Number(kv.create_revision),
-    modRevision: Number(kv.mod_revision),
-    version: Number(kv.version),
-    lease: String(kv.lease ?? '0'),
-  };
-}
-
-const keyBuf = (k: string) => Buffer.from(k, 'utf8');
 
 export class EtcdClient {
   /** unary calls */
@@ -272,213 +258,5 @@ export class EtcdClient {
     this.closed = true;
     this.raw.close();
     this.streams.close();
-  }
-}
-
-// ------------------------------------------------------------------ keepalives
-
-interface Pending {
-  id: string;
-  resolve: (ttl: number) => void;
-  reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
-/** One LeaseKeepAlive stream used as request/response: `keepalive(id)` resolves with the TTL
- *  etcd gave back (0: the lease is gone). A response late past its deadline drops the stream
- *  (the next call opens a new one), so answers never pair with the wrong request. */
-export class KeepAliveChannel {
-  private stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | null = null;
-  private opening: Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>> | null = null;
-  private pending: Pending[] = [];
-  private closed = false;
-
-  constructor(private readonly client: EtcdClient) {}
-
-  private open(): Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>> {
-    if (this.stream) return Promise.resolve(this.stream);
-    this.opening ??= this.client.streams.leaseClient.leaseKeepAlive().then(
-      (s) => {
-        this.opening = null;
-        if (this.closed) {
-          s.cancel();
-          throw new FleetError('E_FLEET_UNAVAILABLE', 'keepalive channel closed');
-        }
-        this.stream = s;
-        s.on('data', (res) => {
-          const i = this.pending.findIndex((p) => p.id === String(res.ID));
-          if (i < 0) return;
-          const [p] = this.pending.splice(i, 1);
-          clearTimeout(p!.timer);
-          p!.resolve(Number(res.TTL));
-        });
-        const broken = (e: Error) => {
-          if (this.stream !== s) return;
-          this.drop(new FleetError('E_FLEET_UNAVAILABLE', `keepalive stream: ${describeEtcdError(e)}`));
-        };
-        s.on('error', broken);
-        s.on('end', () => broken(new Error('ended')));
-        return s;
-      },
-      (e: unknown) => {
-        this.opening = null;
-        throw toFleetError(e, 'keepalive stream');
-      },
-    );
-    return this.opening;
-  }
-
-  private drop(err: Error): void {
-    const s = this.stream;
-    this.stream = null;
-    if (s) {
-      try {
-        s.cancel();
-      } catch {
-        /* already gone */
-      }
-    }
-    const ps = this.pending;
-    this.pending = [];
-    for (const p of ps) {
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
-  }
-
-  /** TTL in seconds etcd granted on this keepalive; 0 when the lease no longer exists. */
-  async keepalive(id: string, deadlineMs: number): Promise<number> {
-    const started = Date.now();
-    const s = await withDeadline(this.open(), deadlineMs, 'keepalive stream');
-    return new Promise<number>((resolve, reject) => {
-      const left = Math.max(1, deadlineMs - (Date.now() - started));
-      const timer = setTimeout(() => {
-        this.drop(new FleetError('E_FLEET_UNAVAILABLE', `lease keepalive: no answer within ${deadlineMs} ms`));
-      }, left);
-      this.pending.push({ id, resolve, reject, timer });
-      try {
-        s.write({ ID: id });
-      } catch (e) {
-        this.drop(toFleetError(e, 'lease keepalive'));
-      }
-    });
-  }
-
-  close(): void {
-    this.closed = true;
-    this.drop(new FleetError('E_FLEET_UNAVAILABLE', 'keepalive channel closed'));
-  }
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new FleetError('E_FLEET_UNAVAILABLE', `${what}: no answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
-}
-
-// ------------------------------------------------------------------ watch
-
-export interface WatchEvent {
-  type: 'put' | 'delete';
-  kv: KV;
-}
-
-export interface WatchHandlers {
-  /** every revision after the start, once, in order, with all of its events in the range */
-  onRevision(revision: number, events: WatchEvent[]): void;
-  /** the server canceled the watch (compaction below the start, or another reason); nothing
-   *  more arrives: the owner re-reads and starts a new watch */
-  onCanceled(reason: string): void;
-  onConnected?(): void;
-  onDisconnected?(err: Error): void;
-}
-
-interface WatcherInternals {
-  request: { start_revision?: number | string };
-}
-
-/** A watch over [key, end) that delivers each revision exactly once, in order, resuming from
- *  the revision after the last one it delivered whenever the package reconnects. */
-export class RevisionWatch {
-  /** the next revision to deliver (resume point) */
-  next: number;
-  private readonly watcher: Watcher;
-  private done = false;
-
-  constructor(
-    client: EtcdClient,
-    key: string,
-    end: string | null,
-    startRevision: number,
-    private readonly h: WatchHandlers,
-  ) {
-    this.next = startRevision;
-    let b = client.streams.watch();
-    b = end === null ? b.key(keyBuf(key)) : b.inRange({ start: keyBuf(key), end: keyBuf(end) });
-    b = b.startRevision(String(startRevision));
-    this.watcher = b.watcher();
-    const pin = () => {
-      (this.watcher as unknown as WatcherInternals).request.start_revision = String(this.next);
-    };
-    // Registered after the package's own handlers, which move start_revision to the newest
-    // header: put it back to ours.
-    this.watcher.on('connected', () => {
-      pin();
-      this.h.onConnected?.();
-    });
-    this.watcher.on('disconnected', (err: Error) => {
-      pin();
-      this.h.onDisconnected?.(err);
-    });
-    this.watcher.on('data', (res: IWatchResponse) => {
-      this.deliver(res);
-      pin();
-    });
-    this.watcher.on('error', (err: Error) => {
-      if (this.done) return;
-      this.done = true;
-      this.h.onCanceled(describeEtcdError(err));
-    });
-  }
-
-  private deliver(res: IWatchResponse): void {
-    if (this.done) return;
-    const evs = res.events;
-    if (evs.length === 0) {
-      // a progress notification: everything up to its header revision was sent
-      const hr = Number(res.header.revision);
-      if (!res.created && hr + 1 > this.next) this.next = hr + 1;
-      return;
-    }
-    let i = 0;
-    while (i < evs.length) {
-      const rev = Number(evs[i]!.kv.mod_revision);
-      const batch: WatchEvent[] = [];
-      while (i < evs.length && Number(evs[i]!.kv.mod_revision) === rev) {
-        const e = evs[i]!;
-        batch.push({ type: e.type === 'Delete' ? 'delete' : 'put', kv: kvOf(e.kv) });
-        i++;
-      }
-      if (rev < this.next) continue; // replayed after a reconnect: already delivered
-      this.next = rev + 1;
-      this.h.onRevision(rev, batch);
-      if (this.done) return;
-    }
-  }
-
-  close(): void {
-    if (this.done) return;
-    this.done = true;
-    void this.watcher.cancel().catch(() => undefined);
   }
 }

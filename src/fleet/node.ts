@@ -12,20 +12,16 @@
 // member without quorum just goes silent, a linearizable read fails. No successful probe for
 // detect_ms (3 s) means local-only; the next success re-registers and republishes.
 //
-// Leader. Each agent holds election/<node>, bound to its lease; the key with the lowest create
-// revision leads, and that create revision is its term. Every leader write is a transaction
-// comparing the leader's election key's create revision with its term (the fencing token): a
-// deposed leader's write fails whatever it believes.
+// Leader: election.ts (fenced writes, the leader's checks), given the usable lease by this file.
 import { release } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../shared/log.js';
-import { EtcdClient, prefixEnd, type KeepAliveChannel, type Op, type RevisionWatch } from './client.js';
+import { EtcdClient, prefixEnd, type KeepAliveChannel, type Op } from './client.js';
 import { FleetError, describeEtcdError } from './errors.js';
-import { Keys, LeaderValue, NodeValue, SCHEMA, decode, encode, leaseHex, type AlertValue, type Labels } from './keys.js';
+import { Keys, NodeValue, SCHEMA, decode, encode, leaseHex, type AlertValue, type Labels } from './keys.js';
 import { DesiredWatcher } from './desired.js';
 import { ObservedBuilder, observedSignature } from './observed.js';
-import { FleetMirror } from './mirror.js';
-import { fleetFindings, findingsSignature } from './findings.js';
+import { Election } from './election.js';
 import { FleetStateFile, type AppliedEntry } from './state-file.js';
 import type { FiringAlert, FleetInputs } from './inputs.js';
 import { readFleetAlerts, readFleetStatus, writeDesired, type DesiredTarget, type FleetAlertsJson, type FleetStatusJson } from './reader.js';
@@ -132,20 +128,13 @@ export class FleetNode {
   private readonly startPerf = performance.now();
   private lease: LeaseInfo | null = null;
   private registered = false;
-  private term: number | null = null;
-  private leading = false;
-  private leaderSeen: { node: string; term: number } | null = null;
-  private predecessor: { key: string; watch: RevisionWatch } | null = null;
-  /** the `leader` key, for who leads (one key: events only when leadership changes) */
-  private leaderWatch: RevisionWatch | null = null;
-  private mirror: FleetMirror | null = null;
-  private lastFindings: string | null = null;
-  private lastLeaderCheck = -Infinity;
+  private readonly election: Election;
   private publishedAlerts = new Map<string, string>();
   private lastObservedSig: string | null = null;
   private lastObservedAt = -Infinity;
-  private inFlight = { keepalive: false, probe: false, observed: false, alerts: false, leader: false, check: false };
+  private inFlight = { keepalive: false, probe: false, observed: false, alerts: false };
   private lastProbeOk = -Infinity;
+  private lastProbeStart = -Infinity;
   private reconciling: Promise<void> | null = null;
   private needReconcile = true;
   private timers: NodeJS.Timeout[] = [];
@@ -165,6 +154,15 @@ export class FleetNode {
     this.ka = this.client.keepAlives();
     this.state = new FleetStateFile(o.stateFile, o.log);
     this.observed = new ObservedBuilder(o.node, o.inputs);
+    this.election = new Election(this.client, this.keys, o.node, {
+      usableLease: () => (this.usable() ? this.lease!.id : null),
+      log: o.log,
+      counters: this.counters,
+      skewBoundMs: o.skewBoundMs,
+      leaseTtlMs: o.leaseTtlMs,
+      onError: (m: string) => (this.lastError = m),
+      onFenced: () => (this.needReconcile = true),
+    });
     this.desired = new DesiredWatcher(this.client, this.keys, o.node, o.labels, this.state, o.log, (e) => {
       o.log.info({ revision: e.revision, bundle: e.bundle, key: e.key, cause: e.cause }, 'fleet: desired state applied');
       o.onDesired?.(e);
@@ -224,10 +222,8 @@ export class FleetNode {
     this.o.log.warn({ lease: leaseHex(this.lease.id), why }, 'fleet: lease lost; registering again');
     this.lease = null;
     this.registered = false;
-    this.term = null;
     this.counters.lease_losses++;
-    this.dropLeadership('lease lost');
-    this.closePredecessor();
+    this.election.reset('lease lost');
   }
 
   private leaseLost(why: string): void {
@@ -243,6 +239,7 @@ export class FleetNode {
     if (this.inFlight.probe || this.stopped) return;
     this.inFlight.probe = true;
     const t0 = performance.now();
+    this.lastProbeStart = t0;
     try {
       const r = await this.client.get(this.keys.node(this.o.node), { deadlineMs: this.timing.probeDeadlineMs });
       this.lastProbeOk = t0;
@@ -263,7 +260,10 @@ export class FleetNode {
   private watchdog(): void {
     if (this.stopped) return;
     const now = performance.now();
-    if (this.leading && !this.usable()) this.dropLeadership('lease not confirmed within its TTL');
+    // out of touch: probe four times as often, so the way back is found within a fraction of
+    // the interval (costs etcd nothing while it is unreachable)
+    if (this.conn !== 'connected' && now - this.lastProbeStart >= Math.max(200, this.timing.probeMs / 4)) void this.probe();
+    if (this.election.leading && !this.usable()) this.election.drop('lease not confirmed within its TTL');
     const last = Math.max(this.lastProbeOk, this.startPerf);
     if (this.conn !== 'local-only' && now - last > this.timing.detectMs) {
       this.enterLocalOnly(this.conn === 'connecting' ? 'etcd unreachable since start' : `no linearizable read succeeded for ${Math.round((now - last) / 100) / 10} s (etcd unreachable or without quorum)`);
@@ -276,7 +276,7 @@ export class FleetNode {
     this.reason = reason + (this.lastError ? `: ${this.lastError}` : '');
     this.counters.local_only_episodes++;
     this.needReconcile = true;
-    this.dropLeadership('local-only');
+    this.election.drop('local-only');
     this.o.log.warn({ reason: this.reason }, 'fleet: local-only (capturing, checking and storing go on)');
   }
 
@@ -305,19 +305,19 @@ export class FleetNode {
         const g = await this.client.grant(Math.max(1, Math.round(this.o.leaseTtlMs / 1000)), d);
         this.lease = { id: g.id, ttlS: g.ttlS, validUntil: sent + g.ttlS * 1000 - this.margin() };
         this.registered = false;
-        this.term = null;
+        this.election.reset('new lease');
       }
       if (!this.registered) await this.register();
-      if (this.term === null) await this.campaign();
-      await this.checkLeadership();
-      await this.followLeader();
+      if (this.election.term === null) await this.election.campaign(this.lease.id);
+      await this.election.check();
+      await this.election.follow();
       void this.desired.ensure();
       this.needReconcile = false;
       this.lastProbeOk = performance.now();
       this.lastError = null;
       this.loggedError = null;
       if (this.conn !== 'connected') {
-        this.o.log.info({ lease: leaseHex(this.lease.id), term: this.term, after: this.conn }, 'fleet: connected');
+        this.o.log.info({ lease: leaseHex(this.lease.id), term: this.election.term, after: this.conn }, 'fleet: connected');
         this.conn = 'connected';
         this.since = Date.now();
         this.reason = null;
@@ -400,152 +400,6 @@ export class FleetNode {
     this.o.log.info({ node, lease: leaseHex(lease.id), registrations: this.counters.registrations }, 'fleet: registered');
   }
 
-  // ---------------------------------------------------------------- election
-
-  private async campaign(): Promise<void> {
-    const lease = this.lease!;
-    const key = this.keys.election(this.o.node);
-    const cur = await this.client.get(key);
-    if (cur.kv && cur.kv.lease === lease.id) {
-      this.term = cur.kv.createRevision;
-      return;
-    }
-    if (cur.kv) await this.client.txn([{ key, target: 'lease', op: '=', value: cur.kv.lease }], [{ del: key }], [], { what: 'election: remove an earlier key' });
-    const r = await this.client.txn([{ key, target: 'create', op: '=', value: 0 }], [{ put: key, value: encode({ schema: SCHEMA, node: this.o.node, lease: leaseHex(lease.id) }), lease: lease.id }], [], { what: 'election: campaign' });
-    if (!r.succeeded) throw new FleetError('E_FLEET_ETCD', 'election key raced with another writer; retrying');
-    // created in this transaction: its create revision is the transaction's revision
-    this.term = r.revision;
-  }
-
-  private closePredecessor(): void {
-    this.predecessor?.watch.close();
-    this.predecessor = null;
-  }
-
-  /** Follows the `leader` key (who leads, for status): read once, then watched. */
-  private async followLeader(): Promise<void> {
-    if (this.leaderWatch || this.stopped) return;
-    const r = await this.client.get(this.keys.leader);
-    if (this.leaderWatch || this.stopped) return;
-    const seen = (v: Buffer | null) => {
-      const lv = v ? decode(LeaderValue, v) : null;
-      if (!this.leading) this.leaderSeen = lv ? { node: lv.node, term: lv.term } : null;
-    };
-    seen(r.kv?.value ?? null);
-    this.leaderWatch = this.client.watch(this.keys.leader, null, r.revision + 1, {
-      onRevision: (_rev, evs) => {
-        for (const e of evs) seen(e.type === 'put' ? e.kv.value : null);
-      },
-      onCanceled: () => {
-        this.leaderWatch = null;
-      },
-    });
-  }
-
-  /** Leads when no election key older than ours exists; else watches the next older one (the
-   *  etcd election recipe: a leader's death wakes one successor, not the whole fleet). */
-  private async checkLeadership(): Promise<void> {
-    if (this.term === null || !this.usable() || this.inFlight.check) return;
-    this.inFlight.check = true;
-    this.lastLeaderCheck = performance.now();
-    try {
-      const k = this.keys;
-      const term = this.term;
-      const older = await this.client.range(k.elections, { end: prefixEnd(k.elections), maxCreateRevision: term - 1, sort: { target: 'CREATE', order: 'DESCEND' }, limit: 1 });
-      if (this.term !== term) return;
-      const pred = older.kvs[0];
-      if (!pred) {
-        this.closePredecessor();
-        this.leaderSeen = { node: this.o.node, term };
-        if (!this.leading) await this.becomeLeader();
-        return;
-      }
-      if (this.leading) this.dropLeadership('an older election key exists');
-      if (this.predecessor?.key === pred.key) return;
-      this.closePredecessor();
-      const w = this.client.watch(pred.key, null, older.revision + 1, {
-        onRevision: (_rev, evs) => {
-          if (evs.some((e) => e.type === 'delete')) {
-            this.closePredecessor();
-            void this.checkLeadership();
-          }
-        },
-        onCanceled: () => {
-          this.predecessor = null;
-          void this.checkLeadership();
-        },
-      });
-      this.predecessor = { key: pred.key, watch: w };
-    } catch (e) {
-      this.lastError = describeEtcdError(e);
-    } finally {
-      this.inFlight.check = false;
-    }
-  }
-
-  /** A leader write: applied only while our election key still has our term as its create
-   *  revision. False (and leadership dropped) when the fence holds us off. */
-  private async fenced(ops: Op[], what: string): Promise<boolean> {
-    const term = this.term;
-    if (term === null || !this.usable()) return false;
-    const r = await this.client.txn([{ key: this.keys.election(this.o.node), target: 'create', op: '=', value: term }], ops, [], { what });
-    if (!r.succeeded) {
-      this.counters.fenced_rejects++;
-      this.o.log.warn({ term, what }, 'fleet: a leader write was fenced off: this agent no longer leads');
-      this.dropLeadership('fenced');
-      if (this.term === term) {
-        this.term = null;
-        this.needReconcile = true;
-      }
-      return false;
-    }
-    this.counters.leader_writes++;
-    return true;
-  }
-
-  private async becomeLeader(): Promise<void> {
-    const term = this.term!;
-    const lease = this.lease!;
-    const ok = await this.fenced([{ put: this.keys.leader, value: encode({ schema: SCHEMA, node: this.o.node, term, since: new Date().toISOString() }), lease: lease.id }], 'leader: announce');
-    if (!ok || this.term !== term) return;
-    this.leading = true;
-    this.counters.leader_terms++;
-    this.lastFindings = null;
-    this.o.log.info({ term }, 'fleet: leading');
-    this.mirror = new FleetMirror(this.client, this.keys, this.o.log);
-    void this.mirror.load().catch((e: unknown) => (this.lastError = describeEtcdError(e)));
-  }
-
-  private dropLeadership(why: string): void {
-    if (!this.leading) return;
-    this.leading = false;
-    this.mirror?.close();
-    this.mirror = null;
-    this.lastFindings = null;
-    this.o.log.info({ why, term: this.term }, 'fleet: no longer leading');
-  }
-
-  private async leaderTick(): Promise<void> {
-    const m = this.mirror;
-    if (!this.leading || !m || this.inFlight.leader) return;
-    if (!m.ready) {
-      void m.load().catch((e: unknown) => (this.lastError = describeEtcdError(e)));
-      return;
-    }
-    const findings = fleetFindings(m, this.o.skewBoundMs, Date.now());
-    const sig = findingsSignature(findings);
-    if (sig === this.lastFindings) return;
-    this.inFlight.leader = true;
-    try {
-      const v = { schema: SCHEMA, leader: this.o.node, term: this.term, at: new Date().toISOString(), findings };
-      if (await this.fenced([{ put: this.keys.findings, value: encode(v), lease: this.lease!.id }], 'leader: findings')) this.lastFindings = sig;
-    } catch (e) {
-      this.lastError = describeEtcdError(e);
-    } finally {
-      this.inFlight.leader = false;
-    }
-  }
-
   // ---------------------------------------------------------------- observed and alerts
 
   private desiredSummary(): { bundle: string | null; revision: number } | null {
@@ -575,9 +429,7 @@ export class FleetNode {
     if (this.conn !== 'connected' || !this.registered || !this.usable()) return;
     void this.publishObserved();
     void this.publishAlerts();
-    if (this.leading) void this.leaderTick();
-    // without a predecessor watch (its set-up failed): look again once per TTL
-    else if (this.term !== null && this.predecessor === null && performance.now() - this.lastLeaderCheck > this.o.leaseTtlMs) void this.checkLeadership();
+    this.election.tick();
   }
 
   private async publishObserved(): Promise<void> {
@@ -646,9 +498,9 @@ export class FleetNode {
       lease_ttl_s: Math.round(this.o.leaseTtlMs / 1000),
       lease_usable: this.usable(),
       registered: this.registered,
-      is_leader: this.leading,
-      term: this.term,
-      leader: this.leading && this.term !== null ? { node: this.o.node, term: this.term } : this.leaderSeen,
+      is_leader: this.election.leading,
+      term: this.election.term,
+      leader: this.election.leader(),
       desired: {
         bundle: s.effective?.bundle ?? null,
         key: s.effective?.key ?? null,
@@ -690,10 +542,7 @@ export class FleetNode {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.desired.close();
-    this.closePredecessor();
-    this.leaderWatch?.close();
-    this.leaderWatch = null;
-    this.dropLeadership('stopping');
+    this.election.close();
     const lease = this.lease;
     if (lease && this.registered && this.conn === 'connected') {
       const d = Math.min(1000, this.timing.rpcDeadlineMs);
