@@ -13,8 +13,8 @@
 //     connection to a member when one call to it fails in a retryable way (a probe past its
 //     deadline), which would cut the watch and keepalive streams along with it.
 import { Etcd3, isRecoverableError, type IOptions, type IRequestOp, type ICompare } from 'etcd3';
-import { ConsecutiveBreaker, ConstantBackoff, ExponentialBackoff, circuitBreaker, handleWhen, retry, type IBackoff } from 'cockatiel';
-import { FleetError, toFleetError } from './errors.js';
+import { ConsecutiveBreaker, ConstantBackoff, ExponentialBackoff, circuitBreaker, handleWhen, isBrokenCircuitError, retry, type IBackoff } from 'cockatiel';
+import { FleetError, describeEtcdError, toFleetError } from './errors.js';
 import { keyBuf, kvOf, type KV } from './kv.js';
 import { KeepAliveChannel } from './keepalive.js';
 import { RevisionWatch, type WatchHandlers } from './watch.js';
@@ -126,6 +126,20 @@ export class EtcdClient {
     this.streams = new Etcd3(options);
   }
 
+  /** The last failure that reached a member, for the errors of calls a circuit breaker then
+   *  refused without trying (which would otherwise only say "the circuit breaker is open"). */
+  private lastCause: string | null = null;
+
+  /** etcd/gRPC error → FleetError, naming the real cause behind an open circuit breaker. */
+  fail(e: unknown, what: string): FleetError {
+    if (isBrokenCircuitError(e)) {
+      return new FleetError('E_FLEET_UNAVAILABLE', `${what}: every member tried failed just before${this.lastCause ? ` (last error: ${this.lastCause})` : ''}; retrying within 1 s`);
+    }
+    const f = toFleetError(e, what);
+    if (f.code === 'E_FLEET_UNAVAILABLE') this.lastCause = describeEtcdError(e);
+    return f;
+  }
+
   private opts(deadlineMs?: number) {
     return { deadline: Date.now() + (deadlineMs ?? this.timeoutMs) };
   }
@@ -147,7 +161,7 @@ export class EtcdClient {
       );
       return { kvs: r.kvs.map(kvOf), more: r.more, count: Number(r.count), revision: Number(r.header.revision), clusterId: r.header.cluster_id };
     } catch (e) {
-      throw toFleetError(e, `read ${key}`);
+      throw this.fail(e, `read ${key}`);
     }
   }
 
@@ -183,7 +197,7 @@ export class EtcdClient {
       const r = await this.raw.kv.put({ key: keyBuf(key), value: Buffer.isBuffer(value) ? value : Buffer.from(value), ...(o.lease ? { lease: o.lease } : {}) }, this.opts(o.deadlineMs));
       return Number(r.header.revision);
     } catch (e) {
-      throw toFleetError(e, `write ${key}`);
+      throw this.fail(e, `write ${key}`);
     }
   }
 
@@ -203,7 +217,7 @@ export class EtcdClient {
       const r = await this.raw.kv.txn({ compare: compare.map(cmp), success: success.map(op), failure: failure.map(op) }, this.opts(o.deadlineMs));
       return { succeeded: r.succeeded, revision: Number(r.header.revision) };
     } catch (e) {
-      throw toFleetError(e, o.what ?? `transaction on ${compare[0]?.key ?? success.map((s) => ('put' in s ? s.put : s.del)).join(', ')}`);
+      throw this.fail(e, o.what ?? `transaction on ${compare[0]?.key ?? success.map((s) => ('put' in s ? s.put : s.del)).join(', ')}`);
     }
   }
 
@@ -213,7 +227,7 @@ export class EtcdClient {
       if (r.error) throw new FleetError('E_FLEET_ETCD', `lease grant: ${r.error}`);
       return { id: String(r.ID), ttlS: Number(r.TTL) };
     } catch (e) {
-      throw toFleetError(e, 'lease grant');
+      throw this.fail(e, 'lease grant');
     }
   }
 
@@ -221,7 +235,7 @@ export class EtcdClient {
     try {
       await this.raw.leaseClient.leaseRevoke({ ID: id }, this.opts(deadlineMs));
     } catch (e) {
-      const f = toFleetError(e, 'lease revoke');
+      const f = this.fail(e, 'lease revoke');
       if (f.code !== 'E_FLEET_LEASE_LOST') throw f;
     }
   }
@@ -232,7 +246,7 @@ export class EtcdClient {
       const r = await this.raw.leaseClient.leaseTimeToLive({ ID: id }, this.opts(deadlineMs));
       return Number(r.TTL);
     } catch (e) {
-      throw toFleetError(e, 'lease time-to-live');
+      throw this.fail(e, 'lease time-to-live');
     }
   }
 
@@ -240,7 +254,7 @@ export class EtcdClient {
     try {
       await this.raw.kv.compact({ revision, physical: true }, this.opts(deadlineMs ?? 10_000));
     } catch (e) {
-      throw toFleetError(e, `compact to ${revision}`);
+      throw this.fail(e, `compact to ${revision}`);
     }
   }
 

@@ -49,7 +49,7 @@ export class KeepAliveChannel {
       },
       (e: unknown) => {
         this.opening = null;
-        throw toFleetError(e, 'keepalive stream');
+        throw this.client.fail(e, 'keepalive stream');
       },
     );
     return this.opening;

@@ -40,7 +40,9 @@ const b64 = (s) => Buffer.from(s).toString('base64');
 const unb64 = (s) => (s === undefined ? '' : Buffer.from(s, 'base64').toString());
 
 export class EtcdCluster {
-  /** @param {{size?: number, heartbeatMs?: number, electionMs?: number, quotaBytes?: number, log?: boolean}} opts */
+  /** @param {{size?: number, heartbeatMs?: number, electionMs?: number, quotaBytes?: number, log?: boolean, tls?: {ca: string, cert: string, key: string}}} opts
+   *  tls: PEM file paths; members then also serve clients on https:// with client certificates
+   *  required (`httpsEndpoints`), while the harness keeps using its plain http:// port. */
   static async start(opts = {}) {
     const c = new EtcdCluster(opts);
     await c.#init();
@@ -53,6 +55,7 @@ export class EtcdCluster {
     this.electionMs = opts.electionMs ?? 1000;
     this.quotaBytes = opts.quotaBytes ?? 0;
     this.showLog = opts.log ?? process.env.PATROL_ETCD_LOG === '1';
+    this.tls = opts.tls ?? null;
     this.base = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'patrol-etcd-'));
     this.token = `patrol-test-${process.pid}-${Date.now()}`;
     /** @type {{name: string, client: number, peer: number, dir: string, proc: import('node:child_process').ChildProcess | null, started: boolean, stderr: string}[]} */
@@ -62,7 +65,7 @@ export class EtcdCluster {
   async #init() {
     live.add(this);
     for (let i = 0; i < this.size; i++) {
-      this.members.push({ name: `m${i}`, client: await freePort(), peer: await freePort(), dir: join(this.base, `m${i}`), proc: null, started: false, stderr: '' });
+      this.members.push({ name: `m${i}`, client: await freePort(), secure: this.tls ? await freePort() : 0, peer: await freePort(), dir: join(this.base, `m${i}`), proc: null, started: false, stderr: '' });
     }
     for (let i = 0; i < this.size; i++) this.#spawn(i, 'new');
     await this.waitHealthy(20_000);
@@ -76,14 +79,20 @@ export class EtcdCluster {
     return `http://127.0.0.1:${this.members[i].client}`;
   }
 
+  /** with `tls`: the https:// client URLs (client certificates required) */
+  get httpsEndpoints() {
+    return this.members.map((m) => `https://127.0.0.1:${m.secure}`);
+  }
+
   #spawn(i, state) {
     const m = this.members[i];
     const initial = this.members.map((x) => `${x.name}=http://127.0.0.1:${x.peer}`).join(',');
     const args = [
       '--name', m.name,
       '--data-dir', m.dir,
-      '--listen-client-urls', `http://127.0.0.1:${m.client}`,
-      '--advertise-client-urls', `http://127.0.0.1:${m.client}`,
+      '--listen-client-urls', [`http://127.0.0.1:${m.client}`, ...(this.tls ? [`https://127.0.0.1:${m.secure}`] : [])].join(','),
+      '--advertise-client-urls', [`http://127.0.0.1:${m.client}`, ...(this.tls ? [`https://127.0.0.1:${m.secure}`] : [])].join(','),
+      ...(this.tls ? ['--cert-file', this.tls.cert, '--key-file', this.tls.key, '--trusted-ca-file', this.tls.ca, '--client-cert-auth'] : []),
       '--listen-peer-urls', `http://127.0.0.1:${m.peer}`,
       '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peer}`,
       '--initial-cluster', initial,

@@ -101,6 +101,18 @@ describe.skipIf(!etcdReady)('fleet module: simulated members on a three-member e
     await until('the deposed member back in the election', () => (lead.local().term !== null && lead.local().term! > term ? true : null), 10_000, 50);
   }, 60_000);
 
+  it('a second agent with the same node name is refused; the first keeps its registration', async () => {
+    const first = member('twin');
+    await connected(first);
+    const second = member('twin');
+    await until('the second to be refused', () => (second.local().last_error?.includes('registered by another agent') ? true : null), 10_000, 50);
+    expect(second.local().registered).toBe(false);
+    expect(first.local().registered).toBe(true);
+    const reg = await client.get(keys.node('twin'));
+    expect(BigInt(reg.kv!.lease).toString(16)).toBe(first.local().lease);
+    await second.stop();
+  }, 30_000);
+
   it('the desired watch applies every revision once, in order, while etcd members are killed and restarted', async () => {
     const seen: number[] = [];
     const w = member('w1', { onDesired: (e) => seen.push(e.revision) });
