@@ -311,7 +311,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       checks?.service.reload('SIGHUP');
       try {
         const next = loadConfig(loadOpts);
-        const restartNeeded = ['lifecycle', 'state', 'store', 'api', 'agent'].filter(
+        const restartNeeded = ['lifecycle', 'state', 'store', 'api', 'agent', 'alerts', 'export'].filter(
           (k) => JSON.stringify(next[k as keyof AgentConfig]) !== JSON.stringify(cfg[k as keyof AgentConfig]),
         );
         log.level = next.log.level;

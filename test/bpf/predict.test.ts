@@ -160,13 +160,16 @@ check scratch_inodes_filling { every 1s; warning eta(inode_usage(${JSON.stringif
     agent = spawn(PATROL, ['agent', '--config', config, '--checks', checks], { stdio: ['ignore', 'pipe', 'pipe'] });
     agent.stderr!.on('data', (d) => (agentErr += d));
     agent.stdout!.on('data', (d) => (agentErr += d));
-    for (const end = Date.now() + 20_000; Date.now() < end; await sleep(100)) {
+    // up to a minute: a loaded CI machine starts the agent slowly
+    let up = false;
+    for (const end = Date.now() + 60_000; !up && Date.now() < end; await sleep(100)) {
       try {
-        if ((await get(socket, '/v1/health')).status === 200) break;
+        up = (await get(socket, '/v1/health')).status === 200;
       } catch {
         /* not up yet */
       }
     }
+    if (!up) throw new Error(`the agent did not answer within 60 s:\n${agentErr.slice(-3000)}`);
     for (const c of (await get(socket, '/v1/checks')).body.checks as { id: string; name: string }[]) checkIds.set(c.name, c.id);
     expect(checkIds.size, agentErr).toBe(7);
     // the three workloads, at once
@@ -193,7 +196,7 @@ check scratch_inodes_filling { every 1s; warning eta(inode_usage(${JSON.stringif
         writer = null;
       }
     }, 50);
-  }, 40_000);
+  }, 90_000);
 
   afterAll(async () => {
     if (writer) clearInterval(writer);

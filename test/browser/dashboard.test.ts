@@ -192,7 +192,7 @@ describe.skipIf(!enabled)('patrol dashboard in Chromium (real agent)', () => {
     expect(await cause.locator('ol.evidence li').count()).toBeGreaterThanOrEqual(2);
     // explain now: recomputed by the agent
     await alert.first().locator('button', { hasText: 'explain now' }).click();
-    await alert.first().locator('.live-explain li.cause[data-cause=segfault]').waitFor({ state: 'attached', timeout: 5000 });
+    await alert.first().locator('.live-explain li.cause[data-cause=segfault]', { hasText: `pid ${victim.pid} ` }).first().waitFor({ state: 'attached', timeout: 5000 });
     await page.evaluate(() => window.scrollTo(0, 0));
     await shot('checks');
   });
