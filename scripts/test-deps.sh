@@ -5,6 +5,8 @@
 #             screenshots, driven by playwright-core with executablePath /usr/bin/chromium
 #             (never a downloaded browser)
 #   prometheus-alertmanager: the real Alertmanager of test/integ/alertmanager.test.ts
+#   etcd-server: the fleet tests' etcd (scripts/etcd-server.sh: installs it, stops and disables
+#             the service the package starts; the tests run their own three members)
 set -euo pipefail
 log() { printf '\033[1m[test-deps]\033[0m %s\n' "$*"; }
 SUDO=""
@@ -33,3 +35,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   log "test-only apt packages present"
 fi
+bash "$(dirname "$0")/etcd-server.sh"

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# test-only packages (chromium, Alertmanager): not part of an agent's setup
+# test-only packages (chromium, Alertmanager, etcd): not part of an agent's setup
 bash scripts/test-deps.sh
 source scripts/runtime.sh
 patrol_runtime_env

@@ -11,3 +11,4 @@ export type { ReloadReplyJson, ReloadStatusJson } from './view.js';
 export { reloadRoute, statusRoute } from './reload.js';
 export { registerHistoryRoutes, type NodeJson, type HistoryJson } from './history.js';
 export { nodeRoute, historyRoute, HISTORY_MAX_IDS } from './schemas.js';
+export { registerFleetRoutes, type FleetView, type FleetSummaryJson } from './fleet.js';

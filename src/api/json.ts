@@ -4,6 +4,7 @@
 import type { ProcessEntry, ProcessState } from '../process/index.js';
 import type { AgentStats, AgentView, StatesView } from './view.js';
 import type { TopGroup, TopRow } from '../metrics/index.js';
+import type { FleetSummaryJson } from './fleet.js';
 
 export interface ProcessJson {
   exec_id: string;
@@ -170,6 +171,8 @@ export interface StatsJson {
   alerts?: Record<string, Record<string, unknown>>;
   /** redaction, identity and OTLP counters */
   export?: Record<string, unknown>;
+  /** this agent's fleet state; null without a fleet section */
+  fleet: FleetSummaryJson | null;
 }
 
 export interface ErrorJson {
@@ -304,5 +307,6 @@ export function statsJson(view: AgentView, now = Date.now()): StatsJson {
     consumers: Object.fromEntries(
       Object.entries(s.consumers ?? {}).map(([k, c]) => [k, { errors: c.errors, last_error: c.lastError, last_error_at: c.lastErrorAt === null ? null : new Date(c.lastErrorAt).toISOString() }]),
     ),
+    fleet: view.fleet?.summary() ?? null,
   };
 }

@@ -168,6 +168,7 @@ export const statsRoute = {
             },
           },
         },
+        fleet: { type: ['object', 'null'], additionalProperties: true },
       } satisfies Fields<StatsJson>,
     },
     ...errors,

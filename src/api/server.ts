@@ -42,6 +42,7 @@ import { registerExplainRoutes } from './explain.js';
 import { chmodOwnerOnly, ownerOnlyListen, prepareSocketPath } from './socket.js';
 import { registerCheckRoutes } from './checks.js';
 import { registerReloadRoutes } from './reload.js';
+import { registerFleetRoutes } from './fleet.js';
 
 export interface ApiOptions {
   /** unix socket path (root-only, mode 0600) */
@@ -225,6 +226,7 @@ function buildApp(
 
   registerCheckRoutes(app, () => view.checks);
   registerReloadRoutes(app, P, view);
+  registerFleetRoutes(app, view.fleet);
 
   app.get<{ Querystring: ProcessesQuery }>(`${P}/processes`, { schema: processesRoute }, async (req, reply): Promise<ProcessListJson | FastifyReply> => {
     const q = req.query;

@@ -5,6 +5,7 @@ import type { Enriched, ProcessTable, ProcessTableStats, ProcState, RqStats, Stu
 import type { RingStats } from '../kernel/index.js';
 import type { ExplainView } from './explain.js';
 import type { ChecksView } from './checks.js';
+import type { FleetView } from './fleet.js';
 import type { NodeStrip, ProcessHistory, TopGroup, TopRow, TopSort } from '../metrics/index.js';
 
 /** Resource windows, when the agent runs them (metrics.enabled). */
@@ -111,6 +112,8 @@ export interface AgentView {
   checks?: ChecksView;
   /** Resource windows and /metrics; absent when metrics are disabled. */
   resources?: ResourcesView;
+  /** fleet state on etcd, when the config has a `fleet` section */
+  fleet?: FleetView;
   /** `patrol reload` (POST /v1/reload): config, sensors, rules and checks; absent: 404 */
   reload?(req: { sensors?: boolean }): Promise<ReloadReplyJson>;
   /** versions, generation and the last reload (GET /v1/status) */

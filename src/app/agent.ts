@@ -25,6 +25,7 @@ import { buildReloadParts, type LiveSlots } from './live.js';
 import { SensorReloader, objectPaths } from './sensor-reload.js';
 import { Unavailable } from '../checks/index.js';
 import { startIntegrations } from './integrations.js';
+import { createFleet } from './fleet.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -244,6 +245,24 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
         sensors: new SensorReloader({ lifecycle: pipeline, states, log, config: cfg }),
       }),
     );
+    // fleet (issue 14): created here for the view, started once the API listens
+    let tcpApi: { host: string; port: number } | null = null;
+    const fleet = cfg.fleet
+      ? createFleet(cfg, cfg.fleet, log, {
+          health: () => health.report(),
+          lostTotal: () => {
+            const t = pipeline.accounting().totals;
+            return Number(t.lostReserve + t.lostUserspace);
+          },
+          // read at each use: a reload may replace the checks
+          get checks() {
+            return slots.checks;
+          },
+          apiAddress: () => (tcpApi ? `${tcpApi.host}:${tcpApi.port}` : null),
+          startedAt,
+          reload: () => coordinator.partsRunning(),
+        })
+      : null;
     const view: AgentView = {
       version: VERSION,
       startedAt,
@@ -286,6 +305,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       },
       reload: (req) => coordinator.reload({ trigger: 'api', ...(req.sensors ? { sensors: true } : {}) }),
       reloadStatus: () => coordinator.status(),
+      ...(fleet ? { fleet: fleet.view } : {}),
     };
     function subscribeState(l: (ev: StateStreamEvent) => void): () => void {
       stateListeners.add(l);
@@ -297,6 +317,13 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       log,
     });
     cleanups.push(() => api.close());
+    if (fleet) {
+      tcpApi = api.addresses.tcp;
+      fleet.start();
+      // not awaited: leaving the fleet (two requests, 1 s deadlines each) must not hold up
+      // detaching the sensors; its pending requests keep the process alive until they end
+      cleanups.push(() => void fleet.stop());
+    }
     log.info({ pid: process.pid, version: VERSION, socket: cfg.api.socket, store: cfg.store.path, programs: pipeline.attached.length }, 'patrol agent ready');
 
     let stopping: Promise<void> | null = null;

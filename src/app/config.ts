@@ -20,6 +20,9 @@ import { Bad, autoBool, boolean, duration, hostname, integer, leaf, oneOf, optio
 import { DELIVERY_POLICIES, type LifecycleConfig } from './lifecycle.js';
 import type { StateConfig } from './states.js';
 import { alertsSection, exportSection, integrationsFromFile, integrationsToFile, type IntegrationsConfig } from './config-integrations.js';
+import { fleetFromFile, fleetSection, fleetToFile, type FleetConfig } from './config-fleet.js';
+
+export type { FleetConfig } from './config-fleet.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/patrol/patrol.yaml';
 
@@ -56,6 +59,8 @@ export interface AgentConfig extends IntegrationsConfig {
   /** inspection checks (docs/dsl.md); dir null: none */
   checks: { dir: string | null; concurrency: number; retention: { maxAgeMs: number; maxRows: number } };
   metrics: MetricsConfig;
+  /** fleet state on etcd (docs/fleet.md); null: no fleet section, the agent runs alone */
+  fleet: FleetConfig | null;
 }
 
 /** Resource windows (issue 5): the live sweep, windows, and the Prometheus listener. */
@@ -197,6 +202,7 @@ const FileSchema = section({
       }
     })
     .default({}),
+  fleet: fleetSection.nullable().default(null),
   alerts: alertsSection,
   export: exportSection,
 });
@@ -257,6 +263,7 @@ function fromFile(f: FileConfig): AgentConfig {
         windowMs: f.metrics.prometheus.window,
       },
     },
+    fleet: fleetFromFile(f.fleet),
     ...integrationsFromFile(f),
   };
 }
@@ -265,7 +272,7 @@ function fromFile(f: FileConfig): AgentConfig {
 function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unknown> {
   const dur = (ms: number | undefined) => (ms === undefined || !human ? ms : formatDurationMs(ms));
   const bytes = (n: number | undefined) => (n === undefined || !human ? n : formatSizeBytes(n));
-  const { log, lifecycle: lc, state, store, api, agent, rules, checks, metrics: mx } = c;
+  const { log, lifecycle: lc, state, store, api, agent, rules, checks, metrics: mx, fleet: fl } = c;
   return dropUndefined({
     log: log && { level: log.level, format: log.format },
     lifecycle: lc && {
@@ -319,6 +326,7 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
         window: dur(mx.prometheus.windowMs),
       },
     },
+    fleet: fleetToFile(fl, dur),
     ...integrationsToFile(c, dur, bytes),
   }) as Record<string, unknown>;
 }
@@ -403,6 +411,7 @@ function knownKeysAt(path: readonly PropertyKey[]): string[] {
     for (;;) {
       if (t instanceof z.ZodDefault) t = t._def.innerType;
       else if (t instanceof z.ZodEffects) t = t._def.schema;
+      else if (t instanceof z.ZodNullable || t instanceof z.ZodOptional) t = t._def.innerType;
       else return t;
     }
   };
@@ -536,7 +545,7 @@ export function configToYaml(cfg: AgentConfig): string {
 // ------------------------------------------------------------------ reload support
 
 /** The top-level sections, in the order a reload reports them. */
-export const CONFIG_SECTIONS = ['log', 'lifecycle', 'state', 'store', 'api', 'agent', 'rules', 'checks', 'metrics', 'alerts', 'export'] as const;
+export const CONFIG_SECTIONS = ['log', 'lifecycle', 'state', 'store', 'api', 'agent', 'rules', 'checks', 'metrics', 'alerts', 'export', 'fleet'] as const;
 export type ConfigSection = (typeof CONFIG_SECTIONS)[number];
 
 /** sha256 of the configuration's canonical content (the file form, keys sorted): the same

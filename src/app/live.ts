@@ -51,6 +51,7 @@ function notLiveIn(section: ConfigSection, extra: (key: string) => string | null
     if (section === 'api') return `${key}: the API listeners carry this very request; they are bound at start`;
     if (section === 'alerts') return `${key}: the alert outputs and their outbox start with the agent`;
     if (section === 'export') return `${key}: redaction, identity and the OTLP exporter start with the agent`;
+    if (section === 'fleet') return `${key}: the etcd session, its lease and the election start with the agent`;
     return extra(key);
   };
 }
@@ -89,6 +90,7 @@ export function buildReloadParts(ctx: LiveContext): ReloadParts {
     checks: { notLive: notLiveIn('checks') },
     alerts: { notLive: notLiveIn('alerts') },
     export: { notLive: notLiveIn('export') },
+    fleet: { notLive: notLiveIn('fleet') },
     metrics: {
       notLive: notLiveIn('metrics'),
       // The windows restart with the new settings (their history starts empty); a failure to

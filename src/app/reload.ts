@@ -153,17 +153,49 @@ export interface ReloadStatus {
   } | null;
 }
 
+/** What the fleet module reports per node (src/fleet/inputs.ts ReloadInfo, by shape). */
+export interface PartsRunning {
+  parts: Record<'config' | 'sensors' | 'rules' | 'checks', { version: string | null; since: string | null }>;
+  generation: number;
+  lastReload: { at: string | null; result: string };
+}
+
 export class ReloadCoordinator {
   private running: AgentConfig;
   private chain: Promise<unknown> = Promise.resolve();
   private last: ReloadReply | null = null;
   private count = 0;
+  /** each part's version and since when it runs */
+  private readonly since = new Map<string, { version: string | null; since: string }>();
 
   constructor(
     cfg: AgentConfig,
     private readonly parts: ReloadParts,
   ) {
     this.running = cfg;
+    this.noteVersions(new Date().toISOString());
+  }
+
+  /** Records when a part's version changed (a reload, or the checks directory's own watcher). */
+  private noteVersions(at: string): void {
+    const v = this.status().versions;
+    for (const [part, version] of Object.entries(v)) {
+      const prev = this.since.get(part);
+      if (!prev || prev.version !== version) this.since.set(part, { version, since: at });
+    }
+  }
+
+  /** Each part's version and since when it runs, the generation, the last reload: what the
+   *  fleet module publishes for this node. */
+  partsRunning(): PartsRunning {
+    this.noteVersions(new Date().toISOString());
+    const part = (p: string) => ({ version: this.since.get(p)?.version ?? null, since: this.since.get(p)?.since ?? null });
+    const l = this.last;
+    return {
+      parts: { config: part('config'), sensors: part('sensors'), rules: part('rules'), checks: part('checks') },
+      generation: this.parts.sensors?.status().generation ?? 0,
+      lastReload: { at: l?.at ?? null, result: !l ? 'none' : l.ok ? 'applied' : `rejected: ${rejectedCodes(l).join(', ')}` },
+    };
   }
 
   get config(): AgentConfig {
@@ -318,6 +350,7 @@ export class ReloadCoordinator {
     };
     this.last = reply;
     this.count++;
+    this.noteVersions(at);
     const summary = {
       trigger: req.trigger, ok: reply.ok, duration_ms: reply.duration_ms,
       config: config.result, sensors: sensorsReport.result, rules: rules.result, checks: checks.result,

@@ -66,14 +66,11 @@ export class ApiClient {
 
   /** Sends GET /v1<path>; resolves when the response head arrives. Non-2xx responses are read
    *  and thrown as ApiError with the agent's message. */
-  private open(path: string, query: Query | undefined, accept: string, body?: unknown): { req: ClientRequest; res: Promise<IncomingMessage> } {
+  private open(path: string, query: Query | undefined, accept: string): { req: ClientRequest; res: Promise<IncomingMessage> } {
     const socket = this.socket;
     let req!: ClientRequest;
     const res = new Promise<IncomingMessage>((resolve, reject) => {
-      const payload = body === undefined ? null : JSON.stringify(body);
-      const headers: Record<string, string | number> = { accept };
-      if (payload !== null) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
-      req = request({ socketPath: socket, path: API_PREFIX + path + queryString(query), method: payload === null ? 'GET' : 'POST', headers }, (r) => {
+      req = request({ socketPath: socket, path: API_PREFIX + path + queryString(query), method: 'GET', headers: { accept } }, (r) => {
         req.setTimeout(0);
         const status = r.statusCode ?? 0;
         if (status >= 200 && status < 300) {
@@ -91,23 +88,14 @@ export class ApiClient {
         );
       });
       req.on('error', (e: NodeJS.ErrnoException) => reject(e instanceof PatrolError ? e : connectError(e, socket)));
-      req.end(payload ?? undefined);
+      req.end();
     });
     return { req, res };
   }
 
   /** GET a JSON document. */
-  get<T>(path: string, query?: Query): Promise<T> {
-    return this.json<T>(path, query);
-  }
-
-  /** POST a JSON body; resolves with the JSON answer. */
-  post<T>(path: string, body: unknown): Promise<T> {
-    return this.json<T>(path, undefined, body);
-  }
-
-  private async json<T>(path: string, query?: Query, body?: unknown): Promise<T> {
-    const { req, res } = this.open(path, query, 'application/json', body);
+  async get<T>(path: string, query?: Query): Promise<T> {
+    const { req, res } = this.open(path, query, 'application/json');
     const r = await res;
     // the whole body is bounded by the same timeout as the head
     const t = setTimeout(() => req.destroy(new Error('timeout reading the answer')), this.timeoutMs);
@@ -124,6 +112,38 @@ export class ApiClient {
     } catch {
       throw new PatrolError('E_AGENT', `the agent sent invalid JSON for ${path}`);
     }
+  }
+
+  /** POST a JSON body, read a JSON answer (non-2xx: ApiError with the agent's message). */
+  post<T>(path: string, body: unknown): Promise<T> {
+    const socket = this.socket;
+    const data = Buffer.from(JSON.stringify(body));
+    return new Promise<T>((resolve, reject) => {
+      const req = request(
+        { socketPath: socket, path: API_PREFIX + path, method: 'POST', headers: { accept: 'application/json', 'content-type': 'application/json', 'content-length': data.length } },
+        (r) => {
+          const status = r.statusCode ?? 0;
+          readAll(r).then(
+            (text) => {
+              clearTimeout(t);
+              if (status < 200 || status >= 300) return reject(new ApiError(status, apiMessage(status, text)));
+              try {
+                resolve(JSON.parse(text) as T);
+              } catch {
+                reject(new PatrolError('E_AGENT', `the agent sent invalid JSON for ${path}`));
+              }
+            },
+            (e: Error) => reject(new PatrolError('E_AGENT', `the agent's answer broke off: ${e.message}`)),
+          );
+        },
+      );
+      const t = setTimeout(() => req.destroy(new PatrolError('E_AGENT_TIMEOUT', `the agent did not answer within ${this.timeoutMs / 1000}s (socket ${socket})`)), this.timeoutMs);
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        clearTimeout(t);
+        reject(e instanceof PatrolError ? e : connectError(e, socket));
+      });
+      req.end(data);
+    });
   }
 
   /** GET a stream (the NDJSON event stream); `close()` ends it. */

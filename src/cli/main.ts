@@ -16,6 +16,7 @@ import { registerResults } from './results.js';
 import { registerReload } from './reload.js';
 import { registerDashboard } from './dashboard.js';
 import { registerCompletion } from './completion.js';
+import { registerFleet } from './fleet.js';
 import { VERSION } from '../shared/version.js';
 
 // `patrol results | head`: the reader went away; that ends the command, quietly, like any Unix
@@ -47,6 +48,7 @@ registerReload(program);
 registerTop(program);
 registerDashboard(program);
 registerCompletion(program);
+registerFleet(program);
 
 try {
   await program.parseAsync(process.argv);

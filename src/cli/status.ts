@@ -57,6 +57,15 @@ export function fmtUptime(s: number): string {
   return `${s}s`;
 }
 
+/** `fleet: local-only since …` while etcd is out of reach (docs/fleet.md, "Degraded mode"). */
+export function fleetLine(f: NonNullable<StatsJson['fleet']>): string {
+  const since = new Date(f.since).toISOString().replace(/\.\d+Z$/, 'Z');
+  if (f.state === 'local-only') return `local-only since ${since}${f.reason ? ` (${term(f.reason)})` : ''}`;
+  if (f.state === 'connecting') return `connecting since ${since} · node ${term(f.node)}`;
+  const lead = f.is_leader ? `leading (term ${f.leader?.term ?? '?'})` : f.leader ? `leader ${term(f.leader.node)}` : 'no leader';
+  return `connected · node ${term(f.node)} · ${lead}${f.desired_bundle ? ` · desired ${term(f.desired_bundle)}` : ''}`;
+}
+
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 const short = (v: string | null) => (v ? v.slice(0, 12) : '-');
@@ -108,6 +117,7 @@ export function humanStatus(s: StatsJson): string {
   if (otlp !== null) {
     text += row('otlp', Object.entries(otlp).filter(([, v]) => typeof v === 'number' || typeof v === 'string').map(([k, v]) => `${k}=${term(String(v))}`).join(' · '));
   }
+  if (s.fleet) text += row('fleet', fleetLine(s.fleet));
   if (s.store !== null) {
     const kv = Object.entries(s.store)
       .filter(([, v]) => typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean')

@@ -83,6 +83,7 @@ const DEFAULTS: AgentConfig = {
     prometheus: { enabled: true, host: '127.0.0.1', port: 9464, topN: 20, windowMs: 60_000 },
   },
   rules: { enabled: true, dir: null, kmsg: true },
+  fleet: null,
   alerts: { node: null, queueMax: 10_000, retry: { initialMs: 1000, maxMs: 300_000 }, outputs: [] },
   export: { redact: [], redactDefaults: true, otlp: null },
 };
@@ -120,6 +121,17 @@ const CUSTOM: AgentConfig = {
     prometheus: { enabled: false, host: '0.0.0.0', port: 9100, topN: 5, windowMs: 5_000 },
   },
   rules: { enabled: false, dir: '/etc/patrol/rules', kmsg: false },
+  fleet: {
+    endpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'],
+    node: 'web-1',
+    labels: { role: 'web', zone: 'a' },
+    prefix: '/prod/patrol/',
+    leaseTtlMs: 15_000,
+    observedIntervalMs: 30_000,
+    skewBoundMs: 2 * 3_600_000,
+    probeIntervalMs: 2000,
+    tls: { ca: '/etc/patrol/etcd-ca.pem', cert: '/etc/patrol/etcd.pem', key: '/etc/patrol/etcd-key.pem' },
+  },
   alerts: {
     node: 'node-7',
     queueMax: 500,
@@ -184,6 +196,16 @@ metrics:
   cgroups_max: 16
   prometheus: { enabled: false, host: 0.0.0.0, port: 9100, top_n: 5, window: 5s }
 rules: { enabled: false, dir: /etc/patrol/rules, kmsg: false }
+fleet:
+  endpoints: [https://10.0.0.1:2379/, https://10.0.0.2:2379]
+  node: web-1
+  labels: { role: web, zone: a }
+  prefix: /prod/patrol/
+  lease_ttl: 15s
+  observed_interval: 30s
+  skew_bound: 2h
+  probe_interval: 2s
+  tls: { ca: /etc/patrol/etcd-ca.pem, cert: /etc/patrol/etcd.pem, key: /etc/patrol/etcd-key.pem }
 alerts:
   node: node-7
   queue_max: 500

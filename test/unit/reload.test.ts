@@ -322,4 +322,24 @@ describe('ReloadCoordinator', () => {
     await Promise.all([a, b]);
     expect(order).toEqual(['sensors-start', 'sensors-end', 'a', 'b']);
   });
+
+  it('what the fleet publishes: each part’s version and since when it runs, the last result', async () => {
+    const h = harness();
+    const first = h.co.partsRunning();
+    expect(first.lastReload).toEqual({ at: null, result: 'none' });
+    expect(first.parts.rules.version).toBe('r1');
+    expect(first.parts.config.version).toBe(configVersion(defaultConfig()));
+    const since0 = first.parts.rules.since;
+    await new Promise((r) => setTimeout(r, 5));
+    h.rules.next = { ok: true, version: 'r2' };
+    const r = await h.co.reload({ trigger: 'api' });
+    const after = h.co.partsRunning();
+    expect(after.parts.rules).toEqual({ version: 'r2', since: r.at });
+    expect(after.parts.checks.since).toBe(since0); // unchanged: still running since start
+    expect(after.lastReload).toEqual({ at: r.at, result: 'applied' });
+    h.rules.next = { ok: false, version: 'r3', code: 'E_RULE_PATTERN' };
+    const bad = await h.co.reload({ trigger: 'signal' });
+    expect(h.co.partsRunning().lastReload).toEqual({ at: bad.at, result: 'rejected: E_RULE_PATTERN' });
+    expect(h.co.partsRunning().parts.rules).toEqual({ version: 'r2', since: r.at });
+  });
 });

@@ -1,0 +1,76 @@
+// observed/<node>: built from the agent's inputs every refresh, written when it changed and at
+// most once per interval. "Changed" ignores noise: CPU counts in 5-point steps and RSS in 10 %
+// steps, so an idle agent writes nothing but its lease keepalive (docs/fleet.md, "Write rate").
+import { SCHEMA, type ObservedValue } from './keys.js';
+import type { FleetInputs } from './inputs.js';
+
+const LOSS_WINDOW_MS = 60_000;
+
+export class ObservedBuilder {
+  private lossSamples: Array<{ t: number; lost: number }> = [];
+  private cpuPrev: { t: number; usage: NodeJS.CpuUsage } | null = null;
+  private cpuPct = 0;
+
+  constructor(
+    private readonly node: string,
+    private readonly inputs: FleetInputs,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Samples CPU and loss (call every refresh, so the rates cover the recent past). */
+  sample(): void {
+    const t = this.now();
+    const usage = process.cpuUsage();
+    if (this.cpuPrev && t > this.cpuPrev.t) {
+      const us = usage.user - this.cpuPrev.usage.user + (usage.system - this.cpuPrev.usage.system);
+      this.cpuPct = (us / 1000 / (t - this.cpuPrev.t)) * 100;
+    }
+    this.cpuPrev = { t, usage };
+    this.lossSamples.push({ t, lost: this.inputs.lostTotal() });
+    while (this.lossSamples.length > 2 && this.lossSamples[1]!.t <= t - LOSS_WINDOW_MS) this.lossSamples.shift();
+  }
+
+  /** records lost per second over the last minute */
+  lostRate(): number {
+    const a = this.lossSamples[0];
+    const b = this.lossSamples[this.lossSamples.length - 1];
+    if (!a || !b || b.t <= a.t) return 0;
+    return Math.max(0, (b.lost - a.lost) / ((b.t - a.t) / 1000));
+  }
+
+  build(desired: { bundle: string | null; revision: number } | null): ObservedValue {
+    const r = this.inputs.reload();
+    const checks = this.inputs.checkStates();
+    const h = this.inputs.health();
+    const usage = this.inputs.usage?.();
+    const last = this.lossSamples[this.lossSamples.length - 1];
+    return {
+      schema: SCHEMA,
+      node: this.node,
+      at: new Date(this.now()).toISOString(),
+      parts: Object.fromEntries(Object.entries(r.parts).map(([k, p]) => [k, { version: p.version, since: p.since }])),
+      generation: r.generation,
+      last_reload: r.lastReload,
+      health: { status: h.status, reasons: h.reasons.map((x) => ({ kind: x.kind, message: x.message })) },
+      lost_rate: Math.round(this.lostRate() * 1000) / 1000,
+      lost_total: last?.lost ?? this.inputs.lostTotal(),
+      agent_cpu: Math.round((usage?.cpuPct ?? this.cpuPct) * 10) / 10,
+      agent_rss: usage?.rssBytes ?? process.memoryUsage.rss(),
+      checks,
+      checks_critical: checks.critical ?? 0,
+      alerts_firing: this.inputs.firingAlerts().length,
+      desired,
+      bundle: null,
+    };
+  }
+}
+
+/** What must change for observed/<node> to be written again. */
+export function observedSignature(v: ObservedValue): string {
+  const { at: _at, agent_cpu, agent_rss, lost_total: _lt, ...rest } = v;
+  return JSON.stringify({
+    ...rest,
+    cpu: Math.round(agent_cpu / 5),
+    rss: agent_rss > 0 ? Math.round(Math.log(agent_rss) / Math.log(1.1)) : 0,
+  });
+}
