@@ -16,9 +16,9 @@ export const BPF_PRODUCE = join(ROOT, 'bench/build/bpf-produce');
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The benchmark helpers the faults drive (make -C bench; gitignored, so built on first use). */
+/** The benchmark helpers the faults drive (make -C bench; gitignored, so built on first use).
+ *  Always through make: it rebuilds a helper whose source changed since, cheaply otherwise. */
 export function buildBenchHelpers(): void {
-  if (existsSync(FORKEXEC) && existsSync(BPF_PRODUCE)) return;
   execFileSync('make', ['-s', '-C', join(ROOT, 'bench'), 'build/forkexec', 'build/bpf-produce'], { stdio: 'inherit' });
 }
 

@@ -125,7 +125,8 @@ describe.skipIf(!bpfEnabled || !benchProduceEnabled)('fault: 5× overload of the
     producer.stderr!.on('data', (b) => (err += b));
 
     const [statsAt, metricsAt, alertAt] = await Promise.all([firstTrue(statsLost, 100, 6000), firstTrue(metricsLost, 100, 6000), firstTrue(alertRaised, 100, 6000)]);
-    await exited(producer);
+    const producerCode = await exited(producer);
+    expect(producerCode, `the producer: ${err}`).toBe(0);
     const prod = JSON.parse(out) as Produced;
     const onset = (JSON.parse(err.trim().split('\n').find((l) => l.includes('first_loss'))!) as { first_loss_epoch_ms: number; after_s: number });
     const after = await stats(d);
