@@ -25,7 +25,6 @@ import { buildReloadParts, type LiveSlots } from './live.js';
 import { SensorReloader, objectPaths } from './sensor-reload.js';
 import { Unavailable } from '../checks/index.js';
 import { startIntegrations } from './integrations.js';
-import { createFleet } from './fleet.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -88,7 +87,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     });
 
     // redaction, identity, alert delivery, OTLP (issue 17)
-    const integ = startIntegrations(cfg, log);
+    const integ = await startIntegrations(cfg, log);
     cleanups.push(() => integ.close());
 
     const listeners = new Set<EventListener>();
@@ -247,8 +246,9 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     );
     // fleet (issue 14): created here for the view, started once the API listens
     let tcpApi: { host: string; port: number } | null = null;
+    // etcd3 and gRPC cost ~34 MB of RSS: loaded only when the config has a fleet section
     const fleet = cfg.fleet
-      ? createFleet(cfg, cfg.fleet, log, {
+      ? (await import('./fleet.js')).createFleet(cfg, cfg.fleet, log, {
           health: () => health.report(),
           lostTotal: () => {
             const t = pipeline.accounting().totals;

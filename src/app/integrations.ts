@@ -9,7 +9,7 @@ import { IdentityCache, identityMatches, hasIdentityFilter, type Enriched, type 
 import { Outbox } from '../store/index.js';
 import { Redactor } from '../export/redact.js';
 import { AlertDelivery, createSender, outboundAlert, type OutboundAlert, type OutputStats } from '../export/alerts/index.js';
-import { OtlpExport, type OtlpProcessRow } from '../export/otlp/index.js';
+import type { OtlpExport, OtlpProcessRow } from '../export/otlp/index.js';
 import { WallClock } from '../kernel/index.js';
 import { hostname } from 'node:os';
 import { VERSION } from '../shared/version.js';
@@ -73,7 +73,10 @@ export interface AgentIntegrations {
   close(): Promise<void>;
 }
 
-export function startIntegrations(cfg: AgentConfig, log: Logger): AgentIntegrations {
+export async function startIntegrations(cfg: AgentConfig, log: Logger): Promise<AgentIntegrations> {
+  // The OpenTelemetry SDK and its protobuf exporters cost ~23 MB of RSS and 0.25 s of start-up:
+  // loaded only when export.otlp asks for them.
+  const otlpModule = cfg.export.otlp !== null ? await import('../export/otlp/index.js') : null;
   const redactor = Redactor.fromConfig(cfg.export);
   const identity = new IdentityCache();
   let delivery: AlertDelivery | null = null;
@@ -94,9 +97,9 @@ export function startIntegrations(cfg: AgentConfig, log: Logger): AgentIntegrati
       delivery.start();
       log.info({ outputs: cfg.alerts.outputs.map((o) => o.name) }, 'alerts: delivering to outputs');
     }
-    if (cfg.export.otlp !== null) {
+    if (cfg.export.otlp !== null && otlpModule !== null) {
       const clock = new WallClock();
-      otlp = new OtlpExport(cfg.export.otlp, { log, version: VERSION, node, epochMs: (ns) => clock.epochMs(ns) });
+      otlp = new otlpModule.OtlpExport(cfg.export.otlp, { log, version: VERSION, node, epochMs: (ns) => clock.epochMs(ns) });
       const o = otlp;
       closers.push(() => o.close());
       log.info({ endpoint: cfg.export.otlp.endpoint, protocol: cfg.export.otlp.protocol }, 'otlp: exporting metrics and logs');
