@@ -77,7 +77,7 @@ export class FakeCri {
   async stop(): Promise<void> {
     const s = this.server;
     this.server = null;
-    if (s) await new Promise<void>((r) => s.tryShutdown(() => r()));
+    s?.forceShutdown();
   }
 
   /** Serves again on the same socket. */
