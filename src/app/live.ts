@@ -64,7 +64,17 @@ export function buildReloadParts(ctx: LiveContext): ReloadParts {
   // integrations (tests' agents), they wait for a restart
   const integrationSection = (s: 'alerts' | 'export' | 'identity'): SectionApplier =>
     integ
-      ? { notLive: notLiveIn(s), apply: (next) => integ.apply(s, next) }
+      ? {
+          notLive: notLiveIn(s),
+          apply: async (next, keys) => {
+            await integ.apply(s, next);
+            // new patterns also mask the argv of processes the table already holds
+            if (keys.some((k) => k.startsWith('export.redact'))) {
+              const n = ctx.table.redactAgain();
+              if (n > 0) log.info({ processes: n }, 'export.redact: argv of known processes masked with the new patterns');
+            }
+          },
+        }
       : { notLive: notLiveIn(s, (k) => `${k}: this agent runs without live integrations`) };
   const sensorKey = (k: string) => ctx.sensors?.takesKey(k) ?? false;
   const sections: Record<ConfigSection, SectionApplier> = {
