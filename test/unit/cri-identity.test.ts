@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CriClient, CriError } from '../../src/host/cri.js';
 import { CriIdentity, identityFromPath, identityMatches, type ProcessIdentity } from '../../src/process/index.js';
 import { splitImage } from '../../src/export/otlp/index.js';
+import { criLine } from '../../src/cli/status.js';
 import { FakeCri } from '../helpers/cri-server.js';
 
 const hex = (c: string) => c.repeat(64);
@@ -130,6 +131,8 @@ describe('CRI socket: the client and the identity lookups', () => {
     await until(() => ci.stats().failed >= 2);
     expect(ci.stats()).toMatchObject({ state: 'failing', pending: 1, last_error: expect.stringContaining('later.sock') });
     expect(ci.problem()).toMatch(/later\.sock.*pod name, namespace and image are absent/);
+    // patrol status
+    expect(criLine(ci.stats() as never)).toMatch(/^\S+later\.sock: failing · resolved 0 · not found 0 · pending 1 · failed \d+ \(last: CRI socket \S+later\.sock: unavailable/);
     expect(id.podName).toBeUndefined();
     // the runtime comes up on that socket: the waiting container is answered
     const late = await FakeCri.start(sock);
@@ -137,6 +140,7 @@ describe('CRI socket: the client and the identity lookups', () => {
     await until(() => id.podName === 'late-pod', 10_000);
     expect(ci.stats()).toMatchObject({ state: 'ok', pending: 0, last_error: null });
     expect(ci.problem()).toBeNull();
+    expect(criLine(ci.stats() as never)).toMatch(/later\.sock: ok \(fakecri 1\.0\.0\) · resolved 1 · not found 0 · pending 0 · failed \d+$/);
     ci.close();
     await late.stop();
   });
