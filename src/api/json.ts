@@ -311,7 +311,8 @@ export function statsJson(view: AgentView, now = Date.now()): StatsJson {
     ring: s.ring === null ? null : (snakeJson(s.ring) as Record<string, unknown>),
     store: s.store === null ? null : (snakeJson(s.store) as Record<string, unknown>),
     health: s.health ?? { status: 'ok', reasons: [] },
-    ...(s.alerts ? { alerts: snakeJson(s.alerts) as Record<string, Record<string, unknown>> } : {}),
+    // keyed by output name: the names are the user's, kept as written
+    ...(s.alerts ? { alerts: Object.fromEntries(Object.entries(s.alerts).map(([name, o]) => [name, snakeJson(o) as Record<string, unknown>])) } : {}),
     ...(s.export ? { export: snakeJson(s.export) as Record<string, unknown> } : {}),
     consumers: Object.fromEntries(
       Object.entries(s.consumers ?? {}).map(([k, c]) => [k, { errors: c.errors, last_error: c.lastError, last_error_at: c.lastErrorAt === null ? null : new Date(c.lastErrorAt).toISOString() }]),
