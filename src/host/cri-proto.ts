@@ -2,8 +2,8 @@
 // needs: four read-only calls of RuntimeService and, of their messages, only the fields read
 // here. Written for patrol; the package, service, method names and field numbers are those of
 // the CRI API (a protobuf reader skips the fields a message has and this one does not name).
-// Used by the client (cri.ts) and by the tests' stand-in runtime.
-import protobuf from 'protobufjs';
+// Used by the client (cri.ts) and by the tests' stand-in runtime. protobufjs is loaded on first
+// use: most agents and every `patrol trace` without pods never need it.
 
 export const CRI_PROTO = `
 syntax = "proto3";
@@ -74,12 +74,17 @@ export interface UnaryMethod {
 
 export type CriMethod = 'Version' | 'PodSandboxStatus' | 'ListContainers' | 'ContainerStatus';
 
-let service: Record<CriMethod, UnaryMethod> | null = null;
+let service: Promise<Record<CriMethod, UnaryMethod>> | null = null;
 
 /** RuntimeService's four methods, with their protobuf codecs (field names as in the .proto:
  *  snake_case; unset strings read as ''). */
-export function runtimeService(): Record<CriMethod, UnaryMethod> {
-  if (service !== null) return service;
+export function runtimeService(): Promise<Record<CriMethod, UnaryMethod>> {
+  service ??= build();
+  return service;
+}
+
+async function build(): Promise<Record<CriMethod, UnaryMethod>> {
+  const { default: protobuf } = await import('protobufjs');
   const root = protobuf.parse(CRI_PROTO, { keepCase: true }).root;
   const svc = root.lookupService('runtime.v1.RuntimeService');
   const codec = (name: string) => {
@@ -104,6 +109,5 @@ export function runtimeService(): Record<CriMethod, UnaryMethod> {
       originalName: m.name,
     };
   }
-  service = out;
   return out;
 }

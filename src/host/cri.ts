@@ -5,10 +5,22 @@
 // (src/process/cri-identity.ts) asks once per container, off the event path.
 //
 // `auto` looks for the usual sockets each time it has none (a runtime may start after patrol).
+// @grpc/grpc-js is loaded at the first lookup (~0.2 s of module loading nobody without pods
+// should pay at start).
 import { existsSync } from 'node:fs';
-import grpc from '@grpc/grpc-js';
+import type * as Grpc from '@grpc/grpc-js';
 import { PatrolError } from '../shared/errors.js';
-import { runtimeService, type CriMethod } from './cri-proto.js';
+import { runtimeService, type CriMethod, type UnaryMethod } from './cri-proto.js';
+
+type GrpcModule = typeof Grpc;
+let grpcLoad: Promise<GrpcModule> | null = null;
+// a CommonJS module: its exports are the namespace's default
+const loadGrpc = (): Promise<GrpcModule> => (grpcLoad ??= import('@grpc/grpc-js').then((m) => (m as unknown as { default: GrpcModule }).default));
+// gRPC status codes (fixed by the gRPC protocol)
+const NOT_FOUND = 5;
+const DEADLINE_EXCEEDED = 4;
+const UNIMPLEMENTED = 12;
+const UNAVAILABLE = 14;
 
 /** Where runtimes put their CRI socket, in the order `auto` tries them. */
 export const CRI_SOCKETS: readonly string[] = [
@@ -64,7 +76,9 @@ const obj = (v: unknown): Row => (typeof v === 'object' && v !== null ? (v as Ro
 const IMAGE_ID = /^(?:sha256:)?[0-9a-f]{64}$/;
 
 export class CriClient {
-  private client: grpc.Client | null = null;
+  private client: Grpc.Client | null = null;
+  private methods: Record<CriMethod, UnaryMethod> | null = null;
+  private grpc: GrpcModule | null = null;
   private path: string | null = null;
   private info: CriRuntimeInfo | null = null;
 
@@ -83,7 +97,9 @@ export class CriClient {
   /** What the runtime says of container `id`; null when it knows no such container or sandbox.
    *  Rejects with a CriError when the runtime cannot be asked. */
   async describe(id: string): Promise<CriContainerFacts | null> {
-    this.connect();
+    this.grpc ??= await loadGrpc();
+    this.methods ??= await runtimeService();
+    this.connect(this.grpc);
     if (this.info === null) {
       const v = await this.call('Version', { version: 'v1' });
       this.info = { name: str(v.runtime_name) ?? 'unknown', version: str(v.runtime_version) ?? '' };
@@ -116,7 +132,7 @@ export class CriClient {
     this.client = null;
   }
 
-  private connect(): void {
+  private connect(grpc: GrpcModule): void {
     if (this.client !== null) return;
     let path = this.opts.socket;
     if (path === 'auto') {
@@ -138,15 +154,16 @@ export class CriClient {
     try {
       return await this.call(method, req);
     } catch (e) {
-      if (e instanceof CriError && e.grpcCode === grpc.status.NOT_FOUND) return null;
+      if (e instanceof CriError && e.grpcCode === NOT_FOUND) return null;
       throw e;
     }
   }
 
   private call(method: CriMethod, req: object): Promise<Row> {
-    const m = runtimeService()[method];
+    const m = this.methods![method];
     const client = this.client!;
     const path = this.path!;
+    const grpc = this.grpc!;
     return new Promise((resolve, reject) => {
       client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(), { deadline: Date.now() + this.opts.timeoutMs }, (err, res) => {
         if (err === null && res !== undefined) return resolve(res);
@@ -172,15 +189,15 @@ function podFacts(res: Row): Pick<CriContainerFacts, 'podName' | 'podNamespace' 
   return out;
 }
 
-function toCriError(err: grpc.ServiceError | null, path: string, method: string, timeoutMs: number): CriError {
+function toCriError(err: Grpc.ServiceError | null, path: string, method: string, timeoutMs: number): CriError {
   const code = err?.code;
   const detail = err?.details || err?.message || 'no answer';
   switch (code) {
-    case grpc.status.UNAVAILABLE:
+    case UNAVAILABLE:
       return new CriError('E_CRI_UNAVAILABLE', `CRI socket ${path}: unavailable (${detail})`, code);
-    case grpc.status.DEADLINE_EXCEEDED:
+    case DEADLINE_EXCEEDED:
       return new CriError('E_CRI_TIMEOUT', `CRI socket ${path}: ${method} took longer than ${timeoutMs} ms`, code);
-    case grpc.status.UNIMPLEMENTED:
+    case UNIMPLEMENTED:
       return new CriError('E_CRI_UNIMPLEMENTED', `CRI socket ${path}: ${method} is not implemented (not a CRI runtime.v1 endpoint, or its CRI plugin is off)`, code);
     default:
       return new CriError('E_CRI', `CRI socket ${path}: ${method}: ${detail}`, code);

@@ -44,7 +44,7 @@ export class FakeCri {
   }
 
   private async listen(): Promise<void> {
-    const svc = runtimeService();
+    const svc = await runtimeService();
     const server = new grpc.Server();
     const notFound = (what: string) => ({ code: grpc.status.NOT_FOUND, details: `${what} not found` });
     const answer = <T>(m: CriMethod, f: (req: Record<string, any>) => T | { code: number; details: string }) =>
