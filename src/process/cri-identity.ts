@@ -32,7 +32,8 @@ export interface CriStats {
   /** `containerd 1.7.27`, once the runtime answered */
   runtime: string | null;
   /** off: no socket configured; idle: no pod container seen yet; ok: the last lookup succeeded;
-   *  absent: `auto` found no socket; failing: the last lookup failed (last_error says why) */
+   *  absent: `auto` found no CRI endpoint (no socket, or one without the CRI: Docker's own
+   *  containerd); failing: the last lookup failed (last_error says why) */
   state: CriState;
   /** containers the runtime described */
   resolved: number;
@@ -209,7 +210,10 @@ export class CriIdentity {
   private failed(cid: string, e: unknown): void {
     this.counts.failed++;
     const code = (e as { code?: unknown }).code;
-    this.state = code === 'E_CRI_ABSENT' ? 'absent' : 'failing';
+    // under `auto`, a socket that does not serve the CRI (Docker's containerd, whose CRI plugin
+    // is off, on a host running kind) is no CRI endpoint, not a fault
+    const none = code === 'E_CRI_ABSENT' || (this.configured === 'auto' && code === 'E_CRI_UNIMPLEMENTED');
+    this.state = none ? 'absent' : 'failing';
     this.lastError = (e as Error).message ?? String(e);
     // asked again first, once the backoff is over
     if (this.waiting.has(cid)) this.queue.unshift(cid);

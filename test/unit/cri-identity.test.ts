@@ -145,6 +145,30 @@ describe('CRI socket: the client and the identity lookups', () => {
     await late.stop();
   });
 
+  it('identity: a socket without the CRI is a fault when configured, "absent" under auto (Docker\'s containerd)', async () => {
+    const grpc = (await import('@grpc/grpc-js')).default;
+    const sock = join(dir, 'nocri.sock');
+    const bare = new grpc.Server();
+    await new Promise<void>((res, rej) => bare.bindAsync(`unix://${sock}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
+    try {
+      await expect(client(sock).describe(hex('a'))).rejects.toMatchObject({ code: 'E_CRI_UNIMPLEMENTED' });
+      const explicit = new CriIdentity(client(sock), sock, { retryMinMs: 1000 });
+      explicit.want(identityFromPath(podPath(hex('a'))));
+      await until(() => explicit.stats().failed === 1);
+      expect(explicit.stats().state).toBe('failing');
+      expect(explicit.problem()).toMatch(/not implemented/);
+      explicit.close();
+      const auto = new CriIdentity(client(sock), 'auto', { retryMinMs: 1000 });
+      auto.want(identityFromPath(podPath(hex('a'))));
+      await until(() => auto.stats().failed === 1);
+      expect(auto.stats().state).toBe('absent');
+      expect(auto.problem()).toBeNull();
+      auto.close();
+    } finally {
+      bare.forceShutdown();
+    }
+  });
+
   it('identity: bounded: lookups in flight, containers waiting; a slow runtime never blocks want()', async () => {
     cri.delayMs = 200;
     let inFlight = 0;
