@@ -58,6 +58,11 @@ export interface ProcessJson {
   container_id: string | null;
   pod_uid: string | null;
   pod_qos: string | null;
+  /** from the CRI socket (null until it answered, or without one) */
+  pod_name: string | null;
+  pod_namespace: string | null;
+  container_name: string | null;
+  image: string | null;
 }
 
 export interface ProcessListJson {
@@ -129,7 +134,7 @@ export interface TopJson {
 
 export interface HealthJson {
   status: 'ok' | 'degraded';
-  /** why degraded, each with its kind: store, consumer, loss, sensor (empty when ok) */
+  /** why degraded, each with its kind: store, consumer, loss, sensor, identity (empty when ok) */
   reasons: Array<{ kind: string; message: string }>;
   version: string;
   pid: number;
@@ -236,6 +241,10 @@ export function processJson(e: ProcessEntry, clock: Clock, states: StatesView | 
     container_id: e.identity?.containerId ?? null,
     pod_uid: e.identity?.podUid ?? null,
     pod_qos: e.identity?.podQos ?? null,
+    pod_name: e.identity?.podName ?? null,
+    pod_namespace: e.identity?.podNamespace ?? null,
+    container_name: e.identity?.containerName ?? null,
+    image: e.identity?.image ?? null,
   };
   if (e.commRaw) o.comm_raw = e.commRaw.toString('base64');
   if (e.filenameRaw) o.filename_raw = e.filenameRaw.toString('base64');
@@ -302,7 +311,8 @@ export function statsJson(view: AgentView, now = Date.now()): StatsJson {
     ring: s.ring === null ? null : (snakeJson(s.ring) as Record<string, unknown>),
     store: s.store === null ? null : (snakeJson(s.store) as Record<string, unknown>),
     health: s.health ?? { status: 'ok', reasons: [] },
-    ...(s.alerts ? { alerts: snakeJson(s.alerts) as Record<string, Record<string, unknown>> } : {}),
+    // keyed by output name: the names are the user's, kept as written
+    ...(s.alerts ? { alerts: Object.fromEntries(Object.entries(s.alerts).map(([name, o]) => [name, snakeJson(o) as Record<string, unknown>])) } : {}),
     ...(s.export ? { export: snakeJson(s.export) as Record<string, unknown> } : {}),
     consumers: Object.fromEntries(
       Object.entries(s.consumers ?? {}).map(([k, c]) => [k, { errors: c.errors, last_error: c.lastError, last_error_at: c.lastErrorAt === null ? null : new Date(c.lastErrorAt).toISOString() }]),

@@ -75,6 +75,10 @@ export const processSchema = {
     container_id: nullable('string'),
     pod_uid: nullable('string'),
     pod_qos: nullable('string'),
+    pod_name: nullable('string'),
+    pod_namespace: nullable('string'),
+    container_name: nullable('string'),
+    image: nullable('string'),
   } satisfies Fields<ProcessJson>,
   required: ['exec_id', 'pid', 'ppid', 'parent_exec_id', 'comm', 'state', 'start_time', 'start_ns'],
 } as const;
@@ -178,11 +182,15 @@ export const statsRoute = {
 const commFilter = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 64 } as const;
 const uidFilter = { type: 'integer', minimum: 0, maximum: UID_MAX } as const;
 const pidFilter = { type: 'integer', minimum: 1, maximum: PID_MAX } as const;
-/** cgroup identity filters (issue 17): a unit name, a container id or pod uid (or a prefix) */
+/** A pod filter: a uid or a prefix of it, or a pod's name, alone or after its namespace. */
+export const POD_FILTER_PATTERN = '^(?:[0-9a-fA-F-]{1,36}|(?:[a-z0-9][-a-z0-9]{0,62}/)?[a-z0-9][-a-z0-9.]{0,252})$';
+
+/** cgroup identity filters (issue 17): a unit name, a container id (or a prefix), a pod uid (or a
+ *  prefix) or name */
 export const identityFilters = {
   unit: { type: 'string', minLength: 1, maxLength: 256 },
   container: { type: 'string', pattern: '^[0-9a-fA-F]{1,64}$' },
-  pod: { type: 'string', pattern: '^[0-9a-fA-F-]{1,36}$' },
+  pod: { type: 'string', pattern: POD_FILTER_PATTERN },
 } as const;
 
 export const processesRoute = {

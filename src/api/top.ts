@@ -31,8 +31,10 @@ export function registerTopRoutes(app: FastifyInstance, view: AgentView, prefix:
       const limit = req.query.limit ?? 20;
       let rows = r.top({ windowMs, sort: req.query.sort ?? 'cpu', limit: hasIdentityFilter(req.query) ? 10_000 : limit, byCgroup });
       if (hasIdentityFilter(req.query)) {
-        // a row's identity is what its cgroup path proves (exited and aggregated rows keep the path)
-        rows = (rows as Array<{ cgroup: string | null }>).filter((x) => x.cgroup !== null && identityMatches(identityFromPath(x.cgroup), req.query)).slice(0, limit) as typeof rows;
+        // a row's identity: the agent's for its cgroup (with pod names from the CRI), else what its
+        // cgroup path proves (exited and aggregated rows keep the path)
+        const of = (x: { cgroup: string | null; cgroup_id: string | null }) => (x.cgroup_id !== null ? view.identityOf?.(BigInt(x.cgroup_id)) : null) ?? (x.cgroup !== null ? identityFromPath(x.cgroup) : null);
+        rows = (rows as Array<{ cgroup: string | null; cgroup_id: string | null }>).filter((x) => identityMatches(of(x), req.query)).slice(0, limit) as typeof rows;
       }
       if (fields !== null) {
         return sendPlain(reply, { window: formatDurationMs(windowMs), window_ms: windowMs, sort: req.query.sort ?? 'cpu', group: byCgroup ? 'cgroup' : 'process', sweep: r.sweep, rows: pick(rows as object[], fields) });

@@ -4,6 +4,7 @@ import type { EventType, LifecycleEvent, StateStreamEvent, TypeAccounting } from
 import type { Enriched, ProcessTable, ProcessTableStats, ProcState, RqStats, StuckD, ZombieInfo } from '../process/index.js';
 import type { RingStats } from '../kernel/index.js';
 import type { ExplainView } from './explain.js';
+import type { ProcessIdentity } from '../process/index.js';
 import type { ChecksView } from './checks.js';
 import type { FleetView } from './fleet.js';
 import type { NodeStrip, ProcessHistory, TopGroup, TopRow, TopSort } from '../metrics/index.js';
@@ -68,7 +69,7 @@ export interface AgentStats {
 
 export interface HealthReportView {
   status: 'ok' | 'degraded';
-  reasons: Array<{ kind: 'store' | 'consumer' | 'loss' | 'sensor'; message: string }>;
+  reasons: Array<{ kind: 'store' | 'consumer' | 'loss' | 'sensor' | 'identity'; message: string }>;
 }
 
 export type EventListener = (ev: LifecycleEvent, en: Enriched) => void;
@@ -112,6 +113,9 @@ export interface AgentView {
   checks?: ChecksView;
   /** Resource windows and /metrics; absent when metrics are disabled. */
   resources?: ResourcesView;
+  /** the identity of a cgroup id as the agent has it (with the CRI's pod names), without
+   *  resolving anything; absent or null: what the cgroup path proves is used */
+  identityOf?(cgroupId: bigint): ProcessIdentity | null;
   /** fleet state on etcd, when the config has a `fleet` section */
   fleet?: FleetView;
   /** `patrol reload` (POST /v1/reload): config, sensors, rules and checks; absent: 404 */

@@ -178,7 +178,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           gStream.fail(e);
         }
       }
-      if (integ.onLifecycle) integ.onLifecycle(ev, en);
+      integ.onLifecycle(ev, en);
     };
     const objects = objectPaths(cfg.agent.bpfDir);
     const pipeline = LifecyclePipeline.start({ ...cfg.lifecycle, ...integ.tableHooks }, log, onEvent, { objectPath: objects.lifecycle });
@@ -230,6 +230,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
         const m = pipeline.missingPrograms();
         return m.length ? [`lifecycle programs not attached: ${m.join(', ')}`] : [];
       },
+      identity: () => integ.problems(),
     }, Date.now, () => slots.checks?.service.agentFiguresChanged());
     health.start();
     healthRef = health;
@@ -240,7 +241,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
     const coordinator = new ReloadCoordinator(
       cfg,
       buildReloadParts({
-        log, loadOpts, store, table: pipeline.table, states, slots, startRules, startChecks, startResources,
+        log, loadOpts, store, table: pipeline.table, states, slots, startRules, startChecks, startResources, integrations: integ,
         sensors: new SensorReloader({ lifecycle: pipeline, states, log, config: cfg }),
       }),
     );
@@ -303,6 +304,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
       get resources() {
         return slots.resources ? resourcesView(slots.resources) : undefined;
       },
+      identityOf: (id) => integ.identity.peek(id),
       reload: (req) => coordinator.reload({ trigger: 'api', ...(req.sensors ? { sensors: true } : {}) }),
       reloadStatus: () => coordinator.status(),
       ...(fleet ? { fleet: fleet.view } : {}),

@@ -1,5 +1,6 @@
 // The config sections of issue 17 (docs/config.md, docs/alerts.md, docs/otlp.md,
-// docs/redaction.md): `alerts` (delivery outputs) and `export` (OTLP, argv redaction). Same
+// docs/redaction.md, docs/identity.md): `alerts` (delivery outputs), `export` (OTLP, argv
+// redaction) and `identity` (the CRI socket for pod names and images). Same
 // rules as config.ts: snake_case in the file, strict keys, every problem reported at once.
 import { z } from 'zod';
 import { RedactPatternError, checkPatterns } from '../export/redact.js';
@@ -17,9 +18,17 @@ export interface ExportConfig {
   otlp: OtlpConfig | null;
 }
 
+export interface IdentityConfig {
+  /** the CRI socket: a path, `auto` (the usual sockets, src/host/cri.ts CRI_SOCKETS), or null: off */
+  criSocket: string | null;
+  /** deadline of each CRI call */
+  criTimeoutMs: number;
+}
+
 export interface IntegrationsConfig {
   alerts: AlertsConfig;
   export: ExportConfig;
+  identity: IdentityConfig;
 }
 
 const MS = { s: 1_000, m: 60_000, h: 3_600_000 };
@@ -111,13 +120,20 @@ export const exportSection = section({
     .default(null),
 }).default({});
 
+export const identitySection = section({
+  cri_socket: leaf((v) =>
+    v === null || v === 'auto' ? v : typeof v === 'string' && v.startsWith('/') ? v : new Bad('expected auto, an absolute path of a CRI socket, or null (off)'),
+  ).default('auto'),
+  cri_timeout: duration(100, MS.m).default('2s'),
+}).default({});
+
 type FileOutput = z.output<typeof outputSchema>;
 
 function outputName(o: FileOutput): string {
   return o.name ?? `${o.type}:${o.type === 'file' ? o.path : o.url}`;
 }
 
-export function integrationsFromFile(f: { alerts: z.output<typeof alertsSection>; export: z.output<typeof exportSection> }): IntegrationsConfig {
+export function integrationsFromFile(f: { alerts: z.output<typeof alertsSection>; export: z.output<typeof exportSection>; identity: z.output<typeof identitySection> }): IntegrationsConfig {
   const outputs = f.alerts.outputs.map((o): AlertOutputConfig => {
     const base = { name: outputName(o), groupWaitMs: o.group_wait, maxBatch: o.max_batch, ratePerMinute: o.rate_limit };
     switch (o.type) {
@@ -137,6 +153,7 @@ export function integrationsFromFile(f: { alerts: z.output<typeof alertsSection>
       redactDefaults: f.export.redact_defaults,
       otlp: x === null ? null : { endpoint: x.endpoint, protocol: x.protocol, headers: { ...x.headers }, intervalMs: x.interval, timeoutMs: x.timeout, queueMax: x.queue_max, events: [...x.events] },
     },
+    identity: { criSocket: f.identity.cri_socket, criTimeoutMs: f.identity.cri_timeout },
   };
 }
 
@@ -144,6 +161,7 @@ export function integrationsFromFile(f: { alerts: z.output<typeof alertsSection>
 export function integrationsToFile(c: DeepPartial<IntegrationsConfig>, dur: (ms: number | undefined) => unknown, bytes: (n: number | undefined) => unknown): Record<string, unknown> {
   const a = c.alerts;
   const e = c.export;
+  const id = c.identity;
   const outputs = a?.outputs as AlertOutputConfig[] | undefined;
   const otlp = e?.otlp as OtlpConfig | null | undefined;
   return {
@@ -171,5 +189,6 @@ export function integrationsToFile(c: DeepPartial<IntegrationsConfig>, dur: (ms:
           ? otlp
           : { endpoint: otlp.endpoint, protocol: otlp.protocol, headers: otlp.headers, interval: dur(otlp.intervalMs), timeout: dur(otlp.timeoutMs), queue_max: otlp.queueMax, events: otlp.events },
     },
+    identity: id && { cri_socket: id.criSocket, cri_timeout: dur(id.criTimeoutMs) },
   };
 }

@@ -19,7 +19,7 @@ import { formatDurationMs, formatSizeBytes } from './duration.js';
 import { Bad, autoBool, boolean, duration, hostname, integer, leaf, oneOf, optionalPath, path, section, size } from './config-schema.js';
 import { DELIVERY_POLICIES, type LifecycleConfig } from './lifecycle.js';
 import type { StateConfig } from './states.js';
-import { alertsSection, exportSection, integrationsFromFile, integrationsToFile, type IntegrationsConfig } from './config-integrations.js';
+import { alertsSection, exportSection, identitySection, integrationsFromFile, integrationsToFile, type IntegrationsConfig } from './config-integrations.js';
 import { fleetFromFile, fleetSection, fleetToFile, type FleetConfig } from './config-fleet.js';
 
 export type { FleetConfig } from './config-fleet.js';
@@ -32,7 +32,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** auto: pretty when the log goes to a terminal, else JSON lines */
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
-/** `alerts` and `export` (issue 17) are declared in config-integrations.ts. */
+/** `alerts`, `export` and `identity` (issue 17) are declared in config-integrations.ts. */
 export interface AgentConfig extends IntegrationsConfig {
   log: { level: LogLevel; format: LogFormat };
   lifecycle: Pick<
@@ -205,6 +205,7 @@ const FileSchema = section({
   fleet: fleetSection.nullable().default(null),
   alerts: alertsSection,
   export: exportSection,
+  identity: identitySection,
 });
 
 type FileConfig = z.output<typeof FileSchema>;
@@ -545,7 +546,7 @@ export function configToYaml(cfg: AgentConfig): string {
 // ------------------------------------------------------------------ reload support
 
 /** The top-level sections, in the order a reload reports them. */
-export const CONFIG_SECTIONS = ['log', 'lifecycle', 'state', 'store', 'api', 'agent', 'rules', 'checks', 'metrics', 'alerts', 'export', 'fleet'] as const;
+export const CONFIG_SECTIONS = ['log', 'lifecycle', 'state', 'store', 'api', 'agent', 'rules', 'checks', 'metrics', 'alerts', 'export', 'identity', 'fleet'] as const;
 export type ConfigSection = (typeof CONFIG_SECTIONS)[number];
 
 /** sha256 of the configuration's canonical content (the file form, keys sorted): the same

@@ -12,9 +12,11 @@ export interface HealthProbes {
   lost: () => number;
   /** sensors or programs that should run and do not, each named */
   missing: () => string[];
+  /** what identity lacks and why (a CRI socket that fails) */
+  identity?: () => string[];
 }
 
-export type HealthKind = 'store' | 'consumer' | 'loss' | 'sensor';
+export type HealthKind = 'store' | 'consumer' | 'loss' | 'sensor' | 'identity';
 
 export interface HealthReport {
   status: 'ok' | 'degraded';
@@ -77,6 +79,7 @@ export class HealthMonitor {
     const lost = cur.lost - base.lost;
     if (lost > 0) reasons.push({ kind: 'loss', message: `${lost} record${lost === 1 ? '' : 's'} lost in the last minute` });
     for (const m of this.probes.missing()) reasons.push({ kind: 'sensor', message: m });
+    for (const m of this.probes.identity?.() ?? []) reasons.push({ kind: 'identity', message: m });
     return { status: reasons.length ? 'degraded' : 'ok', reasons };
   }
 }

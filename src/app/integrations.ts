@@ -1,32 +1,24 @@
-// Issue 17's wiring: argv redaction and cgroup identity (hooks of the process table), alert
-// delivery (the store's outbox + src/export/alerts), OTLP export. The agent and `patrol trace`
-// call this; the logic lives in src/export and src/process.
+// Issue 17's wiring: argv redaction and cgroup identity (hooks of the process table), pod names
+// from the CRI socket, alert delivery (the store's outbox + src/export/alerts), OTLP export. The
+// agent and `patrol trace` call this; the logic lives in src/export, src/process and src/host. A
+// reload replaces redaction, delivery, OTLP and the CRI socket live (integrations-live.ts).
+import { hostname } from 'node:os';
 import type { Logger } from '../shared/log.js';
 import { PatrolError } from '../shared/errors.js';
 import type { LifecycleEvent } from '../shared/events.js';
 import type { Alert } from '../checks/index.js';
-import { IdentityCache, identityMatches, hasIdentityFilter, type Enriched, type IdentityFilter, type ProcessIdentity, type ProcessTableOptions } from '../process/index.js';
-import { Outbox } from '../store/index.js';
+import { CriIdentity, IdentityCache, identityMatches, hasIdentityFilter, type CriStats, type Enriched, type IdentityFilter, type ProcessIdentity, type ProcessTableOptions } from '../process/index.js';
 import { Redactor } from '../export/redact.js';
-import { AlertDelivery, createSender, outboundAlert, type OutboundAlert, type OutputStats } from '../export/alerts/index.js';
-import type { OtlpExport, OtlpProcessRow } from '../export/otlp/index.js';
-import { WallClock } from '../kernel/index.js';
-import { hostname } from 'node:os';
-import { VERSION } from '../shared/version.js';
+import { type OutboundAlert, type OutputStats } from '../export/alerts/index.js';
+import type { OtlpProcessRow } from '../export/otlp/index.js';
 import type { ResourcePipeline } from './resources.js';
 import { loadConfig, type AgentConfig } from './config.js';
 import type { ExportConfig } from './config-integrations.js';
+import { LiveAlerts, LiveCri, LiveOtlp, LiveRedaction, commitAll, loadOtlp, criSource, outboundAlert, prepareError, type Commit } from './integrations-live.js';
 
 export interface TableHooks {
   redactArgv?: ProcessTableOptions['redactArgv'];
   identify?: ProcessTableOptions['identify'];
-}
-
-function hooks(redactor: Redactor | null, identity: IdentityCache): TableHooks {
-  return {
-    ...(redactor !== null && redactor.patterns.length > 0 ? { redactArgv: (argv) => redactor.argv(argv) } : {}),
-    identify: (id, pid) => identity.get(id, pid),
-  };
 }
 
 // ------------------------------------------------------------------ patrol trace
@@ -35,6 +27,7 @@ export interface TraceIntegrations {
   tableHooks: TableHooks;
   /** --unit/--container/--pod, or null without them */
   filter: ((id: ProcessIdentity | null) => boolean) | null;
+  close(): void;
 }
 
 /** Redaction (the agent config's export section, or the defaults) and identity for `trace`.
@@ -42,8 +35,8 @@ export interface TraceIntegrations {
  *  a pipe, so anything else is refused (E_NO_REDACT). */
 export function traceIntegrations(o: { redact: boolean; config?: string; out: NodeJS.WritableStream; filter?: IdentityFilter }): TraceIntegrations {
   let redactor: Redactor | null = null;
+  const cfg = loadConfig(o.config !== undefined ? { path: o.config } : {});
   if (o.redact) {
-    const cfg = loadConfig(o.config !== undefined ? { path: o.config } : {});
     redactor = Redactor.fromConfig(cfg.export);
   } else {
     const tty = o.out === process.stdout && process.stdout.isTTY === true;
@@ -52,92 +45,132 @@ export function traceIntegrations(o: { redact: boolean; config?: string; out: No
     }
   }
   const f = o.filter ?? {};
-  return { tableHooks: hooks(redactor, new IdentityCache()), filter: hasIdentityFilter(f) ? (id) => identityMatches(id, f) : null };
+  // pod names from the CRI socket, as the agent's config says (a pod's first events may come
+  // before the runtime's answer: they lack the names, and `--pod <name>` does not match them)
+  const cri = new CriIdentity(criSource(cfg.identity), cfg.identity.criSocket);
+  const identity = new IdentityCache({ onResolved: (id) => cri.want(id) });
+  const tableHooks: TableHooks = {
+    ...(redactor !== null && redactor.patterns.length > 0 ? { redactArgv: (argv) => redactor.argv(argv) } : {}),
+    identify: (id, pid) => identity.get(id, pid),
+  };
+  return { tableHooks, filter: hasIdentityFilter(f) ? (id) => identityMatches(id, f) : null, close: () => cri.close() };
 }
 
 // ------------------------------------------------------------------ the agent
 
 export interface AgentIntegrations {
-  redactor: Redactor;
   identity: IdentityCache;
+  cri: CriIdentity;
+  /** the process table's hooks (installed for good: they read the running redactor) */
   tableHooks: TableHooks;
-  delivery: AlertDelivery | null;
-  /** queues an alert for the outputs (the check service calls it); undefined without outputs */
-  deliver?: (a: Alert, attribution: unknown) => OutboundAlert | null;
+  /** the alert as the outputs and OTLP get it, queued for delivery; null when it goes nowhere */
+  deliver: (a: Alert, attribution: unknown) => OutboundAlert | null;
   /** a lifecycle event, after the table applied it (OTLP logs) */
-  onLifecycle?: (ev: LifecycleEvent, en: Enriched) => void;
-  otlp: OtlpExport | null;
-  /** OTLP metrics, once the resource windows run */
+  onLifecycle: (ev: LifecycleEvent, en: Enriched) => void;
+  /** OTLP metrics read the resource windows; called again when they restart */
   attachResources(r: ResourcePipeline): void;
   stats(): { alerts?: Record<string, OutputStats>; export: Record<string, unknown> };
+  /** what the health report should say about these parts (a failing CRI socket) */
+  problems(): string[];
+  /** a reload's new `alerts`, `export` or `identity` section: everything is built first, then
+   *  swapped in; a part that cannot be built throws and nothing of the section changes */
+  apply(section: 'alerts' | 'export' | 'identity', next: AgentConfig): Promise<void>;
   close(): Promise<void>;
 }
 
+/** The node name of alerts and OTLP: the config, else $PATROL_NODE (a DaemonSet sets it from
+ *  spec.nodeName), else the host name. */
+function nodeName(cfg: AgentConfig): string {
+  return cfg.alerts.node ?? (process.env.PATROL_NODE || hostname());
+}
+
 export async function startIntegrations(cfg: AgentConfig, log: Logger): Promise<AgentIntegrations> {
-  // The OpenTelemetry SDK and its protobuf exporters cost ~23 MB of RSS and 0.25 s of start-up:
-  // loaded only when export.otlp asks for them.
-  const otlpModule = cfg.export.otlp !== null ? await import('../export/otlp/index.js') : null;
-  const redactor = Redactor.fromConfig(cfg.export);
-  const identity = new IdentityCache();
-  let delivery: AlertDelivery | null = null;
-  let outbox: Outbox<OutboundAlert> | null = null;
-  let otlp: OtlpExport | null = null;
-  // the node's name: the config, else $PATROL_NODE (a DaemonSet sets it from spec.nodeName), else the host name
-  const node = cfg.alerts.node ?? (process.env.PATROL_NODE || hostname());
-  const closers: Array<() => Promise<void> | void> = [];
+  const redaction = new LiveRedaction(cfg.export);
+  const liveCri = new LiveCri(cfg.identity);
+  const cri = liveCri.cri;
+  const identity = new IdentityCache({ onResolved: (id) => cri.want(id) });
+  const alerts = new LiveAlerts(cfg.store.path, log, redaction.text);
+  const otlp = new LiveOtlp(log);
+  let resources: ResourcePipeline | null = null;
+  let node = nodeName(cfg);
   try {
-    if (cfg.alerts.outputs.length > 0) {
-      const senders = cfg.alerts.outputs.map(createSender);
-      outbox = Outbox.open<OutboundAlert>(cfg.store.path, { maxRows: cfg.alerts.queueMax });
-      const ob = outbox;
-      closers.push(() => ob.close());
-      delivery = new AlertDelivery({ config: { ...cfg.alerts, node }, outbox, senders, log, redactText: (s) => redactor.text(s) });
-      const d = delivery;
-      closers.push(() => d.close());
-      delivery.start();
-      log.info({ outputs: cfg.alerts.outputs.map((o) => o.name) }, 'alerts: delivering to outputs');
-    }
-    if (cfg.export.otlp !== null && otlpModule !== null) {
-      const clock = new WallClock();
-      otlp = new otlpModule.OtlpExport(cfg.export.otlp, { log, version: VERSION, node, epochMs: (ns) => clock.epochMs(ns) });
-      const o = otlp;
-      closers.push(() => o.close());
-      log.info({ endpoint: cfg.export.otlp.endpoint, protocol: cfg.export.otlp.protocol }, 'otlp: exporting metrics and logs');
-    }
+    await loadOtlp(cfg.export.otlp);
+    await commitAll([otlp.prepare(cfg.export.otlp, node), alerts.prepare(cfg.alerts, node)]);
   } catch (e) {
-    void Promise.all(closers.reverse().map((c) => c()));
+    await Promise.allSettled([alerts.close(), otlp.close()]);
+    cri.close();
     throw e;
   }
-  const d = delivery;
-  const ox = otlp;
+
   const deliver = (a: Alert, attribution: unknown): OutboundAlert | null => {
-    const out = d ? d.enqueue(a, attribution) : outboundAlert(a, attribution, node, (s) => redactor.text(s));
+    const ox = otlp.exporter;
+    if (!alerts.hasOutputs && ox === null) return null;
+    const out = alerts.enqueue(a, attribution) ?? (ox ? outboundAlert(a, attribution, node, redaction.text) : null);
     if (out !== null) ox?.onAlert(out);
     return out;
   };
+
+  const apply = async (section: 'alerts' | 'export' | 'identity', next: AgentConfig): Promise<void> => {
+    let commits: Commit[];
+    try {
+      if (section === 'alerts') {
+        // the node name is also OTLP's host.name: a new one restarts the exporter (same settings)
+        const n = nodeName(next);
+        commits = [n !== node ? otlp.prepare(otlp.config, n) : null, alerts.prepare(next.alerts, n)];
+        await commitAll(commits);
+        node = n;
+        return;
+      }
+      if (section === 'export') {
+        await loadOtlp(next.export.otlp);
+        commits = [redaction.prepare(next.export), otlp.prepare(next.export.otlp, node)];
+      }
+      else commits = [liveCri.prepare(next.identity)];
+    } catch (e) {
+      throw prepareError(section, e);
+    }
+    await commitAll(commits);
+  };
+
   return {
-    redactor,
     identity,
-    tableHooks: hooks(redactor, identity),
-    delivery,
-    ...(d || ox ? { deliver } : {}),
-    ...(ox ? { onLifecycle: (ev: LifecycleEvent, en: Enriched) => ox.onLifecycle(ev, en) } : {}),
-    otlp: ox,
+    cri,
+    // always installed, so a reload can turn redaction on; no pattern: one null check per exec
+    tableHooks: { redactArgv: redaction.argv, identify: (id, pid) => identity.get(id, pid) },
+    deliver,
+    onLifecycle: otlp.onLifecycle,
     attachResources: (r) => {
-      if (ox === null) return;
+      resources = r;
       const names = r.metrics.registry.getMetricsAsArray().map((m) => ({ name: m.name, type: String(m.type), help: m.help }));
-      ox.attachMetrics({ processes: () => topProcessRows(r, identity), registry: () => r.metrics.registry.getMetricsAsJSON() as never }, names);
+      // read through `resources`: a reload of the metrics section restarts the windows
+      otlp.attachMetrics(
+        {
+          processes: () => (resources ? topProcessRows(resources, identity) : []),
+          registry: () => (resources ? (resources.metrics.registry.getMetricsAsJSON() as never) : ([] as never)),
+        },
+        names,
+      );
     },
-    stats: () => ({
-      ...(d ? { alerts: d.stats() } : {}),
-      export: {
-        redaction: { patterns: redactor.patterns.length, redacted: redactor.redacted },
-        identity: { ...identity.stats },
-        ...(ox ? { otlp: ox.stats() } : {}),
-      },
-    }),
+    stats: () => {
+      const as = alerts.stats();
+      const ox = otlp.exporter;
+      return {
+        ...(as ? { alerts: as } : {}),
+        export: {
+          redaction: redaction.stats(),
+          identity: { ...identity.stats, cri: cri.stats() satisfies CriStats },
+          ...(ox ? { otlp: ox.stats() } : {}),
+        },
+      };
+    },
+    problems: () => {
+      const p = cri.problem();
+      return p === null ? [] : [p];
+    },
+    apply,
     close: async () => {
-      for (const c of closers.reverse()) await c();
+      cri.close();
+      await Promise.allSettled([alerts.close(), otlp.close()]);
     },
   };
 }

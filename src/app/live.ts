@@ -12,6 +12,7 @@ import type { RulesService } from './rules.js';
 import type { AgentChecks } from './checks.js';
 import type { ResourcePipeline } from './resources.js';
 import type { StatePipeline } from './states.js';
+import type { AgentIntegrations } from './integrations.js';
 
 export interface LiveSlots {
   rules: RulesService | null;
@@ -32,6 +33,8 @@ export interface LiveContext {
   /** start the checks with this config (throws when checks.dir is not a directory) */
   startChecks(cfg: AgentConfig): AgentChecks | null;
   startResources(cfg: AgentConfig): Promise<ResourcePipeline>;
+  /** alert delivery, redaction, OTLP, the CRI socket (absent: those sections wait for a restart) */
+  integrations?: Pick<AgentIntegrations, 'apply'>;
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -49,8 +52,6 @@ function notLiveIn(section: ConfigSection, extra: (key: string) => string | null
   return (key) => {
     if (NOT_LIVE[key]) return NOT_LIVE[key]!;
     if (section === 'api') return `${key}: the API listeners carry this very request; they are bound at start`;
-    if (section === 'alerts') return `${key}: the alert outputs and their outbox start with the agent`;
-    if (section === 'export') return `${key}: redaction, identity and the OTLP exporter start with the agent`;
     if (section === 'fleet') return `${key}: the etcd session, its lease and the election start with the agent`;
     return extra(key);
   };
@@ -58,6 +59,23 @@ function notLiveIn(section: ConfigSection, extra: (key: string) => string | null
 
 export function buildReloadParts(ctx: LiveContext): ReloadParts {
   const { log, slots } = ctx;
+  const integ = ctx.integrations;
+  // alerts, export, identity: built anew and swapped in (integrations-live.ts); without the
+  // integrations (tests' agents), they wait for a restart
+  const integrationSection = (s: 'alerts' | 'export' | 'identity'): SectionApplier =>
+    integ
+      ? {
+          notLive: notLiveIn(s),
+          apply: async (next, keys) => {
+            await integ.apply(s, next);
+            // new patterns also mask the argv of processes the table already holds
+            if (keys.some((k) => k.startsWith('export.redact'))) {
+              const n = ctx.table.redactAgain();
+              if (n > 0) log.info({ processes: n }, 'export.redact: argv of known processes masked with the new patterns');
+            }
+          },
+        }
+      : { notLive: notLiveIn(s, (k) => `${k}: this agent runs without live integrations`) };
   const sensorKey = (k: string) => ctx.sensors?.takesKey(k) ?? false;
   const sections: Record<ConfigSection, SectionApplier> = {
     log: {
@@ -88,8 +106,9 @@ export function buildReloadParts(ctx: LiveContext): ReloadParts {
     // applied by the rules and checks parts themselves (below), which change nothing on failure
     rules: { notLive: notLiveIn('rules') },
     checks: { notLive: notLiveIn('checks') },
-    alerts: { notLive: notLiveIn('alerts') },
-    export: { notLive: notLiveIn('export') },
+    alerts: integrationSection('alerts'),
+    export: integrationSection('export'),
+    identity: integrationSection('identity'),
     fleet: { notLive: notLiveIn('fleet') },
     metrics: {
       notLive: notLiveIn('metrics'),

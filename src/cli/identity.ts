@@ -2,6 +2,10 @@
 // (docs/identity.md).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import { POD_FILTER_PATTERN } from '../api/schemas.js';
+
+/** A pod uid or a prefix of it, or a pod's name, alone or after its namespace (DNS names). */
+const POD = new RegExp(POD_FILTER_PATTERN);
 
 export interface IdentityOptions {
   unit?: string;
@@ -21,7 +25,7 @@ export function addIdentityOptions(cmd: Command): Command {
       return v;
     })
     .option('--container <id>', 'only processes of this container: its id or a prefix (hex)', check('--container', /^[0-9a-fA-F]{1,64}$/, 'a container id or a prefix of it (hex digits)'))
-    .option('--pod <uid>', 'only processes of this Kubernetes pod: its uid or a prefix', check('--pod', /^[0-9a-fA-F-]{1,36}$/, 'a pod uid or a prefix of it'));
+    .option('--pod <uid|name>', 'only processes of this Kubernetes pod: its uid or a prefix, or its name (name or namespace/name) once the CRI socket told it', check('--pod', POD, 'a pod uid or a prefix of it, or a pod name (name or namespace/name)'));
 }
 
 /** The query parameters (undefined ones are left out by the client). */

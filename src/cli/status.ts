@@ -82,6 +82,20 @@ export function humanReloadStatus(r: StatusJson): string {
   return text;
 }
 
+/** The CRI socket's line (docs/identity.md): where, in what state, what it answered. */
+export function criLine(c: Record<string, unknown>): string {
+  const n = (k: string) => Number(c[k] ?? 0);
+  const where = String(c.socket_in_use ?? c.socket ?? '?');
+  const rt = typeof c.runtime === 'string' ? ` (${c.runtime})` : '';
+  if (c.state === 'absent') return term(`no socket found (${String(c.last_error ?? 'auto')})`);
+  let line = `${where}: ${String(c.state)}${rt} · resolved ${n('resolved')} · not found ${n('not_found')} · pending ${n('pending')}`;
+  if (n('failed') > 0) line += ` · failed ${n('failed')}`;
+  if (n('mismatched') > 0) line += ` · mismatched ${n('mismatched')}`;
+  if (n('dropped') > 0) line += ` · dropped ${n('dropped')}`;
+  if (c.state === 'failing' && typeof c.last_error === 'string') line += ` (last: ${c.last_error})`;
+  return term(line);
+}
+
 export function humanStatus(s: StatsJson): string {
   const a = s.accounting;
   const row = (k: string, v: string) => `${k.padEnd(10)} ${v}\n`;
@@ -117,6 +131,8 @@ export function humanStatus(s: StatsJson): string {
   if (otlp !== null) {
     text += row('otlp', Object.entries(otlp).filter(([, v]) => typeof v === 'number' || typeof v === 'string').map(([k, v]) => `${k}=${term(String(v))}`).join(' · '));
   }
+  const cri = ((s.export?.identity ?? null) as { cri?: Record<string, unknown> } | null)?.cri;
+  if (cri && cri.state !== 'off' && cri.state !== 'idle') text += row('cri', criLine(cri));
   if (s.fleet) text += row('fleet', fleetLine(s.fleet));
   if (s.store !== null) {
     const kv = Object.entries(s.store)

@@ -160,6 +160,7 @@ export async function runTrace(opts: TraceOptions, out: NodeJS.WritableStream = 
   const acct = await pipeline.stop();
   await states?.close();
   await pipeline.close();
+  integ.close();
   flush();
   const summary = summaryRecord({ ...acct, shown, elapsedMs: Date.now() - started }, new Date().toISOString());
   if (stateAcct) {

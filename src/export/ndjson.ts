@@ -112,6 +112,11 @@ export function identityFields(o: Json, id: ProcessIdentity): void {
   if (id.containerId !== undefined) o.container_id = id.containerId;
   if (id.podUid !== undefined) o.pod_uid = id.podUid;
   if (id.podQos !== undefined) o.pod_qos = id.podQos;
+  // from the CRI socket, once it answered (src/process/cri-identity.ts)
+  if (id.podName !== undefined) o.pod_name = id.podName;
+  if (id.podNamespace !== undefined) o.pod_namespace = id.podNamespace;
+  if (id.containerName !== undefined) o.container_name = id.containerName;
+  if (id.image !== undefined) o.image = id.image;
 }
 
 export function toLine(o: Json): string {

@@ -15,7 +15,7 @@ export interface AgentHealth {
   tableEntries: number;
   /** throws caught per event consumer (absent: none tracked) */
   consumerErrors?: Record<string, number>;
-  /** kinds of the current degradation reasons (store, consumer, loss, sensor); empty when ok */
+  /** kinds of the current degradation reasons (store, consumer, loss, sensor, identity); empty when ok */
   degraded?: string[];
 }
 
@@ -169,9 +169,9 @@ export class PatrolMetrics {
     counter('patrol_consumer_errors_total', 'Throws caught at an event consumer boundary (the event went on to the others)', ['consumer'], function () {
       for (const [c, n] of Object.entries(src.health().consumerErrors ?? {})) this.inc({ consumer: c }, n);
     });
-    g('patrol_health_degraded', '1 while the agent is degraded for this kind of reason (store, consumer, loss, sensor)', ['kind'], function () {
+    g('patrol_health_degraded', '1 while the agent is degraded for this kind of reason (store, consumer, loss, sensor, identity)', ['kind'], function () {
       const kinds = new Set(src.health().degraded ?? []);
-      for (const k of ['store', 'consumer', 'loss', 'sensor']) this.set({ kind: k }, kinds.has(k) ? 1 : 0);
+      for (const k of ['store', 'consumer', 'loss', 'sensor', 'identity']) this.set({ kind: k }, kinds.has(k) ? 1 : 0);
     });
     g('patrol_process_table_entries', 'Entries in the process table (live, zombie and recently dead)', [], function () {
       this.set(src.health().tableEntries);

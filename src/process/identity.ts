@@ -1,7 +1,8 @@
 // Process identity from the cgroup (issue 17): what a process's cgroup v2 path proves about it:
 // the systemd unit, the container runtime and container id, the Kubernetes pod uid and QoS
 // class. Resolved once per cgroup (cached by cgroup id) when a process of it first appears.
-// Names a path does not prove (pod name, namespace, image) are absent, never guessed.
+// Names a path does not prove (pod name, namespace, container name, image) are absent, never
+// guessed; they come later from the CRI socket, when one answers (cri-identity.ts).
 //
 // Path shapes recognised (systemd and cgroupfs drivers):
 //   /system.slice/nginx.service                                              unit
@@ -28,6 +29,13 @@ export interface ProcessIdentity {
   containerId?: string;
   podUid?: string;
   podQos?: PodQos;
+  // From the CRI socket (cri-identity.ts), written in once the runtime answered:
+  podName?: string;
+  podNamespace?: string;
+  /** the container's name in the pod spec */
+  containerName?: string;
+  /** as the pod spec names it (`nginx:1.25`) */
+  image?: string;
 }
 
 const HEX64 = '([0-9a-f]{64})';
@@ -101,6 +109,8 @@ export interface IdentityCacheOptions {
   now?: () => number;
   /** the fallback walk of the hierarchy (tests inject one) */
   resolver?: CgroupResolver;
+  /** called with each identity when it is first resolved (the CRI lookup: cri-identity.ts) */
+  onResolved?: (id: ProcessIdentity) => void;
 }
 
 export interface IdentityStats {
@@ -123,6 +133,7 @@ export class IdentityCache {
   private readonly retryMs: number;
   private readonly now: () => number;
   private readonly resolver: CgroupResolver;
+  private readonly onResolved: ((id: ProcessIdentity) => void) | undefined;
   readonly stats: IdentityStats = { cached: 0, fromProc: 0, fromWalk: 0, unresolved: 0 };
 
   constructor(opts: IdentityCacheOptions = {}) {
@@ -132,6 +143,7 @@ export class IdentityCache {
     this.retryMs = opts.retryMs ?? 2000;
     this.now = opts.now ?? Date.now;
     this.resolver = opts.resolver ?? new CgroupResolver(this.root, this.retryMs, this.now);
+    this.onResolved = opts.onResolved;
   }
 
   /** The identity of cgroup `cgroupId`, as process `pid` shows it; null when unknown. On the
@@ -140,6 +152,11 @@ export class IdentityCache {
     const hit = this.byId.get(cgroupId);
     if (hit !== undefined) return hit;
     return this.resolve(cgroupId, pid);
+  }
+
+  /** The cached identity of `cgroupId`, resolving nothing (the API's filters). */
+  peek(cgroupId: bigint): ProcessIdentity | null {
+    return this.byId.get(cgroupId) ?? null;
   }
 
   private resolve(cgroupId: bigint, pid: number): ProcessIdentity | null {
@@ -163,6 +180,7 @@ export class IdentityCache {
     const id = identityFromPath(path);
     this.byId.set(cgroupId, id);
     this.stats.cached = this.byId.size;
+    this.onResolved?.(id);
     return id;
   }
 
@@ -195,7 +213,8 @@ export interface IdentityFilter {
   unit?: string | undefined;
   /** a container id or a prefix of it (docker's 12-digit short ids) */
   container?: string | undefined;
-  /** a pod uid or a prefix of it */
+  /** a pod uid or a prefix of it, or a pod's name (`name` or `namespace/name`, once the CRI
+   *  socket told it) */
   pod?: string | undefined;
 }
 
@@ -207,6 +226,14 @@ export function hasIdentityFilter(f: IdentityFilter): boolean {
 export function identityMatches(id: ProcessIdentity | null, f: IdentityFilter): boolean {
   if (f.unit !== undefined && (id?.unit === undefined || (id.unit !== f.unit && id.unit !== `${f.unit}.service`))) return false;
   if (f.container !== undefined && (id?.containerId === undefined || !id.containerId.startsWith(f.container.toLowerCase()))) return false;
-  if (f.pod !== undefined && (id?.podUid === undefined || !id.podUid.startsWith(f.pod.toLowerCase()))) return false;
+  if (f.pod !== undefined && !podMatches(id, f.pod)) return false;
   return true;
+}
+
+function podMatches(id: ProcessIdentity | null, pod: string): boolean {
+  if (id?.podUid === undefined) return false;
+  if (id.podUid.startsWith(pod.toLowerCase())) return true;
+  const name = id.podName;
+  if (name === undefined) return false;
+  return pod === name || (id.podNamespace !== undefined && pod === `${id.podNamespace}/${name}`);
 }

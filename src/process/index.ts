@@ -31,3 +31,4 @@ export { StateMachine, validTransition, normalize, type Anomaly, type ProcState 
 export { ProcessStates, STATE_LOG_MAX, histPercentile, type RqStats, type ZombieInfo, type StuckD } from './states.js';
 export { readProcUsage } from './proc-usage.js';
 export { IdentityCache, identityFromPath, identityMatches, hasIdentityFilter, type IdentityFilter, type ProcessIdentity, type ContainerRuntime, type PodQos, type IdentityStats, type IdentityCacheOptions } from './identity.js';
+export { CriIdentity, type CriSource, type CriStats, type CriState, type CriIdentityOptions } from './cri-identity.js';

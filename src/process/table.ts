@@ -742,6 +742,23 @@ export class ProcessTable {
     e.argsRedacted = masked !== null;
   }
 
+  /** The redaction applied again to the argv every entry holds (a reload changed the patterns):
+   *  a new pattern masks what the table already has; nothing masked is ever unmasked (the raw
+   *  text is gone). Returns the entries newly masked. */
+  redactAgain(): number {
+    if (this.redactArgv === undefined) return 0;
+    let n = 0;
+    for (const e of this.entries.values()) {
+      if (e.argv === null) continue;
+      const masked = this.redactArgv(e.argv);
+      if (masked === null) continue;
+      e.argv = masked;
+      e.argsRedacted = true;
+      n++;
+    }
+    return n;
+  }
+
   // ---------------------------------------------------------------- maintenance
 
   /** Remove dead entries whose grace period ended by `nowNs` (CLOCK_BOOTTIME ns). apply() also

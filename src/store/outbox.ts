@@ -92,6 +92,11 @@ export class Outbox<A extends OutboxAlert = OutboxAlert> {
     }
   }
 
+  /** The bound (alerts.queue_max) changed by a reload: applies from the next enqueue. */
+  setMaxRows(n: number): void {
+    this.opts.maxRows = n;
+  }
+
   private now(): number {
     return (this.opts.now ?? Date.now)();
   }

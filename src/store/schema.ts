@@ -161,6 +161,15 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE alerts ADD COLUMN version TEXT;
     `,
   },
+  {
+    version: 6,
+    description: 'process_exits.args_redacted (export.redact masked part of args, issue 17)',
+    sql: `
+      -- 1: the redaction patterns masked part of args (the row holds the masked copy); 0: they
+      -- did not; NULL: no exec was seen (args NULL), or the row predates this column.
+      ALTER TABLE process_exits ADD COLUMN args_redacted INTEGER;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -79,6 +79,7 @@ const COLUMNS = [
   'majflt',
   'zombie_ns',
   'recorded_at',
+  'args_redacted',
 ] as const;
 
 function int(v: bigint | number, what: string): bigint | number {
@@ -129,6 +130,7 @@ function bindRow(out: unknown[], id: number, p: Pending): void {
   out[23] = int(s.majflt, 'majflt');
   out[24] = intOrNull(p.zombieNs, 'zombieNs');
   out[25] = int(p.recordedAt, 'recordedAt');
+  out[26] = s.args === null || s.args === undefined ? null : s.argsRedacted ? 1 : 0;
 }
 
 const num = (v: bigint | string | null): number => Number(v);
@@ -162,6 +164,7 @@ function toRecord(r: Row): ExitRecord {
     majflt: r.majflt as bigint,
     zombieNs: r.zombie_ns as bigint | null,
     recordedAt: num(r.recorded_at!),
+    argsRedacted: r.args_redacted === null || r.args_redacted === undefined ? null : r.args_redacted === 1n,
   };
 }
 

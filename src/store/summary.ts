@@ -15,6 +15,7 @@ export function exitSummary(ev: ExitEvent, en: Enriched): ExitSummary {
     comm: en.comm,
     filename: e.filename,
     args: e.args,
+    argsRedacted: e.argsRedacted,
     uid: e.uid,
     cgroupId: e.cgroupId,
     startNs: e.startNs,

@@ -18,8 +18,10 @@ export interface ExitSummary {
   comm: string;
   /** path given to the last successful execve; null if no exec was seen */
   filename: string | null;
-  /** argv of the last exec; null if no exec was seen */
+  /** argv of the last exec, as redacted (export.redact); null if no exec was seen */
   args: readonly string[] | null;
+  /** the redaction masked part of args (stored as args_redacted) */
+  argsRedacted?: boolean;
   uid: number | null;
   cgroupId: bigint | null;
   /** CLOCK_BOOTTIME ns */
@@ -51,7 +53,7 @@ export interface ExitSummary {
  *  gives them back as bigints (SQLite int64, read with safeIntegers). */
 type UsageColumn = 'cpuNs' | 'utimeNs' | 'stimeNs' | 'readBytes' | 'writeBytes' | 'minflt' | 'majflt';
 
-export interface ExitRecord extends Omit<ExitSummary, 'zombieNs' | 'recordedAt' | 'args' | UsageColumn> {
+export interface ExitRecord extends Omit<ExitSummary, 'zombieNs' | 'recordedAt' | 'args' | 'argsRedacted' | UsageColumn> {
   id: number;
   cpuNs: bigint;
   utimeNs: bigint;
@@ -61,6 +63,9 @@ export interface ExitRecord extends Omit<ExitSummary, 'zombieNs' | 'recordedAt' 
   minflt: bigint;
   majflt: bigint;
   args: string[] | null;
+  /** the redaction masked part of args; null without args, or for rows stored before the
+   *  column existed (schema 6) */
+  argsRedacted: boolean | null;
   /** null until reaped */
   zombieNs: bigint | null;
   recordedAt: number;

@@ -18,11 +18,14 @@ export class Recorder {
   readonly events: Captured[] = [];
   pipeline!: LifecyclePipeline;
 
-  static start(cfg: Partial<LifecycleConfig> = {}): Recorder {
+  /** `onEvent`: also called with each event as it is emitted (to serialize it then, as the
+   *  NDJSON stream does) */
+  static start(cfg: Partial<LifecycleConfig> = {}, onEvent?: (ev: LifecycleEvent, en: Enriched) => void): Recorder {
     const r = new Recorder();
     r.pipeline = LifecyclePipeline.start(cfg, createLogger({ level: 'warn' }), (ev, en) => {
       // Enriched.entry mutates as later events arrive: snapshot what tests compare.
       r.events.push({ ev, en: { ...en } });
+      onEvent?.(ev, en);
     });
     return r;
   }

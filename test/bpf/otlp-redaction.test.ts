@@ -5,7 +5,8 @@
 //     this test started;
 //   - `--password=hunter2` in that process's argv never reaches a file (patrol trace --json, the
 //     alerts file), the API (a process, the event stream), the store (the database bytes) or
-//     OTLP (the request bytes); the records say they were redacted;
+//     OTLP (the request bytes); the records say they were redacted (the stored exit too:
+//     process_exits.args_redacted);
 //   - `patrol trace --no-redact` is refused unless root writes to a terminal.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -249,6 +250,15 @@ export:
     expect(db.includes('--password=****')).toBe(true);
     expect(db.includes(SECRET)).toBe(false);
     expect(out).not.toContain(SECRET);
+    // the stored exit says it was redacted
+    const { default: Database } = await import('better-sqlite3');
+    const sql = new Database(join(state, 'patrol.db'), { readonly: true });
+    try {
+      const row = sql.prepare('SELECT args, args_redacted FROM process_exits WHERE pid = ? ORDER BY id DESC LIMIT 1').get(childPid);
+      expect(row).toEqual({ args: expect.stringContaining('"--password=****"'), args_redacted: 1 });
+    } finally {
+      sql.close();
+    }
   }, 40_000);
 
   it('patrol trace --no-redact is refused when the output is not a terminal', () => {

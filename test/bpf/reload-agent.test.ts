@@ -139,7 +139,9 @@ describe.skipIf(!bpfEnabled)('patrol reload against the agent (real kernel)', ()
     for (let i = 0; i < 50 && !agentLog.includes('"codes":["E_CONFIG"]'); i++) await sleep(100);
     expect(agentLog).toContain('"codes":["E_CONFIG"]');
     expect(agentLog).toContain('"codes":["E_SENSOR_VERIFIER"]');
-    writeFileSync(p.config, config('lifecycle: { args_cap: 1024, ring_size: 8M }\nstate: { d_threshold: 500ms }\n').replace('level: info', 'level: debug'));
+    // alerts and export apply live too (issue 17): an output and a redaction pattern, added
+    const live17 = `alerts: { outputs: [ { type: file, path: ${p.dir}/alerts.ndjson } ] }\nexport: { redact: ['(--reload-secret[= ])\\S+'] }\n`;
+    writeFileSync(p.config, config('lifecycle: { args_cap: 1024, ring_size: 8M }\nstate: { d_threshold: 500ms }\n' + live17).replace('level: info', 'level: debug'));
     const r = cli(p, 'reload', '--json');
     expect(r.code).toBe(1); // ring_size cannot change live
     const s = r.json.parts.config.sections;
@@ -148,6 +150,24 @@ describe.skipIf(!bpfEnabled)('patrol reload against the agent (real kernel)', ()
     expect(s.state).toMatchObject({ result: 'applied', applied: ['state.d_threshold'] });
     // args_cap and d_threshold are taken at load: the sensors were loaded again for them
     expect(r.json.parts.sensors).toMatchObject({ result: 'applied', reason_loaded: 'config' });
+    expect(s.alerts).toMatchObject({ result: 'applied', applied: ['alerts.outputs'], not_live: [] });
+    expect(s.export).toMatchObject({ result: 'applied', applied: ['export.redact'], not_live: [] });
+    const st = cli(p, 'status', '--json').json;
+    expect(st.alerts).toMatchObject({ [`file:${p.dir}/alerts.ndjson`]: { type: 'file' } });
+    expect(st.export.redaction).toMatchObject({ patterns: 6 });
+    // a process started after the reload: its argv is masked with the new pattern
+    const secret = `hunter${process.pid}`;
+    const child = spawn('sh', ['-c', 'sleep 10; true', 'reload-test', '--reload-secret', secret], { stdio: 'ignore' });
+    try {
+      let proc: Record<string, any> | undefined;
+      for (let i = 0; i < 20 && !proc; i++, await sleep(100)) {
+        const ps = cli(p, 'ps', '--json', '--pid', String(child.pid));
+        proc = (ps.json as Array<Record<string, any>> | null)?.find((x) => x.pid === child.pid && x.args?.length === 6);
+      }
+      expect(proc).toMatchObject({ args: ['sh', '-c', 'sleep 10; true', 'reload-test', '--reload-secret', '****'], args_redacted: true });
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('SIGHUP is the same reload; the reply goes to the log', async () => {

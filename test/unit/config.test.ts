@@ -86,6 +86,7 @@ const DEFAULTS: AgentConfig = {
   fleet: null,
   alerts: { node: null, queueMax: 10_000, retry: { initialMs: 1000, maxMs: 300_000 }, outputs: [] },
   export: { redact: [], redactDefaults: true, otlp: null },
+  identity: { criSocket: 'auto', criTimeoutMs: 2000 },
 };
 
 /** every setting different from its default */
@@ -147,6 +148,7 @@ const CUSTOM: AgentConfig = {
     redactDefaults: false,
     otlp: { endpoint: 'http://127.0.0.1:4318', protocol: 'http/json', headers: { 'x-tenant': 'a' }, intervalMs: 10_000, timeoutMs: 2000, queueMax: 100, events: ['exec', 'exit'] },
   },
+  identity: { criSocket: '/run/containerd/containerd.sock', criTimeoutMs: 500 },
 };
 
 const CUSTOM_YAML = `
@@ -218,6 +220,7 @@ export:
   redact: ['(?i)(--password[= ])\\S+']
   redact_defaults: false
   otlp: { endpoint: "http://127.0.0.1:4318", protocol: http/json, headers: { x-tenant: a }, interval: 10s, timeout: 2s, queue_max: 100, events: [exec, exit] }
+identity: { cri_socket: /run/containerd/containerd.sock, cri_timeout: 500ms }
 `;
 
 describe('metrics section', () => {
@@ -521,7 +524,7 @@ describe('shipped files', () => {
     };
     walk(parseYaml(configToYaml(DEFAULTS)), '');
 
-    expect(paths).toHaveLength(56);
+    expect(paths).toHaveLength(58);
     for (const p of paths) expect(md, p).toContain(`\`${p}\``);
   });
 });
@@ -558,6 +561,7 @@ export:
 export:
   redact: ['ok', '(?<=x)y', 'a(']
   otlp: { endpoint: "http://127.0.0.1:4318", protocol: grpc }
+identity: { cri_socket: run/containerd.sock, cri_timeout: 0s }
 `);
     expect(problems(() => loadConfig({ path: p }))).toEqual([
       `${p}: alerts.outputs.0.type: expected alertmanager, webhook or file (got "pagerduty")`,
@@ -566,7 +570,10 @@ export:
       `${p}: alerts.outputs.3.path: expected an absolute path (got "relative.ndjson")`,
       `${p}: export.redact: [1] "(?<=x)y" is not a valid RE2 pattern: invalid perl operator: (?<= (E_REDACT_PATTERN) (got a list)`,
       `${p}: export.otlp.protocol: expected one of http/protobuf, http/json (got "grpc")`,
+      `${p}: identity.cri_socket: expected auto, an absolute path of a CRI socket, or null (off) (got "run/containerd.sock")`,
+      `${p}: identity.cri_timeout: must be between 100ms and 1m (got "0s")`,
     ]);
+    expect(loadConfig({ path: file('cri-off.yaml', 'identity: { cri_socket: null }') }).identity).toEqual({ criSocket: null, criTimeoutMs: 2000 });
   });
 
   it('two outputs with one name are refused', () => {

@@ -194,10 +194,27 @@ describe('Store: buffering and the committed watermark', () => {
       id: 1,
       readBytes: (1n << 63n) - 1n,
       args: ['sh', '-c', 'echo "ü ✓"', ''],
+      argsRedacted: false,
       zombieNs: null,
     });
     expect(typeof r!.pid).toBe('number');
     expect(typeof r!.startNs).toBe('bigint');
+  });
+
+  it('the row says whether redaction masked its args (args_redacted: 1, 0, or NULL without args)', () => {
+    let s = open();
+    s.recordExit(summary(1, { args: ['mysql', '--password=****'], argsRedacted: true }));
+    s.recordExit(summary(2, { args: ['ls'], argsRedacted: false }));
+    s.recordExit(summary(3, { args: null, filename: null }));
+    s.flush();
+    s = reopen(s);
+    expect(s.queryExits({ limit: 10 }).map((r) => [r.execId, r.argsRedacted])).toEqual([['e3', null], ['e2', false], ['e1', true]]);
+    const raw = peek(s.path).prepare('SELECT exec_id, args, args_redacted FROM process_exits ORDER BY id').all();
+    expect(raw).toEqual([
+      { exec_id: 'e1', args: '["mysql","--password=****"]', args_redacted: 1 },
+      { exec_id: 'e2', args: '["ls"]', args_redacted: 0 },
+      { exec_id: 'e3', args: null, args_redacted: null },
+    ]);
   });
 
   it('queries filter by comm, pid, exec_id, since and page with beforeId', () => {
@@ -459,6 +476,17 @@ describe('Store: schema and migrations', () => {
     expect(migrate(d, 'm.db', [...MIGRATIONS, extraMigration])).toEqual({ from: SCHEMA_VERSION + 1, to: SCHEMA_VERSION + 1 });
   });
 
+  it('migration 6 keeps the rows of a schema-5 store; their args_redacted is NULL (unknown)', () => {
+    const path = join(dir, 'v5.db');
+    const d = new Database(path);
+    migrate(d, path, MIGRATIONS.filter((m) => m.version <= 5));
+    d.prepare("INSERT INTO process_exits (exec_id, pid, ppid, comm, args, start_ns, exit_ns, duration_ns, core_dumped, cpu_ns, utime_ns, stime_ns, max_rss_kb, read_bytes, write_bytes, minflt, majflt, recorded_at) VALUES ('old', 1, 0, 'sh', '[\"sh\"]', 1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1000)").run();
+    d.close();
+    const s = open(path);
+    expect(s.queryExits({ limit: 5 })).toEqual([expect.objectContaining({ execId: 'old', args: ['sh'], argsRedacted: null })]);
+    expect(schemaVersion(peek(path))).toBe(6);
+  });
+
   it('refuses a database from a newer schema', () => {
     const path = join(dir, 'new.db');
     const s = open(path);
@@ -516,7 +544,7 @@ describe('exitSummary', () => {
       execId: 'x1', pid: 42, ppid: 1, parentExecId: 'p0', comm: 'ls', filename: '/bin/ls', args: ['ls', '-l'],
       uid: 1000, cgroupId: 7n, startNs: 100n, exitNs: 350n, durationNs: 250n, exitCode: null, signal: 11,
       coreDumped: true, cpuNs: 5n, utimeNs: 3n, stimeNs: 2n, maxRssKb: 900, readBytes: 10n, writeBytes: 20n,
-      minflt: 30n, majflt: 1n, zombieNs: null,
+      minflt: 30n, majflt: 1n, zombieNs: null, argsRedacted: false,
     });
   });
 });

@@ -87,6 +87,9 @@ export class AlertDelivery {
   private readonly random: () => number;
   private readonly node: string;
   private closed = false;
+  /** false until start(): alerts enqueued before wait in the outbox (a reload queues into the
+   *  new delivery while the old one finishes its requests) */
+  private started = false;
   enqueueErrors = 0;
 
   constructor(private readonly opts: DeliveryOptions) {
@@ -102,6 +105,8 @@ export class AlertDelivery {
   /** Resumes what a previous run left: drops rows of outputs no longer configured, schedules the
    *  pending ones, refreshes Alertmanager's firing alerts. */
   start(): void {
+    if (this.closed || this.started) return;
+    this.started = true;
     const gone = this.opts.outbox.retain(this.outputs.map((o) => o.name));
     if (gone > 0) this.opts.log.warn({ rows: gone }, 'alerts: dropped queued deliveries of outputs no longer configured');
     for (const o of this.outputs) {
@@ -158,7 +163,7 @@ export class AlertDelivery {
   }
 
   private schedule(o: Runtime, atLeastMs = 0): void {
-    if (this.closed || o.inFlight !== null) return;
+    if (this.closed || !this.started || o.inFlight !== null) return;
     const next = this.opts.outbox.nextAt(o.name);
     if (next === null) return;
     const delay = Math.max(atLeastMs, next - this.now(), 0);
@@ -233,7 +238,7 @@ export class AlertDelivery {
   }
 
   private armResend(o: Runtime, delayMs: number): void {
-    if (this.closed || o.sender.config.type !== 'alertmanager') return;
+    if (this.closed || !this.started || o.sender.config.type !== 'alertmanager') return;
     if (o.resendTimer !== null) clearTimeout(o.resendTimer);
     o.resendTimer = setTimeout(() => {
       o.resendTimer = null;

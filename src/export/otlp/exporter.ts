@@ -111,6 +111,24 @@ export function identityAttributes(a: Attributes, id: ProcessIdentity | null): v
   if (id.containerRuntime !== undefined) a['container.runtime'] = id.containerRuntime;
   if (id.podUid !== undefined) a['k8s.pod.uid'] = id.podUid;
   if (id.podQos !== undefined) a['patrol.k8s.pod.qos'] = id.podQos;
+  if (id.podName !== undefined) a['k8s.pod.name'] = id.podName;
+  if (id.podNamespace !== undefined) a['k8s.namespace.name'] = id.podNamespace;
+  if (id.containerName !== undefined) a['k8s.container.name'] = id.containerName;
+  if (id.image !== undefined) {
+    const { name, tag } = splitImage(id.image);
+    a['container.image.name'] = name;
+    if (tag !== undefined) a['container.image.tags'] = [tag];
+  }
+}
+
+/** `registry:5000/ns/app:1.2@sha256:…` → name `registry:5000/ns/app`, tag `1.2` (the semantic
+ *  conventions keep the tag apart from the name). */
+export function splitImage(ref: string): { name: string; tag?: string } {
+  const at = ref.indexOf('@');
+  const base = at >= 0 ? ref.slice(0, at) : ref;
+  const colon = base.lastIndexOf(':');
+  if (colon > base.lastIndexOf('/') && colon > 0) return { name: base.slice(0, colon), tag: base.slice(colon + 1) };
+  return { name: base };
 }
 
 function severityOf(ev: LifecycleEvent): [SeverityNumber, string] {
