@@ -219,7 +219,7 @@ export class ProcessStates {
 
   /** A sweep of per-thread accounting: leader state per process, summed run-queue figures. */
   applySweep(threads: readonly ThreadSnap[]): void {
-    const seen = new Map<ProcAcct, { hist: number[]; max: number; nv: bigint; niv: bigint }>();
+    const seen = new Map<ProcAcct, { hist: number[]; max: number; nv: number; niv: number }>();
     const dThreads: ThreadSnap[] = [];
     for (const t of threads) {
       if (t.state === 'D') dThreads.push(t);
@@ -229,10 +229,9 @@ export class ProcessStates {
       a.cgroupId = t.cgroupId;
       if (t.tid === t.pid && t.state !== 'X') this.move(a, normalize(t.state), t.sinceNs, 'sweep', t.pid);
       let s = seen.get(a);
-      if (!s) seen.set(a, (s = { hist: new Array<number>(t.rqHist.length).fill(0), max: 0, nv: 0n, niv: 0n }));
+      if (!s) seen.set(a, (s = { hist: new Array<number>(t.rqHist.length).fill(0), max: 0, nv: 0, niv: 0 }));
       for (let i = 0; i < t.rqHist.length; i++) s.hist[i]! += t.rqHist[i]!;
-      const m = Number(t.rqMaxNs);
-      if (m > s.max) s.max = m;
+      if (t.rqMaxNs > s.max) s.max = t.rqMaxNs;
       s.nv += t.nvcsw;
       s.niv += t.nivcsw;
     }
@@ -240,8 +239,8 @@ export class ProcessStates {
     for (const [a, s] of seen) {
       a.rqHist = s.hist;
       a.rqMaxNs = s.max;
-      a.nvcsw = s.nv;
-      a.nivcsw = s.niv;
+      a.nvcsw = BigInt(s.nv);
+      a.nivcsw = BigInt(s.niv);
       if (now !== undefined) {
         const last = a.rqSnaps[a.rqSnaps.length - 1];
         if (!last || now - last.tNs >= this.rqSnapNs) {

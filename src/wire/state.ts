@@ -13,11 +13,12 @@ import {
   ST_TRANSITION_SIZE,
   readPtHdr,
   readStCounters,
-  readStTaskSnap,
   readStThrottleBody,
   readStTransitionBody,
 } from './generated/state.js';
 import { FRAME_HEADER } from './decode.js';
+import { fieldLength, fieldOffset } from './offsets.js';
+import { cstrText, u64n } from './text.js';
 import type { SeqTracker } from './seq.js';
 import { WireError } from './errors.js';
 import type { KText } from '../shared/events.js';
@@ -92,7 +93,8 @@ export function decodeStateBatch(batch: Buffer, seq?: SeqTracker): StateDecodeRe
   return r;
 }
 
-/** One thread's accounting from the st_snapshot iterator. */
+/** One thread's accounting from the st_snapshot iterator: the fields the state table reads.
+ *  Counters are numbers (exact below 2^53); identity and clock fields stay bigints. */
 export interface ThreadSnap {
   pid: number;
   tid: number;
@@ -103,40 +105,52 @@ export interface ThreadSnap {
   /** raw enum st_state (RUNNING 1 vs RUNNABLE 2 matter for run-queue views) */
   rawState: number;
   sinceNs: bigint;
-  timeNs: bigint[];
-  rqMaxNs: bigint;
-  rqTotalNs: bigint;
-  rqCount: bigint;
+  rqMaxNs: number;
   rqHist: number[];
-  nvcsw: bigint;
-  nivcsw: bigint;
+  nvcsw: number;
+  nivcsw: number;
 }
+
+// The snapshot sees every thread on the machine each sweep: read only what the table uses
+// (per-state times and run-queue totals are left in the record), counters as numbers.
+const SNAP = {
+  start: fieldOffset(LAYOUT, 'st_task_snap', 'start_ns'),
+  cgroup: fieldOffset(LAYOUT, 'st_task_snap', 'cgroup_id'),
+  since: fieldOffset(LAYOUT, 'st_task_snap', 'acct.since_ns'),
+  rqMax: fieldOffset(LAYOUT, 'st_task_snap', 'acct.rq_max_ns'),
+  nvcsw: fieldOffset(LAYOUT, 'st_task_snap', 'acct.nvcsw'),
+  nivcsw: fieldOffset(LAYOUT, 'st_task_snap', 'acct.nivcsw'),
+  hist: fieldOffset(LAYOUT, 'st_task_snap', 'acct.rq_hist'),
+  state: fieldOffset(LAYOUT, 'st_task_snap', 'acct.state'),
+  pid: fieldOffset(LAYOUT, 'st_task_snap', 'pid'),
+  tid: fieldOffset(LAYOUT, 'st_task_snap', 'tid'),
+  comm: fieldOffset(LAYOUT, 'st_task_snap', 'comm'),
+  commLen: fieldLength(LAYOUT, 'st_task_snap', 'comm'),
+};
 
 export function decodeThreadSnaps(buf: Buffer): ThreadSnap[] {
   if (buf.length % ST_TASK_SNAP_SIZE !== 0) {
     throw new WireError('E_WIRE_SNAPSHOT_SIZE', `state snapshot of ${buf.length} bytes is not a multiple of ${ST_TASK_SNAP_SIZE}`);
   }
-  const out: ThreadSnap[] = [];
-  for (let off = 0; off < buf.length; off += ST_TASK_SNAP_SIZE) {
-    const s = readStTaskSnap(buf, off);
-    const a = s.acct;
-    out.push({
-      pid: s.pid,
-      tid: s.tid,
-      startNs: s.startNs,
-      cgroupId: s.cgroupId,
-      comm: s.comm,
-      state: stateLetter(a.state),
-      rawState: a.state,
-      sinceNs: a.sinceNs,
-      timeNs: a.timeNs,
-      rqMaxNs: a.rqMaxNs,
-      rqTotalNs: a.rqTotalNs,
-      rqCount: a.rqCount,
-      rqHist: a.rqHist,
-      nvcsw: a.nvcsw,
-      nivcsw: a.nivcsw,
-    });
+  const out: ThreadSnap[] = new Array<ThreadSnap>(buf.length / ST_TASK_SNAP_SIZE);
+  for (let off = 0, n = 0; off < buf.length; off += ST_TASK_SNAP_SIZE, n++) {
+    const raw = buf.readUInt32LE(off + SNAP.state);
+    const hist = new Array<number>(ST_HIST_SLOTS);
+    for (let i = 0; i < ST_HIST_SLOTS; i++) hist[i] = buf.readUInt32LE(off + SNAP.hist + 4 * i);
+    out[n] = {
+      pid: buf.readUInt32LE(off + SNAP.pid),
+      tid: buf.readUInt32LE(off + SNAP.tid),
+      startNs: buf.readBigUInt64LE(off + SNAP.start),
+      cgroupId: buf.readBigUInt64LE(off + SNAP.cgroup),
+      comm: cstrText(buf, off + SNAP.comm, SNAP.commLen),
+      state: stateLetter(raw),
+      rawState: raw,
+      sinceNs: buf.readBigUInt64LE(off + SNAP.since),
+      rqMaxNs: u64n(buf, off + SNAP.rqMax),
+      rqHist: hist,
+      nvcsw: u64n(buf, off + SNAP.nvcsw),
+      nivcsw: u64n(buf, off + SNAP.nivcsw),
+    };
   }
   return out;
 }

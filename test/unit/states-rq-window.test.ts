@@ -10,7 +10,7 @@ const fakeProcfs = { listPids: () => [], readStat: () => null, readCmdline: () =
 function thread(hist: number[]): ThreadSnap {
   return {
     pid: 50, tid: 50, startNs: 5n * S, cgroupId: 7n, comm: { text: 'w' }, state: 'S', rawState: 0, sinceNs: 5n * S,
-    timeNs: [], rqMaxNs: 900_000n, rqTotalNs: 0n, rqCount: 0n, rqHist: hist, nvcsw: 0n, nivcsw: 0n,
+    rqMaxNs: 900_000, rqHist: hist, nvcsw: 0, nivcsw: 0,
   };
 }
 
