@@ -132,6 +132,7 @@ export class FleetNode {
   private publishedAlerts = new Map<string, string>();
   private lastObservedSig: string | null = null;
   private lastObservedAt = -Infinity;
+  private forcePublish = false;
   private inFlight = { keepalive: false, probe: false, observed: false, alerts: false };
   private lastProbeOk = -Infinity;
   private lastProbeStart = -Infinity;
@@ -432,10 +433,20 @@ export class FleetNode {
     this.election.tick();
   }
 
+  /** The bundle report changed (bundle-keeper.ts): observed/<node> is written now, not at the
+   *  next interval, since a rollout waits on it. After a bundle was applied, the CPU reading
+   *  starts over (observed.ts). */
+  bundleChanged(applied: boolean): void {
+    if (applied) this.observed.restartCpuWindow();
+    this.forcePublish = true;
+    if (this.conn === 'connected' && this.registered && this.usable()) void this.publishObserved();
+  }
+
   private async publishObserved(): Promise<void> {
-    if (this.inFlight.observed || performance.now() - this.lastObservedAt < this.o.observedIntervalMs) return;
+    if (this.inFlight.observed || (!this.forcePublish && performance.now() - this.lastObservedAt < this.o.observedIntervalMs)) return;
     const v = this.observed.build(this.desiredSummary());
     const sig = observedSignature(v);
+    this.forcePublish = false;
     if (sig === this.lastObservedSig) return;
     const lease = this.lease!;
     this.inFlight.observed = true;

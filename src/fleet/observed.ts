@@ -5,6 +5,8 @@ import { SCHEMA, type ObservedValue } from './keys.js';
 import type { FleetInputs } from './inputs.js';
 
 const LOSS_WINDOW_MS = 60_000;
+/** a CPU reading covers at least this long (a shorter one is noise) */
+const MIN_CPU_SPAN_MS = 500;
 
 export class ObservedBuilder {
   private lossSamples: Array<{ t: number; lost: number }> = [];
@@ -21,13 +23,20 @@ export class ObservedBuilder {
   sample(): void {
     const t = this.now();
     const usage = process.cpuUsage();
-    if (this.cpuPrev && t > this.cpuPrev.t) {
+    if (this.cpuPrev && t - this.cpuPrev.t >= MIN_CPU_SPAN_MS) {
       const us = usage.user - this.cpuPrev.usage.user + (usage.system - this.cpuPrev.usage.system);
       this.cpuPct = (us / 1000 / (t - this.cpuPrev.t)) * 100;
     }
-    this.cpuPrev = { t, usage };
+    if (this.cpuPrev === null || t - this.cpuPrev.t >= MIN_CPU_SPAN_MS) this.cpuPrev = { t, usage };
     this.lossSamples.push({ t, lost: this.inputs.lostTotal() });
     while (this.lossSamples.length > 2 && this.lossSamples[1]!.t <= t - LOSS_WINDOW_MS) this.lossSamples.shift();
+  }
+
+  /** The next CPU reading starts now: after a bundle is applied, the one-off cost of the swap
+   *  (loading and verifying objects, compiling) is not read as what the bundle costs to run;
+   *  until then the reading from before stays. */
+  restartCpuWindow(): void {
+    this.cpuPrev = { t: this.now(), usage: process.cpuUsage() };
   }
 
   /** records lost per second over the last minute */
@@ -44,6 +53,7 @@ export class ObservedBuilder {
     const h = this.inputs.health();
     const usage = this.inputs.usage?.();
     const last = this.lossSamples[this.lossSamples.length - 1];
+    const b = this.inputs.bundle?.() ?? null;
     return {
       schema: SCHEMA,
       node: this.node,
@@ -60,7 +70,8 @@ export class ObservedBuilder {
       checks_critical: checks.critical ?? 0,
       alerts_firing: this.inputs.firingAlerts().length,
       desired,
-      bundle: null,
+      bundle: b?.id ?? null,
+      bundle_apply: b ? { target: b.target, result: b.result, code: b.code, reason: b.reason, incompatible: b.incompatible, at: b.at, previous: b.previous } : null,
     };
   }
 }
