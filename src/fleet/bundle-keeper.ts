@@ -72,6 +72,30 @@ export const INCOMPATIBLE_CODES = new Set(['E_SENSOR_BTF', 'E_BUNDLE_KERNEL']);
 
 const dirName = (id: string) => id.replace(/[^A-Za-z0-9._-]/g, '_');
 
+function readKeeperState(dir: string): KeeperState {
+  const fresh: KeeperState = { schema: 1, current: null, previous: null, last: null };
+  try {
+    const d = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as KeeperState;
+    if (d.schema !== 1) return fresh;
+    // a bundle whose directory is gone cannot be what runs after a restart
+    if (d.current && !existsSync(join(dir, dirName(d.current.id), 'manifest.json'))) d.current = null;
+    return { ...fresh, ...d };
+  } catch {
+    return fresh;
+  }
+}
+
+function stagedIn(root: string, id: string): StagedBundle | null {
+  const dir = join(root, dirName(id));
+  try {
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest & { id: string; key_id: string };
+    if (m.id !== id) return null;
+    return { id, dir, manifest: m, keyId: m.key_id };
+  } catch {
+    return null;
+  }
+}
+
 export interface BundleKeeperOptions {
   /** where bundles are unpacked and state.json kept */
   dir: string;
@@ -80,8 +104,9 @@ export interface BundleKeeperOptions {
   trusted: readonly TrustedKey[];
   host: BundleHost;
   log: Logger;
-  /** called when the report changed (observed/<node> is then written at once) */
-  onChange?: () => void;
+  /** called when the report changed (observed/<node> is then written at once); `applied`: a
+   *  different bundle (or none) runs now */
+  onChange?: (applied: boolean) => void;
   /** uname -r (tests) */
   kernel?: string;
 }
@@ -101,7 +126,7 @@ export class BundleKeeper {
   constructor(private readonly o: BundleKeeperOptions) {
     mkdirSync(o.dir, { recursive: true, mode: 0o700 });
     this.state = this.load();
-    this.acted = this.state.last ? this.state.last.target : this.state.current?.id;
+    this.acted = this.state.last ? this.state.last.target : (this.state.current?.id ?? null);
   }
 
   private get stateFile(): string {
@@ -109,16 +134,7 @@ export class BundleKeeper {
   }
 
   private load(): KeeperState {
-    const fresh: KeeperState = { schema: 1, current: null, previous: null, last: null };
-    try {
-      const d = JSON.parse(readFileSync(this.stateFile, 'utf8')) as KeeperState;
-      if (d.schema !== 1) return fresh;
-      // a bundle whose directory is gone cannot be what runs after a restart
-      if (d.current && !existsSync(join(this.o.dir, dirName(d.current.id), 'manifest.json'))) d.current = null;
-      return { ...fresh, ...d };
-    } catch {
-      return fresh;
-    }
+    return readKeeperState(this.o.dir);
   }
 
   private save(): void {
@@ -131,21 +147,14 @@ export class BundleKeeper {
     }
   }
 
-  /** The bundle the node should start with (its directory), from the state file. */
-  startup(): StagedBundle | null {
-    const c = this.state.current;
-    return c ? this.staged(c.id) : null;
+  /** The bundle the node runs (its directory), from the state file: what it starts with. */
+  static startup(dir: string): StagedBundle | null {
+    const c = readKeeperState(dir).current;
+    return c ? stagedIn(dir, c.id) : null;
   }
 
   private staged(id: string): StagedBundle | null {
-    const dir = join(this.o.dir, dirName(id));
-    try {
-      const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest & { id: string; key_id: string };
-      if (m.id !== id) return null;
-      return { id, dir, manifest: m, keyId: m.key_id };
-    } catch {
-      return null;
-    }
+    return stagedIn(this.o.dir, id);
   }
 
   report(): BundleReport {
@@ -180,7 +189,7 @@ export class BundleKeeper {
     if (this.wanted === undefined || this.wanted === this.acted) return;
     const t = this.wanted;
     this.pending = t;
-    this.o.onChange?.();
+    this.o.onChange?.(false);
     this.busy = this.process(t).finally(() => {
       this.busy = null;
       this.kick();
@@ -225,10 +234,11 @@ export class BundleKeeper {
     }
     if (this.closed) return;
     this.acted = target;
+    const changed = outcome.result === 'applied' && target !== (cur?.id ?? null);
     // not pushed yet, perhaps: look again, less and less often
     if (outcome.code === 'E_BUNDLE_MISSING') this.retry();
     else this.retryMs = 1000;
-    if (outcome.result === 'applied' && (target !== (cur?.id ?? null))) {
+    if (changed) {
       const now = new Date().toISOString();
       if (this.state.current) this.state.previous = this.state.current;
       this.state.current = target === null ? null : { id: target, since: now };
@@ -241,7 +251,7 @@ export class BundleKeeper {
     if (this.applies.length > 256) this.applies.splice(0, this.applies.length - 256);
     if (outcome.result === 'applied') log.info({ bundle: target, previous: cur?.id ?? null, ms }, 'fleet: bundle applied');
     else log.error({ bundle: target, code: outcome.code, reason: outcome.reason, incompatible: outcome.incompatible ?? false, ms }, 'fleet: bundle rejected; the running one stays');
-    this.o.onChange?.();
+    this.o.onChange?.(changed);
   }
 
   /** On disk already (the previous bundle: a rollback is local) or fetched, verified, unpacked. */
@@ -290,6 +300,22 @@ export class BundleKeeper {
     }, this.retryMs);
     this.retryTimer.unref();
     this.retryMs = Math.min(30_000, this.retryMs * 2);
+  }
+
+  /** The agent could not start with the bundle it ran (its objects no longer load here, say):
+   *  it starts with its own configuration, and the state file says why. */
+  static demoteCurrent(dir: string, code: string, reason: string): void {
+    const f = join(dir, 'state.json');
+    try {
+      const d = JSON.parse(readFileSync(f, 'utf8')) as KeeperState;
+      if (!d.current) return;
+      const at = new Date().toISOString();
+      const next: KeeperState = { schema: 1, current: null, previous: d.current, last: { target: d.current.id, result: 'rejected', code, reason: `at start: ${reason}`, incompatible: INCOMPATIBLE_CODES.has(code), at } };
+      writeFileSync(`${f}.tmp`, JSON.stringify(next), { mode: 0o600 });
+      renameSync(`${f}.tmp`, f);
+    } catch {
+      /* nothing to demote */
+    }
   }
 
   close(): void {

@@ -540,6 +540,18 @@ export class FleetNode {
     return readFleetAlerts(this.client, this.keys);
   }
 
+  /** An operator's read or write through this agent's client (bundles, rollouts, history);
+   *  E_FLEET_UNAVAILABLE while local-only. */
+  async withEtcd<T>(f: (client: EtcdClient, keys: Keys) => Promise<T>): Promise<T> {
+    this.ensureReachable();
+    return f(this.client, this.keys);
+  }
+
+  /** The rollout controller's last error, while this agent leads (status). */
+  get controllerError(): string | null {
+    return this.election.controller?.lastError ?? null;
+  }
+
   async setDesired(bundle: string, target: DesiredTarget, setBy?: string): Promise<{ key: string; revision: number; bundle: string }> {
     this.ensureReachable();
     return writeDesired(this.client, this.keys, bundle, target, setBy);
