@@ -368,22 +368,40 @@ export class RolloutController {
     return { at: new Date().toISOString(), wave: v.wave, verdict, nodes: active.length, gates: sums, incompatible: over };
   }
 
-  /** Puts back what every told node had (desired/node/<node> as it was), CHUNK at a time, then
-   *  waits until each one reports it no longer runs the bundle (or a bound passes). */
+  /** Puts back what every told node had, CHUNK at a time: desired/node/<node> as it was when
+   *  that gives the node the bundle it ran before, else a key naming that bundle (a node can run
+   *  another bundle than its desired one: it rejected that one). Then waits until each one
+   *  reports it no longer runs the bundle (or a bound passes). */
   private async rollBack(v: RolloutValue, mod: number): Promise<void> {
     const records = await this.records(v);
     const told = v.order.slice(0, v.told);
     const todo = told.filter((n) => records.get(n) && records.get(n)!.restored_at === null).slice(0, CHUNK);
     if (todo.length) {
       const at = new Date().toISOString();
+      const snap = await this.client.readPrefix(this.keys.desired);
+      const entries: DesiredEntries = {};
+      for (const kv of snap.kvs) entries[kv.key] = { bundle: decode(DesiredValue, kv.value)?.bundle ?? null, mod_revision: kv.modRevision };
       const ops: Op[] = [];
+      const how: Array<{ node: string; previous_bundle: string | null; restored: string }> = [];
       for (const n of todo) {
         const r = records.get(n)!;
-        ops.push(r.previous_key ? { put: this.keys.desiredNode(n), value: encode(r.previous_key) } : { del: this.keys.desiredNode(n) });
+        const nk = this.keys.desiredNode(n);
+        const labels = this.mirror.nodes.get(n)?.labels ?? this.mirror.members.get(n)?.labels ?? null;
+        const restored = { ...entries };
+        if (r.previous_key) restored[nk] = { bundle: r.previous_key.bundle, mod_revision: 0 };
+        else delete restored[nk];
+        const gives = labels ? effectiveDesired(restored, this.keys, n, labels).bundle : r.previous_bundle;
+        if (gives === r.previous_bundle || r.previous_bundle === null) {
+          ops.push(r.previous_key ? { put: nk, value: encode(r.previous_key) } : { del: nk });
+          how.push({ node: n, previous_bundle: r.previous_bundle, restored: r.previous_key ? `desired/node/${n} as it was (${r.previous_key.bundle})` : `desired/node/${n} removed` });
+        } else {
+          ops.push({ put: nk, value: encode({ schema: SCHEMA, bundle: r.previous_bundle, set_at: at, set_by: `rollout ${v.id} (rollback)`, rollout: v.id }) });
+          how.push({ node: n, previous_bundle: r.previous_bundle, restored: `desired/node/${n} = ${r.previous_bundle} (its desired state named another bundle)` });
+        }
         ops.push({ put: this.keys.rolloutNode(v.id, n), value: encode({ ...r, restored_at: at }) });
       }
       const ok = await this.write(v, mod, { rollback: { ...v.rollback!, restored: v.rollback!.restored + todo.length } }, [
-        { kind: 'restored', wave: v.wave, message: `restored the desired state of ${todo.join(', ')}`, evidence: { nodes: todo.map((n) => ({ node: n, previous_bundle: records.get(n)!.previous_bundle, previous_key: records.get(n)!.previous_key?.bundle ?? null })) } },
+        { kind: 'restored', wave: v.wave, message: `restored the desired state of ${todo.join(', ')}`, evidence: { nodes: how } },
       ], ops, 'rollout: restore');
       if (ok) for (const n of todo) records.set(n, { ...records.get(n)!, restored_at: at });
       return;
