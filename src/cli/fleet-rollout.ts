@@ -102,7 +102,9 @@ export function registerRollouts(fleet: Command): void {
     });
   });
 
-  addFleetOptions(rollout.command('status').description('the active rollout (or ID): waves, nodes, the last gate reading').argument('[id]', 'a rollout id').option('--watch', 'print it again every 2 s until the rollout ends')).action(async (id: string | undefined, o: FleetOptions & { watch?: boolean }) => {
+  addFleetOptions(rollout.command('status').description('the active rollout (or ID): waves, nodes, the last gate reading').argument('[id]', 'a rollout id').option('--watch', 'print it again every 2 s until the rollout ends')).action(async (id: string | undefined, _o: unknown, cmd: Command) => {
+    // options given after the subcommand may land on `rollout` itself, which has them too
+    const o = cmd.optsWithGlobals<FleetOptions & { watch?: boolean }>();
     const read = () => (o.endpoints ? direct(o, (m, c, k) => m.rolloutStatus(c, k, id)) : new ApiClient(o.socket).get<RolloutStatusJson>('/fleet/rollouts', id ? { id } : {}));
     for (;;) {
       const s = await read();
@@ -115,7 +117,8 @@ export function registerRollouts(fleet: Command): void {
   });
   for (const action of ['pause', 'resume', 'abort'] as const) {
     const what = action === 'abort' ? 'stop the rollout and roll back every node it touched' : action === 'pause' ? 'hold the rollout where it is (no wave passes)' : 'go on after a pause (the bake starts over)';
-    addFleetOptions(rollout.command(action).description(what).argument('[id]', 'a rollout id (default: the active one)')).action(async (id: string | undefined, o: FleetOptions) => {
+    addFleetOptions(rollout.command(action).description(what).argument('[id]', 'a rollout id (default: the active one)')).action(async (id: string | undefined, _o: unknown, cmd: Command) => {
+      const o = cmd.optsWithGlobals<FleetOptions>();
       const v = o.endpoints ? await direct(o, (m, c, k) => m.requestRollout(c, k, action, id)) : await new ApiClient(o.socket).post<RolloutValue>('/fleet/rollouts/request', { action, ...(id ? { id } : {}) });
       out(o, v, () => `rollout ${term(v.id)}: asked to ${action}; the leader carries it out at its next tick\n`);
     });

@@ -133,6 +133,7 @@ export class FleetNode {
   private lastObservedSig: string | null = null;
   private lastObservedAt = -Infinity;
   private forcePublish = false;
+  private waitCpu = false;
   private inFlight = { keepalive: false, probe: false, observed: false, alerts: false };
   private lastProbeOk = -Infinity;
   private lastProbeStart = -Infinity;
@@ -437,13 +438,21 @@ export class FleetNode {
    *  next interval, since a rollout waits on it. After a bundle was applied, the CPU reading
    *  starts over (observed.ts). */
   bundleChanged(applied: boolean): void {
-    if (applied) this.observed.restartCpuWindow();
+    if (applied) {
+      this.observed.restartCpuWindow();
+      // the write that says "applied" carries a CPU reading from after the swap
+      this.waitCpu = true;
+    }
     this.forcePublish = true;
     if (this.conn === 'connected' && this.registered && this.usable()) void this.publishObserved();
   }
 
   private async publishObserved(): Promise<void> {
     if (this.inFlight.observed || (!this.forcePublish && performance.now() - this.lastObservedAt < this.o.observedIntervalMs)) return;
+    if (this.waitCpu) {
+      if (!this.observed.cpuReady()) return;
+      this.waitCpu = false;
+    }
     const v = this.observed.build(this.desiredSummary());
     const sig = observedSignature(v);
     this.forcePublish = false;

@@ -158,7 +158,7 @@ export class Sensor {
       } finally {
         n.close(probe);
       }
-      obj = n.open(spec.objectPath, { autoload: Object.fromEntries(Object.entries(spec.autoload ?? {}).filter(([k]) => programs.has(k))) });
+      obj = n.open(spec.objectPath, { maxEntries: spec.maxEntries ?? {}, autoload: Object.fromEntries(Object.entries(spec.autoload ?? {}).filter(([k]) => programs.has(k))) });
     } catch (e) {
       throw new SensorReloadError('E_SENSOR_OBJECT', `${spec.name}: cannot open ${spec.objectPath}: ${(e as Error).message}`);
     }

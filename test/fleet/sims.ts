@@ -63,6 +63,8 @@ export interface SimOptions {
   refreshMs?: number;
   /** a directory of an earlier Sim of this name: a restart keeps its state */
   dir?: string;
+  /** what to report as its agent's CPU and RSS (default: cpuPct/rssBytes, per bundle cpuOn) */
+  usage?: () => { cpuPct: number; rssBytes: number } | null;
 }
 
 export class Sim {
@@ -102,7 +104,7 @@ export class Sim {
       pid: process.pid,
       inputs: {
         ...quietInputs,
-        usage: () => ({ cpuPct: this.cpuOn.get(running() ?? '') ?? this.cpuPct, rssBytes: this.rssBytes }),
+        usage: () => o.usage?.() ?? { cpuPct: this.cpuOn.get(running() ?? '') ?? this.cpuPct, rssBytes: this.rssBytes },
         lostTotal: () => (this.lost += this.lossOn.get(running() ?? '') ?? 0),
         bundle: () => keeper?.report() ?? null,
       },
@@ -130,4 +132,33 @@ export class Sim {
     this.keeper.close();
     await this.node.stop();
   }
+}
+
+/** A process's CPU (% of one CPU over the last 10 s, as an agent reads its own) and RSS, from
+ *  /proc: simulated members report a real agent's figures (a baseline from this machine). */
+export function procUsage(pid: () => number): () => { cpuPct: number; rssBytes: number } | null {
+  let samples: Array<{ t: number; ticks: number }> = [];
+  let last: { cpuPct: number; rssBytes: number } | null = null;
+  let seen = 0;
+  return () => {
+    const p = pid();
+    if (!p) return last;
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(f[11]) + Number(f[12]); // utime + stime, in 1/100 s
+      const rssBytes = Number(f[21]) * 4096;
+      const t = performance.now();
+      if (p !== seen) samples = []; // another process (a restart)
+      seen = p;
+      samples.push({ t, ticks });
+      while (samples.length > 2 && samples[1]!.t <= t - 10_000) samples.shift();
+      const a = samples[0]!;
+      const cpuPct = t - a.t >= 500 ? ((ticks - a.ticks) * 1000) / (t - a.t) : (last?.cpuPct ?? 0);
+      last = { cpuPct, rssBytes };
+      return last;
+    } catch {
+      return last;
+    }
+  };
 }
