@@ -111,7 +111,7 @@ export function table(rows: string[][]): string {
 }
 
 /** Bundle ids for tables: sha256:1a2b3c4d5e6f */
-const short = (id: string | null): string => (id === null ? '-' : id.startsWith('sha256:') ? id.slice(0, 19) : id);
+const short = (id: string | null | undefined): string => (!id ? '-' : id.startsWith('sha256:') ? id.slice(0, 19) : id);
 
 export function humanFleetStatus(s: FleetStatusJson): string {
   const c = s.counts;
