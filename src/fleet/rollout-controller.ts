@@ -160,8 +160,9 @@ export class RolloutController {
       case 'running':
       case 'paused':
         if (v.promoted_at) return this.complete(v, mod);
-        if (v.told < (v.targets[v.wave] ?? 0)) return this.tell(v, mod);
+        // an operator's pause holds everything, telling the next wave too
         if (v.state === 'paused' && v.pause?.by === 'operator') return;
+        if (v.told < (v.targets[v.wave] ?? 0)) return this.tell(v, mod);
         return this.evaluate(v, mod);
       case 'rolling_back':
         return this.rollBack(v, mod);
