@@ -1,8 +1,9 @@
 // Rollouts with simulated members on a real three-member etcd cluster: the controller (the
-// fenced leader), waves, gates, rollback, missing data, incompatible nodes, operator requests,
-// a controller handing over mid-wave, and bundles in etcd (chunked). The members run the fleet
-// module an agent runs; SimulatedHost applies bundles as far as that goes without sensors.
-// test/fleet/rollout-agents.test.ts does the same with real agents.
+// fenced leader), waves, gates, rollback, a forged signature, the incompatible share, operator
+// requests and a rollback that pins a node to the bundle it ran, and bundles in etcd (chunked).
+// The members run the fleet module an agent runs; SimulatedHost applies bundles as far as that
+// goes without sensors. test/fleet/rollout-agents.test.ts has real agents: missing data and a
+// controller killed mid-wave are tested there.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -153,33 +154,6 @@ describe.skipIf(!etcdReady)('rollouts: simulated members on a three-member etcd 
     }
   }, 60_000);
 
-  it('missing data: a canary that stops reporting pauses the rollout; it does not promote; it resumes when the node is back', async () => {
-    const m = makeBundle({ 'checks/ok.patrol': CHECK_OK, 'checks/m.patrol': 'check m { every 5s; critical load1 < 0; }\n' }, key);
-    await pushBundle(client, keys, m.bytes, 'test');
-    const r = await rollout(m.id, { bake: '3s' });
-    const s1 = sims.get('s1')!;
-    await until('s1 runs the bundle', () => s1.running === m.id || null, 20_000, 50);
-    const dir = s1.dir;
-    await s1.stop(); // its registration and observed state go with its lease
-    const paused = await until('the rollout to pause', async () => {
-      const v = await state(r.id);
-      return v.state === 'paused' ? v : null;
-    }, 15_000, 100);
-    expect(paused.pause).toMatchObject({ by: 'missing data' });
-    expect(paused.pause!.reason).toContain('s1');
-    await sleep(3 * 3000);
-    const still = await state(r.id);
-    expect(still).toMatchObject({ state: 'paused', wave: 0, told: 1 });
-    sims.delete('s1');
-    const s1b = sim('s1', { dir });
-    await connected(s1b);
-    const v = await ended(r.id);
-    expect(v.state).toBe('completed');
-    const ev = await events(r.id);
-    expect(ev.some((e) => e.kind === 'resumed')).toBe(true);
-    expect(ev.filter((e) => e.kind === 'wave_passed')[0]!.at > ev.find((e) => e.kind === 'resumed')!.at).toBe(true);
-  }, 90_000);
-
   it('incompatible nodes are skipped, unless more than the share of a wave is incompatible', async () => {
     // s1..s3 simulate a kernel without sched_process_fork's BTF tracepoint
     const old = new Set([...kernelBtfTracepoints()].filter((t) => t !== 'sched_process_fork'));
@@ -226,36 +200,5 @@ describe.skipIf(!etcdReady)('rollouts: simulated members on a three-member etcd 
     expect(v.state).toBe('aborted');
     expect(v.result).toContain('aborted');
     for (const n of v.order.slice(0, v.told)) expect(sims.get(n)!.running).not.toBe(a.id);
-  }, 90_000);
-
-  it('the controller hands over mid-wave: the next leader resumes; no wave is larger than asked, no node told twice', async () => {
-    const c = makeBundle({ 'checks/ok.patrol': CHECK_OK, 'checks/c.patrol': 'check c { every 9s; critical load1 < 0; }\n' }, key);
-    await pushBundle(client, keys, c.bytes, 'test');
-    const fromRev = (await client.get(keys.leader)).revision + 1;
-    const r = await rollout(c.id, { bake: '3s', maxIncompatible: 1 });
-    await until('wave 2 told', async () => {
-      const v = await state(r.id);
-      return v.wave === 1 && v.told === v.targets[1] ? true : null;
-    }, 30_000, 50);
-    const ctl = sims.get('ctl')!;
-    const term0 = (await state(r.id)).controller!.term;
-    await ctl.stop();
-    const v = await ended(r.id);
-    expect(v.state).toBe('completed');
-    expect(v.controller!.node).not.toBe('ctl');
-    expect(v.controller!.term).not.toBe(term0);
-    const toRev = await cluster.revision();
-    const h = await history(client, keys.prefix, fromRev, toRev);
-    // every state the rollout went through: told never beyond its wave's target, never back
-    const states = h.filter((x) => x.kv.key === keys.rollout(r.id) && x.type === 'put').map((x) => JSON.parse(x.kv.value.toString()) as RolloutValue);
-    let told = 0;
-    for (const s of states) {
-      expect(s.told).toBeGreaterThanOrEqual(told);
-      if (s.wave >= 0 && s.targets.length) expect(s.told).toBeLessThanOrEqual(s.targets[s.wave]!);
-      told = s.told;
-    }
-    const puts = h.filter((x) => x.kv.key.startsWith(`${keys.desired}node/`) && x.type === 'put' && JSON.parse(x.kv.value.toString()).rollout === r.id);
-    expect(puts.map((x) => x.kv.key).sort()).toEqual([...new Set(puts.map((x) => x.kv.key))].sort());
-    expect(new Set(states.map((s) => s.controller?.term ?? null)).size).toBeGreaterThan(1);
   }, 90_000);
 });
