@@ -106,14 +106,28 @@ export async function rolloutStatus(client: EtcdClient, keys: Keys, id?: string)
     if (x) told.set(x.node, x);
   }
   const names = v.order.slice(0, v.told).filter((n) => told.has(n));
-  const [obs, up] = await Promise.all([
-    Promise.all(names.map((n) => client.get(keys.observed(n), { revision: recs.revision }))),
-    Promise.all(names.map((n) => client.get(keys.node(n), { revision: recs.revision }))),
-  ]);
-  const nodes = names.map((n, i): RolloutNodeStatus => {
+  // a few nodes: one get each; many: the prefixes, paged, at the same revision
+  const observed = new Map<string, Buffer>();
+  const registered = new Set<string>();
+  if (names.length <= 50) {
+    const [obs, up] = await Promise.all([
+      Promise.all(names.map((n) => client.get(keys.observed(n), { revision: recs.revision }))),
+      Promise.all(names.map((n) => client.get(keys.node(n), { revision: recs.revision }))),
+    ]);
+    names.forEach((n, i) => {
+      if (obs[i]!.kv) observed.set(n, obs[i]!.kv!.value);
+      if (up[i]!.kv && decode(NodeValue, up[i]!.kv!.value) !== null) registered.add(n);
+    });
+  } else {
+    const [obs, up] = await Promise.all([client.readPrefix(keys.observedAll, { revision: recs.revision }), client.readPrefix(keys.nodes, { revision: recs.revision })]);
+    for (const kv of obs.kvs) observed.set(kv.key.slice(keys.observedAll.length), kv.value);
+    for (const kv of up.kvs) registered.add(kv.key.slice(keys.nodes.length));
+  }
+  const nodes = names.map((n): RolloutNodeStatus => {
     const rec = told.get(n)!;
-    const o = obs[i]!.kv ? decode(ObservedValue, obs[i]!.kv!.value) : null;
-    const alive = up[i]!.kv ? decode(NodeValue, up[i]!.kv!.value) !== null : false;
+    const raw = observed.get(n);
+    const o = raw ? decode(ObservedValue, raw) : null;
+    const alive = registered.has(n);
     return {
       node: n, wave: rec.wave, told_at: rec.told_at, up: alive, bundle: o?.bundle ?? null,
       result: o?.bundle_apply && o.bundle_apply.target === v.bundle ? o.bundle_apply.result : null,
