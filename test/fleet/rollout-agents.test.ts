@@ -146,7 +146,8 @@ describe.skipIf(!agentsReady)('canary rollouts: four real agents and three simul
     await Promise.all(agents.map((a) => a.kill('SIGTERM')));
     client?.close();
     await cluster?.stop();
-    for (const d of [checksDir, ...tmp, ...agents.map((a) => a.dir)]) if (d) rmSync(d, { recursive: true, force: true });
+    for (const d of [checksDir, ...tmp, ...agents.map((a) => a.dir), ...sims.map((s) => s.dir), key?.dir, other?.dir]) if (d) rmSync(d, { recursive: true, force: true });
+    for (const t of tmp) rmSync(`${t}.bundle`, { force: true });
     for (const a of agents) rmSync(`/sys/fs/bpf/patrol-fleet-${process.pid}-${a.name}`, { recursive: true, force: true });
     console.log(`rollout figures: ${JSON.stringify(figures)}`);
   }, 60_000);

@@ -4,7 +4,7 @@
 // The members run the fleet module an agent runs; SimulatedHost applies bundles as far as that
 // goes without sensors. test/fleet/rollout-agents.test.ts has real agents: missing data and a
 // controller killed mid-wave are tested there.
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/shared/log.js';
@@ -14,7 +14,7 @@ import {
 } from '../../src/fleet/index.js';
 import { kernelBtfTracepoints } from '../../src/kernel/index.js';
 import { EtcdCluster, etcdReady, history, sleep, until } from './helpers.js';
-import { REPO, Sim, keypair, makeBundle, type Keypair } from './sims.js';
+import { REPO, Sim, keypair, made, makeBundle, type Keypair } from './sims.js';
 
 const keys = new Keys('/ro/');
 const log = createLogger({ level: process.env.PATROL_LOG_LEVEL ?? 'silent' });
@@ -60,9 +60,11 @@ describe.skipIf(!etcdReady)('rollouts: simulated members on a three-member etcd 
   }, 60_000);
 
   afterAll(async () => {
+    const dirs = [...sims.values()].map((s) => s.dir);
     await Promise.all([...sims.values()].map((s) => s.stop()));
     client?.close();
     await cluster?.stop();
+    for (const d of [...dirs, ...made(), key?.dir, other?.dir]) if (d) rmSync(d, { recursive: true, force: true });
   });
 
   it('bundles: pushed in chunks of at most 1 MiB, fetched whole; a second push writes nothing', async () => {

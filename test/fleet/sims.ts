@@ -31,9 +31,14 @@ export function keypair(): Keypair {
   return { dir, priv, pub };
 }
 
+const dirs: string[] = [];
+/** The directories bundleDir and makeBundle made (the tests remove them). */
+export const made = (): string[] => [...dirs];
+
 /** A bundle directory: `files` maps bundle paths to contents (or a source file to copy). */
 export function bundleDir(files: Record<string, string | { copy: string }>): string {
   const dir = mkdtempSync(join(tmpdir(), 'patrol-bundle-src-'));
+  dirs.push(dir);
   for (const [p, c] of Object.entries(files)) {
     mkdirSync(join(dir, p, '..'), { recursive: true });
     if (typeof c === 'string') writeFileSync(join(dir, p), c);
@@ -46,7 +51,7 @@ export function bundleDir(files: Record<string, string | { copy: string }>): str
 export function makeBundle(files: Record<string, string | { copy: string }>, key: Keypair): { file: string; id: string; bytes: Buffer } {
   const dir = bundleDir(files);
   const b = createBundle(dir, createPrivateKey(readFileSync(key.priv)));
-  const file = join(dir, '..', `${b.id.slice(7, 19)}.bundle`);
+  const file = join(dir, 'bundle.out');
   writeFileSync(file, b.bytes);
   return { file, id: b.id, bytes: b.bytes };
 }
