@@ -23,7 +23,7 @@ fi
 make -s -C bench
 mkdir -p bench/results
 
-ALL=(latency throughput overhead completeness agent agent-cost bpfcost switch windows exits-memory checks rules dashboard trend fleet-scale reload)
+ALL=(latency throughput overhead completeness agent agent-cost bpfcost switch windows exits-memory checks rules dashboard trend fleet-scale reload fleet-rollout)
 SEL=("$@")
 [ ${#SEL[@]} -gt 0 ] || SEL=("${ALL[@]}")
 start=$(date +%s)

@@ -22,7 +22,7 @@ export const reloadRoute = {
       additionalProperties: true,
       properties: {
         ok: { type: 'boolean' },
-        trigger: { type: 'string', enum: ['api', 'signal'] },
+        trigger: { type: 'string', enum: ['api', 'signal', 'bundle'] },
         at: { type: 'string' },
         duration_ms: { type: 'number' },
         parts: {

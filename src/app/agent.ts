@@ -1,6 +1,7 @@
 // `patrol agent`: the long-running daemon. Composition root: it holds the lock, the sensors, the
 // process table and states, the store and the local API, and owns their start and stop order.
 import { readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Logger } from '../shared/log.js';
 import { createLogger, setLogger } from '../shared/log.js';
 import { VERSION } from '../shared/version.js';
@@ -25,6 +26,9 @@ import { buildReloadParts, type LiveSlots } from './live.js';
 import { SensorReloader, objectPaths } from './sensor-reload.js';
 import { Unavailable } from '../checks/index.js';
 import { startIntegrations } from './integrations.js';
+import { AgentBundleHost, overlayOf } from './bundle-host.js';
+// not the src/fleet barrel: that loads etcd3 and gRPC, which only an agent with a fleet needs
+import { BundleKeeper, type StagedBundle } from '../fleet/bundle-keeper.js';
 
 export interface AgentHandle {
   /** resolves with the process exit code once the agent stopped */
@@ -57,11 +61,37 @@ function readToken(path: string): string {
   return token;
 }
 
-/** Starts every part in dependency order; any failure unwinds what was started. */
+/** Starts every part in dependency order; any failure unwinds what was started. With a fleet,
+ *  the agent starts with the bundle it ran (docs/fleet.md); should that fail (its objects no
+ *  longer load here, say), it starts once more with its own configuration, and its observed
+ *  state says why. */
 export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHandle> {
+  const base = loadConfig(loadOpts);
+  const dir = base.fleet ? bundlesDir(base) : null;
+  const startup = dir ? BundleKeeper.startup(dir) : null;
+  if (!startup) return start(loadOpts, null);
+  try {
+    return await start(loadOpts, startup);
+  } catch (e) {
+    const code = e instanceof PatrolError ? e.code : 'E_BUNDLE_START';
+    createLogger({ level: 'info', fd: 1, pretty: false }).error({ bundle: startup.id, code, err: (e as Error).message }, 'cannot start with the bundle this agent ran; starting with its own configuration');
+    BundleKeeper.demoteCurrent(dir!, code, (e as Error).message);
+    return start(loadOpts, null);
+  }
+}
+
+/** Where a fleet agent keeps its bundles: beside its store. */
+export const bundlesDir = (cfg: AgentConfig): string => join(dirname(cfg.store.path), 'bundles');
+
+async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle | null): Promise<AgentHandle> {
+  // the configuration is read with the running bundle's layer, at start and at every reload
+  let bundleHost: AgentBundleHost | null = null;
+  const startLayer = overlayOf(startupBundle);
+  const loadOpts: LoadConfigOptions = { ...plainOpts, overlay: () => (bundleHost ? bundleHost.active : startLayer) };
   const cfg = loadConfig(loadOpts);
   const log = makeLogger(cfg);
   setLogger(log);
+  if (startupBundle) log.info({ bundle: startupBundle.id }, 'starting with the fleet bundle this agent ran');
   const lock = new PidLock(cfg.agent.lockFile);
   lock.acquire();
   const cleanups: Array<() => Promise<void> | void> = [() => lock.release()];
@@ -238,13 +268,15 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
 
     const startedAt = Date.now();
     const clock = new WallClock();
-    const coordinator = new ReloadCoordinator(
-      cfg,
-      buildReloadParts({
-        log, loadOpts, store, table: pipeline.table, states, slots, startRules, startChecks, startResources, integrations: integ,
-        sensors: new SensorReloader({ lifecycle: pipeline, states, log, config: cfg }),
-      }),
-    );
+    const reloadParts = buildReloadParts({
+      log, loadOpts, store, table: pipeline.table, states, slots, startRules, startChecks, startResources, integrations: integ,
+      sensors: new SensorReloader({ lifecycle: pipeline, states, log, config: cfg }),
+    });
+    const coordinator = new ReloadCoordinator(cfg, reloadParts);
+    if (cfg.fleet) {
+      bundleHost = new AgentBundleHost({ loadOpts: plainOpts, coordinator, parts: reloadParts, log: log.child({ component: 'bundles' }) });
+      bundleHost.setStartup(startupBundle);
+    }
     // fleet (issue 14): created here for the view, started once the API listens
     let tcpApi: { host: string; port: number } | null = null;
     // etcd3 and gRPC cost ~34 MB of RSS: loaded only when the config has a fleet section
@@ -262,6 +294,7 @@ export async function startAgent(loadOpts: LoadConfigOptions): Promise<AgentHand
           apiAddress: () => (tcpApi ? `${tcpApi.host}:${tcpApi.port}` : null),
           startedAt,
           reload: () => coordinator.partsRunning(),
+          ...(bundleHost ? { bundles: { dir: bundlesDir(cfg), host: bundleHost } } : {}),
         })
       : null;
     const view: AgentView = {

@@ -3,7 +3,7 @@
 // and labels end up in etcd keys, so their alphabet is narrow (src/fleet/keys.ts).
 import { hostname as osHostname } from 'node:os';
 import { z } from 'zod';
-import { Bad, duration, leaf, optionalPath, section } from './config-schema.js';
+import { Bad, duration, leaf, optionalPath, path, section } from './config-schema.js';
 
 const MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -24,6 +24,8 @@ export interface FleetConfig {
   probeIntervalMs: number;
   /** PEM files; null: plain http, or https with the system roots */
   tls: { ca: string | null; cert: string | null; key: string | null } | null;
+  /** ed25519 public keys (PEM files): bundles signed by one of them are applied, others rejected */
+  trustedKeys: string[];
 }
 
 const FLEET_NODE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
@@ -61,6 +63,7 @@ export const fleetSection = section({
     })
     .nullable()
     .default(null),
+  trusted_keys: z.array(path(), { invalid_type_error: 'expected a list of paths to ed25519 public keys (PEM)' }).default([]),
 }).superRefine((f, ctx) => {
   // refinements run over values that already failed (zod 3): judge only well-formed ones
   if (!f.endpoints.every((e) => typeof e === 'string')) return;
@@ -81,6 +84,7 @@ export function fleetFromFile(f: z.output<typeof fleetSection> | null): FleetCon
     skewBoundMs: f.skew_bound,
     probeIntervalMs: f.probe_interval,
     tls: f.tls,
+    trustedKeys: f.trusted_keys,
   };
 }
 
@@ -97,5 +101,6 @@ export function fleetToFile(fl: Partial<FleetConfig> | null | undefined, dur: (m
     skew_bound: dur(fl.skewBoundMs),
     probe_interval: dur(fl.probeIntervalMs),
     tls: fl.tls,
+    trusted_keys: fl.trustedKeys,
   };
 }

@@ -88,6 +88,15 @@ export interface LoadConfigOptions {
   requireFile?: boolean;
   /** names the overrides in error messages (default "command line") */
   overridesSource?: string;
+  /** a layer over everything else (file form), read at each load: the fleet bundle the agent
+   *  runs (docs/fleet.md, "Applying a bundle"); null: none */
+  overlay?: () => ConfigOverlay | null;
+}
+
+/** A configuration layer in the file form, named in error messages by `source`. */
+export interface ConfigOverlay {
+  source: string;
+  values: Record<string, unknown>;
 }
 
 /** Every problem found, one per line. `problems` holds the same lines. */
@@ -528,8 +537,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): AgentConfig {
   const fromDisk = readConfigFile(file, required);
   const over = opts.overrides === undefined ? {} : toFile(opts.overrides, false);
   const overSource = opts.overridesSource ?? 'command line';
-  const input = deepMerge(fromDisk ?? {}, over);
-  return validate(input, (p) => (getPath(over, p).found || fromDisk === undefined ? overSource : file));
+  const layer = opts.overlay?.() ?? null;
+  const input = deepMerge(deepMerge(fromDisk ?? {}, over), layer?.values ?? {});
+  return validate(input, (p) => (layer && getPath(layer.values, p).found ? layer.source : getPath(over, p).found || fromDisk === undefined ? overSource : file));
 }
 
 /** The built-in defaults (what an empty file gives). */

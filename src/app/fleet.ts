@@ -7,7 +7,10 @@ import type { Logger } from '../shared/log.js';
 import { PatrolError } from '../shared/errors.js';
 import { VERSION } from '../shared/version.js';
 import type { FleetView } from '../api/index.js';
-import { FleetNode, parseSelector, type DesiredTarget, type FiringAlert, type FleetInputs, type ReloadInfo } from '../fleet/index.js';
+import {
+  BundleKeeper, FleetNode, createRollout, loadTrustedKeys, parseSelector, parseShare, pushBundle, readHistory, requestRollout, rolloutSpec, rolloutStatus,
+  type BundleHost, type DesiredTarget, type FiringAlert, type FleetInputs, type ReloadInfo,
+} from '../fleet/index.js';
 import type { AgentConfig, FleetConfig } from './config.js';
 import type { AgentChecks } from './checks.js';
 import type { HealthReport } from './health.js';
@@ -22,6 +25,8 @@ export interface FleetDeps {
   startedAt: number;
   /** hot reload's part versions and last result; until it exists, nulls and "unknown" */
   reload?: () => ReloadInfo;
+  /** bundle application: where bundles are kept, and what applies them (AgentBundleHost) */
+  bundles?: { dir: string; host: BundleHost };
 }
 
 /** Parts and their versions before hot reload reports them (issue 13 replaces this). */
@@ -64,6 +69,7 @@ function readPem(path: string | null, what: string): Buffer | null {
 
 export interface AgentFleet {
   node: FleetNode;
+  keeper: BundleKeeper | null;
   view: FleetView;
   start(): void;
   stop(): Promise<void>;
@@ -79,6 +85,9 @@ export function createFleet(cfg: AgentConfig, fc: FleetConfig, log: Logger, deps
     apiAddress: deps.apiAddress,
   };
   const tls = fc.tls === null ? null : { ca: readPem(fc.tls.ca, 'ca'), cert: readPem(fc.tls.cert, 'cert'), key: readPem(fc.tls.key, 'key') };
+  const trusted = loadTrustedKeys(fc.trustedKeys);
+  let keeper: BundleKeeper | null = null;
+  inputs.bundle = () => keeper?.report() ?? null;
   const node = new FleetNode({
     endpoints: fc.endpoints,
     node: fc.node,
@@ -96,11 +105,19 @@ export function createFleet(cfg: AgentConfig, fc: FleetConfig, log: Logger, deps
     inputs,
     log: log.child({ component: 'fleet' }),
     timing: { probeMs: fc.probeIntervalMs, probeDeadlineMs: Math.max(500, Math.round(fc.probeIntervalMs * 1.5)), detectMs: Math.max(1000, 3 * fc.probeIntervalMs) },
+    onDesired: (e) => keeper?.want(e.bundle),
   });
+  if (deps.bundles) {
+    keeper = new BundleKeeper({
+      dir: deps.bundles.dir, client: node.client, keys: node.keys, trusted, host: deps.bundles.host, log: log.child({ component: 'bundles' }),
+      onChange: (applied) => node.bundleChanged(applied),
+    });
+  }
+  const k = keeper;
   const view: FleetView = {
     summary: () => {
       const l = node.local();
-      return { node: l.node, state: l.state, since: l.since, reason: l.reason, lease: l.lease, registered: l.registered, is_leader: l.is_leader, leader: l.leader, desired_bundle: l.desired.bundle };
+      return { node: l.node, state: l.state, since: l.since, reason: l.reason, lease: l.lease, registered: l.registered, is_leader: l.is_leader, leader: l.leader, desired_bundle: l.desired.bundle, bundle: k?.report() ?? null };
     },
     local: () => node.local(),
     status: () => node.fleetStatus(),
@@ -109,6 +126,38 @@ export function createFleet(cfg: AgentConfig, fc: FleetConfig, log: Logger, deps
       const target: DesiredTarget = t.node !== undefined ? { node: t.node } : t.selector !== undefined ? { selector: parseSelector(t.selector) } : { all: true };
       return node.setDesired(bundle, target);
     },
+    pushBundle: (bytes) => node.withEtcd((c, keys) => pushBundle(c, keys, bytes)),
+    createRollout: (b) =>
+      node.withEtcd((c, keys) =>
+        createRollout(
+          c, keys,
+          rolloutSpec({
+            bundle: b.bundle,
+            selector: b.selector !== undefined ? parseSelector(b.selector) : null,
+            ...(b.waves !== undefined ? { waves: b.waves.split(',') } : {}),
+            ...(b.bake !== undefined ? { bake: b.bake } : {}),
+            ...(b.gates !== undefined ? { gates: b.gates } : {}),
+            ...(b.failure_limit !== undefined ? { failureLimit: b.failure_limit } : {}),
+            ...(b.max_incompatible !== undefined ? { maxIncompatible: parseShare(b.max_incompatible, 'max_incompatible') } : {}),
+          }),
+        ),
+      ),
+    rolloutStatus: (id) => node.withEtcd((c, keys) => rolloutStatus(c, keys, id)),
+    requestRollout: (action, id) => node.withEtcd((c, keys) => requestRollout(c, keys, action, id)),
+    history: (id, limit) => node.withEtcd((c, keys) => readHistory(c, keys, id, limit)),
   };
-  return { node, view, start: () => node.start(), stop: () => node.stop() };
+  return {
+    node,
+    keeper,
+    view,
+    start: () => {
+      node.start();
+      // what the state file says this node should run (a change while it was down)
+      k?.want(node.local().desired.bundle);
+    },
+    stop: async () => {
+      k?.close();
+      await node.stop();
+    },
+  };
 }

@@ -274,6 +274,11 @@ export class LifecyclePipeline {
 
   /** Loads the successor of the running sensor for `config`, from `objectPath`, as
    *  `generation` (nothing attached). Throws SensorReloadError. */
+  /** The successor's pre-flight alone: nothing is loaded (bundle application, before any swap). */
+  preflightSuccessor(config: LifecycleConfig, objectPath: string): void {
+    Sensor.preflightOnly(LifecyclePipeline.spec(config, probeKernel(), objectPath, 0), this.sensor);
+  }
+
   prepareSuccessor(config: LifecycleConfig, objectPath: string, generation: number): Promise<{ sensor: Sensor; reused: string[] }> {
     return Sensor.successor(LifecyclePipeline.spec(config, probeKernel(), objectPath, generation), this.sensor, this.log);
   }

@@ -81,7 +81,8 @@ export interface ReloadReply {
   parts: { config: ConfigPartReport; sensors: SensorsPartReport; rules: PartReport; checks: PartReport };
 }
 
-export type ReloadTrigger = 'api' | 'signal';
+/** api: `patrol reload` / POST /v1/reload; signal: SIGHUP; bundle: a fleet bundle applied */
+export type ReloadTrigger = 'api' | 'signal' | 'bundle';
 
 export interface ReloadRequest {
   trigger: ReloadTrigger;
@@ -109,6 +110,8 @@ export interface SensorsReloader {
   takesKey(key: string): boolean;
   reload(cfg: AgentConfig, why: 'forced' | 'objects' | 'config'): Promise<SensorsPartReport>;
   status(): { version: string | null; generation: number };
+  /** the pre-flight of the objects `cfg` names, without a load: null when they pass */
+  preflight?(cfg: AgentConfig): { sensor: string; code: string; reason: string } | null;
 }
 
 export interface SetOutcome {

@@ -90,6 +90,30 @@ export class SensorReloader implements SensorsReloader {
     return st !== null && (p.state !== st.path || safeHash(p.state) !== st.hash);
   }
 
+  /** The pre-flight of the objects `cfg` names that differ from the running ones, without a
+   *  load (bundle application runs it before anything is swapped). Null when they pass (or
+   *  nothing differs), else the refusal. */
+  preflight(cfg: AgentConfig): { sensor: string; code: string; reason: string } | null {
+    const paths = objectPaths(cfg.agent.bpfDir);
+    const lcConfig: LifecycleSettings = { ...this.opts.lifecycle.config, ...cfg.lifecycle };
+    try {
+      if (paths.lifecycle !== this.objects.lifecycle.path || safeHash(paths.lifecycle) !== this.objects.lifecycle.hash) this.opts.lifecycle.preflightSuccessor(lcConfig, paths.lifecycle);
+    } catch (e) {
+      const err = toReloadError(e);
+      return { sensor: 'lifecycle', code: err.code, reason: err.message };
+    }
+    const st = this.objects.state;
+    if (this.opts.states && st && (paths.state !== st.path || safeHash(paths.state) !== st.hash)) {
+      try {
+        this.opts.states.preflightSuccessor({ ...this.opts.states.config, ...cfg.state }, paths.state);
+      } catch (e) {
+        const err = toReloadError(e);
+        return { sensor: 'state', code: err.code, reason: err.message };
+      }
+    }
+    return null;
+  }
+
   status(): { version: string | null; generation: number } {
     return { version: this.version(), generation: this.generation };
   }

@@ -101,6 +101,11 @@ export class StatePipeline {
     return this.sensor;
   }
 
+  /** The successor's pre-flight alone: nothing is loaded. Throws SensorReloadError. */
+  preflightSuccessor(config: StateConfig, objectPath: string): void {
+    Sensor.preflightOnly(StatePipeline.spec(config, objectPath, 0), this.sensor);
+  }
+
   /** Loads the successor of the running sensor (nothing attached). Throws SensorReloadError. */
   prepareSuccessor(config: StateConfig, objectPath: string, generation: number): Promise<{ sensor: Sensor; reused: string[] }> {
     return Sensor.successor(StatePipeline.spec(config, objectPath, generation), this.sensor, this.log);

@@ -146,3 +146,21 @@ export const TIMEOUT_ACTIONS = ['alert', 'critical', 'warning', 'unknown', 'igno
 export function allCallableNames(): string[] {
   return [...FIELDS.map((f) => f.name), ...WINDOW_AGGREGATES, ...EVENT_AGGREGATES, ...TREND_FUNCTIONS];
 }
+
+/** Per-node fleet fields a rollout gate may read (docs/fleet.md, "Gates"), from each node's
+ *  observed state. Base units as everywhere: agent_cpu 5% is 0.05, agent_rss bytes. */
+export const GATE_FIELDS: Record<string, EventFieldType & { doc: string }> = {
+  lost_rate: { k: 'num', dim: PER_SECOND, doc: 'records the agent lost per second, over the last minute' },
+  agent_cpu: { k: 'num', dim: PERCENT, doc: "the agent's CPU, a share of one CPU" },
+  agent_rss: { k: 'num', dim: BYTES, doc: "the agent's resident memory" },
+  reload_result: { k: 'str', doc: 'the result of applying the rollout\'s bundle on the node: "applied" or "rejected: <code>"; unknown until the node reports it' },
+  checks_critical: { k: 'num', dim: NONE, doc: 'checks in state critical on the node' },
+  checks_warning: { k: 'num', dim: NONE, doc: 'checks in state warning on the node' },
+  alerts_firing: { k: 'num', dim: NONE, doc: 'alerts firing on the node' },
+  health: { k: 'str', doc: 'the agent\'s health: "ok" or "degraded"' },
+};
+
+/** Functions of a gate: `baseline(f)`, the median of f over the baseline nodes (in the
+ *  rollout's scope, not touched by it), and `before(f)`, the node's own f when the rollout told
+ *  it to change. */
+export const GATE_FUNCTIONS = ['baseline', 'before'] as const;

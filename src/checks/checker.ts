@@ -7,7 +7,7 @@ import RE2 from 're2';
 import { DiagnosticBag, suggest, type Span } from './diagnostics.js';
 import type { CheckStmt, Expr, Program } from './ast.js';
 import {
-  ALERT_STATES, EVENT_AGGREGATES, EVENT_KINDS, FIELD_BY_NAME, FIELDS, GROUP_KEYS, TIMEOUT_ACTIONS, TREND_FUNCTIONS, TREND_LIMITS, WINDOW_AGGREGATES,
+  ALERT_STATES, EVENT_AGGREGATES, EVENT_KINDS, FIELD_BY_NAME, FIELDS, GATE_FIELDS, GATE_FUNCTIONS, GROUP_KEYS, TIMEOUT_ACTIONS, TREND_FUNCTIONS, TREND_LIMITS, WINDOW_AGGREGATES,
   WINDOW_METRICS, allCallableNames, type EventFieldType, type FieldSpec, type Param,
 } from './catalogue.js';
 import { NONE, PER_SECOND, TIME, dimDiv, dimEq, dimExample, dimMul, dimName, isNone, literal, type Dim } from './units.js';
@@ -93,6 +93,20 @@ export function checkProgram(prog: Program, diags: DiagnosticBag): CompiledCheck
   return out;
 }
 
+/** A rollout gate (docs/fleet.md, "Gates"): an expression over the per-node fleet fields
+ *  (GATE_FIELDS) and baseline(f) / before(f), type-checked with the same rules as a condition.
+ *  It must be true or false. Returns whether it is free of errors. */
+export function checkGate(e: Expr, diags: DiagnosticBag): boolean {
+  const before = diags.items.filter((d) => d.severity === 'error').length;
+  const cx = new Cx(diags);
+  cx.gate = true;
+  const t = cx.expr(e);
+  if (t.k !== 'error' && t.k !== 'bool') {
+    diags.error('PD2005', e.span, `a gate must be true or false, but this is ${tyName(t)}`, t.k === 'num' ? `compare it: ${printExpr(e)} <= ${dimExample(t.dim)}` : undefined);
+  }
+  return diags.items.filter((d) => d.severity === 'error').length === before;
+}
+
 function badState(name: string, span: Span, diags: DiagnosticBag): void {
   const s = suggest(name, ALERT_STATES);
   diags.error('PD2013', span, `'${name}' is not a state that can raise alerts${s ? `; did you mean '${s}'?` : ''}`, `states: ${ALERT_STATES.join(', ')}`);
@@ -162,6 +176,8 @@ class Cx {
   usesAgent = false;
   /** the check's interval: a trend over a field's readings needs several runs in its window */
   everyMs = DEFAULT_EVERY_MS;
+  /** a rollout gate: names are the fleet's per-node fields, calls baseline() and before() */
+  gate = false;
   /** fields of the event kind while inside `where` */
   private eventScope: Record<string, EventFieldType> | null = null;
   private eventKind = '';
@@ -197,9 +213,11 @@ class Cx {
       case 'bool':
         return { k: 'bool', grouped: false };
       case 'ident':
+        if (this.gate) return this.gateField(e.name, e.span);
         if (this.eventScope !== null) return this.eventField(e.name, e.span);
         return this.call(e.name, e.span, [], e.span, false);
       case 'call':
+        if (this.gate) return this.gateCall(e);
         if (this.eventScope !== null) {
           this.diags.error('PD2010', e.nameSpan, `a 'where' filter tests the fields of one ${this.eventKind} event; ${e.name}(...) is not one of them`, `fields: ${Object.keys(this.eventScope).join(', ')}`);
           return ERR;
@@ -293,6 +311,38 @@ class Cx {
     }
     this.diags.error('PD2004', e.span, `unit mismatch in '${e.op}': ${printExpr(e.left)} is ${dimName(l.dim)}, ${printExpr(e.right)} is ${dimName(r.dim)}`, hint);
     return false;
+  }
+
+  private gateField(name: string, span: Span): Ty {
+    const f = GATE_FIELDS[name];
+    if (f === undefined) {
+      const sg = suggest(name, Object.keys(GATE_FIELDS));
+      this.diags.error('PD2001', span, `'${name}' is not a fleet field a gate can read${sg ? `; did you mean '${sg}'?` : ''}`, `fields: ${Object.keys(GATE_FIELDS).join(', ')}; functions: baseline(field), before(field)`);
+      return ERR;
+    }
+    if (f.k === 'num') return { k: 'num', dim: f.dim, grouped: false, literal: false };
+    if (f.k === 'bool') return { k: 'bool', grouped: false };
+    return { k: 'str' };
+  }
+
+  private gateCall(e: Extract<Expr, { kind: 'call' }>): Ty {
+    if (!(GATE_FUNCTIONS as readonly string[]).includes(e.name)) {
+      const sg = suggest(e.name, [...GATE_FUNCTIONS]);
+      this.diags.error('PD2001', e.nameSpan, `a gate calls only ${GATE_FUNCTIONS.map((f) => `${f}(field)`).join(' and ')}, not ${e.name}(...)${sg ? `; did you mean '${sg}'?` : ''}`, 'e.g. agent_cpu <= baseline(agent_cpu) * 1.5');
+      return ERR;
+    }
+    const a = e.args[0];
+    if (e.args.length !== 1 || a === undefined || a.kind !== 'ident') {
+      this.diags.error('PD2002', e.span, `${e.name} takes one fleet field`, `${e.name}(agent_cpu)`);
+      return ERR;
+    }
+    const t = this.gateField(a.name, a.span);
+    if (t.k === 'error') return t;
+    if (t.k !== 'num') {
+      this.diags.error('PD2005', a.span, `${e.name}(...) needs a numeric field, but ${a.name} is ${tyName(t)}`);
+      return ERR;
+    }
+    return t;
   }
 
   private eventField(name: string, span: Span): Ty {

@@ -3,7 +3,7 @@
 export * from './diagnostics.js';
 export * from './ast.js';
 export { lex, type Token } from './lexer.js';
-export { parse, KEYWORDS, MAX_DEPTH } from './parser.js';
+export { parse, parseExpression, KEYWORDS, MAX_DEPTH } from './parser.js';
 export { printExpr, printProgram, printStmt } from './printer.js';
 export * from './catalogue.js';
 export * from './checker.js';
@@ -18,3 +18,4 @@ export * from './evaluator.js';
 export * from './executor.js';
 export * from './clock.js';
 export * from './collectors.js';
+export * from './gates.js';

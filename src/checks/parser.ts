@@ -26,6 +26,18 @@ const CMP_OPS = new Set(['==', '!=', '<', '<=', '>', '>=']);
 const join = (a: Span, b: Span): Span => ({ start: a.start, end: b.end, line: a.line, col: a.col });
 
 export function parse(src: string, file: string, diags: DiagnosticBag = new DiagnosticBag(file)): Program {
+  return parseWith(src, file, diags, null);
+}
+
+/** One expression on its own (a rollout gate, docs/fleet.md): the same grammar as a condition's
+ *  expression, the whole input. Null when it has a syntax error (reported in `diags`). */
+export function parseExpression(src: string, file: string, diags: DiagnosticBag = new DiagnosticBag(file)): Expr | null {
+  const out: { expr: Expr | null } = { expr: null };
+  parseWith(src, file, diags, out);
+  return out.expr;
+}
+
+function parseWith(src: string, file: string, diags: DiagnosticBag, exprOut: { expr: Expr | null } | null): Program {
   const toks = lex(src, diags);
   let pos = 0;
   let depth = 0;
@@ -92,6 +104,17 @@ export function parse(src: string, file: string, diags: DiagnosticBag = new Diag
       if (braces === 0 && !inBlock && t.kind === 'ident' && t.text === 'check' && pos > 0) return;
       next();
     }
+  }
+
+  if (exprOut !== null) {
+    try {
+      const e = expression();
+      if (peek().kind !== 'eof') fail('the end of the expression', "one expression: join conditions with 'and' / 'or'");
+      exprOut.expr = e;
+    } catch (e) {
+      if (!(e instanceof Abort)) throw e;
+    }
+    return { file, stmts: [] };
   }
 
   while (peek().kind !== 'eof') {

@@ -114,13 +114,15 @@ export class ApiClient {
     }
   }
 
-  /** POST a JSON body, read a JSON answer (non-2xx: ApiError with the agent's message). */
+  /** POST a JSON body (a Buffer goes as application/octet-stream), read a JSON answer (non-2xx:
+   *  ApiError with the agent's message). */
   post<T>(path: string, body: unknown): Promise<T> {
     const socket = this.socket;
-    const data = Buffer.from(JSON.stringify(body));
+    const raw = Buffer.isBuffer(body);
+    const data = raw ? body : Buffer.from(JSON.stringify(body));
     return new Promise<T>((resolve, reject) => {
       const req = request(
-        { socketPath: socket, path: API_PREFIX + path, method: 'POST', headers: { accept: 'application/json', 'content-type': 'application/json', 'content-length': data.length } },
+        { socketPath: socket, path: API_PREFIX + path, method: 'POST', headers: { accept: 'application/json', 'content-type': raw ? 'application/octet-stream' : 'application/json', 'content-length': data.length } },
         (r) => {
           const status = r.statusCode ?? 0;
           readAll(r).then(

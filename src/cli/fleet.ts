@@ -8,8 +8,9 @@ import { term } from '../shared/terminal.js';
 import { ApiClient, addClientOptions, type ClientOptions } from './client.js';
 import { fmtBytes } from './format.js';
 import type { FleetAlertsJson, FleetStatusJson, DesiredTarget } from '../fleet/index.js';
+import { registerBundles, registerRollouts } from './fleet-rollout.js';
 
-interface FleetOptions extends ClientOptions {
+export interface FleetOptions extends ClientOptions {
   endpoints?: string;
   prefix?: string;
   cacert?: string;
@@ -23,7 +24,7 @@ interface DesiredOptions extends FleetOptions {
   all?: boolean;
 }
 
-function addFleetOptions(cmd: Command): Command {
+export function addFleetOptions(cmd: Command): Command {
   return addClientOptions(cmd)
     .option('--endpoints <urls>', 'ask etcd directly: member URLs, comma-separated (no agent needed)')
     .option('--prefix <prefix>', 'key prefix with --endpoints (default /patrol/)')
@@ -33,7 +34,7 @@ function addFleetOptions(cmd: Command): Command {
 }
 
 /** --endpoints: a client of our own (loaded on demand: the other commands need no gRPC). */
-async function direct<T>(o: FleetOptions, f: (m: typeof import('../fleet/index.js'), c: import('../fleet/index.js').EtcdClient, k: import('../fleet/index.js').Keys) => Promise<T>): Promise<T> {
+export async function direct<T>(o: FleetOptions, f: (m: typeof import('../fleet/index.js'), c: import('../fleet/index.js').EtcdClient, k: import('../fleet/index.js').Keys) => Promise<T>): Promise<T> {
   const m = await import('../fleet/index.js');
   const endpoints = o.endpoints!.split(',').map((s) => s.trim().replace(/\/$/, '')).filter(Boolean);
   for (const e of endpoints) if (!/^https?:\/\/[^\s/]+$/.test(e)) throw new PatrolError('E_USAGE', `--endpoints: "${e}" is not a URL like http://10.0.0.1:2379`);
@@ -89,9 +90,11 @@ export function registerFleet(program: Command): void {
     }
     process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : `desired ${term(r.bundle)} at ${term(r.key)} (revision ${r.revision})\n`);
   });
+  registerBundles(fleet);
+  registerRollouts(fleet);
 }
 
-function ago(iso: string | null, now = Date.now()): string {
+export function ago(iso: string | null, now = Date.now()): string {
   if (iso === null) return '?';
   const s = Math.round((now - Date.parse(iso)) / 1000);
   if (!Number.isFinite(s)) return '?';
@@ -102,17 +105,20 @@ function ago(iso: string | null, now = Date.now()): string {
   return `${Math.round(s / 86400)}d ago`;
 }
 
-function table(rows: string[][]): string {
+export function table(rows: string[][]): string {
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ').trimEnd()).join('\n') + '\n';
 }
+
+/** Bundle ids for tables: sha256:1a2b3c4d5e6f */
+const short = (id: string | null | undefined): string => (!id ? '-' : id.startsWith('sha256:') ? id.slice(0, 19) : id);
 
 export function humanFleetStatus(s: FleetStatusJson): string {
   const c = s.counts;
   const leader = s.leader ? `leader ${term(s.leader.node)} (term ${s.leader.term}${s.leader.since ? `, since ${ago(s.leader.since)}` : ''})` : 'no leader';
   let out = `fleet ${term(s.prefix)} · ${c.nodes} node${c.nodes === 1 ? '' : 's'}: ${c.up} up, ${c.down} down${c.degraded ? `, ${c.degraded} degraded` : ''}${c.losing ? `, ${c.losing} losing events` : ''} · ${leader}\n`;
   if (s.nodes.length) {
-    const rows = [['NODE', 'STATE', 'VERSIONS', 'HEALTH', 'LOSS/S', 'CPU%', 'RSS', 'ALERTS', 'LAST SEEN', 'DESIRED']];
+    const rows = [['NODE', 'STATE', 'VERSIONS', 'HEALTH', 'LOSS/S', 'CPU%', 'RSS', 'ALERTS', 'LAST SEEN', 'DESIRED', 'BUNDLE']];
     for (const n of s.nodes) {
       const parts = Object.entries(n.parts)
         .filter(([, p]) => p.version !== null)
@@ -127,7 +133,8 @@ export function humanFleetStatus(s: FleetStatusJson): string {
         n.agent_rss === null ? '-' : fmtBytes(n.agent_rss),
         n.alerts_firing === null ? '-' : String(n.alerts_firing),
         n.up ? 'now' : ago(n.last_seen),
-        term(n.desired_bundle ?? '-'),
+        term(short(n.desired_bundle)),
+        term(`${short(n.bundle)}${n.bundle_result && n.bundle_result !== 'applied' && n.bundle_result !== 'none' ? ` (${n.bundle_result})` : ''}`),
       ]);
     }
     out += table(rows);

@@ -63,7 +63,9 @@ export function fleetLine(f: NonNullable<StatsJson['fleet']>): string {
   if (f.state === 'local-only') return `local-only since ${since}${f.reason ? ` (${term(f.reason)})` : ''}`;
   if (f.state === 'connecting') return `connecting since ${since} · node ${term(f.node)}`;
   const lead = f.is_leader ? `leading (term ${f.leader?.term ?? '?'})` : f.leader ? `leader ${term(f.leader.node)}` : 'no leader';
-  return `connected · node ${term(f.node)} · ${lead}${f.desired_bundle ? ` · desired ${term(f.desired_bundle)}` : ''}`;
+  const b = f.bundle;
+  const bundle = b && (b.id || b.result !== 'none') ? ` · bundle ${term(b.id ? b.id.slice(0, 19) : 'none')}${b.result !== 'applied' ? ` (${term(b.result)}${b.target ? ` ${term(b.target.slice(0, 19))}` : ''})` : ''}` : '';
+  return `connected · node ${term(f.node)} · ${lead}${f.desired_bundle ? ` · desired ${term(f.desired_bundle.slice(0, 19))}` : ''}${bundle}`;
 }
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;

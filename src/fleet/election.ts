@@ -6,11 +6,12 @@
 // whatever it believes. The leader mirrors the fleet (mirror.ts) and writes fleet/findings.
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../shared/log.js';
-import { prefixEnd, type EtcdClient, type Op, type RevisionWatch } from './client.js';
+import { prefixEnd, type Compare, type EtcdClient, type Op, type RevisionWatch } from './client.js';
 import { FleetError, describeEtcdError } from './errors.js';
 import { LeaderValue, SCHEMA, decode, encode, leaseHex, type Keys } from './keys.js';
 import { FleetMirror } from './mirror.js';
 import { fleetFindings, findingsSignature } from './findings.js';
+import { RolloutController, type TxnOutcome } from './rollout-controller.js';
 
 export interface ElectionHost {
   /** the lease to bind leader keys to when it is usable now, else null (then nothing is sent) */
@@ -32,6 +33,8 @@ export class Election {
   private predecessor: { key: string; watch: RevisionWatch } | null = null;
   private leaderWatch: RevisionWatch | null = null;
   private mirror: FleetMirror | null = null;
+  /** the rollout controller, while leading */
+  controller: RolloutController | null = null;
   private lastFindings: string | null = null;
   private lastCheck = -Infinity;
   private busy = { check: false, tick: false };
@@ -151,6 +154,23 @@ export class Election {
     return true;
   }
 
+  /** A leader write with compares of the caller's besides the fence. 'stale' when one of
+   *  those failed while our term still holds (then leadership stays); 'fenced' as fenced(). */
+  async fencedIf(cmp: Compare[], ops: Op[], what: string): Promise<{ outcome: TxnOutcome; revision: number }> {
+    const term = this.term;
+    if (term === null || this.h.usableLease() === null) return { outcome: 'fenced', revision: 0 };
+    const key = this.keys.election(this.node);
+    const r = await this.client.txn([{ key, target: 'create', op: '=', value: term }, ...cmp], ops, [], { what });
+    if (r.succeeded) {
+      this.h.counters.leader_writes++;
+      return { outcome: 'ok', revision: r.revision };
+    }
+    const e = await this.client.get(key);
+    if (e.kv && e.kv.createRevision === term) return { outcome: 'stale', revision: r.revision };
+    await this.fenced([], what); // the fence failed: drop leadership as fenced() does
+    return { outcome: 'fenced', revision: r.revision };
+  }
+
   private async lead(): Promise<void> {
     const term = this.term!;
     const lease = this.h.usableLease();
@@ -162,6 +182,12 @@ export class Election {
     this.lastFindings = null;
     this.h.log.info({ term }, 'fleet: leading');
     this.mirror = new FleetMirror(this.client, this.keys, this.h.log);
+    this.controller = new RolloutController(this.client, this.keys, this.mirror, {
+      node: this.node,
+      term: () => (this.leading ? this.term : null),
+      txn: (cmp, ops, what) => this.fencedIf(cmp, ops, what),
+      log: this.h.log,
+    });
     void this.mirror.load().catch((e: unknown) => this.h.onError(describeEtcdError(e)));
   }
 
@@ -171,6 +197,7 @@ export class Election {
     this.leading = false;
     this.mirror?.close();
     this.mirror = null;
+    this.controller = null;
     this.lastFindings = null;
     this.h.log.info({ why, term: this.term }, 'fleet: no longer leading');
   }
@@ -196,6 +223,7 @@ export class Election {
       void m.load().catch((e: unknown) => this.h.onError(describeEtcdError(e)));
       return;
     }
+    void this.controller?.tick();
     const findings = fleetFindings(m, this.h.skewBoundMs, Date.now());
     const sig = findingsSignature(findings);
     if (sig === this.lastFindings) return;

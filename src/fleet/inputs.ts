@@ -1,3 +1,5 @@
+import type { BundleReport } from './bundle-keeper.js';
+
 // What the agent tells the fleet module about itself. src/app implements it (src/app/fleet.ts);
 // the fleet module only reads it, on its own timers, never on the event path.
 
@@ -43,6 +45,8 @@ export interface FleetInputs {
   apiAddress(): string | null;
   /** the agent's CPU (% of one CPU, recent) and RSS (bytes); default: this process's own */
   usage?(): { cpuPct: number; rssBytes: number };
+  /** the bundle the node runs and the last application's outcome (bundle-keeper.ts) */
+  bundle?(): BundleReport | null;
 }
 
 /** Inputs for members without an agent behind them (bench, tests): all quiet. */

@@ -69,6 +69,38 @@ export class Keys {
   get findings() {
     return `${this.prefix}fleet/findings`;
   }
+  /** bundles/<id>/meta, then bundles/<id>/chunk/<n>: a bundle file in chunks of at most 1 MiB */
+  bundleMeta(id: string) {
+    return `${this.prefix}bundles/${id}/meta`;
+  }
+  bundleChunk(id: string, i: number) {
+    return `${this.prefix}bundles/${id}/chunk/${String(i).padStart(6, '0')}`;
+  }
+  bundle(id: string) {
+    return `${this.prefix}bundles/${id}/`;
+  }
+  rollout(id: string) {
+    return `${this.prefix}rollouts/${id}`;
+  }
+  get rollouts() {
+    return `${this.prefix}rollouts/`;
+  }
+  /** one per node a rollout told to change: its wave and what to put back on a rollback */
+  rolloutNode(id: string, node: string) {
+    return `${this.prefix}rollout-nodes/${id}/${node}`;
+  }
+  rolloutNodes(id: string) {
+    return `${this.prefix}rollout-nodes/${id}/`;
+  }
+  rolloutEvent(id: string, seq: number) {
+    return `${this.prefix}rollout-history/${id}/${String(seq).padStart(8, '0')}`;
+  }
+  rolloutHistory(id: string) {
+    return `${this.prefix}rollout-history/${id}/`;
+  }
+  get rolloutHistoryAll() {
+    return `${this.prefix}rollout-history/`;
+  }
   /** the part of `key` after the prefix and `section` ("nodes/"), or null */
   tail(key: string, section: string): string | null {
     const head = this.prefix + section;
@@ -135,6 +167,19 @@ export type NodeValue = z.infer<typeof NodeValue>;
 export const PartValue = z.object({ version: z.string().nullable(), since: iso.nullable() }).passthrough();
 export type PartValue = z.infer<typeof PartValue>;
 
+export const BundleApply = z
+  .object({
+    target: z.string().nullable(),
+    result: z.string(),
+    code: z.string().nullable(),
+    reason: z.string().nullable(),
+    incompatible: z.boolean(),
+    at: iso.nullable(),
+    previous: z.string().nullable(),
+  })
+  .passthrough();
+export type BundleApply = z.infer<typeof BundleApply>;
+
 export const ObservedValue = z
   .object({
     schema: schema1,
@@ -158,8 +203,11 @@ export const ObservedValue = z
     alerts_firing: z.number(),
     /** the desired bundle this node saw last (issue 15 applies it) */
     desired: z.object({ bundle: z.string().nullable(), revision: z.number() }).passthrough().nullable(),
-    /** the bundle the node runs (issue 15); null until bundles exist */
+    /** the bundle the node runs; null: its own configuration */
     bundle: z.string().nullable(),
+    /** the last bundle application: target, result (applied, rejected: <code>, pending, none),
+     *  whether the node is incompatible with it (absent from agents before issue 15) */
+    bundle_apply: BundleApply.nullable().optional(),
   })
   .passthrough();
 export type ObservedValue = z.infer<typeof ObservedValue>;

@@ -4,12 +4,15 @@
 import type { Logger } from '../shared/log.js';
 import { prefixEnd, type EtcdClient, type KV, type RevisionWatch, type WatchEvent } from './client.js';
 import { MemberValue, NodeValue, ObservedValue, decode, type Keys } from './keys.js';
+import { RolloutValue } from './rollout.js';
 import type { FleetSnapshot } from './findings.js';
 
 export class FleetMirror implements FleetSnapshot {
   nodes = new Map<string, NodeValue>();
   observed = new Map<string, ObservedValue>();
   members = new Map<string, MemberValue>();
+  /** rollouts/<id>, for the rollout controller */
+  rollouts = new Map<string, { value: RolloutValue; modRevision: number }>();
   downSince = new Map<string, number>();
   ready = false;
   badValues = 0;
@@ -34,14 +37,20 @@ export class FleetMirror implements FleetSnapshot {
   private async read(): Promise<void> {
     const k = this.keys;
     const nodes = await this.client.readPrefix(k.nodes);
-    const [obs, mem] = await Promise.all([this.client.readPrefix(k.observedAll, { revision: nodes.revision }), this.client.readPrefix(k.members, { revision: nodes.revision })]);
+    const [obs, mem, ro] = await Promise.all([
+      this.client.readPrefix(k.observedAll, { revision: nodes.revision }),
+      this.client.readPrefix(k.members, { revision: nodes.revision }),
+      this.client.readPrefix(k.rollouts, { revision: nodes.revision }),
+    ]);
     if (this.closed) return;
     this.nodes.clear();
     this.observed.clear();
     this.members.clear();
+    this.rollouts.clear();
     for (const kv of nodes.kvs) this.apply('put', kv);
     for (const kv of obs.kvs) this.apply('put', kv);
     for (const kv of mem.kvs) this.apply('put', kv);
+    for (const kv of ro.kvs) this.apply('put', kv);
     this.ready = true;
     this.watch = this.client.watch(k.prefix, prefixEnd(k.prefix), nodes.revision + 1, {
       onRevision: (_rev, evs: WatchEvent[]) => {
@@ -75,6 +84,15 @@ export class FleetMirror implements FleetSnapshot {
         const v = decode(ObservedValue, kv.value);
         if (v) this.observed.set(name, v);
         else this.badValues++;
+      }
+    } else if ((name = k.tail(kv.key, 'rollouts/')) !== null) {
+      if (type === 'delete') this.rollouts.delete(name);
+      else {
+        const v = decode(RolloutValue, kv.value);
+        // a write of our own may already be here, newer than this event
+        const have = this.rollouts.get(name);
+        if (v && (!have || have.modRevision <= kv.modRevision)) this.rollouts.set(name, { value: v, modRevision: kv.modRevision });
+        else if (!v) this.badValues++;
       }
     } else if ((name = k.tail(kv.key, 'members/')) !== null) {
       if (type === 'delete') {

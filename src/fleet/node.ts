@@ -132,6 +132,8 @@ export class FleetNode {
   private publishedAlerts = new Map<string, string>();
   private lastObservedSig: string | null = null;
   private lastObservedAt = -Infinity;
+  private forcePublish = false;
+  private waitCpu = false;
   private inFlight = { keepalive: false, probe: false, observed: false, alerts: false };
   private lastProbeOk = -Infinity;
   private lastProbeStart = -Infinity;
@@ -432,10 +434,28 @@ export class FleetNode {
     this.election.tick();
   }
 
+  /** The bundle report changed (bundle-keeper.ts): observed/<node> is written now, not at the
+   *  next interval, since a rollout waits on it. After a bundle was applied, the CPU reading
+   *  starts over (observed.ts). */
+  bundleChanged(applied: boolean): void {
+    if (applied) {
+      this.observed.restartCpuWindow();
+      // the write that says "applied" carries a CPU reading from after the swap
+      this.waitCpu = true;
+    }
+    this.forcePublish = true;
+    if (this.conn === 'connected' && this.registered && this.usable()) void this.publishObserved();
+  }
+
   private async publishObserved(): Promise<void> {
-    if (this.inFlight.observed || performance.now() - this.lastObservedAt < this.o.observedIntervalMs) return;
+    if (this.inFlight.observed || (!this.forcePublish && performance.now() - this.lastObservedAt < this.o.observedIntervalMs)) return;
+    if (this.waitCpu) {
+      if (!this.observed.cpuReady()) return;
+      this.waitCpu = false;
+    }
     const v = this.observed.build(this.desiredSummary());
     const sig = observedSignature(v);
+    this.forcePublish = false;
     if (sig === this.lastObservedSig) return;
     const lease = this.lease!;
     this.inFlight.observed = true;
@@ -527,6 +547,18 @@ export class FleetNode {
   async fleetAlerts(): Promise<FleetAlertsJson> {
     this.ensureReachable();
     return readFleetAlerts(this.client, this.keys);
+  }
+
+  /** An operator's read or write through this agent's client (bundles, rollouts, history);
+   *  E_FLEET_UNAVAILABLE while local-only. */
+  async withEtcd<T>(f: (client: EtcdClient, keys: Keys) => Promise<T>): Promise<T> {
+    this.ensureReachable();
+    return f(this.client, this.keys);
+  }
+
+  /** The rollout controller's last error, while this agent leads (status). */
+  get controllerError(): string | null {
+    return this.election.controller?.lastError ?? null;
   }
 
   async setDesired(bundle: string, target: DesiredTarget, setBy?: string): Promise<{ key: string; revision: number; bundle: string }> {

@@ -5,10 +5,16 @@ import { SCHEMA, type ObservedValue } from './keys.js';
 import type { FleetInputs } from './inputs.js';
 
 const LOSS_WINDOW_MS = 60_000;
+/** CPU is read over the last 10 s (a rollout gate compares it: one busy second is not a trend),
+ *  and over at least 0.5 s (a shorter span is noise) */
+const CPU_WINDOW_MS = 10_000;
+const MIN_CPU_SPAN_MS = 500;
+/** after a restart (a bundle applied), the first reading that counts covers this long */
+const CPU_SETTLE_MS = 2000;
 
 export class ObservedBuilder {
   private lossSamples: Array<{ t: number; lost: number }> = [];
-  private cpuPrev: { t: number; usage: NodeJS.CpuUsage } | null = null;
+  private cpuSamples: Array<{ t: number; us: number }> = [];
   private cpuPct = 0;
 
   constructor(
@@ -20,14 +26,28 @@ export class ObservedBuilder {
   /** Samples CPU and loss (call every refresh, so the rates cover the recent past). */
   sample(): void {
     const t = this.now();
-    const usage = process.cpuUsage();
-    if (this.cpuPrev && t > this.cpuPrev.t) {
-      const us = usage.user - this.cpuPrev.usage.user + (usage.system - this.cpuPrev.usage.system);
-      this.cpuPct = (us / 1000 / (t - this.cpuPrev.t)) * 100;
-    }
-    this.cpuPrev = { t, usage };
+    const u = process.cpuUsage();
+    const cs = this.cpuSamples;
+    cs.push({ t, us: u.user + u.system });
+    while (cs.length > 2 && cs[1]!.t <= t - CPU_WINDOW_MS) cs.shift();
+    const first = cs[0]!;
+    if (t - first.t >= MIN_CPU_SPAN_MS) this.cpuPct = ((cs[cs.length - 1]!.us - first.us) / 1000 / (t - first.t)) * 100;
     this.lossSamples.push({ t, lost: this.inputs.lostTotal() });
     while (this.lossSamples.length > 2 && this.lossSamples[1]!.t <= t - LOSS_WINDOW_MS) this.lossSamples.shift();
+  }
+
+  /** The next CPU reading starts now: after a bundle is applied, the one-off cost of the swap
+   *  (loading and verifying objects, compiling) is not read as what the bundle costs to run;
+   *  until then the reading from before stays. */
+  restartCpuWindow(): void {
+    const u = process.cpuUsage();
+    this.cpuSamples = [{ t: this.now(), us: u.user + u.system }];
+  }
+
+  /** The CPU reading covers CPU_SETTLE_MS since the window (re)started. */
+  cpuReady(): boolean {
+    const cs = this.cpuSamples;
+    return cs.length > 1 && cs[cs.length - 1]!.t - cs[0]!.t >= CPU_SETTLE_MS;
   }
 
   /** records lost per second over the last minute */
@@ -44,6 +64,7 @@ export class ObservedBuilder {
     const h = this.inputs.health();
     const usage = this.inputs.usage?.();
     const last = this.lossSamples[this.lossSamples.length - 1];
+    const b = this.inputs.bundle?.() ?? null;
     return {
       schema: SCHEMA,
       node: this.node,
@@ -60,7 +81,8 @@ export class ObservedBuilder {
       checks_critical: checks.critical ?? 0,
       alerts_firing: this.inputs.firingAlerts().length,
       desired,
-      bundle: null,
+      bundle: b?.id ?? null,
+      bundle_apply: b ? { target: b.target, result: b.result, code: b.code, reason: b.reason, incompatible: b.incompatible, at: b.at, previous: b.previous } : null,
     };
   }
 }

@@ -30,6 +30,9 @@ export interface FleetNodeStatus {
   registered_at: string | null;
   api: string | null;
   desired_bundle: string | null;
+  /** the bundle it runs, and the outcome of its last bundle application */
+  bundle: string | null;
+  bundle_result: string | null;
   leader: boolean;
 }
 
@@ -116,6 +119,8 @@ export async function readFleetStatus(client: EtcdClient, keys: Keys, o: { pageS
       registered_at: n?.registered_at ?? m?.registered_at ?? null,
       api: n?.api ?? null,
       desired_bundle: o2?.desired?.bundle ?? null,
+      bundle: o2?.bundle ?? null,
+      bundle_result: o2?.bundle_apply?.result ?? null,
       leader: leader?.node === name,
     });
   }

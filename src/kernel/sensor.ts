@@ -141,6 +141,41 @@ export class Sensor {
     }
   }
 
+  /** The pre-flight of successor() without a load: opens the object, checks it against the
+   *  running sensor and this kernel's BTF (programs, tracepoints, shared maps, record layouts,
+   *  the generation word), and closes it. Nothing is loaded, the running sensor is not touched.
+   *  Throws SensorReloadError. (A CO-RE relocation this kernel cannot resolve shows only at a
+   *  load: successor() reports it, still without touching the running sensor.) */
+  static preflightOnly(spec: SensorSpec, running: Sensor): void {
+    const n = native();
+    let obj: BpfObject;
+    try {
+      // with the autoload settings that apply to this object, as successor() opens it
+      const probe = n.open(spec.objectPath, {});
+      let programs: Set<string>;
+      try {
+        programs = new Set(n.inspect(probe).programs.map((p) => p.name));
+      } finally {
+        n.close(probe);
+      }
+      obj = n.open(spec.objectPath, { maxEntries: spec.maxEntries ?? {}, autoload: Object.fromEntries(Object.entries(spec.autoload ?? {}).filter(([k]) => programs.has(k))) });
+    } catch (e) {
+      throw new SensorReloadError('E_SENSOR_OBJECT', `${spec.name}: cannot open ${spec.objectPath}: ${(e as Error).message}`);
+    }
+    try {
+      preflight({
+        sensor: spec.name,
+        running: running.facts(),
+        next: n.inspect(obj),
+        programs: spec.programs,
+        ...(spec.wireTypes ? { wireTypes: spec.wireTypes } : {}),
+        ...(spec.generation ? { generation: spec.generation } : {}),
+      });
+    } finally {
+      n.close(obj);
+    }
+  }
+
   private factsCache: ObjectFacts | null = null;
 
   /** What the loaded object holds (programs, maps, BTF). */

@@ -57,6 +57,10 @@ export interface AgentOpts {
   labels?: Record<string, string>;
   leaseTtl?: string;
   checksDir?: string;
+  /** attribution on (default off) */
+  rules?: boolean;
+  /** fleet.trusted_keys */
+  trustedKeys?: string[];
 }
 
 /** One real agent; `start()` again after a kill runs it on the same directories. */
@@ -88,9 +92,9 @@ export class FleetAgent {
         `agent: { lock_file: ${join(this.dir, 'patrol.pid')}, pin_dir: /sys/fs/bpf/patrol-fleet-${process.pid}-${name} }`,
         'log: { level: info, format: json }',
         'metrics: { enabled: false }',
-        'rules: { enabled: false }',
+        `rules: { enabled: ${o.rules === true} }`,
         ...(o.checksDir ? [`checks: { dir: ${o.checksDir} }`] : []),
-        `fleet: { endpoints: [${(cluster.endpoints as string[]).join(', ')}], node: ${name}, labels: { ${labels} }, lease_ttl: ${o.leaseTtl ?? '2s'}, observed_interval: 1s, skew_bound: 1h }`,
+        `fleet: { endpoints: [${(cluster.endpoints as string[]).join(', ')}], node: ${name}, labels: { ${labels} }, lease_ttl: ${o.leaseTtl ?? '2s'}, observed_interval: 1s, skew_bound: 1h${o.trustedKeys ? `, trusted_keys: [${o.trustedKeys.join(', ')}]` : ''} }`,
         '',
       ].join('\n'),
     );

@@ -13,7 +13,7 @@ import {
   alertFields, causeFields, checkFields, checkRunFields, evidenceFields, explainAlertFields, figFields, processSchema, processesRoute, reloadFields,
   ruleProfileFields, stuckDFields, topGroupFields, topRowFields, treeNodeSchema, zombieFields,
 } from '../../src/api/schemas.js';
-import { findingFields, fleetAlertFields, fleetNodeFields } from '../../src/api/fleet.js';
+import { findingFields, fleetAlertFields, fleetNodeFields, rolloutEventFields, rolloutFields, rolloutNodeFields } from '../../src/api/fleet.js';
 import { createLogger } from '../../src/shared/log.js';
 import { CONFIG_PART_FIELDS, PART_FIELDS, SECTION_FIELDS, SENSORS_PART_FIELDS, SENSOR_OBJECT_FIELDS, lastReloadFields, reloadRoute } from '../../src/api/reload.js';
 import { CONFIG_SECTIONS } from '../../src/app/config.js';
@@ -96,6 +96,9 @@ const LABELLED: Array<[string, string, string, Props]> = [
   ['api.md', '### `GET /v1/fleet/status`', 'Fleet node', fleetNodeFields],
   ['api.md', '### `GET /v1/fleet/status`', 'Finding', findingFields],
   ['api.md', '### `GET /v1/fleet/alerts`', 'Fleet alert', fleetAlertFields],
+  ['api.md', '### `GET /v1/fleet/rollouts`', 'Rollout', rolloutFields as Props],
+  ['api.md', '### `GET /v1/fleet/rollouts`', 'Rollout node', rolloutNodeFields as Props],
+  ['api.md', '### `GET /v1/fleet/history`', 'Rollout event', rolloutEventFields as Props],
 ];
 const sameKeys = (a: Props, b: Props) => sorted(Object.keys(a)).join() === sorted(Object.keys(b)).join();
 const labelledFor = (p: Props) => LABELLED.find(([, , , f]) => sameKeys(f, p));

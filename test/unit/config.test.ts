@@ -132,6 +132,7 @@ const CUSTOM: AgentConfig = {
     skewBoundMs: 2 * 3_600_000,
     probeIntervalMs: 2000,
     tls: { ca: '/etc/patrol/etcd-ca.pem', cert: '/etc/patrol/etcd.pem', key: '/etc/patrol/etcd-key.pem' },
+    trustedKeys: ['/etc/patrol/release.pub.pem'],
   },
   alerts: {
     node: 'node-7',
@@ -208,6 +209,7 @@ fleet:
   skew_bound: 2h
   probe_interval: 2s
   tls: { ca: /etc/patrol/etcd-ca.pem, cert: /etc/patrol/etcd.pem, key: /etc/patrol/etcd-key.pem }
+  trusted_keys: [/etc/patrol/release.pub.pem]
 alerts:
   node: node-7
   queue_max: 500

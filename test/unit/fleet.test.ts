@@ -49,6 +49,7 @@ describe('config: the fleet section', () => {
       skewBoundMs: 3_600_000,
       probeIntervalMs: 1000,
       tls: null,
+      trustedKeys: [],
     });
   });
 
@@ -203,23 +204,26 @@ describe('human output', () => {
       prefix: '/patrol/', revision: 9, leader: { node: 'a', term: 5, since: new Date().toISOString() },
       counts: { nodes: 2, up: 1, down: 1, degraded: 0, losing: 0 },
       nodes: [
-        { node: 'a', up: true, labels: {}, version: '0.1.0', kernel: '6.1', parts: { rules: { version: 'abcdef0123456789', since: null }, sensors: { version: null, since: null } }, health: { status: 'ok', reasons: [] }, lost_rate: 0, agent_cpu: 1.25, agent_rss: 50 << 20, checks_critical: 0, alerts_firing: 1, last_seen: new Date().toISOString(), observed_at: null, registered_at: null, api: null, desired_bundle: 'b\u001b[2J', leader: true },
-        { node: 'b', up: false, labels: {}, version: '0.1.0', kernel: null, parts: {}, health: null, lost_rate: null, agent_cpu: null, agent_rss: null, checks_critical: null, alerts_firing: null, last_seen: new Date(Date.now() - 30_000).toISOString(), observed_at: null, registered_at: null, api: null, desired_bundle: null, leader: false },
+        { node: 'a', up: true, labels: {}, version: '0.1.0', kernel: '6.1', parts: { rules: { version: 'abcdef0123456789', since: null }, sensors: { version: null, since: null } }, health: { status: 'ok', reasons: [] }, lost_rate: 0, agent_cpu: 1.25, agent_rss: 50 << 20, checks_critical: 0, alerts_firing: 1, last_seen: new Date().toISOString(), observed_at: null, registered_at: null, api: null, desired_bundle: 'b\u001b[2J', bundle: `sha256:${'ab'.repeat(32)}`, bundle_result: 'rejected: E_BUNDLE_SIGNATURE', leader: true },
+        { node: 'b', up: false, labels: {}, version: '0.1.0', kernel: null, parts: {}, health: null, lost_rate: null, agent_cpu: null, agent_rss: null, checks_critical: null, alerts_firing: null, last_seen: new Date(Date.now() - 30_000).toISOString(), observed_at: null, registered_at: null, api: null, desired_bundle: null, bundle: null, bundle_result: null, leader: false },
       ],
       findings: [{ kind: 'node_down', node: 'b', since: new Date(Date.now() - 30_000).toISOString() }],
       bad_values: 0,
     };
     const out = humanFleetStatus(s);
     expect(out).toMatch(/^fleet \/patrol\/ · 2 nodes: 1 up, 1 down · leader a \(term 5, since now\)$/m);
-    expect(out).toMatch(/^a\*\s+up\s+0\.1\.0 r:abcdef01\s+ok\s+0\s+1\.3\s+50\.0MB\s+1\s+now\s+b\\x1b\[2J$/m);
-    expect(out).toMatch(/^b\s+DOWN\s+0\.1\.0\s+-\s+-\s+-\s+-\s+-\s+30s ago\s+-$/m);
+    expect(out).toMatch(/^a\*\s+up\s+0\.1\.0 r:abcdef01\s+ok\s+0\s+1\.3\s+50\.0MB\s+1\s+now\s+b\\x1b\[2J\s+sha256:abababababab \(rejected: E_BUNDLE_SIGNATURE\)$/m);
+    expect(out).toMatch(/^b\s+DOWN\s+0\.1\.0\s+-\s+-\s+-\s+-\s+-\s+30s ago\s+-\s+-$/m);
     expect(out).toContain('  b down since 30s ago');
     expect(out).not.toContain('\u001b');
   });
 
   it('patrol status: the fleet line', () => {
-    const f = { node: 'n1', state: 'local-only', since: '2025-01-01T00:00:00.123Z', reason: 'no quorum', lease: 'ab', registered: true, is_leader: false, leader: null, desired_bundle: null };
+    const f = { node: 'n1', state: 'local-only', since: '2025-01-01T00:00:00.123Z', reason: 'no quorum', lease: 'ab', registered: true, is_leader: false, leader: null, desired_bundle: null, bundle: null };
     expect(fleetLine(f)).toBe('local-only since 2025-01-01T00:00:00Z (no quorum)');
     expect(fleetLine({ ...f, state: 'connected', is_leader: true, leader: { node: 'n1', term: 7 }, desired_bundle: 'b1' })).toBe('connected · node n1 · leading (term 7) · desired b1');
+    const b = { id: `sha256:${'cd'.repeat(32)}`, since: null, previous: null, target: `sha256:${'cd'.repeat(32)}`, result: 'applied', code: null, reason: null, incompatible: false, at: null };
+    expect(fleetLine({ ...f, state: 'connected', bundle: b })).toBe('connected · node n1 · no leader · bundle sha256:cdcdcdcdcdcd');
+    expect(fleetLine({ ...f, state: 'connected', bundle: { ...b, target: `sha256:${'ef'.repeat(32)}`, result: 'rejected: E_SENSOR_BTF' } })).toBe('connected · node n1 · no leader · bundle sha256:cdcdcdcdcdcd (rejected: E_SENSOR_BTF sha256:efefefefefef)');
   });
 });
