@@ -67,7 +67,7 @@ describe('ProcessStates.history', () => {
   const procfs = { listPids: () => [], readStat: () => null, readCmdline: () => null, readUid: () => null };
   const snap = (state: ThreadSnap['state'], sinceNs: bigint): ThreadSnap => ({
     pid: 50, tid: 50, startNs: 5n * S, cgroupId: 7n, comm: { text: 'w' }, state, rawState: 0, sinceNs,
-    timeNs: [], rqMaxNs: 0n, rqTotalNs: 0n, rqCount: 0n, rqHist: [], nvcsw: 0n, nivcsw: 0n,
+    rqMaxNs: 0, rqHist: [], nvcsw: 0, nivcsw: 0,
   });
 
   it('keeps the observed states with their start, bounded; forgets them at the reap', () => {
