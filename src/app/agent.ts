@@ -26,6 +26,7 @@ import { buildReloadParts, type LiveSlots } from './live.js';
 import { SensorReloader, objectPaths } from './sensor-reload.js';
 import { Unavailable } from '../checks/index.js';
 import { startIntegrations } from './integrations.js';
+import { startHeapGovernor } from './heap-governor.js';
 import { AgentBundleHost, overlayOf } from './bundle-host.js';
 // not the src/fleet barrel: that loads etcd3 and gRPC, which only an agent with a fleet needs
 import { BundleKeeper, type StagedBundle } from '../fleet/bundle-keeper.js';
@@ -268,6 +269,8 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
 
     const startedAt = Date.now();
     const clock = new WallClock();
+    const heapGovernor = startHeapGovernor(log);
+    cleanups.push(() => heapGovernor?.stop());
     const reloadParts = buildReloadParts({
       log, loadOpts, store, table: pipeline.table, states, slots, startRules, startChecks, startResources, integrations: integ,
       sensors: new SensorReloader({ lifecycle: pipeline, states, log, config: cfg }),
