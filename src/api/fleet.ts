@@ -4,6 +4,7 @@
 // without quorum), with the time it went local-only.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { API_PREFIX } from './defaults.js';
+import { noQuery } from './schemas.js';
 
 /** This agent's fleet state, as `/v1/stats` carries it (the full form is GET /v1/fleet). */
 export interface FleetSummaryJson {
@@ -60,7 +61,6 @@ export interface FleetView {
 }
 
 const anyObject = { type: 'object', additionalProperties: true } as const;
-const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
 const str = { type: 'string' } as const;
 const int = { type: 'integer' } as const;
 const strOrNull = { type: ['string', 'null'] } as const;

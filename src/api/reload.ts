@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AgentView } from './view.js';
 import { uptimeS } from './json.js';
+import { noQuery } from './schemas.js';
 
 const anyObject = { type: 'object', additionalProperties: true } as const;
 const nullableString = { type: ['string', 'null'] } as const;
@@ -56,7 +57,7 @@ export const lastReloadFields = {
 } as const;
 
 export const statusRoute = {
-  querystring: { type: 'object', additionalProperties: false, properties: {} },
+  querystring: noQuery,
   response: {
     200: {
       type: 'object',

@@ -102,7 +102,7 @@ const errors = {
   404: { $ref: 'patrol.error#' },
 } as const;
 
-const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
+export const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
 
 const HEALTH_REASONS = { type: 'array', items: { type: 'object', properties: { kind: { type: 'string' }, message: { type: 'string' } }, required: ['kind', 'message'] } } as const;
 
