@@ -17,8 +17,6 @@ export interface HeapGovernorOptions {
 type GcFn = (opts: { type: 'major'; execution: 'async' }) => Promise<void>;
 
 export interface HeapGovernor {
-  /** collections the governor asked for */
-  readonly collections: number;
   stop(): void;
 }
 
@@ -30,13 +28,11 @@ export function startHeapGovernor(log: Logger, opts: HeapGovernorOptions = {}): 
   const floor = opts.floorBytes ?? 48 << 20;
   let base = process.memoryUsage().heapUsed;
   let busy = false;
-  const state = { collections: 0 };
   const timer = setInterval(() => {
     if (busy) return;
     const used = process.memoryUsage().heapUsed;
     if (used < floor || used < base * growth) return;
     busy = true;
-    state.collections++;
     gc({ type: 'major', execution: 'async' })
       .then(() => {
         base = process.memoryUsage().heapUsed;
@@ -46,10 +42,5 @@ export function startHeapGovernor(log: Logger, opts: HeapGovernorOptions = {}): 
       .finally(() => (busy = false));
   }, intervalMs);
   timer.unref();
-  return {
-    get collections() {
-      return state.collections;
-    },
-    stop: () => clearInterval(timer),
-  };
+  return { stop: () => clearInterval(timer) };
 }

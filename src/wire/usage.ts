@@ -19,27 +19,26 @@ export function decodeUsageSweep(buf: Buffer): ProcUsage[] {
   if (buf.length % PT_TASK_USAGE_SIZE !== 0) {
     throw new WireError('E_WIRE_USAGE_SIZE', `usage sweep of ${buf.length} bytes is not a multiple of ${PT_TASK_USAGE_SIZE}`);
   }
-  const groups = new Map<number, ProcUsage>();
   // CPU summed as a number (a bigint add allocates), converted once per group
-  const cpu = new Map<ProcUsage, number>();
+  const groups = new Map<number, { g: ProcUsage; cpuNs: number }>();
   for (let off = 0; off < buf.length; off += PT_TASK_USAGE_SIZE) {
     const pid = buf.readUInt32LE(off + U.pid);
     const flags = buf.readUInt32LE(off + U.flags);
     const leader = (flags & PT_USAGE_LEADER) !== 0;
-    let g = groups.get(pid);
-    if (!g) {
-      g = {
+    let acc = groups.get(pid);
+    if (!acc) {
+      acc = { g: {
         pid, ppid: 0, startNs: buf.readBigUInt64LE(off + U.start), cgroupId: 0n, comm: cstrText(buf, off + U.comm, U.commLen), cpuNs: 0n,
         readBytes: 0, writeBytes: 0, rchar: 0, wchar: 0, minflt: 0, majflt: 0,
         rssBytes: 0, peakRssBytes: 0, threads: 0, kthread: false, zombie: false,
-      };
-      groups.set(pid, g);
-      cpu.set(g, 0);
+      }, cpuNs: 0 };
+      groups.set(pid, acc);
     } else if (leader) {
-      g.comm = cstrText(buf, off + U.comm, U.commLen);
+      acc.g.comm = cstrText(buf, off + U.comm, U.commLen);
     }
+    const g = acc.g;
     g.threads++;
-    cpu.set(g, cpu.get(g)! + u64n(buf, off + U.cpu));
+    acc.cpuNs += u64n(buf, off + U.cpu);
     g.readBytes += u64n(buf, off + U.read);
     g.writeBytes += u64n(buf, off + U.write);
     g.rchar += u64n(buf, off + U.rchar);
@@ -55,6 +54,10 @@ export function decodeUsageSweep(buf: Buffer): ProcUsage[] {
       g.zombie = (flags & PT_USAGE_ZOMBIE) !== 0;
     }
   }
-  for (const [g, ns] of cpu) g.cpuNs = BigInt(ns);
-  return [...groups.values()];
+  const out: ProcUsage[] = [];
+  for (const { g, cpuNs } of groups.values()) {
+    g.cpuNs = BigInt(cpuNs);
+    out.push(g);
+  }
+  return out;
 }
