@@ -278,7 +278,7 @@ static __always_inline __u32 blocked_state(__u32 s)
 	if (s & TASK_STOPPED_OR_TRACED)
 		return ST_STOPPED;
 	if (s & TASK_PARKED)
-		return ST_IDLE;
+		return ST_PARKED;
 	return ST_SLEEPING;
 }
 

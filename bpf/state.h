@@ -21,9 +21,10 @@ enum st_state {
 	ST_SLEEPING = 3, /* S, interruptible */
 	ST_DISK = 4,     /* D, uninterruptible */
 	ST_STOPPED = 5,  /* T, stopped or traced */
-	ST_IDLE = 6,     /* I, idle kernel thread (D without load contribution), parked */
+	ST_IDLE = 6,     /* I, idle kernel thread (D without load contribution) */
 	ST_DEAD = 7,     /* X, past its final switch */
-	ST_NSTATES = 8,
+	ST_PARKED = 8,   /* P, a parked kernel thread (e.g. per-CPU threads of an offline CPU) */
+	ST_NSTATES = 9,
 };
 
 /* st_transition.reason */

@@ -21,7 +21,7 @@ export function registerPs(program: Command): void {
     .option('--comm <name>', 'only these process names (repeatable or comma-separated)', collectList)
     .option('--uid <uid>', 'only processes of this uid', parseIntArg('--uid', 0, 0xffffffff))
     .option('--pid <pid>', 'only this pid and its descendants', parseIntArg('--pid', 1))
-    .addOption(new Option('--state <letter>', 'only processes in this state (R running, S sleeping, D disk wait, T stopped, I idle kernel thread, Z zombie, X reaped)').choices(['R', 'S', 'D', 'T', 'I', 'Z', 'X']))
+    .addOption(new Option('--state <letter>', 'only processes in this state (R running, S sleeping, D disk wait, T stopped, I idle kernel thread, P parked kernel thread, Z zombie, X reaped)').choices(['R', 'S', 'D', 'T', 'I', 'P', 'Z', 'X']))
     .addOption(new Option('--sort <key>', 'sort order (state_ms and rq_p95: largest first)').choices(['pid', 'start', 'comm', 'state', 'state_ms', 'rq_p95']).default('pid'))
     .option('--tree', 'show the process tree')
     .action(async (opts: PsOptions) => {

@@ -1,4 +1,4 @@
-// Per-process scheduler state machine (R, S, D, T, I, Z, X). It applies only transitions that can
+// Per-process scheduler state machine (R, S, D, T, I, P, Z, X). It applies only transitions that can
 // happen; anything else is counted and reported as an anomaly, never applied blindly.
 //
 // Observations come from three places: lifecycle events (exit → Z, reap → X), transitions of
@@ -7,10 +7,10 @@
 import type { StateLetter } from '../shared/events.js';
 
 /** I: an idle kernel thread (TASK_IDLE: uninterruptible without load contribution), shown as
- *  procps `ps` shows it, not as S. */
+ *  procps `ps` shows it, not as S. P: a parked kernel thread, as /proc shows it. */
 export type ProcState = StateLetter;
 
-const LIVE: ReadonlySet<ProcState> = new Set(['R', 'S', 'D', 'T', 'I']);
+const LIVE: ReadonlySet<ProcState> = new Set(['R', 'S', 'D', 'T', 'I', 'P']);
 
 /** Whether `from → to` is possible for a process. */
 export function validTransition(from: ProcState, to: ProcState): boolean {

@@ -130,7 +130,7 @@ export interface TypeAccounting {
 export type Accounting = Record<EventType, TypeAccounting>;
 
 /** Scheduler state letters as ps shows them; X = gone (reaped). */
-export type StateLetter = 'R' | 'S' | 'D' | 'T' | 'I' | 'Z' | 'X';
+export type StateLetter = 'R' | 'S' | 'D' | 'T' | 'I' | 'P' | 'Z' | 'X';
 
 /** A transition of interest from the state sensor. */
 export interface StateEvent {

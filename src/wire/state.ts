@@ -28,8 +28,8 @@ export const ST_HIST_SLOTS: number = (LAYOUT.structs.st_task.fields as ReadonlyA
   (f) => f.name === 'rq_hist',
 )!.count!;
 
-/** enum st_state → ps letter. RUNNING and RUNNABLE are both R; IDLE is I; DEAD is X. */
-export const STATE_LETTER: readonly StateLetter[] = ['S', 'R', 'R', 'S', 'D', 'T', 'I', 'X'];
+/** enum st_state → ps letter. RUNNING and RUNNABLE are both R; IDLE is I; DEAD is X; PARKED is P. */
+export const STATE_LETTER: readonly StateLetter[] = ['S', 'R', 'R', 'S', 'D', 'T', 'I', 'X', 'P'];
 
 export function stateLetter(s: number): StateLetter {
   return STATE_LETTER[s] ?? 'S';

@@ -100,7 +100,7 @@ describe('client', () => {
   it('API errors carry the agent message', async () => {
     const err = await new ApiClient(sock).get('/processes', { state: 'bogus' }).catch((e: unknown) => e);
     expect((err as PatrolError).code).toBe('E_API');
-    expect((err as PatrolError).message).toBe('invalid query: state must be one of: R, S, D, T, I, Z, X');
+    expect((err as PatrolError).message).toBe('invalid query: state must be one of: R, S, D, T, I, P, Z, X');
   });
 
   it('query strings repeat arrays and skip undefined/false', () => {
@@ -221,7 +221,7 @@ describe('patrol ps', () => {
     const program = new Command().exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
     registerPs(program);
     await expect(program.parseAsync(['node', 'patrol', 'ps', '--socket', sock, '--state', 'running'])).rejects.toThrow(
-      /Allowed choices are R, S, D, T, I, Z, X/,
+      /Allowed choices are R, S, D, T, I, P, Z, X/,
     );
   });
 });

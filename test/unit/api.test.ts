@@ -287,7 +287,7 @@ describe('GET /v1/processes', () => {
       ['uid=abc', /^invalid query: uid must be integer$/],
       ['uid=-1', /uid must be >= 0/],
       ['pid=0', /pid must be >= 1/],
-      ['state=running', /state must be one of: R, S, D, T, I, Z, X/],
+      ['state=running', /state must be one of: R, S, D, T, I, P, Z, X/],
       ['sort=size', /sort must be one of: pid, start, comm/],
       ['limit=0', /limit must be >= 1/],
       ['color=red', /unknown parameter 'color'/],
