@@ -73,7 +73,7 @@ function row(r) {
     case 'overload':
       return `| 5× overload (bench_produce into the agent's ring) | consumer ${f.consumer_rec_per_s} rec/s, offered ${f.offered_rec_per_s} rec/s (×${f.offered_over_captured} of what it took); from the first drop: /v1/stats (patrol status) ${f.status_ms} ms, /metrics ${f.metrics_ms} ms, lost alert ${f.alert_ms} ms (answers before the overload: ${fmt(f.baseline_answer_ms)} ms); patrol status run ${f.status_cli_run_ms} ms | ${verdict} |`;
     case 'million':
-      return `| ${f.processes} short processes (${f.seconds} s) | table ≤ ${f.table_max_seen} of its bound ${f.table_bound} (${f.evictions} evictions); RSS ${f.rss_mb?.at20} MB at 20 %, ${f.rss_mb?.end} MB at 100 % (max ${f.rss_mb?.max}): growth ${f.rss_growth_pct} %; lost ${f.lost} | ${verdict} |`;
+      return `| ${f.processes} short processes (${f.seconds} s) | table ≤ ${f.table_max_seen} of its bound ${f.table_bound} (${f.evictions} evictions); RSS ${f.rss_mb?.at20} MB at 20 %, ${f.rss_mb?.end} MB at 100 % (max ${f.rss_mb?.max}): growth ${f.rss_growth_pct} %${f.rss_trajectory?.length ? ` (RSS MB by tenths of the run: ${f.rss_trajectory.map((x) => x.rss_mb).join(', ')})` : ''}; lost ${f.lost} | ${verdict} |`;
     case 'kill':
       return `| kill -9 under load × ${f.rounds} | leftover programs, links, maps: ${f.leftover} (programs freed within ${f.worst_free_ms} ms); integrity ok every time; ${f.acknowledged_rows} rows acknowledged, ${f.lost_acknowledged} lost; slowest restart ${f.slowest_start_ms} ms | ${verdict} |`;
     case 'disk':

@@ -43,13 +43,18 @@ describe.skipIf(!bpfEnabled)('fault: many short processes through the agent', ()
     const base = (await stats(d)).accounting.captured.exec as number;
     let rssAt20: number | null = null;
     let rssMax = 0;
+    // the trajectory: RSS (MB) at every 10 % of the run, so a slow climb shows apart from a late peak
+    const trajectory: Array<{ pct: number; rss_mb: number }> = [];
     while (!done) {
       const s = await stats(d);
       maxSize = Math.max(maxSize, s.table.size);
       samples++;
       const rss = rssBytes(agent.proc.pid!);
       rssMax = Math.max(rssMax, rss);
-      if (rssAt20 === null && (s.accounting.captured.exec - base) / N >= 0.2) rssAt20 = rss;
+      const progress = (s.accounting.captured.exec - base) / N;
+      if (rssAt20 === null && progress >= 0.2) rssAt20 = rss;
+      const mark = Math.floor(progress * 10) * 10;
+      if (mark > (trajectory.at(-1)?.pct ?? 0) && mark <= 100) trajectory.push({ pct: mark, rss_mb: Number((rss / 2 ** 20).toFixed(1)) });
       await sleep(200);
     }
     const r = await load;
@@ -63,7 +68,7 @@ describe.skipIf(!bpfEnabled)('fault: many short processes through the agent', ()
     figure('short processes', {
       processes: ran, seconds: Number((JSON.parse(r.out) as { elapsed_s: number }).elapsed_s.toFixed(1)), table_bound: BOUND, table_max_seen: maxSize, samples,
       evictions: end.table.evictions, lost: end.accounting.totals.lost, rss_mb: { at20: mb(rssAt20), end: mb(rssEnd), max: mb(rssMax) },
-      rss_growth_pct: growth === null ? null : Number((100 * growth).toFixed(2)),
+      rss_growth_pct: growth === null ? null : Number((100 * growth).toFixed(2)), rss_trajectory: trajectory,
     });
     expect(ran).toBeGreaterThan(Math.min(BOUND, N / 2)); // CI: round the table ~50 times
     expect(maxSize).toBeLessThanOrEqual(BOUND);
