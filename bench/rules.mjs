@@ -238,6 +238,13 @@ function compileTimes() {
 }
 
 const pack = loadSet(0);
+if (process.argv.includes('--storm')) {
+  // just the exec storm, three passes (profiling the firing path: node --cpu-prof bench/rules.mjs --storm)
+  const runs = [];
+  for (let k = 0; k < 3; k++) runs.push(await ordinaryStream(pack, 'storm', 300_000));
+  report('rules-storm', { storm: runs }, runs.map((o, i) => `exec storm pass ${i + 1}: ${o.ns_per_event} ns/event, ${o.minor_gcs} minor GCs, tree runs ${o.tree_runs}`));
+  process.exit(0);
+}
 if (process.argv.includes('--ordinary')) {
   // just the ordinary-stream figures (quick before/after comparisons)
   const plus = loadSet(1000);

@@ -57,6 +57,14 @@ class Ring {
   readonly b: number[] = [];
   /** next slot to write once full (the oldest) */
   private next = 0;
+  /** facts written so far: what the memo of the last count is valid for */
+  private writes = 0;
+  // The last count: one exec asks the same question up to three times (the rule's gate, its
+  // tree, its explanation), each a scan of up to `cap` slots.
+  private memoWrites = -1;
+  private memoFrom = 0;
+  private memoTo = 0;
+  private memoCount = 0;
 
   constructor(private readonly cap: number) {}
 
@@ -66,6 +74,7 @@ class Ring {
 
   /** Index of the slot to fill: append while growing, then overwrite the oldest. */
   claim(): number {
+    this.writes++;
     if (this.tMs.length < this.cap) return this.tMs.length;
     const i = this.next;
     this.next = i + 1 === this.cap ? 0 : i + 1;
@@ -81,6 +90,7 @@ class Ring {
 
   /** Facts in [fromMs, toMs]: newest first, stopping once well before the window. */
   count(fromMs: number, toMs: number): number {
+    if (this.memoWrites === this.writes && this.memoFrom === fromMs && this.memoTo === toMs) return this.memoCount;
     const n = this.tMs.length;
     const ts = this.tMs;
     let c = 0;
@@ -89,6 +99,10 @@ class Ring {
       if (t < fromMs - DISORDER_MS) break;
       if (t >= fromMs && t <= toMs) c++;
     }
+    this.memoWrites = this.writes;
+    this.memoFrom = fromMs;
+    this.memoTo = toMs;
+    this.memoCount = c;
     return c;
   }
 

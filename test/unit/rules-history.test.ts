@@ -1,0 +1,55 @@
+// History counts: a count is asked up to three times per event (gate, tree, explanation) and
+// remembered; any new fact or other window must count afresh, the same as a plain scan.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { History } from '../../src/rules/history.js';
+
+const limits = { horizonMs: 3_600_000, maxExits: 1000, maxKeys: 100, maxPerKey: 64 };
+
+describe('History.countExecs', () => {
+  it('counts a new exec at once, though the same window was just counted', () => {
+    const h = new History(limits);
+    h.recordExec('p', 1000, 'a', 'sh', 1);
+    expect(h.countExecs('p', 0, 2000)).toBe(1);
+    expect(h.countExecs('p', 0, 2000)).toBe(1);
+    h.recordExec('p', 1500, 'b', 'sh', 2);
+    expect(h.countExecs('p', 0, 2000)).toBe(2);
+    expect(h.countExecs('p', 1200, 2000)).toBe(1);
+    expect(h.countExecs('q', 0, 2000)).toBe(0);
+  });
+
+  it('agrees with a plain count of the facts, for any mix of writes and queries', () => {
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('exec' as const), parent: fc.constantFrom('p', 'q'), t: fc.integer({ min: 0, max: 5000 }) }),
+      fc.record({ kind: fc.constant('count' as const), parent: fc.constantFrom('p', 'q'), from: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 5000 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
+        const h = new History(limits);
+        const facts: Record<string, number[]> = { p: [], q: [] };
+        let now = 0;
+        for (const o of ops) {
+          if (o.kind === 'exec') {
+            now += o.t % 50; // time moves forward, a little out of order at most
+            const t = Math.max(0, now - (o.t % 3));
+            h.recordExec(o.parent, t, 'x', 'sh', 1);
+            facts[o.parent]!.push(t);
+            if (facts[o.parent]!.length > limits.maxPerKey) facts[o.parent]!.shift();
+          } else {
+            // the reference: the ring's own rule (stop once 1 s before the window) on the kept facts
+            const from = o.from;
+            const to = o.from + o.len;
+            let want = 0;
+            const kept = facts[o.parent]!;
+            for (let k = kept.length - 1; k >= 0; k--) {
+              if (kept[k]! < from - 1000) break;
+              if (kept[k]! >= from && kept[k]! <= to) want++;
+            }
+            expect(h.countExecs(o.parent, from, to)).toBe(want);
+            expect(h.countExecs(o.parent, from, to)).toBe(want);
+          }
+        }
+      }),
+    );
+  });
+});
