@@ -76,7 +76,7 @@ export type EventListener = (ev: LifecycleEvent, en: Enriched) => void;
 
 /** Scheduler states, when the state sensor runs. */
 export interface StatesView {
-  stateOf(execId: string, nowNs: bigint): { state: ProcState; stateMs: number; rq: RqStats; nvcsw: bigint; nivcsw: bigint } | null;
+  stateOf(execId: string, nowNs: bigint): { state: ProcState; stateMs: number; rq: RqStats; nvcsw: number; nivcsw: number } | null;
   zombies(nowNs: bigint): ZombieInfo[];
   stuckD(nowNs: bigint, thresholdNs: bigint): StuckD[];
   /** stuck-D threshold, ns */

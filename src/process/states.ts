@@ -38,8 +38,8 @@ interface ProcAcct {
   /** summed run-queue histogram of the process's threads (log2 µs slots) */
   rqHist: number[];
   rqMaxNs: number;
-  nvcsw: bigint;
-  nivcsw: bigint;
+  nvcsw: number;
+  nivcsw: number;
   cgroupId: bigint;
   /** cumulative histograms kept every rqSnapNs, oldest first, to read the last window */
   rqSnaps: { tNs: bigint; hist: number[] }[];
@@ -164,7 +164,7 @@ export class ProcessStates {
   private acct(entry: ProcessEntry, initial: ProcState, atNs: bigint): ProcAcct {
     let a = this.procs.get(entry.execId);
     if (!a) {
-      a = { machine: new StateMachine(initial, atNs), rqHist: [], rqMaxNs: 0, nvcsw: 0n, nivcsw: 0n, cgroupId: entry.cgroupId ?? 0n, rqSnaps: [], seen: null };
+      a = { machine: new StateMachine(initial, atNs), rqHist: [], rqMaxNs: 0, nvcsw: 0, nivcsw: 0, cgroupId: entry.cgroupId ?? 0n, rqSnaps: [], seen: null };
       this.procs.set(entry.execId, a);
     }
     return a;
@@ -239,8 +239,8 @@ export class ProcessStates {
     for (const [a, s] of seen) {
       a.rqHist = s.hist;
       a.rqMaxNs = s.max;
-      a.nvcsw = BigInt(s.nv);
-      a.nivcsw = BigInt(s.niv);
+      a.nvcsw = s.nv;
+      a.nivcsw = s.niv;
       if (now !== undefined) {
         const last = a.rqSnaps[a.rqSnaps.length - 1];
         if (!last || now - last.tNs >= this.rqSnapNs) {
@@ -254,7 +254,7 @@ export class ProcessStates {
   }
 
   /** Current state of a process, or null when not tracked. */
-  stateOf(execId: string, nowNs: bigint): { state: ProcState; stateMs: number; rq: RqStats; nvcsw: bigint; nivcsw: bigint } | null {
+  stateOf(execId: string, nowNs: bigint): { state: ProcState; stateMs: number; rq: RqStats; nvcsw: number; nivcsw: number } | null {
     const a = this.procs.get(execId);
     if (!a) return null;
     return { state: a.machine.state, stateMs: a.machine.stateMs(nowNs), rq: rqStats(this.windowHist(a, this.opts.now ? nowNs : undefined), a.rqMaxNs), nvcsw: a.nvcsw, nivcsw: a.nivcsw };
