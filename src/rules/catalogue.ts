@@ -72,6 +72,9 @@ export interface FieldRef {
   /** window length, ms */
   windowMs?: number;
   needsProc: boolean;
+  /** a history count compared with a constant: the comparison needs the count only up to here
+   *  (tree.ts compareTest), so the history stops counting there */
+  countLimit?: number;
 }
 
 /** Resolves a field name against a rule's captures and source. A string is the reason it is unknown. */

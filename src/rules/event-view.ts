@@ -51,7 +51,7 @@ export class EventReader implements GateReader {
     // the figures a Scope computes (scope.ts figure()), from the same counters
     const from = this.toMs - ref.windowMs!;
     const h = this.host.history;
-    return ref.fn === 'history.failures' ? h.countFailures(this.command(), from, this.toMs) : h.countExecs(this.en!.parentExecId!, from, this.toMs);
+    return ref.fn === 'history.failures' ? h.countFailures(this.command(), from, this.toMs, ref.countLimit) : h.countExecs(this.en!.parentExecId!, from, this.toMs, ref.countLimit);
   }
 
   hasCounter(ref: FieldRef): boolean {

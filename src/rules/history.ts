@@ -65,6 +65,8 @@ class Ring {
   private memoFrom = 0;
   private memoTo = 0;
   private memoCount = 0;
+  /** the limit the memo was counted with: it is exact when below it, "at least" when it reached it */
+  private memoLimit = Infinity;
 
   constructor(private readonly cap: number) {}
 
@@ -88,21 +90,29 @@ class Ring {
     return i < 0 ? i + n : i;
   }
 
-  /** Facts in [fromMs, toMs]: newest first, stopping once well before the window. */
-  count(fromMs: number, toMs: number): number {
-    if (this.memoWrites === this.writes && this.memoFrom === fromMs && this.memoTo === toMs) return this.memoCount;
+  /** Facts in [fromMs, toMs], newest first, stopping once well before the window; counted up to
+   *  `limit` at most: a comparison with a constant needs no more (a storm's gate, `≥ 200`, then
+   *  reads 200 slots of a full ring of 512). Returns min(count, limit). */
+  count(fromMs: number, toMs: number, limit = Infinity): number {
+    if (this.memoWrites === this.writes && this.memoFrom === fromMs && this.memoTo === toMs && (this.memoCount < this.memoLimit || this.memoCount >= limit)) {
+      return this.memoCount < limit ? this.memoCount : limit;
+    }
     const n = this.tMs.length;
     const ts = this.tMs;
+    const stop = fromMs - DISORDER_MS;
+    let i = n < this.cap ? n : this.next; // one past the newest
     let c = 0;
     for (let k = 0; k < n; k++) {
-      const t = ts[this.newest(k)]!;
-      if (t < fromMs - DISORDER_MS) break;
-      if (t >= fromMs && t <= toMs) c++;
+      i = i === 0 ? n - 1 : i - 1;
+      const t = ts[i]!;
+      if (t < stop) break;
+      if (t >= fromMs && t <= toMs && ++c >= limit) break;
     }
     this.memoWrites = this.writes;
     this.memoFrom = fromMs;
     this.memoTo = toMs;
     this.memoCount = c;
+    this.memoLimit = limit;
     return c;
   }
 
@@ -201,12 +211,14 @@ export class History {
     return Math.max(fromMs, toMs - this.limits.horizonMs);
   }
 
-  countFailures(command: string, fromMs: number, toMs: number): number {
-    return this.failuresByCommand.get(command)?.count(this.from(fromMs, toMs), toMs) ?? 0;
+  /** min(failures of `command` in the window, limit) */
+  countFailures(command: string, fromMs: number, toMs: number, limit = Infinity): number {
+    return this.failuresByCommand.get(command)?.count(this.from(fromMs, toMs), toMs, limit) ?? 0;
   }
 
-  countExecs(parentExecId: string, fromMs: number, toMs: number): number {
-    return this.execsByParent.get(parentExecId)?.count(this.from(fromMs, toMs), toMs) ?? 0;
+  /** min(execs by the parent in the window, limit) */
+  countExecs(parentExecId: string, fromMs: number, toMs: number, limit = Infinity): number {
+    return this.execsByParent.get(parentExecId)?.count(this.from(fromMs, toMs), toMs, limit) ?? 0;
   }
 
   /** Oldest first. */

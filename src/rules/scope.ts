@@ -79,6 +79,9 @@ export class Scope implements EvalScope {
       if (this.captured !== null && ref.name in this.captured) return this.captured[ref.name];
       if (ref.name in this.trigger.fields) return this.trigger.fields[ref.name];
     }
+    // a count limited for a comparison is not the figure an explanation shows: not cached by name
+    // (the history remembers its last count itself)
+    if (ref.countLimit !== undefined) return this.compute(ref);
     if (this.cache === null) this.cache = new Map();
     else if (this.cache.has(ref.name)) return this.cache.get(ref.name);
     const v = this.compute(ref);
@@ -93,7 +96,7 @@ export class Scope implements EvalScope {
     if (ref.fn) {
       this.windows ??= new Map();
       this.windows.set(ref.fn, Math.max(this.windows.get(ref.fn) ?? 0, ref.windowMs!));
-      return this.figure(ref.fn, ref.windowMs!);
+      return this.figure(ref.fn, ref.windowMs!, ref.countLimit);
     }
     const now = f.clock.nowNs();
     if (name.startsWith('zombies.')) {
@@ -111,7 +114,7 @@ export class Scope implements EvalScope {
     return undefined;
   }
 
-  private figure(fn: string, windowMs: number): Value | undefined {
+  private figure(fn: string, windowMs: number, limit?: number): Value | undefined {
     const t = this.trigger;
     const toMs = msOf(t.tNs);
     const fromMs = toMs - windowMs;
@@ -119,11 +122,11 @@ export class Scope implements EvalScope {
     switch (fn) {
       case 'history.failures': {
         const cmd = t.command ?? this.commandOfProc();
-        return cmd === null ? undefined : h.countFailures(cmd, fromMs, toMs);
+        return cmd === null ? undefined : h.countFailures(cmd, fromMs, toMs, limit);
       }
       case 'history.execs_by_parent': {
         const parent = t.parentExecId ?? this.proc()?.parentExecId ?? null;
-        return parent === null ? undefined : h.countExecs(parent, fromMs, toMs);
+        return parent === null ? undefined : h.countExecs(parent, fromMs, toMs, limit);
       }
       case 'history.top_writer_bytes':
         return topWriters(this.engine, windowMs, t.tNs, 1)[0]?.bytes ?? 0;

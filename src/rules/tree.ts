@@ -65,7 +65,15 @@ export interface CompiledRule {
 export type Op = 'eq' | 'ne' | 'gt' | 'gte' | 'lt' | 'lte' | 'in' | 'matches' | 'exists' | 'contains';
 export const OPS: readonly Op[] = ['eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'in', 'matches', 'exists', 'contains'];
 
+/** History counts a comparison with a constant can stop counting at: min(count, ⌊N⌋ + 1) gives
+ *  every comparison of an integer count with N the same result as the full count. */
+const LIMITED_COUNTS: ReadonlySet<string> = new Set(['history.failures', 'history.execs_by_parent']);
+const LIMITED_OPS: ReadonlySet<Op> = new Set(['eq', 'ne', 'gt', 'gte', 'lt', 'lte']);
+
 export function compareTest(ref: FieldRef, op: Op, arg: Value | readonly Value[] | RE2 | boolean): Test {
+  if (ref.fn !== undefined && LIMITED_COUNTS.has(ref.fn) && LIMITED_OPS.has(op) && typeof arg === 'number' && Number.isFinite(arg)) {
+    ref = { ...ref, countLimit: Math.max(0, Math.floor(arg)) + 1 };
+  }
   switch (op) {
     case 'exists':
       return (s) => (s.value(ref) !== undefined && s.value(ref) !== null) === arg;

@@ -18,10 +18,20 @@ describe('History.countExecs', () => {
     expect(h.countExecs('q', 0, 2000)).toBe(0);
   });
 
+  it('stops counting at a limit, and a limited count is not taken for the full one', () => {
+    const h = new History(limits);
+    for (let i = 0; i < 10; i++) h.recordExec('p', 1000 + i, String(i), 'sh', i);
+    expect(h.countExecs('p', 0, 2000, 3)).toBe(3);
+    expect(h.countExecs('p', 0, 2000, 5)).toBe(5);
+    expect(h.countExecs('p', 0, 2000)).toBe(10);
+    expect(h.countExecs('p', 0, 2000, 4)).toBe(4);
+    expect(h.countExecs('p', 0, 2000, 11)).toBe(10);
+  });
+
   it('agrees with a plain count of the facts, for any mix of writes and queries', () => {
     const op = fc.oneof(
       fc.record({ kind: fc.constant('exec' as const), parent: fc.constantFrom('p', 'q'), t: fc.integer({ min: 0, max: 5000 }) }),
-      fc.record({ kind: fc.constant('count' as const), parent: fc.constantFrom('p', 'q'), from: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 5000 }) }),
+      fc.record({ kind: fc.constant('count' as const), parent: fc.constantFrom('p', 'q'), from: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 5000 }), limits: fc.array(fc.option(fc.integer({ min: 0, max: 70 }), { nil: undefined }), { minLength: 1, maxLength: 3 }) }),
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
@@ -45,7 +55,8 @@ describe('History.countExecs', () => {
               if (kept[k]! < from - 1000) break;
               if (kept[k]! >= from && kept[k]! <= to) want++;
             }
-            expect(h.countExecs(o.parent, from, to)).toBe(want);
+            // a comparison's limited count, the full count, in any order: each as if asked alone
+            for (const limit of o.limits) expect(h.countExecs(o.parent, from, to, limit)).toBe(limit === undefined ? want : Math.min(want, limit));
             expect(h.countExecs(o.parent, from, to)).toBe(want);
           }
         }
