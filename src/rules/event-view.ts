@@ -3,7 +3,7 @@
 // counter allocates nothing), and the Trigger a tree run gets (built once per event, and only
 // when some rule's gate let the event through).
 import type { ExecEvent, ExecFailedEvent, ExitEvent, LifecycleEvent, ReapEvent, StateEvent } from '../shared/events.js';
-import type { FieldRef } from './catalogue.js';
+import { SOURCE_FIELDS, type FieldRef } from './catalogue.js';
 import { lifecycleField, lifecycleFields, signalName, stateField, stateFields, type EventContext } from './event-fields.js';
 import type { History } from './history.js';
 import type { Trigger } from './scope.js';
@@ -86,6 +86,11 @@ class LifecycleTrigger implements Trigger {
 
   get fields(): Record<string, Value> {
     return (this.fieldsVal ??= lifecycleFields(this.source, this.ev, this.en));
+  }
+
+  field(name: string): Value | undefined {
+    if (this.fieldsVal !== null) return this.fieldsVal[name];
+    return name in SOURCE_FIELDS[this.source] ? lifecycleField(name, this.ev, this.en) : undefined;
   }
 
   get summary(): string {

@@ -5,7 +5,7 @@
 import type { ExitEvent } from '../shared/events.js';
 import { buildEvidence, exitEvidence, type Evidence } from './evidence.js';
 import type { RuleClock } from './facts.js';
-import type { Scope, ScopeHost, Trigger } from './scope.js';
+import { triggerField, type Scope, type ScopeHost, type Trigger } from './scope.js';
 import { render, type CompiledRule, type Leaf } from './tree.js';
 import { formatBytes, formatMs } from './units.js';
 
@@ -97,8 +97,11 @@ export class FindingStore {
   record(r: CompiledRule, leaf: Leaf, t: Trigger, scope: Scope): Finding {
     const proc = scope.proc();
     const execId = proc?.execId ?? t.execId ?? null;
-    const pidField = r.processField !== null ? scope.captured?.[r.processField] : t.fields.pid;
-    const pid = proc?.pid ?? (typeof pidField === 'number' ? pidField : null);
+    let pid = proc?.pid ?? null;
+    if (pid === null) {
+      const pidField = r.processField !== null ? scope.captured?.[r.processField] : triggerField(t, 'pid');
+      if (typeof pidField === 'number') pid = pidField;
+    }
     const subject = execId ?? (pid !== null ? `pid:${pid}` : (t.alert?.id ?? r.id));
     const key = `${leaf.cause}|${leaf.key ? render(leaf.key, scope) : subject}`;
     const alertId = t.alert?.id ?? null;

@@ -12,6 +12,8 @@ export interface Trigger {
   source: SourceKind;
   tNs: bigint;
   fields: Record<string, Value>;
+  /** one of `fields` without building the record (undefined: the event has no such field) */
+  field?(name: string): Value | undefined;
   line?: string;
   execId?: string | null;
   /** the event's parent, for execs_by_parent */
@@ -38,6 +40,13 @@ export interface ScopeHost {
 
 /** boottime ns → ms, truncated (a number: exact to well under a µs at any uptime) */
 export const msOf = (ns: bigint) => Math.floor(Number(ns) / 1e6);
+
+/** A field of the trigger's event; a lifecycle trigger reads it alone, without its field record
+ *  (a storm's firing reads one or two fields, at every exec). */
+export function triggerField(t: Trigger, name: string): Value | undefined {
+  if (t.field !== undefined) return t.field(name);
+  return name in t.fields ? t.fields[name] : undefined;
+}
 
 /** Per-evaluation view of one event for one rule: values computed on first use. */
 export class Scope implements EvalScope {
@@ -68,7 +77,10 @@ export class Scope implements EvalScope {
     else if (this.rule.processField) {
       const pid = this.captured?.[this.rule.processField] ?? null;
       if (typeof pid === 'number') this.procVal = pf.byPid(pid, t.tNs);
-    } else if (PROCESS_SOURCES.has(t.source) && typeof t.fields.pid === 'number') this.procVal = pf.byPid(t.fields.pid, t.tNs);
+    } else if (PROCESS_SOURCES.has(t.source)) {
+      const pid = triggerField(t, 'pid');
+      if (typeof pid === 'number') this.procVal = pf.byPid(pid, t.tNs);
+    }
     return this.procVal;
   }
 
@@ -77,7 +89,8 @@ export class Scope implements EvalScope {
     // function) is neither, and asking the trigger would build its field record.
     if (ref.fn === undefined) {
       if (this.captured !== null && ref.name in this.captured) return this.captured[ref.name];
-      if (ref.name in this.trigger.fields) return this.trigger.fields[ref.name];
+      const v = triggerField(this.trigger, ref.name);
+      if (v !== undefined) return v;
     }
     // a count limited for a comparison is not the figure an explanation shows: not cached by name
     // (the history remembers its last count itself)
