@@ -106,7 +106,10 @@ class Ring {
       i = i === 0 ? n - 1 : i - 1;
       const t = ts[i]!;
       if (t < stop) break;
-      if (t >= fromMs && t <= toMs && ++c >= limit) break;
+      if (t >= fromMs && t <= toMs) {
+        if (c >= limit) break;
+        c++;
+      }
     }
     this.memoWrites = this.writes;
     this.memoFrom = fromMs;

@@ -26,6 +26,7 @@ describe('History.countExecs', () => {
     expect(h.countExecs('p', 0, 2000)).toBe(10);
     expect(h.countExecs('p', 0, 2000, 4)).toBe(4);
     expect(h.countExecs('p', 0, 2000, 11)).toBe(10);
+    expect(h.countExecs('p', 0, 2000, 0)).toBe(0); // min(count, 0): found by the property test
   });
 
   it('agrees with a plain count of the facts, for any mix of writes and queries', () => {
