@@ -18,7 +18,7 @@ import {
 } from './generated/state.js';
 import { FRAME_HEADER } from './decode.js';
 import { fieldLength, fieldOffset } from './offsets.js';
-import { cstrText, u64n } from './text.js';
+import { cstrText, u64b, u64n } from './text.js';
 import type { SeqTracker } from './seq.js';
 import { WireError } from './errors.js';
 import type { KText } from '../shared/events.js';
@@ -140,12 +140,12 @@ export function decodeThreadSnaps(buf: Buffer): ThreadSnap[] {
     out[n] = {
       pid: buf.readUInt32LE(off + SNAP.pid),
       tid: buf.readUInt32LE(off + SNAP.tid),
-      startNs: buf.readBigUInt64LE(off + SNAP.start),
-      cgroupId: buf.readBigUInt64LE(off + SNAP.cgroup),
+      startNs: u64b(buf, off + SNAP.start),
+      cgroupId: u64b(buf, off + SNAP.cgroup),
       comm: cstrText(buf, off + SNAP.comm, SNAP.commLen),
       state: stateLetter(raw),
       rawState: raw,
-      sinceNs: buf.readBigUInt64LE(off + SNAP.since),
+      sinceNs: u64b(buf, off + SNAP.since),
       rqMaxNs: u64n(buf, off + SNAP.rqMax),
       rqHist: hist,
       nvcsw: u64n(buf, off + SNAP.nvcsw),

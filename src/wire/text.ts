@@ -43,6 +43,32 @@ export function u64n(buf: Buffer, off: number): number {
   return buf.readUInt32LE(off) + buf.readUInt32LE(off + 4) * 4294967296;
 }
 
+// One DataView over the ArrayBuffer the last read came from: drained batches are views of one
+// reused buffer, so it is made once. getBigUint64 allocates the one bigint it returns, where
+// Buffer#readBigUInt64LE builds it from four (×4.4 faster here; bench/README.md, "Session 6").
+let viewOf: ArrayBufferLike | null = null;
+let view: DataView | null = null;
+
+function dataView(buf: Buffer, off: number): DataView {
+  // the same bounds as Buffer's own readers: a DataView only checks the whole ArrayBuffer
+  if (!(off >= 0 && off + 8 <= buf.length)) throw new RangeError(`u64 read at ${off} outside a buffer of ${buf.length} bytes`);
+  if (buf.buffer !== viewOf) {
+    viewOf = buf.buffer;
+    view = new DataView(buf.buffer);
+  }
+  return view!;
+}
+
+/** A little-endian u64 as a bigint (the generated readers' u64 fields). */
+export function u64b(buf: Buffer, off: number): bigint {
+  return dataView(buf, off).getBigUint64(buf.byteOffset + off, true);
+}
+
+/** A little-endian s64 as a bigint. */
+export function s64b(buf: Buffer, off: number): bigint {
+  return dataView(buf, off).getBigInt64(buf.byteOffset + off, true);
+}
+
 /** A NUL-terminated string in a fixed field of `max` bytes (all `max` bytes if no NUL). */
 export function cstrText(buf: Buffer, start: number, max: number): KText {
   const limit = start + max;

@@ -6,7 +6,7 @@ import type { ProcUsage } from '../shared/usage.js';
 import { LAYOUT, PT_TASK_USAGE_SIZE, PT_USAGE_KTHREAD, PT_USAGE_LEADER, PT_USAGE_ZOMBIE } from './generated/lifecycle.js';
 import { WireError } from './errors.js';
 import { fieldLength, fieldOffset } from './offsets.js';
-import { cstrText, u64n } from './text.js';
+import { cstrText, u64b, u64n } from './text.js';
 
 const at = (f: string) => fieldOffset(LAYOUT, 'pt_task_usage', f);
 const U = {
@@ -28,7 +28,7 @@ export function decodeUsageSweep(buf: Buffer): ProcUsage[] {
     let acc = groups.get(pid);
     if (!acc) {
       acc = { g: {
-        pid, ppid: 0, startNs: buf.readBigUInt64LE(off + U.start), cgroupId: 0n, comm: cstrText(buf, off + U.comm, U.commLen), cpuNs: 0n,
+        pid, ppid: 0, startNs: u64b(buf, off + U.start), cgroupId: 0n, comm: cstrText(buf, off + U.comm, U.commLen), cpuNs: 0n,
         readBytes: 0, writeBytes: 0, rchar: 0, wchar: 0, minflt: 0, majflt: 0,
         rssBytes: 0, peakRssBytes: 0, threads: 0, kthread: false, zombie: false,
       }, cpuNs: 0 };
@@ -48,7 +48,7 @@ export function decodeUsageSweep(buf: Buffer): ProcUsage[] {
     if (flags & PT_USAGE_KTHREAD) g.kthread = true;
     if (leader) {
       g.ppid = buf.readUInt32LE(off + U.ppid);
-      g.cgroupId = buf.readBigUInt64LE(off + U.cgroup);
+      g.cgroupId = u64b(buf, off + U.cgroup);
       g.rssBytes = u64n(buf, off + U.rss) * 1024;
       g.peakRssBytes = u64n(buf, off + U.hiwater) * 1024;
       g.zombie = (flags & PT_USAGE_ZOMBIE) !== 0;
