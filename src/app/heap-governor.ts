@@ -15,8 +15,8 @@ export interface HeapGovernorOptions {
   intervalMs?: number;
   /** collect when heap used > growth × the heap left by the last collection */
   growth?: number;
-  /** ... or when it is this much above it, whichever comes first */
-  maxHeadroomBytes?: number;
+  /** …or when it has grown by this much, whichever comes first */
+  headroomBytes?: number;
   /** never collect below this much heap in use */
   floorBytes?: number;
 }
@@ -40,14 +40,14 @@ export function startHeapGovernor(log: Logger, opts: HeapGovernorOptions = {}): 
   // The headroom is capped: RSS keeps the highest peak the heap ever reached, and 1.5× of a live
   // heap that happened to be large (55 MB: 82 MB, plus 5 s of allocation) made a new peak, and a
   // step in RSS, every few hundred thousand processes in the million-process soak.
-  const maxHeadroom = opts.maxHeadroomBytes ?? 16 << 20;
+  const headroom = opts.headroomBytes ?? 16 << 20;
   let base = getHeapStatistics().used_heap_size;
   let busy = false;
   let collections = 0;
   const timer = setInterval(() => {
     if (busy) return;
     const used = getHeapStatistics().used_heap_size;
-    if (used < floor || used < Math.min(base * growth, base + maxHeadroom)) return;
+    if (used < floor || used < Math.min(base * growth, base + headroom)) return;
     busy = true;
     gc({ type: 'major', execution: 'async' })
       .then(() => {

@@ -27,6 +27,19 @@ describe('heap governor', () => {
     expect(s.collections).toBeGreaterThan(1);
   });
 
+  it('collects at the headroom cap, though the heap never grows by the factor', () => {
+    const capped = `
+import { startHeapGovernor } from ${JSON.stringify(MODULE)};
+const g = startHeapGovernor({ debug() {} }, { intervalMs: 20, growth: 1000, headroomBytes: 1 << 20, floorBytes: 0 });
+let junk = [];
+const t = setInterval(() => { for (let i = 0; i < 20000; i++) junk.push({ i, s: 'x' + i }); if (junk.length > 200000) junk = []; }, 5);
+setTimeout(() => { clearInterval(t); console.log(JSON.stringify({ collections: g.collections() })); g.stop(); }, 1500);
+`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', capped], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout.trim()) as { collections: number }).collections).toBeGreaterThan(1);
+  });
+
   it('leaves a heap below its floor alone', () => {
     const floor = `
 import { startHeapGovernor } from ${JSON.stringify(MODULE)};
