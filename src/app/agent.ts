@@ -27,6 +27,7 @@ import { SensorReloader, objectPaths } from './sensor-reload.js';
 import { Unavailable } from '../checks/index.js';
 import { startIntegrations } from './integrations.js';
 import { startHeapGovernor } from './heap-governor.js';
+import { ExitBatch } from './exit-batch.js';
 import { AgentBundleHost, overlayOf } from './bundle-host.js';
 // not the src/fleet barrel: that loads etcd3 and gRPC, which only an agent with a fleet needs
 import { BundleKeeper, type StagedBundle } from '../fleet/bundle-keeper.js';
@@ -151,6 +152,37 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
     const gStore = consumers.guard('store');
     const gResources = consumers.guard('resources');
     const gStream = consumers.guard('api_stream');
+    // Exits reach the store and the resource windows in batches, on the store's flush cadence
+    // (exit-batch.ts): neither is read within a drain.
+    const applyExit = (ev: LifecycleEvent, en: Enriched) => {
+      if (ev.type === 'exit') {
+        try {
+          gStore.inject();
+          store.recordExit(exitSummary(ev, en));
+        } catch (e) {
+          gStore.fail(e);
+        }
+        const resources = slots.resources;
+        if (resources) {
+          try {
+            gResources.inject();
+            resources.onExit(ev, en);
+          } catch (e) {
+            gResources.fail(e);
+          }
+        }
+      } else if (ev.type === 'reap') {
+        try {
+          gStore.inject();
+          store.recordReap(en.execId, en.zombieNs!);
+        } catch (e) {
+          gStore.fail(e);
+        }
+      }
+    };
+    const exits = new ExitBatch({ intervalMs: () => store.flushInterval, maxEvents: 256, apply: applyExit, done: () => store.commit() });
+    // runs after the pipeline's close (cleanups unwind in reverse), so the stream's tail is applied
+    cleanups.push(() => exits.close());
     const onEvent = (ev: LifecycleEvent, en: Enriched) => {
       if (states) {
         try {
@@ -178,30 +210,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
           gChecks.fail(e);
         }
       }
-      if (ev.type === 'exit') {
-        try {
-          gStore.inject();
-          store.recordExit(exitSummary(ev, en));
-        } catch (e) {
-          gStore.fail(e);
-        }
-        const resources = slots.resources;
-        if (resources) {
-          try {
-            gResources.inject();
-            resources.onExit(ev, en);
-          } catch (e) {
-            gResources.fail(e);
-          }
-        }
-      } else if (ev.type === 'reap' && en.zombieNs !== undefined) {
-        try {
-          gStore.inject();
-          store.recordReap(en.execId, en.zombieNs);
-        } catch (e) {
-          gStore.fail(e);
-        }
-      }
+      if (ev.type === 'exit' || (ev.type === 'reap' && en.zombieNs !== undefined)) exits.push(ev, en);
       for (const l of listeners) {
         try {
           l(ev, en);

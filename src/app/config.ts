@@ -141,7 +141,7 @@ const FileSchema = section({
     table_max_entries: integer(1024, 16 << 20).default(65536),
     table_grace: duration(0, MS.h).default('30s'),
     delivery: oneOf(DELIVERY_POLICIES).default('efficient'),
-    delivery_interval: duration(1, 1000).default('10ms'),
+    delivery_interval: duration(1, 1000).default('15ms'),
     queue_size: size(1 << 20, 1 << 30).default('16M'),
     realtime_priority: integer(0, 99).default(0),
     batch_delay_us: leaf((v): number | 'auto' | Bad => {

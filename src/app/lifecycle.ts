@@ -85,7 +85,7 @@ export const DEFAULT_LIFECYCLE: LifecycleConfig = {
   tableMaxEntries: 65536,
   tableGraceMs: 30_000,
   delivery: 'efficient',
-  deliveryIntervalMs: 10,
+  deliveryIntervalMs: 15,
 };
 
 /** The policy in force: realtime priority asks for latency first. */

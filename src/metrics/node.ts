@@ -3,7 +3,7 @@
 import {
   cpuUsage, fsUsage, PSI_RESOURCES, readCpuStat, readDiskstats, readFileNr, readLoadavg, readMeminfo, readMounts,
   readNetDev, readPsi, type CpuStat, type DiskStats, type FsUsage, type LoadAvg, type MemInfo, type NetDev, type Psi,
-  type PsiResource, type FileHandles,
+  type PsiResource, type FileHandles, type Mount,
 } from '../host/index.js';
 import { KeyedWindows } from './keyed.js';
 import { DEFAULT_SERIES_OPTIONS, type SeriesOptions } from './series.js';
@@ -31,6 +31,9 @@ export interface NodeSnapshot {
  *  containers; `disk_usage(mount)` checks still read any mount on demand. The root mount is
  *  always read, whatever its type. */
 export const SWEPT_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'zfs', 'f2fs', 'vfat', 'exfat', 'ntfs', 'ntfs3', 'jfs', 'reiserfs', 'bcachefs']);
+/** How often the swept mounts are read again from mountinfo: a new filesystem's usage appears
+ *  within this (`disk_usage(mount)` checks read any mount on demand). */
+export const MOUNTS_REREAD_NS = 30_000_000_000n;
 /** Bounds on per-mount and per-interface keys (and /metrics label values). */
 export const MAX_MOUNTS = 64;
 export const MAX_INTERFACES = 64;
@@ -48,8 +51,18 @@ export class NodeWindows {
     this.windows = new KeyedWindows({ series, maxKeys: 1024, resolution: { memory_bytes: 4096, read_bytes: 1, write_bytes: 1, rx_bytes: 1, tx_bytes: 1, disk_read_bytes: 1, disk_write_bytes: 1 } });
   }
 
+  /** The swept mounts and when they were read (boottime ns). */
+  private mounts: Mount[] = [];
+  private mountsReadNs: bigint | null = null;
+
   read(tNs: bigint): NodeSnapshot {
-    const mounts = readMounts(this.procRoot).filter((m) => m.mountPoint === '/' || SWEPT_FS.has(m.fsType)).slice(0, MAX_MOUNTS);
+    // mountinfo holds hundreds of lines on a container host, and mounts of swept (block-backed)
+    // filesystems rarely change: parsed every MOUNTS_REREAD_NS, statfs'd every sweep
+    if (this.mountsReadNs === null || tNs - this.mountsReadNs >= MOUNTS_REREAD_NS || tNs < this.mountsReadNs) {
+      this.mounts = readMounts(this.procRoot).filter((m) => m.mountPoint === '/' || SWEPT_FS.has(m.fsType)).slice(0, MAX_MOUNTS);
+      this.mountsReadNs = tNs;
+    }
+    const mounts = this.mounts;
     const filesystems: FsUsage[] = [];
     for (const m of mounts) {
       try {

@@ -397,6 +397,10 @@ export class Store {
       this.failingSince = null;
       this.lastError = null;
     }
+    // Everything is committed: a flush the first row armed has nothing left to do, and would
+    // only wake the process (a caller that flushes on its own cadence, like the agent's exit
+    // batch, then costs no timer wakeup at all).
+    this.disarmFlush();
     return { committed: r.inserted };
   }
 
@@ -455,6 +459,17 @@ export class Store {
     return this.flushTimer !== null;
   }
 
+  private disarmFlush(): void {
+    if (this.flushTimer === null) return;
+    clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+  }
+
+  /** The flush interval now in force (a config reload may change it). */
+  get flushInterval(): number {
+    return this.flushIntervalMs;
+  }
+
   private armFlush(): void {
     if (!this.timerOn || this.flushTimer !== null) return;
     this.flushTimer = setTimeout(this.flushTick, this.flushIntervalMs);
@@ -463,12 +478,18 @@ export class Store {
 
   private readonly flushTick = (): void => {
     this.flushTimer = null;
+    this.commit();
+  };
+
+  /** What the flush timer does, for a caller on its own cadence (the agent's exit batch):
+   *  flush, prune when due, and come back only for rows a failed flush kept or a prune backlog. */
+  commit(): void {
     this.flush();
     const now = this.now();
     if (this.pruneBacklog || now - this.lastPruneAt >= this.pruneIntervalMs) this.prune(now);
     // rows a failed flush kept, or a prune backlog: come back at the same pace
     if (this.pending.length - this.head > 0 || this.reapUpdates.size > 0 || this.pruneBacklog) this.armFlush();
-  };
+  }
 
   private pruneTick(): void {
     const now = this.now();

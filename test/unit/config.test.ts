@@ -65,7 +65,7 @@ const DEFAULTS: AgentConfig = {
     consumerRealtimePriority: 0,
     batchDelayUs: 'auto',
     delivery: 'efficient',
-    deliveryIntervalMs: 10,
+    deliveryIntervalMs: 15,
   },
   state: { dThresholdMs: 1000, budgetPerSec: 2000, sweepMs: 2000 },
   store: { path: '/var/lib/patrol/patrol.db', flushIntervalMs: 200, retention: { maxAgeMs: 7 * 86_400_000, maxRows: 1_000_000 } },

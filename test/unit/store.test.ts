@@ -378,6 +378,24 @@ describe('Store: retention', () => {
     s.stopTimer();
     expect(s.flushArmed).toBe(false);
   });
+
+  it('a commit on its caller cadence clears the flush the first row armed; a failed one keeps it armed', () => {
+    const s = open(undefined, { flushIntervalMs: 60_000 });
+    s.startTimer();
+    s.recordExit(summary(1));
+    expect(s.flushArmed).toBe(true);
+    s.commit();
+    expect(s.stats()).toMatchObject({ pendingRows: 0, committedRows: 1 });
+    expect(s.flushArmed).toBe(false);
+    // a failed commit: the row stays buffered and the timer will retry it
+    s.recordExit(summary(2));
+    const spy = vi.spyOn(s as unknown as { flush: () => unknown }, 'flush').mockReturnValue({ committed: 0, error: 'SQLITE_READONLY' });
+    s.commit();
+    spy.mockRestore();
+    expect(s.stats().pendingRows).toBe(1);
+    expect(s.flushArmed).toBe(true);
+    s.stopTimer();
+  });
 });
 
 describe('Store: failures', () => {
