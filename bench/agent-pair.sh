@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Paired A/B of agents: every variant runs AT ONCE, on the same load, so the host's noise (the
+# largest error on a shared VM: ±15-30 % between sequential windows) hits all of them alike.
+# Each agent traces the whole machine, so all see the same execs. Reports each agent's CPU (summed
+# thread schedstat of its process, % of one core) per window, and the mean.
+#
+#   bash bench/agent-pair.sh "label|tree|node flags|yaml" ...
+#     tree: a built checkout (default: this one); node flags: replace the agent's
+#     (default "--max-semi-space-size=2 --expose-gc"); yaml: extra config lines, \n for newlines
+#   RATE=200 WARM=30 WIN=15 NWIN=4 bash bench/agent-pair.sh "a||" "b|||lifecycle:\n  delivery_interval: 40ms"
+#
+# Root. Agents contend a little with each other (each is a few % of a core), so compare within a
+# run, as ratios; absolute figures read higher than one agent alone.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")/.." && pwd)"
+RATE=${RATE:-200}; WARM=${WARM:-30}; WIN=${WIN:-15}; NWIN=${NWIN:-4}
+make -s -C "$HERE/bench" >/dev/null
+PIDS=(); LABELS=(); DIRS=()
+cleanup() { for P in "${PIDS[@]}"; do kill -TERM "$P" 2>/dev/null || true; done; sleep 1; for D in "${DIRS[@]}"; do rm -rf "$D"; done; }
+trap cleanup EXIT
+for V in "$@"; do
+  IFS='|' read -r L T FL Y <<< "$V"; T=${T:-$HERE}; FL=${FL:---max-semi-space-size=2 --expose-gc}
+  D=$(mktemp -d /tmp/patrol-pair-XXXX); chmod 755 "$D"; DIRS+=("$D")
+  printf 'store:\n  path: %s/patrol.db\napi:\n  socket: %s/patrol.sock\nagent:\n  lock_file: %s/patrol.pid\n  pin_dir: %s/pins\n%b\n' "$D" "$D" "$D" "$D" "$Y" > "$D/patrol.yaml"
+  grep -q '^metrics:' "$D/patrol.yaml" || printf 'metrics:\n  prometheus:\n    port: 0\n' >> "$D/patrol.yaml"
+  (cd "$T"; source scripts/runtime.sh; patrol_runtime_env; PATROL_AGENT_NODE_FLAGS="$FL" exec ./bin/patrol agent --config "$D/patrol.yaml" --checks "$T/checks" --log-format json > "$D/agent.log" 2>&1) &
+  for _ in $(seq 150); do grep -q '"patrol agent ready"' "$D/agent.log" 2>/dev/null && break; sleep 0.2; done
+  P=$(pgrep -f "agent --config $D/patrol.yaml" | tail -1 || true)
+  [ -n "$P" ] || { echo "$L: the agent did not start:"; tail -3 "$D/agent.log"; exit 1; }
+  PIDS+=("$P"); LABELS+=("$L")
+done
+if [ "$RATE" != 0 ]; then (cd /tmp && "$HERE/bench/build/forkexec" -r "$RATE" -j 1 -d $((WARM + WIN * NWIN + 2)) >/dev/null 2>&1 || true) & fi
+sleep "$WARM"
+cpu() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s+=$1} END{print s+0}'; }
+declare -a SUM C0
+for w in $(seq "$NWIN"); do
+  for i in "${!PIDS[@]}"; do C0[$i]=$(cpu "${PIDS[$i]}"); done
+  sleep "$WIN"
+  line="window $w:"
+  for i in "${!PIDS[@]}"; do
+    v=$(awk -v a="${C0[$i]}" -v b="$(cpu "${PIDS[$i]}")" -v m="$WIN" 'BEGIN{printf "%.2f", (b-a)/m/1e7}')
+    line="$line ${LABELS[$i]}=$v"; SUM[$i]=$(awk -v s="${SUM[$i]:-0}" -v v="$v" 'BEGIN{print s+v}')
+  done
+  echo "$line"
+done
+line="mean, % of a core:"
+for i in "${!PIDS[@]}"; do
+  line="$line ${LABELS[$i]}=$(awk -v s="${SUM[$i]}" -v n="$NWIN" 'BEGIN{printf "%.2f", s/n}') (RSS $(( $(awk '/VmRSS/{print $2}' /proc/"${PIDS[$i]}"/status) / 1024 )) MB)"
+done
+echo "$line"
