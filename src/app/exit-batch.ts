@@ -2,10 +2,10 @@
 // batches on the store's flush cadence instead of at every drain of the ring.
 //
 // Why. Neither consumer is read within a drain: store rows are committed every flush interval
-// anyway, and windows are read by scrapes and `top`. On the VMs we measured, what a drain costs
-// is mostly the first touch of each code path and object after the thread slept (caches and TLB
-// are cold after a wakeup), so work done in a drain of two exits costs several times the same
-// work done for forty at once (bench/README.md, "Session 7"). One batch is applied per flush
+// anyway, and windows are read by scrapes and `top`. On the VM we measured, much of what a drain
+// costs is the first touch of each code path and object after the thread slept (caches and TLB
+// are cold after a wakeup), so work done for two exits per drain costs more than the same work
+// done for forty at once (bench/README.md, "Session 7"). One batch is applied per flush
 // interval, then committed at once: the store's own flush timer, armed by the first row, is
 // cleared by that commit, so the batch adds no wakeup of its own.
 //
