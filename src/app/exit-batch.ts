@@ -31,7 +31,7 @@ export class ExitBatch {
   private readonly enriched: Enriched[] = [];
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
-  batches = 0;
+  /** applies that threw (the agent's apply guards its consumers, so a throw here is a bug) */
   errors = 0;
 
   constructor(private readonly opts: ExitBatchOptions) {}
@@ -76,7 +76,6 @@ export class ExitBatch {
     }
     this.events.length = 0;
     this.enriched.length = 0;
-    this.batches++;
     this.opts.done();
   };
 

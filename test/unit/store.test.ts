@@ -380,20 +380,24 @@ describe('Store: retention', () => {
   });
 
   it('a commit on its caller cadence clears the flush the first row armed; a failed one keeps it armed', () => {
-    const s = open(undefined, { flushIntervalMs: 60_000 });
+    const s = open(undefined, { flushIntervalMs: 60_000, busyTimeoutMs: 0 });
     s.startTimer();
     s.recordExit(summary(1));
     expect(s.flushArmed).toBe(true);
     s.commit();
     expect(s.stats()).toMatchObject({ pendingRows: 0, committedRows: 1 });
     expect(s.flushArmed).toBe(false);
-    // a failed commit: the row stays buffered and the timer will retry it
+    // a failed commit (another writer holds the lock): the row stays buffered, the timer retries it
     s.recordExit(summary(2));
-    const spy = vi.spyOn(s as unknown as { flush: () => unknown }, 'flush').mockReturnValue({ committed: 0, error: 'SQLITE_READONLY' });
+    const other = peek(s.path);
+    other.exec('BEGIN IMMEDIATE');
     s.commit();
-    spy.mockRestore();
-    expect(s.stats().pendingRows).toBe(1);
+    expect(s.stats()).toMatchObject({ pendingRows: 1, flushFailures: 1 });
     expect(s.flushArmed).toBe(true);
+    other.exec('ROLLBACK');
+    s.commit();
+    expect(s.stats()).toMatchObject({ pendingRows: 0, committedRows: 2 });
+    expect(s.flushArmed).toBe(false);
     s.stopTimer();
   });
 });
