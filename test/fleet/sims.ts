@@ -156,6 +156,9 @@ export function procUsage(pid: () => number): () => { cpuPct: number; rssBytes: 
       if (f[0] === 'Z' || f[0] === 'X') return last;
       const ticks = Number(f[11]) + Number(f[12]); // utime + stime, in 1/100 s
       const rssBytes = Number(f[21]) * 4096;
+      // still exiting: its memory is released (exit_mm) before it becomes a zombie, and closing a
+      // loaded agent's BPF maps and programs keeps it in that state long enough to be read
+      if (rssBytes === 0) return last;
       const t = performance.now();
       if (p !== seen) samples = []; // another process (a restart)
       seen = p;
