@@ -21,9 +21,10 @@ trap cleanup EXIT
 for V in "$@"; do
   IFS='|' read -r L T FL Y <<< "$V"; T=${T:-$HERE}; FL=${FL:---max-semi-space-size=2 --expose-gc}
   D=$(mktemp -d /tmp/patrol-pair-XXXX); chmod 755 "$D"; DIRS+=("$D")
-  printf 'store:\n  path: %s/patrol.db\napi:\n  socket: %s/patrol.sock\nagent:\n  lock_file: %s/patrol.pid\n  pin_dir: %s/pins\n%b\n' "$D" "$D" "$D" "$D" "$Y" > "$D/patrol.yaml"
+  # the store and socket paths go as flags, so a variant's yaml may set store: and api: keys
+  printf 'agent:\n  lock_file: %s/patrol.pid\n  pin_dir: %s/pins\n%b\n' "$D" "$D" "$Y" > "$D/patrol.yaml"
   grep -q '^metrics:' "$D/patrol.yaml" || printf 'metrics:\n  prometheus:\n    port: 0\n' >> "$D/patrol.yaml"
-  (cd "$T"; source scripts/runtime.sh; patrol_runtime_env; PATROL_AGENT_NODE_FLAGS="$FL" exec ./bin/patrol agent --config "$D/patrol.yaml" --checks "$T/checks" --log-format json > "$D/agent.log" 2>&1) &
+  (cd "$T"; source scripts/runtime.sh; patrol_runtime_env; PATROL_AGENT_NODE_FLAGS="$FL" exec ./bin/patrol agent --config "$D/patrol.yaml" --db "$D/patrol.db" --socket "$D/patrol.sock" --checks "$T/checks" --log-format json > "$D/agent.log" 2>&1) &
   for _ in $(seq 150); do grep -q '"patrol agent ready"' "$D/agent.log" 2>/dev/null && break; sleep 0.2; done
   P=$(pgrep -f "agent --config $D/patrol.yaml" | tail -1 || true)
   [ -n "$P" ] || { echo "$L: the agent did not start:"; tail -3 "$D/agent.log"; exit 1; }

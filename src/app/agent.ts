@@ -180,7 +180,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
         }
       }
     };
-    const exits = new ExitBatch({ intervalMs: () => store.flushInterval, maxEvents: 256, apply: applyExit, done: () => store.commit() });
+    const exits = new ExitBatch({ intervalMs: () => store.flushInterval, maxEvents: 1024, apply: applyExit, done: () => store.commit() });
     // runs after the pipeline's close (cleanups unwind in reverse), so the stream's tail is applied
     cleanups.push(() => exits.close());
     const onEvent = (ev: LifecycleEvent, en: Enriched) => {

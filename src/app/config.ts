@@ -157,7 +157,7 @@ const FileSchema = section({
   }).default({}),
   store: section({
     path: path().default('/var/lib/patrol/patrol.db'),
-    flush_interval: duration(10, 10 * MS.s).default('200ms'),
+    flush_interval: duration(10, 10 * MS.s).default('1s'),
     retention: section({
       max_age: duration(MS.m, 3650 * MS.d, { zeroDisables: true }).default('7d'),
       max_rows: integer(0, Number.MAX_SAFE_INTEGER).default(1_000_000),

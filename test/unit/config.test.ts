@@ -68,7 +68,7 @@ const DEFAULTS: AgentConfig = {
     deliveryIntervalMs: 15,
   },
   state: { dThresholdMs: 1000, budgetPerSec: 2000, sweepMs: 2000 },
-  store: { path: '/var/lib/patrol/patrol.db', flushIntervalMs: 200, retention: { maxAgeMs: 7 * 86_400_000, maxRows: 1_000_000 } },
+  store: { path: '/var/lib/patrol/patrol.db', flushIntervalMs: 1000, retention: { maxAgeMs: 7 * 86_400_000, maxRows: 1_000_000 } },
   api: { socket: '/run/patrol/patrol.sock', tcp: { enabled: false, host: '127.0.0.1', port: 9465, tokenFile: '/etc/patrol/token' } },
   agent: { lockFile: '/run/patrol/patrol.pid', pinDir: '/sys/fs/bpf/patrol', bpfDir: null },
   checks: { dir: null, concurrency: 4, retention: { maxAgeMs: 30 * 86_400_000, maxRows: 500_000 } },
@@ -453,14 +453,14 @@ describe('unknown keys', () => {
 
 describe('overrides (flags)', () => {
   it('win over the file, key by key; undefined leaves are ignored', () => {
-    const p = file('o.yaml', 'lifecycle:\n  args_cap: 8192\n  threads: true\nstore:\n  flush_interval: 1s\n');
+    const p = file('o.yaml', 'lifecycle:\n  args_cap: 8192\n  threads: true\nstore:\n  flush_interval: 2s\n');
     const c = loadConfig({
       path: p,
       overrides: { lifecycle: { argsCap: 2048, emitThreads: undefined }, store: { retention: { maxRows: 7 } }, log: { level: 'warn' } },
     });
     expect(c.lifecycle.argsCap).toBe(2048);
     expect(c.lifecycle.emitThreads).toBe(true);
-    expect(c.store.flushIntervalMs).toBe(1000);
+    expect(c.store.flushIntervalMs).toBe(2000);
     expect(c.store.retention).toEqual({ maxAgeMs: DEFAULTS.store.retention.maxAgeMs, maxRows: 7 });
     expect(c.log.level).toBe('warn');
   });
