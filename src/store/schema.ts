@@ -170,6 +170,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE process_exits ADD COLUMN args_redacted INTEGER;
     `,
   },
+  {
+    version: 7,
+    description: 'process_exits: no index on exec_id (reaps update their row by id)',
+    sql: `
+      -- exec_ids are random: each insert (and each retention delete) dirtied an index page of its
+      -- own, so a commit of 200 rows into a full store wrote ~200 index pages to the WAL (and the
+      -- checkpoint again): 5.5 against 1.5 ms of CPU per commit at 1,000,000 rows. The store
+      -- keeps the row id of each row still awaiting its reap instead.
+      DROP INDEX IF EXISTS process_exits_exec_id;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

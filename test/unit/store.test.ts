@@ -486,8 +486,10 @@ describe('Store: schema and migrations', () => {
     expect(migrate(d, s.path)).toEqual({ from: SCHEMA_VERSION, to: SCHEMA_VERSION });
     const tables = (d.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name").all() as { name: string }[]).map((r) => r.name);
     expect(tables).toEqual(
-      expect.arrayContaining(['agent_runs', 'meta', 'process_exits', 'process_exits_comm', 'process_exits_exec_id', 'process_exits_recorded_at']),
+      expect.arrayContaining(['agent_runs', 'meta', 'process_exits', 'process_exits_comm', 'process_exits_recorded_at']),
     );
+    // random exec_ids made every insert and delete dirty an index page of its own (schema v7)
+    expect(tables).not.toContain('process_exits_exec_id');
   });
 
   it('applies only the migrations a database lacks, forward', () => {
@@ -506,7 +508,40 @@ describe('Store: schema and migrations', () => {
     d.close();
     const s = open(path);
     expect(s.queryExits({ limit: 5 })).toEqual([expect.objectContaining({ execId: 'old', args: ['sh'], argsRedacted: null })]);
-    expect(schemaVersion(peek(path))).toBe(6);
+    expect(schemaVersion(peek(path))).toBe(SCHEMA_VERSION);
+  });
+
+  it('migration 7 drops the exec_id index; a row the previous run stored unreaped still gets its reap', () => {
+    const path = join(dir, 'v6.db');
+    const d = new Database(path);
+    migrate(d, path, MIGRATIONS.filter((m) => m.version <= 6));
+    d.close();
+    let s = open(path);
+    s.recordExit(summary(1));
+    s.recordExit(summary(2));
+    s.recordReap('e2', 5n);
+    s.flush();
+    s = reopen(s); // the zombie e1 outlives the run that stored its exit
+    s.recordReap('e1', 9n);
+    s.recordReap('nobody', 1n);
+    s.flush();
+    expect(s.queryExits({ execId: 'e1', limit: 1 })[0]!.zombieNs).toBe(9n);
+    expect(s.queryExits({ execId: 'e2', limit: 1 })[0]!.zombieNs).toBe(5n);
+    expect(s.stats().reapsUnmatched).toBe(1);
+    const idx = (peek(path).prepare("SELECT name FROM sqlite_master WHERE type = 'index'").all() as { name: string }[]).map((r) => r.name);
+    expect(idx).not.toContain('process_exits_exec_id');
+  });
+
+  it('a second reap of a row already reaped changes nothing', () => {
+    const s = open();
+    s.recordExit(summary(1));
+    s.flush();
+    s.recordReap('e1', 3n);
+    s.flush();
+    s.recordReap('e1', 4n);
+    s.flush();
+    expect(s.queryExits({ execId: 'e1', limit: 1 })[0]!.zombieNs).toBe(3n);
+    expect(s.stats().reapsUnmatched).toBe(1);
   });
 
   it('refuses a database from a newer schema', () => {
