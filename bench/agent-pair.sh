@@ -8,6 +8,7 @@
 #     tree: a built checkout (default: this one); node flags: replace the agent's
 #     (default "--max-semi-space-size=2 --expose-gc"); yaml: extra config lines, \n for newlines
 #   RATE=200 WARM=30 WIN=15 NWIN=4 bash bench/agent-pair.sh "a||" "b|||lifecycle:\n  delivery_interval: 40ms"
+#   PAIR_DB_SEED=/tmp/full.db ...: every agent starts on a copy of that store file
 #
 # Root. Agents contend a little with each other (each is a few % of a core), so compare within a
 # run, as ratios; absolute figures read higher than one agent alone.
@@ -23,6 +24,8 @@ for V in "$@"; do
   D=$(mktemp -d /tmp/patrol-pair-XXXX); chmod 755 "$D"; DIRS+=("$D")
   # the store and socket paths go as flags, so a variant's yaml may set store: and api: keys
   printf 'agent:\n  lock_file: %s/patrol.pid\n  pin_dir: %s/pins\n%b\n' "$D" "$D" "$Y" > "$D/patrol.yaml"
+  # PAIR_DB_SEED: start every agent on a copy of this store (a full one: its steady state)
+  [ -z "${PAIR_DB_SEED:-}" ] || cp "$PAIR_DB_SEED" "$D/patrol.db"
   grep -q '^metrics:' "$D/patrol.yaml" || printf 'metrics:\n  prometheus:\n    port: 0\n' >> "$D/patrol.yaml"
   (cd "$T"; source scripts/runtime.sh; patrol_runtime_env; PATROL_AGENT_NODE_FLAGS="$FL" exec ./bin/patrol agent --config "$D/patrol.yaml" --db "$D/patrol.db" --socket "$D/patrol.sock" --checks "$T/checks" --log-format json > "$D/agent.log" 2>&1) &
   for _ in $(seq 150); do grep -q '"patrol agent ready"' "$D/agent.log" 2>/dev/null && break; sleep 0.2; done
