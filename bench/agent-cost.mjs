@@ -36,7 +36,8 @@
 // knobs (env): AGENT_COST_ROUNDS (2), AGENT_COST_WINDOW_S (20), AGENT_COST_WARMUP_S (15),
 // AGENT_COST_LAT_S (latency window, 10; 0 = no latency pass), AGENT_COST_RATE (200),
 // AGENT_COST_LOADS (idle,rate,flat), AGENT_COST_OUT (result name, agent-cost),
-// AGENT_COST_AGENT_ARGS (extra `patrol agent` flags, space-separated), BENCH_QUICK=1 (1 round,
+// AGENT_COST_AGENT_ARGS (extra `patrol agent` flags, space-separated), AGENT_COST_DB_SEED (a store
+// file every agent starts on a copy of, e.g. one near store.retention.max_rows), BENCH_QUICK=1 (1 round,
 // 8 s windows, 5 s warm-up, 5 s latency). Results: bench/results/<AGENT_COST_OUT>.json.
 import http from 'node:http';
 import path from 'node:path';
@@ -115,6 +116,7 @@ const loadArgs = (load, secs, tag = 'cpu') => [...(load === 'rate' ? ['-r', Stri
 
 // ---------------------------------------------------------------- children and cleanup
 const live = new Set();
+const DB_SEED = process.env.AGENT_COST_DB_SEED || null;
 const workdir = mkdtempSync(path.join(tmpdir(), 'patrol-agent-cost-'));
 function cleanupSync() {
   for (const c of live) {
@@ -308,6 +310,8 @@ let agentSeq = 0;
 async function startAgent(v) {
   const dir = path.join(workdir, `agent-${++agentSeq}`);
   execFileSync('mkdir', ['-p', dir]);
+  // a full store is the agent's steady state: its indexes are large, and retention deletes
+  if (DB_SEED) execFileSync('cp', [DB_SEED, path.join(dir, 'patrol.db')]);
   // the default configuration, except where it would collide with another agent on the machine
   writeFileSync(
     path.join(dir, 'patrol.yaml'),
@@ -597,7 +601,7 @@ report(
   {
     ...quiet,
     quick: QUICK,
-    config: { rounds: ROUNDS, window_s: WINDOW_S, warmup_s: WARMUP_S, latency_s: LAT_S, rate: RATE, loads: LOADS, agents: AGENTS, agent_args: AGENT_ARGS, execsnoop: EXECSNOOP, exitsnoop: EXITSNOOP },
+    config: { rounds: ROUNDS, window_s: WINDOW_S, warmup_s: WARMUP_S, latency_s: LAT_S, rate: RATE, loads: LOADS, agents: AGENTS, agent_args: AGENT_ARGS, db_seed: DB_SEED, execsnoop: EXECSNOOP, exitsnoop: EXITSNOOP },
     summary,
     markdown: table.join('\n') + '\n' + threadLines.join('\n'),
     rows,
