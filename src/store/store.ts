@@ -410,9 +410,10 @@ export class Store {
     this.pending = [];
     this.head = 0;
     this.pendingByExec.clear();
+    // this transaction's rows first: a reap recorded before its exit was applied to one of them
+    this.rememberUnreaped();
     for (const execId of this.reapUpdates.keys()) this.unreaped.delete(execId);
     this.reapUpdates.clear();
-    this.rememberUnreaped();
     this.flushes++;
     this.lastFlushAt = this.now();
     this.lastFlushMs = ms;
