@@ -67,6 +67,9 @@ export function readCgroupPath(pid: number): string | null {
   return v2 !== null && v2 !== '/' ? v2 : (mem ?? v2);
 }
 
+/** exits TableFacts remembers by pid */
+const EXITED_KEPT = 8192;
+
 /** A process table entry as a rule sees it. A class, not an object literal with a getter: a rule
  *  that fires at every exec of a storm asks for one, and a literal's accessor made each a
  *  dictionary-mode object with a fresh closure. */
@@ -94,15 +97,25 @@ class EntryFact implements ProcFact {
 /** The process table as ProcessFacts. The cgroup path is read from /proc on first use and kept. */
 export class TableFacts implements ProcessFacts {
   private readonly cgroups = new Map<string, string | null>();
-  /** pid → exec_id of its last exit: kernel lines about a process often arrive after its reap */
+  /** pid → exec_id of its last exit: kernel lines about a process often arrive after its reap.
+   *  The last EXITED_KEPT exits, in a ring: evicting the oldest key of a Map walks the holes its
+   *  deletes left at the front, at every exit once it is full. */
   private readonly exited = new Map<number, string>();
+  private readonly ringPid = new Int32Array(EXITED_KEPT).fill(-1);
+  private readonly ringExec: string[] = new Array<string>(EXITED_KEPT).fill('');
+  private ringAt = 0;
 
   constructor(private readonly table: ProcessTable) {}
 
   noteExit(pid: number, execId: string): void {
-    this.exited.delete(pid);
+    const i = this.ringAt;
+    const old = this.ringPid[i]!;
+    // the oldest exit leaves, unless its pid has exited again since (a newer entry holds it)
+    if (old >= 0 && this.exited.get(old) === this.ringExec[i]) this.exited.delete(old);
+    this.ringPid[i] = pid;
+    this.ringExec[i] = execId;
+    this.ringAt = i + 1 === EXITED_KEPT ? 0 : i + 1;
     this.exited.set(pid, execId);
-    if (this.exited.size > 8192) this.exited.delete(this.exited.keys().next().value!);
   }
 
   /** The cgroup path, read from /proc on first use while the process lives, then kept. */
