@@ -176,9 +176,6 @@ function fileSize(p: string): number {
   }
 }
 
-/** committed rows at start-up searched for ones still awaiting their reap */
-const UNREAPED_RELOAD_ROWS = 10_000;
-
 export class Store {
   readonly path: string;
   private readonly db: Database.Database;
@@ -198,10 +195,6 @@ export class Store {
   private readonly pendingByExec = new Map<string, Pending>();
   /** reaps of rows already flushed: exec_id → zombie ns, applied by the next flush */
   private readonly reapUpdates = new Map<string, bigint>();
-  /** rows committed without their reap: exec_id → row id, oldest first. A reap updates its row
-   *  by id: there is no index on exec_id (random ids: each insert and delete would dirty its own
-   *  index page, ~4 ms per second at 200 exits/s on a full store, schema v7). */
-  private readonly unreaped = new Map<string, number>();
 
   private committedId: number;
   private rowCount: number;
@@ -253,10 +246,7 @@ export class Store {
     this.insertStmt = db.prepare(
       `INSERT INTO process_exits (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
     );
-    this.reapStmt = db.prepare('UPDATE process_exits SET zombie_ns = ? WHERE id = ? AND zombie_ns IS NULL');
-    // a process that exited under the previous run and is reaped under this one
-    const recent = db.prepare('SELECT id, exec_id FROM process_exits WHERE id > ? AND zombie_ns IS NULL ORDER BY id').all(this.committedId - UNREAPED_RELOAD_ROWS) as { id: number; exec_id: string }[];
-    for (const r of recent) this.unreaped.set(r.exec_id, r.id);
+    this.reapStmt = db.prepare('UPDATE process_exits SET zombie_ns = ? WHERE exec_id = ? AND zombie_ns IS NULL');
     this.deleteOldStmt = db.prepare(
       'DELETE FROM process_exits WHERE id IN (SELECT id FROM process_exits WHERE recorded_at < ? LIMIT ?)',
     );
@@ -268,8 +258,6 @@ export class Store {
     this.flushTx = db.transaction((rows: Pending[], firstId: number) => {
       let id = firstId;
       let rejected = 0;
-      const newUnreaped = this.newUnreaped;
-      newUnreaped.length = 0;
       for (const p of rows) {
         try {
           bindRow(params, id, p);
@@ -279,22 +267,11 @@ export class Store {
           continue;
         }
         this.insertStmt.run(params);
-        if (p.zombieNs === null) newUnreaped.push(p.s.execId, id);
         id++;
       }
       let unmatched = 0;
-      // a reap recorded before its exit: the row is in this transaction
-      let inTx: Map<string, number> | null = null;
       for (const [execId, zombieNs] of this.reapUpdates) {
-        let rowId = this.unreaped.get(execId);
-        if (rowId === undefined && newUnreaped.length > 0) {
-          if (inTx === null) {
-            inTx = new Map();
-            for (let i = 0; i < newUnreaped.length; i += 2) inTx.set(newUnreaped[i] as string, newUnreaped[i + 1] as number);
-          }
-          rowId = inTx.get(execId);
-        }
-        if (rowId === undefined || this.reapStmt.run(int(zombieNs, 'zombieNs'), rowId).changes === 0) unmatched++;
+        if (this.reapStmt.run(int(zombieNs, 'zombieNs'), execId).changes === 0) unmatched++;
       }
       return { inserted: id - firstId, rejected, unmatched };
     });
@@ -410,9 +387,6 @@ export class Store {
     this.pending = [];
     this.head = 0;
     this.pendingByExec.clear();
-    // this transaction's rows first: a reap recorded before its exit was applied to one of them
-    this.rememberUnreaped();
-    for (const execId of this.reapUpdates.keys()) this.unreaped.delete(execId);
     this.reapUpdates.clear();
     this.flushes++;
     this.lastFlushAt = this.now();
@@ -428,23 +402,6 @@ export class Store {
     // batch, then costs no timer wakeup at all).
     this.disarmFlush();
     return { committed: r.inserted };
-  }
-
-  /** exec_id, row id pairs of the last committed transaction's rows that await their reap */
-  private readonly newUnreaped: (string | number)[] = [];
-
-  private rememberUnreaped(): void {
-    const a = this.newUnreaped;
-    for (let i = 0; i < a.length; i += 2) this.unreaped.set(a[i] as string, a[i + 1] as number);
-    a.length = 0;
-    // bounded like the buffer: a reap later than maxPending exits is counted unmatched
-    if (this.unreaped.size > this.maxPending) {
-      let over = this.unreaped.size - this.maxPending;
-      for (const k of this.unreaped.keys()) {
-        if (over-- <= 0) break;
-        this.unreaped.delete(k);
-      }
-    }
   }
 
   private onFlushFailure(e: Error, rows: number): void {

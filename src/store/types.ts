@@ -74,6 +74,8 @@ export interface ExitRecord extends Omit<ExitSummary, 'zombieNs' | 'recordedAt' 
 export interface ExitQuery {
   comm?: string;
   pid?: number;
+  /** exec_id is indexed only for rows awaiting their reap (schema 7): otherwise this reads the
+   *  table from the newest row back; pair it with `since` or `pid` on a large store */
   execId?: string;
   /** only rows recorded at or after this time (ms since the epoch) */
   since?: number;

@@ -488,8 +488,12 @@ describe('Store: schema and migrations', () => {
     expect(tables).toEqual(
       expect.arrayContaining(['agent_runs', 'meta', 'process_exits', 'process_exits_comm', 'process_exits_recorded_at']),
     );
-    // random exec_ids made every insert and delete dirty an index page of its own (schema v7)
+    // random exec_ids made every insert and delete dirty an index page of its own (schema v7):
+    // exec_id is indexed only for rows awaiting their reap, and a reap still finds its row that way
     expect(tables).not.toContain('process_exits_exec_id');
+    expect(tables).toContain('process_exits_unreaped');
+    const plan = (d.prepare('EXPLAIN QUERY PLAN UPDATE process_exits SET zombie_ns = 1 WHERE exec_id = ? AND zombie_ns IS NULL').all('x') as { detail: string }[]).map((r) => r.detail).join('; ');
+    expect(plan).toContain('USING INDEX process_exits_unreaped');
   });
 
   it('applies only the migrations a database lacks, forward', () => {
@@ -511,7 +515,7 @@ describe('Store: schema and migrations', () => {
     expect(schemaVersion(peek(path))).toBe(SCHEMA_VERSION);
   });
 
-  it('migration 7 drops the exec_id index; a row the previous run stored unreaped still gets its reap', () => {
+  it('migration 7 indexes exec_id only while a row awaits its reap; a row the previous run stored unreaped still gets it', () => {
     const path = join(dir, 'v6.db');
     const d = new Database(path);
     migrate(d, path, MIGRATIONS.filter((m) => m.version <= 6));
@@ -530,6 +534,8 @@ describe('Store: schema and migrations', () => {
     expect(s.stats().reapsUnmatched).toBe(1);
     const idx = (peek(path).prepare("SELECT name FROM sqlite_master WHERE type = 'index'").all() as { name: string }[]).map((r) => r.name);
     expect(idx).not.toContain('process_exits_exec_id');
+    // both reaped: the partial index holds neither
+    expect((peek(path).prepare('SELECT count(*) AS n FROM process_exits INDEXED BY process_exits_unreaped WHERE zombie_ns IS NULL').get() as { n: number }).n).toBe(0);
   });
 
   it('a second reap of a row already reaped changes nothing', () => {
