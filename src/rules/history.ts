@@ -133,7 +133,9 @@ class Ring {
   }
 }
 
-/** Rings by key; the least recently written key goes first when there are too many. */
+/** Rings by key; the least recently written keys go first when there are too many: past maxKeys,
+ *  the oldest quarter goes in one pass. Evicting one key per insert walked, each time, the holes
+ *  earlier deletes left at the front of the Map (V8 skips them until it rehashes). */
 class KeyedRings {
   private readonly m = new Map<string, Ring>();
   /** the key written last: a burst by one key (a storm) skips the re-insert */
@@ -145,7 +147,7 @@ class KeyedRings {
     if (r === undefined) {
       r = new Ring(this.limits.maxPerKey);
       this.m.set(key, r);
-      if (this.m.size > this.limits.maxKeys) this.m.delete(this.m.keys().next().value!);
+      if (this.m.size > this.limits.maxKeys) this.evict(this.m.size - Math.floor(this.limits.maxKeys * 0.75));
     } else if (this.last !== key) {
       this.m.delete(key); // re-insert: most recent last
       this.m.set(key, r);
@@ -156,6 +158,13 @@ class KeyedRings {
 
   get(key: string): Ring | undefined {
     return this.m.get(key);
+  }
+
+  private evict(n: number): void {
+    for (const k of this.m.keys()) {
+      if (n-- <= 0) break;
+      this.m.delete(k);
+    }
   }
 
   get size(): number {

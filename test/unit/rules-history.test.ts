@@ -65,3 +65,21 @@ describe('History.countExecs', () => {
     );
   });
 });
+
+describe('History: keys beyond maxKeys', () => {
+  it('past maxKeys the least recently written quarter goes at once; a key written again stays', () => {
+    const h = new History(limits); // maxKeys 100
+    for (let i = 0; i < 100; i++) h.recordExec(`p${i}`, 1000 + i, `e${i}`, 'sh', i);
+    h.recordExec('p0', 2000, 'again', 'sh', 1); // p0 is now the most recent
+    h.recordExec('p100', 2001, 'e100', 'sh', 100); // 101 keys: down to 75
+    expect(h.countExecs('p0', 0, 3000)).toBe(2);
+    for (let i = 1; i <= 26; i++) expect(h.countExecs(`p${i}`, 0, 3000), `p${i}`).toBe(0);
+    for (let i = 27; i <= 100; i++) expect(h.countExecs(`p${i}`, 0, 3000), `p${i}`).toBe(1);
+    // the next 25 new keys fit without another eviction
+    for (let i = 101; i < 126; i++) h.recordExec(`p${i}`, 3000 + i, `e${i}`, 'sh', i);
+    expect(h.countExecs('p27', 0, 9000)).toBe(1);
+    h.recordExec('p126', 9000, 'e126', 'sh', 126);
+    expect(h.countExecs('p27', 0, 9999)).toBe(0);
+    expect(h.countExecs('p126', 0, 9999)).toBe(1);
+  });
+});
