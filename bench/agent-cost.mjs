@@ -75,6 +75,7 @@ const RATE = env('AGENT_COST_RATE', 200);
 const LOADS = (process.env.AGENT_COST_LOADS ?? 'idle,rate,flat').split(',').map((s) => s.trim()).filter(Boolean);
 const OUT = process.env.AGENT_COST_OUT ?? 'agent-cost';
 const AGENT_ARGS = (process.env.AGENT_COST_AGENT_ARGS ?? '').split(/\s+/).filter(Boolean);
+const DB_SEED = process.env.AGENT_COST_DB_SEED || null;
 const EXITSNOOP = '/usr/sbin/exitsnoop';
 for (const l of LOADS) if (!['idle', 'rate', 'flat'].includes(l)) throw new Error(`AGENT_COST_LOADS: unknown load ${l} (idle, rate, flat)`);
 
@@ -116,7 +117,6 @@ const loadArgs = (load, secs, tag = 'cpu') => [...(load === 'rate' ? ['-r', Stri
 
 // ---------------------------------------------------------------- children and cleanup
 const live = new Set();
-const DB_SEED = process.env.AGENT_COST_DB_SEED || null;
 const workdir = mkdtempSync(path.join(tmpdir(), 'patrol-agent-cost-'));
 function cleanupSync() {
   for (const c of live) {

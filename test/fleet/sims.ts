@@ -151,13 +151,11 @@ export function procUsage(pid: () => number): () => { cpuPct: number; rssBytes: 
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // killed and not reaped yet: a zombie has no memory (rss 0) and would stick as the last
-      // figure, making the baseline 0 B and every real agent fail the RSS gate
-      if (f[0] === 'Z' || f[0] === 'X') return last;
       const ticks = Number(f[11]) + Number(f[12]); // utime + stime, in 1/100 s
       const rssBytes = Number(f[21]) * 4096;
-      // still exiting: its memory is released (exit_mm) before it becomes a zombie, and closing a
-      // loaded agent's BPF maps and programs keeps it in that state long enough to be read
+      // killed: its memory is released (exit_mm) while it still closes a loaded agent's BPF maps
+      // and programs, and stays 0 as a zombie. A 0 would stick as the last figure, making the
+      // baseline 0 B and every real agent fail the RSS gate.
       if (rssBytes === 0) return last;
       const t = performance.now();
       if (p !== seen) samples = []; // another process (a restart)
