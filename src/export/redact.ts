@@ -8,8 +8,9 @@
 // `--password=****`. A replacement never crosses an argument: each argument keeps its place, with
 // its covered parts masked.
 //
-// Cost per exec: one join and one RE2::Set scan (all patterns at once) of the joined text; the
-// patterns run one by one only on a hit, and only then is anything allocated beyond the join.
+// Cost per exec: one join, then either a lookup among the recent lines that matched nothing or
+// one RE2::Set scan (all patterns at once) of the joined text; the patterns run one by one only
+// on a hit, and only then is anything allocated beyond the join.
 import RE2 from 're2';
 import { PatrolError } from '../shared/errors.js';
 import type { KText } from '../shared/events.js';
@@ -62,12 +63,21 @@ export function checkPatterns(patterns: readonly string[]): void {
   patterns.forEach((p, i) => compile(p, i));
 }
 
+/** Command lines that matched nothing are remembered up to this many, each up to this long:
+ *  at most ~1 MB of strings. */
+const CLEAN_LINES_MAX = 1024;
+const CLEAN_LINE_MAX = 512;
+
 export class Redactor {
   private readonly set: InstanceType<typeof RE2.Set> | null;
   private readonly res: RE2[];
   /** argv lists that had something masked */
   redacted = 0;
+  /** RE2 scans of a command line (a remembered clean line is not scanned again) */
+  scans = 0;
   private scratch = Buffer.allocUnsafe(16 << 10);
+  /** joined argv lines that matched no pattern, remembered (the patterns never change here) */
+  private readonly clean = new Set<string>();
 
   constructor(readonly patterns: readonly string[]) {
     this.res = patterns.map((p, i) => compile(p, i));
@@ -85,23 +95,26 @@ export class Redactor {
     const set = this.set;
     const n = args.length;
     if (set === null || n === 0) return null;
-    // The scan reads UTF-8 bytes written into a reused buffer: RE2 converts a JS string to
-    // UTF-8 on every call, which costs more than the scan itself (bench/README.md, redaction).
-    let buf = this.scratch;
-    let len = 0;
-    for (let i = 0; i < n; i++) {
-      const t = args[i]!.text;
-      if (len + 1 + t.length * 3 > buf.length) {
-        const grown = Buffer.allocUnsafe(Math.max(buf.length * 2, len + 1 + t.length * 3));
-        buf.copy(grown, 0, 0, len);
-        buf = this.scratch = grown;
-      }
-      if (i > 0) buf[len++] = 0x20;
-      len += buf.write(t, len);
-    }
-    if (!set.test(buf.subarray(0, len))) return null;
     let joined = args[0]!.text;
     for (let i = 1; i < n; i++) joined += ' ' + args[i]!.text;
+    // Most execs repeat a command line seen moments ago (a loop, a probe, a cron job): a line
+    // that matched nothing is remembered, and seen again costs a Set lookup instead of a scan.
+    const remember = joined.length <= CLEAN_LINE_MAX;
+    if (remember && this.clean.has(joined)) return null;
+    // The scan reads UTF-8 bytes written into a reused buffer: RE2 converts a JS string to
+    // UTF-8 on every call, which costs more than the scan itself (bench/README.md, redaction).
+    if (joined.length * 3 > this.scratch.length) this.scratch = Buffer.allocUnsafe(Math.max(this.scratch.length * 2, joined.length * 3));
+    const len = this.scratch.write(joined, 0);
+    this.scans++;
+    if (!set.test(this.scratch.subarray(0, len))) {
+      if (remember) {
+        // cleared whole when full: no per-line eviction on the path, and a churn of unique
+        // lines costs one clear per CLEAN_LINES_MAX of them
+        if (this.clean.size >= CLEAN_LINES_MAX) this.clean.clear();
+        this.clean.add(joined);
+      }
+      return null;
+    }
     const ranges = this.ranges(joined, set.match(joined));
     if (ranges.length === 0) return null;
     const out: KText[] = new Array<KText>(n);

@@ -30,6 +30,29 @@ describe('Redactor', () => {
     expect(new Redactor([]).argv([{ text: '--password=x' }])).toBeNull();
   });
 
+  it('a command line that matched nothing is not scanned again; one with a secret always is', () => {
+    const x = Redactor.fromConfig({ redact: [], redactDefaults: true });
+    const argv = (...a: string[]) => a.map((text) => ({ text }));
+    expect(x.argv(argv('ls', '-la', '/tmp'))).toBeNull();
+    expect(x.argv(argv('ls', '-la', '/tmp'))).toBeNull();
+    expect(x.scans).toBe(1);
+    // the same words split differently are another line only if the joined text differs
+    expect(x.argv(argv('ls', '-la /tmp'))).toBeNull();
+    expect(x.scans).toBe(1);
+    for (let i = 0; i < 3; i++) expect(x.argv(argv('mysql', '--password=hunter2'))!.map((a) => a.text)).toEqual(['mysql', `--password=${MASK}`]);
+    expect(x.scans).toBe(4);
+    // past the bound the remembered lines are forgotten at once, and masking goes on
+    for (let i = 0; i < 3000; i++) expect(x.argv(argv('job', String(i)))).toBeNull();
+    expect(x.argv(argv('ls', '-la', '/tmp'))).toBeNull();
+    expect(x.scans).toBe(4 + 3000 + 1);
+    expect(x.argv(argv('mysql', '--password=hunter2'))!.map((a) => a.text)).toEqual(['mysql', `--password=${MASK}`]);
+    // a very long line is scanned every time (not remembered)
+    const long = argv('x', 'a'.repeat(600));
+    x.argv(long);
+    x.argv(long);
+    expect(x.scans).toBe(4 + 3000 + 1 + 1 + 2);
+  });
+
   it('masked arguments lose their raw bytes; the others keep them', () => {
     const raw = Buffer.from([0xff]);
     const out = r.argv([{ text: 'a\ufffd', raw }, { text: '--password=x' }])!;
