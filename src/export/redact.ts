@@ -8,9 +8,9 @@
 // `--password=****`. A replacement never crosses an argument: each argument keeps its place, with
 // its covered parts masked.
 //
-// Cost per exec: one join, then either a lookup among the recent lines that matched nothing or
-// one RE2::Set scan (all patterns at once) of the joined text; the patterns run one by one only
-// on a hit, and only then is anything allocated beyond the join.
+// Cost per exec: the arguments' bytes into a reused buffer, then either a lookup among the recent
+// lines that matched nothing or one RE2::Set scan (all patterns at once); the patterns run one by
+// one only on a hit, and only then is the joined text built.
 import RE2 from 're2';
 import { PatrolError } from '../shared/errors.js';
 import type { KText } from '../shared/events.js';
@@ -63,10 +63,10 @@ export function checkPatterns(patterns: readonly string[]): void {
   patterns.forEach((p, i) => compile(p, i));
 }
 
-/** Command lines that matched nothing are remembered up to this many, each up to this long:
- *  at most ~1 MB of strings. */
-const CLEAN_LINES_MAX = 1024;
-const CLEAN_LINE_MAX = 512;
+/** Command lines that matched nothing are remembered in this many slots of this many bytes
+ *  (256 KiB in all); a longer line is scanned every time. */
+const CLEAN_SLOTS = 1024;
+const CLEAN_SLOT_BYTES = 256;
 
 export class Redactor {
   private readonly set: InstanceType<typeof RE2.Set> | null;
@@ -76,8 +76,12 @@ export class Redactor {
   /** RE2 scans of a command line (a remembered clean line is not scanned again) */
   scans = 0;
   private scratch = Buffer.allocUnsafe(16 << 10);
-  /** joined argv lines that matched no pattern, remembered (the patterns never change here) */
-  private readonly clean = new Set<string>();
+  /** argv lines (their UTF-8 bytes) that matched no pattern, one per slot, the slot chosen by a
+   *  hash of the bytes: the patterns of a Redactor never change. Made at the first clean line. */
+  private cleanBytes: Buffer | null = null;
+  private readonly cleanLen = new Int32Array(CLEAN_SLOTS);
+  private readonly cleanHash = new Int32Array(CLEAN_SLOTS);
+  private lastHash = 0;
 
   constructor(readonly patterns: readonly string[]) {
     this.res = patterns.map((p, i) => compile(p, i));
@@ -95,26 +99,47 @@ export class Redactor {
     const set = this.set;
     const n = args.length;
     if (set === null || n === 0) return null;
-    let joined = args[0]!.text;
-    for (let i = 1; i < n; i++) joined += ' ' + args[i]!.text;
-    // Most execs repeat a command line seen moments ago (a loop, a probe, a cron job): a line
-    // that matched nothing is remembered, and seen again costs a Set lookup instead of a scan.
-    const remember = joined.length <= CLEAN_LINE_MAX;
-    if (remember && this.clean.has(joined)) return null;
     // The scan reads UTF-8 bytes written into a reused buffer: RE2 converts a JS string to
     // UTF-8 on every call, which costs more than the scan itself (bench/README.md, redaction).
-    if (joined.length * 3 > this.scratch.length) this.scratch = Buffer.allocUnsafe(Math.max(this.scratch.length * 2, joined.length * 3));
-    const len = this.scratch.write(joined, 0);
+    let buf = this.scratch;
+    let len = 0;
+    for (let i = 0; i < n; i++) {
+      const t = args[i]!.text;
+      if (len + 1 + t.length * 3 > buf.length) {
+        const grown = Buffer.allocUnsafe(Math.max(buf.length * 2, len + 1 + t.length * 3));
+        buf.copy(grown, 0, 0, len);
+        buf = this.scratch = grown;
+      }
+      if (i > 0) buf[len++] = 0x20;
+      len += buf.write(t, len);
+    }
+    // Most execs repeat a command line seen moments ago (a loop, a probe, a cron job): a line
+    // that matched nothing is remembered, and seen again costs a hash and a compare of its bytes
+    // instead of a scan. A direct-mapped table of fixed slots: nothing allocated per exec, and
+    // two lines in one slot only cost each other a scan.
+    const slot = len > 0 && len <= CLEAN_SLOT_BYTES ? this.cleanSlot(buf, len) : -1;
+    if (slot >= 0) {
+      const base = slot * CLEAN_SLOT_BYTES;
+      const arena = this.cleanBytes;
+      if (arena !== null && this.cleanLen[slot] === len && this.cleanHash[slot] === this.lastHash) {
+        let i = 0;
+        while (i < len && arena[base + i] === buf[i]) i++;
+        if (i === len) return null;
+      }
+    }
     this.scans++;
-    if (!set.test(this.scratch.subarray(0, len))) {
-      if (remember) {
-        // cleared whole when full: no per-line eviction on the path, and a churn of unique
-        // lines costs one clear per CLEAN_LINES_MAX of them
-        if (this.clean.size >= CLEAN_LINES_MAX) this.clean.clear();
-        this.clean.add(joined);
+    if (!set.test(buf.subarray(0, len))) {
+      if (slot >= 0) {
+        const arena = (this.cleanBytes ??= Buffer.alloc(CLEAN_SLOTS * CLEAN_SLOT_BYTES));
+        const base = slot * CLEAN_SLOT_BYTES;
+        for (let i = 0; i < len; i++) arena[base + i] = buf[i]!;
+        this.cleanLen[slot] = len;
+        this.cleanHash[slot] = this.lastHash;
       }
       return null;
     }
+    let joined = args[0]!.text;
+    for (let i = 1; i < n; i++) joined += ' ' + args[i]!.text;
     const ranges = this.ranges(joined, set.match(joined));
     if (ranges.length === 0) return null;
     const out: KText[] = new Array<KText>(n);
@@ -144,6 +169,14 @@ export class Redactor {
     if (!changed) return null;
     this.redacted++;
     return out;
+  }
+
+  /** FNV-1a of the line's bytes (kept in lastHash); its slot. */
+  private cleanSlot(buf: Buffer, len: number): number {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < len; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+    this.lastHash = h;
+    return (h >>> 0) & (CLEAN_SLOTS - 1);
   }
 
   /** One string with its covered parts masked (alert messages, evidence). */

@@ -41,16 +41,32 @@ describe('Redactor', () => {
     expect(x.scans).toBe(1);
     for (let i = 0; i < 3; i++) expect(x.argv(argv('mysql', '--password=hunter2'))!.map((a) => a.text)).toEqual(['mysql', `--password=${MASK}`]);
     expect(x.scans).toBe(4);
-    // past the bound the remembered lines are forgotten at once, and masking goes on
+    // many more lines than slots: each is scanned once, and masking goes on
     for (let i = 0; i < 3000; i++) expect(x.argv(argv('job', String(i)))).toBeNull();
-    expect(x.argv(argv('ls', '-la', '/tmp'))).toBeNull();
-    expect(x.scans).toBe(4 + 3000 + 1);
+    expect(x.scans).toBe(4 + 3000);
+    expect(x.argv(argv('ls', '-la', '/tmp'))).toBeNull(); // remembered, or scanned again if its slot was taken
     expect(x.argv(argv('mysql', '--password=hunter2'))!.map((a) => a.text)).toEqual(['mysql', `--password=${MASK}`]);
+    const before = x.scans;
     // a very long line is scanned every time (not remembered)
     const long = argv('x', 'a'.repeat(600));
     x.argv(long);
     x.argv(long);
-    expect(x.scans).toBe(4 + 3000 + 1 + 1 + 2);
+    expect(x.scans).toBe(before + 2);
+  });
+
+  it('property: remembering clean lines never changes an answer (against a fresh Redactor each time)', () => {
+    const words = ['ls', '-la', '/tmp', '--password=hunter2', 'token=abc', 'x', 'é', 'AKIAABCDEFGHIJKLMNOP', '--token', 'v', ''];
+    const kept = Redactor.fromConfig({ redact: [], redactDefaults: true });
+    fc.assert(
+      fc.property(fc.array(fc.array(fc.constantFrom(...words), { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 30 }), (lines) => {
+        for (const line of lines) {
+          const argv = line.map((text) => ({ text }));
+          const fresh = Redactor.fromConfig({ redact: [], redactDefaults: true }).argv(argv);
+          expect(kept.argv(argv)).toEqual(fresh);
+        }
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('masked arguments lose their raw bytes; the others keep them', () => {
