@@ -3,6 +3,7 @@
 #
 #   bash bench/profile-agent.sh [rate=200] [warm_s=60] [secs=30]
 #   PROFILE_TREE=/other/tree PROFILE_YAML='rules:\n  enabled: false' bash bench/profile-agent.sh
+#   PROFILE_HZ=4999 ...: a finer sample (perf itself then costs more; default 999 Hz)
 #
 # Runs `patrol agent --checks checks` under `bench/build/forkexec -r <rate>`, waits warm_s, then
 # samples every thread of the agent with `perf record -g` for secs, and prints
@@ -37,7 +38,7 @@ trap 'kill -TERM $P 2>/dev/null || true; [ -z "$LOAD" ] || kill $LOAD 2>/dev/nul
 echo "profile: agent $P, $RATE exec/s, ${WARM} s warm-up, ${SECS} s sampled; files in $D" >&2
 sleep "$WARM"
 cpu0=$(cat /proc/"$P"/task/*/schedstat | awk '{s+=$1} END{print s}')
-perf record -k mono -F 999 -g -p "$P" -o "$D/perf.data" -- sleep "$SECS" >/dev/null 2>&1
+perf record -k mono -F "${PROFILE_HZ:-999}" -g -p "$P" -o "$D/perf.data" -- sleep "$SECS" >/dev/null 2>&1
 cpu1=$(cat /proc/"$P"/task/*/schedstat | awk '{s+=$1} END{print s}')
 kill -TERM "$P"; for _ in $(seq 50); do kill -0 "$P" 2>/dev/null || break; sleep 0.2; done
 (cd "$D" && perf inject --jit -i perf.data -o perf.jit.data >/dev/null 2>&1)
