@@ -26,14 +26,12 @@ let readBuf = Buffer.allocUnsafe(64 << 10);
 const keepable = (path: string): boolean =>
   (path.startsWith('/proc/') && !/^\/proc\/(\d+|self|thread-self)\//.test(path)) || path.startsWith('/sys/');
 
+/** Opens `path` and keeps it, unless the table is full: a sweep reads the same files in the same
+ *  order, so evicting the oldest would make every read of a large sweep miss; the files already
+ *  kept stay, and the rest are read by path as before (-1). */
 function openKept(path: string): number {
+  if (kept.size >= KEEP_MAX) return -1;
   const fd = openSync(path, 'r');
-  if (kept.size >= KEEP_MAX) {
-    // the least recently opened goes: a sweep reads the same files in the same order
-    const [oldPath, oldFd] = kept.entries().next().value as [string, number];
-    kept.delete(oldPath);
-    closeQuietly(oldFd);
-  }
   kept.set(path, fd);
   return fd;
 }
@@ -47,7 +45,11 @@ function closeQuietly(fd: number): void {
 }
 
 /** The whole text of a kept file, read from offset 0 until a read returns nothing: a seq_file
- *  of many records (diskstats, net/dev) hands over at most a page or so per read. */
+ *  of many records (diskstats, net/dev) hands over at most a page or so per read. Each read asks
+ *  for at most READ_STEP bytes: a sysctl file allocates in the kernel what a read asks for, and
+ *  fails with ENOMEM past a few MB. A buffer grown past BUF_KEEP for one large file is let go. */
+const READ_STEP = 64 << 10;
+const BUF_KEEP = 1 << 20;
 function preadAll(fd: number): string {
   let len = 0;
   for (;;) {
@@ -56,10 +58,13 @@ function preadAll(fd: number): string {
       readBuf.copy(bigger, 0, 0, len);
       readBuf = bigger;
     }
-    const n = readSync(fd, readBuf, len, readBuf.length - len, len);
-    if (n === 0) return readBuf.toString('utf8', 0, len);
+    const n = readSync(fd, readBuf, len, Math.min(readBuf.length - len, READ_STEP), len);
+    if (n === 0) break;
     len += n;
   }
+  const text = readBuf.toString('utf8', 0, len);
+  if (readBuf.length > BUF_KEEP) readBuf = Buffer.allocUnsafe(READ_STEP);
+  return text;
 }
 
 /** Reads through a kept descriptor; a file that went away (a removed cgroup: ENODEV) or any
@@ -67,7 +72,10 @@ function preadAll(fd: number): string {
 function readKept(path: string): string | undefined {
   let fd = kept.get(path);
   try {
-    if (fd === undefined) fd = openKept(path);
+    if (fd === undefined) {
+      fd = openKept(path);
+      if (fd < 0) return undefined;
+    }
     return preadAll(fd);
   } catch {
     if (fd !== undefined) {
@@ -86,6 +94,9 @@ export function closeKeptFiles(): void {
 
 /** How many descriptors are kept now (tests). */
 export const keptFileCount = (): number => kept.size;
+
+/** Whether `path` is read through a kept descriptor (tests). */
+export const isKeptFile = (path: string): boolean => kept.has(path);
 
 export function readText(path: string): string {
   if (keepable(path)) {
