@@ -313,7 +313,12 @@ describe.skipIf(!agentsReady)('fleet: three real agents on a three-member etcd c
       const mine = all.filter((x) => x.key.startsWith(keys.alertsOf(a.name)));
       expect(mine, `alerts of ${a.name}`).toHaveLength(1);
       expect(mine[0]!.lease).toBe(lease);
-      expect(after[i].lease).toBe(before[i].lease);
+      // The lease usually survives: a new etcd leader extends every lease by its TTL. With a 2 s
+      // TTL, an agent whose first keepalive after the outage comes later than that (a loaded
+      // machine) finds its lease gone and registers again under a new one, which is correct; what
+      // must hold either way is the above: every key under the agent's current lease, once, and
+      // (below) no other lease.
+      if (after[i].lease !== before[i].lease) figures.quorum_new_leases = ((figures.quorum_new_leases as number | undefined) ?? 0) + 1;
     }
     // no lease besides the agents' own (no orphan holding stale keys)
     expect((await cluster.leases()).sort()).toEqual(after.map((f) => hexToDec(f.lease)).sort());
