@@ -68,6 +68,14 @@ export function checkPatterns(patterns: readonly string[]): void {
 const CLEAN_SLOTS = 1024;
 const CLEAN_SLOT_BYTES = 256;
 
+/** FNV-1a of the first `len` bytes, as an int32 (what an Int32Array slot holds); 0 is taken by
+ *  "not remembered", so a line that hashes to 0 is simply scanned every time. */
+function fnv1a(buf: Buffer, len: number): number {
+  let h = 0x811c9dc5 | 0;
+  for (let i = 0; i < len; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  return h;
+}
+
 export class Redactor {
   private readonly set: InstanceType<typeof RE2.Set> | null;
   private readonly res: RE2[];
@@ -81,7 +89,6 @@ export class Redactor {
   private cleanBytes: Buffer | null = null;
   private readonly cleanLen = new Int32Array(CLEAN_SLOTS);
   private readonly cleanHash = new Int32Array(CLEAN_SLOTS);
-  private lastHash = 0;
 
   constructor(readonly patterns: readonly string[]) {
     this.res = patterns.map((p, i) => compile(p, i));
@@ -117,11 +124,12 @@ export class Redactor {
     // that matched nothing is remembered, and seen again costs a hash and a compare of its bytes
     // instead of a scan. A direct-mapped table of fixed slots: nothing allocated per exec, and
     // two lines in one slot only cost each other a scan.
-    const slot = len > 0 && len <= CLEAN_SLOT_BYTES ? this.cleanSlot(buf, len) : -1;
+    const hash = len > 0 && len <= CLEAN_SLOT_BYTES ? fnv1a(buf, len) : 0;
+    const slot = hash === 0 ? -1 : (hash >>> 0) & (CLEAN_SLOTS - 1);
     if (slot >= 0) {
       const base = slot * CLEAN_SLOT_BYTES;
       const arena = this.cleanBytes;
-      if (arena !== null && this.cleanLen[slot] === len && this.cleanHash[slot] === this.lastHash) {
+      if (arena !== null && this.cleanLen[slot] === len && this.cleanHash[slot] === hash) {
         let i = 0;
         while (i < len && arena[base + i] === buf[i]) i++;
         if (i === len) return null;
@@ -134,7 +142,7 @@ export class Redactor {
         const base = slot * CLEAN_SLOT_BYTES;
         for (let i = 0; i < len; i++) arena[base + i] = buf[i]!;
         this.cleanLen[slot] = len;
-        this.cleanHash[slot] = this.lastHash;
+        this.cleanHash[slot] = hash;
       }
       return null;
     }
@@ -169,14 +177,6 @@ export class Redactor {
     if (!changed) return null;
     this.redacted++;
     return out;
-  }
-
-  /** FNV-1a of the line's bytes (kept in lastHash); its slot. */
-  private cleanSlot(buf: Buffer, len: number): number {
-    let h = 0x811c9dc5;
-    for (let i = 0; i < len; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
-    this.lastHash = h;
-    return (h >>> 0) & (CLEAN_SLOTS - 1);
   }
 
   /** One string with its covered parts masked (alert messages, evidence). */
