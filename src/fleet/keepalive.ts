@@ -4,6 +4,11 @@ import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } f
 import { FleetError, describeEtcdError, toFleetError } from './errors.js';
 import type { EtcdClient } from './client.js';
 
+/** pause before opening a failed stream again (all members down must not spin) */
+const RETRY_PAUSE_MS = 25;
+/** an attempt with less time than this left is not worth starting */
+const MIN_ATTEMPT_MS = 50;
+
 interface Pending {
   id: string;
   resolve: (ttl: number) => void;
@@ -59,6 +64,11 @@ export class KeepAliveChannel {
     const s = this.stream;
     this.stream = null;
     if (s) {
+      // Our own cancel is no fault of the member: without this, the package's error listener
+      // counts it against the member and resets its connection, cutting the watches on it.
+      // (a gRPC ClientDuplexStream: an EventEmitter, which the package's type leaves out)
+      (s as unknown as NodeJS.EventEmitter).removeAllListeners('error');
+      s.on('error', () => {});
       try {
         s.cancel();
       } catch {
@@ -73,8 +83,28 @@ export class KeepAliveChannel {
     }
   }
 
-  /** TTL in seconds etcd granted on this keepalive; 0 when the lease no longer exists. */
+  /** TTL in seconds etcd granted on this keepalive; 0 when the lease no longer exists.
+   *  A stream that fails before the deadline (a member that is down refuses at once) is
+   *  opened again, on a member the package picks at random, while the deadline allows: one
+   *  attempt per call would leave the lease to chance while a member is down (1 in 3 per call
+   *  with three members, and a 2 s lease outlives only a few calls). */
   async keepalive(id: string, deadlineMs: number): Promise<number> {
+    const end = Date.now() + deadlineMs;
+    for (;;) {
+      try {
+        return await this.attempt(id, end - Date.now());
+      } catch (e) {
+        if (this.closed || end - Date.now() < RETRY_PAUSE_MS + MIN_ATTEMPT_MS) throw e;
+        this.retries++;
+        await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS));
+      }
+    }
+  }
+
+  /** streams opened again within a call (tests) */
+  retries = 0;
+
+  private async attempt(id: string, deadlineMs: number): Promise<number> {
     const started = Date.now();
     const s = await withDeadline(this.open(), deadlineMs, 'keepalive stream');
     return new Promise<number>((resolve, reject) => {

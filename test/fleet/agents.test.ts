@@ -14,6 +14,13 @@ import { EtcdCluster, FleetAgent, PATROL, agentsReady, history, sleep, until } f
 const TTL_MS = 2000;
 const keys = new Keys('/patrol/');
 const hexToDec = (h: string) => BigInt(`0x${h}`).toString();
+/** the agent's fleet log lines (JSON), for a failure's message */
+const fleetLog = (a: FleetAgent) =>
+  a.log
+    .split('\n')
+    .filter((l) => l.includes('fleet'))
+    .slice(-20)
+    .join('\n');
 
 describe.skipIf(!agentsReady)('fleet: three real agents on a three-member etcd cluster', () => {
   let cluster: EtcdCluster;
@@ -236,7 +243,7 @@ describe.skipIf(!agentsReady)('fleet: three real agents on a three-member etcd c
     while (Date.now() - t0 < 3 * TTL_MS + 2000) {
       try {
         const kvs: Array<{ key: string; lease: string }> = await cluster.getPrefix(keys.nodes);
-        for (const [i, a] of agents.entries()) expect(kvs.find((k) => k.key === keys.node(a.name))?.lease, a.name).toBe(hexToDec(before[i].lease));
+        for (const [i, a] of agents.entries()) expect(kvs.find((k) => k.key === keys.node(a.name))?.lease, `${a.name}, ${Date.now() - t0} ms after the kill; its fleet log:\n${fleetLog(a)}`).toBe(hexToDec(before[i].lease));
         reads++;
       } catch (e) {
         if ((e as Error).name === 'AssertionError') throw e;

@@ -113,6 +113,32 @@ describe.skipIf(!etcdReady)('fleet module: simulated members on a three-member e
     await second.stop();
   }, 30_000);
 
+  it('a lease keepalive gets through while a member is down: a stream the down member refuses is opened again on another', async () => {
+    const lease = await client.grant(30, 3000);
+    const down = 2;
+    await cluster.kill(down);
+    try {
+      await cluster.waitHealthy(20_000);
+      let retries = 0;
+      // each channel opens its own stream on a member picked at random: about a third of them
+      // go to the member that is down first
+      for (let i = 0; i < 30; i++) {
+        const ch = client.keepAlives();
+        try {
+          expect(await ch.keepalive(lease.id, 2000)).toBeGreaterThan(0);
+        } finally {
+          retries += ch.retries;
+          ch.close();
+        }
+      }
+      expect(retries).toBeGreaterThan(0);
+    } finally {
+      cluster.restart(down);
+      await cluster.waitHealthy(20_000);
+      await client.revoke(lease.id, 3000);
+    }
+  }, 60_000);
+
   it('the desired watch applies every revision once, in order, while etcd members are killed and restarted', async () => {
     const seen: number[] = [];
     const w = member('w1', { onDesired: (e) => seen.push(e.revision) });
