@@ -262,10 +262,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
     const health = new HealthMonitor({
       storeError: () => store.stats().lastError,
       consumerErrors: () => Object.fromEntries(Object.entries(faults()).map(([k, f]) => [k, f.errors])),
-      lost: () => {
-        const t = pipeline.accounting().totals;
-        return Number(t.lostReserve + t.lostUserspace);
-      },
+      lost: () => pipeline.lostTotal(),
       missing: () => {
         const m = pipeline.missingPrograms();
         return m.length ? [`lifecycle programs not attached: ${m.join(', ')}`] : [];

@@ -93,6 +93,9 @@ export function resolveDelivery(config: Pick<LifecycleConfig, 'delivery' | 'cons
   return config.consumerRealtimePriority > 0 ? 'low_latency' : config.delivery;
 }
 
+/** the pt_op of each event type: what accounting() sums */
+const EVENT_OPS: readonly number[] = EVENT_TYPES.map((t) => OP_EVENT_TYPE.indexOf(t));
+
 // BTF tracepoints: always there on a 5.8+ BTF kernel, no tracefs needed.
 const CORE_PROGS = ['handle_exec', 'handle_fork', 'handle_exit', 'handle_switch', 'handle_free'];
 // Classic syscall tracepoints (tracefs): exact reap time from wait4()/waitid().
@@ -440,6 +443,17 @@ export class LifecyclePipeline {
       threadForks: counters?.total.threadForks ?? 0n,
       ring,
     };
+  }
+
+  /** Records lost so far, kernel and user space: accounting()'s loss total without the rest of
+   *  it (the per-type figures, the sequence cross-check). The health sampler asks every second,
+   *  idle or not. */
+  lostTotal(): number {
+    const reserve = this.readCounters()?.total.lostReserve;
+    const dropped = this.sensor.ringStats()?.droppedByTag;
+    let lost = 0;
+    for (const op of EVENT_OPS) lost += Number(reserve?.[op] ?? 0n) + (dropped?.[op] ?? 0) + (this.retiredDrops[op] ?? 0);
+    return lost;
   }
 
   private readCounters() {

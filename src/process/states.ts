@@ -41,8 +41,9 @@ interface ProcAcct {
   nvcsw: number;
   nivcsw: number;
   cgroupId: bigint;
-  /** cumulative histograms kept every rqSnapNs, oldest first, to read the last window */
-  rqSnaps: { tNs: bigint; hist: number[] }[];
+  /** cumulative histograms kept every rqSnapNs, oldest first, to read the last window; null
+   *  until a sweep sees the process (most processes live less than a sweep) */
+  rqSnaps: { tNs: bigint; hist: number[] }[] | null;
   /** the states the process left, as observed (the dashboard's timeline); null until its first
    *  change, so an idle process costs nothing here */
   seen: StateLog | null;
@@ -51,16 +52,36 @@ interface ProcAcct {
 /** States observed per process at most: a process flipping R/S at every sweep (2 s) keeps its
  *  last ~2 minutes; an idle one holds one entry. */
 export const STATE_LOG_MAX = 64;
+const NO_LETTERS = new Uint8Array(0);
+const NO_SINCE = new BigInt64Array(0);
+/** the run-queue histogram of a process no sweep has seen yet (never written: replaced) */
+const NO_HIST: number[] = [];
 
 /** A ring of (state, since) in typed arrays: ~0.6 KB at most per process, grown from 4 on demand.
- *  It holds the states left; the current one is the state machine's. */
+ *  It holds the states left; the current one is the state machine's. The arrays come with the
+ *  second state left: a short-lived process leaves one (R, at its exit) before its reap, and at
+ *  200 exec/s a pair of typed arrays per process was 5 % of what the agent allocated. */
 class StateLog {
-  private letters = new Uint8Array(4);
-  private since = new BigInt64Array(4);
+  private letters: Uint8Array = NO_LETTERS;
+  private since: BigInt64Array = NO_SINCE;
   private head = 0;
   private n = 0;
 
+  constructor(
+    private readonly first: ProcState,
+    private readonly firstSinceNs: bigint,
+  ) {}
+
   push(state: ProcState, sinceNs: bigint): void {
+    if (this.letters === NO_LETTERS) {
+      this.letters = new Uint8Array(4);
+      this.since = new BigInt64Array(4);
+      this.put(this.first, this.firstSinceNs);
+    }
+    this.put(state, sinceNs);
+  }
+
+  private put(state: ProcState, sinceNs: bigint): void {
     if (this.n === this.letters.length && this.n < STATE_LOG_MAX - 1) {
       const cap = Math.min(this.n * 2, STATE_LOG_MAX - 1);
       const l = new Uint8Array(cap);
@@ -82,6 +103,7 @@ class StateLog {
   }
 
   list(): { state: ProcState; sinceNs: bigint }[] {
+    if (this.letters === NO_LETTERS) return [{ state: this.first, sinceNs: this.firstSinceNs }];
     const out: { state: ProcState; sinceNs: bigint }[] = [];
     const cap = this.letters.length;
     for (let i = 0; i < this.n; i++) {
@@ -150,7 +172,7 @@ export class ProcessStates {
   /** Run-queue histogram of the last window: the cumulative one minus the newest snapshot at
    *  least one window old (a process younger than the window: everything it has). */
   private windowHist(a: ProcAcct, nowNs: bigint | undefined): number[] {
-    if (nowNs === undefined || a.rqSnaps.length === 0) return a.rqHist;
+    if (nowNs === undefined || a.rqSnaps === null || a.rqSnaps.length === 0) return a.rqHist;
     const edge = nowNs - this.rqWindowNs;
     let base: number[] | undefined;
     for (const s of a.rqSnaps) {
@@ -164,18 +186,22 @@ export class ProcessStates {
   private acct(entry: ProcessEntry, initial: ProcState, atNs: bigint): ProcAcct {
     let a = this.procs.get(entry.execId);
     if (!a) {
-      a = { machine: new StateMachine(initial, atNs), rqHist: [], rqMaxNs: 0, nvcsw: 0, nivcsw: 0, cgroupId: entry.cgroupId ?? 0n, rqSnaps: [], seen: null };
+      a = { machine: new StateMachine(initial, atNs), rqHist: NO_HIST, rqMaxNs: 0, nvcsw: 0, nivcsw: 0, cgroupId: entry.cgroupId ?? 0n, rqSnaps: null, seen: null };
       this.procs.set(entry.execId, a);
     }
     return a;
   }
 
-  private move(a: ProcAcct, to: ProcState, atNs: bigint, source: string, pid: number): void {
+  /** `log`: false when the process is forgotten right after (its reap) */
+  private move(a: ProcAcct, to: ProcState, atNs: bigint, source: string, pid: number, log = true): void {
     const from = a.machine.state;
     const fromSince = a.machine.sinceNs;
     const anomaly = a.machine.apply(to, atNs, source);
     if (!anomaly) {
-      if (a.machine.state !== from) (a.seen ??= new StateLog()).push(from, fromSince);
+      if (log && a.machine.state !== from) {
+        if (a.seen === null) a.seen = new StateLog(from, fromSince);
+        else a.seen.push(from, fromSince);
+      }
       return;
     }
     this.anomalyCount++;
@@ -197,7 +223,7 @@ export class ProcessStates {
         break;
       case 'reap': {
         const a = this.procs.get(en.execId);
-        if (a) this.move(a, 'X', ev.ktimeNs, 'reap', ev.pid);
+        if (a) this.move(a, 'X', ev.ktimeNs, 'reap', ev.pid, false);
         this.procs.delete(en.execId);
         break;
       }
@@ -242,11 +268,12 @@ export class ProcessStates {
       a.nvcsw = s.nv;
       a.nivcsw = s.niv;
       if (now !== undefined) {
-        const last = a.rqSnaps[a.rqSnaps.length - 1];
+        const snaps = (a.rqSnaps ??= []);
+        const last = snaps[snaps.length - 1];
         if (!last || now - last.tNs >= this.rqSnapNs) {
-          a.rqSnaps.push({ tNs: now, hist: s.hist });
+          snaps.push({ tNs: now, hist: s.hist });
           // keep one snapshot older than the window: it is the base of the window
-          while (a.rqSnaps.length > 2 && a.rqSnaps[1]!.tNs <= now - this.rqWindowNs) a.rqSnaps.shift();
+          while (snaps.length > 2 && snaps[1]!.tNs <= now - this.rqWindowNs) snaps.shift();
         }
       }
     }
