@@ -277,7 +277,8 @@ export class ExitedProcesses {
     const comms = new Array<string>(alloc).fill('');
     for (let k = 0; k < this.count; k++) {
       const i = (this.head + k) % this.alloc;
-      num.set(this.num.subarray(i * F, i * F + F), k * F);
+      // a loop, not set(subarray()): a view per record was most of a growth's garbage
+      for (let f = 0; f < F; f++) num[k * F + f] = this.num[i * F + f]!;
       ns[2 * k] = this.ns[2 * i]!;
       ns[2 * k + 1] = this.ns[2 * i + 1]!;
       execIds[k] = this.execIds[i]!;

@@ -23,13 +23,60 @@ import {
   PT_OP_FORK,
   PT_OP_REAP,
   PT_REAP_SIZE,
-  readPtExecBody,
-  readPtExecFailedBody,
-  readPtExitBody,
-  readPtForkBody,
-  readPtHdr,
-  readPtReapBody,
-  type PtHdr,
+  ptExecArgsFullLen,
+  ptExecArgsLen,
+  ptExecCgroupId,
+  ptExecComm,
+  ptExecEuid,
+  ptExecExecSeq,
+  ptExecFailedComm,
+  ptExecFailedErr,
+  ptExecFailedFilenameLen,
+  ptExecFailedPid,
+  ptExecFailedStartNs,
+  ptExecFailedTid,
+  ptExecFilenameLen,
+  ptExecGid,
+  ptExecOldTid,
+  ptExecParentStartNs,
+  ptExecPid,
+  ptExecPpid,
+  ptExecStartNs,
+  ptExecUid,
+  ptExitComm,
+  ptExitCpuNs,
+  ptExitExitCode,
+  ptExitMajflt,
+  ptExitMaxrssKb,
+  ptExitMinflt,
+  ptExitNivcsw,
+  ptExitNvcsw,
+  ptExitPid,
+  ptExitPpid,
+  ptExitRchar,
+  ptExitReadBytes,
+  ptExitStartNs,
+  ptExitStimeNs,
+  ptExitTid,
+  ptExitUtimeNs,
+  ptExitWchar,
+  ptExitWriteBytes,
+  ptForkChildPid,
+  ptForkChildStartNs,
+  ptForkChildTid,
+  ptForkComm,
+  ptForkParentPid,
+  ptForkParentStartNs,
+  ptForkParentTid,
+  ptHdrCpu,
+  ptHdrFlags,
+  ptHdrKtimeNs,
+  ptHdrOp,
+  ptHdrSeq,
+  ptHdrSize,
+  ptReapExitNs,
+  ptReapPid,
+  ptReapStartNs,
 } from './generated/lifecycle.js';
 import type { SeqTracker } from './seq.js';
 import { execTail, ktext } from './text.js';
@@ -104,8 +151,8 @@ export function decodeBatch(batch: Buffer, out?: DecodeSink): DecodeResult {
         r.lastRecordError = 'E_WIRE_RECORD_SHORT';
         continue;
       }
-      const h = readPtHdr(batch, rec);
-      const ev = h.size === len ? decodeRecord(batch, rec, len, h) : 'E_WIRE_SIZE_MISMATCH';
+      // the header's fields are read where they are needed: no header object per record
+      const ev = ptHdrSize(batch, rec) === len ? decodeRecord(batch, rec, len) : 'E_WIRE_SIZE_MISMATCH';
       if (typeof ev === 'string') {
         r.malformed++;
         r.lastRecordError = ev;
@@ -113,7 +160,7 @@ export function decodeBatch(batch: Buffer, out?: DecodeSink): DecodeResult {
         continue;
       }
       events.push(ev);
-      seq?.observe(h.cpu, h.seq);
+      seq?.observe(ev.cpu, ev.seq);
     }
   } catch {
     // Unreachable by construction (every read is bounds-checked above); kept so a decoder bug
@@ -125,133 +172,143 @@ export function decodeBatch(batch: Buffer, out?: DecodeSink): DecodeResult {
   return r;
 }
 
-function decodeRecord(buf: Buffer, rec: number, len: number, h: PtHdr): LifecycleEvent | RecordError {
-  switch (h.op) {
+function decodeRecord(buf: Buffer, rec: number, len: number): LifecycleEvent | RecordError {
+  switch (ptHdrOp(buf, rec)) {
     case PT_OP_FORK:
-      return len < PT_FORK_SIZE ? 'E_WIRE_RECORD_SHORT' : fork(buf, rec, h);
+      return len < PT_FORK_SIZE ? 'E_WIRE_RECORD_SHORT' : fork(buf, rec);
     case PT_OP_EXEC:
-      return len < PT_EXEC_SIZE ? 'E_WIRE_RECORD_SHORT' : exec(buf, rec, len, h);
+      return len < PT_EXEC_SIZE ? 'E_WIRE_RECORD_SHORT' : exec(buf, rec, len);
     case PT_OP_EXIT:
-      return len < PT_EXIT_SIZE ? 'E_WIRE_RECORD_SHORT' : exit(buf, rec, h);
+      return len < PT_EXIT_SIZE ? 'E_WIRE_RECORD_SHORT' : exit(buf, rec);
     case PT_OP_REAP:
-      return len < PT_REAP_SIZE ? 'E_WIRE_RECORD_SHORT' : reap(buf, rec, h);
+      return len < PT_REAP_SIZE ? 'E_WIRE_RECORD_SHORT' : reap(buf, rec);
     case PT_OP_EXEC_FAILED:
-      return len < PT_EXEC_FAILED_SIZE ? 'E_WIRE_RECORD_SHORT' : execFailed(buf, rec, len, h);
+      return len < PT_EXEC_FAILED_SIZE ? 'E_WIRE_RECORD_SHORT' : execFailed(buf, rec, len);
     default:
       return 'E_WIRE_UNKNOWN_OP';
   }
 }
 
-function fork(buf: Buffer, rec: number, h: PtHdr): ForkEvent {
-  const b = readPtForkBody(buf, rec);
+// Each decoder builds its event from the generated field readers, straight from the buffer.
+
+function fork(buf: Buffer, rec: number): ForkEvent {
+  const flags = ptHdrFlags(buf, rec);
   return {
     type: 'fork',
-    ktimeNs: h.ktimeNs,
-    seq: h.seq,
-    cpu: h.cpu,
-    flags: h.flags,
-    pid: b.childPid,
-    tid: b.childTid,
-    startNs: b.childStartNs,
-    ppid: b.parentPid,
-    parentTid: b.parentTid,
-    parentStartNs: b.parentStartNs,
-    comm: b.comm,
-    thread: (h.flags & PT_F_THREAD) !== 0,
+    ktimeNs: ptHdrKtimeNs(buf, rec),
+    seq: ptHdrSeq(buf, rec),
+    cpu: ptHdrCpu(buf, rec),
+    flags,
+    pid: ptForkChildPid(buf, rec),
+    tid: ptForkChildTid(buf, rec),
+    startNs: ptForkChildStartNs(buf, rec),
+    ppid: ptForkParentPid(buf, rec),
+    parentTid: ptForkParentTid(buf, rec),
+    parentStartNs: ptForkParentStartNs(buf, rec),
+    comm: ptForkComm(buf, rec),
+    thread: (flags & PT_F_THREAD) !== 0,
   };
 }
 
-function exec(buf: Buffer, rec: number, len: number, h: PtHdr): ExecEvent | RecordError {
-  const b = readPtExecBody(buf, rec);
+function exec(buf: Buffer, rec: number, len: number): ExecEvent | RecordError {
   // Tail: argv region, then filename; both lengths are bounded by the record.
   const argsStart = rec + PT_EXEC_SIZE;
-  const argsEnd = argsStart + b.argsLen;
-  const fileEnd = argsEnd + b.filenameLen;
+  const argsEnd = argsStart + ptExecArgsLen(buf, rec);
+  const fileEnd = argsEnd + ptExecFilenameLen(buf, rec);
   if (fileEnd > rec + len) return 'E_WIRE_TAIL_OVERRUN';
   const tail = execTail(buf, argsStart, argsEnd, fileEnd);
+  const flags = ptHdrFlags(buf, rec);
   return {
     type: 'exec',
-    ktimeNs: h.ktimeNs,
-    seq: h.seq,
-    cpu: h.cpu,
-    flags: h.flags,
-    pid: b.pid,
-    oldTid: b.oldTid,
-    ppid: b.ppid,
-    startNs: b.startNs,
-    parentStartNs: b.parentStartNs,
-    cgroupId: b.cgroupId,
-    uid: b.uid,
-    gid: b.gid,
-    euid: b.euid,
-    comm: b.comm,
+    ktimeNs: ptHdrKtimeNs(buf, rec),
+    seq: ptHdrSeq(buf, rec),
+    cpu: ptHdrCpu(buf, rec),
+    flags,
+    pid: ptExecPid(buf, rec),
+    oldTid: ptExecOldTid(buf, rec),
+    ppid: ptExecPpid(buf, rec),
+    startNs: ptExecStartNs(buf, rec),
+    parentStartNs: ptExecParentStartNs(buf, rec),
+    cgroupId: ptExecCgroupId(buf, rec),
+    uid: ptExecUid(buf, rec),
+    gid: ptExecGid(buf, rec),
+    euid: ptExecEuid(buf, rec),
+    comm: ptExecComm(buf, rec),
     filename: tail.filename,
-    filenameTruncated: (h.flags & PT_F_FILENAME_TRUNCATED) !== 0,
+    filenameTruncated: (flags & PT_F_FILENAME_TRUNCATED) !== 0,
     args: tail.args,
-    argsTruncated: (h.flags & PT_F_ARGS_TRUNCATED) !== 0,
-    argsFault: (h.flags & PT_F_ARGS_FAULT) !== 0,
-    argsFullLen: b.argsFullLen,
-    execSeq: b.execSeq,
+    argsTruncated: (flags & PT_F_ARGS_TRUNCATED) !== 0,
+    argsFault: (flags & PT_F_ARGS_FAULT) !== 0,
+    argsFullLen: ptExecArgsFullLen(buf, rec),
+    execSeq: ptExecExecSeq(buf, rec),
   };
 }
 
-function exit(buf: Buffer, rec: number, h: PtHdr): ExitEvent {
-  const b = readPtExitBody(buf, rec);
-  const status = b.exitCode; // raw wait status
+function exit(buf: Buffer, rec: number): ExitEvent {
+  const status = ptExitExitCode(buf, rec); // raw wait status
   const sig = status & 0x7f;
+  const flags = ptHdrFlags(buf, rec);
   return {
     type: 'exit',
-    ktimeNs: h.ktimeNs,
-    seq: h.seq,
-    cpu: h.cpu,
-    flags: h.flags,
-    pid: b.pid,
-    tid: b.tid,
-    ppid: b.ppid,
-    startNs: b.startNs,
+    ktimeNs: ptHdrKtimeNs(buf, rec),
+    seq: ptHdrSeq(buf, rec),
+    cpu: ptHdrCpu(buf, rec),
+    flags,
+    pid: ptExitPid(buf, rec),
+    tid: ptExitTid(buf, rec),
+    ppid: ptExitPpid(buf, rec),
+    startNs: ptExitStartNs(buf, rec),
     status,
     exitCode: sig === 0 ? (status >>> 8) & 0xff : null,
     signal: sig === 0 ? null : sig,
-    coreDumped: (h.flags & PT_F_CORE_DUMPED) !== 0 || (status & 0x80) !== 0,
-    comm: b.comm,
+    coreDumped: (flags & PT_F_CORE_DUMPED) !== 0 || (status & 0x80) !== 0,
+    comm: ptExitComm(buf, rec),
     usage: {
-      cpuNs: b.cpuNs,
-      utimeNs: b.utimeNs,
-      stimeNs: b.stimeNs,
-      maxRssKb: b.maxrssKb,
-      readBytes: b.readBytes,
-      writeBytes: b.writeBytes,
-      rchar: b.rchar,
-      wchar: b.wchar,
-      minflt: b.minflt,
-      majflt: b.majflt,
-      nvcsw: b.nvcsw,
-      nivcsw: b.nivcsw,
+      cpuNs: ptExitCpuNs(buf, rec),
+      utimeNs: ptExitUtimeNs(buf, rec),
+      stimeNs: ptExitStimeNs(buf, rec),
+      maxRssKb: ptExitMaxrssKb(buf, rec),
+      readBytes: ptExitReadBytes(buf, rec),
+      writeBytes: ptExitWriteBytes(buf, rec),
+      rchar: ptExitRchar(buf, rec),
+      wchar: ptExitWchar(buf, rec),
+      minflt: ptExitMinflt(buf, rec),
+      majflt: ptExitMajflt(buf, rec),
+      nvcsw: ptExitNvcsw(buf, rec),
+      nivcsw: ptExitNivcsw(buf, rec),
     },
   };
 }
 
-function reap(buf: Buffer, rec: number, h: PtHdr): ReapEvent {
-  const b = readPtReapBody(buf, rec);
-  return { type: 'reap', ktimeNs: h.ktimeNs, seq: h.seq, cpu: h.cpu, flags: h.flags, pid: b.pid, startNs: b.startNs, exitNs: b.exitNs };
+function reap(buf: Buffer, rec: number): ReapEvent {
+  return {
+    type: 'reap',
+    ktimeNs: ptHdrKtimeNs(buf, rec),
+    seq: ptHdrSeq(buf, rec),
+    cpu: ptHdrCpu(buf, rec),
+    flags: ptHdrFlags(buf, rec),
+    pid: ptReapPid(buf, rec),
+    startNs: ptReapStartNs(buf, rec),
+    exitNs: ptReapExitNs(buf, rec),
+  };
 }
 
-function execFailed(buf: Buffer, rec: number, len: number, h: PtHdr): ExecFailedEvent | RecordError {
-  const b = readPtExecFailedBody(buf, rec);
+function execFailed(buf: Buffer, rec: number, len: number): ExecFailedEvent | RecordError {
   const start = rec + PT_EXEC_FAILED_SIZE;
+  const filenameLen = ptExecFailedFilenameLen(buf, rec);
   // The record carries a fixed filename buffer; only filename_len bytes of it are meaningful.
-  if (start + b.filenameLen > rec + len) return 'E_WIRE_TAIL_OVERRUN';
+  if (start + filenameLen > rec + len) return 'E_WIRE_TAIL_OVERRUN';
   return {
     type: 'exec_failed',
-    ktimeNs: h.ktimeNs,
-    seq: h.seq,
-    cpu: h.cpu,
-    flags: h.flags,
-    pid: b.pid,
-    tid: b.tid,
-    startNs: b.startNs,
-    errno: -b.err,
-    filename: ktext(buf, start, start + b.filenameLen),
-    comm: b.comm,
+    ktimeNs: ptHdrKtimeNs(buf, rec),
+    seq: ptHdrSeq(buf, rec),
+    cpu: ptHdrCpu(buf, rec),
+    flags: ptHdrFlags(buf, rec),
+    pid: ptExecFailedPid(buf, rec),
+    tid: ptExecFailedTid(buf, rec),
+    startNs: ptExecFailedStartNs(buf, rec),
+    errno: -ptExecFailedErr(buf, rec),
+    filename: ktext(buf, start, start + filenameLen),
+    comm: ptExecFailedComm(buf, rec),
   };
 }
