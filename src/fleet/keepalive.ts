@@ -1,5 +1,6 @@
 // Lease keepalives as request/response with a deadline (client.ts says why), on one
 // LeaseKeepAlive stream of the client's stream connections.
+import { performance } from 'node:perf_hooks';
 import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 import { FleetError, describeEtcdError, toFleetError } from './errors.js';
 import type { EtcdClient } from './client.js';
@@ -33,11 +34,12 @@ export class KeepAliveChannel {
       (s) => {
         this.opening = null;
         if (this.closed) {
-          s.cancel();
+          cancelQuietly(s);
           throw new FleetError('E_FLEET_UNAVAILABLE', 'keepalive channel closed');
         }
         this.stream = s;
         s.on('data', (res) => {
+          if (this.stream !== s) return; // an answer left on a stream already dropped
           const i = this.pending.findIndex((p) => p.id === String(res.ID));
           if (i < 0) return;
           const [p] = this.pending.splice(i, 1);
@@ -63,18 +65,7 @@ export class KeepAliveChannel {
   private drop(err: Error): void {
     const s = this.stream;
     this.stream = null;
-    if (s) {
-      // Our own cancel is no fault of the member: without this, the package's error listener
-      // counts it against the member and resets its connection, cutting the watches on it.
-      // (a gRPC ClientDuplexStream: an EventEmitter, which the package's type leaves out)
-      (s as unknown as NodeJS.EventEmitter).removeAllListeners('error');
-      s.on('error', () => {});
-      try {
-        s.cancel();
-      } catch {
-        /* already gone */
-      }
-    }
+    if (s) cancelQuietly(s);
     const ps = this.pending;
     this.pending = [];
     for (const p of ps) {
@@ -89,12 +80,16 @@ export class KeepAliveChannel {
    *  attempt per call would leave the lease to chance while a member is down (1 in 3 per call
    *  with three members, and a 2 s lease outlives only a few calls). */
   async keepalive(id: string, deadlineMs: number): Promise<number> {
-    const end = Date.now() + deadlineMs;
+    // the monotonic clock: a step of the wall clock must not stretch the deadline
+    const end = performance.now() + deadlineMs;
     for (;;) {
+      if (this.closed) throw new FleetError('E_FLEET_UNAVAILABLE', 'keepalive channel closed');
       try {
-        return await this.attempt(id, end - Date.now());
+        return await this.attempt(id, end - performance.now());
       } catch (e) {
-        if (this.closed || end - Date.now() < RETRY_PAUSE_MS + MIN_ATTEMPT_MS) throw e;
+        // only a member out of reach is worth another stream (not a refusal that would repeat)
+        const retriable = e instanceof FleetError && e.code === 'E_FLEET_UNAVAILABLE';
+        if (!retriable || this.closed || end - performance.now() < RETRY_PAUSE_MS + MIN_ATTEMPT_MS) throw e;
         this.retries++;
         await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS));
       }
@@ -105,10 +100,10 @@ export class KeepAliveChannel {
   retries = 0;
 
   private async attempt(id: string, deadlineMs: number): Promise<number> {
-    const started = Date.now();
+    const started = performance.now();
     const s = await withDeadline(this.open(), deadlineMs, 'keepalive stream');
     return new Promise<number>((resolve, reject) => {
-      const left = Math.max(1, deadlineMs - (Date.now() - started));
+      const left = Math.max(1, deadlineMs - (performance.now() - started));
       const timer = setTimeout(() => {
         this.drop(new FleetError('E_FLEET_UNAVAILABLE', `lease keepalive: no answer within ${deadlineMs} ms`));
       }, left);
@@ -124,6 +119,20 @@ export class KeepAliveChannel {
   close(): void {
     this.closed = true;
     this.drop(new FleetError('E_FLEET_UNAVAILABLE', 'keepalive channel closed'));
+  }
+}
+
+/** Cancels a stream of ours. Our own cancel is no fault of the member: with the package's error
+ *  listener still on, it would count against the member and reset its connection, cutting the
+ *  watches on it. (A gRPC ClientDuplexStream is an EventEmitter, which the package's type leaves
+ *  out.) */
+function cancelQuietly(s: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>): void {
+  (s as unknown as NodeJS.EventEmitter).removeAllListeners('error');
+  s.on('error', () => {});
+  try {
+    s.cancel();
+  } catch {
+    /* already gone */
   }
 }
 
