@@ -314,13 +314,6 @@ function emitStruct(name, s) {
     '',
   ];
   lines.push(...reader(`read${T}`, T, fields));
-  // One reader per field: a hot decoder builds its own object from these, with no header or
-  // body object in between (per record, those were 7 % of what the agent allocated).
-  for (const f of fields) {
-    if (f.kind === 'struct') continue;
-    const c = fieldCode(f, name);
-    lines.push(`export function ${camel(name)}${pascal(f.name)}(buf: Buffer, base: number): ${c.ts} {`, `  return ${c.read};`, '}', '');
-  }
   // Records start with their header; the decoder reads it once to dispatch, then the body.
   if (fields[0]?.kind === 'struct' && fields[0].offset === 0) {
     lines.push(`export type ${T}Body = Omit<${T}, '${camel(fields[0].name)}'>;`, '');
