@@ -25,7 +25,9 @@ ws.onmessage = (m) => {
 };
 await new Promise((r) => (ws.onopen = r));
 await call('HeapProfiler.enable');
-await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+// ALLOC_LIVE=1: only what is still alive when sampling stops (what the window's work retains)
+const live = process.env.ALLOC_LIVE === '1';
+await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: !live, includeObjectsCollectedByMinorGC: !live });
 await new Promise((r) => setTimeout(r, secs * 1000));
 const { profile } = await call('HeapProfiler.stopSampling');
 ws.close();
@@ -46,7 +48,7 @@ const add = (m, k, v) => m.set(k, (m.get(k) ?? 0) + v);
 })(profile.head, []);
 
 const rate = (bytes) => `${(bytes / 1024 / secs).toFixed(1).padStart(7)} kB/s`;
-console.log(`total ${(total / 1024 / secs).toFixed(0)} kB/s sampled over ${secs} s`);
+console.log(`total ${(total / 1024 / secs).toFixed(0)} kB/s ${live ? 'still alive after' : 'sampled over'} ${secs} s`);
 for (const [k, v] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${((100 * v) / total).toFixed(1).padStart(5)} %  ${rate(v)}  ${k}`);
 if (byCallers.size) console.log('\ncallers:');
 for (const [k, v] of [...byCallers].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${rate(v)}  ${k}`);

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +28,25 @@ Napi::Value ClockBoottimeNs(const Napi::CallbackInfo& info) {
 // the process's RSS unless trimmed. Returns whether anything was released.
 Napi::Value TrimHeap(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+}
+
+// pageOut(addr, len): madvise(MADV_PAGEOUT) over [addr, addr + len), page-aligned. Returns 0 or
+// the errno (EINVAL before Linux 5.4, which lacks MADV_PAGEOUT): a refusal is the caller's to
+// report, not an error. Which ranges to give back is decided in TypeScript (startup-pages.ts).
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+Napi::Value PageOut(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber()) ThrowInvalid(env, "pageOut", "addr and len must be numbers");
+  double a = info[0].As<Napi::Number>().DoubleValue();
+  double n = info[1].As<Napi::Number>().DoubleValue();
+  const double page = static_cast<double>(getpagesize());
+  if (a <= 0 || n <= 0 || a + n > 9007199254740992.0 || a != static_cast<double>(static_cast<uint64_t>(a)) ||
+      n != static_cast<double>(static_cast<uint64_t>(n)) || static_cast<uint64_t>(a) % static_cast<uint64_t>(page) != 0)
+    ThrowInvalid(env, "pageOut", "addr must be a page-aligned address and len a positive byte count");
+  int r = madvise(reinterpret_cast<void*>(static_cast<uintptr_t>(a)), static_cast<size_t>(n), MADV_PAGEOUT);
+  return Napi::Number::New(env, r == 0 ? 0 : errno);
 }
 
 // fdReadable(fd): poll(2) with a zero timeout. Lets a poller of a non-blocking fd (/dev/kmsg)
@@ -91,6 +111,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("fdReadable", Napi::Function::New<FdReadable>(env, "fdReadable"));
   exports.Set("FdWatch", DefineFdWatch(env));
   exports.Set("trimHeap", Napi::Function::New<TrimHeap>(env, "trimHeap"));
+  exports.Set("pageOut", Napi::Function::New<PageOut>(env, "pageOut"));
   exports.Set("clockBoottimeNs", Napi::Function::New<ClockBoottimeNs>(env, "clockBoottimeNs"));
 
   exports.Set("pageSize", Napi::Number::New(env, getpagesize()));

@@ -27,6 +27,7 @@ import { SensorReloader, objectPaths } from './sensor-reload.js';
 import { Unavailable } from '../checks/index.js';
 import { startIntegrations } from './integrations.js';
 import { startHeapGovernor } from './heap-governor.js';
+import { scheduleStartupPageRelease } from './startup-pages.js';
 import { ExitBatch } from './exit-batch.js';
 import { AgentBundleHost, overlayOf } from './bundle-host.js';
 // not the src/fleet barrel: that loads etcd3 and gRPC, which only an agent with a fleet needs
@@ -277,6 +278,9 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
     const clock = new WallClock();
     const heapGovernor = startHeapGovernor(log);
     cleanups.push(() => heapGovernor?.stop());
+    // the runtime's start-up pages leave the RSS once the agent is warm (startup-pages.ts)
+    const startupPages = scheduleStartupPageRelease(log);
+    cleanups.push(() => startupPages.stop());
     const reloadParts = buildReloadParts({
       log, loadOpts, store, table: pipeline.table, states, slots, startRules, startChecks, startResources, integrations: integ,
       sensors: new SensorReloader({ lifecycle: pipeline, states, log, config: cfg }),

@@ -84,12 +84,24 @@ export class ResourcePipeline {
     return p;
   }
 
+  /** One answer object, refilled at every call: the sweep asks for every process every second,
+   *  and ProcessWindows reads the answer before its next question (it never keeps it). */
+  private readonly who = { execId: '', comm: '', cgroupId: null as bigint | null, exited: false };
+
   private identify(pid: number, startNs: bigint) {
     const e = this.table.byPid(pid);
     if (!e) return undefined;
-    const d = e.startNs - startNs;
-    if (d !== 0n && (d >= COARSE_NS || d <= -COARSE_NS)) return undefined;
-    return { execId: e.execId, comm: e.comm, cgroupId: e.cgroupId, exited: e.exitNs !== null };
+    // equal start times (the usual case) need no bigint arithmetic, which allocates
+    if (e.startNs !== startNs) {
+      const d = e.startNs - startNs;
+      if (d >= COARSE_NS || d <= -COARSE_NS) return undefined;
+    }
+    const who = this.who;
+    who.execId = e.execId;
+    who.comm = e.comm;
+    who.cgroupId = e.cgroupId;
+    who.exited = e.exitNs !== null;
+    return who;
   }
 
   /** One sweep: read every process, then node and cgroup counters, into the windows. */

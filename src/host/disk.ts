@@ -16,14 +16,17 @@ export interface DiskStats {
 
 // Partitions and virtual devices would double-count the whole disks' traffic.
 const SKIP_DEVICE = /^(loop|ram|zram|sr|fd)\d*$/;
+const DEVICE_NAME = /^\s*\d+\s+\d+\s+(\S+)/;
 
 export function parseDiskstats(text: string, includePartitions = false): DiskStats[] {
   const out: DiskStats[] = [];
   for (const line of text.split('\n')) {
+    // the device name first: most lines of a host are loop and ram devices, skipped unsplit
+    const name = DEVICE_NAME.exec(line);
+    if (name === null || SKIP_DEVICE.test(name[1]!)) continue;
     const f = line.trim().split(/\s+/);
     if (f.length < 14) continue;
     const device = f[2]!;
-    if (SKIP_DEVICE.test(device)) continue;
     if (!includePartitions && /^(sd[a-z]+|vd[a-z]+|xvd[a-z]+|hd[a-z]+)\d+$|^(nvme\d+n\d+|mmcblk\d+)p\d+$/.test(device)) continue;
     // Sectors in diskstats are always 512 bytes, whatever the device's sector size.
     out.push({

@@ -17,8 +17,12 @@ export interface MemInfo {
 export function parseMeminfo(text: string): MemInfo {
   const fields: Record<string, number> = {};
   for (const line of text.split('\n')) {
-    const m = /^([A-Za-z0-9_()]+):\s+(\d+)(\s+kB)?/.exec(line);
-    if (m) fields[m[1]!] = Number(m[2]) * (m[3] ? 1024 : 1);
+    // "Name:   123 kB" by hand: a regex match per line was most of what this parse allocated
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const v = parseInt(line.slice(colon + 1), 10);
+    if (Number.isNaN(v)) continue;
+    fields[line.slice(0, colon)] = line.endsWith(' kB') ? v * 1024 : v;
   }
   const total = fields.MemTotal ?? 0;
   const available = fields.MemAvailable ?? (fields.MemFree ?? 0) + (fields.Cached ?? 0);

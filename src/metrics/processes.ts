@@ -20,6 +20,7 @@ export interface ProcIdentity {
   /** the table already has its exit: a sweep that still sees it must not open new windows */
   exited?: boolean;
 }
+/** The answer may be one object refilled at every call: read it before asking again, never keep it. */
 export type Identify = (pid: number, startNs: bigint) => ProcIdentity | undefined;
 export type ExecIdOf = (pid: number, startNs: bigint) => string;
 
@@ -90,7 +91,7 @@ export class ProcessWindows {
     this.minSampleNs = BigInt(Math.floor((opts.series.maxWindowMs / MAX_SAMPLES_PER_WINDOW) * 0.75 * 1e6));
   }
 
-  private entryFor(pid: number, startNs: bigint, tMs: number, seed: { ppid: number; comm: string; cgroupId: bigint | null; kthread: boolean }): KeyEntry<ProcMetric, ProcMeta> | undefined {
+  private entryFor(pid: number, startNs: bigint, tMs: number, seed: ProcUsage): KeyEntry<ProcMetric, ProcMeta> | undefined {
     const who = this.identify(pid, startNs);
     const execId = who?.execId ?? this.execIdOf(pid, startNs);
     let e = this.windows.get(execId);
@@ -100,8 +101,8 @@ export class ProcessWindows {
         pid,
         ppid: seed.ppid,
         execId,
-        comm: who?.comm || seed.comm,
-        cgroupId: who?.cgroupId ?? seed.cgroupId,
+        comm: who?.comm || seed.comm.text,
+        cgroupId: who?.cgroupId ?? (seed.cgroupId || null),
         startNs,
         kthread: seed.kthread,
       }));
@@ -111,12 +112,16 @@ export class ProcessWindows {
 
   applySweep(tNs: bigint, processes: readonly ProcUsage[]): void {
     const tMs = nsToMs(tNs);
-    for (const p of processes) {
+    // An index loop, the seed passed as it is and the baseline updated in place: this runs once
+    // a sweep for every process, mostly before V8 optimizes it, where for-of and object
+    // literals allocate per process.
+    for (let i = 0; i < processes.length; i++) {
+      const p = processes[i]!;
       if (p.zombie && p.threads <= 1 && p.rssBytes === 0) {
         // A zombie holds no resources; its exit record already closed it.
         continue;
       }
-      const e = this.entryFor(p.pid, p.startNs, tMs, { ppid: p.ppid, comm: p.comm.text, cgroupId: p.cgroupId || null, kthread: p.kthread });
+      const e = this.entryFor(p.pid, p.startNs, tMs, p);
       if (!e || e.meta.exit) continue; // over metrics.max_processes (counted), or already closed
       // exec changes comm and the parent may change (reparenting): the sweep has the news
       const m = e.meta;
@@ -146,7 +151,15 @@ export class ProcessWindows {
         this.windows.record(e, 'rss', tMs, p.rssBytes, 1);
         if (!prev || p.peakRssBytes > prev.peakRss) this.windows.record(e, 'rss_peak', tMs, p.peakRssBytes, 1);
       }
-      e.meta.prev = { tNs, cpuNs, readBytes, writeBytes, peakRss: Math.max(p.peakRssBytes, prev?.peakRss ?? 0) };
+      const peakRss = Math.max(p.peakRssBytes, prev?.peakRss ?? 0);
+      if (prev === undefined) e.meta.prev = { tNs, cpuNs, readBytes, writeBytes, peakRss };
+      else {
+        prev.tNs = tNs;
+        prev.cpuNs = cpuNs;
+        prev.readBytes = readBytes;
+        prev.writeBytes = writeBytes;
+        prev.peakRss = peakRss;
+      }
     }
     this.sweeps++;
     this.lastSweepNs = tNs;
