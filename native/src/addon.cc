@@ -42,7 +42,8 @@ Napi::Value PageOut(const Napi::CallbackInfo& info) {
   double a = info[0].As<Napi::Number>().DoubleValue();
   double n = info[1].As<Napi::Number>().DoubleValue();
   const double page = static_cast<double>(getpagesize());
-  if (a <= 0 || n <= 0 || a + n > 9007199254740992.0 || a != static_cast<double>(static_cast<uint64_t>(a)) ||
+  // negated comparisons: a NaN fails them too, before any cast
+  if (!(a > 0) || !(n > 0) || !(a + n <= 9007199254740992.0) || a != static_cast<double>(static_cast<uint64_t>(a)) ||
       n != static_cast<double>(static_cast<uint64_t>(n)) || static_cast<uint64_t>(a) % static_cast<uint64_t>(page) != 0)
     ThrowInvalid(env, "pageOut", "addr must be a page-aligned address and len a positive byte count");
   int r = madvise(reinterpret_cast<void*>(static_cast<uintptr_t>(a)), static_cast<size_t>(n), MADV_PAGEOUT);
