@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { readOnlyMappingsOf, rssFileBytes } from '../../src/app/startup-pages.js';
+import { native } from '../../src/kernel/native.js';
 
 const MODULE = fileURLToPath(new URL('../../dist/app/startup-pages.js', import.meta.url));
 const SCRATCH = fileURLToPath(new URL('../../tmp/', import.meta.url));
@@ -31,6 +32,15 @@ describe('start-up pages', () => {
     expect(readOnlyMappingsOf(maps, '/opt/a dir/bin/node')).toEqual([{ start: 0x7f0000002000, length: 0x1000 }]);
     expect(rssFileBytes('Name:\tnode\nRssFile:\t   72944 kB\n')).toBe(72944 * 1024);
     expect(rssFileBytes('Name:\tnode\n')).toBeNull();
+  });
+
+  it('the addon refuses what is not a page-aligned range, and reports an unmapped one', () => {
+    const n = native();
+    for (const [a, len] of [[Number.NaN, 4096], [4096, Number.NaN], [4097, 4096], [-4096, 4096], [0, 4096], [4096, 0], [2 ** 60, 4096]]) {
+      expect(() => n.pageOut!(a!, len!), `${a}, ${len}`).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    }
+    // a page-aligned range with nothing mapped: madvise's own answer, ENOMEM (12), not a throw
+    expect(n.pageOut!(4096, 4096)).toBe(12);
   });
 
   it("takes the executable's pages out of the RSS, and the process goes on", () => {
