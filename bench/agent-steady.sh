@@ -14,17 +14,9 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 RATE=${1:-200}; TOTAL=${2:-600}
 T=${STEADY_TREE:-$HERE}
-make -s -C "$HERE/bench" >/dev/null
-D=$(mktemp -d /tmp/patrol-steady-XXXX); chmod 755 "$D"
-printf 'agent:\n  lock_file: %s/patrol.pid\n  pin_dir: %s/pins\nmetrics:\n  prometheus:\n    port: 0\n%b\n' "$D" "$D" "${STEADY_YAML:-}" > "$D/patrol.yaml"
-(cd "$T"; source scripts/runtime.sh; patrol_runtime_env
- exec ./bin/patrol agent --config "$D/patrol.yaml" --db "$D/patrol.db" --socket "$D/patrol.sock" --checks "$T/checks" --log-format json > "$D/agent.log" 2>&1) &
-for _ in $(seq 150); do grep -q '"patrol agent ready"' "$D/agent.log" 2>/dev/null && break; sleep 0.2; done
-P=$(pgrep -f "agent --config $D/patrol.yaml" | tail -1 || true)
-[ -n "$P" ] || { echo "the agent did not start:"; tail -3 "$D/agent.log"; exit 1; }
-LOAD=""
-if [ "$RATE" != 0 ]; then (cd /tmp && exec "$HERE/bench/build/forkexec" -r "$RATE" -j 1 -d $((TOTAL + 5)) >/dev/null 2>&1) & LOAD=$!; fi
-trap 'kill -TERM $P 2>/dev/null || true; [ -z "$LOAD" ] || kill $LOAD 2>/dev/null || true; sleep 1; rm -rf "$D"' EXIT
+source "$HERE/bench/agent-lib.sh"
+agent_start steady "$T" "--max-semi-space-size=2 --expose-gc" "${STEADY_YAML:-}"
+agent_load "$RATE" $((TOTAL + 5))
 echo "steady: agent $P, $RATE exec/s, $TOTAL s"
 # ns of CPU so far: JS thread, V8 helpers, the rest (%.0f: awk's %d saturates at 2^31)
 snap() {

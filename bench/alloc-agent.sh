@@ -13,18 +13,9 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 RATE=${1:-200}; WARM=${2:-40}; SECS=${3:-30}
 T=${ALLOC_TREE:-$HERE}; PORT=${ALLOC_PORT:-9239}
-make -s -C "$HERE/bench" >/dev/null
-D=$(mktemp -d /tmp/patrol-alloc-XXXX); chmod 755 "$D"
-printf 'agent:\n  lock_file: %s/patrol.pid\n  pin_dir: %s/pins\nmetrics:\n  prometheus:\n    port: 0\n' "$D" "$D" > "$D/patrol.yaml"
-(cd "$T"; source scripts/runtime.sh; patrol_runtime_env
- PATROL_AGENT_NODE_FLAGS="--max-semi-space-size=2 --expose-gc --inspect=127.0.0.1:$PORT" \
-   exec ./bin/patrol agent --config "$D/patrol.yaml" --db "$D/patrol.db" --socket "$D/patrol.sock" --checks "$T/checks" --log-format json > "$D/agent.log" 2>&1) &
-for _ in $(seq 150); do grep -q '"patrol agent ready"' "$D/agent.log" 2>/dev/null && break; sleep 0.2; done
-P=$(pgrep -f "agent --config $D/patrol.yaml" | tail -1 || true)
-[ -n "$P" ] || { echo "the agent did not start:"; tail -3 "$D/agent.log"; exit 1; }
-LOAD=""
-if [ "$RATE" != 0 ]; then (cd /tmp && exec "$HERE/bench/build/forkexec" -r "$RATE" -j 1 -d $((WARM + SECS + 5)) >/dev/null 2>&1) & LOAD=$!; fi
-trap 'kill -TERM $P 2>/dev/null || true; [ -z "$LOAD" ] || kill $LOAD 2>/dev/null || true; rm -rf "$D"' EXIT
+source "$HERE/bench/agent-lib.sh"
+agent_start alloc "$T" "--max-semi-space-size=2 --expose-gc --inspect=127.0.0.1:$PORT" ""
+agent_load "$RATE" $((WARM + SECS + 5))
 echo "alloc: agent $P, $RATE exec/s, ${WARM} s warm-up, ${SECS} s sampled" >&2
 sleep "$WARM"
 source "$HERE/scripts/runtime.sh"; patrol_runtime_env

@@ -35,25 +35,25 @@ import { cstrText, execTail, ktext, u64b, u64n } from './text.js';
 const off = (struct: string) => (field: string) => fieldOffset(LAYOUT, struct, field);
 const hdr = off('pt_hdr');
 const H = { ktime: hdr('ktime_ns'), seq: hdr('seq'), size: hdr('size'), cpu: hdr('cpu'), op: hdr('op'), flags: hdr('flags') };
-const COMM_LEN = fieldLength(LAYOUT, 'pt_exec', 'comm');
 const fo = off('pt_fork');
-const FK = { childStart: fo('child_start_ns'), parentStart: fo('parent_start_ns'), childPid: fo('child_pid'), childTid: fo('child_tid'), parentPid: fo('parent_pid'), parentTid: fo('parent_tid'), comm: fo('comm') };
+const FK = { childStart: fo('child_start_ns'), parentStart: fo('parent_start_ns'), childPid: fo('child_pid'), childTid: fo('child_tid'), parentPid: fo('parent_pid'), parentTid: fo('parent_tid'), comm: fo('comm'), commLen: fieldLength(LAYOUT, 'pt_fork', 'comm') };
 const ex = off('pt_exec');
 const EX = {
   start: ex('start_ns'), parentStart: ex('parent_start_ns'), cgroup: ex('cgroup_id'), pid: ex('pid'), oldTid: ex('old_tid'), ppid: ex('ppid'),
   uid: ex('uid'), gid: ex('gid'), euid: ex('euid'), filenameLen: ex('filename_len'), argsLen: ex('args_len'), argsFullLen: ex('args_full_len'),
-  execSeq: ex('exec_seq'), comm: ex('comm'),
+  execSeq: ex('exec_seq'), comm: ex('comm'), commLen: fieldLength(LAYOUT, 'pt_exec', 'comm'),
 };
 const xt = off('pt_exit');
 const XT = {
   start: xt('start_ns'), cpu: xt('cpu_ns'), utime: xt('utime_ns'), stime: xt('stime_ns'), maxrss: xt('maxrss_kb'), read: xt('read_bytes'),
   write: xt('write_bytes'), rchar: xt('rchar'), wchar: xt('wchar'), minflt: xt('minflt'), majflt: xt('majflt'), nvcsw: xt('nvcsw'),
   nivcsw: xt('nivcsw'), pid: xt('pid'), tid: xt('tid'), ppid: xt('ppid'), code: xt('exit_code'), comm: xt('comm'),
+  commLen: fieldLength(LAYOUT, 'pt_exit', 'comm'),
 };
 const rp = off('pt_reap');
 const RP = { start: rp('start_ns'), exitNs: rp('exit_ns'), pid: rp('pid') };
 const ef = off('pt_exec_failed');
-const EF = { start: ef('start_ns'), pid: ef('pid'), tid: ef('tid'), err: ef('err'), filenameLen: ef('filename_len'), comm: ef('comm') };
+const EF = { start: ef('start_ns'), pid: ef('pid'), tid: ef('tid'), err: ef('err'), filenameLen: ef('filename_len'), comm: ef('comm'), commLen: fieldLength(LAYOUT, 'pt_exec_failed', 'comm') };
 
 /** Bytes of the addon's per-record frame header. */
 export const FRAME_HEADER = 8;
@@ -176,7 +176,7 @@ function fork(buf: Buffer, rec: number): ForkEvent {
     ppid: buf.readUInt32LE(rec + FK.parentPid),
     parentTid: buf.readUInt32LE(rec + FK.parentTid),
     parentStartNs: u64b(buf, rec + FK.parentStart),
-    comm: cstrText(buf, rec + FK.comm, COMM_LEN),
+    comm: cstrText(buf, rec + FK.comm, FK.commLen),
     thread: (flags & PT_F_THREAD) !== 0,
   };
 }
@@ -204,7 +204,7 @@ function exec(buf: Buffer, rec: number, len: number): ExecEvent | RecordError {
     uid: buf.readUInt32LE(rec + EX.uid),
     gid: buf.readUInt32LE(rec + EX.gid),
     euid: buf.readUInt32LE(rec + EX.euid),
-    comm: cstrText(buf, rec + EX.comm, COMM_LEN),
+    comm: cstrText(buf, rec + EX.comm, EX.commLen),
     filename: tail.filename,
     filenameTruncated: (flags & PT_F_FILENAME_TRUNCATED) !== 0,
     args: tail.args,
@@ -233,7 +233,7 @@ function exit(buf: Buffer, rec: number): ExitEvent {
     exitCode: sig === 0 ? (status >>> 8) & 0xff : null,
     signal: sig === 0 ? null : sig,
     coreDumped: (flags & PT_F_CORE_DUMPED) !== 0 || (status & 0x80) !== 0,
-    comm: cstrText(buf, rec + XT.comm, COMM_LEN),
+    comm: cstrText(buf, rec + XT.comm, XT.commLen),
     usage: {
       cpuNs: u64n(buf, rec + XT.cpu),
       utimeNs: u64n(buf, rec + XT.utime),
@@ -280,6 +280,6 @@ function execFailed(buf: Buffer, rec: number, len: number): ExecFailedEvent | Re
     startNs: u64b(buf, rec + EF.start),
     errno: -buf.readInt32LE(rec + EF.err),
     filename: ktext(buf, start, start + filenameLen),
-    comm: cstrText(buf, rec + EF.comm, COMM_LEN),
+    comm: cstrText(buf, rec + EF.comm, EF.commLen),
   };
 }
