@@ -28,6 +28,7 @@ import { Unavailable } from '../checks/index.js';
 import { startIntegrations } from './integrations.js';
 import { startHeapGovernor } from './heap-governor.js';
 import { scheduleStartupPageRelease } from './startup-pages.js';
+import { Ticker } from './ticker.js';
 import { ExitBatch } from './exit-batch.js';
 import { AgentBundleHost, overlayOf } from './bundle-host.js';
 // not the src/fleet barrel: that loads etcd3 and gRPC, which only an agent with a fleet needs
@@ -222,6 +223,8 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
       integ.onLifecycle(ev, en);
     };
     const objects = objectPaths(cfg.agent.bpfDir);
+    // the once-a-second sweeps (states, resources, health) share one wakeup (ticker.ts)
+    const ticker = new Ticker();
     const pipeline = LifecyclePipeline.start({ ...cfg.lifecycle, ...integ.tableHooks }, log, onEvent, { objectPath: objects.lifecycle });
     lifecycle = pipeline;
     cleanups.push(() => pipeline.close());
@@ -229,7 +232,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
       slots.rules?.onState(ev);
       slots.checks?.service.onState(ev);
       for (const l of stateListeners) l(ev);
-    }, { objectPath: objects.state });
+    }, { objectPath: objects.state, ticker });
     cleanups.push(() => states!.close());
     const startResources = async (c: AgentConfig) => {
       const agentHealth = ResourcePipeline.health(
@@ -243,7 +246,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
           };
         },
       );
-      const r = await ResourcePipeline.start(c.metrics, pipeline.table, () => pipeline.readUsage(), agentHealth, log);
+      const r = await ResourcePipeline.start(c.metrics, pipeline.table, () => pipeline.readUsage(), agentHealth, log, ticker);
       integ.attachResources(r);
       return r;
     };
@@ -270,7 +273,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
       },
       identity: () => integ.problems(),
     }, Date.now, () => slots.checks?.service.agentFiguresChanged());
-    health.start();
+    health.start(ticker);
     healthRef = health;
     cleanups.push(() => health.stop());
 

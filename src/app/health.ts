@@ -2,6 +2,7 @@
 // GET /v1/health and /v1/stats, shown by `patrol status` (which exits 2 when degraded), and
 // exported to /metrics. Loss and consumer errors count over the last minute, so a burst an
 // hour ago does not keep the agent "degraded" forever, while the counters keep the totals.
+import { Ticker, type Tick } from './ticker.js';
 
 export interface HealthProbes {
   /** the store's last flush error, null while writes succeed */
@@ -34,7 +35,7 @@ const SAMPLE_MS = 1_000;
 
 export class HealthMonitor {
   private readonly samples: Sample[] = [];
-  private timer: NodeJS.Timeout | null = null;
+  private tick: Tick | null = null;
 
   constructor(
     private readonly probes: HealthProbes,
@@ -43,16 +44,16 @@ export class HealthMonitor {
     private readonly onLoss: () => void = () => {},
   ) {}
 
-  /** Samples every second: loss and errors are then judged over the last minute. */
-  start(): void {
+  /** Samples every second: loss and errors are then judged over the last minute. The sampler
+   *  shares `ticker`'s once-a-second wakeup with the agent's other sweeps. */
+  start(ticker: Ticker = new Ticker()): void {
     this.sample();
-    this.timer = setInterval(() => this.sample(), SAMPLE_MS);
-    this.timer.unref();
+    this.tick = ticker.every(SAMPLE_MS, () => this.sample());
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.tick?.cancel();
+    this.tick = null;
   }
 
   private sample(): Sample {

@@ -17,6 +17,7 @@ import { formatDurationMs } from './duration.js';
 import type { MetricsConfig } from './config.js';
 import type { ResourcesView } from '../api/index.js';
 import type { AccountingReport } from './lifecycle.js';
+import { Ticker, type Tick } from './ticker.js';
 
 const COARSE_NS = 10_000_000n; // /proc start times are in 10 ms ticks
 
@@ -42,7 +43,7 @@ export class ResourcePipeline {
   readonly resolver = new CgroupResolver();
   readonly metrics: PatrolMetrics;
   readonly sweep: SweepStats;
-  private timer: NodeJS.Timeout | null = null;
+  private tick: Tick | null = null;
   private lastNodeSampleMs = -Infinity;
   private server: FastifyInstance | null = null;
   listenAddress: string | null = null;
@@ -76,10 +77,11 @@ export class ResourcePipeline {
     });
   }
 
-  static async start(cfg: MetricsConfig, table: ProcessTable, readBpf: (() => Buffer) | null, health: () => AgentHealth, log: Logger): Promise<ResourcePipeline> {
+  static async start(cfg: MetricsConfig, table: ProcessTable, readBpf: (() => Buffer) | null, health: () => AgentHealth, log: Logger, ticker?: Ticker): Promise<ResourcePipeline> {
     const p = new ResourcePipeline(cfg, table, readBpf, health, log);
     p.sweepOnce();
-    p.timer = setInterval(() => p.sweepOnce(), cfg.sweepMs);
+    // the sweep keeps the process alive (a pipeline started on its own serves /metrics)
+    p.tick = (ticker ?? new Ticker()).every(cfg.sweepMs, () => p.sweepOnce(), { ref: true });
     if (cfg.prometheus.enabled) await p.listen();
     return p;
   }
@@ -194,8 +196,8 @@ export class ResourcePipeline {
   }
 
   async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.tick?.cancel();
+    this.tick = null;
     await this.server?.close();
     this.server = null;
   }

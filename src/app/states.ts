@@ -6,6 +6,7 @@ import type { StateStreamEvent } from '../shared/events.js';
 import { Sensor, boottimeNs, native, type SensorSpec } from '../kernel/index.js';
 import { SeqTracker, STATE_LAYOUT, STATE_OPS, decodePerCpuU64, decodeStateBatch, decodeStateCounters, decodeThreadSnaps, patchRodataVars } from '../wire/index.js';
 import { ProcessStates, type ProcessTable } from '../process/index.js';
+import { Ticker, type Tick } from './ticker.js';
 
 export const STATE_OBJECT = fileURLToPath(new URL('../../bpf/.output/state.bpf.o', import.meta.url));
 
@@ -41,7 +42,8 @@ export class StatePipeline {
   readonly states: ProcessStates;
   readonly seq = new SeqTracker(0n);
   readonly captured = { state: 0n, throttle: 0n };
-  private timer: NodeJS.Timeout | null = null;
+  private tick: Tick | null = null;
+  private ticker: Ticker = new Ticker();
   private stopped = false;
   lastSweepMs = 0;
   sweeps = 0;
@@ -73,7 +75,7 @@ export class StatePipeline {
     };
   }
 
-  static start(cfg: Partial<StateConfig>, table: ProcessTable, log: Logger, sink: (ev: StateStreamEvent) => void, opts: { objectPath?: string } = {}): StatePipeline {
+  static start(cfg: Partial<StateConfig>, table: ProcessTable, log: Logger, sink: (ev: StateStreamEvent) => void, opts: { objectPath?: string; ticker?: Ticker } = {}): StatePipeline {
     const config = { ...DEFAULT_STATE, ...cfg };
     const sensor = Sensor.load(StatePipeline.spec(config, opts.objectPath ?? STATE_OBJECT, 0), log);
     const p = new StatePipeline(sensor, config, table, log, sink);
@@ -84,8 +86,8 @@ export class StatePipeline {
       sensor.close();
       throw e;
     }
-    p.timer = setInterval(() => p.sweep(), config.sweepMs);
-    p.timer.unref();
+    if (opts.ticker) p.ticker = opts.ticker;
+    p.tick = p.ticker.every(config.sweepMs, () => p.sweep());
     return p;
   }
 
@@ -201,9 +203,8 @@ export class StatePipeline {
   setSweepMs(ms: number): void {
     (this as { config: StateConfig }).config = { ...this.config, sweepMs: ms };
     if (this.stopped) return;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = setInterval(() => this.sweep(), ms);
-    this.timer.unref();
+    this.tick?.cancel();
+    this.tick = this.ticker.every(ms, () => this.sweep());
   }
 
   get dThresholdNs(): bigint {
@@ -231,7 +232,7 @@ export class StatePipeline {
   async stop(): Promise<StateAccounting> {
     if (!this.stopped) {
       this.stopped = true;
-      if (this.timer) clearInterval(this.timer);
+      this.tick?.cancel();
       this.sensor.detach();
       await this.sensor.stopRing();
     }
