@@ -91,7 +91,7 @@ class EntryFact implements ProcFact {
   get exitNs() { return this.e.exitNs; }
   get exitCode() { return this.e.exit?.exitCode ?? null; }
   get signal() { return this.e.exit?.signal ?? null; }
-  get maxRssBytes() { return this.e.exit?.usage ? this.e.exit.usage.maxRssKb * 1024 : null; }
+  get maxRssBytes() { const kb = this.e.exit?.maxRssKb; return kb == null ? null : kb * 1024; }
 }
 
 /** The process table as ProcessFacts. The cgroup path is read from /proc on first use and kept. */

@@ -117,7 +117,7 @@ function exec(pid: number, startNs: bigint, ppid: number, parentStartNs: bigint,
   };
 }
 
-function exit(pid: number, startNs: bigint, ppid: number, at: bigint, o: { code?: number; signal?: number; comm?: string } = {}): ExitEvent {
+function exit(pid: number, startNs: bigint, ppid: number, at: bigint, o: { code?: number; signal?: number; comm?: string; maxRssKb?: number } = {}): ExitEvent {
   const signal = o.signal ?? null;
   const code = signal === null ? (o.code ?? 0) : null;
   return {
@@ -131,7 +131,7 @@ function exit(pid: number, startNs: bigint, ppid: number, at: bigint, o: { code?
     signal,
     coreDumped: false,
     comm: kt(o.comm ?? `x${pid}`),
-    usage: ZERO_USAGE,
+    usage: o.maxRssKb === undefined ? ZERO_USAGE : { ...ZERO_USAGE, maxRssKb: o.maxRssKb },
   };
 }
 
@@ -212,7 +212,7 @@ describe('ProcessTable lifecycle', () => {
     expect(x.entry.cgroupId).toBe(77n);
 
     const exitAt = start + 437_219n; // 0.437 ms after start
-    const e = table.apply(exit(200, start, 100, exitAt, { code: 3 }));
+    const e = table.apply(exit(200, start, 100, exitAt, { code: 3, maxRssKb: 4321 }));
     expect(e.durationNs).toBe(437_219n);
     expect(e.entry.state).toBe('zombie');
     expect(e.entry.exit).toMatchObject({ exitCode: 3, signal: null, status: 3 << 8 });
