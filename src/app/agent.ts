@@ -223,7 +223,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
       integ.onLifecycle(ev, en);
     };
     const objects = objectPaths(cfg.agent.bpfDir);
-    // the once-a-second sweeps (states, resources, health) share one wakeup (ticker.ts)
+    // the periodic sweeps (states, resources, health, the heap governor) share one wakeup a second (ticker.ts)
     const ticker = new Ticker();
     const pipeline = LifecyclePipeline.start({ ...cfg.lifecycle, ...integ.tableHooks }, log, onEvent, { objectPath: objects.lifecycle });
     lifecycle = pipeline;
@@ -279,7 +279,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
 
     const startedAt = Date.now();
     const clock = new WallClock();
-    const heapGovernor = startHeapGovernor(log);
+    const heapGovernor = startHeapGovernor(log, { ticker });
     cleanups.push(() => heapGovernor?.stop());
     // the runtime's start-up pages leave the RSS once the agent is warm (startup-pages.ts)
     const startupPages = scheduleStartupPageRelease(log);

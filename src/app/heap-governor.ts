@@ -10,6 +10,7 @@
 // It needs `--expose-gc` (bin/patrol passes it to the agent); without it, it does nothing.
 import { getHeapStatistics } from 'node:v8';
 import type { Logger } from '../shared/log.js';
+import { Ticker } from './ticker.js';
 
 export interface HeapGovernorOptions {
   intervalMs?: number;
@@ -19,6 +20,8 @@ export interface HeapGovernorOptions {
   headroomBytes?: number;
   /** never collect below this much heap in use */
   floorBytes?: number;
+  /** the agent's shared ticker: the check runs in the once-a-second sweeps' wakeup */
+  ticker?: Ticker;
 }
 
 type GcFn = (opts: { type: 'major'; execution: 'async' }) => Promise<void>;
@@ -44,7 +47,7 @@ export function startHeapGovernor(log: Logger, opts: HeapGovernorOptions = {}): 
   let base = getHeapStatistics().used_heap_size;
   let busy = false;
   let collections = 0;
-  const timer = setInterval(() => {
+  const tick = (opts.ticker ?? new Ticker()).every(intervalMs, () => {
     if (busy) return;
     const used = getHeapStatistics().used_heap_size;
     if (used < floor || used < Math.min(base * growth, base + headroom)) return;
@@ -57,7 +60,6 @@ export function startHeapGovernor(log: Logger, opts: HeapGovernorOptions = {}): 
       })
       .catch(() => {})
       .finally(() => (busy = false));
-  }, intervalMs);
-  timer.unref();
-  return { stop: () => clearInterval(timer), collections: () => collections };
+  });
+  return { stop: () => tick.cancel(), collections: () => collections };
 }

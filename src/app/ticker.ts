@@ -1,10 +1,11 @@
-// Periodic work that shares wakeups. Every callback of one period runs on one Node timer, in
-// the order it was added, so the agent's once-a-second sweeps (health, process states,
-// resources) wake the JS thread once a second, not three times at three phases.
+// Periodic work that shares wakeups. Callbacks run on one Node timer per base period, in the
+// order they were added; a period that is a multiple of a base runs on the base's timer every
+// k-th tick. So the agent's sweeps (health and resources every second, process states every
+// 2 s, the heap governor every 5 s) wake the JS thread once a second, not at four phases.
 //
-// Why. On the VM we measure on, a wakeup of the JS thread costs ~90 µs before any work (the
-// kernel, libuv, the JS entry; bench/README.md, "Session 11"), and the first touch of each
-// sweep's code and data after a sleep costs more again. Three sweeps in one wakeup share both.
+// Why. On the VM we measure on, a wakeup of the idle JS thread costs ~90 µs before any work
+// (the kernel, libuv, the JS entry; bench/README.md, "Session 11"), and the first touch of each
+// sweep's code and data after a sleep costs more again. Sweeps in one wakeup share both.
 //
 // A callback that throws does not stop the others of its tick: the first error is rethrown
 // after all of them ran, as their own timers' errors were before.
@@ -15,9 +16,15 @@ export interface Tick {
 interface Entry {
   fn: () => void;
   live: boolean;
+  /** its period in ticks of its group's base period */
+  stride: number;
+  /** ticks until it runs next */
+  left: number;
+  ref: boolean;
 }
 
 interface Group {
+  period: number;
   timer: NodeJS.Timeout;
   entries: Entry[];
   /** callbacks that keep the process alive (the timer is ref'd while any does) */
@@ -25,41 +32,63 @@ interface Group {
 }
 
 export class Ticker {
-  private readonly groups = new Map<number, Group>();
+  private readonly groups: Group[] = [];
 
-  /** Calls `fn` every `ms`, on the same timer as every other callback of that period.
+  /** Calls `fn` every `ms`, on the timer of a base period that divides `ms` when there is one.
    *  `ref: false` (the default) lets the process exit while the callback waits. */
   every(ms: number, fn: () => void, opts: { ref?: boolean } = {}): Tick {
     const period = Math.max(1, Math.round(ms));
-    let g = this.groups.get(period);
+    let g = this.groups.find((x) => period % x.period === 0);
     if (g === undefined) {
-      const entries: Entry[] = [];
-      g = { timer: setInterval(() => runAll(entries), period), entries, refs: 0 };
-      g.timer.unref();
-      this.groups.set(period, g);
+      g = this.newGroup(period);
+      // groups whose period is a multiple of the new one move onto its timer
+      for (const other of this.groups.slice()) {
+        if (other === g || other.period % period !== 0) continue;
+        for (const e of other.entries) {
+          if (e.ref) other.refs--;
+          this.join(g, e, other.period * e.stride);
+        }
+        clearInterval(other.timer);
+        this.groups.splice(this.groups.indexOf(other), 1);
+      }
     }
-    const group = g;
-    const ref = opts.ref === true;
-    const entry: Entry = { fn, live: true };
-    group.entries.push(entry);
-    if (ref && group.refs++ === 0) group.timer.ref();
+    const entry: Entry = { fn, live: true, stride: 1, left: 1, ref: opts.ref === true };
+    this.join(g, entry, period);
     return {
       cancel: () => {
         if (!entry.live) return;
         entry.live = false;
+        // the entry's group now (a later, shorter period may have taken it over)
+        const group = this.groups.find((x) => x.entries.includes(entry));
+        if (group === undefined) return;
         group.entries.splice(group.entries.indexOf(entry), 1);
-        if (ref && --group.refs === 0) group.timer.unref();
+        if (entry.ref && --group.refs === 0) group.timer.unref();
         if (group.entries.length === 0) {
           clearInterval(group.timer);
-          if (this.groups.get(period) === group) this.groups.delete(period);
+          this.groups.splice(this.groups.indexOf(group), 1);
         }
       },
     };
   }
 
-  /** Timers in use: one per period with callbacks (for tests and the health report). */
+  /** Timers in use: one per base period with callbacks (for tests). */
   get timers(): number {
-    return this.groups.size;
+    return this.groups.length;
+  }
+
+  private newGroup(period: number): Group {
+    const entries: Entry[] = [];
+    const g: Group = { period, timer: setInterval(() => runAll(entries), period), entries, refs: 0 };
+    g.timer.unref();
+    this.groups.push(g);
+    return g;
+  }
+
+  private join(g: Group, e: Entry, period: number): void {
+    e.stride = Math.max(1, Math.round(period / g.period));
+    e.left = e.stride;
+    g.entries.push(e);
+    if (e.ref && g.refs++ === 0) g.timer.ref();
   }
 }
 
@@ -70,11 +99,12 @@ function runAll(entries: readonly Entry[]): void {
   const list = entries.slice();
   for (let i = 0; i < list.length; i++) {
     const e = list[i]!;
-    if (!e.live) continue;
+    if (!e.live || --e.left > 0) continue;
+    e.left = e.stride;
     try {
       e.fn();
-    } catch (e) {
-      if (!failed) first = e;
+    } catch (err) {
+      if (!failed) first = err;
       failed = true;
     }
   }

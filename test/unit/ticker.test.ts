@@ -15,9 +15,9 @@ describe('Ticker', () => {
     t.every(1000, () => ran.push('states'));
     t.every(1000, () => ran.push('resources'));
     t.every(5000, () => ran.push('governor'));
-    expect(t.timers).toBe(2);
-    // one wakeup a second for the three: Node runs them from one timer, so from one callback
-    expect(vi.getTimerCount()).toBe(2);
+    // one timer for all four: the 5 s callback runs at every fifth tick of the 1 s one
+    expect(t.timers).toBe(1);
+    expect(vi.getTimerCount()).toBe(1);
     vi.advanceTimersByTime(999);
     expect(ran).toEqual([]);
     vi.advanceTimersByTime(1);
@@ -64,10 +64,31 @@ describe('Ticker', () => {
     expect(ran.at(-1)).toBe('d');
   });
 
+  it('a shorter period added later takes over the timers of its multiples, keeping their periods', () => {
+    vi.useFakeTimers();
+    const t = new Ticker();
+    const ran: string[] = [];
+    t.every(2000, () => ran.push('states'));
+    t.every(3000, () => ran.push('three'));
+    t.every(6000, () => ran.push('six')); // a multiple of 2000: on its timer already
+    expect(t.timers).toBe(2);
+    vi.advanceTimersByTime(500);
+    t.every(1000, () => ran.push('resources'));
+    expect(t.timers).toBe(1);
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(6000);
+    expect(ran.filter((x) => x === 'resources').length).toBe(6);
+    expect(ran.filter((x) => x === 'states').length).toBe(3);
+    expect(ran.filter((x) => x === 'three').length).toBe(2);
+    expect(ran.filter((x) => x === 'six').length).toBe(1);
+    // and they run in the resources' wakeups: every tick that ran states also ran resources
+    expect(ran.indexOf('states')).toBeGreaterThan(ran.indexOf('resources'));
+  });
+
   it('keeps the process alive only while a callback asked for it', () => {
     const t = new Ticker();
     const a = t.every(60_000, () => {});
-    const group = () => (t as unknown as { groups: Map<number, { timer: NodeJS.Timeout }> }).groups.get(60_000)!.timer;
+    const group = () => (t as unknown as { groups: Array<{ period: number; timer: NodeJS.Timeout }> }).groups.find((g) => g.period === 60_000)!.timer;
     expect(group().hasRef()).toBe(false);
     const b = t.every(60_000, () => {}, { ref: true });
     expect(group().hasRef()).toBe(true);
