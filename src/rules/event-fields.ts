@@ -5,16 +5,10 @@
 import type { LifecycleEvent, StateEvent } from '../shared/events.js';
 import { SOURCE_FIELDS, type SourceKind } from './catalogue.js';
 import type { Value } from './units.js';
+import type { Enriched } from '../process/index.js';
 
-/** What the process table tells about an event's process (a subset of src/process's Enriched). */
-export interface EventContext {
-  execId: string;
-  parentExecId: string | null;
-  ppid: number;
-  comm: string;
-  durationNs?: bigint;
-  zombieNs?: bigint;
-}
+/** What the process table tells about an event's process: its Enriched without the entry. */
+export type EventContext = Omit<Enriched, 'entry'>;
 
 const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL', 10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM', 24: 'SIGXCPU', 25: 'SIGXFSZ', 31: 'SIGSYS' };
 export const signalName = (n: number | null) => (n === null ? null : (SIGNALS[n] ?? `signal ${n}`));
