@@ -43,7 +43,8 @@ export class StatePipeline {
   readonly seq = new SeqTracker(0n);
   readonly captured = { state: 0n, throttle: 0n };
   private tick: Tick | null = null;
-  private ticker: Ticker = new Ticker();
+  /** the timer of the sweep: the agent's shared one, or the pipeline's own (start) */
+  private ticker!: Ticker;
   private stopped = false;
   lastSweepMs = 0;
   sweeps = 0;
@@ -86,7 +87,7 @@ export class StatePipeline {
       sensor.close();
       throw e;
     }
-    if (opts.ticker) p.ticker = opts.ticker;
+    p.ticker = opts.ticker ?? new Ticker();
     p.tick = p.ticker.every(config.sweepMs, () => p.sweep());
     return p;
   }

@@ -27,8 +27,6 @@ interface Group {
   period: number;
   timer: NodeJS.Timeout;
   entries: Entry[];
-  /** callbacks that keep the process alive (the timer is ref'd while any does) */
-  refs: number;
 }
 
 export class Ticker {
@@ -44,10 +42,7 @@ export class Ticker {
       // groups whose period is a multiple of the new one move onto its timer
       for (const other of this.groups.slice()) {
         if (other === g || other.period % period !== 0) continue;
-        for (const e of other.entries) {
-          if (e.ref) other.refs--;
-          this.join(g, e, other.period * e.stride);
-        }
+        for (const e of other.entries) this.join(g, e, other.period * e.stride);
         clearInterval(other.timer);
         this.groups.splice(this.groups.indexOf(other), 1);
       }
@@ -62,11 +57,10 @@ export class Ticker {
         const group = this.groups.find((x) => x.entries.includes(entry));
         if (group === undefined) return;
         group.entries.splice(group.entries.indexOf(entry), 1);
-        if (entry.ref && --group.refs === 0) group.timer.unref();
         if (group.entries.length === 0) {
           clearInterval(group.timer);
           this.groups.splice(this.groups.indexOf(group), 1);
-        }
+        } else keepAlive(group);
       },
     };
   }
@@ -78,7 +72,7 @@ export class Ticker {
 
   private newGroup(period: number): Group {
     const entries: Entry[] = [];
-    const g: Group = { period, timer: setInterval(() => runAll(entries), period), entries, refs: 0 };
+    const g: Group = { period, timer: setInterval(() => runAll(entries), period), entries };
     g.timer.unref();
     this.groups.push(g);
     return g;
@@ -88,8 +82,14 @@ export class Ticker {
     e.stride = Math.max(1, Math.round(period / g.period));
     e.left = e.stride;
     g.entries.push(e);
-    if (e.ref && g.refs++ === 0) g.timer.ref();
+    keepAlive(g);
   }
+}
+
+/** The timer keeps the process alive while any of its callbacks asked for it. */
+function keepAlive(g: Group): void {
+  if (g.entries.some((e) => e.ref)) g.timer.ref();
+  else g.timer.unref();
 }
 
 function runAll(entries: readonly Entry[]): void {
