@@ -6,7 +6,7 @@ import { PatrolError } from '../shared/errors.js';
 import type { ExitEvent } from '../shared/events.js';
 import type { ProcUsage } from '../shared/usage.js';
 import { boottimeNs } from '../kernel/index.js';
-import { decodeUsageSweep } from '../wire/index.js';
+import { UsageSweepDecoder } from '../wire/index.js';
 import { execIdFactory, readBootId, readProcUsage, type Enriched, type ProcessTable } from '../process/index.js';
 import { CgroupResolver } from '../host/index.js';
 import {
@@ -89,6 +89,9 @@ export class ResourcePipeline {
   /** One answer object, refilled at every call: the sweep asks for every process every second,
    *  and ProcessWindows reads the answer before its next question (it never keeps it). */
   private readonly who = { execId: '', comm: '', cgroupId: null as bigint | null, exited: false };
+  /** The BPF sweep's decoder: a process keeps its answer object from sweep to sweep, so an idle
+   *  process costs its counters' reads and no allocation (the windows copy what they keep). */
+  private readonly usage = new UsageSweepDecoder();
 
   private identify(pid: number, startNs: bigint) {
     const e = this.table.byPid(pid);
@@ -115,7 +118,7 @@ export class ResourcePipeline {
     let procs: ProcUsage[];
     if (this.sweep.source === 'bpf') {
       try {
-        procs = decodeUsageSweep(this.readBpf!());
+        procs = this.usage.decode(this.readBpf!());
       } catch (e) {
         this.log.warn({ err: (e as Error).message }, 'BPF usage iterator failed; sweeping /proc from now on');
         this.sweep.source = 'proc';

@@ -112,6 +112,10 @@ export class ProcessWindows {
 
   applySweep(tNs: bigint, processes: readonly ProcUsage[]): void {
     const tMs = nsToMs(tNs);
+    // Per process, bigint arithmetic allocates and comparisons do not: the sampling edge is
+    // computed once, and time differences are taken as numbers (exact below 2^53 ns of uptime).
+    const sampleEdgeNs = tNs - this.minSampleNs;
+    const tNum = Number(tNs);
     // An index loop, the seed passed as it is and the baseline updated in place: this runs once
     // a sweep for every process, mostly before V8 optimizes it, where for-of and object
     // literals allocate per process.
@@ -130,7 +134,7 @@ export class ProcessWindows {
       if (p.cgroupId) m.cgroupId = p.cgroupId;
       const prev = e.meta.prev;
       // Too soon after this process's last sample: let the differences accumulate.
-      if (prev && tNs - prev.tNs < this.minSampleNs) continue;
+      if (prev && prev.tNs > sampleEdgeNs) continue;
       // First sight: a process born since the last sweep is measured from its start; one that
       // was already running when we started has no baseline yet.
       const base = prev ?? (this.sweeps > 0 && p.startNs > this.lastSweepNs ? { tNs: p.startNs, cpuNs: 0n, readBytes: 0, writeBytes: 0, peakRss: 0 } : undefined);
@@ -141,9 +145,10 @@ export class ProcessWindows {
       const readBytes = base ? Math.max(p.readBytes, base.readBytes) : p.readBytes;
       const writeBytes = base ? Math.max(p.writeBytes, base.writeBytes) : p.writeBytes;
       if (base && tNs > base.tNs) {
-        const dtNs = Number(tNs - base.tNs);
+        const dtNs = tNum - Number(base.tNs);
         const dtS = dtNs / 1e9;
-        this.windows.record(e, 'cpu', tMs, (100 * Number(cpuNs - base.cpuNs)) / dtNs, dtS);
+        // an idle process (the same total) makes no bigint
+        this.windows.record(e, 'cpu', tMs, cpuNs === base.cpuNs ? 0 : (100 * Number(cpuNs - base.cpuNs)) / dtNs, dtS);
         this.windows.record(e, 'io_read', tMs, readBytes - base.readBytes, dtS);
         this.windows.record(e, 'io_write', tMs, writeBytes - base.writeBytes, dtS);
       }

@@ -23,4 +23,4 @@ export {
   ST_HIST_SLOTS,
 } from './state.js';
 export type { StateDecodeResult, ThreadSnap, StateCounters } from './state.js';
-export { decodeUsageSweep } from './usage.js';
+export { decodeUsageSweep, UsageSweepDecoder } from './usage.js';
