@@ -18,7 +18,7 @@ import { PidLock } from './lock.js';
 import { removeStalePins } from './hygiene.js';
 import { loadConfig, type AgentConfig, type LoadConfigOptions } from './config.js';
 import { RulesService, alertSource, explainView, lazyRssWindows } from './rules.js';
-import { startAgentChecks } from './checks.js';
+import { AgentProcessSource, startAgentChecks } from './checks.js';
 import { Consumers } from './consumers.js';
 import { HealthMonitor } from './health.js';
 import { ReloadCoordinator } from './reload.js';
@@ -140,9 +140,12 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
         return Number(t.lostReserve + t.lostUserspace);
       },
     };
+    // zombie_count, d_state_count and process_count read the process table and the state
+    // sensor once both run, not /proc (checks.ts, AgentProcessSource)
+    const processList = new AgentProcessSource(() => (lifecycle !== null && states !== null ? { table: lifecycle.table, states: states.states } : null));
     // rules start later (they need the state pipeline); alerts ask them through this closure
     const startChecks = (c: AgentConfig) =>
-      startAgentChecks(c, log, () => slots.resources, (a) => slots.rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null, agentFacts, integ.deliver);
+      startAgentChecks(c, log, () => slots.resources, (a) => slots.rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null, agentFacts, integ.deliver, processList);
     slots.checks = startChecks(cfg);
     cleanups.push(() => slots.checks?.close());
     // Each consumer behind its own boundary (consumers.ts): a throw is counted and logged, and

@@ -7,17 +7,53 @@ import { createInterface } from 'node:readline';
 import type { Logger } from '../shared/log.js';
 import { PatrolError } from '../shared/errors.js';
 import type { LifecycleEvent, StateStreamEvent } from '../shared/events.js';
-import type { Enriched } from '../process/index.js';
+import type { Enriched, ProcessStates, ProcessTable } from '../process/index.js';
 import { boottimeNs } from '../kernel/index.js';
 import {
   EventCounters, Executor, FakeClock, FsSystemSource, Unavailable, HostNodeSource, ProcFsProcessSource, checkFilesIn, collectAggregates, compileFiles, formatAll,
   type AgentSource, type Alert, type CheckResult, type CheckSources, type CompiledCheck, type Diagnostic, type EventCountSource, type EventFact, type WindowQuery,
+  type ProcessInfo, type ProcessSource,
 } from '../checks/index.js';
 import { CheckStore } from '../store/index.js';
 import type { ChecksView } from '../api/index.js';
 import type { AgentConfig } from './config.js';
 import type { ResourcePipeline } from './resources.js';
 import { windowQuery } from './window-query.js';
+
+/**
+ * The agent's process list for checks (zombie_count, d_state_count, process_count): its process
+ * table, with each process's state from the state sensor, instead of a /proc walk. The walk read
+ * one stat file per process: on a node of 1,000 processes it was the costliest check at idle
+ * (bench/README.md, "Session 13"). A zombie is a process whose group exited and that is not
+ * reaped yet (the exit record), and D is the leader's state at the last state sweep or exact
+ * transition. Until both pipelines run (the checks start first), and when the state sensor is
+ * off, the list comes from /proc. Lists are reused for `maxAgeMs`, as the /proc source does.
+ */
+export class AgentProcessSource implements ProcessSource {
+  private cached: { at: number; list: ProcessInfo[] } | null = null;
+
+  constructor(
+    private readonly view: () => { table: ProcessTable; states: ProcessStates } | null,
+    private readonly fallback: ProcessSource = new ProcFsProcessSource(),
+    private readonly maxAgeMs = 1000,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  list(): Promise<readonly ProcessInfo[]> | readonly ProcessInfo[] {
+    const v = this.view();
+    if (v === null) return this.fallback.list();
+    const t = this.now();
+    if (this.cached !== null && t - this.cached.at < this.maxAgeMs) return this.cached.list;
+    const out: ProcessInfo[] = [];
+    for (const e of v.table.values()) {
+      if (e.state === 'dead') continue;
+      // a process the state sensor has not placed yet is sleeping, as most processes are
+      out.push({ pid: e.pid, comm: e.comm, state: e.state === 'zombie' ? 'Z' : (v.states.letterOf(e.execId) ?? 'S') });
+    }
+    this.cached = { at: t, list: out };
+    return out;
+  }
+}
 
 /** Node, process and system sources of this machine; no windows; events only when given. */
 export function localSources(events?: EventCountSource): CheckSources {
@@ -178,6 +214,8 @@ export interface CheckServiceOptions {
   agent?: AgentSource;
   /** alert delivery (issue 17): queues the alert durably for the configured outputs */
   deliver?: (a: Alert, attribution: unknown) => void;
+  /** the process list (the agent's: AgentProcessSource); /proc when absent */
+  processes?: ProcessSource;
 }
 
 const bootMs = () => Number(boottimeNs() / 1_000_000n);
@@ -195,7 +233,10 @@ export class CheckService {
 
   constructor(private readonly opts: CheckServiceOptions) {
     this.eventNow = opts.eventNow ?? bootMs;
-    const sources: CheckSources = { ...localSources(this.counters), ...(opts.windows ? { windows: opts.windows } : {}), ...(opts.agent ? { agent: opts.agent } : {}) };
+    const sources: CheckSources = {
+      ...localSources(this.counters), ...(opts.windows ? { windows: opts.windows } : {}), ...(opts.agent ? { agent: opts.agent } : {}),
+      ...(opts.processes ? { processes: opts.processes } : {}),
+    };
     const seeded = opts.store?.lastAlertedStates();
     this.executor = new Executor({
       sources,
@@ -345,6 +386,7 @@ export function startAgentChecks(
   attribute?: (a: Alert) => unknown,
   agent?: AgentSource,
   deliver?: (a: Alert, attribution: unknown) => void,
+  processes?: ProcessSource,
 ): AgentChecks | null {
   if (cfg.checks.dir === null) return null;
   // A wrong directory is a typo, not an empty pack: stop before running zero checks silently
@@ -365,7 +407,7 @@ export function startAgentChecks(
   store.startTimer();
   const service = new CheckService({
     dir: cfg.checks.dir, log, store, concurrency: cfg.checks.concurrency, windows: lazyWindows(resources),
-    ...(attribute ? { attribute } : {}), ...(agent ? { agent } : {}), ...(deliver ? { deliver } : {}),
+    ...(attribute ? { attribute } : {}), ...(agent ? { agent } : {}), ...(deliver ? { deliver } : {}), ...(processes ? { processes } : {}),
   });
   service.start();
   const view: ChecksView = {

@@ -280,6 +280,12 @@ export class ProcessStates {
     this.dThreads = dThreads;
   }
 
+  /** The state letter a process is in now, or null when not tracked: cheap, for lists of every
+   *  process (stateOf also computes run-queue figures). */
+  letterOf(execId: string): ProcState | null {
+    return this.procs.get(execId)?.machine.state ?? null;
+  }
+
   /** Current state of a process, or null when not tracked. */
   stateOf(execId: string, nowNs: bigint): { state: ProcState; stateMs: number; rq: RqStats; nvcsw: number; nivcsw: number } | null {
     const a = this.procs.get(execId);

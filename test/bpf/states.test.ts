@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExitEvent, ForkEvent, StateEvent, StateStreamEvent } from '../../src/shared/events.js';
 import { StatePipeline } from '../../src/app/states.js';
+import { AgentProcessSource } from '../../src/app/checks.js';
+import { ProcFsProcessSource } from '../../src/checks/index.js';
 import { boottimeNs } from '../../src/kernel/index.js';
 import { createLogger } from '../../src/shared/log.js';
 import { Recorder, bpfEnabled, run, sleep } from './helpers.js';
@@ -116,6 +118,35 @@ describe.skipIf(!bpfEnabled)('process states (real kernel)', () => {
     expect(s?.state).toBe('S');
     expect(s!.stateMs).toBeGreaterThanOrEqual(250);
     child.kill();
+  });
+
+  it("the agent's process list for checks agrees with /proc: a zombie is Z, a vfork parent in D is D, a sleeper is S", async () => {
+    const agentList = new AgentProcessSource(() => ({ table: rec.pipeline.table, states: st.states }), undefined, 0);
+    const procList = new ProcFsProcessSource('/proc', 0);
+    // a zombie: the shell's background child exits, and the shell, now sleep, never reaps it
+    const zombieParent = spawn('sh', ['-c', 'true & exec sleep 30'], { stdio: 'ignore' });
+    const inD = spawn(vforkBin, ['3000'], { stdio: 'ignore' });
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const zombie = (await rec.waitFor((c) => c.ev.type === 'exit' && c.ev.ppid === zombieParent.pid)).ev.pid;
+      await sleep(600); // a state sweep (every 100 ms here) has placed the vfork parent in D
+      const byPid = (list: readonly { pid: number; comm: string; state: string }[]) => new Map(list.map((p) => [p.pid, p]));
+      const ours = byPid(await agentList.list());
+      const procs = byPid(await procList.list());
+      for (const [pid, state] of [[zombie, 'Z'], [inD.pid!, 'D'], [sleeper.pid!, 'S'], [zombieParent.pid!, 'S']] as const) {
+        expect(procs.get(pid)?.state, `/proc, pid ${pid}`).toBe(state);
+        expect(ours.get(pid)?.state, `agent, pid ${pid}`).toBe(state);
+        expect(ours.get(pid)?.comm).toBe(procs.get(pid)?.comm);
+      }
+      // the same processes, give or take those born or gone between the two reads
+      const onlyOne = [...procs.keys()].filter((p) => !ours.has(p)).length + [...ours.keys()].filter((p) => !procs.has(p)).length;
+      expect(onlyOne).toBeLessThanOrEqual(5);
+      // no zombie /proc does not show as one (a zombie reaped between the reads is gone from /proc)
+      const spurious = [...ours.values()].filter((p) => p.state === 'Z' && procs.has(p.pid) && procs.get(p.pid)!.state !== 'Z');
+      expect(spurious).toEqual([]);
+    } finally {
+      for (const c of [zombieParent, inD, sleeper]) c.kill('SIGKILL');
+    }
   });
 });
 
