@@ -802,6 +802,52 @@ static __always_inline __s64 mm_pages(struct mm_struct *mm, int member)
 	return v > 0 ? v : 0;
 }
 
+/* The iterator's task is a BTF pointer the verifier trusts, and pointers read from it are BTF
+ * pointers too, so the sweep reads fields with plain loads (the verifier makes them fault-safe)
+ * instead of a bpf_probe_read_kernel call per field: with 1,000 processes those calls were over
+ * half of the sweep's kernel time (bench/README.md, "Session 13"). CO-RE still relocates each
+ * field (vmlinux.h types carry preserve_access_index). */
+static __always_inline void add_task_usage_direct(struct usage *u, struct task_struct *t)
+{
+	u->cpu_ns += t->se.sum_exec_runtime;
+	u->minflt += t->min_flt;
+	u->majflt += t->maj_flt;
+	if (bpf_core_field_exists(t->ioac)) {
+		u->read_bytes += t->ioac.read_bytes;
+		u->write_bytes += t->ioac.write_bytes;
+		u->rchar += t->ioac.rchar;
+		u->wchar += t->ioac.wchar;
+	}
+}
+
+static __always_inline void add_signal_usage_direct(struct usage *u, struct signal_struct *s)
+{
+	u->cpu_ns += s->sum_sched_runtime;
+	u->minflt += s->min_flt;
+	u->majflt += s->maj_flt;
+	if (bpf_core_field_exists(s->ioac)) {
+		u->read_bytes += s->ioac.read_bytes;
+		u->write_bytes += s->ioac.write_bytes;
+		u->rchar += s->ioac.rchar;
+		u->wchar += s->ioac.wchar;
+	}
+}
+
+static __always_inline __s64 mm_pages_direct(struct mm_struct *mm, int member)
+{
+	__s64 v;
+
+	if (bpf_core_type_exists(struct mm_rss_stat___old))
+		return mm_pages(mm, member); /* kernels before 6.2: the helper reads, as at exit */
+	if (member == MM_FILEPAGES)
+		v = mm->rss_stat[MM_FILEPAGES].count;
+	else if (member == MM_ANONPAGES)
+		v = mm->rss_stat[MM_ANONPAGES].count;
+	else
+		v = mm->rss_stat[MM_SHMEMPAGES].count;
+	return v > 0 ? v : 0;
+}
+
 /* The live resource sweep: one record per task, so threads' CPU and IO are not lost; user space
  * sums them per group. One read of this iterator replaces a /proc walk of stat, status and io. */
 SEC("iter/task")
@@ -814,16 +860,16 @@ int usage_tasks(struct bpf_iter__task *ctx)
 
 	if (!t)
 		return 0;
-	leader = BPF_CORE_READ(t, group_leader);
-	r.start_ns = BPF_CORE_READ(leader, start_boottime);
+	leader = t->group_leader;
+	r.start_ns = leader->start_boottime;
 	r.pid = t->tgid;
 	r.tid = t->pid;
 	if (t->flags & 0x00200000 /* PF_KTHREAD */)
 		r.flags |= PT_USAGE_KTHREAD;
-	add_task_usage(&u, t);
+	add_task_usage_direct(&u, t);
 	if (t->pid == t->tgid) {
-		struct signal_struct *sig = BPF_CORE_READ(t, signal);
-		struct mm_struct *mm = BPF_CORE_READ(t, mm);
+		struct signal_struct *sig = t->signal;
+		struct mm_struct *mm = t->mm;
 		/* Not signal->maxrss: exec folds the previous image's peak into it, so every small
 		 * helper a large service forks would report the service's RSS. */
 		__u64 hiwater = 0;
@@ -831,12 +877,12 @@ int usage_tasks(struct bpf_iter__task *ctx)
 		r.flags |= PT_USAGE_LEADER;
 		if (t->exit_state)
 			r.flags |= PT_USAGE_ZOMBIE;
-		add_signal_usage(&u, sig);
-		r.cgroup_id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
-		r.ppid = BPF_CORE_READ(t, real_parent, tgid);
+		add_signal_usage_direct(&u, sig);
+		r.cgroup_id = t->cgroups->dfl_cgrp->kn->id;
+		r.ppid = t->real_parent->tgid;
 		if (mm) {
-			__u64 rss = mm_pages(mm, MM_FILEPAGES) + mm_pages(mm, MM_ANONPAGES) + mm_pages(mm, MM_SHMEMPAGES);
-			__u64 hw = BPF_CORE_READ(mm, hiwater_rss);
+			__u64 rss = mm_pages_direct(mm, MM_FILEPAGES) + mm_pages_direct(mm, MM_ANONPAGES) + mm_pages_direct(mm, MM_SHMEMPAGES);
+			__u64 hw = mm->hiwater_rss;
 
 			r.rss_kb = rss * page_kb;
 			/* hiwater_rss is only raised lazily (on unmap, exit), so the current RSS counts too */

@@ -76,6 +76,15 @@ describe.skipIf(!bpfEnabled)('resource windows (real kernel)', () => {
     // /proc's CPU is tick-sampled utime+stime; the iterator's is the exact runtime
     expect(Math.abs(Number(me(bpf).cpuNs - me(proc).cpuNs))).toBeLessThan(200_000_000);
     expect(me(bpf).threads).toBe(me(proc).threads);
+    // the fields the sweep reads with plain loads through the task's pointers (usage_tasks)
+    expect(me(bpf).ppid).toBe(me(proc).ppid);
+    expect(me(bpf).comm.text).toBe(me(proc).comm.text);
+    // /proc's start is in clock ticks
+    expect(Math.abs(Number(me(bpf).startNs - me(proc).startNs))).toBeLessThan(20_000_000);
+    expect(me(bpf).cgroupId).not.toBe(0n);
+    expect(me(bpf).peakRssBytes).toBeGreaterThanOrEqual(me(bpf).rssBytes);
+    expect(me(bpf).minflt).toBeGreaterThanOrEqual(me(proc).minflt * 0.9);
+    expect(me(bpf).rchar).toBeGreaterThan(0);
     const procPids = new Set(proc.map((x) => x.pid));
     const common = bpf.filter((x) => procPids.has(x.pid)).length;
     expect(common / bpf.length).toBeGreaterThan(0.95);
