@@ -382,8 +382,9 @@ int st_snapshot(struct bpf_iter__task *ctx)
 	st = bpf_task_storage_get(&st_tasks, t, 0, 0);
 	if (!st)
 		return 0;
-	s.start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
-	s.cgroup_id = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+	/* plain loads through the iterator's BTF pointers, not a helper call per field */
+	s.start_ns = t->group_leader->start_boottime;
+	s.cgroup_id = t->cgroups->dfl_cgrp->kn->id;
 	__builtin_memcpy(&s.acct, st, sizeof(s.acct));
 	s.pid = t->tgid;
 	s.tid = t->pid;

@@ -88,6 +88,8 @@ describe.skipIf(!bpfEnabled)('process states (real kernel)', () => {
     const stuck = st.states.stuckD(boottimeNs(), 300_000_000n).find((s) => s.pid === child.pid);
     expect(stuck).toBeDefined();
     expect(stuck!.dMs).toBeGreaterThanOrEqual(300);
+    // the snapshot's start time names the process: its exec_id is the table's
+    expect(stuck!.execId).toBe(rec.pipeline.table.byPid(child.pid!)!.execId);
     await new Promise((r) => child.on('exit', r));
   });
 
