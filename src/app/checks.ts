@@ -26,8 +26,8 @@ import { windowQuery } from './window-query.js';
  * one stat file per process: on a node of 1,000 processes it was the costliest check at idle
  * (bench/README.md, "Session 13"). A zombie is a process whose group exited and that is not
  * reaped yet (the exit record), and D is the leader's state at the last state sweep or exact
- * transition. Until both pipelines run (the checks start first), and when the state sensor is
- * off, the list comes from /proc. Lists are reused for `maxAgeMs`, as the /proc source does.
+ * transition. Until both pipelines run (the checks start first), the list comes from /proc.
+ * Lists are reused for `maxAgeMs`, as the /proc source does.
  */
 export class AgentProcessSource implements ProcessSource {
   private cached: { at: number; list: ProcessInfo[] } | null = null;

@@ -15,53 +15,11 @@ const U = {
   pid: at('pid'), ppid: at('ppid'), flags: at('flags'), comm: at('comm'), commLen: fieldLength(LAYOUT, 'pt_task_usage', 'comm'),
 };
 
-/** One sweep, decoded on its own: fresh objects. The agent's repeated sweeps use
- *  UsageSweepDecoder, which gives the same answers without rebuilding every process. */
+/** One sweep, decoded on its own: fresh objects (a decoder that has seen no sweep before). The
+ *  agent's repeated sweeps keep one UsageSweepDecoder, which gives the same answers without
+ *  rebuilding every process. */
 export function decodeUsageSweep(buf: Buffer): ProcUsage[] {
-  if (buf.length % PT_TASK_USAGE_SIZE !== 0) {
-    throw new WireError('E_WIRE_USAGE_SIZE', `usage sweep of ${buf.length} bytes is not a multiple of ${PT_TASK_USAGE_SIZE}`);
-  }
-  // CPU summed as a number (a bigint add allocates), converted once per group
-  const groups = new Map<number, { g: ProcUsage; cpuNs: number }>();
-  for (let off = 0; off < buf.length; off += PT_TASK_USAGE_SIZE) {
-    const pid = buf.readUInt32LE(off + U.pid);
-    const flags = buf.readUInt32LE(off + U.flags);
-    const leader = (flags & PT_USAGE_LEADER) !== 0;
-    let acc = groups.get(pid);
-    if (!acc) {
-      acc = { g: {
-        pid, ppid: 0, startNs: u64b(buf, off + U.start), cgroupId: 0n, comm: cstrText(buf, off + U.comm, U.commLen), cpuNs: 0n,
-        readBytes: 0, writeBytes: 0, rchar: 0, wchar: 0, minflt: 0, majflt: 0,
-        rssBytes: 0, peakRssBytes: 0, threads: 0, kthread: false, zombie: false,
-      }, cpuNs: 0 };
-      groups.set(pid, acc);
-    } else if (leader) {
-      acc.g.comm = cstrText(buf, off + U.comm, U.commLen);
-    }
-    const g = acc.g;
-    g.threads++;
-    acc.cpuNs += u64n(buf, off + U.cpu);
-    g.readBytes += u64n(buf, off + U.read);
-    g.writeBytes += u64n(buf, off + U.write);
-    g.rchar += u64n(buf, off + U.rchar);
-    g.wchar += u64n(buf, off + U.wchar);
-    g.minflt += u64n(buf, off + U.minflt);
-    g.majflt += u64n(buf, off + U.majflt);
-    if (flags & PT_USAGE_KTHREAD) g.kthread = true;
-    if (leader) {
-      g.ppid = buf.readUInt32LE(off + U.ppid);
-      g.cgroupId = u64b(buf, off + U.cgroup);
-      g.rssBytes = u64n(buf, off + U.rss) * 1024;
-      g.peakRssBytes = u64n(buf, off + U.hiwater) * 1024;
-      g.zombie = (flags & PT_USAGE_ZOMBIE) !== 0;
-    }
-  }
-  const out: ProcUsage[] = [];
-  for (const { g, cpuNs } of groups.values()) {
-    g.cpuNs = BigInt(cpuNs);
-    out.push(g);
-  }
-  return out;
+  return [...new UsageSweepDecoder().decode(buf)];
 }
 
 /** What the decoder remembers of one process between sweeps: its answer object, and the raw
