@@ -381,37 +381,42 @@ struct usage {
 	__u64 read_bytes, write_bytes, rchar, wchar;
 };
 
+/* The task and its signal_struct are BTF pointers here (a tp_btf argument, an iterator's task,
+ * or read from one), so fields are read with plain loads the verifier makes fault-safe, not a
+ * bpf_probe_read_kernel call per field: those calls were over half of the resource sweep's
+ * kernel time with 1,000 processes (bench/README.md, "Session 13"). CO-RE still relocates each
+ * field (vmlinux.h types carry preserve_access_index). */
 static __always_inline void add_task_usage(struct usage *u, struct task_struct *t)
 {
-	u->cpu_ns += BPF_CORE_READ(t, se.sum_exec_runtime);
-	u->utime += BPF_CORE_READ(t, utime);
-	u->stime += BPF_CORE_READ(t, stime);
-	u->minflt += BPF_CORE_READ(t, min_flt);
-	u->majflt += BPF_CORE_READ(t, maj_flt);
-	u->nvcsw += BPF_CORE_READ(t, nvcsw);
-	u->nivcsw += BPF_CORE_READ(t, nivcsw);
+	u->cpu_ns += t->se.sum_exec_runtime;
+	u->utime += t->utime;
+	u->stime += t->stime;
+	u->minflt += t->min_flt;
+	u->majflt += t->maj_flt;
+	u->nvcsw += t->nvcsw;
+	u->nivcsw += t->nivcsw;
 	if (bpf_core_field_exists(t->ioac)) {
-		u->read_bytes += BPF_CORE_READ(t, ioac.read_bytes);
-		u->write_bytes += BPF_CORE_READ(t, ioac.write_bytes);
-		u->rchar += BPF_CORE_READ(t, ioac.rchar);
-		u->wchar += BPF_CORE_READ(t, ioac.wchar);
+		u->read_bytes += t->ioac.read_bytes;
+		u->write_bytes += t->ioac.write_bytes;
+		u->rchar += t->ioac.rchar;
+		u->wchar += t->ioac.wchar;
 	}
 }
 
 static __always_inline void add_signal_usage(struct usage *u, struct signal_struct *s)
 {
-	u->cpu_ns += BPF_CORE_READ(s, sum_sched_runtime);
-	u->utime += BPF_CORE_READ(s, utime);
-	u->stime += BPF_CORE_READ(s, stime);
-	u->minflt += BPF_CORE_READ(s, min_flt);
-	u->majflt += BPF_CORE_READ(s, maj_flt);
-	u->nvcsw += BPF_CORE_READ(s, nvcsw);
-	u->nivcsw += BPF_CORE_READ(s, nivcsw);
+	u->cpu_ns += s->sum_sched_runtime;
+	u->utime += s->utime;
+	u->stime += s->stime;
+	u->minflt += s->min_flt;
+	u->majflt += s->maj_flt;
+	u->nvcsw += s->nvcsw;
+	u->nivcsw += s->nivcsw;
 	if (bpf_core_field_exists(s->ioac)) {
-		u->read_bytes += BPF_CORE_READ(s, ioac.read_bytes);
-		u->write_bytes += BPF_CORE_READ(s, ioac.write_bytes);
-		u->rchar += BPF_CORE_READ(s, ioac.rchar);
-		u->wchar += BPF_CORE_READ(s, ioac.wchar);
+		u->read_bytes += s->ioac.read_bytes;
+		u->write_bytes += s->ioac.write_bytes;
+		u->rchar += s->ioac.rchar;
+		u->wchar += s->ioac.wchar;
 	}
 }
 
@@ -437,10 +442,11 @@ static __always_inline bool parent_autoreaps(struct task_struct *p)
 	return (unsigned long)ka.sa.sa_handler == 1 /* SIG_IGN */ || (ka.sa.sa_flags & SA_NOCLDWAIT);
 }
 
+/* p is the tracepoint's task (a BTF pointer): the accumulators read through it with plain loads. */
 static __always_inline void fill_usage(struct pt_exit *e, struct task_struct *p)
 {
-	struct signal_struct *sig = BPF_CORE_READ(p, signal);
-	struct task_struct *leader = BPF_CORE_READ(p, group_leader);
+	struct signal_struct *sig = p->signal;
+	struct task_struct *leader = p->group_leader;
 	struct usage u = {};
 
 	add_signal_usage(&u, sig);
@@ -450,7 +456,7 @@ static __always_inline void fill_usage(struct pt_exit *e, struct task_struct *p)
 	e->cpu_ns = u.cpu_ns;
 	e->utime_ns = u.utime;
 	e->stime_ns = u.stime;
-	e->maxrss_kb = (__u64)BPF_CORE_READ(sig, maxrss) * page_kb; /* maxrss counts pages */
+	e->maxrss_kb = (__u64)sig->maxrss * page_kb; /* maxrss counts pages */
 	e->read_bytes = u.read_bytes;
 	e->write_bytes = u.write_bytes;
 	e->rchar = u.rchar;
@@ -792,59 +798,14 @@ static __always_inline __s64 mm_pages(struct mm_struct *mm, int member)
 		else
 			v = BPF_CORE_READ(old, rss_stat.count[MM_SHMEMPAGES].counter);
 	} else {
+		/* mm is a BTF pointer (read from the iterator's task): plain loads */
 		if (member == MM_FILEPAGES)
-			v = BPF_CORE_READ(mm, rss_stat[MM_FILEPAGES].count);
+			v = mm->rss_stat[MM_FILEPAGES].count;
 		else if (member == MM_ANONPAGES)
-			v = BPF_CORE_READ(mm, rss_stat[MM_ANONPAGES].count);
+			v = mm->rss_stat[MM_ANONPAGES].count;
 		else
-			v = BPF_CORE_READ(mm, rss_stat[MM_SHMEMPAGES].count);
+			v = mm->rss_stat[MM_SHMEMPAGES].count;
 	}
-	return v > 0 ? v : 0;
-}
-
-/* The iterator's task is a BTF pointer the verifier trusts, and pointers read from it are BTF
- * pointers too, so the sweep reads fields with plain loads (the verifier makes them fault-safe)
- * instead of a bpf_probe_read_kernel call per field: with 1,000 processes those calls were over
- * half of the sweep's kernel time (bench/README.md, "Session 13"). CO-RE still relocates each
- * field (vmlinux.h types carry preserve_access_index). */
-static __always_inline void add_task_usage_direct(struct usage *u, struct task_struct *t)
-{
-	u->cpu_ns += t->se.sum_exec_runtime;
-	u->minflt += t->min_flt;
-	u->majflt += t->maj_flt;
-	if (bpf_core_field_exists(t->ioac)) {
-		u->read_bytes += t->ioac.read_bytes;
-		u->write_bytes += t->ioac.write_bytes;
-		u->rchar += t->ioac.rchar;
-		u->wchar += t->ioac.wchar;
-	}
-}
-
-static __always_inline void add_signal_usage_direct(struct usage *u, struct signal_struct *s)
-{
-	u->cpu_ns += s->sum_sched_runtime;
-	u->minflt += s->min_flt;
-	u->majflt += s->maj_flt;
-	if (bpf_core_field_exists(s->ioac)) {
-		u->read_bytes += s->ioac.read_bytes;
-		u->write_bytes += s->ioac.write_bytes;
-		u->rchar += s->ioac.rchar;
-		u->wchar += s->ioac.wchar;
-	}
-}
-
-static __always_inline __s64 mm_pages_direct(struct mm_struct *mm, int member)
-{
-	__s64 v;
-
-	if (bpf_core_type_exists(struct mm_rss_stat___old))
-		return mm_pages(mm, member); /* kernels before 6.2: the helper reads, as at exit */
-	if (member == MM_FILEPAGES)
-		v = mm->rss_stat[MM_FILEPAGES].count;
-	else if (member == MM_ANONPAGES)
-		v = mm->rss_stat[MM_ANONPAGES].count;
-	else
-		v = mm->rss_stat[MM_SHMEMPAGES].count;
 	return v > 0 ? v : 0;
 }
 
@@ -866,7 +827,7 @@ int usage_tasks(struct bpf_iter__task *ctx)
 	r.tid = t->pid;
 	if (t->flags & 0x00200000 /* PF_KTHREAD */)
 		r.flags |= PT_USAGE_KTHREAD;
-	add_task_usage_direct(&u, t);
+	add_task_usage(&u, t);
 	if (t->pid == t->tgid) {
 		struct signal_struct *sig = t->signal;
 		struct mm_struct *mm = t->mm;
@@ -877,11 +838,11 @@ int usage_tasks(struct bpf_iter__task *ctx)
 		r.flags |= PT_USAGE_LEADER;
 		if (t->exit_state)
 			r.flags |= PT_USAGE_ZOMBIE;
-		add_signal_usage_direct(&u, sig);
+		add_signal_usage(&u, sig);
 		r.cgroup_id = t->cgroups->dfl_cgrp->kn->id;
 		r.ppid = t->real_parent->tgid;
 		if (mm) {
-			__u64 rss = mm_pages_direct(mm, MM_FILEPAGES) + mm_pages_direct(mm, MM_ANONPAGES) + mm_pages_direct(mm, MM_SHMEMPAGES);
+			__u64 rss = mm_pages(mm, MM_FILEPAGES) + mm_pages(mm, MM_ANONPAGES) + mm_pages(mm, MM_SHMEMPAGES);
 			__u64 hw = mm->hiwater_rss;
 
 			r.rss_kb = rss * page_kb;
