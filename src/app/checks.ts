@@ -27,30 +27,23 @@ import { windowQuery } from './window-query.js';
  * (bench/README.md, "Session 13"). A zombie is a process whose group exited and that is not
  * reaped yet (the exit record), and D is the leader's state at the last state sweep or exact
  * transition. Until both pipelines run (the checks start first), the list comes from /proc.
- * Lists are reused for `maxAgeMs`, as the /proc source does.
+ * A walk of the table reads no file, so unlike the /proc source it keeps no cached list.
  */
 export class AgentProcessSource implements ProcessSource {
-  private cached: { at: number; list: ProcessInfo[] } | null = null;
-
   constructor(
     private readonly view: () => { table: ProcessTable; states: ProcessStates } | null,
     private readonly fallback: ProcessSource = new ProcFsProcessSource(),
-    private readonly maxAgeMs = 1000,
-    private readonly now: () => number = () => performance.now(),
   ) {}
 
   list(): Promise<readonly ProcessInfo[]> | readonly ProcessInfo[] {
     const v = this.view();
     if (v === null) return this.fallback.list();
-    const t = this.now();
-    if (this.cached !== null && t - this.cached.at < this.maxAgeMs) return this.cached.list;
     const out: ProcessInfo[] = [];
     for (const e of v.table.values()) {
       if (e.state === 'dead') continue;
       // a process the state sensor has not placed yet is sleeping, as most processes are
       out.push({ pid: e.pid, comm: e.comm, state: e.state === 'zombie' ? 'Z' : (v.states.letterOf(e.execId) ?? 'S') });
     }
-    this.cached = { at: t, list: out };
     return out;
   }
 }

@@ -15,6 +15,9 @@ const U = {
   pid: at('pid'), ppid: at('ppid'), flags: at('flags'), comm: at('comm'), commLen: fieldLength(LAYOUT, 'pt_task_usage', 'comm'),
 };
 
+// the comm is compared as four 32-bit words
+if (U.commLen !== 16) throw new WireError('E_WIRE_USAGE_LAYOUT', `pt_task_usage.comm is ${U.commLen} bytes; UsageSweepDecoder compares 16`);
+
 /** One sweep, decoded on its own: fresh objects (a decoder that has seen no sweep before). The
  *  agent's repeated sweeps keep one UsageSweepDecoder, which gives the same answers without
  *  rebuilding every process. */
@@ -57,12 +60,11 @@ interface Slot {
  * The array and its objects belong to the decoder: they are valid until the next decode, and a
  * caller must copy what it keeps (the windows keep primitive fields, never the objects).
  */
-// the comm is compared as four 32-bit words
-if (U.commLen !== 16) throw new WireError('E_WIRE_USAGE_LAYOUT', `pt_task_usage.comm is ${U.commLen} bytes; UsageSweepDecoder compares 16`);
-
 export class UsageSweepDecoder {
   private readonly slots = new Map<number, Slot>();
   private readonly out: ProcUsage[] = [];
+  /** the slot of each answer in `out`, at the same index */
+  private readonly outSlots: Slot[] = [];
   private sweep = 0;
 
   /** processes the decoder remembers (tests) */
@@ -76,7 +78,9 @@ export class UsageSweepDecoder {
     }
     const sweep = ++this.sweep;
     const out = this.out;
+    const outSlots = this.outSlots;
     out.length = 0;
+    outSlots.length = 0;
     const slots = this.slots;
     for (let off = 0; off < buf.length; off += PT_TASK_USAGE_SIZE) {
       const pid = buf.readUInt32LE(off + U.pid);
@@ -110,6 +114,7 @@ export class UsageSweepDecoder {
           this.comm(s, buf, off);
         }
         out.push(s.g);
+        outSlots.push(s);
       } else if (leader) {
         this.comm(s, buf, off);
       }
@@ -140,7 +145,7 @@ export class UsageSweepDecoder {
     }
     for (let i = 0; i < out.length; i++) {
       const g = out[i]!;
-      const s = slots.get(g.pid)!;
+      const s = outSlots[i]!;
       if (s.cpu !== s.madeCpu) {
         g.cpuNs = BigInt(s.cpu);
         s.madeCpu = s.cpu;

@@ -123,7 +123,7 @@ describe.skipIf(!bpfEnabled)('process states (real kernel)', () => {
   });
 
   it("the agent's process list for checks agrees with /proc: a zombie is Z, a vfork parent in D is D, a sleeper is S", async () => {
-    const agentList = new AgentProcessSource(() => ({ table: rec.pipeline.table, states: st.states }), undefined, 0);
+    const agentList = new AgentProcessSource(() => ({ table: rec.pipeline.table, states: st.states }));
     const procList = new ProcFsProcessSource('/proc', 0);
     // a zombie: the shell's background child exits, and the shell, now sleep, never reaps it
     const zombieParent = spawn('sh', ['-c', 'true & exec sleep 30'], { stdio: 'ignore' });
