@@ -128,9 +128,15 @@ export interface CgroupStats {
   pids?: number;
 }
 
-function keyed(text: string | undefined, key: string): number | undefined {
+// The counters' lines, compiled once (a RegExp made per read is a cache lookup and an object
+// per cgroup per sweep).
+const USAGE_USEC = /^usage_usec (\d+)$/m;
+const OOM_KILL = /^oom_kill (\d+)$/m;
+const IO_BYTES = /rbytes=(\d+) wbytes=(\d+)/g;
+
+function keyed(text: string | undefined, re: RegExp): number | undefined {
   if (text === undefined) return undefined;
-  const m = new RegExp(`^${key} (\\d+)$`, 'm').exec(text);
+  const m = re.exec(text);
   return m ? Number(m[1]) : undefined;
 }
 
@@ -140,28 +146,59 @@ function single(text: string | undefined): number | undefined {
   return t === 'max' || t === '' ? undefined : Number(t);
 }
 
-/** Usage counters of one cgroup; a controller that is not enabled leaves its fields undefined. */
-export function readCgroupStats(path: string, root = cgroup2Root()): CgroupStats {
+/** The files readCgroupStats reads, by bit of CgroupFileMemo.absent. */
+export const CGROUP_STAT_FILES = ['io.stat', 'cpu.stat', 'memory.current', 'memory.max', 'memory.peak', 'memory.events', 'pids.current'] as const;
+
+/** An absent file is asked about again after this long. */
+export const CGROUP_ABSENT_RECHECK_MS = 30_000;
+
+/** Which of one cgroup's files were absent at the last look. A file of a controller the cgroup
+ *  does not have (every memory, io and pids file on a hybrid v1/v2 host) is absent, and asking
+ *  again every sweep was an access(2) per file per cgroup per second: most of the sweep's cost
+ *  on a node with a few hundred cgroups. The sweep keeps one memo per cgroup (a new cgroup, a
+ *  new memo) and asks about absent files again every CGROUP_ABSENT_RECHECK_MS: a controller
+ *  enabled on a running cgroup shows within that. */
+export interface CgroupFileMemo {
+  /** bit i: CGROUP_STAT_FILES[i] was absent */
+  absent: number;
+  /** when absent files are asked about again (ms, the caller's clock) */
+  recheckAtMs: number;
+}
+
+/** Usage counters of one cgroup; a controller that is not enabled leaves its fields undefined.
+ *  With `memo`, files it records as absent are not asked about before its recheck time. */
+export function readCgroupStats(path: string, root = cgroup2Root(), memo?: CgroupFileMemo, nowMs = 0): CgroupStats {
   const dir = `${root}${path === '/' ? '' : path}`;
-  const io = readOptional(`${dir}/io.stat`);
+  let skip = 0;
+  if (memo !== undefined) {
+    if (nowMs >= memo.recheckAtMs) memo.recheckAtMs = nowMs + CGROUP_ABSENT_RECHECK_MS;
+    else skip = memo.absent;
+  }
+  const texts: (string | undefined)[] = [];
+  for (let i = 0; i < CGROUP_STAT_FILES.length; i++) {
+    const text = (skip & (1 << i)) !== 0 ? undefined : readOptional(`${dir}/${CGROUP_STAT_FILES[i]}`);
+    texts.push(text);
+    if (memo !== undefined && (skip & (1 << i)) === 0) memo.absent = text === undefined ? memo.absent | (1 << i) : memo.absent & ~(1 << i);
+  }
+  const [io, cpu, current, max, peak, events, pids] = texts;
   let ioReadBytes: number | undefined;
   let ioWriteBytes: number | undefined;
   if (io !== undefined) {
     ioReadBytes = 0;
     ioWriteBytes = 0;
-    for (const m of io.matchAll(/rbytes=(\d+) wbytes=(\d+)/g)) {
+    for (const m of io.matchAll(IO_BYTES)) {
       ioReadBytes += Number(m[1]);
       ioWriteBytes += Number(m[2]);
     }
   }
   return {
-    cpuUsageUs: keyed(readOptional(`${dir}/cpu.stat`), 'usage_usec'),
-    memoryCurrentBytes: single(readOptional(`${dir}/memory.current`)),
-    memoryMaxBytes: single(readOptional(`${dir}/memory.max`)),
-    memoryPeakBytes: single(readOptional(`${dir}/memory.peak`)),
+    cpuUsageUs: keyed(cpu, USAGE_USEC),
+    memoryCurrentBytes: single(current),
+    memoryMaxBytes: single(max),
+    memoryPeakBytes: single(peak),
     ioReadBytes,
     ioWriteBytes,
-    oomKills: keyed(readOptional(`${dir}/memory.events`), 'oom_kill'),
-    pids: single(readOptional(`${dir}/pids.current`)),
+    oomKills: keyed(events, OOM_KILL),
+    pids: single(pids),
   };
 }

@@ -5,6 +5,17 @@ import { PatrolError } from '../shared/errors.js';
 
 export class HostReadError extends PatrolError {}
 
+/** The soft limit on open descriptors (/proc/self/limits), 1024 when it cannot be read. */
+function openFileLimit(): number {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (m) return m[1] === 'unlimited' ? 1 << 20 : Number(m[1]);
+  } catch {
+    // no procfs: the conservative default
+  }
+  return 1024;
+}
+
 export interface HostRoots {
   proc: string;
   sys: string;
@@ -19,7 +30,10 @@ export const DEFAULT_ROOTS: HostRoots = { proc: '/proc', sys: '/sys' };
 // under /proc and /sys are kept (a recorded tree in a test may be rewritten under the same
 // name), and never a /proc/<pid>/ file: a pid is reused, and its files are read once per
 // process anyway.
-const KEEP_MAX = 512;
+// The bound: a node's own files are a dozen, and a cgroup v2 node's sweep reads up to seven files
+// of each of up to metrics.cgroups_max (256) cgroups. A quarter of the descriptor limit at most,
+// so the agent's sockets and database never meet EMFILE because of it.
+const KEEP_MAX = Math.min(4096, Math.floor(openFileLimit() / 4));
 const kept = new Map<string, number>();
 let readBuf = Buffer.allocUnsafe(64 << 10);
 

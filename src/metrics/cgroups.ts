@@ -3,7 +3,7 @@
 // when the v2 hierarchy has the memory controller, else the RSS sum of the member processes; IO
 // from io.stat when it has the io controller, else none (hybrid v1/v2 systems bind those
 // controllers to v1).
-import { cgroupOwner, readCgroupStats, type CgroupOwner, type CgroupStats } from '../host/index.js';
+import { cgroupOwner, readCgroupStats, type CgroupFileMemo, type CgroupOwner, type CgroupStats } from '../host/index.js';
 import type { ProcUsage } from '../shared/usage.js';
 import { KeyedWindows } from './keyed.js';
 import { DEFAULT_SERIES_OPTIONS, type SeriesOptions } from './series.js';
@@ -17,6 +17,8 @@ export interface CgroupMeta {
   prev?: { tNs: bigint; cpuUs?: number; ioRead?: number; ioWrite?: number };
   last?: CgroupStats;
   memoryFromProcesses: boolean;
+  /** which of its files were absent: not asked about again every sweep (readCgroupStats) */
+  files: CgroupFileMemo;
 }
 
 export type ResolveCgroup = (id: bigint) => string | undefined;
@@ -30,7 +32,7 @@ export class CgroupWindows {
     private readonly resolve: ResolveCgroup,
     private readonly maxCgroups = 256,
     series: SeriesOptions = DEFAULT_SERIES_OPTIONS,
-    private readonly readStats: (path: string) => CgroupStats = readCgroupStats,
+    private readonly readStats: (path: string, memo: CgroupFileMemo, nowMs: number) => CgroupStats = (path, memo, nowMs) => readCgroupStats(path, undefined, memo, nowMs),
   ) {
     this.windows = new KeyedWindows({ series, maxKeys: maxCgroups, resolution: { cpu: 0.01, memory: 4096, io_read: 1, io_write: 1, procs: 1 } });
   }
@@ -56,9 +58,9 @@ export class CgroupWindows {
     for (const [id, m] of ids.slice(0, this.maxCgroups)) {
       const path = this.resolve(id);
       if (path === undefined) continue;
-      const e = this.windows.entry(String(id), tMs, () => ({ id: String(id), path, owner: cgroupOwner(path), memoryFromProcesses: false }));
+      const e = this.windows.entry(String(id), tMs, () => ({ id: String(id), path, owner: cgroupOwner(path), memoryFromProcesses: false, files: { absent: 0, recheckAtMs: 0 } }));
       if (!e) continue;
-      const st = this.readStats(path);
+      const st = this.readStats(path, e.meta.files, tMs);
       if (m.n === 0 && st.cpuUsageUs === undefined && st.memoryCurrentBytes === undefined) {
         this.windows.end(e.meta.id, tMs); // removed: its figures stay readable until they expire
         continue;

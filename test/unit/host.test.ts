@@ -3,8 +3,11 @@ import { describe, expect, it } from 'vitest';
 import {
   cgroupOwner, cpuUsage, fsUsage, parseCpuStat, parseDiskstats, parseFileNr, parseLoadavg, parseMeminfo,
   parseMountinfo, parseNetDev, parsePsi, readCpuStat, readMeminfo, readMounts, readPsi, CgroupResolver, readCgroupStats, cgroup2Root,
+  CGROUP_ABSENT_RECHECK_MS, CGROUP_STAT_FILES, type CgroupFileMemo,
 } from '../../src/host/index.js';
-import { statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 describe('host parsers', () => {
   it('cpu stat and usage', () => {
@@ -85,5 +88,64 @@ describe('host readers on this machine', () => {
     r.resolve(123456789n);
     expect(r.scans).toBe(2);
     expect(readCgroupStats('/').cpuUsageUs ?? 0).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('cgroup stats and the absent-file memo', () => {
+  // A cgroup tree in a temporary directory: its files are read by path, like cgroupfs files
+  // that are not kept open.
+  const tree = () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'patrol-cg-'));
+    mkdirSync(path.join(root, 'app.slice'));
+    writeFileSync(path.join(root, 'app.slice', 'cpu.stat'), 'usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n');
+    return root;
+  };
+
+  it('reads every counter the cgroup has, and parses each file', () => {
+    const root = tree();
+    try {
+      const dir = path.join(root, 'app.slice');
+      writeFileSync(path.join(dir, 'memory.current'), '4096\n');
+      writeFileSync(path.join(dir, 'memory.max'), 'max\n');
+      writeFileSync(path.join(dir, 'memory.events'), 'low 0\nhigh 0\nmax 3\noom 2\noom_kill 2\n');
+      writeFileSync(path.join(dir, 'io.stat'), '8:0 rbytes=100 wbytes=20 rios=1 wios=1\n8:16 rbytes=5 wbytes=1 rios=1 wios=1\n');
+      writeFileSync(path.join(dir, 'pids.current'), '7\n');
+      expect(readCgroupStats('/app.slice', root)).toEqual({
+        cpuUsageUs: 1500, memoryCurrentBytes: 4096, memoryMaxBytes: undefined, memoryPeakBytes: undefined,
+        ioReadBytes: 105, ioWriteBytes: 21, oomKills: 2, pids: 7,
+      });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('does not ask again about an absent file before the recheck, then sees it', () => {
+    const root = tree();
+    try {
+      const memo: CgroupFileMemo = { absent: 0, recheckAtMs: 0 };
+      const first = readCgroupStats('/app.slice', root, memo, 1_000);
+      expect(first.cpuUsageUs).toBe(1500);
+      expect(first.memoryCurrentBytes).toBeUndefined();
+      // every file but cpu.stat was absent
+      const absent = CGROUP_STAT_FILES.filter((_, i) => (memo.absent & (1 << i)) !== 0);
+      expect(absent).toEqual(CGROUP_STAT_FILES.filter((f) => f !== 'cpu.stat'));
+      // the memory controller appears; a present file is still read every time
+      writeFileSync(path.join(root, 'app.slice', 'memory.current'), '8192\n');
+      writeFileSync(path.join(root, 'app.slice', 'cpu.stat'), 'usage_usec 2500\n');
+      const soon = readCgroupStats('/app.slice', root, memo, 1_000 + CGROUP_ABSENT_RECHECK_MS - 1);
+      expect(soon.cpuUsageUs).toBe(2500);
+      expect(soon.memoryCurrentBytes).toBeUndefined();
+      // without a memo, or once the recheck is due, it is read
+      expect(readCgroupStats('/app.slice', root).memoryCurrentBytes).toBe(8192);
+      const later = readCgroupStats('/app.slice', root, memo, 1_000 + CGROUP_ABSENT_RECHECK_MS);
+      expect(later.memoryCurrentBytes).toBe(8192);
+      expect(memo.absent & (1 << CGROUP_STAT_FILES.indexOf('memory.current'))).toBe(0);
+      // a file that goes away is absent from its next read on
+      rmSync(path.join(root, 'app.slice', 'cpu.stat'));
+      expect(readCgroupStats('/app.slice', root, memo, 1_000 + CGROUP_ABSENT_RECHECK_MS + 1).cpuUsageUs).toBeUndefined();
+      expect(memo.absent & (1 << CGROUP_STAT_FILES.indexOf('cpu.stat'))).not.toBe(0);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

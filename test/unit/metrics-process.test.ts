@@ -145,3 +145,22 @@ describe('ProcessWindows memory bound', () => {
     expect(f.max).toBe(50);
   });
 });
+
+describe('CgroupWindows', () => {
+  it('keeps one absent-file memo per cgroup across sweeps, and gives a new cgroup its own', () => {
+    const seen: { path: string; memo: object; nowMs: number }[] = [];
+    const cg = new CgroupWindows((id) => `/c${id}`, 20, series, (path, memo, nowMs) => {
+      seen.push({ path, memo, nowMs });
+      return { cpuUsageUs: 1000 };
+    });
+    const a = usage(100, { cgroupId: 1n });
+    const b = usage(101, { cgroupId: 2n });
+    cg.sample(10n * S, 10_000, [a, b]);
+    cg.sample(11n * S, 11_000, [a, b]);
+    const memoOf = (p: string) => [...new Set(seen.filter((s) => s.path === p).map((s) => s.memo))];
+    expect(memoOf('/c1')).toHaveLength(1);
+    expect(memoOf('/c2')).toHaveLength(1);
+    expect(memoOf('/c1')[0]).not.toBe(memoOf('/c2')[0]);
+    expect(seen.map((s) => s.nowMs)).toEqual([10_000, 10_000, 11_000, 11_000]);
+  });
+});
