@@ -3,7 +3,7 @@
 // when the v2 hierarchy has the memory controller, else the RSS sum of the member processes; IO
 // from io.stat when it has the io controller, else none (hybrid v1/v2 systems bind those
 // controllers to v1).
-import { cgroupOwner, readCgroupStats, type CgroupFileMemo, type CgroupOwner, type CgroupStats } from '../host/index.js';
+import { CGROUP_USAGE_FILES, cgroupOwner, readCgroupStats, type CgroupFileMemo, type CgroupOwner, type CgroupStats } from '../host/index.js';
 import type { ProcUsage } from '../shared/usage.js';
 import { KeyedWindows } from './keyed.js';
 import { DEFAULT_SERIES_OPTIONS, type SeriesOptions } from './series.js';
@@ -32,7 +32,7 @@ export class CgroupWindows {
     private readonly resolve: ResolveCgroup,
     private readonly maxCgroups = 256,
     series: SeriesOptions = DEFAULT_SERIES_OPTIONS,
-    private readonly readStats: (path: string, memo: CgroupFileMemo, nowMs: number) => CgroupStats = (path, memo, nowMs) => readCgroupStats(path, undefined, memo, nowMs),
+    private readonly readStats: (path: string, memo: CgroupFileMemo, nowMs: number) => CgroupStats = (path, memo, nowMs) => readCgroupStats(path, undefined, memo, nowMs, CGROUP_USAGE_FILES),
   ) {
     this.windows = new KeyedWindows({ series, maxKeys: maxCgroups, resolution: { cpu: 0.01, memory: 4096, io_read: 1, io_write: 1, procs: 1 } });
   }

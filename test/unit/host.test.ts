@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   cgroupOwner, cpuUsage, fsUsage, parseCpuStat, parseDiskstats, parseFileNr, parseLoadavg, parseMeminfo,
   parseMountinfo, parseNetDev, parsePsi, readCpuStat, readMeminfo, readMounts, readPsi, CgroupResolver, readCgroupStats, cgroup2Root,
-  CGROUP_ABSENT_RECHECK_MS, CGROUP_STAT_FILES, type CgroupFileMemo,
+  CGROUP_ABSENT_RECHECK_MS, CGROUP_STAT_FILES, CGROUP_USAGE_FILES, type CgroupFileMemo,
 } from '../../src/host/index.js';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -114,6 +114,13 @@ describe('cgroup stats and the absent-file memo', () => {
         cpuUsageUs: 1500, memoryCurrentBytes: 4096, memoryMaxBytes: undefined, memoryPeakBytes: undefined,
         ioReadBytes: 105, ioWriteBytes: 21, oomKills: 2, pids: 7,
       });
+      // the sweep's reads: CPU, memory and IO only, and an unread file is not marked absent
+      const memo: CgroupFileMemo = { absent: 0, recheckAtMs: 0 };
+      expect(readCgroupStats('/app.slice', root, memo, 0, CGROUP_USAGE_FILES)).toEqual({
+        cpuUsageUs: 1500, memoryCurrentBytes: 4096, memoryMaxBytes: undefined, memoryPeakBytes: undefined,
+        ioReadBytes: 105, ioWriteBytes: 21, oomKills: undefined, pids: undefined,
+      });
+      expect(memo.absent).toBe(0);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
