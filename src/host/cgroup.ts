@@ -185,9 +185,14 @@ export function readCgroupStats(path: string, root = cgroup2Root(), memo?: Cgrou
   }
   const texts: (string | undefined)[] = [];
   for (let i = 0; i < CGROUP_STAT_FILES.length; i++) {
-    const text = (skip & (1 << i)) !== 0 ? undefined : readOptional(`${dir}/${CGROUP_STAT_FILES[i]}`);
+    const bit = 1 << i;
+    if ((skip & bit) !== 0) {
+      texts.push(undefined);
+      continue;
+    }
+    const text = readOptional(`${dir}/${CGROUP_STAT_FILES[i]}`);
     texts.push(text);
-    if (memo !== undefined && (skip & (1 << i)) === 0) memo.absent = text === undefined ? memo.absent | (1 << i) : memo.absent & ~(1 << i);
+    if (memo !== undefined) memo.absent = text === undefined ? memo.absent | bit : memo.absent & ~bit;
   }
   const [io, cpu, current, max, peak, events, pids] = texts;
   let ioReadBytes: number | undefined;
