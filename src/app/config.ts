@@ -18,6 +18,7 @@ import { canonicalJson, sha256Hex } from '../shared/canonical.js';
 import { formatDurationMs, formatSizeBytes } from './duration.js';
 import { Bad, autoBool, boolean, duration, hostname, integer, leaf, oneOf, optionalPath, path, section, size } from './config-schema.js';
 import { DELIVERY_POLICIES, type LifecycleConfig } from './lifecycle.js';
+import { DEFAULT_DEAD_MAX, MIN_DEAD_MAX } from '../process/index.js';
 import type { StateConfig } from './states.js';
 import { alertsSection, exportSection, identitySection, integrationsFromFile, integrationsToFile, type IntegrationsConfig } from './config-integrations.js';
 import { fleetFromFile, fleetSection, fleetToFile, type FleetConfig } from './config-fleet.js';
@@ -37,7 +38,7 @@ export interface AgentConfig extends IntegrationsConfig {
   log: { level: LogLevel; format: LogFormat };
   lifecycle: Pick<
     LifecycleConfig,
-    'argsCap' | 'filenameCap' | 'ringBytes' | 'emitThreads' | 'execFailed' | 'tableMaxEntries' | 'tableGraceMs' | 'queueBytes' | 'consumerRealtimePriority' | 'batchDelayUs' | 'delivery' | 'deliveryIntervalMs'
+    'argsCap' | 'filenameCap' | 'ringBytes' | 'emitThreads' | 'execFailed' | 'tableMaxEntries' | 'tableGraceMs' | 'tableDeadMax' | 'queueBytes' | 'consumerRealtimePriority' | 'batchDelayUs' | 'delivery' | 'deliveryIntervalMs'
   >;
   state: Pick<StateConfig, 'dThresholdMs' | 'budgetPerSec' | 'sweepMs'>;
   store: {
@@ -140,6 +141,7 @@ const FileSchema = section({
     exec_failed: autoBool().default('auto'),
     table_max_entries: integer(1024, 16 << 20).default(65536),
     table_grace: duration(0, MS.h).default('30s'),
+    table_dead_max: integer(MIN_DEAD_MAX, 16 << 20).default(DEFAULT_DEAD_MAX),
     delivery: oneOf(DELIVERY_POLICIES).default('efficient'),
     delivery_interval: duration(1, 1000).default('15ms'),
     queue_size: size(1 << 20, 1 << 30).default('16M'),
@@ -230,6 +232,7 @@ function fromFile(f: FileConfig): AgentConfig {
       execFailed: f.lifecycle.exec_failed,
       tableMaxEntries: f.lifecycle.table_max_entries,
       tableGraceMs: f.lifecycle.table_grace,
+      tableDeadMax: f.lifecycle.table_dead_max,
       queueBytes: f.lifecycle.queue_size,
       consumerRealtimePriority: f.lifecycle.realtime_priority,
       batchDelayUs: f.lifecycle.batch_delay_us,
@@ -293,6 +296,7 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
       exec_failed: lc.execFailed,
       table_max_entries: lc.tableMaxEntries,
       table_grace: dur(lc.tableGraceMs),
+      table_dead_max: lc.tableDeadMax,
       queue_size: bytes(lc.queueBytes),
       realtime_priority: lc.consumerRealtimePriority,
       batch_delay_us: lc.batchDelayUs,

@@ -14,7 +14,7 @@ import {
   decodeTaskSnaps,
   encodeRodata,
 } from '../wire/index.js';
-import { PATH_PROBE_HOLD_NS, PathProbeMarker, ProcessTable, readBootId, type Enriched, type ProcessTableOptions } from '../process/index.js';
+import { DEFAULT_DEAD_MAX, PATH_PROBE_HOLD_NS, PathProbeMarker, ProcessTable, readBootId, type Enriched, type ProcessTableOptions } from '../process/index.js';
 import { ConsumerGuard, type ConsumerFaults } from './consumers.js';
 import { OverlapDedupe } from './overlap.js';
 
@@ -51,6 +51,8 @@ export interface LifecycleConfig {
   batchDelayUs: number | 'auto';
   tableMaxEntries: number;
   tableGraceMs: number;
+  /** reaped entries kept at most, however fast processes come and go */
+  tableDeadMax: number;
   /** How records reach JS (docs/architecture.md, "Delivery policies"):
    *  - 'efficient': the JS thread drains the ring every deliveryIntervalMs, one addon call per
    *    tick, and sleeps when the stream stops; no consumer thread, no wakeup per record. Events
@@ -84,6 +86,7 @@ export const DEFAULT_LIFECYCLE: LifecycleConfig = {
   batchDelayUs: 'auto',
   tableMaxEntries: 65536,
   tableGraceMs: 30_000,
+  tableDeadMax: DEFAULT_DEAD_MAX,
   delivery: 'efficient',
   deliveryIntervalMs: 15,
 };
@@ -161,6 +164,7 @@ export class LifecyclePipeline {
       bootId: readBootId(),
       maxEntries: config.tableMaxEntries,
       graceMs: config.tableGraceMs,
+      deadMax: config.tableDeadMax,
       ...(config.redactArgv ? { redactArgv: config.redactArgv } : {}),
       ...(config.identify ? { identify: config.identify } : {}),
     });

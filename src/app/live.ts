@@ -86,9 +86,9 @@ export function buildReloadParts(ctx: LiveContext): ReloadParts {
     },
     lifecycle: {
       // without reloadable sensors, what they take at load waits for a restart
-      notLive: notLiveIn('lifecycle', (k) => (ctx.sensors || ['lifecycle.table_max_entries', 'lifecycle.table_grace'].includes(k) ? null : `${k}: taken by the sensors at load, and this agent cannot load them again`)),
+      notLive: notLiveIn('lifecycle', (k) => (ctx.sensors || ['lifecycle.table_max_entries', 'lifecycle.table_grace', 'lifecycle.table_dead_max'].includes(k) ? null : `${k}: taken by the sensors at load, and this agent cannot load them again`)),
       apply: (next) => {
-        ctx.table.setLimits({ maxEntries: next.lifecycle.tableMaxEntries, graceMs: next.lifecycle.tableGraceMs });
+        ctx.table.setLimits({ maxEntries: next.lifecycle.tableMaxEntries, graceMs: next.lifecycle.tableGraceMs, deadMax: next.lifecycle.tableDeadMax });
       },
     },
     state: {

@@ -132,6 +132,8 @@ export interface ProcessTableOptions {
   maxEntries?: number;
   /** how long exited and reaped entries stay (default 30 000 ms) */
   graceMs?: number;
+  /** at most this many reaped entries stay, the oldest leaving first (default 4096, at least 64) */
+  deadMax?: number;
   procfs?: ProcFs;
   /** CLOCK_BOOTTIME ns (default: /proc/uptime) */
   now?: () => bigint;
@@ -159,6 +161,8 @@ export interface ProcessTableStats {
   dead: number;
   /** entries removed to keep size <= maxEntries (the grace sweep does not count) */
   evictions: number;
+  /** reaped entries removed before their grace ended, to keep at most deadMax of them */
+  deadEvictions: number;
   /** children moved to a new parent (orphan reparenting, or a ppid corrected by an event) */
   reparented: number;
   /** an event showed a new process on a pid still held by a live entry (its exit was lost) */

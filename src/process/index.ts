@@ -4,6 +4,8 @@ export { execId, execIdFactory, readBootId, BOOT_ID_PATH, type ExecIdFn } from '
 export {
   ProcessTable,
   ProcessEntry,
+  DEFAULT_DEAD_MAX,
+  MIN_DEAD_MAX,
   SubtreeFilter,
   EXIT_DEAD,
   EXIT_ZOMBIE,

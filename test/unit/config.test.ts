@@ -61,6 +61,7 @@ const DEFAULTS: AgentConfig = {
     execFailed: 'auto',
     tableMaxEntries: 65536,
     tableGraceMs: 30_000,
+    tableDeadMax: 4096,
     queueBytes: 16 << 20,
     consumerRealtimePriority: 0,
     batchDelayUs: 'auto',
@@ -100,6 +101,7 @@ const CUSTOM: AgentConfig = {
     execFailed: false,
     tableMaxEntries: 131072,
     tableGraceMs: 90_000,
+    tableDeadMax: 8192,
     queueBytes: 64 << 20,
     consumerRealtimePriority: 1,
     batchDelayUs: 250,
@@ -162,6 +164,7 @@ lifecycle:
   exec_failed: false
   table_max_entries: 131072
   table_grace: 1.5m
+  table_dead_max: 8192
   queue_size: 64M
   realtime_priority: 1
   batch_delay_us: 250
@@ -526,7 +529,7 @@ describe('shipped files', () => {
     };
     walk(parseYaml(configToYaml(DEFAULTS)), '');
 
-    expect(paths).toHaveLength(58);
+    expect(paths).toHaveLength(59);
     for (const p of paths) expect(md, p).toContain(`\`${p}\``);
   });
 });

@@ -147,7 +147,7 @@ function snap(pid: number, ppid: number, startNs: bigint, parentStartNs: bigint,
   return { pid, ppid, startNs, parentStartNs, uid: 0, cgroupId: 1n, comm, exitState };
 }
 
-function newTable(o: { maxEntries?: number; graceMs?: number; sweepEvery?: number } = {}) {
+function newTable(o: { maxEntries?: number; graceMs?: number; sweepEvery?: number; deadMax?: number } = {}) {
   const procfs = new FakeProcFs();
   const clock = new FakeClock();
   const table = new ProcessTable({ bootId: BOOT, procfs, now: clock.now, ...o });
@@ -598,6 +598,38 @@ describe('bounds and sweeping', () => {
     expect(table.sweep()).toBe(0);
     clock.t = 11n * SEC;
     expect(table.sweep()).toBe(1);
+  });
+
+  it('keeps at most deadMax reaped entries, the oldest leaving first, within the grace', () => {
+    const { table } = newTable({ graceMs: 3_600_000, deadMax: 64 });
+    const ids: string[] = [];
+    // 100 processes born, exited and reaped, each a ms after the previous: all inside the grace
+    for (let i = 0; i < 100; i++) {
+      const s = 10n * SEC + BigInt(i) * MS;
+      ids.push(table.apply(fork(1000 + i, s, 1, INIT_START)).execId);
+      table.apply(exit(1000 + i, s, 1, s + 100n));
+      table.apply(reap(1000 + i, s, s + 200n));
+    }
+    const st = table.stats();
+    expect(st.dead).toBe(64);
+    expect(st.deadEvictions).toBe(36);
+    expect(st.evictions).toBe(0); // the bound on all entries was never reached
+    for (let i = 0; i < 36; i++) expect(table.get(ids[i]!), `oldest ${i}`).toBeUndefined();
+    for (let i = 36; i < 100; i++) expect(table.get(ids[i]!), `newest ${i}`).toBeDefined();
+    // live and zombie entries do not count against it
+    const live = table.apply(fork(5000, 20n * SEC, 1, INIT_START)).execId;
+    table.apply(fork(5001, 20n * SEC + 1n, 1, INIT_START));
+    table.apply(exit(5001, 20n * SEC + 1n, 1, 20n * SEC + 2n));
+    expect(table.stats().dead).toBe(64);
+    expect(table.get(live)).toBeDefined();
+    expect(table.byPid(5001)!.state).toBe('zombie');
+    // a reload lowers the bound: it applies at the next reap
+    table.setLimits({ maxEntries: 65536, graceMs: 3_600_000, deadMax: 1 });
+    expect(table.deadMax).toBe(64); // clamped: the consumers of a reap read its entry
+    table.setLimits({ maxEntries: 65536, graceMs: 3_600_000, deadMax: 80 });
+    table.apply(reap(5001, 20n * SEC + 1n, 20n * SEC + 3n));
+    expect(table.stats().dead).toBe(65);
+    checkInvariants(table, 65536);
   });
 
   it('evicts dead first, then live entries gone from /proc, then least recently touched', () => {
