@@ -78,6 +78,8 @@ export class FindingStore {
   private readonly state = new WeakMap<Finding, FindingState>();
   /** findings with a coalesced firing to render */
   private readonly pending = new Set<Finding>();
+  /** per leaf, the key of its last firing (keyOf) */
+  private readonly lastKeys = new WeakMap<Leaf, { subject: string; key: string }>();
   /** evidence chains built: one per firing, never for an event that fired nothing */
   evidenceBuilds = 0;
   /** version of the running rule set, stamped on the findings it makes (RuleEngine.setRules) */
@@ -93,6 +95,22 @@ export class FindingStore {
     return this.list.length;
   }
 
+  /** The finding key of `leaf` about `subject`. A storm fires one leaf about one subject again
+   *  and again: the last key is kept per leaf, so a repeat looks the finding up by a string
+   *  whose hash is known, instead of joining (and, in the lookup, flattening and hashing) a new
+   *  one each time. */
+  private keyOf(leaf: Leaf, subject: string): string {
+    const last = this.lastKeys.get(leaf);
+    if (last !== undefined && last.subject === subject) return last.key;
+    const key = `${leaf.cause}|${subject}`;
+    if (last === undefined) this.lastKeys.set(leaf, { subject, key });
+    else {
+      last.subject = subject;
+      last.key = key;
+    }
+    return key;
+  }
+
   /** A leaf was reached: make the finding, or merge into the one about the same subject. */
   record(r: CompiledRule, leaf: Leaf, t: Trigger, scope: Scope): Finding {
     const proc = scope.proc();
@@ -103,7 +121,7 @@ export class FindingStore {
       if (typeof pidField === 'number') pid = pidField;
     }
     const subject = execId ?? (pid !== null ? `pid:${pid}` : (t.alert?.id ?? r.id));
-    const key = `${leaf.cause}|${leaf.key ? render(leaf.key, scope) : subject}`;
+    const key = this.keyOf(leaf, leaf.key ? render(leaf.key, scope) : subject);
     const alertId = t.alert?.id ?? null;
     const prev = this.byKey.get(key);
     if (prev && t.tNs - prev.tNs < this.limits.mergeNs && prev.alertId === alertId) {
@@ -124,7 +142,12 @@ export class FindingStore {
       if (st && st.leaf === leaf && t.tNs >= st.builtNs && t.tNs - st.builtNs < COALESCE_NS) {
         // the same leaf again within the coalescing time (a storm, a fast crash loop): counted
         // now, rendered from this latest firing when the finding is next read or flushed
-        st.pending = { rule: r, trigger: t, scope };
+        if (st.pending === null) st.pending = { rule: r, trigger: t, scope };
+        else {
+          st.pending.rule = r;
+          st.pending.trigger = t;
+          st.pending.scope = scope;
+        }
         this.pending.add(prev);
         return prev;
       }
