@@ -168,6 +168,28 @@ describe('attribution engine', () => {
     expect(r[0]!.explanation).toBe('bash (exec_id sh0) started 250 programs in 10 s, the latest true');
   });
 
+  it('keeps one storm finding per parent when two parents storm in turns', () => {
+    // a repeat firing reuses the key of its leaf's last firing: alternating subjects must not
+    // merge into each other's finding
+    const e = f.engine();
+    f.add({ execId: 'pa', pid: 600, comm: 'loopa' });
+    f.add({ execId: 'pb', pid: 601, comm: 'loopb' });
+    for (let i = 0; i < 500; i++) {
+      const parent = i % 2 === 0 ? 'pa' : 'pb';
+      const ppid = i % 2 === 0 ? 600 : 601;
+      const ev: ExecEvent = {
+        type: 'exec', ktimeNs: f.nowNs + BigInt(i) * 1_000_000n, seq: 0n, cpu: 0, flags: 0, pid: 4000 + i, oldTid: 4000 + i, ppid, startNs: 0n, parentStartNs: 0n,
+        cgroupId: 0n, uid: 0, gid: 0, euid: 0, comm: kt('true'), filename: kt('/bin/true'), filenameTruncated: false, args: [kt('true')], argsTruncated: false, argsFault: false, argsFullLen: 5,
+      };
+      f.add({ execId: `t${i}`, pid: 4000 + i, comm: 'true', ppid, parentExecId: parent });
+      e.onLifecycle(ev, { execId: `t${i}`, parentExecId: parent, ppid, comm: 'true' });
+    }
+    const storms = e.rankRecent().filter((x) => x.cause === 'exec_storm');
+    expect(storms.map((x) => x.explanation.split(' ')[0]).sort()).toEqual(['loopa', 'loopb']);
+    // each parent passed 200 execs at its 200th: 51 firings each
+    expect(storms.map((x) => x.count)).toEqual([51, 51]);
+  });
+
   it('holds a kernel line about an unknown pid until the process shows up, or the wait is over', () => {
     const e = f.engine();
     const line = (pid: number) => kmsg(5, f.nowNs, `late[${pid}]: segfault at 0 ip 0000000000401000 sp 00007ffd00000000 error 6 in late[401000+1000]`);
