@@ -26,7 +26,9 @@
 //
 // Bounds. A dead (reaped) entry stays `graceMs` so late events and queries still find it, but
 // never more than `deadMax` of them: at a high exec rate the grace alone would keep rate × grace
-// entries (11,000 at 370 exec/s). Above that, `maxEntries` bounds every entry, live ones too.
+// entries (11,000 at 370 exec/s). The default 4,096 still covers the 10 s within which the rules
+// join a kernel line to an exited process (src/app/rules.ts, TableFacts.byPid) up to ~400
+// exec/s. Above that, `maxEntries` bounds every entry, live ones too.
 import type { KText } from '../shared/events.js';
 import { execIdFactory, type ExecIdFn } from './exec-id.js';
 import { NS_PER_TICK, RealProcFs, readUptimeNs, type ProcFs } from './procfs.js';
