@@ -132,7 +132,7 @@ export interface ProcessTableOptions {
   maxEntries?: number;
   /** how long exited and reaped entries stay (default 30 000 ms) */
   graceMs?: number;
-  /** at most this many reaped entries stay, the oldest leaving first (default 4096, at least 64) */
+  /** at most this many reaped entries stay, the oldest leaving first (default 4096, at least 1024) */
   deadMax?: number;
   procfs?: ProcFs;
   /** CLOCK_BOOTTIME ns (default: /proc/uptime) */

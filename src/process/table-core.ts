@@ -84,7 +84,10 @@ export class TableCore {
   setLimits(opts: { maxEntries: number; graceMs: number; deadMax?: number }): void {
     this.maxEntries = Math.max(1, Math.floor(opts.maxEntries));
     this.graceNs = graceNsOf(opts.graceMs);
-    if (opts.deadMax !== undefined) this.deadMax = deadMaxOf(opts.deadMax);
+    if (opts.deadMax !== undefined) {
+      this.deadMax = deadMaxOf(opts.deadMax);
+      this.trimDead(null); // a lower bound applies now, not at the next reap
+    }
   }
 
   // ---------------------------------------------------------------- internals
@@ -163,16 +166,32 @@ export class TableCore {
   }
 
   /** `e` just became dead: it leaves after the grace, or sooner when more than deadMax dead
-   *  entries wait (the oldest goes first), so a fast exec rate cannot grow the table. */
+   *  entries wait (trimDead, once the event is folded in). */
   protected scheduleRemoval(e: ProcessEntry, atNs: bigint): void {
     e.deadAtNs = atNs;
     this.deadQ.push(e);
-    while (this.nDead > this.deadMax) {
+  }
+
+  /** Removes the oldest dead entries until at most deadMax are left, so a fast exec rate cannot
+   *  grow the table. Called between events (after an event is folded in, after a bootstrap, at
+   *  a reload), never in the middle of one: an entry the event is still linking stays. `keep`
+   *  (the entry the event returns) stays too, where it is in the queue. */
+  protected trimDead(keep: ProcessEntry | null): void {
+    let kept: ProcessEntry | undefined;
+    while (this.nDead - (kept === undefined ? 0 : 1) > this.deadMax) {
       const d = this.popDead();
       if (d === undefined) break;
+      if (d === keep) {
+        kept = d;
+        continue;
+      }
       this.remove(d);
       this.nDeadEvictions++;
     }
+    if (kept === undefined) return;
+    // back at the front, where it was: it is still the oldest
+    if (this.deadHead > 0) this.deadQ[--this.deadHead] = kept;
+    else this.deadQ.unshift(kept);
   }
 
   /** Link e to its parent. `parent` null: parentExecId = fallbackId (a parent not in the table). */
@@ -398,8 +417,11 @@ export class TableCore {
 
 /** Dead entries kept at most, by default (lifecycle.table_dead_max). */
 export const DEFAULT_DEAD_MAX = 4096;
-/** The smallest bound: the consumers of a reap read its entry within the same drain. */
-export const MIN_DEAD_MAX = 64;
+/** The smallest bound, as for table_max_entries. Below rate × 10 s, the rules lose two joins
+ *  that read reaped entries late: a kernel line about a process that exited up to 10 s before
+ *  (src/app/rules.ts, TableFacts.byPid), and the ancestry of a coalesced firing rendered up to
+ *  ~0.5 s later. */
+export const MIN_DEAD_MAX = 1024;
 
 const graceNsOf = (ms: number): bigint => BigInt(Math.max(0, Math.round(ms))) * 1_000_000n;
 const deadMaxOf = (n: number): number => Math.max(MIN_DEAD_MAX, Math.floor(n));

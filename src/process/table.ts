@@ -85,6 +85,7 @@ export class ProcessTable extends TableCore {
       const parent = this.find(s.ppid, s.parentStartNs);
       this.setParent(e, s.ppid, parent ?? null, parent === undefined ? this.missId : null);
     }
+    this.trimDead(null);
     this.evictIfNeeded(null);
     return created;
   }
@@ -128,6 +129,7 @@ export class ProcessTable extends TableCore {
       const parent = this.pids.get(ppid);
       this.setParent(e, ppid, parent !== undefined && parent !== e ? parent : null, null);
     }
+    this.trimDead(null);
     this.evictIfNeeded(null);
     return created;
   }
@@ -160,6 +162,7 @@ export class ProcessTable extends TableCore {
         out = this.onExecFailed(ev);
         break;
     }
+    if (this.nDead > this.deadMax) this.trimDead(out.entry);
     if (this.entries.size > this.maxEntries) this.evictIfNeeded(out.entry);
     return out;
   }

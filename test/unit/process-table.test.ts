@@ -601,34 +601,65 @@ describe('bounds and sweeping', () => {
   });
 
   it('keeps at most deadMax reaped entries, the oldest leaving first, within the grace', () => {
-    const { table } = newTable({ graceMs: 3_600_000, deadMax: 64 });
+    const { table } = newTable({ graceMs: 3_600_000, deadMax: 1024 });
     const ids: string[] = [];
-    // 100 processes born, exited and reaped, each a ms after the previous: all inside the grace
-    for (let i = 0; i < 100; i++) {
+    // 1100 processes born, exited and reaped, each a ms after the previous: all inside the grace
+    for (let i = 0; i < 1100; i++) {
       const s = 10n * SEC + BigInt(i) * MS;
-      ids.push(table.apply(fork(1000 + i, s, 1, INIT_START)).execId);
-      table.apply(exit(1000 + i, s, 1, s + 100n));
-      table.apply(reap(1000 + i, s, s + 200n));
+      ids.push(table.apply(fork(10_000 + i, s, 1, INIT_START)).execId);
+      table.apply(exit(10_000 + i, s, 1, s + 100n));
+      table.apply(reap(10_000 + i, s, s + 200n));
     }
     const st = table.stats();
-    expect(st.dead).toBe(64);
-    expect(st.deadEvictions).toBe(36);
+    expect(st.dead).toBe(1024);
+    expect(st.deadEvictions).toBe(76);
     expect(st.evictions).toBe(0); // the bound on all entries was never reached
-    for (let i = 0; i < 36; i++) expect(table.get(ids[i]!), `oldest ${i}`).toBeUndefined();
-    for (let i = 36; i < 100; i++) expect(table.get(ids[i]!), `newest ${i}`).toBeDefined();
+    for (let i = 0; i < 76; i++) expect(table.get(ids[i]!), `oldest ${i}`).toBeUndefined();
+    for (let i = 76; i < 1100; i++) expect(table.get(ids[i]!), `newest ${i}`).toBeDefined();
     // live and zombie entries do not count against it
-    const live = table.apply(fork(5000, 20n * SEC, 1, INIT_START)).execId;
-    table.apply(fork(5001, 20n * SEC + 1n, 1, INIT_START));
-    table.apply(exit(5001, 20n * SEC + 1n, 1, 20n * SEC + 2n));
-    expect(table.stats().dead).toBe(64);
+    const live = table.apply(fork(50_000, 20n * SEC, 1, INIT_START)).execId;
+    table.apply(fork(50_001, 20n * SEC + 1n, 1, INIT_START));
+    table.apply(exit(50_001, 20n * SEC + 1n, 1, 20n * SEC + 2n));
+    expect(table.stats().dead).toBe(1024);
     expect(table.get(live)).toBeDefined();
-    expect(table.byPid(5001)!.state).toBe('zombie');
-    // a reload lowers the bound: it applies at the next reap
+    expect(table.byPid(50_001)!.state).toBe('zombie');
+    // clamped: the rules read reaped entries for up to 10 s
     table.setLimits({ maxEntries: 65536, graceMs: 3_600_000, deadMax: 1 });
-    expect(table.deadMax).toBe(64); // clamped: the consumers of a reap read its entry
-    table.setLimits({ maxEntries: 65536, graceMs: 3_600_000, deadMax: 80 });
-    table.apply(reap(5001, 20n * SEC + 1n, 20n * SEC + 3n));
-    expect(table.stats().dead).toBe(65);
+    expect(table.deadMax).toBe(1024);
+    // a higher bound lets the next reap stay; a lower one trims at once, not at the next reap
+    table.setLimits({ maxEntries: 65536, graceMs: 3_600_000, deadMax: 1100 });
+    table.apply(reap(50_001, 20n * SEC + 1n, 20n * SEC + 3n));
+    expect(table.stats().dead).toBe(1025);
+    table.setLimits({ maxEntries: 65536, graceMs: 3_600_000, deadMax: 1024 });
+    expect(table.stats()).toMatchObject({ dead: 1024, deadEvictions: 77 });
+    checkInvariants(table, 65536);
+  });
+
+  it('trims dead entries after an event is folded in, keeping the links consistent', () => {
+    // A late fork from a parent that is the oldest reaped entry, whose child takes the pid of a
+    // live process (so one more entry dies during the event): the parent is trimmed only after
+    // the event, and the child then keeps its parent's exec_id without a dangling link.
+    const { table } = newTable({ graceMs: 3_600_000, deadMax: 1024 });
+    const pStart = 5n * SEC;
+    const parent = table.apply(fork(900, pStart, 1, INIT_START)).execId;
+    table.apply(exit(900, pStart, 1, pStart + MS));
+    table.apply(reap(900, pStart, pStart + 2n * MS));
+    for (let i = 0; i < 1023; i++) {
+      const s = 10n * SEC + BigInt(i) * MS;
+      table.apply(fork(10_000 + i, s, 1, INIT_START));
+      table.apply(exit(10_000 + i, s, 1, s + 100n));
+      table.apply(reap(10_000 + i, s, s + 200n));
+    }
+    table.apply(fork(777, 30n * SEC, 1, INIT_START)); // live, holds pid 777
+    expect(table.stats().dead).toBe(1024);
+    expect(table.get(parent)!.state).toBe('dead');
+    // the late fork: parent (pid 900, pStart) forked pid 777 at a later start: pid reuse
+    const f = table.apply(fork(777, 31n * SEC, 900, pStart));
+    expect(f.parentExecId).toBe(parent);
+    expect(table.get(parent)).toBeUndefined(); // the oldest dead left after the event
+    expect(f.entry.parent).toBeNull();
+    expect(f.entry.parentExecId).toBe(parent);
+    expect(table.stats()).toMatchObject({ dead: 1024, deadEvictions: 1 });
     checkInvariants(table, 65536);
   });
 
