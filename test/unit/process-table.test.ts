@@ -163,6 +163,19 @@ function withShell(o: Parameters<typeof newTable>[0] = {}) {
   return t;
 }
 
+/** `n` children of init (pids 10000…), born a ms apart from 10 s on, each exited and reaped at
+ *  once; their exec_ids, oldest first. */
+function bornAndReaped(table: ProcessTable, n: number): string[] {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = 10n * SEC + BigInt(i) * MS;
+    ids.push(table.apply(fork(10_000 + i, s, 1, INIT_START)).execId);
+    table.apply(exit(10_000 + i, s, 1, s + 100n));
+    table.apply(reap(10_000 + i, s, s + 200n));
+  }
+  return ids;
+}
+
 function checkInvariants(table: ProcessTable, max: number): void {
   expect(table.size).toBeLessThanOrEqual(max);
   for (const [pid, e] of table.indexedPids()) {
@@ -602,14 +615,8 @@ describe('bounds and sweeping', () => {
 
   it('keeps at most deadMax reaped entries, the oldest leaving first, within the grace', () => {
     const { table } = newTable({ graceMs: 3_600_000, deadMax: 1024 });
-    const ids: string[] = [];
     // 1100 processes born, exited and reaped, each a ms after the previous: all inside the grace
-    for (let i = 0; i < 1100; i++) {
-      const s = 10n * SEC + BigInt(i) * MS;
-      ids.push(table.apply(fork(10_000 + i, s, 1, INIT_START)).execId);
-      table.apply(exit(10_000 + i, s, 1, s + 100n));
-      table.apply(reap(10_000 + i, s, s + 200n));
-    }
+    const ids = bornAndReaped(table, 1100);
     const st = table.stats();
     expect(st.dead).toBe(1024);
     expect(st.deadEvictions).toBe(76);
@@ -644,12 +651,7 @@ describe('bounds and sweeping', () => {
     const parent = table.apply(fork(900, pStart, 1, INIT_START)).execId;
     table.apply(exit(900, pStart, 1, pStart + MS));
     table.apply(reap(900, pStart, pStart + 2n * MS));
-    for (let i = 0; i < 1023; i++) {
-      const s = 10n * SEC + BigInt(i) * MS;
-      table.apply(fork(10_000 + i, s, 1, INIT_START));
-      table.apply(exit(10_000 + i, s, 1, s + 100n));
-      table.apply(reap(10_000 + i, s, s + 200n));
-    }
+    bornAndReaped(table, 1023);
     table.apply(fork(777, 30n * SEC, 1, INIT_START)); // live, holds pid 777
     expect(table.stats().dead).toBe(1024);
     expect(table.get(parent)!.state).toBe('dead');
