@@ -258,6 +258,8 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
     const startRules = (c: AgentConfig) =>
       RulesService.start({
         config: c.rules, table: pipeline.table, log, nowNs: boottimeNs, states,
+        // a throw inside a batch of lifecycle events counts against the rules like one at the event
+        onError: (e) => gRules.fail(e),
         // both read the current part: a reload may restart the windows or the checks
         windows: lazyRssWindows(() => slots.resources),
         alerts: alertSource((q) => slots.checks?.view.alerts({ limit: q.limit }) ?? []),

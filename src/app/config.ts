@@ -56,7 +56,7 @@ export interface AgentConfig extends IntegrationsConfig {
    *  ones built with patrol. A reload loads them again when they changed there. */
   agent: { lockFile: string; pinDir: string; bpfDir: string | null };
   /** attribution: rule file or directory (null = the built-in pack in rules/), kernel log on/off */
-  rules: { enabled: boolean; dir: string | null; kmsg: boolean };
+  rules: { enabled: boolean; dir: string | null; kmsg: boolean; batchIntervalMs: number };
   /** inspection checks (docs/dsl.md); dir null: none */
   checks: { dir: string | null; concurrency: number; retention: { maxAgeMs: number; maxRows: number } };
   metrics: MetricsConfig;
@@ -178,6 +178,7 @@ const FileSchema = section({
     enabled: boolean().default(true),
     dir: optionalPath().default(null),
     kmsg: boolean().default(true),
+    batch_interval: duration(0, 1000).default('250ms'),
   }).default({}),
   checks: section({
     dir: optionalPath().default(null),
@@ -254,7 +255,7 @@ function fromFile(f: FileConfig): AgentConfig {
       tcp: { enabled: f.api.tcp.enabled, host: f.api.tcp.host, port: f.api.tcp.port, tokenFile: f.api.tcp.token_file },
     },
     agent: { lockFile: f.agent.lock_file, pinDir: f.agent.pin_dir, bpfDir: f.agent.bpf_dir },
-    rules: { enabled: f.rules.enabled, dir: f.rules.dir, kmsg: f.rules.kmsg },
+    rules: { enabled: f.rules.enabled, dir: f.rules.dir, kmsg: f.rules.kmsg, batchIntervalMs: f.rules.batch_interval },
     checks: {
       dir: f.checks.dir,
       concurrency: f.checks.concurrency,
@@ -318,7 +319,7 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
       tcp: api.tcp && { enabled: api.tcp.enabled, host: api.tcp.host, port: api.tcp.port, token_file: api.tcp.tokenFile },
     },
     agent: agent && { lock_file: agent.lockFile, pin_dir: agent.pinDir, bpf_dir: agent.bpfDir },
-    rules: rules && { enabled: rules.enabled, dir: rules.dir, kmsg: rules.kmsg },
+    rules: rules && { enabled: rules.enabled, dir: rules.dir, kmsg: rules.kmsg, batch_interval: dur(rules.batchIntervalMs) },
     checks: checks && {
       dir: checks.dir,
       concurrency: checks.concurrency,

@@ -151,8 +151,8 @@ export function buildReloadParts(ctx: LiveContext): ReloadParts {
         }
         return { ok: true, changed: true, version: slots.rules.version };
       }
-      const config = { dir: cfg.rules.dir, kmsg: cfg.rules.kmsg };
-      const before = { dir: prev.rules.dir, kmsg: prev.rules.kmsg };
+      const config = { dir: cfg.rules.dir, kmsg: cfg.rules.kmsg, batchIntervalMs: cfg.rules.batchIntervalMs };
+      const before = { dir: prev.rules.dir, kmsg: prev.rules.kmsg, batchIntervalMs: prev.rules.batchIntervalMs };
       if (!same(config, before)) r.setConfig(config);
       const o = r.reloadReport();
       // a new directory that does not compile: the old one stays, with its set

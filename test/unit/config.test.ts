@@ -83,7 +83,7 @@ const DEFAULTS: AgentConfig = {
     cgroupsMax: 256,
     prometheus: { enabled: true, host: '127.0.0.1', port: 9464, topN: 20, windowMs: 60_000 },
   },
-  rules: { enabled: true, dir: null, kmsg: true },
+  rules: { enabled: true, dir: null, kmsg: true, batchIntervalMs: 250 },
   fleet: null,
   alerts: { node: null, queueMax: 10_000, retry: { initialMs: 1000, maxMs: 300_000 }, outputs: [] },
   export: { redact: [], redactDefaults: true, otlp: null },
@@ -123,7 +123,7 @@ const CUSTOM: AgentConfig = {
     cgroupsMax: 16,
     prometheus: { enabled: false, host: '0.0.0.0', port: 9100, topN: 5, windowMs: 5_000 },
   },
-  rules: { enabled: false, dir: '/etc/patrol/rules', kmsg: false },
+  rules: { enabled: false, dir: '/etc/patrol/rules', kmsg: false, batchIntervalMs: 0 },
   fleet: {
     endpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'],
     node: 'web-1',
@@ -201,7 +201,7 @@ metrics:
   max_exited: 2000
   cgroups_max: 16
   prometheus: { enabled: false, host: 0.0.0.0, port: 9100, top_n: 5, window: 5s }
-rules: { enabled: false, dir: /etc/patrol/rules, kmsg: false }
+rules: { enabled: false, dir: /etc/patrol/rules, kmsg: false, batch_interval: 0 }
 fleet:
   endpoints: [https://10.0.0.1:2379/, https://10.0.0.2:2379]
   node: web-1
@@ -531,7 +531,7 @@ describe('shipped files', () => {
     };
     walk(parseYaml(configToYaml(DEFAULTS)), '');
 
-    expect(paths).toHaveLength(59);
+    expect(paths).toHaveLength(60);
     for (const p of paths) expect(md, p).toContain(`\`${p}\``);
   });
 });

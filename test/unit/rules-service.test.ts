@@ -3,7 +3,9 @@
 import { appendFileSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import type { Enriched } from '../../src/process/index.js';
+import type { ExitEvent, StateEvent } from '../../src/shared/events.js';
 import { ProcessTable, type ProcFs } from '../../src/process/index.js';
 import { createLogger } from '../../src/shared/log.js';
 import { RulesService, alertSource, readCgroupPath } from '../../src/app/rules.js';
@@ -74,5 +76,113 @@ describe('RulesService', () => {
     const p = readCgroupPath(process.pid);
     expect(p === null || p.startsWith('/')).toBe(true);
     expect(readCgroupPath(2 ** 22 + 1)).toBeNull();
+  });
+
+  describe('lifecycle batches (rules.batch_interval)', () => {
+    const S = 1_000_000_000n;
+    const MS = 1_000_000n;
+    const T0 = 1000n * S;
+    const failingExit = (i: number, t: bigint): ExitEvent => ({
+      type: 'exit', ktimeNs: t, seq: BigInt(i), cpu: 0, flags: 0, pid: 7000 + i, tid: 7000 + i, ppid: 1, startNs: t - 5n * MS, status: 256,
+      exitCode: 1, signal: null, coreDumped: false, comm: { text: 'flaky' },
+      usage: { cpuNs: 0, utimeNs: 0, stimeNs: 0, maxRssKb: 1000, readBytes: 0, writeBytes: 0, rchar: 0, wchar: 0, minflt: 0, majflt: 0, nvcsw: 0, nivcsw: 0 },
+    });
+    const service = (batchIntervalMs: number, onError?: (e: unknown) => void) => {
+      const table = new ProcessTable({ bootId: 'b', procfs: noProc, now: () => T0 + 60n * S });
+      const svc = RulesService.start({
+        config: { dir: null, kmsg: false, batchIntervalMs },
+        table,
+        log: createLogger({ level: 'silent' }),
+        nowNs: () => T0 + 60n * S,
+        ...(onError ? { onError } : {}),
+      });
+      return { svc, feed: (ev: ExitEvent) => svc.onLifecycle(ev, table.apply(ev)) };
+    };
+    const crashLoops = (svc: RulesService) => svc.engine.rankRecent(50).filter((c) => c.cause === 'crash_loop').map((c) => ({ count: c.count, explanation: c.explanation }));
+
+    it('finds what event-by-event application finds, in batches due by kernel time', () => {
+      const one = service(0);
+      const batched = service(250);
+      try {
+        let most = 0;
+        for (let i = 0; i < 30; i++) {
+          const ev = failingExit(i, T0 + BigInt(i) * 20n * MS);
+          one.feed(ev);
+          batched.feed(ev);
+          most = Math.max(most, batched.svc.waitingEvents);
+        }
+        // 20 ms apart: the 14th event is 260 ms after the first, due, and goes in with its batch
+        expect(most).toBe(13);
+        expect(one.svc.waitingEvents).toBe(0);
+        const expected = crashLoops(one.svc);
+        expect(expected).toHaveLength(1);
+        expect(expected[0]!.count).toBe(28);
+        expect(crashLoops(batched.svc)).toEqual(expected);
+        expect(batched.svc.waitingEvents).toBe(0);
+        expect(batched.svc.stats().lifecycleBatches).toEqual({ events: 30, batches: 3, maxEvents: 14 }); // 14, 14, and 2 read out
+      } finally {
+        one.svc.close();
+        batched.svc.close();
+      }
+    });
+
+    it('applies the waiting events before a state event, a reader, a new config, and at close', () => {
+      const { svc, feed } = service(250);
+      try {
+        feed(failingExit(0, T0));
+        feed(failingExit(1, T0 + 10n * MS));
+        expect(svc.waitingEvents).toBe(2);
+        const st: StateEvent = { type: 'state', ktimeNs: T0 + 20n * MS, seq: 0n, cpu: 0, pid: 9, tid: 9, startNs: 0n, from: 'D', to: 'R', durationNs: 2n * S, reason: 'd_long', comm: { text: 'io' } };
+        svc.onState(st);
+        expect(svc.waitingEvents).toBe(0);
+        feed(failingExit(2, T0 + 30n * MS));
+        expect(svc.waitingEvents).toBe(1);
+        expect(crashLoops(svc)).toEqual([expect.objectContaining({ count: 1 })]); // reading `engine` applied it
+        expect(svc.waitingEvents).toBe(0);
+        feed(failingExit(3, T0 + 40n * MS));
+        svc.setConfig({ dir: null, kmsg: false, batchIntervalMs: 0 });
+        expect(svc.waitingEvents).toBe(0);
+        feed(failingExit(4, T0 + 50n * MS)); // interval 0: at once
+        expect(svc.waitingEvents).toBe(0);
+        svc.setConfig({ dir: null, kmsg: false, batchIntervalMs: 250 });
+        feed(failingExit(5, T0 + 60n * MS));
+        expect(svc.waitingEvents).toBe(1);
+      } finally {
+        svc.close();
+      }
+      expect(svc.waitingEvents).toBe(0);
+      expect(svc.stats().lifecycleBatches.events).toBe(5); // the one at interval 0 went straight in
+    });
+
+    it('applies a batch on its timer when the stream stops', async () => {
+      const { svc, feed } = service(40);
+      try {
+        feed(failingExit(0, T0));
+        expect(svc.waitingEvents).toBe(1);
+        for (let i = 0; i < 40 && svc.waitingEvents > 0; i++) await sleep(10);
+        expect(svc.waitingEvents).toBe(0);
+        expect(svc.stats().lifecycleBatches).toEqual({ events: 1, batches: 1, maxEvents: 1 });
+      } finally {
+        svc.close();
+      }
+    });
+
+    it('reports a throw inside a batch and applies the rest of it', () => {
+      const onError = vi.fn();
+      const { svc, feed } = service(250, onError);
+      try {
+        feed(failingExit(0, T0));
+        feed(failingExit(1, T0 + 10n * MS));
+        svc.onLifecycle(failingExit(2, T0 + 20n * MS), undefined as unknown as Enriched); // a bug upstream
+        feed(failingExit(3, T0 + 30n * MS));
+        feed(failingExit(4, T0 + 300n * MS)); // due: the batch goes in
+        expect(onError).toHaveBeenCalledTimes(1);
+        expect(svc.waitingEvents).toBe(0);
+        // four good failures reached the engine: the finding counts its firings (from the 3rd)
+        expect(crashLoops(svc)).toEqual([expect.objectContaining({ count: 2 })]);
+      } finally {
+        svc.close();
+      }
+    });
   });
 });
