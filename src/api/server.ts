@@ -190,6 +190,20 @@ function buildApp(
     });
   }
 
+  // after the token check: an unauthenticated request costs no drain
+  const freshen = view.freshen?.bind(view);
+  if (freshen) {
+    app.addHook('onRequest', (_req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
+      try {
+        freshen();
+      } catch (e) {
+        // the consumers guard themselves; if the drain itself failed, a stale answer beats none
+        log.warn({ err: (e as Error).message }, 'api: could not hand over the latest records before answering');
+      }
+      done();
+    });
+  }
+
   app.addHook('onResponse', async (req: FastifyRequest, reply: FastifyReply) => {
     log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'api request');
   });

@@ -105,6 +105,9 @@ export interface AgentView {
   /** Live events, called synchronously right after table.apply(ev) on the event path, in order.
    *  Returns the unsubscribe function. The listener must be cheap and never throws. */
   subscribe(listener: EventListener): () => void;
+  /** Called before every request is handled: the agent hands its consumers what the kernel has
+   *  written so far, so an answer reads current state (absent: nothing to do). */
+  freshen?(): void;
   /** Live transitions of interest and throttle notices from the state sensor, if it runs. */
   subscribeState?(listener: (ev: StateStreamEvent) => void): () => void;
   /** attribution (rules engine), when it runs */

@@ -133,6 +133,11 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
     // The lifecycle pipeline starts after the checks (their counters must exist before the
     // first event): events_lost reads its loss accounting through this closure.
     let lifecycle: LifecyclePipeline | null = null;
+    // Watched and unwatched delivery (docs/architecture.md, "Delivery policies"): while nobody
+    // follows the live stream the ring is drained every lifecycle.unwatched_interval, and every
+    // reader drains it first: an API request, a scrape, the sweeps, a check run, a state record,
+    // a kernel-log line. What they read is then as current as the kernel's records.
+    const freshen = () => lifecycle?.drainNow();
     const agentFacts = {
       lostRecords: () => {
         if (lifecycle === null) throw new Unavailable('the lifecycle pipeline is still starting');
@@ -145,7 +150,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
     const processList = new AgentProcessSource(() => (lifecycle !== null && states !== null ? { table: lifecycle.table, states: states.states } : null));
     // rules start later (they need the state pipeline); alerts ask them through this closure
     const startChecks = (c: AgentConfig) =>
-      startAgentChecks(c, log, () => slots.resources, (a) => slots.rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null, agentFacts, integ.deliver, processList);
+      startAgentChecks(c, log, () => slots.resources, (a) => slots.rules?.attribute({ id: a.id, check: a.name, state: a.state, ts: a.at, evidence: a.evidence }) ?? null, agentFacts, integ.deliver, processList, freshen);
     slots.checks = startChecks(cfg);
     cleanups.push(() => slots.checks?.close());
     // Each consumer behind its own boundary (consumers.ts): a throw is counted and logged, and
@@ -227,7 +232,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
     };
     const objects = objectPaths(cfg.agent.bpfDir);
     // the periodic sweeps (states, resources, health, the heap governor) share one wakeup a second (ticker.ts)
-    const ticker = new Ticker();
+    const ticker = new Ticker({ before: freshen });
     const pipeline = LifecyclePipeline.start({ ...cfg.lifecycle, ...integ.tableHooks }, log, onEvent, { objectPath: objects.lifecycle });
     lifecycle = pipeline;
     cleanups.push(() => pipeline.close());
@@ -235,7 +240,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
       slots.rules?.onState(ev);
       slots.checks?.service.onState(ev);
       for (const l of stateListeners) l(ev);
-    }, { objectPath: objects.state, ticker });
+    }, { objectPath: objects.state, ticker, beforeBatch: freshen });
     cleanups.push(() => states!.close());
     const startResources = async (c: AgentConfig) => {
       const agentHealth = ResourcePipeline.health(
@@ -250,6 +255,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
         },
       );
       const r = await ResourcePipeline.start(c.metrics, pipeline.table, () => pipeline.readUsage(), agentHealth, log, ticker);
+      r.beforeScrape = freshen;
       integ.attachResources(r);
       return r;
     };
@@ -260,6 +266,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
         config: c.rules, table: pipeline.table, log, nowNs: boottimeNs, states,
         // a throw inside a batch of lifecycle events counts against the rules like one at the event
         onError: (e) => gRules.fail(e),
+        beforeInput: freshen,
         // both read the current part: a reload may restart the windows or the checks
         windows: lazyRssWindows(() => slots.resources),
         alerts: alertSource((q) => slots.checks?.view.alerts({ limit: q.limit }) ?? []),
@@ -291,6 +298,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
     cleanups.push(() => startupPages.stop());
     const reloadParts = buildReloadParts({
       log, loadOpts, store, table: pipeline.table, states, slots, startRules, startChecks, startResources, integrations: integ,
+      setUnwatchedInterval: (ms) => pipeline.setUnwatchedInterval(ms),
       sensors: new SensorReloader({ lifecycle: pipeline, states, log, config: cfg }),
     });
     const coordinator = new ReloadCoordinator(cfg, reloadParts);
@@ -345,8 +353,13 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
       },
       subscribe: (l) => {
         listeners.add(l);
-        return () => listeners.delete(l);
+        pipeline.setWatched(true);
+        return () => {
+          listeners.delete(l);
+          pipeline.setWatched(listeners.size > 0);
+        };
       },
+      freshen,
       subscribeState,
       health: () => health.report(),
       get explain() {

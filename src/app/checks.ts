@@ -209,6 +209,8 @@ export interface CheckServiceOptions {
   deliver?: (a: Alert, attribution: unknown) => void;
   /** the process list (the agent's: AgentProcessSource); /proc when absent */
   processes?: ProcessSource;
+  /** before checks run: the agent drains its lifecycle ring (Executor's beforeRun) */
+  beforeRun?: () => void;
 }
 
 const bootMs = () => Number(boottimeNs() / 1_000_000n);
@@ -234,6 +236,7 @@ export class CheckService {
     this.executor = new Executor({
       sources,
       concurrency: opts.concurrency,
+      ...(opts.beforeRun ? { beforeRun: opts.beforeRun } : {}),
       eventNow: this.eventNow,
       onResult: (r) => opts.store?.recordResult(r),
       onAlert: (a) => {
@@ -380,6 +383,7 @@ export function startAgentChecks(
   agent?: AgentSource,
   deliver?: (a: Alert, attribution: unknown) => void,
   processes?: ProcessSource,
+  beforeRun?: () => void,
 ): AgentChecks | null {
   if (cfg.checks.dir === null) return null;
   // A wrong directory is a typo, not an empty pack: stop before running zero checks silently
@@ -401,6 +405,7 @@ export function startAgentChecks(
   const service = new CheckService({
     dir: cfg.checks.dir, log, store, concurrency: cfg.checks.concurrency, windows: lazyWindows(resources),
     ...(attribute ? { attribute } : {}), ...(agent ? { agent } : {}), ...(deliver ? { deliver } : {}), ...(processes ? { processes } : {}),
+    ...(beforeRun ? { beforeRun } : {}),
   });
   service.start();
   const view: ChecksView = {

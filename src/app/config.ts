@@ -38,7 +38,7 @@ export interface AgentConfig extends IntegrationsConfig {
   log: { level: LogLevel; format: LogFormat };
   lifecycle: Pick<
     LifecycleConfig,
-    'argsCap' | 'filenameCap' | 'ringBytes' | 'emitThreads' | 'execFailed' | 'tableMaxEntries' | 'tableGraceMs' | 'tableDeadMax' | 'queueBytes' | 'consumerRealtimePriority' | 'batchDelayUs' | 'delivery' | 'deliveryIntervalMs'
+    'argsCap' | 'filenameCap' | 'ringBytes' | 'emitThreads' | 'execFailed' | 'tableMaxEntries' | 'tableGraceMs' | 'tableDeadMax' | 'queueBytes' | 'consumerRealtimePriority' | 'batchDelayUs' | 'delivery' | 'deliveryIntervalMs' | 'unwatchedIntervalMs'
   >;
   state: Pick<StateConfig, 'dThresholdMs' | 'budgetPerSec' | 'sweepMs'>;
   store: {
@@ -144,6 +144,7 @@ const FileSchema = section({
     table_dead_max: integer(MIN_DEAD_MAX, 16 << 20).default(DEFAULT_DEAD_MAX),
     delivery: oneOf(DELIVERY_POLICIES).default('efficient'),
     delivery_interval: duration(1, 1000).default('15ms'),
+    unwatched_interval: duration(0, 10 * MS.s).default('250ms'),
     queue_size: size(1 << 20, 1 << 30).default('16M'),
     realtime_priority: integer(0, 99).default(0),
     batch_delay_us: leaf((v): number | 'auto' | Bad => {
@@ -239,6 +240,7 @@ function fromFile(f: FileConfig): AgentConfig {
       batchDelayUs: f.lifecycle.batch_delay_us,
       delivery: f.lifecycle.delivery,
       deliveryIntervalMs: f.lifecycle.delivery_interval,
+      unwatchedIntervalMs: f.lifecycle.unwatched_interval,
     },
     state: {
       dThresholdMs: f.state.d_threshold,
@@ -303,6 +305,7 @@ function toFile(c: DeepPartial<AgentConfig>, human: boolean): Record<string, unk
       batch_delay_us: lc.batchDelayUs,
       delivery: lc.delivery,
       delivery_interval: dur(lc.deliveryIntervalMs),
+      unwatched_interval: dur(lc.unwatchedIntervalMs),
     },
     state: state && {
       d_threshold: dur(state.dThresholdMs),

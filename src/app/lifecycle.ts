@@ -60,8 +60,11 @@ export interface LifecycleConfig {
    *  - 'low_latency': a consumer thread woken by producers (sub-millisecond), `patrol trace`'s.
    *  consumerRealtimePriority > 0 implies low_latency. */
   delivery: DeliveryPolicy;
-  /** efficient delivery: ms between drains, the latency bound */
+  /** efficient delivery: ms between drains while the stream is watched, the latency bound */
   deliveryIntervalMs: number;
+  /** efficient delivery: ms between drains while nobody watches the stream (setWatched), 0 =
+   *  always deliveryIntervalMs. Readers drain first (drainNow), so what they read is current. */
+  unwatchedIntervalMs: number;
   /** argv redaction and cgroup identity, handed to the process table (src/app/integrations.ts);
    *  hooks, not config keys */
   redactArgv?: ProcessTableOptions['redactArgv'];
@@ -89,6 +92,7 @@ export const DEFAULT_LIFECYCLE: LifecycleConfig = {
   tableDeadMax: DEFAULT_DEAD_MAX,
   delivery: 'efficient',
   deliveryIntervalMs: 15,
+  unwatchedIntervalMs: 0,
 };
 
 /** The policy in force: realtime priority asks for latency first. */
@@ -243,7 +247,7 @@ export class LifecyclePipeline {
         { tagOffset: ptHdrOpOffset(), sleepFlag: { map: 'pt_ring_ctl', offset: 0 } },
         {
           ...DEFAULT_PULL_POLICY,
-          tickMs: config.deliveryIntervalMs,
+          tickMs: this.intervalFor(config),
           // A burst that fills a quarter of the ring is drained at once, not at the next tick.
           wakeAboveBytes: config.ringBytes / 4,
         },
@@ -265,6 +269,44 @@ export class LifecyclePipeline {
         (batch) => this.onBatch(batch),
       );
     }
+  }
+
+  // ---------------------------------------------------------------- watched and unwatched delivery
+
+  /** Whether anyone follows the stream as it happens (the agent's live event stream). */
+  private watched = false;
+
+  /** The efficient consumer's interval for `config`: the latency bound while watched; the
+   *  longer unwatched interval otherwise, when there is one. */
+  private intervalFor(config: LifecycleConfig): number {
+    const fast = config.deliveryIntervalMs;
+    return this.watched || config.unwatchedIntervalMs <= 0 ? fast : Math.max(fast, config.unwatchedIntervalMs);
+  }
+
+  /** A live subscriber came (true) or the last one left (false). Coming, it gets what waits at
+   *  once, then a drain every deliveryIntervalMs. */
+  setWatched(watched: boolean): void {
+    if (watched === this.watched) return;
+    this.watched = watched;
+    if (watched) this.drainNow();
+    this.sensor.setRingInterval(this.intervalFor(this.config));
+  }
+
+  get isWatched(): boolean {
+    return this.watched;
+  }
+
+  /** A new unwatched interval (a config reload): from the next drain on. */
+  setUnwatchedInterval(ms: number): void {
+    (this as { config: LifecycleConfig }).config = { ...this.config, unwatchedIntervalMs: ms };
+    this.sensor.setRingInterval(this.intervalFor(this.config));
+  }
+
+  /** Hands over what the ring holds now, before returning: a reader of the table, the states,
+   *  the windows or the store then reads every record the kernel had written. A no-op for the
+   *  low-latency consumer (it delivers as records come) and inside a delivery. */
+  drainNow(): void {
+    if (!this.stopped) this.sensor.drainRingNow();
   }
 
   // ---------------------------------------------------------------- sensor reload (src/app/sensor-reload.ts)

@@ -35,6 +35,8 @@ export interface LiveContext {
   startResources(cfg: AgentConfig): Promise<ResourcePipeline>;
   /** alert delivery, redaction, OTLP, the CRI socket (absent: those sections wait for a restart) */
   integrations?: Pick<AgentIntegrations, 'apply'>;
+  /** lifecycle.unwatched_interval, applied to the running consumer */
+  setUnwatchedInterval?: (ms: number) => void;
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -86,9 +88,10 @@ export function buildReloadParts(ctx: LiveContext): ReloadParts {
     },
     lifecycle: {
       // without reloadable sensors, what they take at load waits for a restart
-      notLive: notLiveIn('lifecycle', (k) => (ctx.sensors || ['lifecycle.table_max_entries', 'lifecycle.table_grace', 'lifecycle.table_dead_max'].includes(k) ? null : `${k}: taken by the sensors at load, and this agent cannot load them again`)),
-      apply: (next) => {
+      notLive: notLiveIn('lifecycle', (k) => (ctx.sensors || ['lifecycle.table_max_entries', 'lifecycle.table_grace', 'lifecycle.table_dead_max', 'lifecycle.unwatched_interval'].includes(k) ? null : `${k}: taken by the sensors at load, and this agent cannot load them again`)),
+      apply: (next, keys) => {
         ctx.table.setLimits({ maxEntries: next.lifecycle.tableMaxEntries, graceMs: next.lifecycle.tableGraceMs, deadMax: next.lifecycle.tableDeadMax });
+        if (keys.includes('lifecycle.unwatched_interval')) ctx.setUnwatchedInterval?.(next.lifecycle.unwatchedIntervalMs);
       },
     },
     state: {

@@ -47,6 +47,8 @@ export class ResourcePipeline {
   private lastNodeSampleMs = -Infinity;
   private server: FastifyInstance | null = null;
   listenAddress: string | null = null;
+  /** runs before a scrape is answered (the agent drains the lifecycle ring: counters current) */
+  beforeScrape: (() => void) | null = null;
 
   private constructor(
     readonly cfg: MetricsConfig,
@@ -182,6 +184,7 @@ export class ResourcePipeline {
   private async listen(): Promise<void> {
     const app = Fastify({ logger: false });
     app.get('/metrics', async (_req, reply) => {
+      this.beforeScrape?.();
       reply.header('content-type', this.metrics.contentType);
       return this.metrics.text();
     });

@@ -182,6 +182,9 @@ export interface RulesServiceOptions {
   /** a throw from the engine while a batch of lifecycle events is applied (the rest of the
    *  batch is still applied); without it the first throw is rethrown after the batch */
   onError?: (e: unknown) => void;
+  /** runs before a kernel-log or tailed line goes in (the agent drains the lifecycle ring, so
+   *  the line meets the process events the kernel wrote before it) */
+  beforeInput?: () => void;
   windows?: WindowFacts;
   alerts?: AlertSource;
 }
@@ -281,7 +284,7 @@ export class RulesService {
   private startKmsg(): void {
     const opts = this.opts;
     try {
-      this.kmsg = new KmsgReader((rec) => (this.engine.onKmsg(rec), this.armExpiry()), { sinceNs: opts.nowNs() - BigInt(opts.kmsgBacklogMs ?? 60_000) * 1_000_000n, ...fdReadableOption() }).start();
+      this.kmsg = new KmsgReader((rec) => (this.opts.beforeInput?.(), this.engine.onKmsg(rec), this.armExpiry()), { sinceNs: opts.nowNs() - BigInt(opts.kmsgBacklogMs ?? 60_000) * 1_000_000n, ...fdReadableOption() }).start();
     } catch (e) {
       opts.log.warn({ err: (e as Error).message }, 'cannot read /dev/kmsg: kernel-log rules (OOM, segfault, hung task) are off');
     }
@@ -329,7 +332,7 @@ export class RulesService {
       }
     }
     for (const p of want) {
-      if (!this.tailers.has(p)) this.tailers.set(p, new FileTailer(p, (line) => (this.engine.onLogLine(p, line, this.opts.nowNs()), this.armExpiry())).start());
+      if (!this.tailers.has(p)) this.tailers.set(p, new FileTailer(p, (line) => (this.opts.beforeInput?.(), this.engine.onLogLine(p, line, this.opts.nowNs()), this.armExpiry())).start());
     }
   }
 

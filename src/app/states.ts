@@ -76,7 +76,9 @@ export class StatePipeline {
     };
   }
 
-  static start(cfg: Partial<StateConfig>, table: ProcessTable, log: Logger, sink: (ev: StateStreamEvent) => void, opts: { objectPath?: string; ticker?: Ticker } = {}): StatePipeline {
+  /** `beforeBatch`: runs before each batch of state records is applied (the agent drains the
+   *  lifecycle ring there, so a state record finds the process it is about in the table). */
+  static start(cfg: Partial<StateConfig>, table: ProcessTable, log: Logger, sink: (ev: StateStreamEvent) => void, opts: { objectPath?: string; ticker?: Ticker; beforeBatch?: () => void } = {}): StatePipeline {
     const config = { ...DEFAULT_STATE, ...cfg };
     const sensor = Sensor.load(StatePipeline.spec(config, opts.objectPath ?? STATE_OBJECT, 0), log);
     const p = new StatePipeline(sensor, config, table, log, sink);
@@ -89,6 +91,7 @@ export class StatePipeline {
     }
     p.ticker = opts.ticker ?? new Ticker();
     p.tick = p.ticker.every(config.sweepMs, () => p.sweep());
+    p.beforeBatch = opts.beforeBatch ?? null;
     return p;
   }
 
@@ -129,7 +132,10 @@ export class StatePipeline {
     old.close();
   }
 
+  private beforeBatch: (() => void) | null = null;
+
   private onBatch(batch: Buffer): void {
+    this.beforeBatch?.();
     const r = decodeStateBatch(batch, this.seq);
     for (const ev of r.events) {
       this.captured[ev.type]++;

@@ -32,6 +32,10 @@ interface Group {
 export class Ticker {
   private readonly groups: Group[] = [];
 
+  /** `before`: runs first at every tick (the agent drains the lifecycle ring there, so the
+   *  sweeps read a current process table). A throw from it is treated like a callback's. */
+  constructor(private readonly opts: { before?: () => void } = {}) {}
+
   /** Calls `fn` every `ms`, on the timer of a base period that divides `ms` when there is one.
    *  `ref: false` (the default) lets the process exit while the callback waits. */
   every(ms: number, fn: () => void, opts: { ref?: boolean } = {}): Tick {
@@ -72,7 +76,8 @@ export class Ticker {
 
   private newGroup(period: number): Group {
     const entries: Entry[] = [];
-    const g: Group = { period, timer: setInterval(() => runAll(entries), period), entries };
+    const before = this.opts.before;
+    const g: Group = { period, timer: setInterval(() => runAll(entries, before), period), entries };
     g.timer.unref();
     this.groups.push(g);
     return g;
@@ -92,9 +97,17 @@ function keepAlive(g: Group): void {
   else g.timer.unref();
 }
 
-function runAll(entries: readonly Entry[]): void {
+function runAll(entries: readonly Entry[], before: (() => void) | undefined): void {
   let first: unknown = null;
   let failed = false;
+  if (before) {
+    try {
+      before();
+    } catch (err) {
+      first = err;
+      failed = true;
+    }
+  }
   // a copy: a callback may cancel another (then it is skipped) or add one (it waits a period)
   const list = entries.slice();
   for (let i = 0; i < list.length; i++) {

@@ -85,6 +85,9 @@ export interface ExecutorOptions {
   onResult?: (r: CheckResult) => void;
   onAlert?: (a: Alert) => void;
   flap?: Partial<FlapOptions>;
+  /** runs before queued checks start (the agent hands its consumers what the kernel has
+   *  written, so event counters and the process list are current); a throw is ignored */
+  beforeRun?: () => void;
 }
 
 interface Runtime {
@@ -234,6 +237,13 @@ export class Executor {
   }
 
   private pump(): void {
+    if (this.opts.beforeRun && this.active < this.concurrency && this.queue.length > 0) {
+      try {
+        this.opts.beforeRun();
+      } catch {
+        // stale inputs for this run rather than no run
+      }
+    }
     while (this.active < this.concurrency && this.queue.length > 0) {
       const r = this.queue.shift()!;
       this.active++;

@@ -58,6 +58,9 @@ export interface RingStats {
   overflows?: number;
   /** efficient delivery: drains stopped at a ring's worth (the producers outran the JS thread) */
   cutDrains?: number;
+  /** efficient delivery: drains asked for by a reader (drainNow), and the interval in force */
+  demandDrains?: number;
+  intervalMs?: number;
   records: number;
   batches: number;
   deliveredBatches: number;

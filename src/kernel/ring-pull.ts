@@ -7,6 +7,8 @@
 //   reap) arrive together;
 // - asleep: a drain every `sleepCheckMs` anyway, in case a wakeup could not be sent (a full
 //   ring: records are then already being lost and counted).
+// - on demand: drainNow() drains at once, for a reader that wants the latest (the agent drains
+//   before it answers a request or sweeps); setTickMs() changes the interval while running.
 import { native, type BpfObject, type RingPullHandle, type RingPullOptions, type RingStats } from './native.js';
 
 export interface PullPolicy {
@@ -47,6 +49,12 @@ export class RingPuller {
   private sleepWakes = 0;
   private watermarkWakes = 0;
   private timedDrains = 0;
+  private demandDrains = 0;
+  /** a batch is being handed over: a drain asked for from inside it waits (the reused buffer
+   *  holds the batch being read) */
+  private delivering = false;
+  /** ms between drains while records flow (the policy's tickMs until setTickMs) */
+  private tickMs: number;
 
   constructor(
     obj: BpfObject,
@@ -56,10 +64,11 @@ export class RingPuller {
     private readonly onBatch: PullBatchHandler,
   ) {
     const n = native();
+    this.tickMs = policy.tickMs;
     this.buf = Buffer.allocUnsafe(policy.bufferBytes);
     const pages = policy.wakeAboveBytes > 0 ? Math.max(1, Math.ceil(policy.wakeAboveBytes / 4096)) : 0;
     this.handle = n.ringPullOpen(obj, map, { ...opts, wakeAbovePages: pages }, this.onWake);
-    this.schedule(policy.tickMs);
+    this.schedule(this.tickMs);
   }
 
   private schedule(ms: number): void {
@@ -78,19 +87,55 @@ export class RingPuller {
 
   /** Hands a drain's result to the handler; false if it held nothing. */
   private deliver(r: number | Buffer): boolean {
-    if (typeof r === 'number') {
-      if (r <= 0) return false;
-      this.batches++;
-      this.onBatch(this.buf.subarray(0, r));
-      return true;
-    }
+    if (typeof r === 'number' && r <= 0) return false;
     this.batches++;
-    this.onBatch(r);
+    this.delivering = true;
+    try {
+      this.onBatch(typeof r === 'number' ? this.buf.subarray(0, r) : r);
+    } finally {
+      this.delivering = false;
+    }
     return true;
+  }
+
+  /** The interval between drains while records flow, from now on. */
+  setTickMs(ms: number): void {
+    const next = Math.max(1, Math.round(ms));
+    if (next === this.tickMs) return;
+    this.tickMs = next;
+    // awake: the next drain comes at the new interval (asleep: the next record's wakeup uses it)
+    if (!this.asleep && !this.closed) this.schedule(next);
+  }
+
+  get intervalMs(): number {
+    return this.tickMs;
+  }
+
+  /** Drains what the ring holds now and hands it over before returning: for a reader that wants
+   *  the latest. Asleep, it stays asleep unless it finds records. A no-op inside a delivery. */
+  drainNow(): void {
+    if (this.closed || this.delivering) return;
+    this.demandDrains++;
+    const n = native();
+    if (this.asleep) {
+      const r = n.ringPullSleep(this.handle, this.buf);
+      if (r === -1) return;
+      this.asleep = false;
+      this.idle = 0;
+      this.schedule(this.tickMs);
+      this.deliver(r);
+      return;
+    }
+    if (this.deliver(n.ringPullDrain(this.handle, this.buf))) this.idle = 0;
   }
 
   private readonly tick = (): void => {
     if (this.closed) return;
+    if (this.delivering) {
+      // a handler waited on the loop mid-batch (it cannot, today): drain at the next tick
+      this.schedule(this.tickMs);
+      return;
+    }
     this.ticks++;
     const n = native();
     if (this.asleep) {
@@ -103,12 +148,12 @@ export class RingPuller {
       this.asleep = false;
       this.timedDrains++;
       this.idle = 0;
-      this.schedule(this.policy.tickMs);
+      this.schedule(this.tickMs);
       this.deliver(r);
       return;
     }
     // Re-arm before delivering: a handler that throws must not stop the stream.
-    this.schedule(this.policy.tickMs);
+    this.schedule(this.tickMs);
     if (this.deliver(n.ringPullDrain(this.handle, this.buf))) {
       this.idle = 0;
       return;
@@ -131,7 +176,7 @@ export class RingPuller {
       this.asleep = false;
       this.sleepWakes++;
       this.idle = 0;
-      this.schedule(this.policy.tickMs);
+      this.schedule(this.tickMs);
       return;
     }
     // Awake and woken: the backlog passed the watermark. Drain now.
@@ -181,6 +226,8 @@ export class RingPuller {
       drains: s.drains,
       sleepWakes: this.sleepWakes,
       watermarkWakes: this.watermarkWakes,
+      demandDrains: this.demandDrains,
+      intervalMs: this.tickMs,
       overflows: s.overflows,
       cutDrains: s.cutDrains,
     };

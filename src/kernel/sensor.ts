@@ -254,6 +254,16 @@ export class Sensor {
     }
   }
 
+  /** Efficient delivery: drains the ring now (see RingPuller.drainNow); otherwise nothing. */
+  drainRingNow(): void {
+    this.puller?.drainNow();
+  }
+
+  /** Efficient delivery: the interval between drains from now on; otherwise nothing. */
+  setRingInterval(ms: number): void {
+    this.puller?.setTickMs(ms);
+  }
+
   ringStats(): RingStats | null {
     if (this.puller) return this.puller.stats();
     return this.consumer ? native().ringStats(this.consumer) : this.lastRingStats;

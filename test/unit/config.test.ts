@@ -67,6 +67,7 @@ const DEFAULTS: AgentConfig = {
     batchDelayUs: 'auto',
     delivery: 'efficient',
     deliveryIntervalMs: 15,
+    unwatchedIntervalMs: 250,
   },
   state: { dThresholdMs: 1000, budgetPerSec: 2000, sweepMs: 2000 },
   store: { path: '/var/lib/patrol/patrol.db', flushIntervalMs: 1000, retention: { maxAgeMs: 7 * 86_400_000, maxRows: 1_000_000 } },
@@ -107,6 +108,7 @@ const CUSTOM: AgentConfig = {
     batchDelayUs: 250,
     delivery: 'low_latency',
     deliveryIntervalMs: 20,
+    unwatchedIntervalMs: 2000,
   },
   state: { dThresholdMs: 500, budgetPerSec: 100, sweepMs: 1000 },
   store: { path: '/data/patrol.db', flushIntervalMs: 1500, retention: { maxAgeMs: 36 * 3_600_000, maxRows: 5000 } },
@@ -170,6 +172,7 @@ lifecycle:
   batch_delay_us: 250
   delivery: low_latency
   delivery_interval: 20ms
+  unwatched_interval: 2s
 state: { d_threshold: 500ms, budget_per_sec: 100, sweep_interval: 1s }
 store:
   path: /data/patrol.db
@@ -293,7 +296,10 @@ describe('loadConfig: files', () => {
 
   it('defaults agree with the lifecycle pipeline and the API', () => {
     const d = defaultConfig();
-    for (const [k, v] of Object.entries(d.lifecycle)) expect(v, k).toEqual(DEFAULT_LIFECYCLE[k as keyof typeof DEFAULT_LIFECYCLE]);
+    // but the unwatched interval: the agent's, which drains before every read; a pipeline on
+    // its own hands every event to its sink, so it keeps the latency bound (0: off)
+    for (const [k, v] of Object.entries(d.lifecycle)) if (k !== 'unwatchedIntervalMs') expect(v, k).toEqual(DEFAULT_LIFECYCLE[k as keyof typeof DEFAULT_LIFECYCLE]);
+    expect([d.lifecycle.unwatchedIntervalMs, DEFAULT_LIFECYCLE.unwatchedIntervalMs]).toEqual([250, 0]);
     expect(d.state).toEqual(DEFAULT_STATE);
     expect(d.api.socket).toBe(DEFAULT_SOCKET);
     expect(d.api.tcp.host).toBe(DEFAULT_TCP_HOST);
@@ -531,7 +537,7 @@ describe('shipped files', () => {
     };
     walk(parseYaml(configToYaml(DEFAULTS)), '');
 
-    expect(paths).toHaveLength(60);
+    expect(paths).toHaveLength(61);
     for (const p of paths) expect(md, p).toContain(`\`${p}\``);
   });
 });
