@@ -227,6 +227,71 @@ describe.skipIf(!bpfEnabled)('patrol agent (real kernel)', () => {
 
 // A consumer that throws (PATROL_FAULT_INJECT) and kill -9 under load: test/faults.
 
+// Unwatched delivery (lifecycle.unwatched_interval): nobody follows the live stream, so the ring
+// is drained only every 10 s here; a reader drains it first, and a live subscriber brings the
+// latency bound back at once.
+describe.skipIf(!bpfEnabled)('agent: unwatched delivery, readers drain first', () => {
+  const p = paths();
+  let agent: ChildProcess;
+  const stats = async () => (await get(p.socket, '/v1/stats')).body as { ring: { interval_ms: number; demand_drains: number } };
+
+  beforeAll(async () => {
+    writeFileSync(p.config, readFileSync(p.config, 'utf8') + 'lifecycle: { unwatched_interval: 10s }\n');
+    agent = startAgent(p);
+    await waitReady(p);
+  });
+
+  afterAll(async () => {
+    agent?.kill('SIGTERM');
+    await exited(agent);
+  });
+
+  it('a request sees a process born a moment ago, and a zombie, with the next timed drain 10 s away', async () => {
+    const st = await stats();
+    expect(st.ring.interval_ms).toBe(10_000);
+    const m = marker();
+    // a parent that does not reap its child, and says when the child is a zombie; the request
+    // follows at once, so only its own drain can have brought the records in (the once-a-second
+    // sweeps drain too: a race this test loses rarely if the request did not drain)
+    const script = '$| = 1; if (my $c = fork()) { select(undef, undef, undef, 0.05); print "ready\\n"; sleep 5 } else { exit 0 }';
+    const parent = spawn('perl', ['-e', script, m], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let said = '';
+    parent.stdout!.on('data', (d) => (said += d));
+    try {
+      expect(await until(() => said.includes('ready'), 5000)).toBe(true);
+      const ps = (await get(p.socket, '/v1/processes?comm=perl')).body as { processes: Array<{ pid: number; args: string[] }> };
+      expect(ps.processes.find((r) => r.pid === parent.pid)?.args).toEqual(['perl', '-e', script, m]);
+      const z = (await get(p.socket, '/v1/zombies')).body as { zombies: Array<{ ppid: number }> };
+      expect(z.zombies.some((x) => x.ppid === parent.pid)).toBe(true);
+      expect((await stats()).ring.demand_drains).toBeGreaterThan(st.ring.demand_drains);
+    } finally {
+      parent.kill();
+    }
+  });
+
+  it('a live subscriber gets events within the latency bound; when it leaves, the unwatched interval is back', async () => {
+    const ev = spawn(PATROL, ['events', '--json', '--socket', p.socket, '--comm', 'true'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    ev.stdout!.on('data', (d) => (out += d));
+    try {
+      expect(await until(() => out.includes('"ready"'), 5000)).toBe(true);
+      expect((await stats()).ring.interval_ms).toBe(15);
+      await sleep(500); // the consumer falls asleep: only a record wakes it now
+      const m = marker();
+      await run('/bin/true', [m]);
+      // the record wakes the consumer, which drains one delivery_interval later (15 ms), not 10 s
+      expect(await until(() => out.includes(m), 3000)).toBe(true);
+    } finally {
+      ev.kill('SIGINT');
+      await exited(ev);
+    }
+    // the server sees the client go, and the last subscriber leaving brings 10 s back
+    let interval = 0;
+    for (const end = Date.now() + 5000; Date.now() < end && interval !== 10_000; await sleep(50)) interval = (await stats()).ring.interval_ms;
+    expect(interval).toBe(10_000);
+  });
+});
+
 describe.skipIf(!bpfEnabled)('agent TCP listener', () => {
   it('refuses requests without the token or with a wrong one', async () => {
     const p = paths();

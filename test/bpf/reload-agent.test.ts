@@ -141,18 +141,19 @@ describe.skipIf(!bpfEnabled)('patrol reload against the agent (real kernel)', ()
     expect(agentLog).toContain('"codes":["E_SENSOR_VERIFIER"]');
     // alerts and export apply live too (issue 17): an output and a redaction pattern, added
     const live17 = `alerts: { outputs: [ { type: file, path: ${p.dir}/alerts.ndjson } ] }\nexport: { redact: ['(--reload-secret[= ])\\S+'] }\n`;
-    writeFileSync(p.config, config('lifecycle: { args_cap: 1024, ring_size: 8M }\nstate: { d_threshold: 500ms }\n' + live17).replace('level: info', 'level: debug'));
+    writeFileSync(p.config, config('lifecycle: { args_cap: 1024, ring_size: 8M, unwatched_interval: 2s }\nstate: { d_threshold: 500ms }\n' + live17).replace('level: info', 'level: debug'));
     const r = cli(p, 'reload', '--json');
     expect(r.code).toBe(1); // ring_size cannot change live
     const s = r.json.parts.config.sections;
     expect(s.log).toMatchObject({ result: 'applied', applied: ['log.level'] });
-    expect(s.lifecycle).toMatchObject({ result: 'rejected', applied: ['lifecycle.args_cap'], not_live: ['lifecycle.ring_size'], code: 'E_NOT_LIVE' });
+    expect(s.lifecycle).toMatchObject({ result: 'rejected', applied: ['lifecycle.args_cap', 'lifecycle.unwatched_interval'], not_live: ['lifecycle.ring_size'], code: 'E_NOT_LIVE' });
     expect(s.state).toMatchObject({ result: 'applied', applied: ['state.d_threshold'] });
     // args_cap and d_threshold are taken at load: the sensors were loaded again for them
     expect(r.json.parts.sensors).toMatchObject({ result: 'applied', reason_loaded: 'config' });
     expect(s.alerts).toMatchObject({ result: 'applied', applied: ['alerts.outputs'], not_live: [] });
     expect(s.export).toMatchObject({ result: 'applied', applied: ['export.redact'], not_live: [] });
     const st = cli(p, 'status', '--json').json;
+    expect(st.ring.interval_ms).toBe(2000); // nobody follows the live stream here
     expect(st.alerts).toMatchObject({ [`file:${p.dir}/alerts.ndjson`]: { type: 'file' } });
     expect(st.export.redaction).toMatchObject({ patterns: 6 });
     // a process started after the reload: its argv is masked with the new pattern

@@ -145,6 +145,45 @@ describe.skipIf(!benchProduceEnabled)('efficient delivery (RingPuller) on the li
     expect(() => native.ringPullOpen(obj!, 'pt_events', { sleepFlag: { map: 'pt_ring_ctl', offset: 0 } }, () => {})).toThrow(/already has a consumer/);
   });
 
+  it('drainNow hands over what waits at once, awake or asleep; setTickMs changes the interval while running', async () => {
+    obj = load(3);
+    let received = 0;
+    let inner = 0;
+    const p = start(obj, { tickMs: 60_000, idleTicks: 1, sleepCheckMs: 3_600_000 }, (n) => {
+      received += n;
+      // a reader inside a delivery: skipped (the reused buffer holds this batch)
+      p.drainNow();
+      inner++;
+    });
+    // awake, the tick a minute away, no watermark: records wait until a reader drains
+    native.progRun(obj, 'bench_produce');
+    await sleepMs(50);
+    expect(received).toBe(0);
+    p.drainNow();
+    expect(received).toBe(3);
+    expect(inner).toBe(1);
+    // asleep (a 5 ms tick finds the ring empty), then a minute between drains again: a record
+    // wakes the consumer, whose drain would come a minute later; a reader gets it now
+    p.setTickMs(5);
+    for (const end = Date.now() + 2000; p.stats().sleeps === 0 && Date.now() < end; ) await sleepMs(5);
+    expect(p.stats().sleeps).toBeGreaterThan(0);
+    p.setTickMs(60_000);
+    expect(p.intervalMs).toBe(60_000);
+    native.progRun(obj, 'bench_produce');
+    await sleepMs(50);
+    expect(received).toBe(3);
+    p.drainNow();
+    expect(received).toBe(6);
+    // awake again with a minute to wait: a shorter interval set now drains within it
+    native.progRun(obj, 'bench_produce');
+    p.setTickMs(5);
+    for (const end = Date.now() + 2000; received < 9 && Date.now() < end; ) await sleepMs(5);
+    expect(received).toBe(9);
+    expect(inner).toBe(3);
+    expect(p.stats().demandDrains).toBe(2); // the two above; the ones inside deliveries were skipped
+    expect(generated(obj).lost).toBe(0);
+  });
+
   it('close() drains the tail, past the reused buffer too: every record produced before it is delivered', () => {
     obj = load(1024);
     let received = 0;

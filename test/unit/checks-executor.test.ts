@@ -284,4 +284,29 @@ describe('executor', () => {
     await ex.runAll();
     expect(results[1]!.state).toBe('critical');
   });
+
+  it('beforeRun runs before queued checks start, so they count what it handed over', async () => {
+    // the agent drains its lifecycle ring there: events the kernel wrote before the run count
+    const src = 'check w { every 10s; critical count(exit where exit_code != 0, 10m) >= 1; }';
+    const h = new EventCounters();
+    h.configure(collectAggregates(compile(src)), 0);
+    const clock = new FakeClock(1_000_000);
+    const results: CheckResult[] = [];
+    let drains = 0;
+    const ex = new Executor({
+      sources: { events: h }, clock, onResult: (r) => results.push(r),
+      beforeRun: () => {
+        drains++;
+        if (drains === 2) h.addFact({ kind: 'exit', t: clock.now(), f: { comm: 'worker', exit_code: 1, failed: true } });
+      },
+    });
+    ex.setChecks(compile(src));
+    ex.start();
+    await clock.advance(0);
+    expect(results.map((r) => r.state)).toEqual(['ok']);
+    await clock.advance(10_000);
+    expect(drains).toBe(2);
+    expect(results.map((r) => r.state)).toEqual(['ok', 'critical']);
+    ex.stop();
+  });
 });

@@ -40,6 +40,27 @@ describe('Ticker', () => {
     expect(ran).toEqual(['a', 'c']);
   });
 
+  it('runs `before` first at every tick, and a throw from it does not stop the callbacks', () => {
+    // the agent drains its lifecycle ring there, so the sweeps read a current table
+    vi.useFakeTimers();
+    const ran: string[] = [];
+    let fail = false;
+    const t = new Ticker({
+      before: () => {
+        ran.push('drain');
+        if (fail) throw new Error('drain bug');
+      },
+    });
+    t.every(1000, () => ran.push('resources'));
+    t.every(2000, () => ran.push('states'));
+    vi.advanceTimersByTime(2000);
+    expect(ran).toEqual(['drain', 'resources', 'drain', 'resources', 'states']);
+    fail = true;
+    ran.length = 0;
+    expect(() => vi.advanceTimersByTime(1000)).toThrow('drain bug');
+    expect(ran).toEqual(['drain', 'resources']);
+  });
+
   it('cancel stops one callback; the last cancel of a period clears its timer', () => {
     vi.useFakeTimers();
     const t = new Ticker();
