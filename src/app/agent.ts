@@ -137,7 +137,15 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
     // follows the live stream the ring is drained every lifecycle.unwatched_interval, and every
     // reader drains it first: an API request, a scrape, the sweeps, a check run, a state record,
     // a kernel-log line. What they read is then as current as the kernel's records.
-    const freshen = () => lifecycle?.drainNow();
+    let drainFailures = 0;
+    const freshen = () => {
+      try {
+        lifecycle?.drainNow();
+      } catch (e) {
+        // the consumers guard themselves; a reader then reads what was handed over before
+        if (drainFailures++ % 1000 === 0) log.error({ err: (e as Error).message, failures: drainFailures }, 'could not hand over the latest records before a read');
+      }
+    };
     const agentFacts = {
       lostRecords: () => {
         if (lifecycle === null) throw new Unavailable('the lifecycle pipeline is still starting');
@@ -236,6 +244,11 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
     const pipeline = LifecyclePipeline.start({ ...cfg.lifecycle, ...integ.tableHooks }, log, onEvent, { objectPath: objects.lifecycle });
     lifecycle = pipeline;
     cleanups.push(() => pipeline.close());
+    // Unwatched, a drain holds 250 ms of events: already the rules' batch, so they go in now
+    // rather than waiting for the next one (less held, and less promoted by the GC).
+    pipeline.onDrained = () => {
+      if (!pipeline.isWatched) slots.rules?.flushLifecycle();
+    };
     states = StatePipeline.start(cfg.state, pipeline.table, log, (ev) => {
       slots.rules?.onState(ev);
       slots.checks?.service.onState(ev);

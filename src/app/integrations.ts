@@ -51,7 +51,7 @@ export function traceIntegrations(o: { redact: boolean; config?: string; out: No
   const identity = new IdentityCache({ onResolved: (id) => cri.want(id) });
   const tableHooks: TableHooks = {
     ...(redactor !== null && redactor.patterns.length > 0 ? { redactArgv: (argv) => redactor.argv(argv) } : {}),
-    identify: (id, pid) => identity.get(id, pid),
+    identify: (id, pid, ppid) => identity.get(id, pid, ppid),
   };
   return { tableHooks, filter: hasIdentityFilter(f) ? (id) => identityMatches(id, f) : null, close: () => cri.close() };
 }
@@ -136,7 +136,7 @@ export async function startIntegrations(cfg: AgentConfig, log: Logger): Promise<
     identity,
     cri,
     // always installed, so a reload can turn redaction on; no pattern: one null check per exec
-    tableHooks: { redactArgv: redaction.argv, identify: (id, pid) => identity.get(id, pid) },
+    tableHooks: { redactArgv: redaction.argv, identify: (id, pid, ppid) => identity.get(id, pid, ppid) },
     deliver,
     onLifecycle: otlp.onLifecycle,
     attachResources: (r) => {

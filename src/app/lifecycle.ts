@@ -387,18 +387,27 @@ export class LifecyclePipeline {
       this.probeTimer = setTimeout(this.flushProbes, Number(PATH_PROBE_HOLD_NS / 1_000_000n) + 1);
       this.probeTimer.unref();
     }
+    this.onDrained?.();
   }
+
+  /** Runs after each batch has been handed to the sink (the agent: the rules apply what waits
+   *  when the drain itself was a batch, unwatched). */
+  onDrained: (() => void) | null = null;
 
   readonly probes = new PathProbeMarker();
   private readonly ready: LifecycleEvent[] = [];
   private probeTimer: NodeJS.Timeout | null = null;
   private readonly flushProbes = (): void => {
     this.probeTimer = null;
+    // The rest of a PATH search may still be in the ring (unwatched, a drain comes every 250 ms):
+    // hand it over first, so a failure is released as real only when its verdict is not there.
+    // That drain may arm this timer again (onBatch); the test below then keeps that one.
+    if (!this.stopped) this.drainNow();
     const out: LifecycleEvent[] = [];
     if (this.stopped) this.probes.flushAll(out);
     else this.probes.flushStale(boottimeNs(), out);
     this.dispatch(out);
-    if (this.probes.waiting > 0 && !this.stopped) {
+    if (this.probes.waiting > 0 && !this.stopped && this.probeTimer === null) {
       this.probeTimer = setTimeout(this.flushProbes, 10);
       this.probeTimer.unref();
     }

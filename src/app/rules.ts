@@ -338,16 +338,19 @@ export class RulesService {
 
   // Lifecycle events reach the engine in batches (rules.batch_interval, 250 ms by default).
   //
-  // Why. The agent drains the ring every 15 ms, and on the VM we measured a drain's largest cost
-  // is the first touch, after the thread slept, of each consumer's code and data: the rules
-  // cost less for fifty processes at once than for three at a time, 67 times a second
-  // (bench/README.md, "Session 16"). Findings are read by people and alert pipelines, for whom
-  // a quarter of a second is nothing; the table, the states and the API stream stay per drain.
+  // Why. While a live stream is followed the agent drains the ring every 15 ms, and on the VM
+  // we measured a drain's largest cost is the first touch, after the thread slept, of each
+  // consumer's code and data: the rules cost less for fifty processes at once than for three at
+  // a time, 67 times a second (bench/README.md, "Session 16"). Findings are read by people and
+  // alert pipelines, for whom a quarter of a second is nothing. (Unwatched, each drain is itself
+  // a batch: the agent applies what waits at its end, `onDrained`.)
   //
-  // Exactness. The engine sees the same inputs in the same order as without the batch: every
-  // other way in (a kernel-log line, a tailed line, a state event, a reload, the expiry timer,
-  // any reader of `engine`) applies the waiting events first. Events carry their own kernel
-  // times, which the rules' windows use; `en` is the table's answer at the event, taken then.
+  // Order. The engine sees the same inputs in the same order as without the batch: every other
+  // way in (a kernel-log line, a tailed line, a state event, a reload, the expiry timer, any
+  // reader of `engine`) applies the waiting events first. Events carry their own kernel times,
+  // which the rules' history and windows use; `en` is the table's answer at the event. What a
+  // rule reads live when it fires (the process table for proc.* fields and evidence, the states
+  // for zombies.* and stuck_d.*) is read when the batch is applied, up to the interval later.
   //
   // When. A batch is applied at the event that arrives `batchIntervalMs` (kernel time) after its
   // first one, so a steady stream adds no wakeup; when the stream stops, a timer applies the
@@ -373,12 +376,10 @@ export class RulesService {
     const evs = this.waitingEv;
     if (evs.length === 0) {
       this.dueNs = ev.ktimeNs + BigInt(ms) * 1_000_000n;
-      if (this.batchTimer === null) {
-        this.batchTimer = setTimeout(this.onBatchTimer, Math.ceil(ms * 1.25));
-        this.batchTimer.unref();
-      } else {
-        this.batchTimer.refresh();
-      }
+      // cleared at every application, so a stopped stream costs one wakeup and a reload's new
+      // interval takes effect at the next batch
+      this.batchTimer = setTimeout(this.onBatchTimer, Math.ceil(ms * 1.25));
+      this.batchTimer.unref();
     }
     evs.push(ev);
     this.waitingEn.push(en);
@@ -391,6 +392,7 @@ export class RulesService {
   }
 
   private readonly onBatchTimer = (): void => {
+    this.batchTimer = null;
     this.flushLifecycle();
   };
 
@@ -399,6 +401,10 @@ export class RulesService {
     const evs = this.waitingEv;
     const n = evs.length;
     if (n === 0) return;
+    if (this.batchTimer !== null) {
+      clearTimeout(this.batchTimer);
+      this.batchTimer = null;
+    }
     const ens = this.waitingEn;
     let first: unknown = null;
     let failed = false;
@@ -435,6 +441,8 @@ export class RulesService {
     if (this.expiry !== null || this.closed || !this.eng.hasPendingWork()) return;
     this.expiry = setTimeout(() => {
       this.expiry = null;
+      // a kernel line waiting for its process: what the kernel wrote since goes in first
+      this.opts.beforeInput?.();
       this.engine.expireDeferred();
       this.armExpiry();
     }, 500);
@@ -485,13 +493,13 @@ export class RulesService {
     } finally {
       if (this.batchTimer) clearTimeout(this.batchTimer);
       this.batchTimer = null;
+      this.closed = true;
+      if (this.expiry) clearTimeout(this.expiry);
+      this.expiry = null;
+      this.kmsg?.close();
+      for (const t of this.tailers.values()) t.close();
+      this.tailers.clear();
     }
-    this.closed = true;
-    if (this.expiry) clearTimeout(this.expiry);
-    this.expiry = null;
-    this.kmsg?.close();
-    for (const t of this.tailers.values()) t.close();
-    this.tailers.clear();
   }
 }
 

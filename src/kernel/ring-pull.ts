@@ -35,6 +35,8 @@ export const DEFAULT_PULL_POLICY: PullPolicy = {
 export type PullBatchHandler = (batch: Buffer) => void;
 
 const NO_DROPS: number[] = new Array(256).fill(0);
+/** drainNow's bound: 16 slices of 256 KiB, the default ring's size */
+const MAX_DEMAND_SLICES = 16;
 
 export class RingPuller {
   private readonly handle: RingPullHandle;
@@ -126,7 +128,14 @@ export class RingPuller {
       this.deliver(r);
       return;
     }
-    if (this.deliver(n.ringPullDrain(this.handle, this.buf))) this.idle = 0;
+    // One drain stops at a slice (256 KiB, bufferBytes): a reader wants all of it, so drain
+    // again while a drain came back large, within a bound (a producer faster than us never ends).
+    for (let i = 0; i < MAX_DEMAND_SLICES; i++) {
+      const r = n.ringPullDrain(this.handle, this.buf);
+      if (!this.deliver(r)) break;
+      this.idle = 0;
+      if (typeof r === 'number' && r < this.buf.length >> 1) break;
+    }
   }
 
   private readonly tick = (): void => {

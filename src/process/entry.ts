@@ -143,7 +143,8 @@ export interface ProcessTableOptions {
    *  masked copy, or null when nothing matched. An exec event's args are replaced in place. */
   redactArgv?: (argv: readonly KText[]) => KText[] | null;
   /** the identity of a cgroup, resolved when a process of it first appears (cached there) */
-  identify?: (cgroupId: bigint, pid: number) => ProcessIdentity | null;
+  /** `ppid`: also asked when `pid` is gone (a short process, handled after its exit) */
+  identify?: (cgroupId: bigint, pid: number, ppid?: number) => ProcessIdentity | null;
 }
 
 export interface ProcessFilter {

@@ -148,10 +148,10 @@ export class IdentityCache {
 
   /** The identity of cgroup `cgroupId`, as process `pid` shows it; null when unknown. On the
    *  event path: a hit is one Map lookup. */
-  get(cgroupId: bigint, pid: number): ProcessIdentity | null {
+  get(cgroupId: bigint, pid: number, ppid?: number): ProcessIdentity | null {
     const hit = this.byId.get(cgroupId);
     if (hit !== undefined) return hit;
-    return this.resolve(cgroupId, pid);
+    return this.resolve(cgroupId, pid, ppid);
   }
 
   /** The cached identity of `cgroupId`, resolving nothing (the API's filters). */
@@ -159,11 +159,15 @@ export class IdentityCache {
     return this.byId.get(cgroupId) ?? null;
   }
 
-  private resolve(cgroupId: bigint, pid: number): ProcessIdentity | null {
+  private resolve(cgroupId: bigint, pid: number, ppid?: number): ProcessIdentity | null {
     const missedAt = this.misses.get(cgroupId);
     const now = this.now();
     if (missedAt !== undefined && now - missedAt < this.retryMs) return null;
-    let path = this.fromProc(cgroupId, pid);
+    // The process may be gone by the time its exec is handled (the agent drains every 250 ms
+    // while nobody follows the stream): its parent, often in the same cgroup (a shell in a
+    // container), is asked next; fromProc checks the cgroup's inode, so a parent elsewhere
+    // answers nothing.
+    let path = this.fromProc(cgroupId, pid) ?? (ppid !== undefined && ppid > 0 ? this.fromProc(cgroupId, ppid) : null);
     if (path !== null) this.stats.fromProc++;
     else {
       path = this.resolver.resolve(cgroupId) ?? null;

@@ -46,7 +46,7 @@ export class TableCore {
   protected readonly procfs: ProcFs;
   protected readonly now: () => bigint;
   protected readonly redactArgv: ((argv: readonly KText[]) => KText[] | null) | undefined;
-  protected readonly identify: ((cgroupId: bigint, pid: number) => ProcessIdentity | null) | undefined;
+  protected readonly identify: ((cgroupId: bigint, pid: number, ppid?: number) => ProcessIdentity | null) | undefined;
 
   protected readonly entries = new Map<string, ProcessEntry>();
   protected readonly pids = new Map<number, ProcessEntry>();

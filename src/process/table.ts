@@ -249,7 +249,7 @@ export class ProcessTable extends TableCore {
     e.uid = ev.uid;
     e.gid = ev.gid;
     e.euid = ev.euid;
-    if (this.identify !== undefined && (e.identity === null || e.cgroupId !== ev.cgroupId)) e.identity = this.identify(ev.cgroupId, ev.pid);
+    if (this.identify !== undefined && (e.identity === null || e.cgroupId !== ev.cgroupId)) e.identity = this.identify(ev.cgroupId, ev.pid, ev.ppid);
     e.cgroupId = ev.cgroupId;
     e.execCount++;
     e.lastExecNs = ev.ktimeNs;

@@ -236,7 +236,8 @@ describe.skipIf(!bpfEnabled)('agent: unwatched delivery, readers drain first', (
   const stats = async () => (await get(p.socket, '/v1/stats')).body as { ring: { interval_ms: number; demand_drains: number } };
 
   beforeAll(async () => {
-    writeFileSync(p.config, readFileSync(p.config, 'utf8') + 'lifecycle: { unwatched_interval: 10s }\n');
+    // sweeps every 10 s (the ticker still drains at the health sampler's 1 s)
+    writeFileSync(p.config, readFileSync(p.config, 'utf8').replace('sweep_interval: 200ms', 'sweep_interval: 10s') + 'lifecycle: { unwatched_interval: 10s }\n');
     agent = startAgent(p);
     await waitReady(p);
   });
@@ -276,11 +277,17 @@ describe.skipIf(!bpfEnabled)('agent: unwatched delivery, readers drain first', (
     try {
       expect(await until(() => out.includes('"ready"'), 5000)).toBe(true);
       expect((await stats()).ring.interval_ms).toBe(15);
-      await sleep(500); // the consumer falls asleep: only a record wakes it now
-      const m = marker();
-      await run('/bin/true', [m]);
-      // the record wakes the consumer, which drains one delivery_interval later (15 ms), not 10 s
-      expect(await until(() => out.includes(m), 3000)).toBe(true);
+      // Each exec reaches the subscriber within 500 ms: at delivery_interval (15 ms), not at the
+      // unwatched 10 s, nor at the ticker's once-a-second drain (five in a row under 500 ms would
+      // be chance 1 in 32 for that one).
+      for (let i = 0; i < 5; i++) {
+        await sleep(i === 0 ? 500 : 120); // the first after the consumer fell asleep
+        const m = marker();
+        const t0 = Date.now();
+        await run('/bin/true', [m]);
+        expect(await until(() => out.includes(m), 3000)).toBe(true);
+        expect(Date.now() - t0, `exec ${i}`).toBeLessThan(500);
+      }
     } finally {
       ev.kill('SIGINT');
       await exited(ev);

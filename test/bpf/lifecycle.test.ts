@@ -128,6 +128,40 @@ describe.skipIf(!bpfEnabled)('lifecycle capture (real kernel)', () => {
     ]);
   });
 
+  it('unwatched (a drain every 2 s): a search split by a drain is still marked; the held failure waits for a drain, not for the next tick', async () => {
+    // A second pipeline, drained every 2 s (nobody watches it). The child fails an exec, the
+    // test drains (the failure is then its task's last event, held), and the child execs the
+    // same basename a few ms later: the verdict is in the ring when the hold's timer fires,
+    // 51 ms on, and only a drain there can find it.
+    const slow = Recorder.start({ unwatchedIntervalMs: 2000 });
+    const { mkdtempSync, copyFileSync, chmodSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'patrol-probe-'));
+    const m = marker();
+    const name = `probe-${m}`;
+    copyFileSync('/bin/true', join(dir, name));
+    chmodSync(join(dir, name), 0o755);
+    try {
+      const script = `$| = 1; exec { "/nonexistent-${m}/${name}" } "${name}"; print "failed\\n"; <STDIN>; exec { "${dir}/${name}" } "${name}"; exit 9`;
+      const child = spawn('perl', ['-e', script], { stdio: ['pipe', 'pipe', 'ignore'] });
+      let said = '';
+      child.stdout!.on('data', (d) => (said += d));
+      for (const end = Date.now() + 5000; !said.includes('failed') && Date.now() < end; ) await sleep(2);
+      expect(said).toContain('failed');
+      slow.pipeline.drainNow();
+      child.stdin!.write('\n');
+      const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+      expect(code).toBe(0);
+      await sleep(300); // past the hold's timer
+      // (spawn's own PATH search for perl made probes of this pid too)
+      const fails = slow.of(child.pid!, 'exec_failed').map((c) => c.ev as ExecFailedEvent).filter((e) => e.filename.text.endsWith(name));
+      expect(fails.map((e) => [e.filename.text, e.pathProbe === true])).toEqual([[`/nonexistent-${m}/${name}`, true]]);
+    } finally {
+      await slow.stop();
+    }
+  });
+
   it('keeps non-UTF-8 argv bytes losslessly', async () => {
     const m = marker();
     const { pid } = await run('/bin/sh', ['-c', `exec /bin/true "$(printf '\\377\\376${m}')"`]);

@@ -26,11 +26,13 @@ describe('RulesService', () => {
       `rules:\n  - id: app-db-down\n    source: log\n    path: ${log}\n    pattern: 'ERROR \\[(?P<svc>\\w+)\\] (?P<msg>connection refused.*)'\n    tree: { cause: db_down, confidence: 0.6, key: '{svc}', explanation: '{svc}: {msg}', evidence: [line] }\n`,
     );
     let now = 1000n * 1_000_000_000n;
+    let drains = 0;
     const svc = RulesService.start({
       config: { dir: rules, kmsg: false },
       table: new ProcessTable({ bootId: 'b', procfs: noProc, now: () => now }),
       log: createLogger({ level: 'silent' }),
       nowNs: () => now,
+      beforeInput: () => drains++, // the agent drains its ring there, before each line goes in
     });
     try {
       appendFileSync(log, 'INFO ok\nERROR [db] connection refused (1)\n');
@@ -39,6 +41,7 @@ describe('RulesService', () => {
       for (let i = 0; i < 40 && (svc.engine.rankRecent()[0]?.count ?? 0) < 2; i++) await sleep(50);
       const [c] = svc.engine.rankRecent();
       expect(c).toMatchObject({ cause: 'db_down', count: 2, explanation: 'db: connection refused (2)' });
+      expect(drains).toBeGreaterThanOrEqual(3); // INFO ok, and the two errors
       expect(c!.evidence.map((e) => e.summary)).toEqual(['ERROR [db] connection refused (1)', 'ERROR [db] connection refused (2)']);
       expect(svc.stats().tailers).toEqual([expect.objectContaining({ path: log, rotations: 1 })]);
       writeFileSync(join(rules, 'bad.yaml'), 'rules: [ {id: x} ]\n');
