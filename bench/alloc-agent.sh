@@ -7,6 +7,7 @@
 #   ALLOC_TREE=/other/tree ALLOC_PARENTS='Map :0,split :0' bash bench/alloc-agent.sh
 #     ALLOC_PARENTS: also print the three callers of the named allocation sites
 #   ALLOC_LIVE=1 ...: only what is still alive when sampling stops (what the work retains)
+#   ALLOC_OLD=1 ...: what outlived the young generation (what grows the old one: the major GCs)
 #
 # Root. The inspector listens on 127.0.0.1 (ALLOC_PORT, 9239) only while the script runs.
 set -euo pipefail

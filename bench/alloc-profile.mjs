@@ -27,7 +27,10 @@ await new Promise((r) => (ws.onopen = r));
 await call('HeapProfiler.enable');
 // ALLOC_LIVE=1: only what is still alive when sampling stops (what the window's work retains)
 const live = process.env.ALLOC_LIVE === '1';
-await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: !live, includeObjectsCollectedByMinorGC: !live });
+// ALLOC_OLD=1: what outlived the young generation (promoted, then dead in a major GC or alive):
+// what makes the old generation grow, and so the major GCs
+const old = process.env.ALLOC_OLD === '1';
+await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: !live, includeObjectsCollectedByMinorGC: !live && !old });
 await new Promise((r) => setTimeout(r, secs * 1000));
 const { profile } = await call('HeapProfiler.stopSampling');
 ws.close();
@@ -48,7 +51,7 @@ const add = (m, k, v) => m.set(k, (m.get(k) ?? 0) + v);
 })(profile.head, []);
 
 const rate = (bytes) => `${(bytes / 1024 / secs).toFixed(1).padStart(7)} kB/s`;
-console.log(`total ${(total / 1024 / secs).toFixed(0)} kB/s ${live ? 'still alive after' : 'sampled over'} ${secs} s`);
+console.log(`total ${(total / 1024 / secs).toFixed(0)} kB/s ${live ? 'still alive after' : old ? 'outliving the young generation over' : 'sampled over'} ${secs} s`);
 for (const [k, v] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${((100 * v) / total).toFixed(1).padStart(5)} %  ${rate(v)}  ${k}`);
 if (byCallers.size) console.log('\ncallers:');
 for (const [k, v] of [...byCallers].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${rate(v)}  ${k}`);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -136,6 +137,10 @@ int main(int argc, char **argv)
 		uint64_t c = count ? count / jobs + (j < (int)(count % jobs)) : 0;
 		kids[j] = fork();
 		if (kids[j] == 0) {
+			/* a benchmark that stops the load kills this process: its workers go with it */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() == 1)
+				_exit(0);
 			worker(sh, j, rate / jobs, c, deadline, path, xargv);
 			_exit(0);
 		}
