@@ -751,6 +751,48 @@ int handle_execveat_exit(struct trace_event_raw_sys_exit *ctx)
 	return exec_exit(ctx->ret);
 }
 
+/* cgroup v2 paths as their directories are made, by cgroup id. User space resolves a process's
+ * identity (unit, container, pod) from its cgroup's path, up to a drain interval after the exec;
+ * a container's first process can be gone with its cgroup by then (`docker run --rm ... true`),
+ * and this map still holds the path. LRU: old cgroups' entries go first. */
+struct cgroup_path {
+	char path[PT_CGROUP_PATH_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct cgroup_path);
+} pt_cgroup_paths SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cgroup_path);
+} pt_cgroup_path_scratch SEC(".maps");
+
+SEC("tp_btf/cgroup_mkdir")
+int BPF_PROG(handle_cgroup_mkdir, struct cgroup *cgrp, const char *path)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct cgroup_path *v;
+	__u64 id;
+
+	/* the default (v2) hierarchy only: a v1 hierarchy numbers its cgroups on its own */
+	if (BPF_CORE_READ(cgrp, root) != BPF_CORE_READ(task, cgroups, dfl_cgrp, root))
+		return 0;
+	v = bpf_map_lookup_elem(&pt_cgroup_path_scratch, &zero);
+	if (!v)
+		return 0;
+	id = BPF_CORE_READ(cgrp, kn, id);
+	if (bpf_probe_read_kernel_str(v->path, sizeof(v->path), path) <= 0)
+		return 0;
+	bpf_map_update_elem(&pt_cgroup_paths, &id, v, BPF_ANY);
+	return 0;
+}
+
 /* Bootstrap: one pt_task_snap per thread-group leader, read through a task iterator. */
 SEC("iter/task")
 int snapshot_tasks(struct bpf_iter__task *ctx)

@@ -11,6 +11,8 @@
  * volatile globals set at load time and clamped to these. Powers of two for the verifier. */
 #define PT_FILENAME_MAX 4096
 #define PT_ARGS_MAX 32768
+/* bytes of a cgroup path kept per cgroup (pt_cgroup_paths), NUL included */
+#define PT_CGROUP_PATH_MAX 256
 
 enum pt_op {
 	PT_OP_EXEC = 1,

@@ -19,6 +19,16 @@ import { LiveAlerts, LiveCri, LiveOtlp, LiveRedaction, commitAll, loadOtlp, criS
 export interface TableHooks {
   redactArgv?: ProcessTableOptions['redactArgv'];
   identify?: ProcessTableOptions['identify'];
+  /** the lifecycle pipeline hands over its record of cgroup paths (LifecyclePipeline.cgroupPath) */
+  bindCgroupPaths?: (lookup: (cgroupId: bigint) => string | null) => void;
+}
+
+/** An identity cache that also asks the lifecycle sensor's record of cgroup mkdirs, once the
+ *  pipeline binds it (a cgroup can be gone, with its first process, before the exec is handled). */
+function identityCache(onResolved: (id: ProcessIdentity) => void): { identity: IdentityCache; bindCgroupPaths: NonNullable<TableHooks['bindCgroupPaths']> } {
+  let lookup: ((cgroupId: bigint) => string | null) | null = null;
+  const identity = new IdentityCache({ onResolved, fromKernel: (id) => (lookup === null ? null : lookup(id)) });
+  return { identity, bindCgroupPaths: (l) => (lookup = l) };
 }
 
 // ------------------------------------------------------------------ patrol trace
@@ -48,10 +58,11 @@ export function traceIntegrations(o: { redact: boolean; config?: string; out: No
   // pod names from the CRI socket, as the agent's config says (a pod's first events may come
   // before the runtime's answer: they lack the names, and `--pod <name>` does not match them)
   const cri = new CriIdentity(criSource(cfg.identity), cfg.identity.criSocket);
-  const identity = new IdentityCache({ onResolved: (id) => cri.want(id) });
+  const { identity, bindCgroupPaths } = identityCache((id) => cri.want(id));
   const tableHooks: TableHooks = {
     ...(redactor !== null && redactor.patterns.length > 0 ? { redactArgv: (argv) => redactor.argv(argv) } : {}),
     identify: (id, pid, ppid) => identity.get(id, pid, ppid),
+    bindCgroupPaths,
   };
   return { tableHooks, filter: hasIdentityFilter(f) ? (id) => identityMatches(id, f) : null, close: () => cri.close() };
 }
@@ -88,7 +99,7 @@ export async function startIntegrations(cfg: AgentConfig, log: Logger): Promise<
   const redaction = new LiveRedaction(cfg.export);
   const liveCri = new LiveCri(cfg.identity);
   const cri = liveCri.cri;
-  const identity = new IdentityCache({ onResolved: (id) => cri.want(id) });
+  const { identity, bindCgroupPaths } = identityCache((id) => cri.want(id));
   const alerts = new LiveAlerts(cfg.store.path, log, redaction.text);
   const otlp = new LiveOtlp(log);
   let resources: ResourcePipeline | null = null;
@@ -136,7 +147,7 @@ export async function startIntegrations(cfg: AgentConfig, log: Logger): Promise<
     identity,
     cri,
     // always installed, so a reload can turn redaction on; no pattern: one null check per exec
-    tableHooks: { redactArgv: redaction.argv, identify: (id, pid, ppid) => identity.get(id, pid, ppid) },
+    tableHooks: { redactArgv: redaction.argv, identify: (id, pid, ppid) => identity.get(id, pid, ppid), bindCgroupPaths },
     deliver,
     onLifecycle: otlp.onLifecycle,
     attachResources: (r) => {

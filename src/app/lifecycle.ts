@@ -69,6 +69,9 @@ export interface LifecycleConfig {
    *  hooks, not config keys */
   redactArgv?: ProcessTableOptions['redactArgv'];
   identify?: ProcessTableOptions['identify'];
+  /** handed the pipeline's cgroupPath() once it runs: the identity cache's source for a cgroup
+   *  gone before its process's exec was handled */
+  bindCgroupPaths?: (lookup: (cgroupId: bigint) => string | null) => void;
 }
 
 export const DELIVERY_POLICIES = ['efficient', 'low_latency'] as const;
@@ -108,6 +111,10 @@ const CORE_PROGS = ['handle_exec', 'handle_fork', 'handle_exit', 'handle_switch'
 // Classic syscall tracepoints (tracefs): exact reap time from wait4()/waitid().
 const WAIT_PROGS = ['handle_wait4_exit', 'handle_waitid_enter', 'handle_waitid_exit'];
 const EXEC_FAILED_PROGS = ['handle_execve_enter', 'handle_execveat_enter', 'handle_execve_exit', 'handle_execveat_exit'];
+/** Records each new cgroup v2 directory's path (pt_cgroup_paths): identity for a process whose
+ *  cgroup is gone by the time its exec is handled. Optional: without it, such a process stays
+ *  without identity, as before. */
+const CGROUP_PATH_PROGS = ['handle_cgroup_mkdir'];
 
 export type EventSink = (ev: LifecycleEvent, enriched: Enriched) => void;
 
@@ -206,7 +213,7 @@ export class LifecyclePipeline {
           vars ?? undefined,
         ),
       programs: CORE_PROGS,
-      optionalPrograms: [...(probe.tracefs ? WAIT_PROGS : []), ...(execFailed ? EXEC_FAILED_PROGS : [])],
+      optionalPrograms: [...(probe.tracefs ? WAIT_PROGS : []), ...(execFailed ? EXEC_FAILED_PROGS : []), ...CGROUP_PATH_PROGS],
       wireTypes: LifecyclePipeline.WIRE_TYPES,
       generation: { map: 'pt_gen', variable: 'generation' },
     };
@@ -222,6 +229,7 @@ export class LifecyclePipeline {
     const sensor = Sensor.load(LifecyclePipeline.spec(config, probe, opts.objectPath ?? LIFECYCLE_OBJECT, 0), log);
     const p = new LifecyclePipeline(sensor, config, [], log);
     p.sink = sink;
+    config.bindCgroupPaths?.((id) => p.cgroupPath(id));
     try {
       // Consumer first, programs second: the ring then holds every record from sequence 0.
       p.startConsumer(sensor, config);
@@ -349,6 +357,24 @@ export class LifecyclePipeline {
     (this as { config: LifecycleConfig }).config = config;
     this.wanted = [...CORE_PROGS, ...(next.spec.optionalPrograms ?? [])];
     old.close();
+  }
+
+  /** The cgroup v2 path the kernel recorded when cgroup `cgroupId` was made, while the sensor
+   *  ran (`/system.slice/x.scope`); null when it was not seen or the map is unavailable. One map
+   *  lookup: the identity cache asks only for a cgroup it could not resolve otherwise. */
+  cgroupPath(cgroupId: bigint): string | null {
+    const key = Buffer.alloc(8);
+    key.writeBigUInt64LE(cgroupId);
+    let v: Buffer | null;
+    try {
+      v = this.sensor.lookup('pt_cgroup_paths', key);
+    } catch {
+      return null; // an object without the map (a sensor reload from an older one)
+    }
+    if (v === null) return null;
+    const end = v.indexOf(0);
+    const path = v.toString('utf8', 0, end < 0 ? v.length : end);
+    return path.startsWith('/') ? path : null;
   }
 
   /** One read of the live resource sweep iterator (pt_task_usage records, one per task). */

@@ -111,6 +111,9 @@ export interface IdentityCacheOptions {
   resolver?: CgroupResolver;
   /** called with each identity when it is first resolved (the CRI lookup: cri-identity.ts) */
   onResolved?: (id: ProcessIdentity) => void;
+  /** the path the kernel recorded when the cgroup was made (the lifecycle sensor's
+   *  pt_cgroup_paths), asked when neither process shows the cgroup: it may be gone already */
+  fromKernel?: (cgroupId: bigint) => string | null;
 }
 
 export interface IdentityStats {
@@ -119,6 +122,8 @@ export interface IdentityStats {
   fromProc: number;
   /** resolved by walking the hierarchy */
   fromWalk: number;
+  /** resolved from the path the kernel recorded at the cgroup's mkdir */
+  fromKernel: number;
   unresolved: number;
 }
 
@@ -134,7 +139,8 @@ export class IdentityCache {
   private readonly now: () => number;
   private readonly resolver: CgroupResolver;
   private readonly onResolved: ((id: ProcessIdentity) => void) | undefined;
-  readonly stats: IdentityStats = { cached: 0, fromProc: 0, fromWalk: 0, unresolved: 0 };
+  private readonly fromKernel: ((cgroupId: bigint) => string | null) | undefined;
+  readonly stats: IdentityStats = { cached: 0, fromProc: 0, fromWalk: 0, fromKernel: 0, unresolved: 0 };
 
   constructor(opts: IdentityCacheOptions = {}) {
     this.root = opts.root ?? cgroup2Root();
@@ -144,6 +150,7 @@ export class IdentityCache {
     this.now = opts.now ?? Date.now;
     this.resolver = opts.resolver ?? new CgroupResolver(this.root, this.retryMs, this.now);
     this.onResolved = opts.onResolved;
+    this.fromKernel = opts.fromKernel;
   }
 
   /** The identity of cgroup `cgroupId`, as process `pid` shows it; null when unknown. On the
@@ -170,8 +177,14 @@ export class IdentityCache {
     let path = this.fromProc(cgroupId, pid) ?? (ppid !== undefined && ppid > 0 ? this.fromProc(cgroupId, ppid) : null);
     if (path !== null) this.stats.fromProc++;
     else {
-      path = this.resolver.resolve(cgroupId) ?? null;
-      if (path !== null) this.stats.fromWalk++;
+      // the kernel's record of the cgroup's mkdir: exact, and there even when the cgroup went
+      // with its first process (a `docker run --rm` container)
+      path = this.kernelPath(cgroupId);
+      if (path !== null) this.stats.fromKernel++;
+      else {
+        path = this.resolver.resolve(cgroupId) ?? null;
+        if (path !== null) this.stats.fromWalk++;
+      }
     }
     if (path === null) {
       this.stats.unresolved++;
@@ -186,6 +199,15 @@ export class IdentityCache {
     this.stats.cached = this.byId.size;
     this.onResolved?.(id);
     return id;
+  }
+
+  private kernelPath(cgroupId: bigint): string | null {
+    if (this.fromKernel === undefined) return null;
+    try {
+      return this.fromKernel(cgroupId);
+    } catch {
+      return null;
+    }
   }
 
   /** The v2 path in /proc/<pid>/cgroup, if its directory's inode is `cgroupId` (the process may

@@ -4,7 +4,9 @@
 // container id and pod uid (resolved when the process appears, cached by cgroup id); with a CRI
 // socket (a real gRPC server the test runs on a unix socket), a pod's container also gets its
 // pod name, namespace, container name and image once the runtime answered, and nothing when it
-// does not; then `patrol trace --pod` keeps only the matching processes.
+// does not; then `patrol trace --pod` keeps only the matching processes. A container's first
+// process, gone with its cgroup before its exec is handled, is identified from the path the
+// sensor recorded at the cgroup's mkdir.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -179,6 +181,31 @@ describe.skipIf(!bpfEnabled)('identity from real cgroups (root)', () => {
     await until(() => cri.stats().state === 'failing');
     expect(cri.stats()).toMatchObject({ pending: 1, last_error: expect.stringContaining(fake.socket) });
     expect(cri.problem()).toMatch(/pod name, namespace and image are absent/);
+  }, 30_000);
+
+  it('a container\'s first process, gone with its cgroup before its exec is handled: identity from the kernel\'s record of the mkdir', async () => {
+    // A second pipeline that drains a second after a record wakes it (the agent's unwatched
+    // drains are 250 ms apart): the process, then its cgroup, are gone before it reads the exec.
+    let lookup: ((id: bigint) => string | null) | null = null;
+    const late = new IdentityCache({ fromKernel: (id) => lookup?.(id) ?? null });
+    const slow = Recorder.start({ deliveryIntervalMs: 1000, identify: (id, pid, ppid) => late.get(id, pid, ppid), bindCgroupPaths: (l) => (lookup = l) });
+    // made after the sensor attached, as a container's cgroup is
+    const path = `/${tag}/system.slice/docker-${CTR('f')}.scope`;
+    try {
+      mkdirSync(join(root, path), { recursive: true });
+      const r = await run('sh', ['-c', `echo $$ > ${join(root, path, 'cgroup.procs')} && exec /bin/true`]);
+      expect(r.code).toBe(0);
+      rmdirSync(join(root, path));
+      expect(existsSync(join(root, path))).toBe(false);
+      const ex = await slow.waitFor((c) => c.ev.pid === r.pid && c.ev.type === 'exec' && c.en.comm === 'true');
+      expect(ex.en.entry.identity).toEqual({ cgroup: path, unit: `docker-${CTR('f')}.scope`, containerRuntime: 'docker', containerId: CTR('f') });
+      // neither /proc (the process is gone, its parent elsewhere) nor the walk could: the
+      // kernel's record answered (the shell's own exec, before it moved, came from /proc)
+      expect(late.stats).toMatchObject({ fromKernel: 1, fromWalk: 0 });
+    } finally {
+      await slow.stop();
+      if (existsSync(join(root, path))) rmdirSync(join(root, path));
+    }
   }, 30_000);
 
   it('a process whose cgroup is not proven (the test runner\'s own) carries its cgroup path and nothing made up', async () => {
