@@ -113,7 +113,8 @@ const WAIT_PROGS = ['handle_wait4_exit', 'handle_waitid_enter', 'handle_waitid_e
 const EXEC_FAILED_PROGS = ['handle_execve_enter', 'handle_execveat_enter', 'handle_execve_exit', 'handle_execveat_exit'];
 /** Records each new cgroup v2 directory's path (pt_cgroup_paths): identity for a process whose
  *  cgroup is gone by the time its exec is handled. Optional: without it, such a process stays
- *  without identity, as before. */
+ *  without identity, as before. Its tracepoint (cgroup_mkdir with the path) is older than the
+ *  BTF the sensor needs (5.8), so it loads wherever the sensor does. */
 const CGROUP_PATH_PROGS = ['handle_cgroup_mkdir'];
 
 export type EventSink = (ev: LifecycleEvent, enriched: Enriched) => void;
