@@ -80,4 +80,30 @@ describe('IdentityCache', () => {
     expect(c.stats.unresolved).toBe(1);
     rmSync(root, { recursive: true, force: true });
   });
+  it('a cgroup neither the process nor its parent shows: the kernel\'s record of its mkdir answers before the walk; a failing record is no answer', () => {
+    const root = mkdtempSync(join(tmpdir(), 'patrol-idkernel-'));
+    const cg = join(root, 'cg');
+    mkdirSync(join(cg, 'system.slice', 'c.service'), { recursive: true });
+    const id = statSync(join(cg, 'system.slice', 'c.service'), { bigint: true }).ino;
+    const gone = 4242n; // a cgroup already removed: only the kernel's record knows it
+    const asked: bigint[] = [];
+    const c = new IdentityCache({
+      root: cg,
+      procRoot: join(root, 'proc'), // no process is there any more
+      fromKernel: (x) => {
+        asked.push(x);
+        return x === gone ? '/system.slice/docker-' + 'e'.repeat(64) + '.scope' : null;
+      },
+    });
+    expect(c.get(gone, 10, 9)).toMatchObject({ containerRuntime: 'docker', containerId: 'e'.repeat(64) });
+    expect(c.stats).toMatchObject({ fromKernel: 1, fromProc: 0, fromWalk: 0 });
+    // not in the record: the walk still finds a cgroup that exists
+    expect(c.get(id, 11)).toMatchObject({ unit: 'c.service' });
+    expect(c.stats).toMatchObject({ fromKernel: 1, fromWalk: 1 });
+    expect(asked).toEqual([gone, id]);
+    const failing = new IdentityCache({ root: cg, procRoot: join(root, 'proc'), fromKernel: () => { throw new Error('map gone'); } });
+    expect(failing.get(id, 12)).toMatchObject({ unit: 'c.service' });
+    expect(failing.stats).toMatchObject({ fromKernel: 0, fromWalk: 1 });
+    rmSync(root, { recursive: true, force: true });
+  });
 });
