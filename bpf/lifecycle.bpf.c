@@ -766,30 +766,20 @@ struct {
 	__type(value, struct cgroup_path);
 } pt_cgroup_paths SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct cgroup_path);
-} pt_cgroup_path_scratch SEC(".maps");
-
 SEC("tp_btf/cgroup_mkdir")
 int BPF_PROG(handle_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct cgroup_path *v;
+	struct cgroup_path v = {}; /* 256 bytes: fits the stack, no scratch map needed */
 	__u64 id;
 
 	/* the default (v2) hierarchy only: a v1 hierarchy numbers its cgroups on its own */
 	if (BPF_CORE_READ(cgrp, root) != BPF_CORE_READ(task, cgroups, dfl_cgrp, root))
 		return 0;
-	v = bpf_map_lookup_elem(&pt_cgroup_path_scratch, &zero);
-	if (!v)
-		return 0;
 	id = BPF_CORE_READ(cgrp, kn, id);
-	if (bpf_probe_read_kernel_str(v->path, sizeof(v->path), path) <= 0)
+	if (bpf_probe_read_kernel_str(v.path, sizeof(v.path), path) <= 0)
 		return 0;
-	bpf_map_update_elem(&pt_cgroup_paths, &id, v, BPF_ANY);
+	bpf_map_update_elem(&pt_cgroup_paths, &id, &v, BPF_ANY);
 	return 0;
 }
 
