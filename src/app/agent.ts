@@ -280,6 +280,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
         // a throw inside a batch of lifecycle events counts against the rules like one at the event
         onError: (e) => gRules.fail(e),
         beforeInput: freshen,
+        ticker,
         // both read the current part: a reload may restart the windows or the checks
         windows: lazyRssWindows(() => slots.resources),
         alerts: alertSource((q) => slots.checks?.view.alerts({ limit: q.limit }) ?? []),

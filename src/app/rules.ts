@@ -9,6 +9,7 @@ import type { Enriched, ProcessEntry, ProcessTable, StuckD, ZombieInfo } from '.
 import type { ExplainView } from '../api/index.js';
 import { nsToMs } from '../metrics/index.js';
 import type { ResourcePipeline } from './resources.js';
+import type { Tick, Ticker } from './ticker.js';
 import { rssFacts } from './window-query.js';
 import { native } from '../kernel/index.js';
 import {
@@ -187,6 +188,9 @@ export interface RulesServiceOptions {
   beforeInput?: () => void;
   windows?: WindowFacts;
   alerts?: AlertSource;
+  /** the agent's shared periodic wakeup: coalesced firings are rendered there, once a second,
+   *  rather than on a timer of their own (without it: the 500 ms expiry timer renders them) */
+  ticker?: Ticker;
 }
 
 export interface ExplainResult {
@@ -233,6 +237,8 @@ export class RulesService {
   readonly facts: TableFacts;
   private kmsg: KmsgReader | null = null;
   private expiry: NodeJS.Timeout | null = null;
+  /** the ticker's once-a-second rendering of coalesced firings (when the agent gave a ticker) */
+  private findingsTick: Tick | null = null;
   private closed = false;
   private tailers = new Map<string, FileTailer>();
   alerts: AlertSource | null;
@@ -296,6 +302,8 @@ export class RulesService {
     const r = s.reload();
     if (!r.ok) throw new Error(`rules: ${r.diagnostics.map(formatDiagnostic).join('\n')}`);
     if (opts.config.kmsg) s.startKmsg();
+    // the ticker drained the ring before its tick: the batch goes in, then the firings render
+    if (opts.ticker) s.findingsTick = opts.ticker.every(1000, () => s.engine.flushFindings());
     return s;
   }
 
@@ -370,7 +378,7 @@ export class RulesService {
     const ms = this.opts.config.batchIntervalMs ?? 0;
     if (ms <= 0 || this.closed) {
       this.applyLifecycle(ev, en);
-      if (this.expiry === null && this.eng.hasPendingWork()) this.armExpiry();
+      if (this.expiry === null && this.expiryDue()) this.armExpiry();
       return;
     }
     const evs = this.waitingEv;
@@ -426,7 +434,7 @@ export class RulesService {
     b.events += n;
     b.batches++;
     if (n > b.maxEvents) b.maxEvents = n;
-    if (this.expiry === null && this.eng.hasPendingWork()) this.armExpiry();
+    if (this.expiry === null && this.expiryDue()) this.armExpiry();
     if (failed) throw first;
   }
 
@@ -435,10 +443,17 @@ export class RulesService {
     this.eng.onLifecycle(ev, en);
   }
 
-  /** Deferred lines and coalesced firings are settled 500 ms later; the timer runs only while
-   *  there are some, so a quiet agent does not wake for it. */
+  /** Whether the 500 ms expiry timer has work: deferred lines always; coalesced firings only
+   *  without a ticker (with one they render at its tick, so a storm, which keeps a firing
+   *  pending all the time, adds no wakeup and no drain of its own). */
+  private expiryDue(): boolean {
+    return this.findingsTick !== null ? this.eng.hasDeferredLines() : this.eng.hasPendingWork();
+  }
+
+  /** Deferred lines (and, without a ticker, coalesced firings) are settled 500 ms later; the
+   *  timer runs only while there are some, so a quiet agent does not wake for it. */
   private armExpiry(): void {
-    if (this.expiry !== null || this.closed || !this.eng.hasPendingWork()) return;
+    if (this.expiry !== null || this.closed || !this.expiryDue()) return;
     this.expiry = setTimeout(() => {
       this.expiry = null;
       // a kernel line waiting for its process: what the kernel wrote since goes in first
@@ -496,6 +511,8 @@ export class RulesService {
       this.closed = true;
       if (this.expiry) clearTimeout(this.expiry);
       this.expiry = null;
+      this.findingsTick?.cancel();
+      this.findingsTick = null;
       this.kmsg?.close();
       for (const t of this.tailers.values()) t.close();
       this.tailers.clear();

@@ -361,6 +361,17 @@ export class RuleEngine implements ScopeHost {
     return this.deferred.pending > 0 || this.findings.hasPending;
   }
 
+  /** Kernel or log lines wait for the process they name (they expire on a deadline). */
+  hasDeferredLines(): boolean {
+    return this.deferred.pending > 0;
+  }
+
+  /** Renders coalesced firings now (a periodic owner that already woke calls this: no deadline
+   *  depends on it, readers render what they read). */
+  flushFindings(): void {
+    this.findings.flush();
+  }
+
   /** Evaluates, without the process, deferred lines whose wait is over, and renders coalesced
    *  firings. Call periodically (the agent: every 500 ms). */
   expireDeferred(nowNs: bigint = this.opts.clock.nowNs()): void {

@@ -9,6 +9,7 @@ import type { ExitEvent, StateEvent } from '../../src/shared/events.js';
 import { ProcessTable, type ProcFs } from '../../src/process/index.js';
 import { createLogger } from '../../src/shared/log.js';
 import { RulesService, alertSource, readCgroupPath } from '../../src/app/rules.js';
+import type { Ticker } from '../../src/app/ticker.js';
 
 const noProc: ProcFs = { listPids: () => [], readStat: () => null, readCmdline: () => null, readUid: () => null };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -168,6 +169,44 @@ describe('RulesService', () => {
       } finally {
         svc.close();
       }
+    });
+
+    it('with the agent\'s ticker, renders coalesced firings at its tick, not on a timer of their own', async () => {
+      const ticks: (() => void)[] = [];
+      let cancelled = 0;
+      const ticker = { every: (_ms: number, fn: () => void) => (ticks.push(fn), { cancel: () => void cancelled++ }) } as unknown as Ticker;
+      const run = (withTicker: boolean) => {
+        const table = new ProcessTable({ bootId: 'b', procfs: noProc, now: () => T0 + 60n * S });
+        const svc = RulesService.start({
+          config: { dir: null, kmsg: false, batchIntervalMs: 0 }, table, log: createLogger({ level: 'silent' }), nowNs: () => T0 + 60n * S,
+          ...(withTicker ? { ticker } : {}),
+        });
+        // a crash loop fires from the third failure on; later firings within 1 s are coalesced
+        for (let i = 0; i < 6; i++) {
+          const ev = failingExit(i, T0 + BigInt(i) * 10n * MS);
+          svc.onLifecycle(ev, table.apply(ev));
+        }
+        return svc;
+      };
+      const ticked = run(true);
+      const timed = run(false);
+      try {
+        expect(ticks).toHaveLength(1);
+        expect(ticked.stats().evidenceBuilds).toBe(1);
+        expect(timed.stats().evidenceBuilds).toBe(1);
+        await sleep(700);
+        // without a ticker the 500 ms expiry timer rendered the latest firing; with one, nothing woke
+        expect(timed.stats().evidenceBuilds).toBe(2);
+        expect(ticked.stats().evidenceBuilds).toBe(1);
+        ticks[0]!();
+        expect(ticked.stats().evidenceBuilds).toBe(2);
+        expect(crashLoops(ticked)).toEqual(crashLoops(timed));
+        expect(crashLoops(ticked)).toEqual([expect.objectContaining({ count: 4 })]);
+      } finally {
+        ticked.close();
+        timed.close();
+      }
+      expect(cancelled).toBe(1);
     });
 
     it('reports a throw inside a batch and applies the rest of it', () => {
