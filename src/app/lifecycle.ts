@@ -477,6 +477,11 @@ export class LifecyclePipeline {
   /** Current accounting. Exact after stop(); while running, records in flight may be missing. */
   accounting(): AccountingReport {
     const n = native();
+    // The sequence numbers first, the counters after: the kernel counts a record as generated
+    // before it numbers it, so every number issued by now is in the counters read next (as
+    // captured, lost or in flight). Read the other way round, a record made between the two
+    // reads was a gap of one in a live snapshot.
+    const seqRaw = this.sensor.lookup('pt_seq', Buffer.alloc(4));
     const counters = this.readCounters();
     const ring = this.sensor.ringStats();
     const perType = {} as Accounting;
@@ -502,7 +507,6 @@ export class LifecyclePipeline {
       totals.lostUserspace += t.lostUserspace;
     }
     let seqGaps = 0n;
-    const seqRaw = this.sensor.lookup('pt_seq', Buffer.alloc(4));
     if (seqRaw) {
       const next = decodePerCpuU64(seqRaw, n.numPossibleCpus);
       const burned = counters?.perCpu ?? [];
