@@ -1,6 +1,7 @@
 // The attribution engine: takes every source's records, hands each to the rules that can fire on
 // it, walks those rules' decision trees, and keeps what they find. The pieces:
-//   trigger-index.ts  which rules an event can fire (gates, exit classes), decided at load
+//   rule-index.ts     which rules each input is offered to, built once per rule set
+//   trigger-index.ts  the gates: which events can fire a rule (exit classes, field tests)
 //   event-fields.ts   an event's fields, read one at a time or as a record
 //   event-view.ts     the event as gates read it (no allocation) and as a tree run gets it
 //   scope.ts          a tree run's view of the event: process facts, windows, history figures
@@ -10,36 +11,19 @@
 //   history.ts        counters and rings of recent exits and execs
 import type { LifecycleEvent, StateEvent } from '../shared/events.js';
 import type { SourceKind } from './catalogue.js';
-import { LIFECYCLE_SOURCES, type EventContext } from './event-fields.js';
+import type { EventContext } from './event-fields.js';
 import { EventReader, lifecycleTrigger, plainTrigger, stateTrigger } from './event-view.js';
 import type { AlertLike, NodeStateFacts, ProcessFacts, RuleClock, WindowFacts } from './facts.js';
 import { FindingStore, rank, type Finding, type RankedCause } from './findings.js';
 import { History, commandKey, type HistoryLimits } from './history.js';
 import { DEFER_NS, DeferredLines } from './kernel-join.js';
-import { prefilter, type Prefilter } from './line-prefilter.js';
 import type { RuleSet } from './loader.js';
 import { Scope, msOf, type EngineFacts, type ScopeHost, type Trigger } from './scope.js';
 import { decide, type CompiledRule } from './tree.js';
-import { EXIT_CLASSES, evalGate, exitClass, exitClassesOf, gateOf, type Gate } from './trigger-index.js';
+import { evalGate, exitClass, type Gate } from './trigger-index.js';
+import { RuleIndex, type RuleProfile } from './rule-index.js';
 import { convert, type Value } from './units.js';
 import { PredictionLedger, predictionsIn } from './predictions.js';
-
-export interface RuleProfile {
-  rule: string;
-  source: SourceKind;
-  /** times the rule was considered: its gate (lifecycle, state), pattern (lines) or alert (checks) */
-  evaluations: number;
-  /** the pattern matched (pattern rules) */
-  patternMatches: number;
-  /** its decision tree was walked */
-  treeRuns: number;
-  /** a leaf was reached: a finding was made or merged */
-  matches: number;
-  /** ns spent in tree runs and pattern matching (a double: performance.now() is cheaper than
-   *  hrtime.bigint()); gates are not timed, they cost a field read and a comparison */
-  timeNs: number;
-  maxNs: number;
-}
 
 export interface EngineOptions {
   clock: RuleClock;
@@ -54,23 +38,9 @@ export interface EngineOptions {
   prefilter?: boolean;
 }
 
-/** A lifecycle or state rule as the index keeps it. */
-interface IndexedRule {
-  rule: CompiledRule;
-  gate: Gate;
-  /** the gate is "true": nothing to test */
-  always: boolean;
-  profile: RuleProfile;
-}
-
 export class RuleEngine implements ScopeHost {
-  private rules: readonly CompiledRule[] = [];
-  private bySource = new Map<SourceKind, CompiledRule[]>();
-  /** lifecycle and state rules by source, then by class (exits: clean, code, signal; others: one) */
-  private byEvent = new Map<SourceKind, IndexedRule[][]>();
-  private logByPath = new Map<string, CompiledRule[]>();
-  /** per line source (kmsg, log:PATH) */
-  private prefilters = new Map<string, Prefilter>();
+  /** the running set's rules, by the inputs that can fire them (swapped whole by setRules) */
+  private index = RuleIndex.EMPTY;
   /** time in the set scans, which no single rule owns */
   prefilterNs = 0;
   /** decision trees walked, all rules */
@@ -100,69 +70,38 @@ export class RuleEngine implements ScopeHost {
 
   /** Swaps the active rules in one step (the loader already compiled all of them). */
   setRules(set: RuleSet): void {
-    const bySource = new Map<SourceKind, CompiledRule[]>();
-    const byEvent = new Map<SourceKind, IndexedRule[][]>();
-    const logByPath = new Map<string, CompiledRule[]>();
-    for (const r of set.rules) {
-      if (r.source === 'log') {
-        const l = logByPath.get(r.path!) ?? [];
-        l.push(r);
-        logByPath.set(r.path!, l);
-      }
-      const l = bySource.get(r.source) ?? [];
-      l.push(r);
-      bySource.set(r.source, l);
-      let profile = this.profiles.get(r.id);
-      if (!profile) {
-        profile = { rule: r.id, source: r.source, evaluations: 0, patternMatches: 0, treeRuns: 0, matches: 0, timeNs: 0, maxNs: 0 };
-        this.profiles.set(r.id, profile);
-      }
-      if (LIFECYCLE_SOURCES.has(r.source) || r.source === 'state') {
-        const gate = gateOf(r);
-        const x: IndexedRule = { rule: r, gate, always: gate.kind === 'const' && gate.value, profile };
-        let lists = byEvent.get(r.source);
-        if (!lists) {
-          lists = Array.from({ length: r.source === 'exit' ? EXIT_CLASSES : 1 }, () => []);
-          byEvent.set(r.source, lists);
-        }
-        if (r.source === 'exit') {
-          const classes = exitClassesOf(gate);
-          for (let c = 0; c < EXIT_CLASSES; c++) if (classes[c]) lists[c]!.push(x);
-        } else if (!(gate.kind === 'const' && !gate.value)) lists[0]!.push(x);
-      }
-    }
-    const prefilters = new Map<string, Prefilter>();
-    if (this.opts.prefilter !== false) {
-      const kmsg = bySource.get('kmsg');
-      if (kmsg) prefilters.set('kmsg', prefilter(kmsg));
-      for (const [path, rules] of logByPath) prefilters.set(`log:${path}`, prefilter(rules));
-    }
-    this.rules = set.rules;
+    this.index = RuleIndex.build(set.rules, (r) => this.profileOf(r), this.opts.prefilter !== false);
     this.findings.version = set.version;
-    this.bySource = bySource;
-    this.byEvent = byEvent;
-    this.logByPath = logByPath;
-    this.prefilters = prefilters;
+  }
+
+  /** A rule's profile, kept across sets by id: a reload does not reset its counters. */
+  private profileOf(r: CompiledRule): RuleProfile {
+    let p = this.profiles.get(r.id);
+    if (!p) {
+      p = { rule: r.id, source: r.source, evaluations: 0, patternMatches: 0, treeRuns: 0, matches: 0, timeNs: 0, maxNs: 0 };
+      this.profiles.set(r.id, p);
+    }
+    return p;
   }
 
   get ruleCount(): number {
-    return this.rules.length;
+    return this.index.rules.length;
   }
 
   /** Files the log rules tail. */
   logPaths(): string[] {
-    return [...this.logByPath.keys()];
+    return [...this.index.logByPath.keys()];
   }
 
   /** The rules an event of `source` (and exit class) is offered to, for tests and profiles. */
   indexed(source: SourceKind, cls = 0): string[] {
-    return (this.byEvent.get(source)?.[cls] ?? []).map((x) => x.rule.id);
+    return (this.index.byEvent.get(source)?.[cls] ?? []).map((x) => x.rule.id);
   }
 
   // ------------------------------------------------------------------ sources
 
   onKmsg(rec: { tNs: bigint; level: number; facility: number; seq: bigint; message: string }): void {
-    const rules = this.bySource.get('kmsg');
+    const rules = this.index.bySource.get('kmsg');
     if (!rules) return;
     this.runLine('kmsg', rules, {
       source: 'kmsg',
@@ -174,7 +113,7 @@ export class RuleEngine implements ScopeHost {
   }
 
   onLogLine(file: string, line: string, tNs: bigint = this.opts.clock.nowNs()): void {
-    const rules = this.logByPath.get(file);
+    const rules = this.index.logByPath.get(file);
     if (!rules) return;
     this.runLine(`log:${file}`, rules, { source: 'log', tNs, line, fields: { line, file }, summary: `${file}: ${line}` });
   }
@@ -196,7 +135,7 @@ export class RuleEngine implements ScopeHost {
       if (ev.signal !== null || ev.exitCode !== 0) this.history.recordFailure(reader.command(), tMs, en.execId, ev.pid, ev.comm.text, ev.exitCode, ev.signal);
       this.findings.joinExit(en.execId, ev);
     }
-    const list = this.byEvent.get(ev.type)?.[cls];
+    const list = this.index.byEvent.get(ev.type)?.[cls];
     if (list === undefined || list.length === 0) return;
     let t: Trigger | null = null;
     for (let i = 0; i < list.length; i++) {
@@ -209,7 +148,7 @@ export class RuleEngine implements ScopeHost {
   }
 
   onState(ev: StateEvent, execId: string | null): void {
-    const list = this.byEvent.get('state')?.[0];
+    const list = this.index.byEvent.get('state')?.[0];
     if (list === undefined || list.length === 0) return;
     this.reader.state(ev);
     let t: Trigger | null = null;
@@ -226,7 +165,7 @@ export class RuleEngine implements ScopeHost {
   onAlert(alert: AlertLike): void {
     this.predictions.note(alert);
     if (this.findings.hasAlert(alert.id)) return;
-    const rules = this.bySource.get('check');
+    const rules = this.index.bySource.get('check');
     if (!rules) return;
     const applicable = rules.filter((r) => r.checkRe === null || r.checkRe.test(alert.check));
     this.run(applicable, {
@@ -260,7 +199,7 @@ export class RuleEngine implements ScopeHost {
 
   /** Line sources: the set scan picks the pattern rules worth running. */
   private runLine(key: string, rules: readonly CompiledRule[], t: Trigger): void {
-    const pf = this.prefilters.get(key);
+    const pf = this.index.prefilters.get(key);
     if (!pf || pf.set === null) {
       this.run(rules, t);
       return;
@@ -403,7 +342,7 @@ export class RuleEngine implements ScopeHost {
     const at = this.opts.clock.fromEpochMs(alert.ts);
     const from = at - BigInt(lookbackMs) * 1_000_000n;
     const to = at + 60_000_000_000n;
-    const ruleById = new Map(this.rules.map((r) => [r.id, r]));
+    const ruleById = new Map(this.index.rules.map((r) => [r.id, r]));
     const hits = this.findings.filter((f) => {
       if (f.alertId !== null) return f.alertId === alert.id;
       if (f.tNs < from || f.tNs > to) return false;
@@ -421,13 +360,13 @@ export class RuleEngine implements ScopeHost {
   }
 
   profile(): RuleProfile[] {
-    const active = new Set(this.rules.map((r) => r.id));
+    const active = new Set(this.index.rules.map((r) => r.id));
     return [...this.profiles.values()].filter((p) => active.has(p.rule)).sort((a, b) => b.timeNs - a.timeNs);
   }
 
   stats() {
     return {
-      rules: this.rules.length, findings: this.findings.size, errors: this.errors, treeRuns: this.treeRuns, gateSkips: this.gateSkips,
+      rules: this.index.rules.length, findings: this.findings.size, errors: this.errors, treeRuns: this.treeRuns, gateSkips: this.gateSkips,
       evidenceBuilds: this.findings.evidenceBuilds,
       pending: this.deferred.pending, ...this.deferred.stats, history: this.history.stats(), predictions: this.predictions.stats(),
     };

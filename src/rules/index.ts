@@ -14,6 +14,7 @@ export * from './event-view.js';
 export * from './scope.js';
 export * from './findings.js';
 export * from './trigger-index.js';
+export * from './rule-index.js';
 export * from './kernel-join.js';
 export * from './line-prefilter.js';
 export * from './engine.js';
