@@ -9,6 +9,9 @@
 #     (default "--max-semi-space-size=2 --expose-gc"); yaml: extra config lines, \n for newlines
 #   RATE=200 WARM=30 WIN=15 NWIN=4 bash bench/agent-pair.sh "a||" "b|||lifecycle:\n  delivery_interval: 40ms"
 #   PAIR_DB_SEED=/tmp/full.db ...: every agent starts on a copy of that store file
+#   BY_THREAD=1 ...: also, per agent and window, each thread name's CPU (the V8 workers summed)
+#     and context switches a second (voluntary + involuntary: the wakeups), to see whether a
+#     change moves work between the JS thread and V8's helpers, and whether it removes wakeups
 #
 # Root. Agents contend a little with each other (each is a few % of a core), so compare within a
 # run, as ratios; absolute figures read higher than one agent alone.
@@ -36,10 +39,22 @@ done
 if [ "$RATE" != 0 ]; then (cd /tmp && "$HERE/bench/build/forkexec" -r "$RATE" -j 1 -d $((WARM + WIN * NWIN + 2)) >/dev/null 2>&1 || true) & fi
 sleep "$WARM"
 cpu() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s+=$1} END{print s+0}'; }
-declare -a SUM C0
+# "name run_ns switches" per thread name of a process (V8Worker threads summed)
+threads() {
+  for t in /proc/"$1"/task/*; do
+    printf '%s %s %s\n' "$(tr ' ' _ < "$t/comm")" "$(awk '{print $1}' "$t/schedstat")" \
+      "$(awk '/^voluntary_ctxt_switches/{v=$2} /^nonvoluntary_ctxt_switches/{n=$2} END{print v+n}' "$t/status")"
+  done 2>/dev/null | awk '{g=$1; if (g ~ /^V8Worker/) g="V8Worker"; r[g]+=$2; c[g]+=$3} END{for (k in r) print k, r[k], c[k]}' | sort
+}
+declare -a SUM C0 T0
 for w in $(seq "$NWIN"); do
-  for i in "${!PIDS[@]}"; do C0[$i]=$(cpu "${PIDS[$i]}"); done
+  for i in "${!PIDS[@]}"; do C0[$i]=$(cpu "${PIDS[$i]}"); [ "${BY_THREAD:-0}" != 1 ] || T0[$i]="$(threads "${PIDS[$i]}")"; done
   sleep "$WIN"
+  if [ "${BY_THREAD:-0}" = 1 ]; then
+    for i in "${!PIDS[@]}"; do
+      echo "  window $w ${LABELS[$i]} by thread: $(join <(echo "${T0[$i]}") <(threads "${PIDS[$i]}") | awk -v w="$WIN" '{cpu=($4-$2)/w/1e7; cs=($5-$3)/w; tw+=cs; if (cpu>0.02) printf "%s %.2f%% %.0f/s, ", $1, cpu, cs} END{printf "%.0f switches/s in all", tw}')"
+    done
+  fi
   line="window $w:"
   for i in "${!PIDS[@]}"; do
     v=$(awk -v a="${C0[$i]}" -v b="$(cpu "${PIDS[$i]}")" -v m="$WIN" 'BEGIN{printf "%.2f", (b-a)/m/1e7}')

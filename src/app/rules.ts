@@ -190,7 +190,7 @@ export interface RulesServiceOptions {
   alerts?: AlertSource;
   /** the agent's shared periodic wakeup: coalesced firings are rendered there, once a second,
    *  rather than on a timer of their own (without it: the 500 ms expiry timer renders them) */
-  ticker?: Ticker;
+  ticker?: Pick<Ticker, 'every'>;
 }
 
 export interface ExplainResult {

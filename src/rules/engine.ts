@@ -312,7 +312,8 @@ export class RuleEngine implements ScopeHost {
   }
 
   /** Evaluates, without the process, deferred lines whose wait is over, and renders coalesced
-   *  firings. Call periodically (the agent: every 500 ms). */
+   *  firings. Call periodically (the agent: every 500 ms while lines wait; it renders coalesced
+   *  firings with flushFindings() in its once-a-second sweeps). */
   expireDeferred(nowNs: bigint = this.opts.clock.nowNs()): void {
     for (const d of this.deferred.takeExpired(nowNs)) this.run([d.rule], plainTrigger(d.trigger, { retried: true }));
     this.findings.flush();

@@ -9,7 +9,6 @@ import type { ExitEvent, StateEvent } from '../../src/shared/events.js';
 import { ProcessTable, type ProcFs } from '../../src/process/index.js';
 import { createLogger } from '../../src/shared/log.js';
 import { RulesService, alertSource, readCgroupPath } from '../../src/app/rules.js';
-import type { Ticker } from '../../src/app/ticker.js';
 
 const noProc: ProcFs = { listPids: () => [], readStat: () => null, readCmdline: () => null, readUid: () => null };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -174,7 +173,7 @@ describe('RulesService', () => {
     it('with the agent\'s ticker, renders coalesced firings at its tick, not on a timer of their own', async () => {
       const ticks: (() => void)[] = [];
       let cancelled = 0;
-      const ticker = { every: (_ms: number, fn: () => void) => (ticks.push(fn), { cancel: () => void cancelled++ }) } as unknown as Ticker;
+      const ticker = { every: (_ms: number, fn: () => void) => (ticks.push(fn), { cancel: () => void cancelled++ }) };
       const run = (withTicker: boolean) => {
         const table = new ProcessTable({ bootId: 'b', procfs: noProc, now: () => T0 + 60n * S });
         const svc = RulesService.start({
