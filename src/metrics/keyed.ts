@@ -13,6 +13,11 @@ export interface KeyEntry<M extends string, Meta> {
   endedT?: number;
   /** Compact series for trends (armTrend), by TrendArm.key. */
   trends?: Record<string, TrendBuckets>;
+  /** Samples deferred (defer): each would only have extended the last run of the deferrable
+   *  series. deferredT is the newest one's time, deferredW the time-weighted samples' weight. */
+  deferredN: number;
+  deferredT: number;
+  deferredW: number;
 }
 
 /** A trend being kept: of `metric` over `windowMs`, asked for last at askedMs. */
@@ -40,6 +45,8 @@ export interface KeyedOptions<M extends string, Meta = unknown> {
   maxEnded?: number;
   /** Called with an ended entry just before it is evicted (not when it expires). */
   onEvict?: (e: KeyEntry<M, Meta>) => void;
+  /** The series `defer` extends: weighted by the time a sample stands for, or 1 per sample. */
+  deferrable?: { byTime: readonly M[]; bySample: readonly M[] };
 }
 
 export class KeyedWindows<M extends string, Meta> {
@@ -67,13 +74,14 @@ export class KeyedWindows<M extends string, Meta> {
         this.refused++;
         return undefined;
       }
-      e = { key, meta: meta(), series: {}, firstT: t, lastT: t };
+      e = { key, meta: meta(), series: {}, firstT: t, lastT: t, deferredN: 0, deferredT: 0, deferredW: 0 };
       this.entries.set(key, e);
     }
     return e;
   }
 
   record(e: KeyEntry<M, Meta>, metric: M, t: number, value: number, weight = 1): void {
+    if (e.deferredN !== 0) this.settle(e);
     let s = e.series[metric];
     if (!s) {
       const resolution = this.opts.resolution?.[metric] ?? this.opts.series.resolution;
@@ -99,6 +107,7 @@ export class KeyedWindows<M extends string, Meta> {
   /** Keeps (or keeps on keeping) the trend of `metric` over `windowMs` for every key.
    *  `perWeight`: the series holds amounts per interval; the trend is of the rate. */
   armTrend(metric: M, windowMs: number, nowMs: number, perWeight = false): TrendArm {
+    this.settleAll(); // the new trend is seeded from every sample, deferred ones included
     const arms = (this.arms ??= {} as Partial<Record<M, TrendArm[]>>);
     const list = (arms[metric] ??= []);
     const hit = list.find((a) => a.windowMs === windowMs);
@@ -155,7 +164,7 @@ export class KeyedWindows<M extends string, Meta> {
   }
 
   end(key: string, t: number): void {
-    const e = this.entries.get(key);
+    const e = this.get(key);
     if (e && e.endedT === undefined) {
       e.endedT = t;
       this.endedOrder.push(key);
@@ -169,16 +178,81 @@ export class KeyedWindows<M extends string, Meta> {
     return this.endedCount;
   }
 
+  /** The entry, its deferred samples applied: what every reader gets. */
   get(key: string): KeyEntry<M, Meta> | undefined {
+    const e = this.entries.get(key);
+    if (e !== undefined && e.deferredN !== 0) this.settle(e);
+    return e;
+  }
+
+  /** The entry as it is, deferred samples pending: for the writer that may defer more. */
+  peek(key: string): KeyEntry<M, Meta> | undefined {
     return this.entries.get(key);
   }
 
   figures(e: KeyEntry<M, Meta>, metric: M, now: number, windowMs: number): WindowFigures | undefined {
+    if (e.deferredN !== 0) this.settle(e);
     return e.series[metric]?.figures(now, windowMs);
   }
 
   values(): IterableIterator<KeyEntry<M, Meta>> {
+    this.settleAll();
     return this.entries.values();
+  }
+
+  // ------------------------------------------------------------------ deferred samples
+  // A sweep samples every live process every second, and most of them are idle: 0 % CPU, no IO,
+  // the same RSS, so each sample only extends the last run of four series. Touching those
+  // series (and their runs) for every idle process at every sweep was most of what the windows
+  // cost on a node with many processes, and on the VM we measure, memory touched after a sleep
+  // is what a wakeup costs (bench/README.md, "Session 19"). So the writer may defer such a
+  // sample: the entry counts it, and the first read, record, expiry or trend of the entry
+  // applies all it counted at once, as the same extension of each last run.
+
+  /** Entries with deferred samples. */
+  private deferredEntries = 0;
+
+  /** Whether a trend is kept of `metric` (its samples then go through recordTrend one by one,
+   *  so they cannot be deferred). */
+  armed(metric: M): boolean {
+    const a = this.arms?.[metric];
+    return a !== undefined && a.length > 0;
+  }
+
+  /** Whether every series of `e` is exact (run-length): only those can take deferred samples. */
+  exact(e: KeyEntry<M, Meta>): boolean {
+    const series = e.series as Record<string, Series | undefined>;
+    for (const m in series) if (series[m]!.mode !== 'exact') return false;
+    return true;
+  }
+
+  /** One sample at `t` that would only extend the last run of each deferrable series that `e`
+   *  has, the time-weighted ones by `weight`. The caller knows it: the values equal the last
+   *  ones, the series are exact and no trend is armed for them. */
+  defer(e: KeyEntry<M, Meta>, t: number, weight: number): void {
+    if (e.deferredN === 0) this.deferredEntries++;
+    e.deferredN++;
+    e.deferredW += weight;
+    e.deferredT = t;
+    if (t > e.lastT) e.lastT = t;
+  }
+
+  private settle(e: KeyEntry<M, Meta>): void {
+    const d = this.opts.deferrable;
+    const n = e.deferredN;
+    e.deferredN = 0;
+    this.deferredEntries--;
+    if (d === undefined) return;
+    for (let i = 0; i < d.byTime.length; i++) e.series[d.byTime[i]!]?.repeatTail(e.deferredT, n, e.deferredW);
+    for (let i = 0; i < d.bySample.length; i++) e.series[d.bySample[i]!]?.repeatTail(e.deferredT, n, n);
+    e.deferredW = 0;
+  }
+
+  private settleAll(): void {
+    if (this.deferredEntries === 0) return;
+    this.entries.forEach((e) => {
+      if (e.deferredN !== 0) this.settle(e);
+    });
   }
 
   get size(): number {
@@ -192,6 +266,8 @@ export class KeyedWindows<M extends string, Meta> {
     // forEach and for-in, not for-of and Object.values: this runs once a sweep, mostly before
     // V8 optimizes it, and unoptimized for-of allocates per step (deleting during forEach is safe)
     this.entries.forEach((e, k) => {
+      // a deferred tail is applied before pruning: prune must see where the last run ends
+      if (e.deferredN !== 0) this.settle(e);
       if (e.lastT < horizon) {
         this.entries.delete(k);
         if (e.endedT !== undefined) this.endedCount--;

@@ -36,6 +36,10 @@ export interface ProcMeta {
   kthread: boolean;
   /** Counters at the previous sweep. */
   prev?: { tNs: bigint; cpuNs: bigint; readBytes: number; writeBytes: number; peakRss: number };
+  /** The RSS (−1 for a kernel thread, which has none) at which a sample with unchanged counters
+   *  only extends the last runs, so the sweep defers it; NaN when it would not (the last sample
+   *  had CPU or IO, or a series is in histogram mode). */
+  quietRss: number;
   exit?: ExitFacts;
 }
 
@@ -44,6 +48,9 @@ export interface ProcWindowOptions {
   maxKeys: number;
   /** exited processes kept individually (metrics.max_exited); beyond, aggregated by comm and cgroup */
   maxExited?: number;
+  /** defer the samples of idle processes (KeyedWindows.defer); false: record every one (tests
+   *  compare the two) */
+  deferIdle?: boolean;
 }
 
 export const DEFAULT_MAX_EXITED = 10_000;
@@ -57,6 +64,9 @@ export const endedWithSamplesBound = (maxExited: number): number => Math.max(64,
 export const MAX_SAMPLES_PER_WINDOW = 300;
 
 const RESOLUTION: Partial<Record<ProcMetric, number>> = { cpu: 0.01, rss: 4096, rss_peak: 4096, io_read: 1, io_write: 1 };
+/** What an idle process's sample repeats: its CPU and IO deltas (0, weighted by the interval)
+ *  and its RSS (weighted 1 per sample). rss_peak is recorded only when it rises. */
+const DEFERRABLE = { byTime: ['cpu', 'io_read', 'io_write'] as const, bySample: ['rss'] as const };
 
 export class ProcessWindows {
   readonly windows: KeyedWindows<ProcMetric, ProcMeta>;
@@ -68,6 +78,7 @@ export class ProcessWindows {
   private sweeps = 0;
   lastSweepNs = 0n;
   private readonly minSampleNs: bigint;
+  private readonly deferIdle: boolean;
 
   constructor(
     private readonly identify: Identify,
@@ -75,6 +86,7 @@ export class ProcessWindows {
     opts: ProcWindowOptions = { series: DEFAULT_SERIES_OPTIONS, maxKeys: 10_000 },
   ) {
     const maxExited = opts.maxExited ?? DEFAULT_MAX_EXITED;
+    this.deferIdle = opts.deferIdle ?? true;
     this.maxWindowMs = opts.series.maxWindowMs;
     this.exited = new ExitedProcesses({ capacity: maxExited, maxWindowMs: opts.series.maxWindowMs, slotMs: opts.series.slotMs });
     // Exited processes a sweep saw keep their samples while few: 1/32 of max_exited (their series
@@ -86,6 +98,7 @@ export class ProcessWindows {
       resolution: RESOLUTION,
       maxEnded: endedWithSamplesBound(maxExited),
       onEvict: (e) => this.retire(e),
+      deferrable: DEFERRABLE,
     });
     // three quarters: a sweep timer firing a little early must not skip every other sweep
     this.minSampleNs = BigInt(Math.floor((opts.series.maxWindowMs / MAX_SAMPLES_PER_WINDOW) * 0.75 * 1e6));
@@ -94,7 +107,7 @@ export class ProcessWindows {
   private entryFor(pid: number, startNs: bigint, tMs: number, seed: ProcUsage): KeyEntry<ProcMetric, ProcMeta> | undefined {
     const who = this.identify(pid, startNs);
     const execId = who?.execId ?? this.execIdOf(pid, startNs);
-    let e = this.windows.get(execId);
+    let e = this.windows.peek(execId);
     if (!e) {
       if (who?.exited) return undefined; // its exit record already closed it
       e = this.windows.entry(execId, tMs, () => ({
@@ -105,6 +118,7 @@ export class ProcessWindows {
         cgroupId: who?.cgroupId ?? (seed.cgroupId || null),
         startNs,
         kthread: seed.kthread,
+        quietRss: NaN,
       }));
     }
     return e;
@@ -116,6 +130,9 @@ export class ProcessWindows {
     // computed once, and time differences are taken as numbers (exact below 2^53 ns of uptime).
     const sampleEdgeNs = tNs - this.minSampleNs;
     const tNum = Number(tNs);
+    const w = this.windows;
+    // a trend samples every record, so with one armed every sample is recorded
+    const deferOk = this.deferIdle && !w.armed('cpu') && !w.armed('io_read') && !w.armed('io_write') && !w.armed('rss');
     // An index loop, the seed passed as it is and the baseline updated in place: this runs once
     // a sweep for every process, mostly before V8 optimizes it, where for-of and object
     // literals allocate per process.
@@ -144,18 +161,33 @@ export class ProcessWindows {
       const cpuNs = base && p.cpuNs < base.cpuNs ? base.cpuNs : p.cpuNs;
       const readBytes = base ? Math.max(p.readBytes, base.readBytes) : p.readBytes;
       const writeBytes = base ? Math.max(p.writeBytes, base.writeBytes) : p.writeBytes;
+      // Idle since its last sample, which was idle too: this sample only extends its runs
+      // (quietRss says the last one left CPU and IO at 0 and RSS at this value). Deferred: no
+      // series is touched until someone reads them.
+      if (
+        deferOk && prev !== undefined && tNs > prev.tNs && m.quietRss === (p.kthread ? -1 : p.rssBytes) &&
+        cpuNs === prev.cpuNs && readBytes === prev.readBytes && writeBytes === prev.writeBytes && p.peakRssBytes <= prev.peakRss
+      ) {
+        w.defer(e, tMs, (tNum - Number(prev.tNs)) / 1e9);
+        prev.tNs = tNs;
+        continue;
+      }
+      let idle = false;
       if (base && tNs > base.tNs) {
         const dtNs = tNum - Number(base.tNs);
         const dtS = dtNs / 1e9;
         // an idle process (the same total) makes no bigint
-        this.windows.record(e, 'cpu', tMs, cpuNs === base.cpuNs ? 0 : (100 * Number(cpuNs - base.cpuNs)) / dtNs, dtS);
-        this.windows.record(e, 'io_read', tMs, readBytes - base.readBytes, dtS);
-        this.windows.record(e, 'io_write', tMs, writeBytes - base.writeBytes, dtS);
+        const cpu = cpuNs === base.cpuNs ? 0 : (100 * Number(cpuNs - base.cpuNs)) / dtNs;
+        w.record(e, 'cpu', tMs, cpu, dtS);
+        w.record(e, 'io_read', tMs, readBytes - base.readBytes, dtS);
+        w.record(e, 'io_write', tMs, writeBytes - base.writeBytes, dtS);
+        idle = cpu === 0 && readBytes === base.readBytes && writeBytes === base.writeBytes;
       }
       if (!p.kthread) {
-        this.windows.record(e, 'rss', tMs, p.rssBytes, 1);
-        if (!prev || p.peakRssBytes > prev.peakRss) this.windows.record(e, 'rss_peak', tMs, p.peakRssBytes, 1);
+        w.record(e, 'rss', tMs, p.rssBytes, 1);
+        if (!prev || p.peakRssBytes > prev.peakRss) w.record(e, 'rss_peak', tMs, p.peakRssBytes, 1);
       }
+      m.quietRss = idle && deferOk && w.exact(e) ? (p.kthread ? -1 : p.rssBytes) : NaN;
       const peakRss = Math.max(p.peakRssBytes, prev?.peakRss ?? 0);
       if (prev === undefined) e.meta.prev = { tNs, cpuNs, readBytes, writeBytes, peakRss };
       else {

@@ -94,6 +94,21 @@ export class Series {
     if (this.runs.length > this.opts.maxEntries) this.promote();
   }
 
+  /** Extends the last run by `n` samples of its value and `weight` in all, the newest at t: what
+   *  `n` records of the last value would do, in O(1). False (nothing done) in histogram mode, with
+   *  no run, or when t is before the last run's end. */
+  repeatTail(t: number, n: number, weight: number): boolean {
+    const tail = this.runs[this.runs.length - 1];
+    if (this.slots || tail === undefined || t < tail.t1) return false;
+    this.version++;
+    if (t > this.lastT) this.lastT = t;
+    tail.t1 = t;
+    tail.n += n;
+    tail.w += weight;
+    this.prune(t);
+    return true;
+  }
+
   /** Drops what no window can reach any more. */
   prune(now: number): void {
     const horizon = now - this.opts.maxWindowMs;
