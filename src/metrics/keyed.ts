@@ -18,6 +18,8 @@ export interface KeyEntry<M extends string, Meta> {
   deferredN: number;
   deferredT: number;
   deferredW: number;
+  /** the oldest deferred sample's time */
+  deferredFromT: number;
 }
 
 /** A trend being kept: of `metric` over `windowMs`, asked for last at askedMs. */
@@ -74,7 +76,7 @@ export class KeyedWindows<M extends string, Meta> {
         this.refused++;
         return undefined;
       }
-      e = { key, meta: meta(), series: {}, firstT: t, lastT: t, deferredN: 0, deferredT: 0, deferredW: 0 };
+      e = { key, meta: meta(), series: {}, firstT: t, lastT: t, deferredN: 0, deferredT: 0, deferredW: 0, deferredFromT: 0 };
       this.entries.set(key, e);
     }
     return e;
@@ -230,7 +232,10 @@ export class KeyedWindows<M extends string, Meta> {
    *  has, the time-weighted ones by `weight`. The caller knows it: the values equal the last
    *  ones, the series are exact and no trend is armed for them. */
   defer(e: KeyEntry<M, Meta>, t: number, weight: number): void {
-    if (e.deferredN === 0) this.deferredEntries++;
+    if (e.deferredN === 0) {
+      this.deferredEntries++;
+      e.deferredFromT = t;
+    }
     e.deferredN++;
     e.deferredW += weight;
     e.deferredT = t;
@@ -266,8 +271,13 @@ export class KeyedWindows<M extends string, Meta> {
     // forEach and for-in, not for-of and Object.values: this runs once a sweep, mostly before
     // V8 optimizes it, and unoptimized for-of allocates per step (deleting during forEach is safe)
     this.entries.forEach((e, k) => {
-      // a deferred tail is applied before pruning: prune must see where the last run ends
-      if (e.deferredN !== 0) this.settle(e);
+      if (e.deferredN !== 0) {
+        // Deferred samples extend the last runs, so prune would misread where they end. They
+        // are applied here only once the oldest is half a window old: until then the entry's
+        // series are left alone (an idle process's few runs wait for the next prune).
+        if (now - e.deferredFromT < this.opts.series.maxWindowMs / 2) return;
+        this.settle(e);
+      }
       if (e.lastT < horizon) {
         this.entries.delete(k);
         if (e.endedT !== undefined) this.endedCount--;

@@ -120,9 +120,9 @@ describe('deferred samples of idle processes', () => {
     const e = pw.windows.peek(ids(7, 1n * S))!;
     const runs = (s: unknown) => (s as { runs: { n: number }[] }).runs;
     for (let t = 13n; t <= 39n; t++) pw.applySweep(t * S, [usage(p)]); // idle: deferred
-    // the windows' expiry (every 5 s, the last at 35 s) applied what was deferred by then
-    expect(e.deferredN).toBe(4);
-    expect(runs(e.series.cpu).map((r) => r.n)).toEqual([1, 24]); // 36–39 s not applied yet
+    // the windows' expiry (every 5 s) leaves deferred samples alone for half a window (150 s)
+    expect(e.deferredN).toBe(27);
+    expect(runs(e.series.cpu).map((r) => r.n)).toEqual([1, 1]); // untouched since 12 s
     const [row] = topRows(pw, { nowMs: 39_000, windowMs: 60_000, sort: 'cpu', limit: 10 });
     expect(e.deferredN).toBe(0);
     expect(runs(e.series.cpu).map((r) => r.n)).toEqual([1, 28]);
