@@ -14,9 +14,9 @@ export interface KeyEntry<M extends string, Meta> {
   /** Compact series for trends (armTrend), by TrendArm.key. */
   trends?: Record<string, TrendBuckets>;
   /** Samples deferred (defer): each would only have extended the last run of the deferrable
-   *  series. deferredT is the newest one's time, deferredW the time-weighted samples' weight. */
+   *  series. The newest one's time is lastT (a record applies them first, so nothing else moves
+   *  lastT meanwhile); deferredW is the time-weighted samples' weight. */
   deferredN: number;
-  deferredT: number;
   deferredW: number;
   /** the oldest deferred sample's time */
   deferredFromT: number;
@@ -76,7 +76,7 @@ export class KeyedWindows<M extends string, Meta> {
         this.refused++;
         return undefined;
       }
-      e = { key, meta: meta(), series: {}, firstT: t, lastT: t, deferredN: 0, deferredT: 0, deferredW: 0, deferredFromT: 0 };
+      e = { key, meta: meta(), series: {}, firstT: t, lastT: t, deferredN: 0, deferredW: 0, deferredFromT: 0 };
       this.entries.set(key, e);
     }
     return e;
@@ -238,7 +238,6 @@ export class KeyedWindows<M extends string, Meta> {
     }
     e.deferredN++;
     e.deferredW += weight;
-    e.deferredT = t;
     if (t > e.lastT) e.lastT = t;
   }
 
@@ -248,8 +247,8 @@ export class KeyedWindows<M extends string, Meta> {
     e.deferredN = 0;
     this.deferredEntries--;
     if (d === undefined) return;
-    for (let i = 0; i < d.byTime.length; i++) e.series[d.byTime[i]!]?.repeatTail(e.deferredT, n, e.deferredW);
-    for (let i = 0; i < d.bySample.length; i++) e.series[d.bySample[i]!]?.repeatTail(e.deferredT, n, n);
+    for (let i = 0; i < d.byTime.length; i++) e.series[d.byTime[i]!]?.repeatTail(e.lastT, n, e.deferredW);
+    for (let i = 0; i < d.bySample.length; i++) e.series[d.bySample[i]!]?.repeatTail(e.lastT, n, n);
     e.deferredW = 0;
   }
 
