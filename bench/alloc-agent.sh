@@ -8,6 +8,7 @@
 #     ALLOC_PARENTS: also print the three callers of the named allocation sites
 #   ALLOC_LIVE=1 ...: only what is still alive when sampling stops (what the work retains)
 #   ALLOC_OLD=1 ...: what outlived the young generation (what grows the old one: the major GCs)
+#   ALLOC_FLAGS='--no-allocation-site-pretenuring' ...: extra node flags for the agent
 #
 # Root. The inspector listens on 127.0.0.1 (ALLOC_PORT, 9239) only while the script runs.
 set -euo pipefail
@@ -15,7 +16,7 @@ HERE="$(cd "$(dirname "$0")/.." && pwd)"
 RATE=${1:-200}; WARM=${2:-40}; SECS=${3:-30}
 T=${ALLOC_TREE:-$HERE}; PORT=${ALLOC_PORT:-9239}
 source "$HERE/bench/agent-lib.sh"
-agent_start alloc "$T" "--max-semi-space-size=2 --expose-gc --inspect=127.0.0.1:$PORT" ""
+agent_start alloc "$T" "--max-semi-space-size=2 --expose-gc ${ALLOC_FLAGS:-} --inspect=127.0.0.1:$PORT" ""
 agent_load "$RATE" $((WARM + SECS + 5))
 echo "alloc: agent $P, $RATE exec/s, ${WARM} s warm-up, ${SECS} s sampled" >&2
 sleep "$WARM"

@@ -303,6 +303,17 @@ function buildApp(
 
   app.get<{ Querystring: { pid?: number } }>(`${P}/tree`, { schema: treeRoute }, async (req, reply): Promise<TreeJson | ErrorJson> => {
     const t = view.table;
+    // one pass over every process (reaped ones kept as records included): children by parent
+    const all = t.list();
+    const byId = new Map<string, ProcessEntry>();
+    for (const e of all) byId.set(e.execId, e);
+    const kids = new Map<string, ProcessEntry[]>();
+    for (const e of all) {
+      if (e.parentExecId === null || e.parentExecId === e.execId || !byId.has(e.parentExecId)) continue;
+      const l = kids.get(e.parentExecId);
+      if (l === undefined) kids.set(e.parentExecId, [e]);
+      else l.push(e);
+    }
     let roots: ProcessEntry[];
     if (req.query.pid !== undefined) {
       const r = t.byPid(req.query.pid);
@@ -310,26 +321,23 @@ function buildApp(
         reply.code(404);
         return errorBody(404, `no live process with pid ${req.query.pid}`);
       }
-      roots = [r];
+      roots = [byId.get(r.execId) ?? r];
     } else {
-      roots = [];
-      for (const e of t.values()) {
-        const p = e.parentExecId === null ? undefined : t.get(e.parentExecId);
-        if (p === undefined || p === e) roots.push(e);
-      }
+      roots = all.filter((e) => e.parentExecId === null || e.parentExecId === e.execId || !byId.has(e.parentExecId));
       roots.sort(byPid);
     }
-    const seen = new Set<ProcessEntry>();
+    const seen = new Set<string>();
     const node = (e: ProcessEntry, depth: number): TreeNodeJson => {
-      seen.add(e);
+      seen.add(e.execId);
       const n: TreeNodeJson = { process: processJson(e, view.clock, view.states, view.nowNs()), children: [] };
-      if (e.children !== null && e.children.size > 0) {
+      const cs = kids.get(e.execId);
+      if (cs !== undefined) {
         if (depth >= TREE_MAX_DEPTH) n.children_truncated = true;
-        else for (const c of [...e.children].sort(byStart)) if (!seen.has(c)) n.children.push(node(c, depth + 1));
+        else for (const c of cs.sort(byStart)) if (!seen.has(c.execId)) n.children.push(node(c, depth + 1));
       }
       return n;
     };
-    const out = roots.filter((r) => !seen.has(r)).map((r) => node(r, 0));
+    const out = roots.filter((r) => !seen.has(r.execId)).map((r) => node(r, 0));
     return { total: seen.size, roots: out };
   });
 

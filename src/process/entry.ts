@@ -145,6 +145,9 @@ export interface ProcessTableOptions {
   /** the identity of a cgroup, resolved when a process of it first appears (cached there) */
   /** `ppid`: also asked when `pid` is gone (a short process, handled after its exit) */
   identify?: (cgroupId: bigint, pid: number, ppid?: number) => ProcessIdentity | null;
+  /** keep reaped processes without children as compact records (dead-records.ts), so their
+   *  entries die young (default true; false keeps every entry, for comparison in tests) */
+  compactReaped?: boolean;
 }
 
 export interface ProcessFilter {

@@ -29,11 +29,17 @@
 // entries (11,000 at 370 exec/s). The default 4,096 still covers the 10 s within which the rules
 // join a kernel line to an exited process (src/app/rules.ts, TableFacts.byPid) up to ~400
 // exec/s. Above that, `maxEntries` bounds every entry, live ones too.
+//
+// Reaped processes without children are kept as compact records (dead-records.ts), not as
+// entries: `get`, `list`, `children` and `ancestry` read them back as copies, and a late event
+// of such a process takes its record back as an entry. `values()` yields entries only: every
+// live and zombie process, and the reaped ones that had children.
 import type { KText } from '../shared/events.js';
 import { execIdFactory, type ExecIdFn } from './exec-id.js';
 import { NS_PER_TICK, RealProcFs, readUptimeNs, type ProcFs } from './procfs.js';
 import type { ProcessIdentity } from './identity.js';
 import { ProcessEntry, type EntrySource, type ProcessFilter, type ProcessState, type ProcessTableOptions } from './entry.js';
+import { DeadRecords } from './dead-records.js';
 
 const MAX_ANCESTRY = 64;
 
@@ -51,6 +57,9 @@ export class TableCore {
   protected readonly entries = new Map<string, ProcessEntry>();
   protected readonly pids = new Map<number, ProcessEntry>();
   protected readonly aliases = new Map<string, ProcessEntry>();
+  /** reaped processes without children, compactly (dead-records.ts); counted in nDead */
+  protected readonly records = new DeadRecords();
+  private readonly compactReaped: boolean;
   /** dead entries in the order they died: grace sweep and eviction both take from the front */
   protected deadQ: (ProcessEntry | undefined)[] = [];
   protected deadHead = 0;
@@ -78,6 +87,7 @@ export class TableCore {
     this.now = opts.now ?? (() => readUptimeNs());
     this.redactArgv = opts.redactArgv;
     this.identify = opts.identify;
+    this.compactReaped = opts.compactReaped ?? true;
   }
 
   /** New bounds (a config reload): they apply from the next event on. */
@@ -107,7 +117,40 @@ export class TableCore {
     this.missId = id;
     let byId = this.entries.get(id);
     if (byId === undefined && this.aliases.size > 0) byId = this.aliases.get(id);
+    if (byId === undefined && this.records.has(id)) byId = this.revive(id);
     return byId !== undefined && byId.pid === pid && byId.startNs === startNs ? byId : undefined;
+  }
+
+  /** A late event of a process kept as a record: it becomes an entry again, still dead, at the
+   *  back of the dead queue (the record is read back exactly; only its place in the order moves). */
+  private revive(id: string): ProcessEntry | undefined {
+    const e = this.records.take(id);
+    if (e === undefined) return undefined;
+    e.removed = false;
+    this.entries.set(id, e);
+    const parent = e.parentExecId === null ? undefined : this.entries.get(e.parentExecId);
+    if (parent !== undefined && parent !== e) {
+      (parent.children ??= new Set()).add(e);
+      e.parent = parent;
+    }
+    this.deadQ.push(e);
+    return e;
+  }
+
+  /** Reaped `e` becomes a compact record when nothing in the table links to it: no children, no
+   *  alias. Its entry object is dropped (the caller's reference stays valid for its event). */
+  protected compact(e: ProcessEntry): boolean {
+    if (!this.compactReaped || e.state !== 'dead' || e.removed || e.aliasId !== null || (e.children !== null && e.children.size > 0)) return false;
+    if (this.pids.get(e.pid) === e) return false;
+    this.records.add(e);
+    this.entries.delete(e.execId);
+    if (e.parent !== null) {
+      e.parent.children!.delete(e);
+      e.parent = null;
+    }
+    e.children = null;
+    e.removed = true;
+    return true;
   }
 
   /** A coarse /proc entry meets its exact start time: keep the exec_id, fix startNs. */
@@ -179,6 +222,11 @@ export class TableCore {
   protected trimDead(keep: ProcessEntry | null): void {
     let kept: ProcessEntry | undefined;
     while (this.nDead - (kept === undefined ? 0 : 1) > this.deadMax) {
+      if (this.recordIsOldest() && this.records.oldestId() !== keep?.execId) {
+        this.dropRecord();
+        this.nDeadEvictions++;
+        continue;
+      }
       const d = this.popDead();
       if (d === undefined) break;
       if (d === keep) {
@@ -228,6 +276,24 @@ export class TableCore {
     }
   }
 
+  /** Whether the oldest dead process is a record (not an entry in the dead queue). */
+  protected recordIsOldest(): boolean {
+    const r = this.records.oldestDeadAt();
+    if (r === undefined) return false;
+    const q = this.deadQ;
+    // entries removed otherwise (evicted) leave the queue here, so the scan stays O(1)
+    while (this.deadHead < q.length) {
+      const e = q[this.deadHead];
+      if (e !== undefined && !e.removed) return r <= e.deadAtNs!;
+      q[this.deadHead++] = undefined;
+    }
+    return true;
+  }
+
+  protected dropRecord(): void {
+    if (this.records.dropOldest() !== '') this.countState('dead', -1);
+  }
+
   protected remove(e: ProcessEntry): void {
     if (e.removed) return;
     e.removed = true;
@@ -273,14 +339,19 @@ export class TableCore {
    *  two free a batch (1/64 of the bound) at once so their cost is amortized. */
   protected evictIfNeeded(keep: ProcessEntry | null): void {
     const max = this.maxEntries;
-    if (this.entries.size <= max) return;
-    while (this.entries.size > max) {
+    if (this.size <= max) return;
+    while (this.size > max) {
+      if (this.recordIsOldest()) {
+        this.dropRecord();
+        this.nEvictions++;
+        continue;
+      }
       const d = this.popDead();
       if (d === undefined) break;
       this.remove(d);
       this.nEvictions++;
     }
-    if (this.entries.size <= max) return;
+    if (this.size <= max) return;
     const target = Math.max(0, max - Math.max(1, max >> 6));
     let alive: Set<number> | null = null;
     try {
@@ -324,17 +395,22 @@ export class TableCore {
       q[this.deadHead++] = undefined;
     }
     this.compactDeadQ();
+    for (let t = this.records.oldestDeadAt(); t !== undefined && t <= cutoff; t = this.records.oldestDeadAt()) {
+      this.dropRecord();
+      n++;
+    }
     return n;
   }
 
   // ---------------------------------------------------------------- queries
 
   get size(): number {
-    return this.entries.size;
+    return this.entries.size + this.records.size;
   }
 
+  /** The entry of `execId`; for a reaped process kept as a record, a copy of it. */
   get(execId: string): ProcessEntry | undefined {
-    return this.entries.get(execId);
+    return this.entries.get(execId) ?? this.records.materialize(execId);
   }
 
   /** The live or zombie process holding `pid` now. */
@@ -342,26 +418,32 @@ export class TableCore {
     return this.pids.get(pid);
   }
 
-  /** All entries, in insertion order. */
+  /** All entries, in insertion order: live and zombie processes, and reaped ones that had
+   *  children. Reaped processes kept as records are not among them (`list` has them). */
   values(): IterableIterator<ProcessEntry> {
     return this.entries.values();
   }
 
+  /** The children in the table, records of reaped ones included (as copies). */
   children(execId: string): ProcessEntry[] {
-    const e = this.entries.get(execId);
-    return e === undefined || e.children === null ? [] : [...e.children];
+    const e = this.get(execId);
+    if (e === undefined) return [];
+    const out = e.children === null ? [] : [...e.children];
+    if (this.records.size > 0) out.push(...this.records.childrenOf(execId));
+    return out;
   }
 
   /** [self, parent, grandparent, ...] up to the oldest known ancestor; at most maxDepth
    *  entries; stops at a repeated entry, so a corrupted parent chain cannot loop. */
   ancestry(execId: string, maxDepth = MAX_ANCESTRY): ProcessEntry[] {
     const out: ProcessEntry[] = [];
-    const seen = new Set<ProcessEntry>();
-    let e = this.entries.get(execId);
-    while (e !== undefined && out.length < maxDepth && !seen.has(e)) {
+    const seen = new Set<string>();
+    let e = this.get(execId);
+    while (e !== undefined && out.length < maxDepth && !seen.has(e.execId)) {
       out.push(e);
-      seen.add(e);
-      e = e.parent ?? undefined;
+      seen.add(e.execId);
+      // a record's copy has no link: its parent, if still in the table, is found by id
+      e = e.parent ?? (e.removed && e.parentExecId !== null ? this.get(e.parentExecId) : undefined);
     }
     return out;
   }
@@ -374,7 +456,8 @@ export class TableCore {
     let e: ProcessEntry | undefined = entry;
     for (let d = 0; e !== undefined && d <= MAX_ANCESTRY; d++) {
       if (root !== undefined ? e === root : e.pid === rootPid) return true;
-      e = e.parent ?? undefined;
+      // a reaped process kept as a record has no link (see ancestry)
+      e = e.parent ?? (e.removed && e.parentExecId !== null ? this.get(e.parentExecId) : undefined);
     }
     return false;
   }
@@ -403,6 +486,14 @@ export class TableCore {
       if (filter.comm !== undefined && e.comm !== filter.comm) continue;
       if (filter.uid !== undefined && e.uid !== filter.uid) continue;
       if (filter.state !== undefined && e.state !== filter.state) continue;
+      if (filter.pidSubtree !== undefined && !this.inSubtree(e, filter.pidSubtree)) continue;
+      out.push(e);
+    }
+    if (filter.state !== undefined && filter.state !== 'dead') return out;
+    for (const id of this.records.ids()) {
+      const e = this.records.materialize(id)!;
+      if (filter.comm !== undefined && e.comm !== filter.comm) continue;
+      if (filter.uid !== undefined && e.uid !== filter.uid) continue;
       if (filter.pidSubtree !== undefined && !this.inSubtree(e, filter.pidSubtree)) continue;
       out.push(e);
     }

@@ -163,7 +163,7 @@ export class ProcessTable extends TableCore {
         break;
     }
     if (this.nDead > this.deadMax) this.trimDead(out.entry);
-    if (this.entries.size > this.maxEntries) this.evictIfNeeded(out.entry);
+    if (this.size > this.maxEntries) this.evictIfNeeded(out.entry);
     return out;
   }
 
@@ -292,15 +292,17 @@ export class ProcessTable extends TableCore {
     if (ev.exitNs !== 0n && e.exitNs === null) e.exitNs = ev.exitNs;
     const exitNs = ev.exitNs !== 0n ? ev.exitNs : e.exitNs;
     e.reapNs = ev.ktimeNs;
+    e.touched = ++this.tick;
+    if (this.pids.get(e.pid) === e) this.pids.delete(e.pid);
     if (e.state !== 'dead') {
       const wasLive = e.state === 'live';
       this.setState(e, 'dead');
-      this.scheduleRemoval(e, ev.ktimeNs);
+      e.deadAtNs = ev.ktimeNs;
       // exit missed: its children were reparented without us noticing
       if (wasLive && e.children !== null && e.children.size > 0) this.reparentChildren(e);
+      // most reaped processes have no children left: kept as a record, the entry dies young
+      if (!this.compact(e)) this.scheduleRemoval(e, ev.ktimeNs);
     }
-    if (this.pids.get(e.pid) === e) this.pids.delete(e.pid);
-    e.touched = ++this.tick;
     return result(e, undefined, exitNs === null ? undefined : ev.ktimeNs - exitNs);
   }
 
@@ -335,7 +337,7 @@ export class ProcessTable extends TableCore {
    *  text is gone). Returns the entries newly masked. */
   redactAgain(): number {
     if (this.redactArgv === undefined) return 0;
-    let n = 0;
+    let n = this.records.remask(this.redactArgv);
     for (const e of this.entries.values()) {
       if (e.argv === null) continue;
       const masked = this.redactArgv(e.argv);
@@ -354,7 +356,7 @@ export class ProcessTable extends TableCore {
 
   stats(): ProcessTableStats {
     return {
-      size: this.entries.size,
+      size: this.size,
       live: this.nLive,
       zombies: this.nZombie,
       dead: this.nDead,

@@ -137,7 +137,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const execIdOf = (pid: number) => agent.table.byPid(pid)?.execId ?? [...agent.table.values()].find((e) => e.pid === pid)!.execId;
+const execIdOf = (pid: number) => agent.table.byPid(pid)?.execId ?? agent.table.list().find((e) => e.pid === pid)!.execId;
 
 describe('unix socket', () => {
   it('is created owner-only (0600) in a 0755 directory it made', () => {

@@ -13,6 +13,7 @@ import type {
 import {
   ProcessTable,
   execId,
+  type ProcessEntry,
   type ProcFs,
   type ProcStat,
   type TaskSnapshot,
@@ -183,7 +184,9 @@ function checkInvariants(table: ProcessTable, max: number): void {
     expect(table.get(e.execId)).toBe(e);
     expect(e.state).not.toBe('dead');
   }
-  const all = [...table.values()];
+  // list() has every process: entries, and copies of the reaped ones kept as records
+  const all = table.list();
+  expect(all.length).toBe(new Set(all.map((e) => e.execId)).size);
   const st = table.stats();
   expect(st.size).toBe(all.length);
   expect(st.live).toBe(all.filter((e) => e.state === 'live').length);
@@ -236,7 +239,10 @@ describe('ProcessTable lifecycle', () => {
     expect(r.entry.state).toBe('dead');
     expect(r.entry.reapNs).toBe(exitAt + 51_000n);
     expect(table.byPid(200)).toBeUndefined();
-    expect(table.get(f.execId)).toBe(r.entry);
+    // kept as a compact record through the grace: read back as a copy of the entry
+    const kept = table.get(f.execId)!;
+    expect(kept).not.toBe(r.entry);
+    expect({ ...kept }).toEqual({ ...r.entry, argsCache: null, argsCacheFor: null, touched: kept.touched });
 
     const reapAt = exitAt + 51_000n;
     expect(table.sweep(reapAt + 30_000n * MS - 1n)).toBe(0);
@@ -844,3 +850,131 @@ describe('property tests', () => {
   });
 });
 
+
+// ------------------------------------------------------------------ reaped processes as records
+
+/** What a reader of an entry sees (the table-internal links and caches left out). */
+function visible(e: ProcessEntry) {
+  const { parent: _p, children: _c, removed: _r, aliasId: _a, touched: _t, ...rest } = e as unknown as Record<string, unknown>;
+  delete rest.argsCache;
+  delete rest.argsCacheFor;
+  return rest;
+}
+
+describe('reaped processes kept as compact records', () => {
+  it('a reaped leaf leaves the entries and reads back exactly: get, list, children, ancestry, subtree', () => {
+    const { table } = newTable({ graceMs: 60_000 });
+    table.bootstrap([snap(1, 0, INIT_START, 0n, 'init')], { readArgs: false });
+    const s = 10n * SEC;
+    const sh = table.apply(fork(100, s, 1, INIT_START)).execId;
+    table.apply(exec(100, s, 1, INIT_START, s + MS, '/bin/sh', ['sh', '-c', 'x']));
+    const kid = table.apply(fork(101, s + 2n * MS, 100, s)).execId;
+    table.apply(exec(101, s + 2n * MS, 100, s, s + 3n * MS, '/usr/bin/ls', ['ls', '-l']));
+    table.apply(exit(101, s + 2n * MS, 100, s + 4n * MS, { code: 2, maxRssKb: 1234 }));
+    const r = table.apply(reap(101, s + 2n * MS, s + 5n * MS, s + 4n * MS));
+    const before = visible(r.entry);
+    // the entry object the reap returned is no longer the table's
+    expect([...table.values()].map((e) => e.execId)).toEqual([execId(BOOT, 1, INIT_START), sh]);
+    expect(table.stats()).toMatchObject({ size: 3, dead: 1, live: 2 });
+    const got = table.get(kid)!;
+    expect(got).not.toBe(r.entry);
+    expect(visible(got)).toEqual(before);
+    expect(got).toMatchObject({ state: 'dead', exit: { status: 2 << 8, exitCode: 2, signal: null, coreDumped: false, maxRssKb: 1234 }, cgroupId: 77n, uid: 1000 });
+    expect(got.args).toEqual(['ls', '-l']);
+    expect(table.list({ state: 'dead' }).map((e) => e.execId)).toEqual([kid]);
+    expect(table.list({ comm: got.comm }).map((e) => e.execId)).toEqual([kid]);
+    expect(table.list({ state: 'live' }).map((e) => e.execId)).not.toContain(kid);
+    expect(table.children(sh).map((e) => e.execId)).toEqual([kid]);
+    expect(table.ancestry(kid).map((e) => e.pid)).toEqual([101, 100, 1]);
+    expect(table.list({ pidSubtree: 100 }).map((e) => e.pid).sort()).toEqual([100, 101]);
+    checkInvariants(table, 65536);
+    // the grace ends: the record goes
+    expect(table.sweep(s + 5n * MS + 60n * SEC)).toBe(1);
+    expect(table.get(kid)).toBeUndefined();
+    expect(table.stats()).toMatchObject({ size: 2, dead: 0 });
+  });
+
+  it('a late exit after the reap (autoreap order) takes the record back as the table entry', () => {
+    const { table } = newTable({ graceMs: 60_000 });
+    const s = 10n * SEC;
+    const id = table.apply(fork(200, s, 1, INIT_START)).execId;
+    table.apply(reap(200, s, s + 2n * MS, s + MS));
+    expect(table.stats().dead).toBe(1);
+    const x = table.apply(exit(200, s, 1, s + MS, { code: 0, maxRssKb: 99 }));
+    expect(x.execId).toBe(id);
+    expect(x.durationNs).toBe(MS);
+    expect(table.get(id)).toBe(x.entry); // an entry again: the same object every time
+    expect(x.entry).toMatchObject({ state: 'dead', reapNs: s + 2n * MS, exit: { exitCode: 0, maxRssKb: 99 } });
+    expect(table.stats()).toMatchObject({ dead: 1, inferred: 1 });
+    checkInvariants(table, 65536);
+  });
+
+  it('a reaped process that still has children in the table stays an entry', () => {
+    const { table } = newTable({ graceMs: 60_000 });
+    const s = 10n * SEC;
+    const p = table.apply(fork(300, s, 1, INIT_START)).execId;
+    table.apply(fork(301, s + MS, 300, s));
+    table.apply(fork(302, s + 2n * MS, 301, s + MS));
+    // 301 exits, its child 302 is reparented; 301 is reaped with no children: a record
+    table.apply(exit(301, s + MS, 300, s + 3n * MS));
+    table.apply(reap(301, s + MS, s + 4n * MS));
+    // 300 exits and is reaped while its dead child 301 is a record: nothing links it, a record too
+    table.apply(exit(300, s, 1, s + 5n * MS));
+    table.apply(reap(300, s, s + 6n * MS));
+    expect([...table.values()].map((e) => e.pid)).toEqual([1, 302]);
+    expect(table.children(p).map((e) => e.pid)).toEqual([301]);
+    checkInvariants(table, 65536);
+  });
+
+  it('redaction applied again reaches the records', () => {
+    const procfs = new FakeProcFs();
+    let pattern = /^nothing$/;
+    const table = new ProcessTable({
+      bootId: BOOT, procfs, graceMs: 60_000, now: () => 0n,
+      redactArgv: (argv) => (argv.some((k) => pattern.test(k.text)) ? argv.map((k) => (pattern.test(k.text) ? { text: '***' } : k)) : null),
+    });
+    const s = 10n * SEC;
+    const id = table.apply(fork(400, s, 1, INIT_START)).execId;
+    table.apply(exec(400, s, 1, INIT_START, s + MS, '/bin/login', ['login', 'hunter2']));
+    table.apply(exit(400, s, 1, s + 2n * MS));
+    table.apply(reap(400, s, s + 3n * MS));
+    pattern = /^hunter2$/;
+    expect(table.redactAgain()).toBe(1);
+    expect(table.get(id)).toMatchObject({ args: ['login', '***'], argsRedacted: true });
+  });
+
+  it('under random lossy event streams, a table of records answers as one that keeps every entry', () => {
+    let records = 0;
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 100, maxLength: 400 }), (ops) => {
+        // one /proc for both (the model keeps it true); a keeps records, b every entry
+        const procfs = new FakeProcFs();
+        const mk = (compactReaped: boolean) => ({ procfs, table: new ProcessTable({ bootId: BOOT, procfs, graceMs: 3_600_000, sweepEvery: 7, now: () => 0n, compactReaped }) });
+        const a = mk(true), b = mk(false);
+        a.table.bootstrap([snap(1, 0, INIT_START, 0n, 'init')], { readArgs: false });
+        const events: LifecycleEvent[] = [];
+        runModel(ops, true, b.table, b.procfs, (ev) => {
+          events.push(structuredClone(ev));
+          const en = b.table.apply(ev);
+          const ea = a.table.apply(events[events.length - 1]!);
+          expect({ ...ea, entry: undefined }).toEqual({ ...en, entry: undefined });
+          expect(visible(ea.entry)).toEqual(visible(en.entry));
+        });
+        const ids = (l: ProcessEntry[]) => l.map((e) => e.execId).sort();
+        const all = b.table.list();
+        expect(ids(a.table.list())).toEqual(ids(all));
+        for (const e of all) {
+          if (a.table.get(e.execId)!.removed) records++;
+          expect(visible(a.table.get(e.execId)!)).toEqual(visible(e));
+          expect(ids(a.table.children(e.execId))).toEqual(ids(b.table.children(e.execId)));
+          expect(a.table.ancestry(e.execId).map((x) => x.execId)).toEqual(b.table.ancestry(e.execId).map((x) => x.execId));
+        }
+        expect(a.table.stats()).toEqual(b.table.stats());
+        checkInvariants(a.table, 65536);
+      }),
+      { numRuns: 300 },
+    );
+    // not vacuous: most reaped processes were compared as records
+    expect(records).toBeGreaterThan(500);
+  });
+});
