@@ -29,7 +29,7 @@ import { startIntegrations } from './integrations.js';
 import { startHeapGovernor } from './heap-governor.js';
 import { scheduleStartupPageRelease } from './startup-pages.js';
 import { Ticker } from './ticker.js';
-import { ExitBatch } from './exit-batch.js';
+import { ExitBatch, type ExitSlot } from './exit-batch.js';
 import { AgentBundleHost, overlayOf } from './bundle-host.js';
 // not the src/fleet barrel: that loads etcd3 and gRPC, which only an agent with a fleet needs
 import { BundleKeeper, type StagedBundle } from '../fleet/bundle-keeper.js';
@@ -171,12 +171,12 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
     const gResources = consumers.guard('resources');
     const gStream = consumers.guard('api_stream');
     // Exits reach the store and the resource windows in batches, on the store's flush cadence
-    // (exit-batch.ts): neither is read within a drain.
-    const applyExit = (ev: LifecycleEvent, en: Enriched) => {
-      if (ev.type === 'exit') {
+    // (exit-batch.ts): neither is read within a drain. A slot holds a copy of the exit.
+    const applyExit = (s: ExitSlot) => {
+      if (s.kind === 'exit') {
         try {
           gStore.inject();
-          store.recordExit(exitSummary(ev, en));
+          store.recordExit(exitSummary(s.ev, s.en));
         } catch (e) {
           gStore.fail(e);
         }
@@ -184,15 +184,15 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
         if (resources) {
           try {
             gResources.inject();
-            resources.onExit(ev, en);
+            resources.onExit(s.ev, s.en);
           } catch (e) {
             gResources.fail(e);
           }
         }
-      } else if (ev.type === 'reap') {
+      } else {
         try {
           gStore.inject();
-          store.recordReap(en.execId, en.zombieNs!);
+          store.recordReap(s.en.execId, s.en.zombieNs!);
         } catch (e) {
           gStore.fail(e);
         }

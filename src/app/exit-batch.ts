@@ -9,26 +9,131 @@
 // interval, then committed at once: the store's own flush timer, armed by the first row, is
 // cleared by that commit, so the batch adds no wakeup of its own.
 //
+// Copies, not the events. What waits is copied into slots the batch reuses: the exit's numbers
+// and the few strings the store and the windows read. Held for up to a second, the events
+// themselves (and the table entry each one references) outlived V8's young generation, so
+// every exit left its event, usage, enrichment and entry to the major GC (bench/README.md,
+// "Session 20"). Now they die in the drain that decoded them.
+//
 // Bounds. An exit reaches the store and the windows within the flush interval (the same bound
 // as before for the store), sooner when `maxEvents` wait. Order is kept: a reap is applied after
 // its exit. `close()` applies what waits, so a stopping agent loses nothing.
-import type { LifecycleEvent } from '../shared/events.js';
+import type { ExitEvent, ExitUsage, KText, LifecycleEvent } from '../shared/events.js';
 import type { Enriched } from '../process/index.js';
+
+/** What an exit's store row and windows read of the table's enrichment (a copy). */
+export interface HeldEnrichment {
+  execId: string;
+  parentExecId: string | null;
+  ppid: number;
+  comm: string;
+  durationNs: bigint | undefined;
+  zombieNs: bigint | undefined;
+  entry: {
+    filename: string | null;
+    argv: readonly KText[] | null;
+    argsRedacted: boolean;
+    uid: number | null;
+    cgroupId: bigint | null;
+    startNs: bigint;
+  };
+}
+
+const blankUsage = (): ExitUsage => ({ cpuNs: 0, utimeNs: 0, stimeNs: 0, maxRssKb: 0, readBytes: 0, writeBytes: 0, rchar: 0, wchar: 0, minflt: 0, majflt: 0, nvcsw: 0, nivcsw: 0 });
+
+/** One waiting exit or reap. A slot is reused batch after batch; read it only inside apply. */
+export class ExitSlot {
+  kind: 'exit' | 'reap' = 'exit';
+  /** the exit event, copied (of a reap, only pid is set) */
+  readonly ev: ExitEvent = {
+    type: 'exit', ktimeNs: 0n, seq: 0n, cpu: 0, flags: 0, pid: 0, tid: 0, ppid: 0, startNs: 0n, status: 0,
+    exitCode: null, signal: null, coreDumped: false, comm: { text: '' }, usage: blankUsage(),
+  };
+  readonly en: HeldEnrichment = {
+    execId: '', parentExecId: null, ppid: 0, comm: '', durationNs: undefined, zombieNs: undefined,
+    entry: { filename: null, argv: null, argsRedacted: false, uid: null, cgroupId: null, startNs: 0n },
+  };
+  private readonly usage = this.ev.usage;
+
+  hold(ev: LifecycleEvent, en: Enriched): void {
+    const h = this.en;
+    h.execId = en.execId;
+    h.zombieNs = en.zombieNs;
+    this.ev.pid = ev.pid;
+    if (ev.type !== 'exit') {
+      this.kind = 'reap';
+      return;
+    }
+    this.kind = 'exit';
+    const x = this.ev;
+    x.ktimeNs = ev.ktimeNs;
+    x.seq = ev.seq;
+    x.cpu = ev.cpu;
+    x.flags = ev.flags;
+    x.tid = ev.tid;
+    x.ppid = ev.ppid;
+    x.startNs = ev.startNs;
+    x.status = ev.status;
+    x.exitCode = ev.exitCode;
+    x.signal = ev.signal;
+    x.coreDumped = ev.coreDumped;
+    x.comm.text = ev.comm.text;
+    x.comm.raw = ev.comm.raw;
+    const u = ev.usage as ExitUsage | null;
+    if (u === null) {
+      x.usage = null as unknown as ExitUsage; // as the event had it
+    } else {
+      const c = this.usage;
+      x.usage = c;
+      c.cpuNs = u.cpuNs;
+      c.utimeNs = u.utimeNs;
+      c.stimeNs = u.stimeNs;
+      c.maxRssKb = u.maxRssKb;
+      c.readBytes = u.readBytes;
+      c.writeBytes = u.writeBytes;
+      c.rchar = u.rchar;
+      c.wchar = u.wchar;
+      c.minflt = u.minflt;
+      c.majflt = u.majflt;
+      c.nvcsw = u.nvcsw;
+      c.nivcsw = u.nivcsw;
+    }
+    h.parentExecId = en.parentExecId;
+    h.ppid = en.ppid;
+    h.comm = en.comm;
+    h.durationNs = en.durationNs;
+    const e = en.entry, he = h.entry;
+    he.filename = e.filename;
+    he.argv = e.argv;
+    he.argsRedacted = e.argsRedacted;
+    he.uid = e.uid;
+    he.cgroupId = e.cgroupId;
+    he.startNs = e.startNs;
+  }
+
+  /** Drops the references a slot holds between batches. */
+  release(): void {
+    this.en.entry.argv = null;
+    this.ev.comm.raw = undefined;
+  }
+}
 
 export interface ExitBatchOptions {
   /** ms from the first waiting event to the batch's application (read at each arming) */
   intervalMs: () => number;
   /** a batch this large is applied at once */
   maxEvents: number;
-  /** applies one event; it guards its consumers itself (a throw is only counted here) */
-  apply: (ev: LifecycleEvent, en: Enriched) => void;
+  /** applies one exit or reap; it guards its consumers itself (a throw is only counted here) */
+  apply: (slot: ExitSlot) => void;
   /** after a batch: commit it */
   done: () => void;
 }
 
 export class ExitBatch {
-  private readonly events: LifecycleEvent[] = [];
-  private readonly enriched: Enriched[] = [];
+  private readonly slots: ExitSlot[] = [];
+  private n = 0;
+  /** for the events that come after close() */
+  private readonly late = new ExitSlot();
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   /** applies that threw (the agent's apply guards its consumers, so a throw here is a bug) */
@@ -37,18 +142,20 @@ export class ExitBatch {
   constructor(private readonly opts: ExitBatchOptions) {}
 
   get waiting(): number {
-    return this.events.length;
+    return this.n;
   }
 
   push(ev: LifecycleEvent, en: Enriched): void {
     if (this.closed) {
       // after close (a late drain of the stopping pipeline): apply at once
-      this.opts.apply(ev, en);
+      this.late.hold(ev, en);
+      this.opts.apply(this.late);
+      this.late.release();
       return;
     }
-    this.events.push(ev);
-    this.enriched.push(en);
-    if (this.events.length >= this.opts.maxEvents) {
+    if (this.n === this.slots.length) this.slots.push(new ExitSlot());
+    this.slots[this.n++]!.hold(ev, en);
+    if (this.n >= this.opts.maxEvents) {
       this.flush();
       return;
     }
@@ -63,19 +170,22 @@ export class ExitBatch {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    const n = this.events.length;
+    const n = this.n;
     if (n === 0) return;
     const { apply } = this.opts;
     for (let i = 0; i < n; i++) {
+      const s = this.slots[i]!;
       try {
-        apply(this.events[i]!, this.enriched[i]!);
+        apply(s);
       } catch {
         // the agent's apply guards each consumer itself; a throw here must not drop the rest
         this.errors++;
       }
+      s.release();
     }
-    this.events.length = 0;
-    this.enriched.length = 0;
+    this.n = 0;
+    // a burst's slots are not kept: at most a steady second's worth stays allocated
+    if (this.slots.length > 2 * n && this.slots.length > 64) this.slots.length = Math.max(64, n);
     this.opts.done();
   };
 

@@ -7,7 +7,7 @@ import type { ExitEvent } from '../shared/events.js';
 import type { ProcUsage } from '../shared/usage.js';
 import { boottimeNs } from '../kernel/index.js';
 import { UsageSweepDecoder } from '../wire/index.js';
-import { execIdFactory, readBootId, readProcUsage, type Enriched, type ProcessTable } from '../process/index.js';
+import { execIdFactory, readBootId, readProcUsage, type ProcessTable } from '../process/index.js';
 import { CgroupResolver } from '../host/index.js';
 import {
   CgroupWindows, MAX_SAMPLES_PER_WINDOW, NodeWindows, PatrolMetrics, ProcessWindows, nodeStrip, nsToMs, processHistory, topGroups, topRows,
@@ -172,7 +172,7 @@ export class ResourcePipeline {
   }
 
   /** Exits close their process with exact totals. */
-  onExit(ev: ExitEvent, en: Enriched): void {
+  onExit(ev: ExitEvent, en: { execId: string; entry: { cgroupId: bigint | null } }): void {
     this.processes.applyExit(ev, en.execId, en.entry.cgroupId);
   }
 

@@ -1,10 +1,15 @@
 // ExitEvent + what the process table knows → the summary the store keeps.
 import type { ExitEvent } from '../shared/events.js';
-import type { Enriched } from '../process/index.js';
+import type { Enriched, ProcessEntry } from '../process/index.js';
 import type { ExitSummary } from './types.js';
 
+/** What a summary reads of the table's enrichment: an Enriched, or a copy of these fields. */
+export type ExitEnrichment = Pick<Enriched, 'execId' | 'parentExecId' | 'ppid' | 'comm' | 'durationNs'> & {
+  entry: Pick<ProcessEntry, 'filename' | 'argv' | 'argsRedacted' | 'uid' | 'cgroupId' | 'startNs'>;
+};
+
 /** The summary of a process exit, from the exit event and the table's enrichment of it. */
-export function exitSummary(ev: ExitEvent, en: Enriched): ExitSummary {
+export function exitSummary(ev: ExitEvent, en: ExitEnrichment): ExitSummary {
   const e = en.entry;
   const u = ev.usage;
   return {
@@ -14,7 +19,7 @@ export function exitSummary(ev: ExitEvent, en: Enriched): ExitSummary {
     parentExecId: en.parentExecId,
     comm: en.comm,
     filename: e.filename,
-    args: e.args,
+    args: e.argv === null ? null : e.argv.map((k) => k.text),
     argsRedacted: e.argsRedacted,
     uid: e.uid,
     cgroupId: e.cgroupId,

@@ -1,10 +1,18 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ExitBatch } from '../../src/app/exit-batch.js';
-import type { LifecycleEvent } from '../../src/shared/events.js';
-import type { Enriched } from '../../src/process/index.js';
+import { ExitBatch, type ExitSlot } from '../../src/app/exit-batch.js';
+import type { ExitEvent, LifecycleEvent } from '../../src/shared/events.js';
+import { ProcessEntry, type Enriched } from '../../src/process/index.js';
 
-const ev = (type: 'exit' | 'reap', pid: number) => ({ type, pid }) as unknown as LifecycleEvent;
-const en = (pid: number) => ({ execId: `e${pid}` }) as unknown as Enriched;
+const usage = (pid: number) => ({ cpuNs: pid * 1000, utimeNs: 1, stimeNs: 2, maxRssKb: pid, readBytes: 3, writeBytes: 4, rchar: 5, wchar: 6, minflt: 7, majflt: 8, nvcsw: 9, nivcsw: 10 });
+const ev = (type: 'exit' | 'reap', pid: number): LifecycleEvent =>
+  type === 'reap'
+    ? { type, ktimeNs: 9n, seq: 1n, cpu: 0, flags: 0, pid, startNs: 1n, exitNs: 5n }
+    : { type, ktimeNs: 5n, seq: 1n, cpu: 0, flags: 0, pid, tid: pid, ppid: 1, startNs: 1n, status: 0, exitCode: 0, signal: null, coreDumped: false, comm: { text: `c${pid}` }, usage: usage(pid) };
+const en = (pid: number): Enriched => {
+  const entry = new ProcessEntry(`e${pid}`, pid, 1n, 'fork');
+  entry.argv = [{ text: 'prog' }, { text: String(pid) }];
+  return { execId: `e${pid}`, parentExecId: 'p', ppid: 1, comm: `c${pid}`, durationNs: 4n, zombieNs: 4n, entry };
+};
 
 afterEach(() => {
   vi.useRealTimers();
@@ -16,9 +24,9 @@ function batch(maxEvents = 4, intervalMs = 200) {
   const b = new ExitBatch({
     intervalMs: () => intervalMs,
     maxEvents,
-    apply: (e, x) => {
-      if (e.pid === 666) throw new Error('consumer bug');
-      applied.push(`${e.type}:${x.execId}`);
+    apply: (s: ExitSlot) => {
+      if (s.ev.pid === 666) throw new Error('consumer bug');
+      applied.push(`${s.kind}:${s.en.execId}`);
     },
     done: () => {
       commits++;
@@ -78,5 +86,36 @@ describe('ExitBatch', () => {
     b.push(ev('exit', 2), en(2));
     expect(applied).toEqual(['exit:e1', 'exit:e2']);
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('holds copies: the events and entries it was given can go, and their fields are applied as pushed', () => {
+    vi.useFakeTimers();
+    const seen: string[] = [];
+    const slots = new Set<ExitSlot>();
+    const b = new ExitBatch({
+      intervalMs: () => 200,
+      maxEvents: 100,
+      apply: (s) => {
+        slots.add(s);
+        seen.push(s.kind === 'exit' ? `${s.en.execId} ${s.ev.comm.text} ${s.ev.usage.cpuNs} ${s.en.entry.argv!.map((k) => k.text).join(' ')} ${s.en.durationNs}` : `reap ${s.en.execId} ${s.en.zombieNs}`);
+      },
+      done: () => {},
+    });
+    const x = ev('exit', 7) as ExitEvent;
+    const e = en(7);
+    b.push(x, e);
+    b.push(ev('reap', 7), en(7));
+    // what the caller does with its objects afterwards does not reach the batch
+    x.usage.cpuNs = -1;
+    x.comm.text = 'changed';
+    e.execId = 'changed';
+    e.entry.argv = null;
+    vi.advanceTimersByTime(200);
+    expect(seen).toEqual(['e7 c7 7000 prog 7 4', 'reap e7 4']);
+    // the slots are reused by the next batch
+    b.push(ev('exit', 8), en(8));
+    vi.advanceTimersByTime(200);
+    expect(seen[2]).toBe('e8 c8 8000 prog 8 4');
+    expect(slots.size).toBe(2);
   });
 });
