@@ -410,6 +410,10 @@ export class LifecyclePipeline {
     ready.length = 0;
     this.probes.process(events, ready);
     this.dispatch(ready);
+    // hold no event past its drain: until the next one (250 ms unwatched) they would often meet a
+    // scavenge alive, and be copied or promoted for nothing
+    events.length = 0;
+    ready.length = 0;
     if (this.probes.waiting > 0 && this.probeTimer === null && !this.stopped) {
       this.probeTimer = setTimeout(this.flushProbes, Number(PATH_PROBE_HOLD_NS / 1_000_000n) + 1);
       this.probeTimer.unref();

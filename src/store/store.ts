@@ -266,7 +266,8 @@ export class Store {
           this.log?.warn({ err: (e as Error).message, execId: String(p.s.execId) }, 'store: malformed exit summary not stored');
           continue;
         }
-        this.insertStmt.run(params);
+        // positional arguments: better-sqlite3 binds them without a property read per element
+        this.insertStmt.run(...params);
         id++;
       }
       let unmatched = 0;
