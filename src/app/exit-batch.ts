@@ -53,7 +53,6 @@ export class ExitSlot {
     execId: '', parentExecId: null, ppid: 0, comm: '', durationNs: undefined, zombieNs: undefined,
     entry: { filename: null, argv: null, argsRedacted: false, uid: null, cgroupId: null, startNs: 0n },
   };
-  private readonly usage = this.ev.usage;
 
   hold(ev: LifecycleEvent, en: Enriched): void {
     const h = this.en;
@@ -79,25 +78,19 @@ export class ExitSlot {
     x.coreDumped = ev.coreDumped;
     x.comm.text = ev.comm.text;
     x.comm.raw = ev.comm.raw;
-    const u = ev.usage as ExitUsage | null;
-    if (u === null) {
-      x.usage = null as unknown as ExitUsage; // as the event had it
-    } else {
-      const c = this.usage;
-      x.usage = c;
-      c.cpuNs = u.cpuNs;
-      c.utimeNs = u.utimeNs;
-      c.stimeNs = u.stimeNs;
-      c.maxRssKb = u.maxRssKb;
-      c.readBytes = u.readBytes;
-      c.writeBytes = u.writeBytes;
-      c.rchar = u.rchar;
-      c.wchar = u.wchar;
-      c.minflt = u.minflt;
-      c.majflt = u.majflt;
-      c.nvcsw = u.nvcsw;
-      c.nivcsw = u.nivcsw;
-    }
+    const u = ev.usage, c = x.usage;
+    c.cpuNs = u.cpuNs;
+    c.utimeNs = u.utimeNs;
+    c.stimeNs = u.stimeNs;
+    c.maxRssKb = u.maxRssKb;
+    c.readBytes = u.readBytes;
+    c.writeBytes = u.writeBytes;
+    c.rchar = u.rchar;
+    c.wchar = u.wchar;
+    c.minflt = u.minflt;
+    c.majflt = u.majflt;
+    c.nvcsw = u.nvcsw;
+    c.nivcsw = u.nivcsw;
     h.parentExecId = en.parentExecId;
     h.ppid = en.ppid;
     h.comm = en.comm;
@@ -111,7 +104,8 @@ export class ExitSlot {
     he.startNs = e.startNs;
   }
 
-  /** Drops the references a slot holds between batches. */
+  /** Between batches, drops what only this slot might keep alive (an argv array, raw comm
+   *  bytes); its strings are the table's records' too. */
   release(): void {
     this.en.entry.argv = null;
     this.ev.comm.raw = undefined;

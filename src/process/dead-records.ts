@@ -121,14 +121,12 @@ export class DeadRecords {
     return this.live === 0 ? undefined : this.big[this.head * B + DEAD_AT]!;
   }
 
-  /** Drops the oldest record; returns its exec_id ('' when there is none). */
-  dropOldest(): string {
+  /** Drops the oldest record; false when there is none. */
+  dropOldest(): boolean {
     this.skipHoles();
-    if (this.live === 0) return '';
-    const id = this.refs[this.head * R + ID] as string;
+    if (this.live === 0) return false;
     this.clear(this.head);
-    this.skipHoles();
-    return id;
+    return true;
   }
 
   /** exec_id of the oldest record ('' when there is none). */
@@ -137,11 +135,11 @@ export class DeadRecords {
     return this.live === 0 ? '' : (this.refs[this.head * R + ID] as string);
   }
 
-  /** Every record's exec_id, oldest first. */
-  *ids(): IterableIterator<string> {
+  /** Every record as a copy, oldest first (for queries). */
+  *copies(): IterableIterator<ProcessEntry> {
     for (let k = 0; k < this.span; k++) {
-      const id = this.refs[((this.head + k) % this.alloc) * R + ID];
-      if (id !== undefined) yield id as string;
+      const i = (this.head + k) % this.alloc;
+      if (this.refs[i * R + ID] !== undefined) yield this.entryAt(i);
     }
   }
 

@@ -291,7 +291,7 @@ export class TableCore {
   }
 
   protected dropRecord(): void {
-    if (this.records.dropOldest() !== '') this.countState('dead', -1);
+    if (this.records.dropOldest()) this.countState('dead', -1);
   }
 
   protected remove(e: ProcessEntry): void {
@@ -442,8 +442,7 @@ export class TableCore {
     while (e !== undefined && out.length < maxDepth && !seen.has(e.execId)) {
       out.push(e);
       seen.add(e.execId);
-      // a record's copy has no link: its parent, if still in the table, is found by id
-      e = e.parent ?? (e.removed && e.parentExecId !== null ? this.get(e.parentExecId) : undefined);
+      e = this.parentOf(e);
     }
     return out;
   }
@@ -456,8 +455,7 @@ export class TableCore {
     let e: ProcessEntry | undefined = entry;
     for (let d = 0; e !== undefined && d <= MAX_ANCESTRY; d++) {
       if (root !== undefined ? e === root : e.pid === rootPid) return true;
-      // a reaped process kept as a record has no link (see ancestry)
-      e = e.parent ?? (e.removed && e.parentExecId !== null ? this.get(e.parentExecId) : undefined);
+      e = this.parentOf(e);
     }
     return false;
   }
@@ -482,22 +480,25 @@ export class TableCore {
 
   list(filter: ProcessFilter = {}): ProcessEntry[] {
     const out: ProcessEntry[] = [];
-    for (const e of this.entries.values()) {
-      if (filter.comm !== undefined && e.comm !== filter.comm) continue;
-      if (filter.uid !== undefined && e.uid !== filter.uid) continue;
-      if (filter.state !== undefined && e.state !== filter.state) continue;
-      if (filter.pidSubtree !== undefined && !this.inSubtree(e, filter.pidSubtree)) continue;
-      out.push(e);
-    }
+    for (const e of this.entries.values()) if (this.matches(e, filter)) out.push(e);
     if (filter.state !== undefined && filter.state !== 'dead') return out;
-    for (const id of this.records.ids()) {
-      const e = this.records.materialize(id)!;
-      if (filter.comm !== undefined && e.comm !== filter.comm) continue;
-      if (filter.uid !== undefined && e.uid !== filter.uid) continue;
-      if (filter.pidSubtree !== undefined && !this.inSubtree(e, filter.pidSubtree)) continue;
-      out.push(e);
-    }
+    for (const e of this.records.copies()) if (this.matches(e, filter)) out.push(e);
     return out;
+  }
+
+  private matches(e: ProcessEntry, filter: ProcessFilter): boolean {
+    return (
+      (filter.comm === undefined || e.comm === filter.comm) &&
+      (filter.uid === undefined || e.uid === filter.uid) &&
+      (filter.state === undefined || e.state === filter.state) &&
+      (filter.pidSubtree === undefined || this.inSubtree(e, filter.pidSubtree))
+    );
+  }
+
+  /** The next step up from `e`: its parent link, or for a record's copy (which has none) its
+   *  parent found by id while that is still in the table. */
+  private parentOf(e: ProcessEntry): ProcessEntry | undefined {
+    return e.parent ?? (e.removed && e.parentExecId !== null ? this.get(e.parentExecId) : undefined);
   }
 
   /** Pids currently indexed (live and zombie). For checks and tests. */
