@@ -198,7 +198,11 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
         }
       }
     };
-    const exits = new ExitBatch({ intervalMs: () => store.flushInterval, maxEvents: 1024, apply: applyExit, done: () => store.commit() });
+    // The periodic work shares one wakeup a second (ticker.ts): the sweeps (states, resources,
+    // health, the heap governor), the ring's unwatched drain (the ticker drains first, `before`)
+    // and the exit batch with its store commit.
+    const ticker = new Ticker({ before: freshen });
+    const exits = new ExitBatch({ intervalMs: () => store.flushInterval, maxEvents: 1024, apply: applyExit, done: () => store.commit(), ticker });
     // runs after the pipeline's close (cleanups unwind in reverse), so the stream's tail is applied
     cleanups.push(() => exits.close());
     const onEvent = (ev: LifecycleEvent, en: Enriched) => {
@@ -239,12 +243,12 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
       integ.onLifecycle(ev, en);
     };
     const objects = objectPaths(cfg.agent.bpfDir);
-    // the periodic sweeps (states, resources, health, the heap governor) share one wakeup a second (ticker.ts)
-    const ticker = new Ticker({ before: freshen });
     const pipeline = LifecyclePipeline.start({ ...cfg.lifecycle, ...integ.tableHooks }, log, onEvent, { objectPath: objects.lifecycle });
     lifecycle = pipeline;
+    // unwatched, the ring is drained in the ticker's wakeups, not on a timer of its own
+    pipeline.setPacer(ticker);
     cleanups.push(() => pipeline.close());
-    // Unwatched, a drain holds 250 ms of events: already the rules' batch, so they go in now
+    // Unwatched, a drain holds a second of events: already the rules' batch, so they go in now
     // rather than waiting for the next one (less held, and less promoted by the GC).
     pipeline.onDrained = () => {
       if (!pipeline.isWatched) slots.rules?.flushLifecycle();

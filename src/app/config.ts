@@ -144,7 +144,7 @@ const FileSchema = section({
     table_dead_max: integer(MIN_DEAD_MAX, 16 << 20).default(DEFAULT_DEAD_MAX),
     delivery: oneOf(DELIVERY_POLICIES).default('efficient'),
     delivery_interval: duration(1, 1000).default('15ms'),
-    unwatched_interval: duration(0, 10 * MS.s).default('250ms'),
+    unwatched_interval: duration(0, 10 * MS.s).default('1s'),
     queue_size: size(1 << 20, 1 << 30).default('16M'),
     realtime_priority: integer(0, 99).default(0),
     batch_delay_us: leaf((v): number | 'auto' | Bad => {

@@ -20,6 +20,7 @@
 // its exit. `close()` applies what waits, so a stopping agent loses nothing.
 import type { ExitEvent, ExitUsage, KText, LifecycleEvent } from '../shared/events.js';
 import type { Enriched } from '../process/index.js';
+import type { Tick, Ticker } from './ticker.js';
 
 /** What an exit's store row and windows read of the table's enrichment (a copy). */
 export interface HeldEnrichment {
@@ -121,6 +122,9 @@ export interface ExitBatchOptions {
   apply: (slot: ExitSlot) => void;
   /** after a batch: commit it */
   done: () => void;
+  /** the agent's ticker: a batch is applied at its tick every `intervalMs` (in the wakeup the
+   *  sweeps and the ring's drain already share) instead of on a timer of its own */
+  ticker?: Pick<Ticker, 'every'>;
 }
 
 export class ExitBatch {
@@ -129,6 +133,9 @@ export class ExitBatch {
   /** for the events that come after close() */
   private readonly late = new ExitSlot();
   private timer: NodeJS.Timeout | null = null;
+  /** with a ticker: its entry, and the interval it was made for (a reload may change it) */
+  private tick: Tick | null = null;
+  private tickMs = 0;
   private closed = false;
   /** applies that threw (the agent's apply guards its consumers, so a throw here is a bug) */
   errors = 0;
@@ -151,6 +158,21 @@ export class ExitBatch {
     this.slots[this.n++]!.hold(ev, en);
     if (this.n >= this.opts.maxEvents) {
       this.flush();
+      return;
+    }
+    if (this.n === 1) this.arm();
+  }
+
+  /** The first event waits: the batch is applied within one interval from now. */
+  private arm(): void {
+    const ticker = this.opts.ticker;
+    if (ticker !== undefined) {
+      // one entry for good; read the interval again at each batch's first event, as the timer did
+      const ms = this.opts.intervalMs();
+      if (this.tick !== null && this.tickMs === ms) return;
+      this.tick?.cancel();
+      this.tick = ticker.every(ms, this.flush);
+      this.tickMs = ms;
       return;
     }
     if (this.timer === null) {
@@ -187,5 +209,7 @@ export class ExitBatch {
   close(): void {
     this.flush();
     this.closed = true;
+    this.tick?.cancel();
+    this.tick = null;
   }
 }

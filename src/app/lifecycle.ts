@@ -17,6 +17,10 @@ import {
 import { DEFAULT_DEAD_MAX, PATH_PROBE_HOLD_NS, PathProbeMarker, ProcessTable, readBootId, type Enriched, type ProcessTableOptions } from '../process/index.js';
 import { ConsumerGuard, type ConsumerFaults } from './consumers.js';
 import { OverlapDedupe } from './overlap.js';
+import type { Tick, Ticker } from './ticker.js';
+
+/** What paces the unwatched drains: the agent's Ticker. */
+export type Pacer = Pick<Ticker, 'every'>;
 
 export const LIFECYCLE_OBJECT = fileURLToPath(new URL('../../bpf/.output/lifecycle.bpf.o', import.meta.url));
 
@@ -298,7 +302,36 @@ export class LifecyclePipeline {
     if (watched === this.watched) return;
     this.watched = watched;
     if (watched) this.drainNow();
-    this.sensor.setRingInterval(this.intervalFor(this.config));
+    this.applyInterval();
+  }
+
+  /** The agent's ticker (src/app/ticker.ts), set once: unwatched, the ring is drained in its
+   *  wakeups (the sweeps' once a second at the default interval) instead of on a timer of the
+   *  ring's own, so the drain costs no wakeup of its own. */
+  setPacer(pacer: Pacer): void {
+    this.pacer = pacer;
+    this.applyInterval();
+  }
+
+  private pacer: Pacer | null = null;
+  private paceTick: Tick | null = null;
+  private paceMs = 0;
+
+  /** The interval in force on the running sensor, and who paces it: the ticker while unwatched
+   *  (and there is one), the ring's own timer while watched. */
+  private applyInterval(): void {
+    const ms = this.intervalFor(this.config);
+    this.sensor.setRingInterval(ms);
+    const wantPaced = this.pacer !== null && !this.watched && this.config.unwatchedIntervalMs > 0 && !this.stopped;
+    const paced = this.sensor.setRingPaced(wantPaced);
+    if (paced && (this.paceTick === null || this.paceMs !== ms)) {
+      this.paceTick?.cancel();
+      this.paceTick = this.pacer!.every(ms, () => this.sensor.pacedRingTick());
+      this.paceMs = ms;
+    } else if (!paced && this.paceTick !== null) {
+      this.paceTick.cancel();
+      this.paceTick = null;
+    }
   }
 
   get isWatched(): boolean {
@@ -308,7 +341,7 @@ export class LifecyclePipeline {
   /** A new unwatched interval (a config reload): from the next drain on. */
   setUnwatchedInterval(ms: number): void {
     (this as { config: LifecycleConfig }).config = { ...this.config, unwatchedIntervalMs: ms };
-    this.sensor.setRingInterval(this.intervalFor(this.config));
+    this.applyInterval();
   }
 
   /** Hands over what the ring holds now, before returning: a reader of the table, the states,
@@ -357,6 +390,8 @@ export class LifecyclePipeline {
     (this as { attached: string[] }).attached = attached;
     (this as { config: LifecycleConfig }).config = config;
     this.wanted = [...CORE_PROGS, ...(next.spec.optionalPrograms ?? [])];
+    // the successor's consumer starts on its own timer: paced again, as its predecessor was
+    this.applyInterval();
     old.close();
   }
 
@@ -555,6 +590,8 @@ export class LifecyclePipeline {
   async stop(): Promise<AccountingReport> {
     if (!this.stopped) {
       this.stopped = true;
+      this.paceTick?.cancel();
+      this.paceTick = null;
       // An exit is counted and prepared at sched_process_exit, and emitted at the task's final
       // switch, moments later. Detaching both at once strands the exits in between (counted,
       // never emitted: the identity would not be exact on a busy machine). So the preparing hook

@@ -61,6 +61,8 @@ export interface RingStats {
   /** efficient delivery: drains asked for by a reader (drainNow), and the interval in force */
   demandDrains?: number;
   intervalMs?: number;
+  /** efficient delivery: drained by its owner's wakeups (the agent's ticker), no timer of its own */
+  paced?: boolean;
   records: number;
   batches: number;
   deliveredBatches: number;

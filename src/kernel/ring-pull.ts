@@ -8,7 +8,10 @@
 // - asleep: a drain every `sleepCheckMs` anyway, in case a wakeup could not be sent (a full
 //   ring: records are then already being lost and counted).
 // - on demand: drainNow() drains at once, for a reader that wants the latest (the agent drains
-//   before it answers a request or sweeps); setTickMs() changes the interval while running.
+//   before it answers a request or sweeps); setTickMs() changes the interval while running;
+// - paced by the owner (setPaced): no timer of ours and no sleeping; the owner drains
+//   (drainNow) in a wakeup it has anyway (the agent: its once-a-second sweeps), and producers
+//   wake us only past the watermark.
 import { native, type BpfObject, type RingPullHandle, type RingPullOptions, type RingStats } from './native.js';
 
 export interface PullPolicy {
@@ -57,6 +60,8 @@ export class RingPuller {
   private delivering = false;
   /** ms between drains while records flow (the policy's tickMs until setTickMs) */
   private tickMs: number;
+  /** the owner calls drainNow() every tickMs: no timer of ours (setPaced) */
+  private paced = false;
 
   constructor(
     obj: BpfObject,
@@ -105,12 +110,49 @@ export class RingPuller {
     const next = Math.max(1, Math.round(ms));
     if (next === this.tickMs) return;
     this.tickMs = next;
-    // awake: the next drain comes at the new interval (asleep: the next record's wakeup uses it)
-    if (!this.asleep && !this.closed) this.schedule(next);
+    // awake: the next drain comes at the new interval (asleep: the next record's wakeup uses it;
+    // paced: the owner's wakeups bring it)
+    if (!this.asleep && !this.closed && !this.paced) this.schedule(next);
   }
 
   get intervalMs(): number {
     return this.tickMs;
+  }
+
+  /** Paced (true): the owner drains every tickMs through drainNow(), in a wakeup of its own
+   *  (the agent's ticker), so this consumer keeps no timer and never sleeps: a record wakes no
+   *  one until the backlog passes the watermark. false: back to our own timer. Why: on the VM
+   *  we measured, each wakeup of the JS thread costs more than the drain it carries (caches and
+   *  TLB are cold after a sleep), so the ring's drain rides the sweeps' wakeup (bench/README.md,
+   *  "Session 21"). */
+  setPaced(paced: boolean): void {
+    if (this.closed || paced === this.paced) return;
+    this.paced = paced;
+    this.idle = 0;
+    if (!paced) {
+      this.asleep = false;
+      this.schedule(this.tickMs);
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerMs = 0;
+    if (!this.asleep) return;
+    // Asleep, any record would wake us. A drain sets the flag back to the watermark (inside a
+    // delivery it cannot run: the first record's wakeup then does it, in onWake).
+    this.asleep = false;
+    this.drainSlices();
+  }
+
+  get isPaced(): boolean {
+    return this.paced;
+  }
+
+  /** The owner's periodic drain while paced (counted as a tick, not as a reader's demand). */
+  pacedTick(): void {
+    if (this.closed || !this.paced) return;
+    this.ticks++;
+    this.drainSlices();
   }
 
   /** Drains what the ring holds now and hands it over before returning: for a reader that wants
@@ -128,8 +170,14 @@ export class RingPuller {
       this.deliver(r);
       return;
     }
-    // One drain stops at a slice (256 KiB, bufferBytes): a reader wants all of it, so drain
-    // again while a drain came back large, within a bound (a producer faster than us never ends).
+    this.drainSlices();
+  }
+
+  /** One drain stops at a slice (256 KiB, bufferBytes): a reader wants all of it, so drain
+   *  again while a drain came back large, within a bound (a producer faster than us never ends). */
+  private drainSlices(): void {
+    if (this.delivering) return;
+    const n = native();
     for (let i = 0; i < MAX_DEMAND_SLICES; i++) {
       const r = n.ringPullDrain(this.handle, this.buf);
       if (!this.deliver(r)) break;
@@ -180,6 +228,12 @@ export class RingPuller {
 
   private readonly onWake = (): void => {
     if (this.closed) return;
+    if (this.paced) {
+      // past the watermark (or a wakeup asked for before we were paced): drain it all now
+      this.watermarkWakes++;
+      this.drainSlices();
+      return;
+    }
     if (this.asleep) {
       // A record after an idle spell: drain one tick from now, with what follows it.
       this.asleep = false;
@@ -237,6 +291,7 @@ export class RingPuller {
       watermarkWakes: this.watermarkWakes,
       demandDrains: this.demandDrains,
       intervalMs: this.tickMs,
+      paced: this.paced,
       overflows: s.overflows,
       cutDrains: s.cutDrains,
     };

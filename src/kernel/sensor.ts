@@ -264,6 +264,18 @@ export class Sensor {
     this.puller?.setTickMs(ms);
   }
 
+  /** Efficient delivery: whether the owner paces the drains (RingPuller.setPaced); otherwise
+   *  nothing. Returns whether the ring is paced now. */
+  setRingPaced(paced: boolean): boolean {
+    this.puller?.setPaced(paced);
+    return this.puller?.isPaced ?? false;
+  }
+
+  /** Efficient delivery, paced: the owner's periodic drain; otherwise nothing. */
+  pacedRingTick(): void {
+    this.puller?.pacedTick();
+  }
+
   ringStats(): RingStats | null {
     if (this.puller) return this.puller.stats();
     return this.consumer ? native().ringStats(this.consumer) : this.lastRingStats;

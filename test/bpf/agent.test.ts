@@ -234,7 +234,7 @@ describe.skipIf(!bpfEnabled)('patrol agent (real kernel)', () => {
 describe.skipIf(!bpfEnabled)('agent: unwatched delivery, readers drain first', () => {
   const p = paths();
   let agent: ChildProcess;
-  const stats = async () => (await get(p.socket, '/v1/stats')).body as { ring: { interval_ms: number; demand_drains: number } };
+  const stats = async () => (await get(p.socket, '/v1/stats')).body as { ring: { interval_ms: number; demand_drains: number; paced: boolean } };
 
   beforeAll(async () => {
     // sweeps every 10 s (the ticker still drains at the health sampler's 1 s)
@@ -251,6 +251,7 @@ describe.skipIf(!bpfEnabled)('agent: unwatched delivery, readers drain first', (
   it('a request sees a process born a moment ago, and a zombie, with the next timed drain 10 s away', async () => {
     const st = await stats();
     expect(st.ring.interval_ms).toBe(10_000);
+    expect(st.ring.paced).toBe(true); // drained in the ticker's wakeups: no timer of the ring's own
     const m = marker();
     // a parent that does not reap its child, and says when the child is a zombie; the request
     // follows at once, so only its own drain can have brought the records in (the once-a-second
@@ -294,7 +295,7 @@ describe.skipIf(!bpfEnabled)('agent: unwatched delivery, readers drain first', (
     });
     try {
       expect(await until(() => out.includes('"ready"'), 5000)).toBe(true);
-      expect((await stats()).ring.interval_ms).toBe(15);
+      expect((await stats()).ring).toMatchObject({ interval_ms: 15, paced: false });
       // Each exec reaches the subscriber within 400 ms: at delivery_interval (15 ms), not at the
       // unwatched 10 s, nor at the ticker's once-a-second drain (five in a row under 400 ms would
       // be chance 1 in 100 for that one).
@@ -313,6 +314,7 @@ describe.skipIf(!bpfEnabled)('agent: unwatched delivery, readers drain first', (
     let interval = 0;
     for (const end = Date.now() + 5000; Date.now() < end && interval !== 10_000; await sleep(50)) interval = (await stats()).ring.interval_ms;
     expect(interval).toBe(10_000);
+    expect((await stats()).ring.paced).toBe(true);
   });
 });
 

@@ -188,6 +188,50 @@ describe.skipIf(!benchProduceEnabled)('efficient delivery (RingPuller) on the li
     expect(generated(obj).lost).toBe(0);
   });
 
+  it('paced by its owner: no timer and no sleep, a record wakes no one below the watermark, a burst past it does, and nothing is lost', async () => {
+    obj = load(64); // 64 records: ~5 KiB a run
+    let received = 0;
+    const wakeAboveBytes = 64 << 10;
+    // asleep first (a 2 ms tick finds the ring empty): any record would wake it
+    const p = start(obj, { tickMs: 2, idleTicks: 1, sleepCheckMs: 3_600_000, wakeAboveBytes }, (n) => (received += n));
+    for (const end = Date.now() + 2000; p.stats().sleeps === 0 && Date.now() < end; ) await sleepMs(2);
+    expect(p.stats().sleeps).toBeGreaterThan(0);
+    p.setPaced(true);
+    expect(p.isPaced).toBe(true);
+    const ticks0 = p.stats().ticks;
+    // paced, with a 2 ms interval in force: records wait for the owner's drain, however long
+    native.progRun(obj, 'bench_produce');
+    await sleepMs(150);
+    expect(received).toBe(0);
+    expect(p.stats().ticks).toBe(ticks0); // no timer of its own ran
+    expect(p.stats().wakeups).toBe(0); // being paced put the flag back to the watermark
+    p.pacedTick();
+    expect(received).toBe(64);
+    expect(p.stats().ticks).toBe(ticks0 + 1);
+    // a burst past the watermark wakes it; every record arrives without an owner's drain
+    const runs = Math.ceil(wakeAboveBytes / (64 * FRAME)) + 2;
+    for (let i = 0; i < runs; i++) native.progRun(obj, 'bench_produce', { cpu: i % native.numPossibleCpus });
+    for (const end = Date.now() + 2000; received < 64 * (runs + 1) && Date.now() < end; ) await sleepMs(2);
+    expect(received).toBe(64 * (runs + 1));
+    expect(p.stats().watermarkWakes).toBeGreaterThanOrEqual(1);
+    // what is left under the watermark stays for the owner: it never goes to sleep
+    native.progRun(obj, 'bench_produce');
+    await sleepMs(100);
+    expect(received).toBe(64 * (runs + 1));
+    const sleeps = p.stats().sleeps;
+    p.pacedTick();
+    expect(received).toBe(64 * (runs + 2));
+    // its own timer again: a record is delivered within its tick, and it sleeps when idle
+    p.setPaced(false);
+    native.progRun(obj, 'bench_produce');
+    for (const end = Date.now() + 2000; received < 64 * (runs + 3) && Date.now() < end; ) await sleepMs(2);
+    expect(received).toBe(64 * (runs + 3));
+    for (const end = Date.now() + 2000; p.stats().sleeps === sleeps && Date.now() < end; ) await sleepMs(2);
+    expect(p.stats().sleeps).toBeGreaterThan(sleeps);
+    expect(generated(obj).lost).toBe(0);
+    expect(received).toBe(generated(obj).generated);
+  });
+
   it('close() drains the tail, past the reused buffer too: every record produced before it is delivered', () => {
     obj = load(1024);
     let received = 0;

@@ -67,7 +67,7 @@ const DEFAULTS: AgentConfig = {
     batchDelayUs: 'auto',
     delivery: 'efficient',
     deliveryIntervalMs: 15,
-    unwatchedIntervalMs: 250,
+    unwatchedIntervalMs: 1000,
   },
   state: { dThresholdMs: 1000, budgetPerSec: 2000, sweepMs: 2000 },
   store: { path: '/var/lib/patrol/patrol.db', flushIntervalMs: 1000, retention: { maxAgeMs: 7 * 86_400_000, maxRows: 1_000_000 } },
@@ -299,7 +299,7 @@ describe('loadConfig: files', () => {
     // but the unwatched interval: the agent's, which drains before every read; a pipeline on
     // its own hands every event to its sink, so it keeps the latency bound (0: off)
     for (const [k, v] of Object.entries(d.lifecycle)) if (k !== 'unwatchedIntervalMs') expect(v, k).toEqual(DEFAULT_LIFECYCLE[k as keyof typeof DEFAULT_LIFECYCLE]);
-    expect([d.lifecycle.unwatchedIntervalMs, DEFAULT_LIFECYCLE.unwatchedIntervalMs]).toEqual([250, 0]);
+    expect([d.lifecycle.unwatchedIntervalMs, DEFAULT_LIFECYCLE.unwatchedIntervalMs]).toEqual([1000, 0]);
     expect(d.state).toEqual(DEFAULT_STATE);
     expect(d.api.socket).toBe(DEFAULT_SOCKET);
     expect(d.api.tcp.host).toBe(DEFAULT_TCP_HOST);

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ExitBatch, type ExitSlot } from '../../src/app/exit-batch.js';
 import type { ExitEvent, LifecycleEvent } from '../../src/shared/events.js';
 import { ProcessEntry, type Enriched } from '../../src/process/index.js';
+import { Ticker } from '../../src/app/ticker.js';
 
 const usage = (pid: number) => ({ cpuNs: pid * 1000, utimeNs: 1, stimeNs: 2, maxRssKb: pid, readBytes: 3, writeBytes: 4, rchar: 5, wchar: 6, minflt: 7, majflt: 8, nvcsw: 9, nivcsw: 10 });
 const ev = (type: 'exit' | 'reap', pid: number): LifecycleEvent =>
@@ -18,11 +19,12 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function batch(maxEvents = 4, intervalMs = 200) {
+function batch(maxEvents = 4, intervalMs: number | (() => number) = 200, ticker?: Ticker) {
   const applied: string[] = [];
   let commits = 0;
   const b = new ExitBatch({
-    intervalMs: () => intervalMs,
+    intervalMs: typeof intervalMs === 'number' ? () => intervalMs : intervalMs,
+    ticker,
     maxEvents,
     apply: (s: ExitSlot) => {
       if (s.ev.pid === 666) throw new Error('consumer bug');
@@ -36,6 +38,37 @@ function batch(maxEvents = 4, intervalMs = 200) {
 }
 
 describe('ExitBatch', () => {
+  it('with a ticker: applied at its tick (one timer shared with the sweeps), an interval changed by a reload is taken at the next batch', () => {
+    vi.useFakeTimers();
+    const ticker = new Ticker();
+    let sweeps = 0;
+    ticker.every(1000, () => sweeps++);
+    let interval = 1000;
+    const { b, applied, commits } = batch(100, () => interval, ticker);
+    vi.advanceTimersByTime(600);
+    b.push(ev('exit', 1), en(1));
+    b.push(ev('reap', 1), en(1));
+    expect(ticker.timers).toBe(1); // the batch joined the sweeps' timer
+    vi.advanceTimersByTime(399);
+    expect(applied).toEqual([]);
+    // the sweeps' tick: within the interval of the first event, in the same wakeup
+    vi.advanceTimersByTime(1);
+    expect([applied, commits(), sweeps]).toEqual([['exit:e1', 'reap:e1'], 1, 1]);
+    // nothing waits: the tick commits nothing
+    vi.advanceTimersByTime(1000);
+    expect(commits()).toBe(1);
+    // store.flush_interval reloaded to 500 ms: the next batch's entry moves to it
+    interval = 500;
+    b.push(ev('exit', 2), en(2));
+    vi.advanceTimersByTime(500);
+    expect(applied).toEqual(['exit:e1', 'reap:e1', 'exit:e2']);
+    expect(ticker.timers).toBe(1); // the sweeps now ride the 500 ms timer, every second tick
+    b.push(ev('reap', 2), en(2));
+    b.close();
+    vi.advanceTimersByTime(5000);
+    expect([applied.length, commits()]).toEqual([4, 3]); // close() applied what waited; no tick after it
+  });
+
   it('applies nothing until the interval after the first event, then all of them in order, then commits once', () => {
     vi.useFakeTimers();
     const { b, applied, commits } = batch(100, 200);
