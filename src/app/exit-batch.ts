@@ -7,7 +7,9 @@
 // are cold after a wakeup), so work done for two exits per drain costs more than the same work
 // done for forty at once (bench/README.md, "Session 7"). One batch is applied per flush
 // interval, then committed at once: the store's own flush timer, armed by the first row, is
-// cleared by that commit, so the batch adds no wakeup of its own.
+// cleared by that commit. In the agent the batch is applied at the ticker's tick (the `ticker`
+// option), in the wakeup the sweeps and the ring's drain already share, so it adds no wakeup of
+// its own ("Session 21").
 //
 // Copies, not the events. What waits is copied into slots the batch reuses: the exit's numbers
 // and the few strings the store and the windows read. Held for up to a second, the events

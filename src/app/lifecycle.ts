@@ -445,7 +445,7 @@ export class LifecyclePipeline {
     ready.length = 0;
     this.probes.process(events, ready);
     this.dispatch(ready);
-    // hold no event past its drain: until the next one (250 ms unwatched) they would often meet a
+    // hold no event past its drain: until the next one (1 s unwatched) they would often meet a
     // scavenge alive, and be copied or promoted for nothing
     events.length = 0;
     ready.length = 0;
@@ -465,7 +465,7 @@ export class LifecyclePipeline {
   private probeTimer: NodeJS.Timeout | null = null;
   private readonly flushProbes = (): void => {
     this.probeTimer = null;
-    // The rest of a PATH search may still be in the ring (unwatched, a drain comes every 250 ms):
+    // The rest of a PATH search may still be in the ring (unwatched, a drain comes every second):
     // hand it over first, so a failure is released as real only when its verdict is not there.
     // That drain may arm this timer again (onBatch); the test below then keeps that one.
     if (!this.stopped) this.drainNow();
