@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../shared/log.js';
 import type { LifecycleEvent, StateStreamEvent } from '../shared/events.js';
-import type { Enriched, ProcessEntry, ProcessTable, StuckD, ZombieInfo } from '../process/index.js';
+import type { DeadFields, Enriched, ProcessEntry, ProcessTable, StuckD, ZombieInfo } from '../process/index.js';
 import type { ExplainView } from '../api/index.js';
 import { nsToMs } from '../metrics/index.js';
 import type { ResourcePipeline } from './resources.js';
@@ -98,6 +98,30 @@ class EntryFact implements ProcFact {
   get maxRssBytes() { const kb = this.e.exit?.maxRssKb; return kb == null ? null : kb * 1024; }
 }
 
+/** A reaped process kept as a table record, as a rule sees it: its fields read once from the
+ *  record (DeadFields), not a copy of its whole entry (bench/README.md, "Session 21"). */
+class RecordFact implements ProcFact {
+  private argsCache: string[] | null | undefined = undefined;
+  constructor(
+    private readonly r: DeadFields,
+    private readonly facts: TableFacts,
+  ) {}
+  get execId() { return this.r.execId; }
+  get pid() { return this.r.pid; }
+  get ppid() { return this.r.ppid; }
+  get parentExecId() { return this.r.parentExecId; }
+  get comm() { return this.r.comm; }
+  get args() { return (this.argsCache ??= this.r.argv === null ? null : this.r.argv.map((k) => k.text)); }
+  get filename() { return this.r.filename; }
+  /** only what was learned while it lived: its /proc is gone */
+  get cgroup() { return this.facts.knownCgroup(this.r.execId); }
+  get startNs() { return this.r.startNs; }
+  get exitNs() { return this.r.exitNs; }
+  get exitCode() { return this.r.exitCode; }
+  get signal() { return this.r.signal; }
+  get maxRssBytes() { const kb = this.r.maxRssKb; return kb === null ? null : kb * 1024; }
+}
+
 /** The process table as ProcessFacts. The cgroup path is read from /proc on first use and kept. */
 export class TableFacts implements ProcessFacts {
   private readonly cgroups = new Map<string, string | null>();
@@ -144,6 +168,19 @@ export class TableFacts implements ProcessFacts {
     return this.cgroupOf(e);
   }
 
+  /** @internal RecordFact's cgroup getter: a reaped process's path, if it was learned */
+  knownCgroup(execId: string): string | null {
+    return this.cgroups.get(execId) ?? null;
+  }
+
+  /** The process `execId` as a fact: the table's entry, or a reaped process's record. */
+  private factOf(execId: string): ProcFact | null {
+    const e = this.table.entryOf(execId);
+    if (e !== undefined) return new EntryFact(e, this);
+    const r = this.table.recordFields(execId);
+    return r === undefined ? null : new RecordFact(r, this);
+  }
+
   /** The process holding `pid` at `atNs`: the live one if it started by then, else the one that
    *  exited with that pid within 10 s before (the table keeps it for its grace period). */
   byPid(pid: number, atNs: bigint): ProcFact | null {
@@ -153,13 +190,13 @@ export class TableFacts implements ProcessFacts {
     const live = this.table.byPid(pid);
     if (live && live.startNs <= atNs + slack) return this.fact(live);
     const id = this.exited.get(pid);
-    const dead = id === undefined ? undefined : this.table.get(id);
-    if (dead && dead.startNs <= atNs + slack && (dead.exitNs === null || dead.exitNs >= atNs - 10_000_000_000n)) return this.fact(dead);
+    const dead = id === undefined ? null : this.factOf(id);
+    if (dead && dead.startNs <= atNs + slack && (dead.exitNs === null || dead.exitNs >= atNs - 10_000_000_000n)) return dead;
     return live ? this.fact(live) : null;
   }
 
   get(execId: string): ProcFact | null {
-    return this.fact(this.table.get(execId));
+    return this.factOf(execId);
   }
 
   ancestry(execId: string): ProcFact[] {

@@ -27,6 +27,24 @@ const R = 8;
 const COARSE = 1, ARGS_TRUNC = 2, REDACTED = 4, CORE = 8, HAS_EXIT = 16, HAS_EXIT_NS = 32, HAS_REAP = 64, HAS_LAST_EXEC = 128, HAS_CGROUP = 256;
 const SOURCES: readonly EntrySource[] = ['bootstrap', 'fork', 'exec', 'inferred'];
 
+/** What a rule reads of a reaped process (src/app/rules.ts), read from its record without a
+ *  copy of its whole entry: a storm's rule fires at every exec, and by the time the rules apply
+ *  a drain's batch most of those processes are records (bench/README.md, "Session 21"). */
+export interface DeadFields {
+  execId: string;
+  pid: number;
+  ppid: number;
+  parentExecId: string | null;
+  comm: string;
+  argv: readonly KText[] | null;
+  filename: string | null;
+  startNs: bigint;
+  exitNs: bigint | null;
+  exitCode: number | null;
+  signal: number | null;
+  maxRssKb: number | null;
+}
+
 const orNaN = (v: number | null): number => (v === null ? NaN : v);
 const orNull = (v: number): number | null => (Number.isNaN(v) ? null : v);
 
@@ -104,6 +122,31 @@ export class DeadRecords {
   materialize(execId: string): ProcessEntry | undefined {
     const i = this.slotOf.get(execId);
     return i === undefined ? undefined : this.entryAt(i);
+  }
+
+  /** The fields a rule reads (DeadFields), or undefined when `execId` is no record. */
+  fields(execId: string): DeadFields | undefined {
+    const i = this.slotOf.get(execId);
+    if (i === undefined) return undefined;
+    const b = this.big, ob = i * B;
+    const n = this.num, o = i * F;
+    const f = this.bits[i]!;
+    const r = this.refs, or = i * R;
+    const exited = (f & HAS_EXIT) !== 0;
+    return {
+      execId,
+      pid: n[o + PID]!,
+      ppid: n[o + PPID]!,
+      parentExecId: r[or + PARENT_ID] as string | null,
+      comm: r[or + COMM] as string,
+      argv: r[or + ARGV] as readonly KText[] | null,
+      filename: r[or + FILE] as string | null,
+      startNs: b[ob + START]!,
+      exitNs: (f & HAS_EXIT_NS) !== 0 ? b[ob + EXIT_NS]! : null,
+      exitCode: exited ? orNull(n[o + CODE]!) : null,
+      signal: exited ? orNull(n[o + SIG]!) : null,
+      maxRssKb: exited ? orNull(n[o + MAXRSS]!) : null,
+    };
   }
 
   /** The record back as an entry, and out of the ring (a late event of the process). */

@@ -18,6 +18,7 @@ export {
   type ProcessTableStats,
   type TaskSnapshot,
 } from './table.js';
+export type { DeadFields } from './dead-records.js';
 export {
   RealProcFs,
   parseStat,

@@ -39,7 +39,7 @@ import { execIdFactory, type ExecIdFn } from './exec-id.js';
 import { NS_PER_TICK, RealProcFs, readUptimeNs, type ProcFs } from './procfs.js';
 import type { ProcessIdentity } from './identity.js';
 import { ProcessEntry, type EntrySource, type ProcessFilter, type ProcessState, type ProcessTableOptions } from './entry.js';
-import { DeadRecords } from './dead-records.js';
+import { DeadRecords, type DeadFields } from './dead-records.js';
 
 const MAX_ANCESTRY = 64;
 
@@ -411,6 +411,17 @@ export class TableCore {
   /** The entry of `execId`; for a reaped process kept as a record, a copy of it. */
   get(execId: string): ProcessEntry | undefined {
     return this.entries.get(execId) ?? this.records.materialize(execId);
+  }
+
+  /** The table's own entry of `execId`: undefined for a reaped process kept as a record
+   *  (recordFields reads that one). */
+  entryOf(execId: string): ProcessEntry | undefined {
+    return this.entries.get(execId);
+  }
+
+  /** A reaped process kept as a record: the fields a rule reads, without copying its entry. */
+  recordFields(execId: string): DeadFields | undefined {
+    return this.records.fields(execId);
   }
 
   /** The live or zombie process holding `pid` now. */
