@@ -305,6 +305,8 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
     }, Date.now, () => slots.checks?.service.agentFiguresChanged());
     health.start(ticker);
     healthRef = health;
+    // a loss seen under pressure is sampled at once, not at the next second (lifecycle.ts)
+    pipeline.onLoss = () => health.sampleNow();
     cleanups.push(() => health.stop());
 
     const startedAt = Date.now();

@@ -266,6 +266,7 @@ export class LifecyclePipeline {
         },
         (batch) => this.onBatch(batch),
       );
+      sensor.setRingPressureHandler(() => this.onRingPressure());
     } else {
       sensor.startRing(
         'pt_events',
@@ -311,6 +312,24 @@ export class LifecyclePipeline {
   setPacer(pacer: Pacer): void {
     this.pacer = pacer;
     this.applyInterval();
+  }
+
+  /** Called when records were lost since the last look: looked at after a drain the watermark
+   *  brought (at most every 100 ms), so an overload is reported without waiting for the health
+   *  sampler's next second (the agent: HealthMonitor.sampleNow). */
+  onLoss: (() => void) | null = null;
+  private pressureCheckedAt = 0;
+  private lostSeen = 0;
+
+  private onRingPressure(): void {
+    if (this.onLoss === null) return;
+    const now = performance.now();
+    if (now - this.pressureCheckedAt < 100) return;
+    this.pressureCheckedAt = now;
+    const lost = this.lostTotal();
+    if (lost <= this.lostSeen) return;
+    this.lostSeen = lost;
+    this.onLoss();
   }
 
   private pacer: Pacer | null = null;

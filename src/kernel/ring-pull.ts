@@ -62,6 +62,9 @@ export class RingPuller {
   private tickMs: number;
   /** the owner calls drainNow() every tickMs: no timer of ours (setPaced) */
   private paced = false;
+  /** called after each drain a watermark wake brought (the backlog passed the watermark): the
+   *  owner may look at its loss counters then, rather than at its next sample */
+  onPressure: (() => void) | null = null;
 
   constructor(
     obj: BpfObject,
@@ -229,9 +232,13 @@ export class RingPuller {
   private readonly onWake = (): void => {
     if (this.closed) return;
     if (this.paced) {
-      // past the watermark (or a wakeup asked for before we were paced): drain it all now
+      // past the watermark (or a wakeup asked for before we were paced): one slice, as a tick
+      // drains. While the backlog stays past the watermark, the next record's commit wakes us
+      // again; between wakes the loop turns (timers, requests, check runs), which an overloaded
+      // consumer needs to report its own loss in time (test/faults/overload.test.ts).
       this.watermarkWakes++;
-      this.drainSlices();
+      if (!this.delivering) this.deliver(native().ringPullDrain(this.handle, this.buf));
+      this.onPressure?.();
       return;
     }
     if (this.asleep) {
@@ -245,6 +252,7 @@ export class RingPuller {
     // Awake and woken: the backlog passed the watermark. Drain now.
     this.watermarkWakes++;
     this.tick();
+    this.onPressure?.();
   };
 
   /** Drains until the ring is empty, then closes. Detach the programs first: the ring then

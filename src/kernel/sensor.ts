@@ -271,6 +271,11 @@ export class Sensor {
     return this.puller?.isPaced ?? false;
   }
 
+  /** Efficient delivery: `fn` runs after each drain a watermark wake brought; otherwise nothing. */
+  setRingPressureHandler(fn: () => void): void {
+    if (this.puller) this.puller.onPressure = fn;
+  }
+
   /** Efficient delivery, paced: the owner's periodic drain; otherwise nothing. */
   pacedRingTick(): void {
     this.puller?.pacedTick();

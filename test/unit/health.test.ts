@@ -22,6 +22,26 @@ function rig() {
 }
 
 describe('HealthMonitor', () => {
+  it('sampleNow: a loss seen under pressure is sampled at once (onLoss), at most every 100 ms, and only while started', () => {
+    const { st, m } = rig();
+    m.sampleNow(); // not started: the ticker's sampler is not running, nothing to add to
+    expect(st.onLoss).toBe(0);
+    m.start({ every: () => ({ cancel: () => {} }) } as never);
+    st.now += 1000;
+    st.lost = 5;
+    m.sampleNow();
+    expect(st.onLoss).toBe(1);
+    expect(m.report().reasons).toEqual([{ kind: 'loss', message: '5 records lost in the last minute' }]);
+    st.lost = 9;
+    st.now += 50; // under 100 ms since that sample: not again
+    m.sampleNow();
+    expect(st.onLoss).toBe(1);
+    st.now += 50;
+    m.sampleNow();
+    expect(st.onLoss).toBe(2);
+    m.stop();
+  });
+
   it('is ok with nothing wrong', () => {
     const { m } = rig();
     expect(m.report()).toEqual({ status: 'ok', reasons: [] });
