@@ -10,7 +10,7 @@
 // - on demand: drainNow() drains at once, for a reader that wants the latest (the agent drains
 //   before it answers a request or sweeps); setTickMs() changes the interval while running;
 // - paced by the owner (setPaced): no timer of ours and no sleeping; the owner drains
-//   (drainNow) in a wakeup it has anyway (the agent: its once-a-second sweeps), and producers
+//   (pacedTick) in a wakeup it has anyway (the agent: its once-a-second sweeps), and producers
 //   wake us only past the watermark.
 import { native, type BpfObject, type RingPullHandle, type RingPullOptions, type RingStats } from './native.js';
 
@@ -60,7 +60,7 @@ export class RingPuller {
   private delivering = false;
   /** ms between drains while records flow (the policy's tickMs until setTickMs) */
   private tickMs: number;
-  /** the owner calls drainNow() every tickMs: no timer of ours (setPaced) */
+  /** the owner calls pacedTick() every tickMs: no timer of ours (setPaced) */
   private paced = false;
   /** called after each drain a watermark wake brought (the backlog passed the watermark): the
    *  owner may look at its loss counters then, rather than at its next sample */
@@ -122,9 +122,11 @@ export class RingPuller {
     return this.tickMs;
   }
 
-  /** Paced (true): the owner drains every tickMs through drainNow(), in a wakeup of its own
+  /** Paced (true): the owner drains every tickMs (pacedTick, and drainNow for its readers), in a
+   *  wakeup it has anyway
    *  (the agent's ticker), so this consumer keeps no timer and never sleeps: a record wakes no
-   *  one until the backlog passes the watermark. false: back to our own timer. Why: on the VM
+   *  one until the backlog passes the watermark (with no watermark in the policy, any record
+   *  would; the agent always has one). false: back to our own timer. Why: on the VM
    *  we measured, each wakeup of the JS thread costs more than the drain it carries (caches and
    *  TLB are cold after a sleep), so the ring's drain rides the sweeps' wakeup (bench/README.md,
    *  "Session 21"). */
