@@ -66,7 +66,7 @@ describe('ExitBatch', () => {
     b.push(ev('reap', 2), en(2));
     b.close();
     vi.advanceTimersByTime(5000);
-    expect([applied.length, commits()]).toEqual([4, 3]); // close() applied what waited; no tick after it
+    expect([applied.length, commits()]).toEqual([4, 3]); // close() applied what waited and committed
   });
 
   it('applies nothing until the interval after the first event, then all of them in order, then commits once', () => {
