@@ -30,9 +30,11 @@ Napi::Value TrimHeap(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
 }
 
-// pageOut(addr, len): madvise(MADV_PAGEOUT) over [addr, addr + len), page-aligned. Returns 0 or
-// the errno (EINVAL before Linux 5.4, which lacks MADV_PAGEOUT): a refusal is the caller's to
-// report, not an error. Which ranges to give back is decided in TypeScript (startup-pages.ts).
+// pageOut(addr, len, random?): madvise(MADV_PAGEOUT) over [addr, addr + len), page-aligned.
+// Returns 0 or the errno (EINVAL before Linux 5.4, which lacks MADV_PAGEOUT): a refusal is the
+// caller's to report, not an error. With `random`, the range is first advised MADV_RANDOM: a page
+// touched again is then read back alone, without the readahead around it. Which ranges to give
+// back is decided in TypeScript (startup-pages.ts).
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21
 #endif
@@ -46,7 +48,10 @@ Napi::Value PageOut(const Napi::CallbackInfo& info) {
   if (!(a > 0) || !(n > 0) || !(a + n <= 9007199254740992.0) || a != static_cast<double>(static_cast<uint64_t>(a)) ||
       n != static_cast<double>(static_cast<uint64_t>(n)) || static_cast<uint64_t>(a) % static_cast<uint64_t>(page) != 0)
     ThrowInvalid(env, "pageOut", "addr must be a page-aligned address and len a positive byte count");
-  int r = madvise(reinterpret_cast<void*>(static_cast<uintptr_t>(a)), static_cast<size_t>(n), MADV_PAGEOUT);
+  void* addr = reinterpret_cast<void*>(static_cast<uintptr_t>(a));
+  if (info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value() && madvise(addr, static_cast<size_t>(n), MADV_RANDOM) != 0)
+    return Napi::Number::New(env, errno);
+  int r = madvise(addr, static_cast<size_t>(n), MADV_PAGEOUT);
   return Napi::Number::New(env, r == 0 ? 0 : errno);
 }
 

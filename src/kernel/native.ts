@@ -153,7 +153,7 @@ export interface NativeAddon {
   /** malloc_trim(0): hands freed native memory (libbpf's BTF after a load) back to the kernel */
   trimHeap?(): boolean;
   /** madvise(MADV_PAGEOUT) over a page-aligned range: 0, or the errno of the refusal */
-  pageOut?(addr: number, len: number): number;
+  pageOut?(addr: number, len: number, random?: boolean): number;
   /** poll(2) with a zero timeout: true when a read would not block (or would fail) */
   fdReadable?(fd: number): boolean;
   /** a libuv poll handle on `fd`: `onReadable` runs on the JS thread whenever a read would not

@@ -10,7 +10,7 @@
 //   merged on read. A packed hdr histogram costs ~1.6 KB even when nearly empty (measured), which
 //   is why idle per-process series do not start there.
 // Reads are cached until the next sample or the next sub-window boundary.
-import * as hdr from 'hdr-histogram-js';
+import { buildHistogram, type Histogram } from './hdr.js';
 
 export interface WindowFigures {
   /** Samples in the window (fractional when the window edge cuts a run). */
@@ -57,7 +57,7 @@ interface Run {
 /** One sub-window: its histogram and exact moments. */
 interface Slot extends Agg {
   index: number;
-  hist: hdr.Histogram;
+  hist: Histogram;
 }
 
 export class Series {
@@ -235,7 +235,7 @@ export class Series {
     let s = slots[at];
     if (!s || s.index !== index) {
       if (s && s.index > index) return; // older than the ring reaches
-      const hist = s?.hist ?? hdr.build({ bitBucketSize: 'packed', numberOfSignificantValueDigits: 2, autoResize: true });
+      const hist = s?.hist ?? buildHistogram('packed', 2);
       hist.reset();
       s = { index, hist, ...emptyAgg() };
       slots[at] = s;
@@ -255,7 +255,7 @@ export class Series {
 
   // Closed sub-windows never change, so their merge is kept per window and rebuilt only when
   // the window slides to the next sub-window; a read then adds just the open one.
-  private closed: Map<number, { newest: number; oldest: number; hist: hdr.Histogram; agg: Agg }> | undefined;
+  private closed: Map<number, { newest: number; oldest: number; hist: Histogram; agg: Agg }> | undefined;
 
   private mergeSlots(now: number, windowMs: number): WindowFigures | undefined {
     const slots = this.slots!;
@@ -266,7 +266,7 @@ export class Series {
     let c = this.closed.get(windowMs);
     if (!c || c.newest !== newest || c.oldest !== oldest) {
       c?.hist.destroy();
-      const hist = hdr.build({ bitBucketSize: 32, numberOfSignificantValueDigits: 2, autoResize: true });
+      const hist = buildHistogram(32, 2);
       const agg = emptyAgg();
       for (const s of slots) {
         if (!s || s.index < oldest || s.index >= newest) continue;
@@ -281,7 +281,7 @@ export class Series {
     let hist = c.hist;
     if (open && open.index === newest) {
       addAgg(agg, open);
-      hist = hdr.build({ bitBucketSize: 32, numberOfSignificantValueDigits: 2, autoResize: true });
+      hist = buildHistogram(32, 2);
       hist.add(c.hist);
       hist.add(open.hist);
     }

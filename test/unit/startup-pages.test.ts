@@ -5,8 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
-import { readOnlyMappingsOf, rssFileBytes } from '../../src/app/startup-pages.js';
+import { describe, expect, it, vi } from 'vitest';
+import { STARTUP_PAGE_RELEASES_MS, readOnlyMappingsOf, rssFileBytes, scheduleStartupPageRelease } from '../../src/app/startup-pages.js';
 import { native } from '../../src/kernel/native.js';
 
 const MODULE = fileURLToPath(new URL('../../dist/app/startup-pages.js', import.meta.url));
@@ -50,7 +50,13 @@ describe('start-up pages', () => {
       // the process still works: compile and run fresh code, use Intl (ICU data lives in the binary)
       const f = new Function('a', 'return a.map((x) => x * 2).reduce((s, x) => s + x, 0)');
       const ok = f([1, 2, 3]) === 12 && new Intl.NumberFormat('de-DE').format(1234.5) === '1.234,5';
-      console.log(JSON.stringify({ ...r, ok }));
+      // every advised mapping now reads back page by page: smaps' VmFlags "rr" (MADV_RANDOM)
+      const { readFileSync, realpathSync } = await import('node:fs');
+      const exe = realpathSync(process.execPath);
+      const flags = readFileSync('/proc/self/smaps', 'utf8').split(/\\n(?=[0-9a-f]+-[0-9a-f]+ )/)
+        .filter((b) => b.split('\\n')[0].endsWith(' ' + exe) && !/^\\S+ .w/.test(b))
+        .map((b) => / rr( |$)/m.test(/^VmFlags:(.*)$/m.exec(b)?.[1] ?? ''));
+      console.log(JSON.stringify({ ...r, ok, random: flags.length === r.mappings && flags.every(Boolean) }));
     `;
     // a copy of the runtime: the kernel keeps pages another process maps too (this runner maps
     // the same binary), and the child's must be its own, as the agent's are. The copy sits in the
@@ -64,12 +70,36 @@ describe('start-up pages', () => {
     const p = spawnSync(node, ['--input-type=module', '-e', script], { encoding: 'utf8' });
     rmSync(dir, { recursive: true, force: true });
     expect(p.status, p.stderr).toBe(0);
-    const r = JSON.parse(p.stdout.trim()) as { mappings: number; advisedBytes: number; rssFileBefore: number; rssFileAfter: number; error: string | null; ok: boolean };
+    const r = JSON.parse(p.stdout.trim()) as { mappings: number; advisedBytes: number; rssFileBefore: number; rssFileAfter: number; error: string | null; ok: boolean; random: boolean };
     expect(r.error).toBeNull();
     expect(r.ok).toBe(true);
+    expect(r.random).toBe(true);
     expect(r.mappings).toBeGreaterThan(0);
     expect(r.advisedBytes).toBeGreaterThan(10 << 20);
     // the binary's pages this child touched to start are mostly gone from its RSS
     expect(r.rssFileBefore - r.rssFileAfter).toBeGreaterThan(10 << 20);
+  });
+
+  it('gives the pages back once start-up is over and again after the first compiles; stop() cancels what is left', () => {
+    expect(STARTUP_PAGE_RELEASES_MS).toEqual([10_000, 60_000]);
+    vi.useFakeTimers();
+    try {
+      const lines: unknown[] = [];
+      const log = { info: (o: unknown) => lines.push(o), warn: (o: unknown) => lines.push(o) } as never;
+      const s = scheduleStartupPageRelease(log, [1_000, 5_000]);
+      vi.advanceTimersByTime(999);
+      expect(lines).toHaveLength(0);
+      vi.advanceTimersByTime(1);
+      expect(lines).toEqual([expect.objectContaining({ pass: 1 })]);
+      s.stop();
+      vi.advanceTimersByTime(10_000);
+      expect(lines).toHaveLength(1);
+      const t = scheduleStartupPageRelease(log, [1_000, 5_000]);
+      vi.advanceTimersByTime(5_000);
+      expect(lines.slice(1)).toEqual([expect.objectContaining({ pass: 1 }), expect.objectContaining({ pass: 2 })]);
+      t.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
