@@ -248,8 +248,9 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
     // unwatched, the ring is drained in the ticker's wakeups, not on a timer of its own
     pipeline.setPacer(ticker);
     cleanups.push(() => pipeline.close());
-    // Unwatched, a drain holds a second of events: already the rules' batch, so they go in now
-    // rather than waiting for the next one (less held, and less promoted by the GC).
+    // Unwatched, a drain holds a second of events, handed over a chunk at a time: each chunk is
+    // already the rules' batch, so it goes in now rather than waiting for the next one (less
+    // held, and less copied and promoted by the GC).
     pipeline.onDrained = () => {
       if (!pipeline.isWatched) slots.rules?.flushLifecycle();
     };

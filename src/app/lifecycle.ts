@@ -8,6 +8,7 @@ import {
   LAYOUT,
   OP_EVENT_TYPE,
   SeqTracker,
+  chunkEnd,
   decodeBatch,
   decodeCounters,
   decodePerCpuU64,
@@ -450,33 +451,47 @@ export class LifecyclePipeline {
     }
   }
 
+  /** Records decoded and handed over at a time. Unwatched, a drain holds a second of events:
+   *  decoded at once, all of them (and their table answers, held by the rules' batch) stayed
+   *  alive until the last was dispatched, and the scavenges that fell in the drain copied them
+   *  all (bench/README.md, "Session 22"). A chunk is also the rules' batch (`onDrained`). */
+  static readonly CHUNK_RECORDS = 128;
+
   private onBatch(batch: Buffer): void {
+    for (let start = 0; start < batch.length; ) {
+      const end = chunkEnd(batch, start, LifecyclePipeline.CHUNK_RECORDS);
+      this.onChunk(start === 0 && end === batch.length ? batch : batch.subarray(start, end));
+      start = end;
+    }
+    if (this.probes.waiting > 0 && this.probeTimer === null && !this.stopped) {
+      this.probeTimer = setTimeout(this.flushProbes, Number(PATH_PROBE_HOLD_NS / 1_000_000n) + 1);
+      this.probeTimer.unref();
+    }
+  }
+
+  private onChunk(chunk: Buffer): void {
     const events = this.events;
     events.length = 0;
-    const r = decodeBatch(batch, { events, seq: this.seq });
+    const r = decodeBatch(chunk, { events, seq: this.seq });
     this.malformed += r.malformed;
     for (let i = 0; i < events.length; i++) this.captured[events[i]!.type]++;
     // a sensor reload's overlap: the same event recorded by two generations reaches no one twice
     if (this.overlap.active) this.overlap.filter(events);
     // PATH-search probes are marked before anyone sees them; a failure whose verdict is not in
-    // this batch waits for the next one (or PATH_PROBE_HOLD_NS).
+    // this chunk waits for the next one (or PATH_PROBE_HOLD_NS).
     const ready = this.ready;
     ready.length = 0;
     this.probes.process(events, ready);
     this.dispatch(ready);
-    // hold no event past its drain: until the next one (1 s unwatched) they would often meet a
+    // hold no event past its chunk: until the next drain (1 s unwatched) they would often meet a
     // scavenge alive, and be copied or promoted for nothing
     events.length = 0;
     ready.length = 0;
-    if (this.probes.waiting > 0 && this.probeTimer === null && !this.stopped) {
-      this.probeTimer = setTimeout(this.flushProbes, Number(PATH_PROBE_HOLD_NS / 1_000_000n) + 1);
-      this.probeTimer.unref();
-    }
     this.onDrained?.();
   }
 
-  /** Runs after each batch has been handed to the sink (the agent: the rules apply what waits
-   *  when the drain itself was a batch, unwatched). */
+  /** Runs after each chunk of a batch has been handed to the sink (the agent: the rules apply
+   *  what waits when the drain itself was a batch, unwatched). */
   onDrained: (() => void) | null = null;
 
   readonly probes = new PathProbeMarker();

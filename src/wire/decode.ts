@@ -145,6 +145,24 @@ export function decodeBatch(batch: Buffer, out?: DecodeSink): DecodeResult {
   return r;
 }
 
+/** Where a chunk of at most `maxRecords` records that starts at `start` ends: the offset of the
+ *  frame after them, or batch.length. A bad frame is not judged here: the chunk then runs to the
+ *  end of the batch, so decodeBatch reports it, and the records before it, exactly as it would
+ *  for the whole batch. Lets a consumer decode and hand over a large batch a part at a time. */
+export function chunkEnd(batch: Buffer, start: number, maxRecords: number): number {
+  const end = batch.length;
+  let off = start;
+  for (let n = 0; n < maxRecords; n++) {
+    if (off >= end) return end;
+    if (end - off < FRAME_HEADER || batch.readUInt32LE(off + 4) !== 0) return end;
+    const len = batch.readUInt32LE(off);
+    const next = off + FRAME_HEADER + len + ((8 - (len & 7)) & 7);
+    if (next > end) return end;
+    off = next;
+  }
+  return off;
+}
+
 function decodeRecord(buf: Buffer, rec: number, len: number): LifecycleEvent | RecordError {
   switch (buf[rec + H.op]) {
     case PT_OP_FORK:

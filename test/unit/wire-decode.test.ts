@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ExecEvent, ExecFailedEvent, ExitEvent, ForkEvent, KText, LifecycleEvent, ReapEvent } from '../../src/shared/events.js';
-import { decodeBatch, SeqTracker } from '../../src/wire/index.js';
+import { chunkEnd, decodeBatch, SeqTracker } from '../../src/wire/index.js';
 import {
   PT_F_ARGS_FAULT,
   PT_F_ARGS_TRUNCATED,
@@ -350,6 +350,38 @@ describe('decodeBatch on bad input', () => {
         if (r.consumed < cut.length) expect(r.stop).not.toBeNull();
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('decoded a chunk at a time (chunkEnd), a batch gives what it gives whole, corrupt or not', () => {
+    fc.assert(
+      fc.property(
+        fc.array(anyCase, { minLength: 1, maxLength: 10 }),
+        fc.array(fc.tuple(fc.nat(), u8), { maxLength: 3 }),
+        fc.integer({ min: 1, max: 4 }),
+        (cases, edits, perChunk) => {
+          const buf = frame(cases.map((c) => c.rec));
+          for (const [at, b] of edits) buf[at % buf.length] = b;
+          const whole = decodeBatch(buf);
+          const events: LifecycleEvent[] = [];
+          let records = 0;
+          let malformed = 0;
+          let chunks = 0;
+          for (let start = 0; start < buf.length; chunks++) {
+            const end = chunkEnd(buf, start, perChunk);
+            expect(end).toBeGreaterThan(start);
+            const r = decodeBatch(buf.subarray(start, end), { events });
+            records += r.records;
+            malformed += r.malformed;
+            if (end < buf.length) expect(r.stop).toBeNull(); // only the last chunk may hold a bad frame
+            start = end;
+          }
+          expect({ records, malformed }).toEqual({ records: whole.records, malformed: whole.malformed });
+          expect(events).toEqual(whole.events);
+          if (edits.length === 0) expect(chunks).toBe(Math.ceil(cases.length / perChunk));
+        },
+      ),
+      { numRuns: 1000 },
     );
   });
 });
