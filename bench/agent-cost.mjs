@@ -41,9 +41,9 @@
 // 8 s windows, 5 s warm-up, 5 s latency). Results: bench/results/<AGENT_COST_OUT>.json.
 import http from 'node:http';
 import path from 'node:path';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   BENCH,
   EXECSNOOP,
@@ -64,6 +64,25 @@ import {
   waitAttached,
   waitQuiet,
 } from './lib.mjs';
+
+// This driver runs from a copy of its node binary, which replaces this process (execve). The
+// agent gives the binary's start-up pages back (src/app/startup-pages.ts), and the kernel leaves
+// alone a page another process maps too: a driver run by the agent's own runtime binary (or a
+// parent waiting on the copy) kept them all in the agent's RSS, as no process on a real node does.
+if (process.env.AGENT_COST_DRIVER_COPY !== '1') {
+  const copy = path.join(BENCH, 'build', 'node-driver');
+  if (!existsSync(copy) || statSync(copy).size !== statSync(process.execPath).size) {
+    execFileSync('make', ['-s', '-C', BENCH], { stdio: ['ignore', 'ignore', 'inherit'] });
+    copyFileSync(process.execPath, copy);
+    chmodSync(copy, 0o755);
+  }
+  const env = { ...process.env, AGENT_COST_DRIVER_COPY: '1' };
+  const argv = [...process.execArgv, ...process.argv.slice(1)];
+  if (typeof process.execve === 'function') process.execve(copy, [copy, ...argv], env); // Node >= 23.11
+  process.stderr.write('agent-cost: this Node has no process.execve; the driver keeps the runtime binary mapped, and the agents\' RSS reads high\n');
+  const r = spawnSync(copy, argv, { stdio: 'inherit', env });
+  process.exit(r.status ?? 1);
+}
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const env = (k, d) => (process.env[k] !== undefined && process.env[k] !== '' ? Number(process.env[k]) : d);
