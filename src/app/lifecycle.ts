@@ -8,12 +8,12 @@ import {
   LAYOUT,
   OP_EVENT_TYPE,
   SeqTracker,
-  chunkEnd,
   decodeBatch,
   decodeCounters,
   decodePerCpuU64,
   decodeTaskSnaps,
   encodeRodata,
+  type DecodeResult,
 } from '../wire/index.js';
 import { DEFAULT_DEAD_MAX, PATH_PROBE_HOLD_NS, PathProbeMarker, ProcessTable, readBootId, type Enriched, type ProcessTableOptions } from '../process/index.js';
 import { ConsumerGuard, type ConsumerFaults } from './consumers.js';
@@ -458,10 +458,11 @@ export class LifecyclePipeline {
   static readonly CHUNK_RECORDS = 128;
 
   private onBatch(batch: Buffer): void {
-    for (let start = 0; start < batch.length; ) {
-      const end = chunkEnd(batch, start, LifecyclePipeline.CHUNK_RECORDS);
-      this.onChunk(start === 0 && end === batch.length ? batch : batch.subarray(start, end));
-      start = end;
+    for (let from = 0; from < batch.length; ) {
+      const r = this.onChunk(batch, from);
+      // a bad frame ends the walk (decodeBatch counted it); the rest of the batch is unreadable
+      if (r.stop !== null || r.consumed === 0) break;
+      from += r.consumed;
     }
     if (this.probes.waiting > 0 && this.probeTimer === null && !this.stopped) {
       this.probeTimer = setTimeout(this.flushProbes, Number(PATH_PROBE_HOLD_NS / 1_000_000n) + 1);
@@ -469,10 +470,11 @@ export class LifecyclePipeline {
     }
   }
 
-  private onChunk(chunk: Buffer): void {
+  /** Decodes and hands over the next CHUNK_RECORDS records of `batch` from `from`. */
+  private onChunk(batch: Buffer, from: number): DecodeResult {
     const events = this.events;
     events.length = 0;
-    const r = decodeBatch(chunk, { events, seq: this.seq });
+    const r = decodeBatch(batch, { events, seq: this.seq, from, maxRecords: LifecyclePipeline.CHUNK_RECORDS });
     this.malformed += r.malformed;
     for (let i = 0; i < events.length; i++) this.captured[events[i]!.type]++;
     // a sensor reload's overlap: the same event recorded by two generations reaches no one twice
@@ -488,6 +490,7 @@ export class LifecyclePipeline {
     events.length = 0;
     ready.length = 0;
     this.onDrained?.();
+    return r;
   }
 
   /** Runs after each chunk of a batch has been handed to the sink (the agent: the rules apply

@@ -123,13 +123,12 @@ export class RingPuller {
   }
 
   /** Paced (true): the owner drains every tickMs (pacedTick, and drainNow for its readers), in a
-   *  wakeup it has anyway
-   *  (the agent's ticker), so this consumer keeps no timer and never sleeps: a record wakes no
-   *  one until the backlog passes the watermark (with no watermark in the policy, any record
-   *  would; the agent always has one). false: back to our own timer. Why: on the VM
-   *  we measured, each wakeup of the JS thread costs more than the drain it carries (caches and
-   *  TLB are cold after a sleep), so the ring's drain rides the sweeps' wakeup (bench/README.md,
-   *  "Session 21"). */
+   *  wakeup it has anyway (the agent's ticker), so this consumer keeps no timer and never sleeps:
+   *  a record wakes no one until the backlog passes the watermark (with no watermark in the
+   *  policy, any record would; the agent always has one). false: back to our own timer. Why: on
+   *  the VM we measured, each wakeup of the JS thread costs more than the drain it carries
+   *  (caches and TLB are cold after a sleep), so the ring's drain rides the sweeps' wakeup
+   *  (bench/README.md, "Session 21"). */
   setPaced(paced: boolean): void {
     if (this.closed || paced === this.paced) return;
     this.paced = paced;

@@ -79,6 +79,11 @@ export interface DecodeSink {
   events?: LifecycleEvent[];
   /** every decoded record's (cpu, seq) is observed here */
   seq?: SeqTracker;
+  /** where the walk starts in the batch (0); a record always starts on a frame boundary */
+  from?: number;
+  /** the walk stops after this many framed records, at the next frame boundary (no stop set):
+   *  a consumer can decode and hand over a large batch a part at a time */
+  maxRecords?: number;
 }
 
 export interface DecodeResult {
@@ -89,7 +94,8 @@ export interface DecodeResult {
   malformed: number;
   /** of malformed: well-framed records whose op is unknown */
   unknownOps: number;
-  /** bytes walked; less than batch.length when the walk stopped */
+  /** bytes walked from `from`; short of the batch's end when the walk stopped at a bad frame
+   *  (stop set) or after maxRecords records (stop null) */
   consumed: number;
   stop: FrameError | null;
   lastRecordError: RecordError | null;
@@ -100,9 +106,11 @@ export function decodeBatch(batch: Buffer, out?: DecodeSink): DecodeResult {
   const seq = out?.seq;
   const r: DecodeResult = { events, records: 0, malformed: 0, unknownOps: 0, consumed: 0, stop: null, lastRecordError: null };
   const end = batch.length;
-  let off = 0;
+  const from = out?.from ?? 0;
+  const maxRecords = out?.maxRecords ?? Infinity;
+  let off = from;
   try {
-    while (off < end) {
+    while (off < end && r.records < maxRecords) {
       if (end - off < FRAME_HEADER) {
         r.stop = 'E_WIRE_FRAME_SHORT';
         break;
@@ -141,26 +149,8 @@ export function decodeBatch(batch: Buffer, out?: DecodeSink): DecodeResult {
     r.stop = 'E_WIRE_INTERNAL';
   }
   if (r.stop !== null) r.malformed++;
-  r.consumed = off;
+  r.consumed = off - from;
   return r;
-}
-
-/** Where a chunk of at most `maxRecords` records that starts at `start` ends: the offset of the
- *  frame after them, or batch.length. A bad frame is not judged here: the chunk then runs to the
- *  end of the batch, so decodeBatch reports it, and the records before it, exactly as it would
- *  for the whole batch. Lets a consumer decode and hand over a large batch a part at a time. */
-export function chunkEnd(batch: Buffer, start: number, maxRecords: number): number {
-  const end = batch.length;
-  let off = start;
-  for (let n = 0; n < maxRecords; n++) {
-    if (off >= end) return end;
-    if (end - off < FRAME_HEADER || batch.readUInt32LE(off + 4) !== 0) return end;
-    const len = batch.readUInt32LE(off);
-    const next = off + FRAME_HEADER + len + ((8 - (len & 7)) & 7);
-    if (next > end) return end;
-    off = next;
-  }
-  return off;
 }
 
 function decodeRecord(buf: Buffer, rec: number, len: number): LifecycleEvent | RecordError {

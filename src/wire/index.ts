@@ -1,5 +1,5 @@
 // Public surface of the wire stage: kernel bytes in, typed values out.
-export { chunkEnd, decodeBatch, FRAME_HEADER, OP_EVENT_TYPE } from './decode.js';
+export { decodeBatch, FRAME_HEADER, OP_EVENT_TYPE } from './decode.js';
 export type { DecodeResult, DecodeSink, FrameError, RecordError } from './decode.js';
 export { SeqTracker } from './seq.js';
 export type { CpuSeqStats } from './seq.js';

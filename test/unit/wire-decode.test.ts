@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ExecEvent, ExecFailedEvent, ExitEvent, ForkEvent, KText, LifecycleEvent, ReapEvent } from '../../src/shared/events.js';
-import { chunkEnd, decodeBatch, SeqTracker } from '../../src/wire/index.js';
+import { decodeBatch, SeqTracker } from '../../src/wire/index.js';
 import {
   PT_F_ARGS_FAULT,
   PT_F_ARGS_TRUNCATED,
@@ -353,7 +353,7 @@ describe('decodeBatch on bad input', () => {
     );
   });
 
-  it('decoded a chunk at a time (chunkEnd), a batch gives what it gives whole, corrupt or not', () => {
+  it('decoded a chunk at a time (from, maxRecords), a batch gives what it gives whole, corrupt or not', () => {
     fc.assert(
       fc.property(
         fc.array(anyCase, { minLength: 1, maxLength: 10 }),
@@ -367,14 +367,17 @@ describe('decodeBatch on bad input', () => {
           let records = 0;
           let malformed = 0;
           let chunks = 0;
+          // as LifecyclePipeline.onBatch walks a drain
           for (let start = 0; start < buf.length; chunks++) {
-            const end = chunkEnd(buf, start, perChunk);
-            expect(end).toBeGreaterThan(start);
-            const r = decodeBatch(buf.subarray(start, end), { events });
+            const r = decodeBatch(buf, { events, from: start, maxRecords: perChunk });
+            expect(r.records).toBeLessThanOrEqual(perChunk);
             records += r.records;
             malformed += r.malformed;
-            if (end < buf.length) expect(r.stop).toBeNull(); // only the last chunk may hold a bad frame
-            start = end;
+            if (r.stop !== null) break; // only the last chunk may hold a bad frame
+            expect(r.consumed).toBeGreaterThan(0);
+            // a chunk cut short of perChunk records is the batch's last
+            if (r.records < perChunk) expect(start + r.consumed).toBe(buf.length);
+            start += r.consumed;
           }
           expect({ records, malformed }).toEqual({ records: whole.records, malformed: whole.malformed });
           expect(events).toEqual(whole.events);
