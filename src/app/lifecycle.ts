@@ -464,6 +464,7 @@ export class LifecyclePipeline {
       if (r.stop !== null || r.consumed === 0) break;
       from += r.consumed;
     }
+    if (this.overlap.active) this.overlap.batchDone();
     if (this.probes.waiting > 0 && this.probeTimer === null && !this.stopped) {
       this.probeTimer = setTimeout(this.flushProbes, Number(PATH_PROBE_HOLD_NS / 1_000_000n) + 1);
       this.probeTimer.unref();

@@ -36,9 +36,9 @@ export class OverlapDedupe {
     if (this.seen) this.closeAt = now + graceMs;
   }
 
-  /** Removes, in place, records already seen in this window. Call per batch; a no-op (one
-   *  property read) outside a window. */
-  filter(events: LifecycleEvent[], now = performance.now()): void {
+  /** Removes, in place, records already seen in this window. Call per chunk of a batch; a no-op
+   *  (one property read) outside a window. */
+  filter(events: LifecycleEvent[]): void {
     const seen = this.seen;
     if (seen === null) return;
     let w = 0;
@@ -56,7 +56,12 @@ export class OverlapDedupe {
       events[w++] = ev;
     }
     events.length = w;
-    if (now >= this.closeAt) {
+  }
+
+  /** Call when a whole batch has been filtered. The window closes only here: a batch is handed
+   *  over in chunks, and a duplicate in its last chunk may repeat a record of its first. */
+  batchDone(now = performance.now()): void {
+    if (this.seen !== null && now >= this.closeAt) {
       this.seen = null;
       this.closeAt = Infinity;
     }

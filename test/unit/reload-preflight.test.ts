@@ -143,30 +143,37 @@ describe('the overlap filter', () => {
     const d = new OverlapDedupe();
     d.open();
     const a = [fork(10, 5n), exec(10, 5n, 1), fork(10, 5n), exec(10, 5n, 2), exec(10, 5n, 1)];
-    d.filter(a, 0);
+    d.filter(a);
     expect(a.map((e) => (e.type === 'exec' ? `exec${e.execSeq}` : e.type))).toEqual(['fork', 'exec1', 'exec2']);
     const b = [reap(10, 5n), reap(11, 5n), reap(10, 5n), exec(10, 6n, 1)];
-    d.filter(b, 1);
+    d.filter(b);
     expect(b.map((e) => `${e.type}${e.pid}`)).toEqual(['reap10', 'reap11', 'exec10']);
     expect(d.duplicates).toMatchObject({ fork: 1n, exec: 1n, reap: 1n, exit: 0n });
     expect(d.lastDuplicates).toBe(3);
   });
 
-  it('closes with the first batch handled after its grace, having filtered that batch', () => {
+  it('closes with the first batch handled after its grace, having filtered every chunk of that batch', () => {
     const d = new OverlapDedupe();
     d.open();
-    d.filter([fork(1, 1n)], 0);
+    d.filter([fork(1, 1n)]);
+    d.batchDone(0);
     d.closeAfter(50, 100);
     const late = [fork(1, 1n)];
-    d.filter(late, 120);
+    d.filter(late);
+    d.batchDone(120);
     expect(late).toHaveLength(0); // still open: a duplicate within the grace is caught…
     expect(d.active).toBe(true);
-    const last = [fork(1, 1n)];
-    d.filter(last, 150);
-    expect(last).toHaveLength(0); // …this batch too, then it closes
-    expect(d.active).toBe(false);
+    // …and the batch past the grace, in two chunks: its second chunk repeats its first
+    const first = [fork(2, 1n)];
+    const second = [fork(2, 1n), fork(1, 1n)];
+    d.filter(first);
+    d.filter(second);
+    expect(first).toHaveLength(1);
+    expect(second).toHaveLength(0);
+    d.batchDone(150);
+    expect(d.active).toBe(false); // then it closes
     const after = [fork(1, 1n)];
-    d.filter(after, 151);
+    d.filter(after);
     expect(after).toHaveLength(1);
   });
 });
