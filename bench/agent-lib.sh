@@ -1,8 +1,10 @@
 # One agent under a paced load, for the scripts that watch a single agent (profile-agent.sh,
 # alloc-agent.sh, agent-steady.sh). Sourced, not run. Needs HERE (this checkout) set.
 #
-#   agent_start NAME TREE NODE_FLAGS YAML   sets D (a fresh directory; the agent runs in it, so
+#   agent_start NAME TREE EXTRA_FLAGS YAML  sets D (a fresh directory; the agent runs in it, so
 #                                           V8's files land there) and P (the agent's pid)
+#                                           EXTRA_FLAGS: Node flags added to the ones bin/patrol
+#                                           starts the agent with (PATROL_AGENT_NODE_FLAGS_EXTRA)
 #   agent_load RATE SECS                    forkexec at RATE exec/s for SECS s (none at 0); sets LOAD
 # On exit the agent and the load are stopped, and D removed unless AGENT_KEEP_DIR=1.
 
@@ -12,7 +14,7 @@ agent_start() {
   D=$(mktemp -d "/tmp/patrol-$name-XXXX"); chmod 755 "$D"
   printf 'agent:\n  lock_file: %s/patrol.pid\n  pin_dir: %s/pins\nmetrics:\n  prometheus:\n    port: 0\n%b\n' "$D" "$D" "$yaml" > "$D/patrol.yaml"
   (cd "$D"; source "$tree/scripts/runtime.sh"; patrol_runtime_env
-   PATROL_AGENT_NODE_FLAGS="$flags" exec "$tree/bin/patrol" agent --config "$D/patrol.yaml" --db "$D/patrol.db" \
+   PATROL_AGENT_NODE_FLAGS_EXTRA="$flags" exec "$tree/bin/patrol" agent --config "$D/patrol.yaml" --db "$D/patrol.db" \
      --socket "$D/patrol.sock" --checks "$tree/checks" --log-format json > "$D/agent.log" 2>&1) &
   for _ in $(seq 150); do grep -q '"patrol agent ready"' "$D/agent.log" 2>/dev/null && break; sleep 0.2; done
   P=$(pgrep -f "agent --config $D/patrol.yaml" | tail -1 || true)

@@ -6,7 +6,7 @@
 #
 #   bash bench/agent-pair.sh "label|tree|node flags|yaml" ...
 #     tree: a built checkout (default: this one); node flags: replace the agent's
-#     (default "--max-semi-space-size=2 --expose-gc"); yaml: extra config lines, \n for newlines
+#     (default: the tree's own, bin/patrol's); yaml: extra config lines, \n for newlines
 #   RATE=200 WARM=30 WIN=15 NWIN=4 bash bench/agent-pair.sh "a||" "b|||lifecycle:\n  delivery_interval: 40ms"
 #   PAIR_DB_SEED=/tmp/full.db ...: every agent starts on a copy of that store file
 #   BY_THREAD=1 ...: also, per agent and window, each thread name's CPU (the V8 workers summed)
@@ -23,14 +23,14 @@ PIDS=(); LABELS=(); DIRS=()
 cleanup() { for P in "${PIDS[@]}"; do kill -TERM "$P" 2>/dev/null || true; done; sleep 1; for D in "${DIRS[@]}"; do rm -rf "$D"; done; }
 trap cleanup EXIT
 for V in "$@"; do
-  IFS='|' read -r L T FL Y <<< "$V"; T=${T:-$HERE}; FL=${FL:---max-semi-space-size=2 --expose-gc}
+  IFS='|' read -r L T FL Y <<< "$V"; T=${T:-$HERE}
   D=$(mktemp -d /tmp/patrol-pair-XXXX); chmod 755 "$D"; DIRS+=("$D")
   # the store and socket paths go as flags, so a variant's yaml may set store: and api: keys
   printf 'agent:\n  lock_file: %s/patrol.pid\n  pin_dir: %s/pins\n%b\n' "$D" "$D" "$Y" > "$D/patrol.yaml"
   # PAIR_DB_SEED: start every agent on a copy of this store (a full one: its steady state)
   [ -z "${PAIR_DB_SEED:-}" ] || cp "$PAIR_DB_SEED" "$D/patrol.db"
   grep -q '^metrics:' "$D/patrol.yaml" || printf 'metrics:\n  prometheus:\n    port: 0\n' >> "$D/patrol.yaml"
-  (cd "$T"; source scripts/runtime.sh; patrol_runtime_env; PATROL_AGENT_NODE_FLAGS="$FL" exec ./bin/patrol agent --config "$D/patrol.yaml" --db "$D/patrol.db" --socket "$D/patrol.sock" --checks "$T/checks" --log-format json > "$D/agent.log" 2>&1) &
+  (cd "$T"; source scripts/runtime.sh; patrol_runtime_env; [ -z "$FL" ] || export PATROL_AGENT_NODE_FLAGS="$FL"; exec ./bin/patrol agent --config "$D/patrol.yaml" --db "$D/patrol.db" --socket "$D/patrol.sock" --checks "$T/checks" --log-format json > "$D/agent.log" 2>&1) &
   for _ in $(seq 150); do grep -q '"patrol agent ready"' "$D/agent.log" 2>/dev/null && break; sleep 0.2; done
   P=$(pgrep -f "agent --config $D/patrol.yaml" | tail -1 || true)
   [ -n "$P" ] || { echo "$L: the agent did not start:"; tail -3 "$D/agent.log"; exit 1; }

@@ -15,7 +15,7 @@ HERE="$(cd "$(dirname "$0")/.." && pwd)"
 RATE=${1:-200}; TOTAL=${2:-600}
 T=${STEADY_TREE:-$HERE}
 source "$HERE/bench/agent-lib.sh"
-agent_start steady "$T" "--max-semi-space-size=2 --expose-gc" "${STEADY_YAML:-}"
+agent_start steady "$T" "" "${STEADY_YAML:-}"
 agent_load "$RATE" $((TOTAL + 5))
 echo "steady: agent $P, $RATE exec/s, $TOTAL s"
 # ns of CPU so far: JS thread, V8 helpers, the rest (%.0f: awk's %d saturates at 2^31)

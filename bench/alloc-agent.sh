@@ -16,7 +16,7 @@ HERE="$(cd "$(dirname "$0")/.." && pwd)"
 RATE=${1:-200}; WARM=${2:-40}; SECS=${3:-30}
 T=${ALLOC_TREE:-$HERE}; PORT=${ALLOC_PORT:-9239}
 source "$HERE/bench/agent-lib.sh"
-agent_start alloc "$T" "--max-semi-space-size=2 --expose-gc ${ALLOC_FLAGS:-} --inspect=127.0.0.1:$PORT" ""
+agent_start alloc "$T" "${ALLOC_FLAGS:-} --inspect=127.0.0.1:$PORT" ""
 agent_load "$RATE" $((WARM + SECS + 5))
 echo "alloc: agent $P, $RATE exec/s, ${WARM} s warm-up, ${SECS} s sampled" >&2
 sleep "$WARM"

@@ -13,7 +13,7 @@ HERE="$(cd "$(dirname "$0")/.." && pwd)"
 RATE=${1:-200}; SECS=${2:-130}
 T=${GC_TREE:-$HERE}
 source "$HERE/bench/agent-lib.sh"
-agent_start gc "$T" "${GC_FLAGS:---max-semi-space-size=2} --expose-gc --trace-gc-nvp" ""
+agent_start gc "$T" "${GC_FLAGS:-} --trace-gc-nvp" ""
 agent_load "$RATE" $((SECS + 5))
 echo "gc: agent $P, $RATE exec/s, ${SECS} s" >&2
 sleep "$SECS"

@@ -25,7 +25,7 @@ command -v perf >/dev/null || { echo "perf missing: apt-get install linux-perf" 
 source "$HERE/bench/agent-lib.sh"
 # the perf data and V8's jit-<pid>.dump (written into the agent's working directory, $D) stay
 AGENT_KEEP_DIR=1
-agent_start profile "$T" "--max-semi-space-size=2 --expose-gc --perf-prof --interpreted-frames-native-stack" "${PROFILE_YAML:-}"
+agent_start profile "$T" "--perf-prof --interpreted-frames-native-stack" "${PROFILE_YAML:-}"
 agent_load "$RATE" $((WARM + SECS + 5))
 echo "profile: agent $P, $RATE exec/s, ${WARM} s warm-up, ${SECS} s sampled; files in $D" >&2
 sleep "$WARM"
