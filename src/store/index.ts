@@ -1,5 +1,5 @@
 // Store stage: the embedded SQLite store of process exits and agent runs.
-export { Store, MAX_QUERY_LIMIT } from './store.js';
+export { Store, MAX_QUERY_LIMIT, ROWS_PER_INSERT } from './store.js';
 export { StoreError, MIGRATIONS, SCHEMA_VERSION, migrate, schemaVersion, type Migration } from './schema.js';
 export { exitSummary, type ExitEnrichment } from './summary.js';
 export type {

@@ -101,36 +101,43 @@ function strOrNull(v: unknown, what: string): string | null {
   return v === null || v === undefined ? null : str(v, what);
 }
 
-/** Fills `out` with the INSERT parameters of one row; throws TypeError on a malformed summary. */
-function bindRow(out: unknown[], id: number, p: Pending): void {
+/** Rows one INSERT statement carries: a statement's fixed cost (the N-API call, opening the
+ *  table's and its indexes' cursors, the reset) is paid once for them. A 200-row flush cost
+ *  ×0.87 of one statement a row, and ×0.92 at 64 rows a statement (bench/store-flush.mjs;
+ *  bench/README.md, "Session 23"). */
+export const ROWS_PER_INSERT = 16;
+
+/** Fills `out` from `at` with the INSERT parameters of one row; throws TypeError on a malformed
+ *  summary (then what it wrote from `at` is overwritten by the next row). */
+function bindRow(out: unknown[], at: number, id: number, p: Pending): void {
   const s = p.s;
-  out[0] = id;
-  out[1] = str(s.execId, 'execId');
-  out[2] = int(s.pid, 'pid');
-  out[3] = int(s.ppid, 'ppid');
-  out[4] = strOrNull(s.parentExecId, 'parentExecId');
-  out[5] = str(s.comm, 'comm');
-  out[6] = strOrNull(s.filename, 'filename');
-  out[7] = s.args === null || s.args === undefined ? null : JSON.stringify(s.args);
-  out[8] = intOrNull(s.uid, 'uid');
-  out[9] = s.cgroupId === null || s.cgroupId === undefined ? null : String(s.cgroupId);
-  out[10] = int(s.startNs, 'startNs');
-  out[11] = int(s.exitNs, 'exitNs');
-  out[12] = int(s.durationNs, 'durationNs');
-  out[13] = intOrNull(s.exitCode, 'exitCode');
-  out[14] = intOrNull(s.signal, 'signal');
-  out[15] = s.coreDumped ? 1 : 0;
-  out[16] = int(s.cpuNs, 'cpuNs');
-  out[17] = int(s.utimeNs, 'utimeNs');
-  out[18] = int(s.stimeNs, 'stimeNs');
-  out[19] = int(s.maxRssKb, 'maxRssKb');
-  out[20] = int(s.readBytes, 'readBytes');
-  out[21] = int(s.writeBytes, 'writeBytes');
-  out[22] = int(s.minflt, 'minflt');
-  out[23] = int(s.majflt, 'majflt');
-  out[24] = intOrNull(p.zombieNs, 'zombieNs');
-  out[25] = int(p.recordedAt, 'recordedAt');
-  out[26] = s.args === null || s.args === undefined ? null : s.argsRedacted ? 1 : 0;
+  out[at + 0] = id;
+  out[at + 1] = str(s.execId, 'execId');
+  out[at + 2] = int(s.pid, 'pid');
+  out[at + 3] = int(s.ppid, 'ppid');
+  out[at + 4] = strOrNull(s.parentExecId, 'parentExecId');
+  out[at + 5] = str(s.comm, 'comm');
+  out[at + 6] = strOrNull(s.filename, 'filename');
+  out[at + 7] = s.args === null || s.args === undefined ? null : JSON.stringify(s.args);
+  out[at + 8] = intOrNull(s.uid, 'uid');
+  out[at + 9] = s.cgroupId === null || s.cgroupId === undefined ? null : String(s.cgroupId);
+  out[at + 10] = int(s.startNs, 'startNs');
+  out[at + 11] = int(s.exitNs, 'exitNs');
+  out[at + 12] = int(s.durationNs, 'durationNs');
+  out[at + 13] = intOrNull(s.exitCode, 'exitCode');
+  out[at + 14] = intOrNull(s.signal, 'signal');
+  out[at + 15] = s.coreDumped ? 1 : 0;
+  out[at + 16] = int(s.cpuNs, 'cpuNs');
+  out[at + 17] = int(s.utimeNs, 'utimeNs');
+  out[at + 18] = int(s.stimeNs, 'stimeNs');
+  out[at + 19] = int(s.maxRssKb, 'maxRssKb');
+  out[at + 20] = int(s.readBytes, 'readBytes');
+  out[at + 21] = int(s.writeBytes, 'writeBytes');
+  out[at + 22] = int(s.minflt, 'minflt');
+  out[at + 23] = int(s.majflt, 'majflt');
+  out[at + 24] = intOrNull(p.zombieNs, 'zombieNs');
+  out[at + 25] = int(p.recordedAt, 'recordedAt');
+  out[at + 26] = s.args === null || s.args === undefined ? null : s.argsRedacted ? 1 : 0;
 }
 
 const num = (v: bigint | string | null): number => Number(v);
@@ -218,7 +225,8 @@ export class Store {
   private pruneBacklog = false;
   private lastPruneAt = 0;
 
-  private readonly insertStmt: Database.Statement;
+  /** INSERTs of n rows, prepared on first use ([n], 1..ROWS_PER_INSERT) */
+  private readonly insertStmts: Database.Statement[] = [];
   private readonly reapStmt: Database.Statement;
   private readonly deleteOldStmt: Database.Statement;
   private readonly deleteFirstStmt: Database.Statement;
@@ -243,9 +251,10 @@ export class Store {
     this.committedId = Math.max(seq?.seq ?? 0, max.m ?? 0);
     this.rowCount = (db.prepare('SELECT count(*) AS n FROM process_exits').get() as { n: number }).n;
 
-    this.insertStmt = db.prepare(
-      `INSERT INTO process_exits (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`,
-    );
+    const insertOf = (n: number): Database.Statement =>
+      (this.insertStmts[n] ??= db.prepare(`INSERT INTO process_exits (${COLUMNS.join(', ')}) VALUES ${Array.from({ length: n }, () => `(${COLUMNS.map(() => '?').join(', ')})`).join(', ')}`));
+    insertOf(1);
+    insertOf(ROWS_PER_INSERT);
     this.reapStmt = db.prepare('UPDATE process_exits SET zombie_ns = ? WHERE exec_id = ? AND zombie_ns IS NULL');
     this.deleteOldStmt = db.prepare(
       'DELETE FROM process_exits WHERE id IN (SELECT id FROM process_exits WHERE recorded_at < ? LIMIT ?)',
@@ -254,22 +263,28 @@ export class Store {
       'DELETE FROM process_exits WHERE id IN (SELECT id FROM process_exits ORDER BY id LIMIT ?)',
     );
 
-    const params: unknown[] = new Array(COLUMNS.length);
+    const width = COLUMNS.length;
+    const params: unknown[] = new Array(width * ROWS_PER_INSERT).fill(null);
     this.flushTx = db.transaction((rows: Pending[], firstId: number) => {
       let id = firstId;
       let rejected = 0;
+      let held = 0; // rows bound in params, not inserted yet
       for (const p of rows) {
         try {
-          bindRow(params, id, p);
+          bindRow(params, held * width, id, p);
         } catch (e) {
           rejected++;
           this.log?.warn({ err: (e as Error).message, execId: String(p.s.execId) }, 'store: malformed exit summary not stored');
           continue;
         }
-        // positional arguments: better-sqlite3 binds them without a property read per element
-        this.insertStmt.run(...params);
         id++;
+        if (++held === ROWS_PER_INSERT) {
+          // positional arguments: better-sqlite3 binds them without a property read per element
+          insertOf(ROWS_PER_INSERT).run(...params);
+          held = 0;
+        }
       }
+      if (held > 0) insertOf(held).run(...params.slice(0, held * width));
       let unmatched = 0;
       for (const [execId, zombieNs] of this.reapUpdates) {
         if (this.reapStmt.run(int(zombieNs, 'zombieNs'), execId).changes === 0) unmatched++;

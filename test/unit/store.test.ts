@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   MIGRATIONS,
+  ROWS_PER_INSERT,
   SCHEMA_VERSION,
   Store,
   StoreError,
@@ -272,6 +273,35 @@ describe('Store: reaps', () => {
     s.recordExit(summary(2));
     s.flush();
     expect(s.queryExits({ execId: 'e2', limit: 1 })[0]!.zombieNs).toBe(77n);
+  });
+
+  it('a flush writes rows ROWS_PER_INSERT at a time: every value and id as one by one, a malformed row anywhere skipped alone', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 3 * ROWS_PER_INSERT + 3 }), fc.array(fc.nat(), { maxLength: 5 }), (n, badPicks) => {
+        const s = Store.open(join(dir, `chunks-${Math.random()}.db`), { retention: { maxAgeMs: 0, maxRows: 0 }, flushIntervalMs: 200 });
+        try {
+          const bad = new Set(n === 0 ? [] : badPicks.map((b) => b % n));
+          const kept: ExitSummary[] = [];
+          for (let i = 0; i < n; i++) {
+            if (bad.has(i)) {
+              s.recordExit(summary(i, { comm: 42 as unknown as string }));
+              continue;
+            }
+            // every row different in every column, so a value bound to the wrong row shows
+            const row = summary(i, { ppid: 2 + i, uid: i, exitCode: i % 256, cpuNs: BigInt(i) * 7n, maxRssKb: i * 3, minflt: BigInt(i), recordedAt: 1_700_000_000_000 + i });
+            kept.push(row);
+            s.recordExit(row);
+          }
+          expect(s.flush()).toEqual({ committed: kept.length });
+          const rows = s.queryExits({ limit: 1000 }).sort((a, b) => a.id - b.id);
+          expect(rows).toEqual(kept.map((k, j) => ({ ...k, id: j + 1, argsRedacted: false, zombieNs: null })));
+          expect(s.committedRows).toBe(kept.length);
+        } finally {
+          s.close();
+        }
+      }),
+      { numRuns: 40 },
+    );
   });
 
   it('model check: any interleaving of exits, reaps and flushes stores what was recorded', () => {
