@@ -458,13 +458,19 @@ export class LifecyclePipeline {
   static readonly CHUNK_RECORDS = 128;
 
   private onBatch(batch: Buffer): void {
-    for (let from = 0; from < batch.length; ) {
-      const r = this.onChunk(batch, from);
-      // a bad frame ends the walk (decodeBatch counted it); the rest of the batch is unreadable
-      if (r.stop !== null || r.consumed === 0) break;
-      from += r.consumed;
+    // when the batch left the ring: what was recorded after it is in a later batch
+    const drainedAt = performance.now();
+    try {
+      for (let from = 0; from < batch.length; ) {
+        const r = this.onChunk(batch, from);
+        // a bad frame ends the walk (decodeBatch counted it); the rest of the batch is unreadable
+        if (r.stop !== null || r.consumed === 0) break;
+        from += r.consumed;
+      }
+    } finally {
+      // a reload's overlap window closes between batches only, never between two chunks
+      if (this.overlap.active) this.overlap.batchDone(drainedAt);
     }
-    if (this.overlap.active) this.overlap.batchDone();
     if (this.probes.waiting > 0 && this.probeTimer === null && !this.stopped) {
       this.probeTimer = setTimeout(this.flushProbes, Number(PATH_PROBE_HOLD_NS / 1_000_000n) + 1);
       this.probeTimer.unref();

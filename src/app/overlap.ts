@@ -58,8 +58,9 @@ export class OverlapDedupe {
     events.length = w;
   }
 
-  /** Call when a whole batch has been filtered. The window closes only here: a batch is handed
-   *  over in chunks, and a duplicate in its last chunk may repeat a record of its first. */
+  /** Call when a whole batch has been filtered, with the time it was drained. The window closes
+   *  only here: a batch is handed over in chunks, and a duplicate in its last chunk may repeat a
+   *  record of its first. */
   batchDone(now = performance.now()): void {
     if (this.seen !== null && now >= this.closeAt) {
       this.seen = null;
