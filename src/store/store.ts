@@ -285,6 +285,8 @@ export class Store {
         }
       }
       if (held > 0) insertOf(held).run(...params.slice(0, held * width));
+      // hold no row's strings (argv JSON, names) until the next flush: they would be promoted
+      params.fill(null);
       let unmatched = 0;
       for (const [execId, zombieNs] of this.reapUpdates) {
         if (this.reapStmt.run(int(zombieNs, 'zombieNs'), execId).changes === 0) unmatched++;
