@@ -1,5 +1,5 @@
 # One agent under a paced load, for the scripts that watch a single agent (profile-agent.sh,
-# alloc-agent.sh, agent-steady.sh). Sourced, not run. Needs HERE (this checkout) set.
+# alloc-agent.sh, gc-agent.sh, agent-steady.sh). Sourced, not run. Needs HERE (this checkout) set.
 #
 #   agent_start NAME TREE EXTRA_FLAGS YAML  sets D (a fresh directory; the agent runs in it, so
 #                                           V8's files land there) and P (the agent's pid)
@@ -13,8 +13,11 @@ agent_start() {
   make -s -C "$HERE/bench" >/dev/null
   D=$(mktemp -d "/tmp/patrol-$name-XXXX"); chmod 755 "$D"
   printf 'agent:\n  lock_file: %s/patrol.pid\n  pin_dir: %s/pins\nmetrics:\n  prometheus:\n    port: 0\n%b\n' "$D" "$D" "$yaml" > "$D/patrol.yaml"
+  # a tree from before PATROL_AGENT_NODE_FLAGS_EXTRA (session 23) gets its defaults spelled out
+  local env=PATROL_AGENT_NODE_FLAGS_EXTRA
+  grep -q PATROL_AGENT_NODE_FLAGS_EXTRA "$tree/bin/patrol" || { env=PATROL_AGENT_NODE_FLAGS; flags="--max-semi-space-size=2 --expose-gc $flags"; }
   (cd "$D"; source "$tree/scripts/runtime.sh"; patrol_runtime_env
-   PATROL_AGENT_NODE_FLAGS_EXTRA="$flags" exec "$tree/bin/patrol" agent --config "$D/patrol.yaml" --db "$D/patrol.db" \
+   export "$env=$flags"; exec "$tree/bin/patrol" agent --config "$D/patrol.yaml" --db "$D/patrol.db" \
      --socket "$D/patrol.sock" --checks "$tree/checks" --log-format json > "$D/agent.log" 2>&1) &
   for _ in $(seq 150); do grep -q '"patrol agent ready"' "$D/agent.log" 2>/dev/null && break; sleep 0.2; done
   P=$(pgrep -f "agent --config $D/patrol.yaml" | tail -1 || true)

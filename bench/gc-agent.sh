@@ -8,6 +8,7 @@
 #
 #   bash bench/gc-agent.sh [rate=200] [secs=130]
 #   GC_TREE=/other/tree GC_FLAGS='--max-semi-space-size=8' bash bench/gc-agent.sh
+#     GC_FLAGS: Node flags added to the agent's (a flag given twice: the later one counts)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 RATE=${1:-200}; SECS=${2:-130}
