@@ -61,7 +61,7 @@ export class OverlapDedupe {
   /** Call when a whole batch has been filtered, with the time it was drained. The window closes
    *  only here: a batch is handed over in chunks, and a duplicate in its last chunk may repeat a
    *  record of its first. */
-  batchDone(now = performance.now()): void {
+  batchDone(now: number): void {
     if (this.seen !== null && now >= this.closeAt) {
       this.seen = null;
       this.closeAt = Infinity;
