@@ -1,7 +1,8 @@
 // The agent's local HTTP API (docs/api.md): fastify on a root-only unix socket, optionally a
 // second listener on TCP that requires a bearer token. Routes are versioned under /v1 and every
 // one validates its input with a JSON schema.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { nodeHttp } from '../shared/node-http.js';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -166,7 +167,7 @@ function buildApp(
     ...(kind === 'unix'
       ? {
           serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void): Server => {
-            const s = createServer(handler);
+            const s = nodeHttp.createServer(handler);
             ownerOnlyListen(s);
             return s;
           },

@@ -1,6 +1,7 @@
 // A small HTTP client for the agent's API over its unix socket (node:http, no dependencies), and
 // the options every client command shares. Connection failures become one clear line.
-import { request, type IncomingMessage, type ClientRequest } from 'node:http';
+import type { IncomingMessage, ClientRequest } from 'node:http';
+import { nodeHttp } from '../shared/node-http.js';
 import type { Command } from 'commander';
 import { PatrolError } from '../shared/errors.js';
 import { API_PREFIX, defaultSocket } from '../api/defaults.js';
@@ -70,7 +71,7 @@ export class ApiClient {
     const socket = this.socket;
     let req!: ClientRequest;
     const res = new Promise<IncomingMessage>((resolve, reject) => {
-      req = request({ socketPath: socket, path: API_PREFIX + path + queryString(query), method: 'GET', headers: { accept } }, (r) => {
+      req = nodeHttp.request({ socketPath: socket, path: API_PREFIX + path + queryString(query), method: 'GET', headers: { accept } }, (r) => {
         req.setTimeout(0);
         const status = r.statusCode ?? 0;
         if (status >= 200 && status < 300) {
@@ -121,7 +122,7 @@ export class ApiClient {
     const raw = Buffer.isBuffer(body);
     const data = raw ? body : Buffer.from(JSON.stringify(body));
     return new Promise<T>((resolve, reject) => {
-      const req = request(
+      const req = nodeHttp.request(
         { socketPath: socket, path: API_PREFIX + path, method: 'POST', headers: { accept: 'application/json', 'content-type': raw ? 'application/octet-stream' : 'application/json', 'content-length': data.length } },
         (r) => {
           const status = r.statusCode ?? 0;

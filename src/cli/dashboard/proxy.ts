@@ -2,7 +2,8 @@
 // the local API like the CLI: the socket stays root-only and this process (run by root) is the
 // one that may open it. Streams (the NDJSON events) pass through as they come; when the browser
 // goes away the upstream request is dropped, which ends the agent's subscription.
-import { request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { nodeHttp } from '../../shared/node-http.js';
 import { constants, createGzip } from 'node:zlib';
 import { connectError } from '../client.js';
 
@@ -28,7 +29,7 @@ function sendError(res: ServerResponse, status: number, error: string, message: 
 /** Forwards `req` to the agent as GET `path` (/v1/…, with its query). */
 export function proxy(socket: string, path: string, req: IncomingMessage, res: ServerResponse, extraHeaders: Record<string, string>): void {
   const accept = req.headers.accept ?? 'application/json';
-  const up = request({ socketPath: socket, path, method: 'GET', headers: { accept } }, (ur) => {
+  const up = nodeHttp.request({ socketPath: socket, path, method: 'GET', headers: { accept } }, (ur) => {
     up.setTimeout(0);
     const headers: Record<string, string> = { ...extraHeaders };
     const type = ur.headers['content-type'];

@@ -2,7 +2,8 @@
 // request without it, the built app from memory, and /api/v1/... proxied to the agent. Every
 // answer carries a strict Content-Security-Policy: scripts and styles from this origin only,
 // nothing inline, no frames, no forms.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { nodeHttp } from '../../shared/node-http.js';
 import type { AddressInfo } from 'node:net';
 import { PatrolError } from '../../shared/errors.js';
 import { loadAssets, type Asset } from './assets.js';
@@ -121,7 +122,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<DashboardH
   const assets = loadAssets(opts.webRoot);
   const sessions = new Sessions(opts.token);
   const host = opts.host ?? DASHBOARD_HOST;
-  const server: Server = createServer(handler(sessions, assets, opts.socket));
+  const server: Server = nodeHttp.createServer(handler(sessions, assets, opts.socket));
   // event streams stay open: nothing here times out on its own
   server.requestTimeout = 0;
   server.headersTimeout = 10_000;
