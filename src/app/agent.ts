@@ -9,7 +9,7 @@ import { PatrolError } from '../shared/errors.js';
 import type { LifecycleEvent, StateStreamEvent } from '../shared/events.js';
 import { WallClock, boottimeNs } from '../kernel/index.js';
 import type { Enriched } from '../process/index.js';
-import { Store, exitSummary } from '../store/index.js';
+import { Store, blankSummary, exitSummary } from '../store/index.js';
 import { startApi, type AgentView, type EventListener } from '../api/index.js';
 import { LifecyclePipeline } from './lifecycle.js';
 import { StatePipeline } from './states.js';
@@ -172,11 +172,13 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
     const gStream = consumers.guard('api_stream');
     // Exits reach the store and the resource windows in batches, on the store's flush cadence
     // (exit-batch.ts): neither is read within a drain. A slot holds a copy of the exit.
+    // one summary, refilled for every exit: the store copies it (Store.recordExit)
+    const summaryScratch = blankSummary();
     const applyExit = (s: ExitSlot) => {
       if (s.kind === 'exit') {
         try {
           gStore.inject();
-          store.recordExit(exitSummary(s.ev, s.en));
+          store.recordExit(exitSummary(s.ev, s.en, summaryScratch));
         } catch (e) {
           gStore.fail(e);
         }

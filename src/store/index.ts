@@ -1,7 +1,7 @@
 // Store stage: the embedded SQLite store of process exits and agent runs.
 export { Store, MAX_QUERY_LIMIT, ROWS_PER_INSERT } from './store.js';
 export { StoreError, MIGRATIONS, SCHEMA_VERSION, migrate, schemaVersion, type Migration } from './schema.js';
-export { exitSummary, type ExitEnrichment } from './summary.js';
+export { blankSummary, exitSummary, type ExitEnrichment } from './summary.js';
 export type {
   ExitQuery,
   ExitRecord,

@@ -27,6 +27,7 @@ import Database from 'better-sqlite3';
 import { PatrolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { StoreError, migrate } from './schema.js';
+import { PendingRows } from './pending.js';
 import type {
   ExitQuery,
   ExitRecord,
@@ -43,12 +44,6 @@ export const MAX_QUERY_LIMIT = 10_000;
 const I64_MAX = (1n << 63n) - 1n;
 const I64_MIN = -(1n << 63n);
 const FAILURE_LOG_INTERVAL_MS = 60_000;
-
-interface Pending {
-  s: ExitSummary;
-  zombieNs: bigint | null;
-  recordedAt: number;
-}
 
 type Row = Record<string, bigint | string | null>;
 
@@ -107,11 +102,14 @@ function strOrNull(v: unknown, what: string): string | null {
  *  bench/README.md, "Session 23"). */
 export const ROWS_PER_INSERT = 16;
 
-/** Fills `out` from `at` with the INSERT parameters of one row; throws TypeError on a malformed
- *  summary (then what it wrote from `at` is overwritten by the next row). */
-function bindRow(out: unknown[], at: number, id: number, p: Pending): void {
-  const s = p.s;
-  out[at + 0] = id;
+const EXEC_ID_COLUMN = COLUMNS.indexOf('exec_id');
+const ZOMBIE_COLUMN = COLUMNS.indexOf('zombie_ns');
+
+/** Fills `out` from `at` with the INSERT parameters of one row, its id (column 0) left to the
+ *  flush; throws TypeError on a malformed summary (then what it wrote from `at` is overwritten by
+ *  the next row). */
+function bindSummary(out: unknown[], at: number, s: ExitSummary, recordedAt: number): void {
+  out[at + 0] = 0;
   out[at + 1] = str(s.execId, 'execId');
   out[at + 2] = int(s.pid, 'pid');
   out[at + 3] = int(s.ppid, 'ppid');
@@ -135,8 +133,8 @@ function bindRow(out: unknown[], at: number, id: number, p: Pending): void {
   out[at + 21] = int(s.writeBytes, 'writeBytes');
   out[at + 22] = int(s.minflt, 'minflt');
   out[at + 23] = int(s.majflt, 'majflt');
-  out[at + 24] = intOrNull(p.zombieNs, 'zombieNs');
-  out[at + 25] = int(p.recordedAt, 'recordedAt');
+  out[at + 24] = intOrNull(s.zombieNs, 'zombieNs');
+  out[at + 25] = int(recordedAt, 'recordedAt');
   out[at + 26] = s.args === null || s.args === undefined ? null : s.argsRedacted ? 1 : 0;
 }
 
@@ -196,10 +194,8 @@ export class Store {
   private readonly pruneBatchRows: number;
   private readonly pruneMaxBatches: number;
 
-  // buffer: pending[head..] are waiting; pendingByExec finds a buffered row for its reap
-  private pending: (Pending | undefined)[] = [];
-  private head = 0;
-  private readonly pendingByExec = new Map<string, Pending>();
+  /** rows waiting for the next flush, already bound (pending.ts) */
+  private readonly pending = new PendingRows(COLUMNS.length, ZOMBIE_COLUMN, EXEC_ID_COLUMN);
   /** reaps of rows already flushed: exec_id → zombie ns, applied by the next flush */
   private readonly reapUpdates = new Map<string, bigint>();
 
@@ -231,7 +227,7 @@ export class Store {
   private readonly deleteOldStmt: Database.Statement;
   private readonly deleteFirstStmt: Database.Statement;
   private readonly queryCache = new Map<string, Database.Statement>();
-  private readonly flushTx: (rows: Pending[], firstId: number) => { inserted: number; rejected: number; unmatched: number };
+  private readonly flushTx: (rows: number, firstId: number) => { inserted: number; unmatched: number };
 
   private constructor(db: Database.Database, path: string, opts: StoreOptions) {
     this.db = db;
@@ -265,19 +261,15 @@ export class Store {
 
     const width = COLUMNS.length;
     const params: unknown[] = new Array(width * ROWS_PER_INSERT).fill(null);
-    this.flushTx = db.transaction((rows: Pending[], firstId: number) => {
+    this.flushTx = db.transaction((rows: number, firstId: number) => {
+      const src = this.pending.buffer;
       let id = firstId;
-      let rejected = 0;
-      let held = 0; // rows bound in params, not inserted yet
-      for (const p of rows) {
-        try {
-          bindRow(params, held * width, id, p);
-        } catch (e) {
-          rejected++;
-          this.log?.warn({ err: (e as Error).message, execId: String(p.s.execId) }, 'store: malformed exit summary not stored');
-          continue;
-        }
-        id++;
+      let held = 0; // rows copied into params, not inserted yet
+      for (let i = 0; i < rows; i++) {
+        const from = this.pending.at(i);
+        const at = held * width;
+        params[at] = id++;
+        for (let k = 1; k < width; k++) params[at + k] = src[from + k];
         if (++held === ROWS_PER_INSERT) {
           // positional arguments: better-sqlite3 binds them without a property read per element
           insertOf(ROWS_PER_INSERT).run(...params);
@@ -291,7 +283,7 @@ export class Store {
       for (const [execId, zombieNs] of this.reapUpdates) {
         if (this.reapStmt.run(int(zombieNs, 'zombieNs'), execId).changes === 0) unmatched++;
       }
-      return { inserted: id - firstId, rejected, unmatched };
+      return { inserted: id - firstId, unmatched };
     });
   }
 
@@ -331,16 +323,22 @@ export class Store {
 
   // ---------------------------------------------------------------- hot path (memory only)
 
-  /** Buffers one exit summary; it is committed by the next flush. No I/O. */
+  /** Buffers one exit summary, copied (the caller may reuse the object); it is committed by the
+   *  next flush. A malformed summary is counted (`rejected`), logged and not stored. No I/O. */
   recordExit(summary: ExitSummary): void {
     if (this.closed) {
       this.dropped++;
       return;
     }
-    if (this.pending.length - this.head >= this.maxPending) this.dropOldest();
-    const p: Pending = { s: summary, zombieNs: summary.zombieNs ?? null, recordedAt: summary.recordedAt ?? this.now() };
-    this.pending.push(p);
-    this.pendingByExec.set(summary.execId, p);
+    if (this.pending.size >= this.maxPending) this.dropOldest();
+    try {
+      bindSummary(this.pending.buffer, this.pending.nextAt, summary, summary.recordedAt ?? this.now());
+    } catch (e) {
+      this.rejected++;
+      this.log?.warn({ err: (e as Error).message, execId: String(summary.execId) }, 'store: malformed exit summary not stored');
+      return;
+    }
+    this.pending.added(summary.execId);
     if (this.flushTimer === null) this.armFlush();
   }
 
@@ -348,11 +346,7 @@ export class Store {
    *  the stored one in the next flush. No I/O. */
   recordReap(execId: string, zombieNs: bigint): void {
     if (this.closed) return;
-    const p = this.pendingByExec.get(execId);
-    if (p !== undefined) {
-      p.zombieNs = zombieNs;
-      return;
-    }
+    if (this.pending.reap(execId, int(zombieNs, 'zombieNs'))) return;
     if (!this.reapUpdates.has(execId) && this.reapUpdates.size >= this.maxPending) {
       const oldest = this.reapUpdates.keys().next().value as string;
       this.reapUpdates.delete(oldest);
@@ -363,15 +357,9 @@ export class Store {
   }
 
   private dropOldest(): void {
-    const p = this.pending[this.head]!;
-    this.pending[this.head++] = undefined;
-    if (this.pendingByExec.get(p.s.execId) === p) this.pendingByExec.delete(p.s.execId);
+    this.pending.dropOldest();
     if (this.dropped++ === 0 || this.dropped % 10_000 === 0) {
       this.log?.error({ dropped: this.dropped, maxPendingRows: this.maxPending }, 'store: buffer full, dropping the oldest unwritten rows');
-    }
-    if (this.head >= 1024 && this.head * 2 >= this.pending.length) {
-      this.pending = this.pending.slice(this.head);
-      this.head = 0;
     }
   }
 
@@ -386,13 +374,12 @@ export class Store {
    *  everything stays buffered for the next flush, and `error` says why. */
   flush(): FlushResult {
     if (this.closed) return { committed: 0 };
-    const n = this.pending.length - this.head;
+    const n = this.pending.size;
     if (n === 0 && this.reapUpdates.size === 0) return { committed: 0 };
-    const rows = (this.head === 0 ? this.pending : this.pending.slice(this.head)) as Pending[];
     const t0 = performance.now();
-    let r: { inserted: number; rejected: number; unmatched: number };
+    let r: { inserted: number; unmatched: number };
     try {
-      r = this.flushTx(rows, this.committedId + 1);
+      r = this.flushTx(n, this.committedId + 1);
     } catch (e) {
       this.onFlushFailure(e as Error, n);
       return { committed: 0, error: (e as Error).message };
@@ -400,11 +387,8 @@ export class Store {
     const ms = performance.now() - t0;
     this.committedId += r.inserted;
     this.rowCount += r.inserted;
-    this.rejected += r.rejected;
     this.reapsUnmatched += r.unmatched;
-    this.pending = [];
-    this.head = 0;
-    this.pendingByExec.clear();
+    this.pending.clear();
     this.reapUpdates.clear();
     this.flushes++;
     this.lastFlushAt = this.now();
@@ -446,7 +430,7 @@ export class Store {
     this.timerOn = true;
     this.timer = setInterval(() => this.pruneTick(), Math.max(this.pruneIntervalMs, this.flushIntervalMs, 10));
     this.timer.unref();
-    if (this.pending.length - this.head > 0 || this.reapUpdates.size > 0) this.armFlush();
+    if (this.pending.size > 0 || this.reapUpdates.size > 0) this.armFlush();
   }
 
   stopTimer(): void {
@@ -506,7 +490,7 @@ export class Store {
     const now = this.now();
     if (this.pruneBacklog || now - this.lastPruneAt >= this.pruneIntervalMs) this.prune(now);
     // rows a failed flush kept, or a prune backlog: come back at the same pace
-    if (this.pending.length - this.head > 0 || this.reapUpdates.size > 0 || this.pruneBacklog) this.armFlush();
+    if (this.pending.size > 0 || this.reapUpdates.size > 0 || this.pruneBacklog) this.armFlush();
   }
 
   private pruneTick(): void {
@@ -640,7 +624,7 @@ export class Store {
       path: this.path,
       rows: this.rowCount,
       committedRows: this.committedId,
-      pendingRows: this.pending.length - this.head,
+      pendingRows: this.pending.size,
       pendingReaps: this.reapUpdates.size,
       lastFlushAt: this.lastFlushAt,
       lastFlushMs: this.lastFlushMs,
@@ -667,15 +651,13 @@ export class Store {
     if (this.closed) return;
     this.stopTimer();
     const r = this.flush();
-    const left = this.pending.length - this.head;
+    const left = this.pending.size;
     if (left > 0) {
       this.log?.error({ rows: left, err: r.error }, 'store: closing with rows that could not be written; they are lost');
       this.dropped += left;
     }
     this.closed = true;
-    this.pending = [];
-    this.head = 0;
-    this.pendingByExec.clear();
+    this.pending.clear();
     this.reapUpdates.clear();
     this.db.close();
   }

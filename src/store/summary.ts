@@ -8,35 +8,47 @@ export type ExitEnrichment = Pick<Enriched, 'execId' | 'parentExecId' | 'ppid' |
   entry: Pick<ProcessEntry, 'filename' | 'argv' | 'argsRedacted' | 'uid' | 'cgroupId' | 'startNs'>;
 };
 
-/** The summary of a process exit, from the exit event and the table's enrichment of it. */
-export function exitSummary(ev: ExitEvent, en: ExitEnrichment): ExitSummary {
+/** The summary of a process exit, from the exit event and the table's enrichment of it. With
+ *  `into`, that object is filled and returned instead of a new one: Store.recordExit copies what
+ *  it is given, so a caller recording exit after exit can reuse one summary (the agent does). */
+export function exitSummary(ev: ExitEvent, en: ExitEnrichment, into: ExitSummary = blankSummary()): ExitSummary {
   const e = en.entry;
   const u = ev.usage;
+  const s = into;
+  s.execId = en.execId;
+  s.pid = ev.pid;
+  s.ppid = en.ppid;
+  s.parentExecId = en.parentExecId;
+  s.comm = en.comm;
+  s.filename = e.filename;
+  s.args = e.argv === null ? null : e.argv.map((k) => k.text);
+  s.argsRedacted = e.argsRedacted;
+  s.uid = e.uid;
+  s.cgroupId = e.cgroupId;
+  s.startNs = e.startNs;
+  s.exitNs = ev.ktimeNs;
+  s.durationNs = en.durationNs ?? ev.ktimeNs - e.startNs;
+  s.exitCode = ev.exitCode;
+  s.signal = ev.signal;
+  s.coreDumped = ev.coreDumped;
+  s.cpuNs = u.cpuNs;
+  s.utimeNs = u.utimeNs;
+  s.stimeNs = u.stimeNs;
+  s.maxRssKb = u.maxRssKb;
+  s.readBytes = u.readBytes;
+  s.writeBytes = u.writeBytes;
+  s.minflt = u.minflt;
+  s.majflt = u.majflt;
+  s.zombieNs = null;
+  s.recordedAt = undefined;
+  return s;
+}
+
+/** An empty summary, every field present (one shape for all of them). */
+export function blankSummary(): ExitSummary {
   return {
-    execId: en.execId,
-    pid: ev.pid,
-    ppid: en.ppid,
-    parentExecId: en.parentExecId,
-    comm: en.comm,
-    filename: e.filename,
-    args: e.argv === null ? null : e.argv.map((k) => k.text),
-    argsRedacted: e.argsRedacted,
-    uid: e.uid,
-    cgroupId: e.cgroupId,
-    startNs: e.startNs,
-    exitNs: ev.ktimeNs,
-    durationNs: en.durationNs ?? ev.ktimeNs - e.startNs,
-    exitCode: ev.exitCode,
-    signal: ev.signal,
-    coreDumped: ev.coreDumped,
-    cpuNs: u.cpuNs,
-    utimeNs: u.utimeNs,
-    stimeNs: u.stimeNs,
-    maxRssKb: u.maxRssKb,
-    readBytes: u.readBytes,
-    writeBytes: u.writeBytes,
-    minflt: u.minflt,
-    majflt: u.majflt,
-    zombieNs: null,
+    execId: '', pid: 0, ppid: 0, parentExecId: null, comm: '', filename: null, args: null, argsRedacted: false, uid: null, cgroupId: null,
+    startNs: 0n, exitNs: 0n, durationNs: 0n, exitCode: null, signal: null, coreDumped: false, cpuNs: 0, utimeNs: 0, stimeNs: 0, maxRssKb: 0,
+    readBytes: 0, writeBytes: 0, minflt: 0, majflt: 0, zombieNs: null, recordedAt: undefined,
   };
 }

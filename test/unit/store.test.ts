@@ -480,6 +480,64 @@ describe('Store: failures', () => {
     expect(s.stats().reapsUnmatched).toBe(1);
   });
 
+  it('dropping thousands of rows keeps every reap on its own row (the buffer is compacted under them)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 400 }), fc.integer({ min: 0, max: 4000 }), fc.array(fc.nat(), { maxLength: 40 }), (max, n, reapPicks) => {
+        const s = Store.open(join(dir, `drops-${Math.random()}.db`), { retention: { maxAgeMs: 0, maxRows: 0 }, flushIntervalMs: 200, maxPendingRows: max });
+        try {
+          const kept = Math.min(n, max);
+          const reaped = new Map<number, bigint>();
+          const reap = (i: number) => {
+            if (reaped.has(i)) return;
+            if (i >= n - kept) reaped.set(i, BigInt(i) * 3n + 1n); // a dropped row's reap matches nothing
+            s.recordReap(`e${i}`, BigInt(i) * 3n + 1n);
+          };
+          for (let i = 0; i < n; i++) {
+            s.recordExit(summary(i));
+            if (reapPicks.includes(i)) reap(i); // at once: a row some of which are dropped later
+          }
+          // and after every drop: rows added before the compactions, found through them
+          for (const pick of reapPicks) if (n > 0) reap(n - 1 - (pick % n));
+          expect(s.stats()).toMatchObject({ pendingRows: kept, dropped: n - kept });
+          expect(s.flush().committed).toBe(kept);
+          const rows = s.queryExits({ limit: 1000 }).sort((a, b) => a.id - b.id);
+          expect(rows.map((r) => r.execId)).toEqual(Array.from({ length: kept }, (_, k) => `e${n - kept + k}`));
+          for (const r of rows) expect(r.zombieNs).toBe(reaped.get(Number(r.execId.slice(1))) ?? null);
+        } finally {
+          s.close();
+        }
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it('a reap finds its row after the buffer was compacted under it', () => {
+    // 100 rows at most: the 1124th exit drops the 1024th row, which compacts the buffer while
+    // rows 1024..1122 wait; each of them is then reaped through the moved index
+    const s = open(undefined, { maxPendingRows: 100 });
+    for (let i = 0; i < 1124; i++) s.recordExit(summary(i));
+    expect(s.stats()).toMatchObject({ pendingRows: 100, dropped: 1024 });
+    for (let i = 1024; i < 1124; i++) s.recordReap(`e${i}`, BigInt(i));
+    expect(s.flush().committed).toBe(100);
+    const rows = s.queryExits({ limit: 1000 });
+    expect(rows.every((r) => r.zombieNs === BigInt(r.execId.slice(1)))).toBe(true);
+    expect(s.stats().reapsUnmatched).toBe(0);
+  });
+
+  it('recordExit copies the summary: the caller may reuse the object at once', () => {
+    const s = open();
+    const scratch = summary(1);
+    s.recordExit(scratch);
+    Object.assign(scratch, summary(2), { comm: 'changed', args: ['x'] });
+    s.recordExit(scratch);
+    s.flush();
+    const rows = s.queryExits({ limit: 10 }).sort((a, b) => a.id - b.id);
+    expect(rows.map((r) => [r.execId, r.comm, r.args])).toEqual([
+      ['e1', 'odd', ['true', '1']],
+      ['e2', 'changed', ['x']],
+    ]);
+  });
+
   it('a malformed summary is rejected alone; the rest of the batch is stored', () => {
     const s = open();
     s.recordExit(summary(1));
