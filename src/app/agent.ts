@@ -178,7 +178,10 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
       if (s.kind === 'exit') {
         try {
           gStore.inject();
-          store.recordExit(exitSummary(s.ev, s.en, summaryScratch));
+          const summary = exitSummary(s.ev, s.en, summaryScratch);
+          // its reap, when it waits in the same batch (ExitBatch.pairReaps)
+          summary.zombieNs = s.en.zombieNs ?? null;
+          store.recordExit(summary);
         } catch (e) {
           gStore.fail(e);
         }
@@ -191,7 +194,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
             gResources.fail(e);
           }
         }
-      } else {
+      } else if (!s.paired) {
         try {
           gStore.inject();
           store.recordReap(s.en.execId, s.en.zombieNs!);

@@ -47,6 +47,9 @@ const blankUsage = (): ExitUsage => ({ cpuNs: 0, utimeNs: 0, stimeNs: 0, maxRssK
 /** One waiting exit or reap. A slot is reused batch after batch; read it only inside apply. */
 export class ExitSlot {
   kind: 'exit' | 'reap' = 'exit';
+  /** a reap whose exit waits in the same batch: that exit's slot carries its zombie time
+   *  (en.zombieNs), so the store writes the row whole and this reap needs no update */
+  paired = false;
   /** the exit event, copied (of a reap, only pid is set) */
   readonly ev: ExitEvent = {
     type: 'exit', ktimeNs: 0n, seq: 0n, cpu: 0, flags: 0, pid: 0, tid: 0, ppid: 0, startNs: 0n, status: 0,
@@ -61,6 +64,7 @@ export class ExitSlot {
     const h = this.en;
     h.execId = en.execId;
     h.zombieNs = en.zombieNs;
+    this.paired = false;
     this.ev.pid = ev.pid;
     if (ev.type !== 'exit') {
       this.kind = 'reap';
@@ -129,6 +133,10 @@ export interface ExitBatchOptions {
   ticker?: Pick<Ticker, 'every'>;
 }
 
+/** How far before its reap an exit is looked for (pairReaps): a process's exit and reap are
+ *  a few records apart, however many processes end at once. */
+const PAIR_WINDOW = 64;
+
 export class ExitBatch {
   private readonly slots: ExitSlot[] = [];
   private n = 0;
@@ -191,6 +199,7 @@ export class ExitBatch {
     const n = this.n;
     if (n === 0) return;
     const { apply } = this.opts;
+    this.pairReaps(n);
     for (let i = 0; i < n; i++) {
       const s = this.slots[i]!;
       try {
@@ -206,6 +215,27 @@ export class ExitBatch {
     if (this.slots.length > 2 * n && this.slots.length > 64) this.slots.length = Math.max(64, n);
     this.opts.done();
   };
+
+  /** Gives each exit waiting here the zombie time of its reap, when that waits here too (nearly
+   *  always: a parent reaps its child within milliseconds), and marks the reap paired. The store
+   *  then writes the row whole and keeps no index of rows still to reap (store/pending.ts). The
+   *  exit is looked for among the PAIR_WINDOW slots before its reap. */
+  private pairReaps(n: number): void {
+    const slots = this.slots;
+    for (let i = 1; i < n; i++) {
+      const r = slots[i]!;
+      if (r.kind !== 'reap') continue;
+      for (let j = i - 1; j >= 0 && j >= i - PAIR_WINDOW; j--) {
+        const x = slots[j]!;
+        if (x.kind !== 'exit' || x.en.execId !== r.en.execId) continue;
+        if (x.en.zombieNs === undefined && r.en.zombieNs !== undefined) {
+          x.en.zombieNs = r.en.zombieNs;
+          r.paired = true;
+        }
+        break;
+      }
+    }
+  }
 
   /** Applies what waits; later pushes are applied at once. */
   close(): void {

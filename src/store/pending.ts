@@ -17,7 +17,9 @@ export class PendingRows {
   private values: unknown[] = [];
   private head = 0;
   private end = 0;
-  /** exec_id → absolute row index: a reap finds its buffered row */
+  /** exec_id → absolute row index of the rows still to reap: a reap finds its buffered row. The
+   *  agent's rows mostly come with their reap already (ExitBatch.pairReaps), and then this map
+   *  stays empty instead of being refilled and cleared every flush. */
   private readonly byExec = new Map<string, number>();
 
   constructor(
@@ -42,9 +44,10 @@ export class PendingRows {
     return this.end * this.width;
   }
 
-  /** The row bound at nextAt is whole: it waits from now on. */
-  added(execId: string): void {
-    this.byExec.set(execId, this.end);
+  /** The row bound at nextAt is whole: it waits from now on. `reapable`: a reap may still come
+   *  for it (its zombie time is not known yet), so it is indexed by its exec_id. */
+  added(execId: string, reapable: boolean): void {
+    if (reapable) this.byExec.set(execId, this.end);
     this.end++;
   }
 

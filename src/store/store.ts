@@ -338,7 +338,7 @@ export class Store {
       this.log?.warn({ err: (e as Error).message, execId: String(summary.execId) }, 'store: malformed exit summary not stored');
       return;
     }
-    this.pending.added(summary.execId);
+    this.pending.added(summary.execId, summary.zombieNs === null || summary.zombieNs === undefined);
     if (this.flushTimer === null) this.armFlush();
   }
 

@@ -7,6 +7,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bpfEnabled, marker, run, sleep } from './helpers.js';
 import { boottimeNs } from '../../src/kernel/index.js';
@@ -246,6 +247,28 @@ describe.skipIf(!bpfEnabled)('agent: unwatched delivery, readers drain first', (
   afterAll(async () => {
     agent?.kill('SIGTERM');
     await exited(agent);
+  });
+
+  it('stored exits carry their zombie time: a reap in the same batch as its exit, and one 200 ms later', async () => {
+    // two children: one reaped at once (its exit and reap reach the store together), one left a
+    // zombie for 200 ms (its reap comes in a later batch and updates the row)
+    const script = 'my $a = fork(); if (!$a) { exit 0 } waitpid($a, 0); my $b = fork(); if (!$b) { exit 3 } select(undef, undef, undef, 0.2); waitpid($b, 0);';
+    const { pid } = await run('perl', ['-e', script, marker()]);
+    const db = new Database(p.db, { readonly: true });
+    try {
+      let rows: Array<{ exit_code: number; zombie_ns: bigint | null }> = [];
+      const q = db.prepare('SELECT exit_code, zombie_ns FROM process_exits WHERE ppid = ? ORDER BY id').safeIntegers(true);
+      await until(() => {
+        rows = (q.all(pid) as Array<{ exit_code: bigint; zombie_ns: bigint | null }>).map((r) => ({ exit_code: Number(r.exit_code), zombie_ns: r.zombie_ns }));
+        return rows.length === 2 && rows.every((r) => r.zombie_ns !== null);
+      }, 5000);
+      expect(rows.map((r) => r.exit_code)).toEqual([0, 3]);
+      expect(Number(rows[0]!.zombie_ns) / 1e6).toBeLessThan(100);
+      expect(Number(rows[1]!.zombie_ns) / 1e6).toBeGreaterThan(180);
+      expect(Number(rows[1]!.zombie_ns) / 1e6).toBeLessThan(400);
+    } finally {
+      db.close();
+    }
   });
 
   it('a request sees a process born a moment ago, and a zombie, with the next timed drain 10 s away', async () => {

@@ -38,6 +38,29 @@ function batch(maxEvents = 4, intervalMs: number | (() => number) = 200, ticker?
 }
 
 describe('ExitBatch', () => {
+  it('pairs each reap with its exit waiting in the same batch: the exit carries the zombie time, the reap is marked', () => {
+    const seen: string[] = [];
+    const b = new ExitBatch({ intervalMs: () => 1000, maxEvents: 1000, apply: (s) => seen.push(`${s.kind}:${s.en.execId}:${s.paired}:${s.en.zombieNs}`), done: () => {} });
+    const exitEn = (pid: number): Enriched => ({ ...en(pid), zombieNs: undefined });
+    const reapEn = (pid: number, z: bigint): Enriched => ({ ...en(pid), zombieNs: z });
+    b.push(ev('exit', 1), exitEn(1));
+    b.push(ev('exit', 2), exitEn(2));
+    b.push(ev('reap', 2), reapEn(2, 20n));
+    b.push(ev('reap', 3), reapEn(3, 30n)); // its exit was in an earlier batch
+    b.push(ev('reap', 1), reapEn(1, 10n));
+    // an exit PAIR_WINDOW (64) slots or more before its reap is not looked for: the reap updates
+    b.push(ev('exit', 4), exitEn(4));
+    for (let i = 0; i < 64; i++) b.push(ev('exit', 100 + i), exitEn(100 + i));
+    b.push(ev('reap', 4), reapEn(4, 40n));
+    b.flush();
+    expect(seen.slice(0, 6)).toEqual(['exit:e1:false:10', 'exit:e2:false:20', 'reap:e2:true:20', 'reap:e3:false:30', 'reap:e1:true:10', 'exit:e4:false:undefined']);
+    expect(seen.at(-1)).toBe('reap:e4:false:40');
+    // slots are reused: a paired mark does not outlive its batch
+    b.push(ev('reap', 2), reapEn(2, 21n));
+    b.flush();
+    expect(seen.at(-1)).toBe('reap:e2:false:21');
+  });
+
   it('with a ticker: applied at its tick (one timer shared with the sweeps), an interval changed by a reload is taken at the next batch', () => {
     vi.useFakeTimers();
     const ticker = new Ticker();
