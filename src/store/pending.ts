@@ -51,11 +51,13 @@ export class PendingRows {
     this.end++;
   }
 
-  /** Sets the zombie column of execId's waiting row; false when none waits. */
+  /** Sets the zombie column of execId's waiting row; false when none waits to be reaped. The
+   *  kernel reaps once: a second reap finds nothing here, as for a stored row (first wins). */
   reap(execId: string, zombie: unknown): boolean {
     const row = this.byExec.get(execId);
     if (row === undefined) return false;
     this.values[row * this.width + this.zombieColumn] = zombie;
+    this.byExec.delete(execId);
     return true;
   }
 

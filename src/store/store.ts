@@ -330,15 +330,18 @@ export class Store {
       this.dropped++;
       return;
     }
-    if (this.pending.size >= this.maxPending) this.dropOldest();
+    const at = this.pending.nextAt;
     try {
-      bindSummary(this.pending.buffer, this.pending.nextAt, summary, summary.recordedAt ?? this.now());
+      bindSummary(this.pending.buffer, at, summary, summary.recordedAt ?? this.now());
     } catch (e) {
+      this.pending.buffer.fill(null, at, at + COLUMNS.length); // what the bind got to keeps nothing
       this.rejected++;
       this.log?.warn({ err: (e as Error).message, execId: String(summary.execId) }, 'store: malformed exit summary not stored');
       return;
     }
     this.pending.added(summary.execId, summary.zombieNs === null || summary.zombieNs === undefined);
+    // full: the oldest goes, after the new row is whole (a malformed one displaces nothing)
+    if (this.pending.size > this.maxPending) this.dropOldest();
     if (this.flushTimer === null) this.armFlush();
   }
 

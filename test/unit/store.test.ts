@@ -538,6 +538,19 @@ describe('Store: failures', () => {
     ]);
   });
 
+  it('a malformed summary into a full buffer displaces no row; a second reap of a row loses to the first', () => {
+    const s = open(undefined, { maxPendingRows: 2 });
+    s.recordExit(summary(1));
+    s.recordExit(summary(2));
+    s.recordExit({ ...summary(3), pid: 'x' as unknown as number });
+    expect(s.stats()).toMatchObject({ pendingRows: 2, dropped: 0, rejected: 1 });
+    s.recordReap('e1', 5n);
+    s.recordReap('e1', 6n);
+    expect(s.flush().committed).toBe(2);
+    expect(s.queryExits({ execId: 'e1', limit: 1 })[0]!.zombieNs).toBe(5n);
+    expect(s.stats().reapsUnmatched).toBe(1);
+  });
+
   it('a malformed summary is rejected alone; the rest of the batch is stored', () => {
     const s = open();
     s.recordExit(summary(1));
