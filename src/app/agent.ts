@@ -178,10 +178,7 @@ async function start(plainOpts: LoadConfigOptions, startupBundle: StagedBundle |
       if (s.kind === 'exit') {
         try {
           gStore.inject();
-          const summary = exitSummary(s.ev, s.en, summaryScratch);
-          // its reap, when it waits in the same batch (ExitBatch.pairReaps)
-          summary.zombieNs = s.en.zombieNs ?? null;
-          store.recordExit(summary);
+          store.recordExit(exitSummary(s.ev, s.en, summaryScratch));
         } catch (e) {
           gStore.fail(e);
         }

@@ -44,6 +44,12 @@ export class PendingRows {
     return this.end * this.width;
   }
 
+  /** A bind at nextAt failed half-way: what it wrote keeps no strings alive. */
+  abandon(): void {
+    const at = this.nextAt;
+    this.values.fill(null, at, at + this.width);
+  }
+
   /** The row bound at nextAt is whole: it waits from now on. `reapable`: a reap may still come
    *  for it (its zombie time is not known yet), so it is indexed by its exec_id. */
   added(execId: string, reapable: boolean): void {

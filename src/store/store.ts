@@ -330,11 +330,10 @@ export class Store {
       this.dropped++;
       return;
     }
-    const at = this.pending.nextAt;
     try {
-      bindSummary(this.pending.buffer, at, summary, summary.recordedAt ?? this.now());
+      bindSummary(this.pending.buffer, this.pending.nextAt, summary, summary.recordedAt ?? this.now());
     } catch (e) {
-      this.pending.buffer.fill(null, at, at + COLUMNS.length); // what the bind got to keeps nothing
+      this.pending.abandon();
       this.rejected++;
       this.log?.warn({ err: (e as Error).message, execId: String(summary.execId) }, 'store: malformed exit summary not stored');
       return;

@@ -4,7 +4,7 @@ import type { Enriched, ProcessEntry } from '../process/index.js';
 import type { ExitSummary } from './types.js';
 
 /** What a summary reads of the table's enrichment: an Enriched, or a copy of these fields. */
-export type ExitEnrichment = Pick<Enriched, 'execId' | 'parentExecId' | 'ppid' | 'comm' | 'durationNs'> & {
+export type ExitEnrichment = Pick<Enriched, 'execId' | 'parentExecId' | 'ppid' | 'comm' | 'durationNs' | 'zombieNs'> & {
   entry: Pick<ProcessEntry, 'filename' | 'argv' | 'argsRedacted' | 'uid' | 'cgroupId' | 'startNs'>;
 };
 
@@ -39,7 +39,8 @@ export function exitSummary(ev: ExitEvent, en: ExitEnrichment, into: ExitSummary
   s.writeBytes = u.writeBytes;
   s.minflt = u.minflt;
   s.majflt = u.majflt;
-  s.zombieNs = null;
+  // known when the reap came with the exit (the agent's exit batch pairs them); else set later
+  s.zombieNs = en.zombieNs ?? null;
   s.recordedAt = undefined;
   return s;
 }
