@@ -52,17 +52,43 @@ export function triggerField(t: Trigger, name: string): Value | undefined {
 export class Scope implements EvalScope {
   // A tree asks for a handful of names at most, so the caches are flat arrays of (name, value)
   // searched in order, not Maps: a storm's firing made two Maps per exec (4 % of what the agent
-  // allocated at 200 exec/s).
+  // allocated at 200 exec/s). The first entry of each is held in fields, and an array is made
+  // only for a second: a storm's firing asks for one name and one figure, and its two arrays
+  // were still ~3 % of what the agent allocated at 200 exec/s (bench/README.md, "Session 25").
+  private cacheName: string | null = null;
+  private cacheVal: Value | undefined = undefined;
   private cache: (string | Value | undefined)[] | null = null;
   private procDone = false;
   private procVal: ProcFact | null = null;
-  /** largest window asked of each figure family, for evidence: (fn, ms) pairs, on first use */
+  /** largest window asked of each figure family, for evidence: the first (fn, ms) in fields,
+   *  further pairs in an array, on first use */
+  private windowFn: string | null = null;
+  private windowMs = 0;
   private windows: (string | number)[] | null = null;
 
   windowFor(fn: string): number | undefined {
+    if (this.windowFn === fn) return this.windowMs;
     const w = this.windows;
     if (w !== null) for (let i = 0; i < w.length; i += 2) if (w[i] === fn) return w[i + 1] as number;
     return undefined;
+  }
+
+  /** Keeps the largest window asked of figure family `fn`. */
+  private noteWindow(fn: string, ms: number): void {
+    if (this.windowFn === null) {
+      this.windowFn = fn;
+      this.windowMs = ms;
+      return;
+    }
+    if (this.windowFn === fn) {
+      if (ms > this.windowMs) this.windowMs = ms;
+      return;
+    }
+    const w = (this.windows ??= []);
+    let i = 0;
+    while (i < w.length && w[i] !== fn) i += 2;
+    if (i === w.length) w.push(fn, ms);
+    else if (ms > (w[i + 1] as number)) w[i + 1] = ms;
   }
 
   constructor(
@@ -100,10 +126,14 @@ export class Scope implements EvalScope {
     // a count limited for a comparison is not the figure an explanation shows: not cached by name
     // (the history remembers its last count itself)
     if (ref.countLimit !== undefined) return this.compute(ref);
-    const c = (this.cache ??= []);
-    for (let i = 0; i < c.length; i += 2) if (c[i] === ref.name) return c[i + 1] as Value | undefined;
+    if (this.cacheName === ref.name) return this.cacheVal;
+    const c = this.cache;
+    if (c !== null) for (let i = 0; i < c.length; i += 2) if (c[i] === ref.name) return c[i + 1] as Value | undefined;
     const v = this.compute(ref);
-    c.push(ref.name, v);
+    if (this.cacheName === null) {
+      this.cacheName = ref.name;
+      this.cacheVal = v;
+    } else (this.cache ??= []).push(ref.name, v);
     return v;
   }
 
@@ -112,11 +142,7 @@ export class Scope implements EvalScope {
     const f = this.engine.facts();
     if (name === 'exec_id' || name.startsWith('proc.')) return procField(name, this.proc(), f.processes, this.trigger.tNs);
     if (ref.fn) {
-      const w = (this.windows ??= []);
-      let i = 0;
-      while (i < w.length && w[i] !== ref.fn) i += 2;
-      if (i === w.length) w.push(ref.fn, ref.windowMs!);
-      else if (ref.windowMs! > (w[i + 1] as number)) w[i + 1] = ref.windowMs!;
+      this.noteWindow(ref.fn, ref.windowMs!);
       return this.figure(ref.fn, ref.windowMs!, ref.countLimit);
     }
     const now = f.clock.nowNs();
