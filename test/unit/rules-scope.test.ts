@@ -14,7 +14,7 @@ const proc = (execId: string, comm: string, parentExecId: string | null): ProcFa
 });
 
 function host() {
-  const calls = { get: 0, execs: 0, failures: 0 };
+  const calls = { facts: 0, get: 0, execs: 0, failures: 0 };
   const procs = new Map([['c1', proc('c1', 'child', 'p1')], ['p1', proc('p1', 'parent', null)]]);
   const processes = {
     byPid: () => null,
@@ -34,7 +34,15 @@ function host() {
       return (toMs - fromMs) / 2;
     },
   } as unknown as History;
-  const h: ScopeHost = { facts: () => ({ processes, clock: { nowNs: () => 0n, nowMs: () => 0 } as never }), history };
+    // every computed name asks for the facts once: a name served from a cache does not
+  const facts = { processes, clock: { nowNs: () => 0n, nowMs: () => 0 } as never };
+  const h: ScopeHost = {
+    facts: () => {
+      calls.facts++;
+      return facts;
+    },
+    history,
+  };
   return { h, calls };
 }
 
@@ -49,9 +57,12 @@ describe('Scope caches', () => {
     const names = ['proc.comm', 'proc.parent_comm', 'proc.pid', 'proc.parent_exec_id'];
     const first = names.map((n) => s.value(ref(n)));
     expect(first).toEqual(['child', 'parent', 10, 'p1']);
+    const asked = calls.facts;
     const gets = calls.get;
     expect(names.map((n) => s.value(ref(n)))).toEqual(first);
-    expect(calls.get).toBe(gets); // nothing asked again: every name came from a cache
+    // nothing computed again: the first name from the fields, the rest from the array
+    expect(calls.facts).toBe(asked);
+    expect(calls.get).toBe(gets);
   });
 
   it('keeps the largest window of each figure family, the first family and the later ones', () => {
