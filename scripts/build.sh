@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build everything: BPF objects (clang -target bpf, CO-RE), TypeScript decoders generated from
-# the objects' BTF, the N-API addon (node-gyp against the runtime's headers), the TypeScript, and
-# the dashboard's bundle (web/dist).
+# the objects' BTF, the N-API addon (node-gyp against the runtime's headers), the TypeScript, its
+# bundle (dist/pack, what bin/patrol runs), and the dashboard's bundle (web/dist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/runtime.sh
@@ -24,6 +24,8 @@ if [ ! -f $addon ] || [ -n "$(find native/src native/binding.gyp -newer $addon 2
 fi
 log "typescript"
 npx --no-install tsc -p tsconfig.json
+log "bundle (dist → dist/pack, esbuild: what bin/patrol runs)"
+node scripts/bundle.mjs
 log "dashboard (web/ → web/dist, esbuild)"
 npx --no-install tsc -p web/tsconfig.json
 node web/build.mjs

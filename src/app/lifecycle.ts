@@ -1,6 +1,5 @@
 // Wires the lifecycle stream: BPF sensor → framed batches → decodeBatch → SeqTracker →
 // ProcessTable → sink, and owns the loss accounting across those stages.
-import { fileURLToPath } from 'node:url';
 import type { Logger } from '../shared/log.js';
 import { EVENT_TYPES, type Accounting, type EventType, type LifecycleEvent } from '../shared/events.js';
 import { DEFAULT_PULL_POLICY, Sensor, boottimeNs, native, probeKernel, type ProbeResult, type RingStats, type SensorSpec } from '../kernel/index.js';
@@ -19,11 +18,12 @@ import { DEFAULT_DEAD_MAX, PATH_PROBE_HOLD_NS, PathProbeMarker, ProcessTable, re
 import { ConsumerGuard, type ConsumerFaults } from './consumers.js';
 import { OverlapDedupe } from './overlap.js';
 import type { Tick, Ticker } from './ticker.js';
+import { projectPath } from '../shared/paths.js';
 
 /** What paces the unwatched drains: the agent's Ticker. */
 export type Pacer = Pick<Ticker, 'every'>;
 
-export const LIFECYCLE_OBJECT = fileURLToPath(new URL('../../bpf/.output/lifecycle.bpf.o', import.meta.url));
+export const LIFECYCLE_OBJECT = projectPath('bpf', '.output', 'lifecycle.bpf.o');
 
 export interface LifecycleConfig {
   /** argv bytes copied per exec (kernel cap 32768) */

@@ -2,7 +2,6 @@
 // tailed log files, and the lifecycle/state streams into the engine; adapts the process table,
 // the state tracker and (when present) the check engine's alerts to src/rules' interfaces.
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from '../shared/log.js';
 import type { LifecycleEvent, StateStreamEvent } from '../shared/events.js';
 import type { DeadFields, Enriched, ProcessEntry, ProcessTable, StuckD, ZombieInfo } from '../process/index.js';
@@ -30,9 +29,10 @@ import {
   type WindowFacts,
   type WriterFigure,
 } from '../rules/index.js';
+import { projectPath } from '../shared/paths.js';
 
 /** The pack shipped in rules/ (dist/app/rules.js and src/app/rules.ts are both two levels down). */
-export const BUILTIN_RULES_DIR = fileURLToPath(new URL('../../rules', import.meta.url));
+export const BUILTIN_RULES_DIR = projectPath('rules');
 
 export interface RulesConfig {
   /** rule file or directory; null = the built-in pack */

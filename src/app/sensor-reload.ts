@@ -15,7 +15,6 @@
 //      closes.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from '../shared/log.js';
 import { sha256Hex, versionOf } from '../shared/canonical.js';
 import { GENERATION_ALL, SensorReloadError, boottimeNs, native, type Sensor } from '../kernel/index.js';
@@ -23,8 +22,9 @@ import type { AgentConfig } from './config.js';
 import { LifecyclePipeline } from './lifecycle.js';
 import type { StatePipeline } from './states.js';
 import type { SensorObjectReport, SensorsPartReport, SensorsReloader } from './reload.js';
+import { projectPath } from '../shared/paths.js';
 
-export const BUILTIN_BPF_DIR = fileURLToPath(new URL('../../bpf/.output', import.meta.url));
+export const BUILTIN_BPF_DIR = projectPath('bpf', '.output');
 
 /** File names of the sensors' objects in agent.bpf_dir. */
 export const OBJECT_FILES = { lifecycle: 'lifecycle.bpf.o', state: 'state.bpf.o' } as const;

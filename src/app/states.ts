@@ -1,14 +1,14 @@
 // Wires the state sensor: BPF (task-storage accounting, transitions of interest) → its own ring
 // → decodeStateBatch → ProcessStates, plus a periodic sweep of the st_snapshot iterator.
-import { fileURLToPath } from 'node:url';
 import type { Logger } from '../shared/log.js';
 import type { StateStreamEvent } from '../shared/events.js';
 import { Sensor, boottimeNs, native, type SensorSpec } from '../kernel/index.js';
 import { SeqTracker, STATE_LAYOUT, STATE_OPS, decodePerCpuU64, decodeStateBatch, decodeStateCounters, decodeThreadSnaps, patchRodataVars } from '../wire/index.js';
 import { ProcessStates, type ProcessTable } from '../process/index.js';
 import { Ticker, type Tick } from './ticker.js';
+import { projectPath } from '../shared/paths.js';
 
-export const STATE_OBJECT = fileURLToPath(new URL('../../bpf/.output/state.bpf.o', import.meta.url));
+export const STATE_OBJECT = projectPath('bpf', '.output', 'state.bpf.o');
 
 export interface StateConfig {
   /** leaving D after this long is reported; ongoing D this long is "stuck" (default 1 s) */

@@ -1,8 +1,8 @@
 // The only file that touches the N-API addon. Everything above it sees typed functions.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { PatrolError } from '../shared/errors.js';
+import { projectPath } from '../shared/paths.js';
 
 export type BpfObject = { readonly __brand: 'BpfObject' };
 export type BpfLink = { readonly __brand: 'BpfLink' };
@@ -166,7 +166,7 @@ export interface FdWatchHandle {
   close(): void;
 }
 
-export const ADDON_PATH = fileURLToPath(new URL('../../native/build/Release/patrol_native.node', import.meta.url));
+export const ADDON_PATH = projectPath('native', 'build', 'Release', 'patrol_native.node');
 
 let cached: NativeAddon | undefined;
 

@@ -21,7 +21,8 @@ const httpHasWebSocket = 'WebSocket' in (createRequire(import.meta.url)('node:ht
 
 describe.skipIf(!httpHasWebSocket)('module footprint (reads dist/: scripts/build.sh first)', () => {
   it('the agent and the API load no undici and no web streams', () => {
-    for (const file of [dist('app/agent.js'), dist('api/index.js'), dist('cli/client.js')]) {
+    // tsc's output, and the bundle bin/patrol runs (scripts/bundle.mjs)
+    for (const file of [dist('app/agent.js'), dist('api/index.js'), dist('cli/client.js'), dist('pack/agent.js')]) {
       const loaded = internalsLoadedBy(file);
       expect(loaded.length, file).toBeGreaterThan(10); // the probe itself works: fastify, sqlite, ...
       expect(loaded.filter((m) => /undici|webstreams/.test(m)), file).toEqual([]);

@@ -2,11 +2,11 @@
 // into memory. Only these names are served, so no request path ever reaches the filesystem.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { PatrolError } from '../../shared/errors.js';
+import { projectPath } from '../../shared/paths.js';
 
-/** dist/cli/dashboard/assets.js → web/dist */
-export const WEB_ROOT = fileURLToPath(new URL('../../../web/dist/', import.meta.url));
+/** web/dist, with a trailing slash */
+export const WEB_ROOT = projectPath('web', 'dist') + '/';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
