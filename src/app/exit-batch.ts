@@ -23,6 +23,7 @@
 import type { ExitEvent, ExitUsage, KText, LifecycleEvent } from '../shared/events.js';
 import type { Enriched } from '../process/index.js';
 import type { Tick, Ticker } from './ticker.js';
+import { DOUBLE_ZERO } from '../shared/numbers.js';
 
 /** What an exit's store row and windows read of the table's enrichment (a copy). */
 export interface HeldEnrichment {
@@ -42,7 +43,11 @@ export interface HeldEnrichment {
   };
 }
 
-const blankUsage = (): ExitUsage => ({ cpuNs: 0, utimeNs: 0, stimeNs: 0, maxRssKb: 0, readBytes: 0, writeBytes: 0, rchar: 0, wchar: 0, minflt: 0, majflt: 0, nvcsw: 0, nivcsw: 0 });
+// doubles from the start: the decoder's usage objects share this shape (src/shared/numbers.ts)
+const blankUsage = (): ExitUsage => ({
+  cpuNs: DOUBLE_ZERO, utimeNs: DOUBLE_ZERO, stimeNs: DOUBLE_ZERO, maxRssKb: DOUBLE_ZERO, readBytes: DOUBLE_ZERO, writeBytes: DOUBLE_ZERO,
+  rchar: DOUBLE_ZERO, wchar: DOUBLE_ZERO, minflt: DOUBLE_ZERO, majflt: DOUBLE_ZERO, nvcsw: DOUBLE_ZERO, nivcsw: DOUBLE_ZERO,
+});
 
 /** One waiting exit or reap. A slot is reused batch after batch; read it only inside apply. */
 export class ExitSlot {

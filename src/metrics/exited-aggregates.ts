@@ -4,6 +4,7 @@
 // bounded by count: sub-windows × (2 × KEPT_PER_SLOT records + MAX_CELLS_PER_SLOT cells).
 import { NO_CGROUP, joinCgroupId, splitCgroupId } from './cgroup-id.js';
 import type { ExitedRecord } from './exited.js';
+import { DOUBLE_ZERO } from '../shared/numbers.js';
 
 /** Records kept whole per sub-window, by CPU time and again by peak RSS. */
 export const KEPT_PER_SLOT = 8;
@@ -250,9 +251,11 @@ function findCell(slot: Slot, comm: string, cgHi: number, cgLo: number): Aggrega
 }
 
 function newCell(comm: string, cgroupId: bigint | null): AggregateCell {
+  // sums and maxima as doubles from the start (src/shared/numbers.ts)
+  const z = DOUBLE_ZERO;
   return {
-    comm, cgroupId, count: 0, cpuNs: 0, weightS: 0, cpuPctSum: 0, cpuPctMax: 0, lastT: -Infinity, lastPct: 0, rssMaxBytes: 0,
-    readBytes: 0, writeBytes: 0, readRateSum: 0, writeRateSum: 0, readRateMax: 0, writeRateMax: 0,
+    comm, cgroupId, count: 0, cpuNs: z, weightS: z, cpuPctSum: z, cpuPctMax: z, lastT: -Infinity, lastPct: z, rssMaxBytes: z,
+    readBytes: z, writeBytes: z, readRateSum: z, writeRateSum: z, readRateMax: z, writeRateMax: z,
   };
 }
 

@@ -7,6 +7,7 @@
 import { joinCgroupId, splitCgroupId } from './cgroup-id.js';
 import { ExitAggregates, type AggregateCell } from './exited-aggregates.js';
 import type { WindowFigures } from './series.js';
+import { DOUBLE_ZERO } from '../shared/numbers.js';
 
 /** The exit record's own totals, as `patrol top` shows them under `exit`. */
 export interface ExitFacts {
@@ -54,22 +55,23 @@ export class ExitInput {
   cgroupId: bigint | null = null;
   startNs = 0n;
   exitNs = 0n;
-  t0Ms = 0;
-  t1Ms = 0;
-  weightS = 0;
-  cpuNs = 0;
-  cpuMaxPct = 0;
-  cpuP95Pct = 0;
-  cpuLastPct = 0;
-  rssMaxBytes = 0;
-  rssAvgBytes = 0;
-  rssLastBytes = 0;
-  readBytes = 0;
-  writeBytes = 0;
-  exitCpuNs = 0;
-  exitMaxRssBytes = 0;
-  exitReadBytes = 0;
-  exitWriteBytes = 0;
+  // times, sums and sizes: doubles from the start (src/shared/numbers.ts)
+  t0Ms = DOUBLE_ZERO;
+  t1Ms = DOUBLE_ZERO;
+  weightS = DOUBLE_ZERO;
+  cpuNs = DOUBLE_ZERO;
+  cpuMaxPct = DOUBLE_ZERO;
+  cpuP95Pct = DOUBLE_ZERO;
+  cpuLastPct = DOUBLE_ZERO;
+  rssMaxBytes = DOUBLE_ZERO;
+  rssAvgBytes = DOUBLE_ZERO;
+  rssLastBytes = DOUBLE_ZERO;
+  readBytes = DOUBLE_ZERO;
+  writeBytes = DOUBLE_ZERO;
+  exitCpuNs = DOUBLE_ZERO;
+  exitMaxRssBytes = DOUBLE_ZERO;
+  exitReadBytes = DOUBLE_ZERO;
+  exitWriteBytes = DOUBLE_ZERO;
   exitCode: number | null = null;
   signal: number | null = null;
 }

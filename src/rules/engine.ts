@@ -24,6 +24,7 @@ import { evalGate, exitClass, type Gate } from './trigger-index.js';
 import { RuleIndex, type RuleProfile } from './rule-index.js';
 import { convert, type Value } from './units.js';
 import { PredictionLedger, predictionsIn } from './predictions.js';
+import { DOUBLE_ZERO } from '../shared/numbers.js';
 
 export interface EngineOptions {
   clock: RuleClock;
@@ -78,7 +79,8 @@ export class RuleEngine implements ScopeHost {
   private profileOf(r: CompiledRule): RuleProfile {
     let p = this.profiles.get(r.id);
     if (!p) {
-      p = { rule: r.id, source: r.source, evaluations: 0, patternMatches: 0, treeRuns: 0, matches: 0, timeNs: 0, maxNs: 0 };
+      // ns sums pass 2^30 within hours: doubles from the start (src/shared/numbers.ts)
+      p = { rule: r.id, source: r.source, evaluations: 0, patternMatches: 0, treeRuns: 0, matches: 0, timeNs: DOUBLE_ZERO, maxNs: DOUBLE_ZERO };
       this.profiles.set(r.id, p);
     }
     return p;

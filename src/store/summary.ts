@@ -2,6 +2,7 @@
 import type { ExitEvent } from '../shared/events.js';
 import type { Enriched, ProcessEntry } from '../process/index.js';
 import type { ExitSummary } from './types.js';
+import { DOUBLE_ZERO } from '../shared/numbers.js';
 
 /** What a summary reads of the table's enrichment: an Enriched, or a copy of these fields. */
 export type ExitEnrichment = Pick<Enriched, 'execId' | 'parentExecId' | 'ppid' | 'comm' | 'durationNs' | 'zombieNs'> & {
@@ -45,11 +46,12 @@ export function exitSummary(ev: ExitEvent, en: ExitEnrichment, into: ExitSummary
   return s;
 }
 
-/** An empty summary, every field present (one shape for all of them). */
+/** An empty summary, every field present (one shape for all of them; counters as doubles from the
+ *  start, src/shared/numbers.ts). */
 export function blankSummary(): ExitSummary {
   return {
     execId: '', pid: 0, ppid: 0, parentExecId: null, comm: '', filename: null, args: null, argsRedacted: false, uid: null, cgroupId: null,
-    startNs: 0n, exitNs: 0n, durationNs: 0n, exitCode: null, signal: null, coreDumped: false, cpuNs: 0, utimeNs: 0, stimeNs: 0, maxRssKb: 0,
-    readBytes: 0, writeBytes: 0, minflt: 0, majflt: 0, zombieNs: null, recordedAt: undefined,
+    startNs: 0n, exitNs: 0n, durationNs: 0n, exitCode: null, signal: null, coreDumped: false, cpuNs: DOUBLE_ZERO, utimeNs: DOUBLE_ZERO, stimeNs: DOUBLE_ZERO, maxRssKb: DOUBLE_ZERO,
+    readBytes: DOUBLE_ZERO, writeBytes: DOUBLE_ZERO, minflt: DOUBLE_ZERO, majflt: DOUBLE_ZERO, zombieNs: null, recordedAt: undefined,
   };
 }

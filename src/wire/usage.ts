@@ -7,6 +7,7 @@ import { LAYOUT, PT_TASK_USAGE_SIZE, PT_USAGE_KTHREAD, PT_USAGE_LEADER, PT_USAGE
 import { WireError } from './errors.js';
 import { fieldLength, fieldOffset } from './offsets.js';
 import { cstrText, u64b, u64n } from './text.js';
+import { DOUBLE_ZERO as Z } from '../shared/numbers.js';
 
 const at = (f: string) => fieldOffset(LAYOUT, 'pt_task_usage', f);
 const U = {
@@ -96,7 +97,8 @@ export class UsageSweepDecoder {
           s = {
             g: {
               pid, ppid: 0, startNs: u64b(buf, off + U.start), cgroupId: 0n, comm: cstrText(buf, off + U.comm, U.commLen), cpuNs: 0n,
-              readBytes: 0, writeBytes: 0, rchar: 0, wchar: 0, minflt: 0, majflt: 0, rssBytes: 0, peakRssBytes: 0, threads: 0, kthread: false, zombie: false,
+              // the sums as doubles from the start (src/shared/numbers.ts)
+              readBytes: Z, writeBytes: Z, rchar: Z, wchar: Z, minflt: Z, majflt: Z, rssBytes: Z, peakRssBytes: Z, threads: 0, kthread: false, zombie: false,
             },
             cpu: 0, madeCpu: 0, startLo: lo, startHi: hi, cgLo: 0, cgHi: 0,
             c0: buf.readUInt32LE(off + U.comm), c1: buf.readUInt32LE(off + U.comm + 4), c2: buf.readUInt32LE(off + U.comm + 8), c3: buf.readUInt32LE(off + U.comm + 12),
