@@ -31,7 +31,7 @@ import {
 } from '../rules/index.js';
 import { projectPath } from '../shared/paths.js';
 
-/** The pack shipped in rules/ (dist/app/rules.js and src/app/rules.ts are both two levels down). */
+/** The pack shipped in rules/ (from the project's root: src/shared/paths.ts). */
 export const BUILTIN_RULES_DIR = projectPath('rules');
 
 export interface RulesConfig {
